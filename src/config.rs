@@ -1,0 +1,45 @@
+//! Every limit and default of the analysis, in one place.
+//!
+//! Caps are per connection or per direction, never global across shards, so that a
+//! cap is hit (and reported) the same way whatever the thread count.
+
+/// Limits that bound memory and work. Each one, when exceeded, is counted and reported.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest capture record (pcap record or pcapng block) accepted, in bytes.
+    /// A larger length is taken as corruption of the file, not as a packet.
+    pub max_record_bytes: usize,
+    /// Bytes read from a capture file at a time (one reusable chunk).
+    pub chunk_bytes: usize,
+    /// Packets handed to the workers at a time.
+    pub batch_packets: usize,
+    /// TCP connections tracked at once (all shards together); beyond it the
+    /// longest-idle connections are evicted and counted.
+    pub max_connections: usize,
+    /// Out-of-order bytes held per direction of a connection, waiting for a hole to fill.
+    pub max_ooo_bytes: usize,
+    /// Out-of-order segments held per direction of a connection.
+    pub max_ooo_segments: usize,
+    /// Bytes of an HTTP Upgrade request or response head that are buffered while incomplete.
+    pub max_handshake_bytes: usize,
+    /// A segment further ahead of the expected sequence number than this is out of window.
+    pub max_seq_ahead: u32,
+    /// Capture time a closed connection (FIN both ways or RST) is kept for late segments.
+    pub closed_linger_ns: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_record_bytes: 16 << 20,
+            chunk_bytes: 4 << 20,
+            batch_packets: 16 * 1024,
+            max_connections: 1 << 20,
+            max_ooo_bytes: 1 << 20,
+            max_ooo_segments: 512,
+            max_handshake_bytes: 16 * 1024,
+            max_seq_ahead: 1 << 30,
+            closed_linger_ns: 120_000_000_000,
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Packet decode: link layer by link type, then IPv4/IPv6 and TCP with `etherparse`'s lax
+//! slicing, which keeps whatever a snapshot length left of a packet.
+//!
+//! A pure function from bytes to [`Decoded`]; it never fails the run: what it cannot use
+//! is classified so that it can be counted.
+
+use etherparse::{EtherType, IpNumber, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+
+/// LINKTYPE_* values (tcpdump.org link-layer header types).
+pub mod linktype {
+    pub const NULL: u16 = 0;
+    pub const ETHERNET: u16 = 1;
+    pub const RAW: u16 = 101;
+    pub const LOOP: u16 = 108;
+    pub const LINUX_SLL: u16 = 113;
+    pub const IPV4: u16 = 228;
+    pub const IPV6: u16 = 229;
+    pub const LINUX_SLL2: u16 = 276;
+    /// DLT_RAW as OpenBSD and some old writers put it in files.
+    pub const RAW_OPENBSD: u16 = 14;
+    pub const RAW_BSD: u16 = 12;
+}
+
+/// One endpoint: IPv4 addresses are stored IPv4-mapped in 16 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct Endpoint {
+    pub addr: [u8; 16],
+    pub port: u16,
+}
+
+impl Endpoint {
+    pub fn is_v4(&self) -> bool {
+        self.addr[..10] == [0; 10] && self.addr[10] == 0xff && self.addr[11] == 0xff
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_v4() {
+            let a = &self.addr[12..];
+            write!(f, "{}.{}.{}.{}:{}", a[0], a[1], a[2], a[3], self.port)
+        } else {
+            write!(f, "[{}]:{}", std::net::Ipv6Addr::from(self.addr), self.port)
+        }
+    }
+}
+
+/// A TCP connection's key, the same for both directions: the lower endpoint first.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct FlowKey {
+    pub lo: Endpoint,
+    pub hi: Endpoint,
+}
+
+impl FlowKey {
+    /// The key and whether `src` is the lower endpoint.
+    pub fn new(src: Endpoint, dst: Endpoint) -> (FlowKey, bool) {
+        if src <= dst {
+            (FlowKey { lo: src, hi: dst }, true)
+        } else {
+            (FlowKey { lo: dst, hi: src }, false)
+        }
+    }
+
+    /// A hash that is the same for both directions (the key is canonical), used to shard.
+    pub fn shard_hash(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut mix = |x: u64| {
+            h = (h ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            h ^= h >> 29;
+        };
+        for ep in [&self.lo, &self.hi] {
+            mix(u64::from_le_bytes(ep.addr[..8].try_into().unwrap()));
+            mix(u64::from_le_bytes(ep.addr[8..].try_into().unwrap()));
+            mix(ep.port as u64);
+        }
+        h
+    }
+}
+
+pub const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const RST: u8 = 0x04;
+pub const PSH: u8 = 0x08;
+pub const ACK: u8 = 0x10;
+
+/// What decode makes of one TCP packet. The payload is a range of the packet's bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpSegment {
+    pub key: FlowKey,
+    /// True when the sender is `key.lo`.
+    pub from_lo: bool,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub window: u16,
+    /// Offset of the TCP payload in the packet's captured bytes.
+    pub payload_off: u32,
+    /// Payload bytes present in the capture.
+    pub payload_len: u32,
+    /// Payload bytes the packet had on the wire but the capture cut off (snaplen).
+    pub payload_missing: u32,
+}
+
+/// Why a packet is not a usable TCP segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// A link type this tool does not decode.
+    UnknownLinktype,
+    /// Not IP (ARP, LLDP, …).
+    NotIp,
+    /// IP, but not TCP (UDP, ICMP, …).
+    NotTcp,
+    /// A fragment of a fragmented IP datagram.
+    IpFragment,
+    /// Headers that do not parse.
+    Malformed,
+    /// The capture cut the packet inside its IP or TCP header.
+    CutOff,
+}
+
+/// Decodes one captured packet.
+pub fn decode(linktype: u16, data: &[u8]) -> Result<TcpSegment, Skip> {
+    let sliced = match linktype {
+        linktype::ETHERNET => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skip::CutOff)?,
+        linktype::RAW
+        | linktype::RAW_BSD
+        | linktype::RAW_OPENBSD
+        | linktype::IPV4
+        | linktype::IPV6 => from_ip(data)?,
+        linktype::NULL | linktype::LOOP => {
+            // 4-byte address family, in the capturing host's byte order for NULL and in
+            // network order for LOOP; IPv6 has several values across BSDs (2, 24, 28, 30).
+            if data.len() < 4 {
+                return Err(Skip::CutOff);
+            }
+            let le = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+            let be = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+            let af = if le < 256 { le } else { be };
+            match af {
+                2 | 24 | 28 | 30 => from_ip(&data[4..])?,
+                _ => return Err(Skip::NotIp),
+            }
+        }
+        linktype::LINUX_SLL => {
+            // 16-byte header; protocol type (an EtherType for IP) in bytes 14..16.
+            if data.len() < 16 {
+                return Err(Skip::CutOff);
+            }
+            let proto = u16::from_be_bytes([data[14], data[15]]);
+            LaxSlicedPacket::from_ether_type(EtherType(proto), &data[16..])
+        }
+        linktype::LINUX_SLL2 => {
+            // 20-byte header; protocol type in bytes 0..2.
+            if data.len() < 20 {
+                return Err(Skip::CutOff);
+            }
+            let proto = u16::from_be_bytes([data[0], data[1]]);
+            LaxSlicedPacket::from_ether_type(EtherType(proto), &data[20..])
+        }
+        _ => return Err(Skip::UnknownLinktype),
+    };
+    segment(&sliced, data)
+}
+
+fn from_ip(data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
+    if data.is_empty() {
+        return Err(Skip::CutOff);
+    }
+    match data[0] >> 4 {
+        4 | 6 => LaxSlicedPacket::from_ip(data).map_err(|_| Skip::CutOff),
+        _ => Err(Skip::Malformed),
+    }
+}
+
+fn segment(p: &LaxSlicedPacket<'_>, data: &[u8]) -> Result<TcpSegment, Skip> {
+    let (src, dst, ip_payload, full_payload_len) = match &p.net {
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            let mut s = [0u8; 16];
+            let mut d = [0u8; 16];
+            s[10] = 0xff;
+            s[11] = 0xff;
+            d[10] = 0xff;
+            d[11] = 0xff;
+            s[12..].copy_from_slice(&h.source());
+            d[12..].copy_from_slice(&h.destination());
+            let pl = v4.payload();
+            let full = (h.total_len() as usize).saturating_sub(h.ihl() as usize * 4);
+            (s, d, pl, full)
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            let pl = v6.payload();
+            let full = (h.payload_length() as usize).saturating_sub(v6.extensions().slice().len());
+            (h.source(), h.destination(), pl, full)
+        }
+        Some(LaxNetSlice::Arp(_)) => return Err(Skip::NotIp),
+        None => {
+            return Err(match &p.stop_err {
+                Some(_) => Skip::CutOff,
+                None => Skip::NotIp,
+            })
+        }
+    };
+    if ip_payload.fragmented {
+        return Err(Skip::IpFragment);
+    }
+    if ip_payload.ip_number != IpNumber::TCP {
+        return Err(Skip::NotTcp);
+    }
+    let tcp = match &p.transport {
+        Some(TransportSlice::Tcp(t)) => t,
+        _ => {
+            return Err(if ip_payload.incomplete {
+                Skip::CutOff
+            } else {
+                Skip::Malformed
+            })
+        }
+    };
+    let payload = tcp.payload();
+    let hdr_len = tcp.header_slice().len();
+    let payload_off = payload.as_ptr() as usize - data.as_ptr() as usize;
+    // Bytes on the wire: the IP length says how long the payload was; the capture
+    // may hold fewer (snaplen). Ethernet padding beyond the IP length is not payload.
+    let wire_len = if ip_payload.incomplete {
+        full_payload_len.saturating_sub(hdr_len).max(payload.len())
+    } else {
+        payload.len()
+    };
+    let mut flags = 0;
+    if tcp.fin() {
+        flags |= FIN;
+    }
+    if tcp.syn() {
+        flags |= SYN;
+    }
+    if tcp.rst() {
+        flags |= RST;
+    }
+    if tcp.psh() {
+        flags |= PSH;
+    }
+    if tcp.ack() {
+        flags |= ACK;
+    }
+    let (key, from_lo) = FlowKey::new(
+        Endpoint {
+            addr: src,
+            port: tcp.source_port(),
+        },
+        Endpoint {
+            addr: dst,
+            port: tcp.destination_port(),
+        },
+    );
+    Ok(TcpSegment {
+        key,
+        from_lo,
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags,
+        window: tcp.window_size(),
+        payload_off: payload_off as u32,
+        payload_len: payload.len() as u32,
+        payload_missing: (wire_len - payload.len()) as u32,
+    })
+}

@@ -1,0 +1,263 @@
+//! The flow table of one shard: TCP connections by 4-tuple, their lifecycle in capture
+//! time, and the session records they turn into.
+
+pub mod conn;
+pub mod reassembly;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::config::Limits;
+use crate::decode::{FlowKey, TcpSegment};
+use crate::record::SessionRecord;
+use crate::stats::Stats;
+use conn::{App, Conn};
+use reassembly::ReassemblyLimits;
+
+/// FxHash (rustc's hasher): fast, deterministic, good enough for 4-tuples.
+#[derive(Default)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().unwrap()));
+        }
+        for &b in chunks.remainder() {
+            self.add(b as u64);
+        }
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.add(n as u64);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// A connection's identity in a shard: its slot and its first frame (slots are reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConnRef {
+    pub first_frame: u64,
+    pub slot: u32,
+}
+
+/// One shard's connections. Every packet of a connection lands in the same shard, in
+/// capture order, so a shard is a sequential analyzer of its own connections.
+pub struct Shard {
+    map: FxMap<FlowKey, u32>,
+    slab: Vec<Option<Conn>>,
+    free: Vec<u32>,
+    /// Connections opened in the current batch (their `tcp_stream` is assigned after it).
+    pub new_conns: Vec<ConnRef>,
+    /// Records of connections finished, not yet handed to the writer.
+    pub done: Vec<SessionRecord>,
+    /// First frames of live connections that are or may become sessions.
+    candidates: BTreeSet<u64>,
+    /// Closed connections by the capture time at which they may be retired.
+    closing: BinaryHeap<Reverse<(i64, ConnRef)>>,
+    pub stats: Stats,
+    rlimits: ReassemblyLimits,
+    max_head: usize,
+    linger_ns: i64,
+}
+
+impl Shard {
+    pub fn new(limits: &Limits) -> Self {
+        Shard {
+            map: FxMap::default(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            new_conns: Vec::new(),
+            done: Vec::new(),
+            candidates: BTreeSet::new(),
+            closing: BinaryHeap::new(),
+            stats: Stats::default(),
+            rlimits: ReassemblyLimits {
+                max_held_bytes: limits.max_ooo_bytes,
+                max_held_segments: limits.max_ooo_segments,
+                max_seq_ahead: limits.max_seq_ahead,
+            },
+            max_head: limits.max_handshake_bytes,
+            linger_ns: limits.closed_linger_ns,
+        }
+    }
+
+    /// Live connections.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The earliest first frame of a live connection that is or may become a session:
+    /// records of sessions that started before it can be written.
+    pub fn watermark(&self) -> u64 {
+        self.candidates.first().copied().unwrap_or(u64::MAX)
+    }
+
+    /// One TCP segment of this shard, in capture order.
+    pub fn segment(&mut self, seg: &TcpSegment, payload: &[u8], frame: u64, ts: i64) {
+        self.stats.tcp_packets += 1;
+        if seg.payload_missing > 0 {
+            self.stats.cut_payload += 1;
+        }
+        let slot = match self.map.get(&seg.key) {
+            Some(&slot) if self.slab[slot as usize].as_ref().unwrap().is_reuse(seg) => {
+                self.retire(slot, false);
+                self.open(seg.key, frame, ts)
+            }
+            Some(&slot) => slot,
+            None => self.open(seg.key, frame, ts),
+        };
+        let conn = self.slab[slot as usize].as_mut().unwrap();
+        let was_candidate = conn.may_be_session();
+        let was_closed = conn.is_closed();
+        conn.segment(seg, payload, frame, ts, &self.rlimits, self.max_head);
+        if was_candidate && !conn.may_be_session() {
+            self.candidates.remove(&conn.first_frame);
+        }
+        if !was_closed && conn.is_closed() {
+            let r = ConnRef {
+                first_frame: conn.first_frame,
+                slot,
+            };
+            self.closing
+                .push(Reverse((conn.last_ts.saturating_add(self.linger_ns), r)));
+        }
+    }
+
+    fn open(&mut self, key: FlowKey, frame: u64, ts: i64) -> u32 {
+        let conn = Conn::new(key, frame, ts);
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slab[s as usize] = Some(conn);
+                s
+            }
+            None => {
+                self.slab.push(Some(conn));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.map.insert(key, slot);
+        self.candidates.insert(frame);
+        self.new_conns.push(ConnRef {
+            first_frame: frame,
+            slot,
+        });
+        self.stats.tcp_connections += 1;
+        slot
+    }
+
+    /// Takes a connection out of the table and records what it was.
+    fn retire(&mut self, slot: u32, evicted: bool) {
+        let mut conn = self.slab[slot as usize].take().expect("live slot");
+        self.free.push(slot);
+        self.map.remove(&conn.key);
+        self.candidates.remove(&conn.first_frame);
+        conn.flush();
+        match &conn.app {
+            App::WebSocket { .. } => self.stats.sessions += 1,
+            App::Unknown => self.stats.no_payload += 1,
+            App::Request { .. } | App::Other => self.stats.not_websocket += 1,
+        }
+        if evicted {
+            self.stats.evicted += 1;
+        }
+        let (gaps, gap_bytes) = conn.gap_counters();
+        self.stats.gaps += gaps;
+        self.stats.gap_bytes += gap_bytes;
+        if let Some(r) = conn.record(evicted) {
+            self.done.push(r);
+        }
+    }
+
+    /// Gives `tcp_stream` numbers to the connections opened in this batch: `number(frame)`
+    /// is the global number of the connection that started at `frame`.
+    pub fn assign_streams(&mut self, number: impl Fn(u64) -> u64) {
+        for r in self.new_conns.drain(..) {
+            if let Some(c) = self.slab[r.slot as usize].as_mut() {
+                if c.first_frame == r.first_frame {
+                    c.tcp_stream = number(r.first_frame);
+                }
+            }
+        }
+        for rec in &mut self.done {
+            if rec.tcp_stream == u64::MAX {
+                rec.tcp_stream = number(rec.first_frame);
+            }
+        }
+    }
+
+    /// Retires closed connections that have seen nothing for the linger time.
+    pub fn expire(&mut self, now: i64) {
+        while let Some(Reverse((deadline, r))) = self.closing.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.closing.pop();
+            let Some(c) = self.slab[r.slot as usize].as_ref() else {
+                continue;
+            };
+            if c.first_frame != r.first_frame {
+                continue;
+            }
+            let due = c.last_ts.saturating_add(self.linger_ns);
+            if due > now {
+                self.closing.push(Reverse((due, r)));
+            } else {
+                self.retire(r.slot, false);
+            }
+        }
+    }
+
+    /// (last packet time, identity) of every live connection, for global eviction.
+    pub fn idle_order(&self) -> impl Iterator<Item = (i64, ConnRef)> + '_ {
+        self.slab.iter().enumerate().filter_map(|(i, c)| {
+            c.as_ref().map(|c| {
+                (
+                    c.last_ts,
+                    ConnRef {
+                        first_frame: c.first_frame,
+                        slot: i as u32,
+                    },
+                )
+            })
+        })
+    }
+
+    pub fn evict(&mut self, r: ConnRef) {
+        if self.slab[r.slot as usize]
+            .as_ref()
+            .is_some_and(|c| c.first_frame == r.first_frame)
+        {
+            self.retire(r.slot, true);
+        }
+    }
+
+    /// End of the capture: every connection is retired.
+    pub fn finish(&mut self) {
+        for slot in 0..self.slab.len() as u32 {
+            if self.slab[slot as usize].is_some() {
+                self.retire(slot, false);
+            }
+        }
+        self.closing.clear();
+    }
+}

@@ -1,0 +1,280 @@
+//! Per-direction TCP reassembly (RFC 9293 §3.4 sequence numbers, §3.10.7.4 segment
+//! acceptance): turns segments in capture order into an in-order byte stream of
+//! [`Event::Data`] slices and [`Event::Gap`]s.
+//!
+//! - In-order payload is handed on as a slice of the packet: never copied.
+//! - Out-of-order payload is copied and held, up to a per-direction cap.
+//! - Overlaps: the bytes seen first win (as Wireshark and Zeek do); retransmitted bytes
+//!   already delivered are dropped.
+//! - A hole is declared a gap, never filled with invented bytes, when the receiver
+//!   acknowledges past it (the bytes were sent but the capture missed them), when the
+//!   out-of-order cap is reached, or when the connection is finished.
+//! - Sequence numbers are unwrapped to 64-bit stream offsets relative to the current
+//!   position, so wraparound at 2^32 needs no special case.
+
+/// What the reassembler hands to the application parser, in stream order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    Data(&'a [u8]),
+    /// `n` bytes of the stream are missing from the capture.
+    Gap(u64),
+}
+
+/// Why a gap was declared (for the counters).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HalfCounters {
+    /// Gaps declared, and their bytes.
+    pub gaps: u32,
+    pub gap_bytes: u64,
+    /// Bytes cut off by the capture's snapshot length.
+    pub cut_bytes: u64,
+    /// Times the out-of-order cap forced a gap.
+    pub ooo_overflows: u32,
+    /// Segments too far from the expected sequence number to be believed.
+    pub out_of_window: u32,
+    /// Segments (or parts) that repeated bytes already received.
+    pub retransmitted: u32,
+}
+
+#[derive(Debug)]
+struct HeldSegment {
+    start: u64,
+    data: Vec<u8>,
+    /// Bytes after `data` that the capture cut off.
+    missing: u32,
+}
+
+impl HeldSegment {
+    fn end(&self) -> u64 {
+        self.start + self.data.len() as u64 + self.missing as u64
+    }
+}
+
+/// Limits of one direction's reassembly.
+#[derive(Clone, Copy, Debug)]
+pub struct ReassemblyLimits {
+    pub max_held_bytes: usize,
+    pub max_held_segments: usize,
+    pub max_seq_ahead: u32,
+}
+
+/// One direction of a TCP connection.
+#[derive(Debug, Default)]
+pub struct HalfStream {
+    /// Sequence number of stream offset 0 (ISN + 1, or the first sequence number seen).
+    base: Option<u32>,
+    /// Stream offset of the next byte to deliver.
+    next: u64,
+    held: Vec<HeldSegment>,
+    held_bytes: usize,
+    /// Stream offset of the FIN, once seen.
+    fin_at: Option<u64>,
+    pub counters: HalfCounters,
+}
+
+impl HalfStream {
+    /// Whether any sequence number has been seen in this direction.
+    pub fn started(&self) -> bool {
+        self.base.is_some()
+    }
+
+    /// Stream offset of the next byte to deliver (bytes delivered plus gaps).
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// True once every byte up to the FIN has been delivered or declared a gap.
+    pub fn finished(&self) -> bool {
+        self.fin_at.is_some_and(|f| self.next >= f)
+    }
+
+    /// Unwraps `seq` to a stream offset near the current position.
+    fn offset(&self, base: u32, seq: u32) -> i64 {
+        let expected = base.wrapping_add(self.next as u32);
+        self.next as i64 + seq.wrapping_sub(expected) as i32 as i64
+    }
+
+    /// A SYN: the stream starts after it (the SYN occupies one sequence number).
+    pub fn syn(&mut self, seq: u32) {
+        if self.base.is_none() {
+            self.base = Some(seq.wrapping_add(1));
+        }
+    }
+
+    /// One segment in this direction: `data` present in the capture, `missing` bytes
+    /// after it cut off by the snapshot length, and whether it carries FIN.
+    pub fn segment(
+        &mut self,
+        seq: u32,
+        data: &[u8],
+        missing: u32,
+        fin: bool,
+        limits: &ReassemblyLimits,
+        sink: &mut impl FnMut(Event<'_>),
+    ) {
+        let base = *self.base.get_or_insert(seq);
+        let start = self.offset(base, seq);
+        let len = data.len() as u64 + missing as u64;
+        if start < 0 && start + (len as i64) <= 0 {
+            // Entirely before the first byte we know of (e.g. a keep-alive probe at ISN).
+            self.counters.retransmitted += 1;
+            return;
+        }
+        if start - self.next as i64 > limits.max_seq_ahead as i64 {
+            self.counters.out_of_window += 1;
+            return;
+        }
+        // Bytes before offset 0 are not part of the stream we follow.
+        let (start, data, len) = if start < 0 {
+            let cut = (-start) as u64;
+            let skip = cut.min(data.len() as u64) as usize;
+            (0u64, &data[skip..], len - cut)
+        } else {
+            (start as u64, data, len)
+        };
+        let end = start + len;
+        if fin && self.fin_at.is_none() {
+            self.fin_at = Some(end.max(self.next));
+        }
+        if len == 0 {
+            return;
+        }
+        if end <= self.next {
+            self.counters.retransmitted += 1;
+            return;
+        }
+        if start <= self.next {
+            if start < self.next {
+                self.counters.retransmitted += 1;
+            }
+            self.deliver(start, data, missing, sink);
+            self.drain(sink);
+            return;
+        }
+        self.hold(start, data, missing, limits, sink);
+    }
+
+    /// Delivers a segment that starts at or before `next` and ends after it.
+    fn deliver(&mut self, start: u64, data: &[u8], missing: u32, sink: &mut impl FnMut(Event<'_>)) {
+        let skip = self.next - start;
+        let end = start + data.len() as u64 + missing as u64;
+        if (skip as usize) < data.len() {
+            sink(Event::Data(&data[skip as usize..]));
+        }
+        if missing > 0 {
+            let from = (start + data.len() as u64).max(self.next);
+            let n = end - from;
+            self.counters.cut_bytes += n;
+            sink(Event::Gap(n));
+        }
+        self.next = end;
+    }
+
+    /// Delivers held segments that the stream has reached.
+    fn drain(&mut self, sink: &mut impl FnMut(Event<'_>)) {
+        while let Some(first) = self.held.first() {
+            if first.start > self.next {
+                break;
+            }
+            let seg = self.held.remove(0);
+            self.held_bytes -= seg.data.len();
+            if seg.end() > self.next {
+                self.deliver(seg.start, &seg.data, seg.missing, sink);
+            }
+        }
+    }
+
+    fn hold(
+        &mut self,
+        start: u64,
+        data: &[u8],
+        missing: u32,
+        limits: &ReassemblyLimits,
+        sink: &mut impl FnMut(Event<'_>),
+    ) {
+        if self.held_bytes + data.len() > limits.max_held_bytes
+            || self.held.len() >= limits.max_held_segments
+        {
+            // The hole has not filled in time: give up on it, say so, and move on.
+            self.counters.ooo_overflows += 1;
+            let to = self.held.first().map_or(start, |h| h.start.min(start));
+            self.gap_to(to, sink);
+            self.drain(sink);
+            if start <= self.next {
+                if start + data.len() as u64 + missing as u64 > self.next {
+                    self.deliver(start, data, missing, sink);
+                    self.drain(sink);
+                }
+                return;
+            }
+        }
+        // Keep segments sorted by start; equal starts keep arrival order (first wins).
+        let at = self.held.partition_point(|h| h.start <= start);
+        self.held_bytes += data.len();
+        self.held.insert(
+            at,
+            HeldSegment {
+                start,
+                data: data.to_vec(),
+                missing,
+            },
+        );
+    }
+
+    fn gap_to(&mut self, to: u64, sink: &mut impl FnMut(Event<'_>)) {
+        if to > self.next {
+            let n = to - self.next;
+            self.counters.gaps += 1;
+            self.counters.gap_bytes += n;
+            sink(Event::Gap(n));
+            self.next = to;
+        }
+    }
+
+    /// The peer acknowledged `ack`: bytes before it reached the peer, so a hole before it
+    /// will never be filled in this capture.
+    pub fn acked(&mut self, ack: u32, limits: &ReassemblyLimits, sink: &mut impl FnMut(Event<'_>)) {
+        let Some(base) = self.base else { return };
+        let mut to = self.offset(base, ack);
+        if let Some(f) = self.fin_at {
+            // The FIN occupies one sequence number.
+            to = to.min(f as i64);
+        }
+        if to <= self.next as i64 || to - self.next as i64 > limits.max_seq_ahead as i64 {
+            return;
+        }
+        let to = to as u64;
+        while self.next < to {
+            let hole_end = self.held.first().map_or(to, |h| h.start.min(to));
+            self.gap_to(hole_end, sink);
+            self.drain(sink);
+        }
+    }
+
+    /// End of the connection or of the capture: deliver what is held, declaring the holes;
+    /// bytes missing before a seen FIN are a gap too.
+    pub fn flush(&mut self, sink: &mut impl FnMut(Event<'_>)) {
+        while let Some(first) = self.held.first() {
+            let to = first.start;
+            self.gap_to(to, sink);
+            self.drain(sink);
+        }
+        if let Some(f) = self.fin_at {
+            self.gap_to(f, sink);
+        }
+    }
+
+    /// Forgets held data (the application is no longer interested in this stream).
+    pub fn discard_held(&mut self) {
+        self.held = Vec::new();
+        self.held_bytes = 0;
+    }
+
+    /// Bytes currently held out of order.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,169 @@
+use super::*;
+use proptest::prelude::*;
+
+const LIMITS: ReassemblyLimits = ReassemblyLimits {
+    max_held_bytes: 1 << 20,
+    max_held_segments: 512,
+    max_seq_ahead: 1 << 30,
+};
+
+/// Collects events as a byte stream where gaps are shown as '?' bytes.
+#[derive(Default)]
+struct Collected {
+    bytes: Vec<u8>,
+    gaps: Vec<u64>,
+}
+
+impl Collected {
+    fn sink(&mut self) -> impl FnMut(Event<'_>) + '_ {
+        move |e| match e {
+            Event::Data(d) => self.bytes.extend_from_slice(d),
+            Event::Gap(n) => {
+                self.gaps.push(n);
+                self.bytes.extend(std::iter::repeat_n(b'?', n as usize));
+            }
+        }
+    }
+}
+
+#[test]
+fn in_order_with_wraparound() {
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    let isn = u32::MAX - 5;
+    h.syn(isn);
+    let mut seq = isn.wrapping_add(1);
+    for chunk in [&b"hello "[..], b"wrapped ", b"world"] {
+        h.segment(seq, chunk, 0, false, &LIMITS, &mut c.sink());
+        seq = seq.wrapping_add(chunk.len() as u32);
+    }
+    h.segment(seq, b"", 0, true, &LIMITS, &mut c.sink());
+    assert_eq!(c.bytes, b"hello wrapped world");
+    assert!(h.finished());
+}
+
+#[test]
+fn reorder_duplicate_overlap_first_wins() {
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    h.syn(999);
+    h.segment(1005, b"56789", 0, false, &LIMITS, &mut c.sink());
+    h.segment(1003, b"34XX", 0, false, &LIMITS, &mut c.sink()); // overlaps held "56"
+    assert!(c.bytes.is_empty());
+    h.segment(1000, b"012", 0, false, &LIMITS, &mut c.sink());
+    h.segment(1000, b"012", 0, false, &LIMITS, &mut c.sink()); // duplicate
+    assert_eq!(c.bytes, b"0123456789");
+    assert!(c.gaps.is_empty());
+}
+
+#[test]
+fn ack_past_a_hole_declares_the_gap() {
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    h.syn(0);
+    h.segment(1, b"aaaa", 0, false, &LIMITS, &mut c.sink());
+    h.segment(9, b"cccc", 0, false, &LIMITS, &mut c.sink()); // bytes 5..9 lost
+    h.acked(13, &LIMITS, &mut c.sink());
+    assert_eq!(c.bytes, b"aaaa????cccc");
+    assert_eq!(c.gaps, vec![4]);
+    assert_eq!(h.counters.gap_bytes, 4);
+}
+
+#[test]
+fn snaplen_cut_is_a_gap_of_known_length() {
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    h.segment(100, b"ab", 3, false, &LIMITS, &mut c.sink());
+    h.segment(105, b"f", 0, true, &LIMITS, &mut c.sink());
+    assert_eq!(c.bytes, b"ab???f");
+    assert_eq!(h.counters.cut_bytes, 3);
+    assert!(h.finished());
+}
+
+#[test]
+fn flush_declares_holes_and_missing_tail() {
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    h.syn(0);
+    h.segment(1, b"a", 0, false, &LIMITS, &mut c.sink());
+    h.segment(5, b"e", 0, false, &LIMITS, &mut c.sink());
+    h.segment(9, b"", 0, true, &LIMITS, &mut c.sink()); // FIN at offset 8: 6..8 missing
+    h.flush(&mut c.sink());
+    assert_eq!(c.bytes, b"a???e???");
+    assert!(h.finished());
+}
+
+#[test]
+fn keepalive_and_old_segments_are_ignored() {
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    h.syn(0);
+    h.segment(1, b"abc", 0, false, &LIMITS, &mut c.sink());
+    h.segment(3, b"c", 0, false, &LIMITS, &mut c.sink()); // keep-alive with one old byte
+    h.segment(0, b"", 0, false, &LIMITS, &mut c.sink());
+    h.segment(4, b"d", 0, false, &LIMITS, &mut c.sink());
+    assert_eq!(c.bytes, b"abcd");
+}
+
+#[test]
+fn overflow_of_held_bytes_forces_a_gap() {
+    let limits = ReassemblyLimits {
+        max_held_bytes: 8,
+        max_held_segments: 4,
+        max_seq_ahead: 1 << 30,
+    };
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    h.syn(0);
+    h.segment(3, b"cccc", 0, false, &limits, &mut c.sink());
+    h.segment(7, b"dddd", 0, false, &limits, &mut c.sink());
+    h.segment(11, b"eeee", 0, false, &limits, &mut c.sink()); // over the cap
+    assert_eq!(c.bytes, b"??ccccdddd");
+    assert_eq!(h.counters.ooo_overflows, 1);
+    h.flush(&mut c.sink());
+    assert_eq!(c.bytes, b"??ccccddddeeee");
+}
+
+proptest! {
+    /// Any segmentation, reordering and duplication of the same bytes gives the same
+    /// stream, as long as every byte is seen at least once.
+    #[test]
+    fn any_segmentation_order_and_duplication(
+        data in proptest::collection::vec(any::<u8>(), 1..3000),
+        cuts in proptest::collection::vec(1usize..400, 1..40),
+        isn in any::<u32>(),
+        order_seed in any::<u64>(),
+        dups in proptest::collection::vec(any::<u16>(), 0..10),
+    ) {
+        let mut segs = Vec::new();
+        let mut at = 0usize;
+        let mut ci = 0;
+        while at < data.len() {
+            let n = cuts[ci % cuts.len()].min(data.len() - at);
+            segs.push((at, n));
+            at += n;
+            ci += 1;
+        }
+        for d in &dups {
+            let s = segs[*d as usize % segs.len()];
+            segs.push(s);
+        }
+        // Deterministic shuffle, but keep within a window of 16 so nothing overflows.
+        let mut rng = order_seed | 1;
+        for i in (1..segs.len()).rev() {
+            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+            let j = i.saturating_sub((rng % 16) as usize);
+            segs.swap(i, j);
+        }
+        let mut h = HalfStream::default();
+        let mut c = Collected::default();
+        h.syn(isn);
+        for (off, n) in segs {
+            let seq = isn.wrapping_add(1).wrapping_add(off as u32);
+            h.segment(seq, &data[off..off + n], 0, false, &LIMITS, &mut c.sink());
+        }
+        h.flush(&mut c.sink());
+        prop_assert_eq!(c.gaps.len(), 0);
+        prop_assert_eq!(c.bytes, data);
+    }
+}

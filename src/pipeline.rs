@@ -1,0 +1,316 @@
+//! The parallel streaming pipeline.
+//!
+//! ```text
+//! reader thread: files -> chunks -> Batch (bounded queue of 2)
+//! per batch:     decode in parallel (pieces of the batch) -> segments bucketed by shard
+//!                shards in parallel, each in capture order -> flow tables, sessions
+//!                batch boundary (sequential, deterministic): tcp_stream numbers, expiry,
+//!                eviction, records written in first-packet order up to the watermark
+//! ```
+//!
+//! Every decision that changes output is made either inside one connection (which one
+//! shard owns) or at a batch boundary from data that does not depend on the shard count,
+//! so the report is byte-identical for every `--threads`.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::sync::mpsc;
+
+use rayon::prelude::*;
+
+use crate::capture::{Batch, Capture, Fill};
+use crate::config::Limits;
+use crate::decode::{decode, TcpSegment};
+use crate::error::InputError;
+use crate::flow::Shard;
+use crate::record::SessionRecord;
+use crate::stats::Stats;
+
+/// How to run the analysis.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Worker threads (and shards); 1 runs everything on the calling thread.
+    pub threads: usize,
+    pub limits: Limits,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What the analysis read, and the inputs that could not be read to their end.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub stats: Stats,
+    pub errors: Vec<InputError>,
+}
+
+/// A decoded segment and the packet it came from.
+#[derive(Clone, Copy)]
+struct Item {
+    packet: u32,
+    seg: TcpSegment,
+}
+
+/// One slice of a batch, decoded by one task, with its segments bucketed by shard.
+#[derive(Default)]
+struct Piece {
+    start: usize,
+    end: usize,
+    buckets: Vec<Vec<Item>>,
+    stats: Stats,
+}
+
+/// Packets per decode task.
+const PIECE: usize = 2048;
+
+struct Engine {
+    shards: Vec<Shard>,
+    pieces: Vec<Piece>,
+    pending: BinaryHeap<Reverse<Pending>>,
+    next_stream: u64,
+    now: i64,
+    max_connections: usize,
+    stats: Stats,
+}
+
+/// A finished record waiting for its turn (ordered by first frame).
+struct Pending(SessionRecord);
+
+impl PartialEq for Pending {
+    fn eq(&self, o: &Self) -> bool {
+        self.0.first_frame == o.0.first_frame
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.first_frame.cmp(&o.0.first_frame)
+    }
+}
+
+impl Engine {
+    fn new(n_shards: usize, limits: &Limits) -> Self {
+        Engine {
+            shards: (0..n_shards).map(|_| Shard::new(limits)).collect(),
+            pieces: Vec::new(),
+            pending: BinaryHeap::new(),
+            next_stream: 0,
+            now: i64::MIN,
+            max_connections: limits.max_connections,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Decodes a batch and runs every shard over it (the parallel part).
+    fn process(&mut self, batch: &Batch) {
+        let n = batch.packets.len();
+        let n_shards = self.shards.len();
+        let n_pieces = n.div_ceil(PIECE);
+        if self.pieces.len() < n_pieces {
+            self.pieces.resize_with(n_pieces, Piece::default);
+        }
+        for (i, p) in self.pieces.iter_mut().enumerate().take(n_pieces) {
+            p.start = i * PIECE;
+            p.end = ((i + 1) * PIECE).min(n);
+            p.buckets.resize_with(n_shards, Vec::new);
+        }
+        let pieces = &mut self.pieces[..n_pieces];
+        let decode_piece = |p: &mut Piece| {
+            for b in &mut p.buckets {
+                b.clear();
+            }
+            for i in p.start..p.end {
+                let pkt = &batch.packets[i];
+                match decode(pkt.linktype, batch.data(pkt)) {
+                    Ok(seg) => {
+                        let s = if n_shards == 1 {
+                            0
+                        } else {
+                            (seg.key.shard_hash() % n_shards as u64) as usize
+                        };
+                        p.buckets[s].push(Item {
+                            packet: i as u32,
+                            seg,
+                        });
+                    }
+                    Err(skip) => p.stats.skip(skip),
+                }
+            }
+        };
+        if n_shards == 1 {
+            pieces.iter_mut().for_each(decode_piece);
+        } else {
+            pieces.par_iter_mut().for_each(decode_piece);
+        }
+        let pieces = &self.pieces[..n_pieces];
+        let run_shard = |(s, shard): (usize, &mut Shard)| {
+            for p in pieces {
+                for it in &p.buckets[s] {
+                    let pkt = &batch.packets[it.packet as usize];
+                    let data = batch.data(pkt);
+                    let off = it.seg.payload_off as usize;
+                    let payload = &data[off..off + it.seg.payload_len as usize];
+                    shard.segment(&it.seg, payload, pkt.frame, pkt.ts_ns);
+                }
+            }
+        };
+        if n_shards == 1 {
+            self.shards.iter_mut().enumerate().for_each(run_shard);
+        } else {
+            self.shards.par_iter_mut().enumerate().for_each(run_shard);
+        }
+        for p in &mut self.pieces[..n_pieces] {
+            self.stats.add(&p.stats);
+            p.stats = Stats::default();
+        }
+        if let Some(max_ts) = batch.packets.iter().map(|p| p.ts_ns).max() {
+            self.now = self.now.max(max_ts);
+        }
+    }
+
+    /// Batch boundary: everything here is decided from shard-independent data.
+    fn boundary(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
+        // tcp.stream: connections are numbered in the order of their first packet.
+        let mut firsts: Vec<u64> = self
+            .shards
+            .iter()
+            .flat_map(|s| s.new_conns.iter().map(|r| r.first_frame))
+            .collect();
+        firsts.sort_unstable();
+        let base = self.next_stream;
+        for s in &mut self.shards {
+            s.assign_streams(|f| base + firsts.binary_search(&f).expect("new connection") as u64);
+        }
+        self.next_stream += firsts.len() as u64;
+
+        let now = self.now;
+        for s in &mut self.shards {
+            s.expire(now);
+        }
+        let live: usize = self.shards.iter().map(Shard::len).sum();
+        if live > self.max_connections {
+            // Evict the longest-idle tenth, chosen over all shards at once.
+            let mut all: Vec<(i64, u64, usize, crate::flow::ConnRef)> = self
+                .shards
+                .iter()
+                .enumerate()
+                .flat_map(|(i, s)| s.idle_order().map(move |(t, r)| (t, r.first_frame, i, r)))
+                .collect();
+            all.sort_unstable_by_key(|&(t, f, _, _)| (t, f));
+            let n_evict = live - self.max_connections + self.max_connections / 10;
+            for &(_, _, i, r) in all.iter().take(n_evict) {
+                self.shards[i].evict(r);
+            }
+        }
+        self.emit(out)
+    }
+
+    /// Writes finished records whose first frame is before every possible later record.
+    fn emit(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
+        let mut watermark = u64::MAX;
+        for s in &mut self.shards {
+            for r in s.done.drain(..) {
+                self.pending.push(Reverse(Pending(r)));
+            }
+            watermark = watermark.min(s.watermark());
+        }
+        while let Some(Reverse(p)) = self.pending.peek() {
+            if p.0.first_frame >= watermark {
+                break;
+            }
+            let Reverse(Pending(r)) = self.pending.pop().unwrap();
+            out(r)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
+        for s in &mut self.shards {
+            s.finish();
+            self.stats.add(&s.stats);
+        }
+        self.emit(out)
+    }
+}
+
+/// Runs the analysis over `capture`, handing each session record to `out` in the order of
+/// the connections' first packets.
+pub fn analyze(
+    mut capture: Capture,
+    opts: &Options,
+    out: &mut dyn FnMut(SessionRecord) -> io::Result<()>,
+) -> io::Result<Summary> {
+    let threads = opts.threads.max(1);
+    let mut engine = Engine::new(threads, &opts.limits);
+    let files = capture.n_inputs() as u64;
+    if threads == 1 {
+        let mut batch = Batch::default();
+        loop {
+            batch.clear();
+            let fill = capture.fill(&mut batch);
+            engine.process(&batch);
+            engine.boundary(out)?;
+            if let Fill::End = fill {
+                break;
+            }
+        }
+    } else {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(io::Error::other)?;
+        capture = std::thread::scope(|scope| -> io::Result<Capture> {
+            let (tx, rx) = mpsc::sync_channel::<Batch>(2);
+            let (back_tx, back_rx) = mpsc::channel::<Batch>();
+            let reader = scope.spawn(move || {
+                loop {
+                    let mut b = back_rx.try_recv().unwrap_or_default();
+                    b.clear();
+                    let fill = capture.fill(&mut b);
+                    if tx.send(b).is_err() {
+                        break;
+                    }
+                    if let Fill::End = fill {
+                        break;
+                    }
+                }
+                capture
+            });
+            let mut result = Ok(());
+            for b in rx.iter() {
+                pool.install(|| engine.process(&b));
+                result = engine.boundary(out);
+                let _ = back_tx.send(b);
+                if result.is_err() {
+                    break;
+                }
+            }
+            // Unblocks the reader if we stopped early.
+            drop(rx);
+            let capture = reader.join().expect("reader thread");
+            result.map(|_| capture)
+        })?;
+    }
+    engine.finish(out)?;
+    let mut stats = engine.stats;
+    stats.packets = capture.packets_read;
+    stats.filtered = capture.packets_filtered;
+    stats.bytes = capture.bytes_read();
+    stats.files = files;
+    Ok(Summary {
+        stats,
+        errors: capture.take_errors(),
+    })
+}

@@ -1,0 +1,292 @@
+//! The session record: plain data, one per WebSocket session, with what each side did and
+//! how the connection ended. Writers only read it.
+
+use crate::decode::Endpoint;
+
+/// What was seen that breaks RFC 6455 or TCP, or that makes counts uncertain.
+/// The order here is the order of the `anomalies` column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Anomaly {
+    /// Bytes of the TCP stream are missing from the capture.
+    Gap,
+    /// Packets were cut short by the capture's snapshot length.
+    CutOffPacket,
+    /// Out-of-order data exceeded the reassembly cap; a hole was given up on.
+    ReassemblyLimit,
+    /// Segments far outside the expected sequence space were ignored.
+    OutOfWindow,
+    /// A gap hit frame headers: frame boundaries were lost.
+    FramingLost,
+    /// Framing was found again after a gap (counts after it are a lower bound).
+    Resync,
+    /// The handshake head exceeded the buffering cap.
+    HandshakeTooLong,
+    /// The response to the Upgrade request was not HTTP.
+    BadHandshakeResponse,
+    /// 101 without `Upgrade: websocket` (§4.1, client step 2 of response validation).
+    MissingUpgradeHeader,
+    /// No Sec-WebSocket-Key in the request (§4.1 item 7).
+    MissingKey,
+    /// 101 without Sec-WebSocket-Accept (§4.1).
+    MissingAccept,
+    /// Sec-WebSocket-Accept does not match the key (§4.2.2 item 5.4).
+    InvalidAccept,
+    /// Sec-WebSocket-Version other than 13 (§4.1 item 9).
+    UnsupportedVersion,
+    /// A frame from the client without a masking key (§5.1).
+    UnmaskedClientFrame,
+    /// A frame from the server with a masking key (§5.1).
+    MaskedServerFrame,
+    /// RSV bits set without an extension that defines them (§5.2).
+    ReservedBitsSet,
+    /// Opcode 0x3-0x7 or 0xB-0xF (§5.2).
+    ReservedOpcode,
+    /// 64-bit payload length with the most significant bit set (§5.2).
+    InvalidPayloadLength,
+    /// Payload length not in its minimal encoding (§5.2).
+    NonMinimalLength,
+    /// Control frame payload over 125 bytes (§5.5).
+    ControlFrameTooLong,
+    /// Control frame with FIN clear (§5.5).
+    FragmentedControlFrame,
+    /// Continuation frame with no message to continue (§5.4).
+    UnexpectedContinuation,
+    /// A new data message started before the previous fragmented one ended (§5.4).
+    UnfinishedMessage,
+    /// Close payload of exactly one byte (§5.5.1).
+    CloseTooShort,
+    /// Close status code not allowed on the wire (§7.4).
+    InvalidCloseCode,
+    /// Close reason that is not UTF-8 (§5.5.1).
+    InvalidUtf8CloseReason,
+    /// Frames after this side's Close frame (§5.5.1).
+    FrameAfterClose,
+    /// Frames sent by the client before the server accepted the upgrade (§4.1).
+    FrameBeforeUpgrade,
+    /// Data after the FIN of that direction, or after a RST.
+    DataAfterEnd,
+    /// The connection was evicted because too many were open at once.
+    Evicted,
+}
+
+impl Anomaly {
+    pub const ALL: [Anomaly; 30] = [
+        Anomaly::Gap,
+        Anomaly::CutOffPacket,
+        Anomaly::ReassemblyLimit,
+        Anomaly::OutOfWindow,
+        Anomaly::FramingLost,
+        Anomaly::Resync,
+        Anomaly::HandshakeTooLong,
+        Anomaly::BadHandshakeResponse,
+        Anomaly::MissingUpgradeHeader,
+        Anomaly::MissingKey,
+        Anomaly::MissingAccept,
+        Anomaly::InvalidAccept,
+        Anomaly::UnsupportedVersion,
+        Anomaly::UnmaskedClientFrame,
+        Anomaly::MaskedServerFrame,
+        Anomaly::ReservedBitsSet,
+        Anomaly::ReservedOpcode,
+        Anomaly::InvalidPayloadLength,
+        Anomaly::NonMinimalLength,
+        Anomaly::ControlFrameTooLong,
+        Anomaly::FragmentedControlFrame,
+        Anomaly::UnexpectedContinuation,
+        Anomaly::UnfinishedMessage,
+        Anomaly::CloseTooShort,
+        Anomaly::InvalidCloseCode,
+        Anomaly::InvalidUtf8CloseReason,
+        Anomaly::FrameAfterClose,
+        Anomaly::FrameBeforeUpgrade,
+        Anomaly::DataAfterEnd,
+        Anomaly::Evicted,
+    ];
+
+    /// The token written in the `anomalies` column.
+    pub fn token(self) -> &'static str {
+        match self {
+            Anomaly::Gap => "gap",
+            Anomaly::CutOffPacket => "cut_off_packet",
+            Anomaly::ReassemblyLimit => "reassembly_limit",
+            Anomaly::OutOfWindow => "out_of_window_segment",
+            Anomaly::FramingLost => "framing_lost",
+            Anomaly::Resync => "framing_resync",
+            Anomaly::HandshakeTooLong => "handshake_too_long",
+            Anomaly::BadHandshakeResponse => "bad_handshake_response",
+            Anomaly::MissingUpgradeHeader => "missing_upgrade_header",
+            Anomaly::MissingKey => "missing_key",
+            Anomaly::MissingAccept => "missing_accept",
+            Anomaly::InvalidAccept => "invalid_accept",
+            Anomaly::UnsupportedVersion => "unsupported_version",
+            Anomaly::UnmaskedClientFrame => "unmasked_client_frame",
+            Anomaly::MaskedServerFrame => "masked_server_frame",
+            Anomaly::ReservedBitsSet => "reserved_bits_set",
+            Anomaly::ReservedOpcode => "reserved_opcode",
+            Anomaly::InvalidPayloadLength => "invalid_payload_length",
+            Anomaly::NonMinimalLength => "non_minimal_length",
+            Anomaly::ControlFrameTooLong => "control_frame_too_long",
+            Anomaly::FragmentedControlFrame => "fragmented_control_frame",
+            Anomaly::UnexpectedContinuation => "unexpected_continuation",
+            Anomaly::UnfinishedMessage => "unfinished_message",
+            Anomaly::CloseTooShort => "close_payload_too_short",
+            Anomaly::InvalidCloseCode => "invalid_close_code",
+            Anomaly::InvalidUtf8CloseReason => "invalid_utf8_close_reason",
+            Anomaly::FrameAfterClose => "frame_after_close",
+            Anomaly::FrameBeforeUpgrade => "frame_before_upgrade",
+            Anomaly::DataAfterEnd => "data_after_end",
+            Anomaly::Evicted => "evicted",
+        }
+    }
+}
+
+/// A set of anomalies, in a fixed order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Anomalies(u64);
+
+impl Anomalies {
+    pub fn insert(&mut self, a: Anomaly) {
+        self.0 |= 1 << a as u8;
+    }
+    pub fn contains(&self, a: Anomaly) -> bool {
+        self.0 & (1 << a as u8) != 0
+    }
+    pub fn union(&mut self, other: Anomalies) {
+        self.0 |= other.0;
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+    pub fn iter(&self) -> impl Iterator<Item = Anomaly> + '_ {
+        Anomaly::ALL.into_iter().filter(|a| self.contains(*a))
+    }
+}
+
+/// Which side of the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+/// A Close frame as one side sent it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Close {
+    /// Status code; `None` when the frame carried none (reported as 1005, §7.1.5).
+    pub code: Option<u16>,
+    /// Reason as text, invalid UTF-8 bytes written as `\xNN`.
+    pub reason: String,
+    /// Frame number of the packet that completed the Close frame.
+    pub frame: u64,
+}
+
+/// What one side sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SideStats {
+    /// Complete data messages (text + binary); a fragmented message counts once.
+    pub messages: u64,
+    /// Payload bytes of the frames of those messages, as on the wire.
+    pub bytes: u64,
+    pub pings: u64,
+    pub pongs: u64,
+    /// The first Close frame this side sent.
+    pub close: Option<Close>,
+    /// Bytes of this direction's stream missing from the capture.
+    pub missing_bytes: u64,
+}
+
+/// How the TCP connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpEnd {
+    Fin,
+    Rst,
+    Open,
+}
+
+impl TcpEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TcpEnd::Fin => "fin",
+            TcpEnd::Rst => "rst",
+            TcpEnd::Open => "open",
+        }
+    }
+}
+
+/// The verdict on how the session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Both sides sent Close frames (§7.1.4).
+    Clean,
+    /// RST before the closing handshake completed.
+    Reset,
+    /// One Close frame, then FIN without the other.
+    UnansweredClose,
+    /// FIN with no Close frame at all.
+    NoCloseFrame,
+    /// Neither FIN nor RST before the capture ended.
+    OpenAtEnd,
+    /// The Upgrade was not answered with 101.
+    Rejected,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Clean => "clean",
+            Outcome::Reset => "reset",
+            Outcome::UnansweredClose => "unanswered_close",
+            Outcome::NoCloseFrame => "no_close_frame",
+            Outcome::OpenAtEnd => "open_at_end",
+            Outcome::Rejected => "rejected",
+        }
+    }
+
+    pub fn is_abnormal(self) -> bool {
+        matches!(
+            self,
+            Outcome::Reset | Outcome::UnansweredClose | Outcome::NoCloseFrame
+        )
+    }
+}
+
+/// One WebSocket session: a TCP connection whose Upgrade request was seen.
+#[derive(Clone, Debug)]
+pub struct SessionRecord {
+    /// Frame number of the connection's first packet (orders the report).
+    pub first_frame: u64,
+    /// Wireshark's `tcp.stream` of the connection.
+    pub tcp_stream: u64,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub packets: u64,
+    pub http_status: Option<u16>,
+    pub host: String,
+    pub path: String,
+    pub origin: String,
+    pub user_agent: String,
+    pub subprotocol: String,
+    pub extensions: String,
+    pub client_side: SideStats,
+    pub server_side: SideStats,
+    pub first_close_by: Option<Side>,
+    /// RFC 6455 §7.1.5 connection close code (1005 / 1006 as the RFC says).
+    pub close_code: Option<u16>,
+    pub tcp_end: TcpEnd,
+    pub tcp_end_by: Option<Side>,
+    pub outcome: Outcome,
+    pub exact: bool,
+    pub anomalies: Anomalies,
+}

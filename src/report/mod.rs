@@ -1,0 +1,3 @@
+//! Report writers. They see finished records in their final order, nothing else.
+
+pub mod csv;

@@ -1,0 +1,279 @@
+//! The opening handshake (RFC 6455 §4): the client's HTTP/1.1 Upgrade request and the
+//! server's response, parsed as streaming HTTP heads (RFC 9112 §2-§5).
+
+use base64::Engine as _;
+use nom::bytes::streaming::{tag, take_till};
+use nom::{IResult, Parser};
+use sha1::{Digest, Sha1};
+
+/// The GUID of RFC 6455 §1.3, appended to Sec-WebSocket-Key to form Sec-WebSocket-Accept.
+const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// Most header lines accepted in one head.
+const MAX_HEADERS: usize = 128;
+
+/// One line of an HTTP head, without its line ending (CRLF, or a bare LF as RFC 9112 §2.2
+/// allows recipients to accept).
+fn line(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    let (i, l) = take_till(|c| c == b'\n').parse(i)?;
+    let (i, _) = tag(&b"\n"[..]).parse(i)?;
+    Ok((i, l.strip_suffix(b"\r").unwrap_or(l)))
+}
+
+/// A parsed head: the start line and the header fields, borrowed from the input.
+#[derive(Debug)]
+pub struct Head<'a> {
+    pub start_line: &'a [u8],
+    pub fields: Vec<(&'a [u8], &'a [u8])>,
+}
+
+impl Head<'_> {
+    /// Value of the first field named `name` (case-insensitive), trimmed.
+    pub fn field(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| *v)
+    }
+
+    /// All values of fields named `name`, joined by ", " (RFC 9110 §5.3).
+    pub fn field_joined(&self, name: &str) -> Option<String> {
+        let mut out: Option<String> = None;
+        for (n, v) in &self.fields {
+            if n.eq_ignore_ascii_case(name.as_bytes()) {
+                let s = out.get_or_insert_with(String::new);
+                if !s.is_empty() {
+                    s.push_str(", ");
+                }
+                s.push_str(&String::from_utf8_lossy(v));
+            }
+        }
+        out
+    }
+
+    /// Whether a comma-separated field `name` has the token `token` (case-insensitive).
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.fields.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case(name.as_bytes())
+                && v.split(|&c| c == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        })
+    }
+}
+
+/// Why a head cannot be an HTTP/1.x head.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeadError {
+    NotHttp,
+    TooManyFields,
+}
+
+/// Parses a whole head up to and including the empty line. `Ok(None)` means more bytes
+/// are needed; the head is only returned complete.
+pub fn parse_head(input: &[u8]) -> Result<Option<(usize, Head<'_>)>, HeadError> {
+    let mut fields = Vec::new();
+    let (mut i, start_line) = match line(input) {
+        Ok(x) => x,
+        Err(nom::Err::Incomplete(_)) => return Ok(None),
+        Err(_) => return Err(HeadError::NotHttp),
+    };
+    loop {
+        let (rest, l) = match line(i) {
+            Ok(x) => x,
+            Err(nom::Err::Incomplete(_)) => return Ok(None),
+            Err(_) => return Err(HeadError::NotHttp),
+        };
+        i = rest;
+        if l.is_empty() {
+            break;
+        }
+        let colon = l
+            .iter()
+            .position(|&c| c == b':')
+            .ok_or(HeadError::NotHttp)?;
+        let name = &l[..colon];
+        if name.is_empty() || name.iter().any(|c| c.is_ascii_whitespace()) {
+            return Err(HeadError::NotHttp);
+        }
+        if fields.len() == MAX_HEADERS {
+            return Err(HeadError::TooManyFields);
+        }
+        fields.push((name, l[colon + 1..].trim_ascii()));
+    }
+    Ok(Some((input.len() - i.len(), Head { start_line, fields })))
+}
+
+/// Could `prefix` be the start of an HTTP GET request line? (Used to recognise the client
+/// side from the first bytes of a connection.)
+pub fn may_be_get(prefix: &[u8]) -> bool {
+    let n = prefix.len().min(4);
+    prefix[..n] == b"GET "[..n]
+}
+
+/// What the report needs from the Upgrade request.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub host: String,
+    pub origin: String,
+    pub user_agent: String,
+    pub key: Option<String>,
+    pub version: String,
+    pub protocols: String,
+    pub extensions: String,
+    /// `Upgrade: websocket` is present (§4.1 item 5).
+    pub upgrade_websocket: bool,
+    /// `Connection: Upgrade` is present (§4.1 item 6).
+    pub connection_upgrade: bool,
+}
+
+/// What the report needs from the handshake response.
+#[derive(Clone, Debug, Default)]
+pub struct Response {
+    pub status: u16,
+    pub accept: Option<String>,
+    pub protocol: String,
+    pub extensions: String,
+    pub upgrade_websocket: bool,
+}
+
+fn text(v: Option<&[u8]>) -> String {
+    v.map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Reads an Upgrade request out of a head; `None` if the start line is not a request.
+pub fn request(head: &Head<'_>) -> Option<Request> {
+    let mut parts = head
+        .start_line
+        .split(|&c| c == b' ')
+        .filter(|p| !p.is_empty());
+    let method = parts.next()?;
+    let target = parts.next()?;
+    let version = parts.next()?;
+    if !version.starts_with(b"HTTP/") {
+        return None;
+    }
+    Some(Request {
+        method: String::from_utf8_lossy(method).into_owned(),
+        path: String::from_utf8_lossy(target).into_owned(),
+        host: text(head.field("host")),
+        origin: text(
+            head.field("origin")
+                .or_else(|| head.field("sec-websocket-origin")),
+        ),
+        user_agent: text(head.field("user-agent")),
+        key: head
+            .field("sec-websocket-key")
+            .map(|v| String::from_utf8_lossy(v).into_owned()),
+        version: text(head.field("sec-websocket-version")),
+        protocols: head
+            .field_joined("sec-websocket-protocol")
+            .unwrap_or_default(),
+        extensions: head
+            .field_joined("sec-websocket-extensions")
+            .unwrap_or_default(),
+        upgrade_websocket: head.has_token("upgrade", "websocket"),
+        connection_upgrade: head.has_token("connection", "upgrade"),
+    })
+}
+
+/// Reads a response out of a head; `None` if the start line is not an HTTP status line.
+pub fn response(head: &Head<'_>) -> Option<Response> {
+    let l = head.start_line;
+    if !l.starts_with(b"HTTP/") {
+        return None;
+    }
+    let mut parts = l.split(|&c| c == b' ').filter(|p| !p.is_empty());
+    parts.next()?;
+    let code = parts.next()?;
+    if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let status = code.iter().fold(0u16, |a, &d| a * 10 + (d - b'0') as u16);
+    Some(Response {
+        status,
+        accept: head
+            .field("sec-websocket-accept")
+            .map(|v| String::from_utf8_lossy(v).into_owned()),
+        protocol: head
+            .field_joined("sec-websocket-protocol")
+            .unwrap_or_default(),
+        extensions: head
+            .field_joined("sec-websocket-extensions")
+            .unwrap_or_default(),
+        upgrade_websocket: head.has_token("upgrade", "websocket"),
+    })
+}
+
+/// The Sec-WebSocket-Accept value a server must send for `key` (§4.2.2 item 5.4).
+pub fn accept_for_key(key: &str) -> String {
+    let mut h = Sha1::new();
+    h.update(key.trim().as_bytes());
+    h.update(WS_GUID.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQ: &[u8] =
+        b"GET /chat?x=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Origin: http://example.com\r\nSec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: superchat\r\n\
+Sec-WebSocket-Version: 13\r\n\r\n\x81\x85";
+
+    #[test]
+    fn rfc6455_accept_example() {
+        assert_eq!(
+            accept_for_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kzYGzzhZRbK+xo="
+        );
+    }
+
+    #[test]
+    fn request_fields() {
+        let (n, head) = parse_head(REQ).unwrap().unwrap();
+        assert_eq!(&REQ[n..], b"\x81\x85");
+        let r = request(&head).unwrap();
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.path, "/chat?x=1");
+        assert_eq!(r.host, "server.example.com");
+        assert_eq!(r.protocols, "chat, superchat");
+        assert!(r.upgrade_websocket && r.connection_upgrade);
+        assert_eq!(r.key.as_deref(), Some("dGhlIHNhbXBsZSBub25jZQ=="));
+    }
+
+    #[test]
+    fn every_split_is_incomplete_until_the_end() {
+        let end = REQ.len() - 2;
+        for n in 0..end {
+            assert!(matches!(parse_head(&REQ[..n]), Ok(None)), "prefix {n}");
+        }
+        assert!(parse_head(&REQ[..end]).unwrap().is_some());
+    }
+
+    #[test]
+    fn response_status_and_accept() {
+        let raw =
+            b"HTTP/1.1 101 Switching Protocols\nUpgrade: WebSocket\nSec-WebSocket-Accept: abc\n\n";
+        let (n, head) = parse_head(raw).unwrap().unwrap();
+        assert_eq!(n, raw.len());
+        let r = response(&head).unwrap();
+        assert_eq!(
+            (r.status, r.accept.as_deref(), r.upgrade_websocket),
+            (101, Some("abc"), true)
+        );
+        assert!(parse_head(b"\x16\x03\x01 binary\n\0\n").is_err());
+    }
+
+    #[test]
+    fn get_prefix() {
+        assert!(may_be_get(b"GE"));
+        assert!(may_be_get(b"GET /"));
+        assert!(!may_be_get(b"POST"));
+        assert!(!may_be_get(b"\x16\x03"));
+    }
+}

@@ -1,0 +1,10 @@
+//! WebSocket (RFC 6455): pure parsers (handshake, frame header, close payload) and the
+//! state machines that consume them (one frame stream per direction, one session).
+
+pub mod close;
+pub mod frame;
+pub mod handshake;
+pub mod session;
+pub mod stream;
+
+pub use session::WsSession;

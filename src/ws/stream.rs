@@ -1,0 +1,460 @@
+//! One direction's frame stream (RFC 6455 §5): frame boundaries, message assembly
+//! (§5.4), control frames (§5.5) and the Close frame (§5.5.1), counted without copying
+//! payload. Only Close payloads (at most 125 bytes) are kept, unmasked in place.
+//!
+//! The state machine takes in-order stream bytes and gaps; it never sees packets.
+
+use super::close::{escape_reason, is_valid_close_code, unmask, MAX_CONTROL_PAYLOAD};
+use super::frame::{frame_header, header_len_from_prefix, opcode, FrameHeader, MAX_HEADER_LEN};
+use crate::record::{Anomalies, Anomaly, Close, SideStats};
+
+/// The frame whose payload is being passed over.
+#[derive(Clone, Copy, Debug)]
+struct Current {
+    header: FrameHeader,
+    /// Payload bytes not yet seen.
+    remaining: u64,
+    /// Some of this frame's payload fell into a gap.
+    damaged: bool,
+}
+
+/// Frame-level state of one direction.
+#[derive(Debug)]
+pub struct FrameStream {
+    /// Frames from the client must be masked, from the server must not (§5.1).
+    from_client: bool,
+    /// An extension that uses RSV1 was negotiated (RFC 7692 permessage-deflate).
+    rsv1_allowed: bool,
+    /// Header bytes carried over from the previous delivery.
+    carry: [u8; MAX_HEADER_LEN],
+    carry_len: u8,
+    current: Option<Current>,
+    close_payload: [u8; MAX_CONTROL_PAYLOAD],
+    close_len: u8,
+    /// Data message being assembled from fragments: its payload bytes so far.
+    message: Option<u64>,
+    /// Framing was lost in a gap; waiting for a segment boundary to find it again.
+    lost: bool,
+    /// The first frame(s) after a resync may continue a message whose start was lost.
+    after_resync: bool,
+    pub stats: SideStats,
+    pub anomalies: Anomalies,
+    /// A count of this direction is a lower bound.
+    pub inexact: bool,
+    /// Frames completed (data and control).
+    pub frames: u64,
+}
+
+impl FrameStream {
+    pub fn new(from_client: bool) -> Self {
+        FrameStream {
+            from_client,
+            rsv1_allowed: false,
+            carry: [0; MAX_HEADER_LEN],
+            carry_len: 0,
+            current: None,
+            close_payload: [0; MAX_CONTROL_PAYLOAD],
+            close_len: 0,
+            message: None,
+            lost: false,
+            after_resync: false,
+            stats: SideStats::default(),
+            anomalies: Anomalies::default(),
+            inexact: false,
+            frames: 0,
+        }
+    }
+
+    pub fn allow_rsv1(&mut self) {
+        self.rsv1_allowed = true;
+    }
+
+    /// In-order bytes of this direction. `frame_no` is the packet they came in, and
+    /// `segment_start` whether they begin a TCP segment (a place where framing may resume).
+    pub fn data(&mut self, mut d: &[u8], frame_no: u64, segment_start: bool) {
+        if self.lost {
+            if !segment_start || !self.plausible_framing(d) {
+                return;
+            }
+            self.lost = false;
+            self.after_resync = true;
+            self.anomalies.insert(Anomaly::Resync);
+        }
+        while !d.is_empty() {
+            if let Some(cur) = &mut self.current {
+                let n = (cur.remaining.min(d.len() as u64)) as usize;
+                if cur.header.opcode == opcode::CLOSE {
+                    let pos = (cur.header.payload_len - cur.remaining) as usize;
+                    let keep = MAX_CONTROL_PAYLOAD.saturating_sub(pos).min(n);
+                    if keep > 0 {
+                        let dst = &mut self.close_payload[pos..pos + keep];
+                        dst.copy_from_slice(&d[..keep]);
+                        if let Some(k) = cur.header.masking_key {
+                            unmask(dst, k, pos);
+                        }
+                        self.close_len = (pos + keep) as u8;
+                    }
+                }
+                cur.remaining -= n as u64;
+                d = &d[n..];
+                if cur.remaining == 0 {
+                    self.complete_frame(frame_no);
+                }
+                continue;
+            }
+            // A frame header, perhaps continued from the previous delivery.
+            let header = if self.carry_len > 0 {
+                let have = self.carry_len as usize;
+                let need = if have >= 2 {
+                    header_len_from_prefix([self.carry[0], self.carry[1]])
+                } else {
+                    2
+                };
+                let take = (need - have).min(d.len());
+                self.carry[have..have + take].copy_from_slice(&d[..take]);
+                self.carry_len += take as u8;
+                d = &d[take..];
+                let have = self.carry_len as usize;
+                if have < 2 || have < header_len_from_prefix([self.carry[0], self.carry[1]]) {
+                    continue;
+                }
+                let (_, h) = frame_header(&self.carry[..have]).expect("header length checked");
+                self.carry_len = 0;
+                h
+            } else {
+                match frame_header(d) {
+                    Ok((rest, h)) => {
+                        d = rest;
+                        h
+                    }
+                    Err(_) => {
+                        // Incomplete: keep the header bytes for the next delivery.
+                        self.carry[..d.len()].copy_from_slice(d);
+                        self.carry_len = d.len() as u8;
+                        return;
+                    }
+                }
+            };
+            self.start_frame(header);
+            if header.payload_len == 0 {
+                self.complete_frame(frame_no);
+            }
+        }
+    }
+
+    /// `n` bytes of this direction are missing.
+    pub fn gap(&mut self, n: u64) {
+        self.stats.missing_bytes += n;
+        if self.lost {
+            return;
+        }
+        if self.carry_len == 0 {
+            if let Some(cur) = &mut self.current {
+                if cur.remaining > n {
+                    // The gap lies inside a payload that is only counted: nothing is lost,
+                    // unless the payload was a Close frame's.
+                    cur.remaining -= n;
+                    cur.damaged = true;
+                    if cur.header.opcode == opcode::CLOSE {
+                        self.inexact = true;
+                    }
+                    return;
+                }
+            }
+        }
+        // Frame boundaries are gone: counts from here are lower bounds.
+        self.lost = true;
+        self.inexact = true;
+        self.anomalies.insert(Anomaly::FramingLost);
+        self.current = None;
+        self.carry_len = 0;
+        self.message = None;
+    }
+
+    /// Could `d` be a run of whole frames (ending exactly at its end) from this side?
+    fn plausible_framing(&self, mut d: &[u8]) -> bool {
+        let mut frames = 0;
+        while !d.is_empty() {
+            let Ok((rest, h)) = frame_header(d) else {
+                return false;
+            };
+            let control = opcode::is_control(h.opcode);
+            if opcode::is_reserved(h.opcode)
+                || h.masking_key.is_some() != self.from_client
+                || (h.rsv != 0 && !(self.rsv1_allowed && h.rsv == 0b100 && !control))
+                || (control && (!h.fin || h.payload_len > MAX_CONTROL_PAYLOAD as u64))
+                || h.len_msb_set
+                || h.payload_len > rest.len() as u64
+            {
+                return false;
+            }
+            d = &rest[h.payload_len as usize..];
+            frames += 1;
+        }
+        frames > 0
+    }
+
+    fn start_frame(&mut self, h: FrameHeader) {
+        let a = &mut self.anomalies;
+        let control = opcode::is_control(h.opcode);
+        if self.stats.close.is_some() {
+            a.insert(Anomaly::FrameAfterClose);
+        }
+        match (h.masking_key.is_some(), self.from_client) {
+            (false, true) => a.insert(Anomaly::UnmaskedClientFrame),
+            (true, false) => a.insert(Anomaly::MaskedServerFrame),
+            _ => {}
+        }
+        // RFC 7692 §6.1: RSV1 marks a compressed message, on its first frame only.
+        let rsv1_ok =
+            self.rsv1_allowed && h.rsv == 0b100 && !control && h.opcode != opcode::CONTINUATION;
+        if h.rsv != 0 && !rsv1_ok {
+            a.insert(Anomaly::ReservedBitsSet);
+        }
+        if opcode::is_reserved(h.opcode) {
+            a.insert(Anomaly::ReservedOpcode);
+        }
+        if h.len_msb_set {
+            a.insert(Anomaly::InvalidPayloadLength);
+        }
+        if h.non_minimal_len {
+            a.insert(Anomaly::NonMinimalLength);
+        }
+        if control {
+            if h.payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                a.insert(Anomaly::ControlFrameTooLong);
+            }
+            if !h.fin {
+                a.insert(Anomaly::FragmentedControlFrame);
+            }
+        }
+        if h.opcode == opcode::CLOSE {
+            self.close_len = 0;
+        }
+        self.current = Some(Current {
+            header: h,
+            remaining: h.payload_len,
+            damaged: false,
+        });
+    }
+
+    fn complete_frame(&mut self, frame_no: u64) {
+        let Some(cur) = self.current.take() else {
+            return;
+        };
+        let h = cur.header;
+        self.frames += 1;
+        match h.opcode {
+            opcode::TEXT | opcode::BINARY => {
+                if self.message.is_some() {
+                    // §5.4: a new message may not start inside a fragmented one.
+                    self.anomalies.insert(Anomaly::UnfinishedMessage);
+                }
+                self.after_resync = false;
+                self.message = Some(h.payload_len);
+                if h.fin {
+                    self.finish_message();
+                }
+            }
+            opcode::CONTINUATION => match &mut self.message {
+                Some(bytes) => {
+                    *bytes += h.payload_len;
+                    if h.fin {
+                        self.finish_message();
+                    }
+                }
+                None if self.after_resync => {
+                    // The start of this message was in the gap: it happened, but its
+                    // bytes are only partly known.
+                    if h.fin {
+                        self.stats.messages += 1;
+                        self.stats.bytes += h.payload_len;
+                        self.after_resync = false;
+                    }
+                }
+                None => self.anomalies.insert(Anomaly::UnexpectedContinuation),
+            },
+            opcode::PING => self.stats.pings += 1,
+            opcode::PONG => self.stats.pongs += 1,
+            opcode::CLOSE => self.close_frame(frame_no, cur.damaged, h.payload_len),
+            _ => {}
+        }
+    }
+
+    fn finish_message(&mut self) {
+        if let Some(bytes) = self.message.take() {
+            self.stats.messages += 1;
+            self.stats.bytes += bytes;
+        }
+    }
+
+    fn close_frame(&mut self, frame_no: u64, damaged: bool, payload_len: u64) {
+        if self.stats.close.is_some() {
+            return;
+        }
+        let p = &self.close_payload[..self.close_len as usize];
+        let (code, reason_bytes) = match payload_len {
+            0 => (None, &p[..0]),
+            1 => {
+                self.anomalies.insert(Anomaly::CloseTooShort);
+                (None, &p[..0])
+            }
+            _ if p.len() >= 2 => (Some(u16::from_be_bytes([p[0], p[1]])), &p[2..]),
+            _ => (None, &p[..0]),
+        };
+        if let Some(c) = code {
+            if !is_valid_close_code(c) {
+                self.anomalies.insert(Anomaly::InvalidCloseCode);
+            }
+        }
+        let mut reason = String::new();
+        if !escape_reason(reason_bytes, &mut reason) && !damaged {
+            self.anomalies.insert(Anomaly::InvalidUtf8CloseReason);
+        }
+        self.stats.close = Some(Close {
+            code,
+            reason,
+            frame: frame_no,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(fin: bool, op: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
+        let mut v = vec![(fin as u8) << 7 | op];
+        let m = if key.is_some() { 0x80 } else { 0 };
+        match payload.len() {
+            n if n < 126 => v.push(m | n as u8),
+            n if n <= 0xffff => {
+                v.push(m | 126);
+                v.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                v.push(m | 127);
+                v.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        let mut p = payload.to_vec();
+        if let Some(k) = key {
+            v.extend_from_slice(&k);
+            unmask(&mut p, k, 0);
+        }
+        v.extend_from_slice(&p);
+        v
+    }
+
+    fn session_bytes() -> Vec<u8> {
+        let k = Some([9, 8, 7, 6]);
+        let mut s = Vec::new();
+        s.extend(frame(true, opcode::TEXT, b"hello", k));
+        s.extend(frame(false, opcode::BINARY, &[1; 300], k));
+        s.extend(frame(true, opcode::PING, b"p", k));
+        s.extend(frame(true, opcode::CONTINUATION, &[2; 70000], k));
+        s.extend(frame(true, opcode::PONG, b"", k));
+        let mut close = 4001u16.to_be_bytes().to_vec();
+        close.extend_from_slice("bye, \"all\"".as_bytes());
+        s.extend(frame(true, opcode::CLOSE, &close, k));
+        s
+    }
+
+    fn check(fs: &FrameStream) {
+        assert_eq!(fs.stats.messages, 2);
+        assert_eq!(fs.stats.bytes, 5 + 300 + 70000);
+        assert_eq!((fs.stats.pings, fs.stats.pongs), (1, 1));
+        let c = fs.stats.close.as_ref().unwrap();
+        assert_eq!((c.code, c.reason.as_str()), (Some(4001), "bye, \"all\""));
+        assert!(fs.anomalies.is_empty(), "{:?}", fs.anomalies);
+    }
+
+    #[test]
+    fn counts_messages_across_fragments_and_interleaved_control() {
+        let mut fs = FrameStream::new(true);
+        fs.data(&session_bytes(), 1, true);
+        check(&fs);
+    }
+
+    #[test]
+    fn every_split_point_gives_the_same_counts() {
+        let s = session_bytes();
+        for cut in (0..s.len()).step_by(7).chain([1, 2, 3, 13, 14, 15]) {
+            let mut fs = FrameStream::new(true);
+            fs.data(&s[..cut], 1, true);
+            fs.data(&s[cut..], 2, true);
+            check(&fs);
+        }
+        let mut fs = FrameStream::new(true);
+        for b in s.chunks(1) {
+            fs.data(b, 1, false);
+        }
+        check(&fs);
+    }
+
+    #[test]
+    fn gap_inside_a_payload_keeps_counts_exact() {
+        let s = session_bytes();
+        // The 70000-byte continuation payload starts after 11+308+7+10 bytes.
+        let start = 11 + 308 + 7 + 14;
+        let mut fs = FrameStream::new(true);
+        fs.data(&s[..start + 100], 1, true);
+        fs.gap(5000);
+        fs.data(&s[start + 5100..], 2, true);
+        check(&fs);
+        assert!(!fs.inexact);
+    }
+
+    #[test]
+    fn gap_over_a_header_loses_then_resyncs_on_segment_boundary() {
+        let k = Some([1, 2, 3, 4]);
+        let a = frame(true, opcode::TEXT, b"one", k);
+        let b = frame(true, opcode::TEXT, b"two", k);
+        let c = frame(true, opcode::CLOSE, &1000u16.to_be_bytes(), k);
+        let mut fs = FrameStream::new(true);
+        fs.data(&a, 1, true);
+        fs.gap(b.len() as u64);
+        fs.data(&c, 3, true);
+        assert_eq!(fs.stats.messages, 1);
+        assert_eq!(fs.stats.close.as_ref().unwrap().code, Some(1000));
+        assert!(fs.inexact);
+        assert!(fs.anomalies.contains(Anomaly::FramingLost));
+        assert!(fs.anomalies.contains(Anomaly::Resync));
+    }
+
+    #[test]
+    fn protocol_violations_are_named() {
+        let mut fs = FrameStream::new(true);
+        fs.data(&frame(true, opcode::TEXT, b"x", None), 1, true);
+        fs.data(
+            &frame(true, opcode::CONTINUATION, b"x", Some([0; 4])),
+            1,
+            true,
+        );
+        fs.data(
+            &frame(false, opcode::PING, &[0; 126], Some([0; 4])),
+            1,
+            true,
+        );
+        fs.data(
+            &frame(true, opcode::CLOSE, &[0x03, 0xed, 0xff], Some([0; 4])),
+            1,
+            true,
+        );
+        fs.data(&frame(true, opcode::TEXT, b"late", Some([0; 4])), 1, true);
+        let got: Vec<_> = fs.anomalies.iter().map(|a| a.token()).collect();
+        assert_eq!(
+            got,
+            [
+                "unmasked_client_frame",
+                "control_frame_too_long",
+                "fragmented_control_frame",
+                "unexpected_continuation",
+                "invalid_close_code",
+                "invalid_utf8_close_reason",
+                "frame_after_close"
+            ]
+        );
+        assert_eq!(fs.stats.close.as_ref().unwrap().reason, "\\xFF");
+    }
+}
