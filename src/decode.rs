@@ -4,7 +4,10 @@
 //! A pure function from bytes to [`Decoded`]; it never fails the run: what it cannot use
 //! is classified so that it can be counted.
 
-use etherparse::{EtherType, IpNumber, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{
+    EtherType, IpNumber, Ipv4HeaderSlice, Ipv6HeaderSlice, LaxNetSlice, LaxSlicedPacket,
+    TcpHeaderSlice, TransportSlice,
+};
 
 /// LINKTYPE_* values (tcpdump.org link-layer header types).
 pub mod linktype {
@@ -120,7 +123,125 @@ pub enum Skip {
 }
 
 /// Decodes one captured packet.
+#[inline]
 pub fn decode(linktype: u16, data: &[u8]) -> Result<TcpSegment, Skip> {
+    match fast_path(linktype, data) {
+        Some(r) => r,
+        None => decode_lax(linktype, data),
+    }
+}
+
+#[inline]
+fn be16(d: &[u8], i: usize) -> u16 {
+    u16::from_be_bytes([d[i], d[i + 1]])
+}
+
+/// The common case (Ethernet with optional VLAN tags, Linux cooked, NULL or raw IP; IPv4
+/// or IPv6 without extension headers; TCP) with etherparse's header slices, which are
+/// small. `None` hands anything else (and every error) to the lax slicer.
+#[inline]
+fn fast_path(linktype: u16, data: &[u8]) -> Option<Result<TcpSegment, Skip>> {
+    let (ether_type, l3_off) = match linktype {
+        linktype::ETHERNET => {
+            if data.len() < 14 {
+                return None;
+            }
+            let (mut et, mut off) = (be16(data, 12), 14);
+            // 802.1Q / 802.1ad tags (IEEE 802.1Q §9.6).
+            while matches!(et, 0x8100 | 0x88a8 | 0x9100) {
+                if data.len() < off + 4 {
+                    return None;
+                }
+                et = be16(data, off + 2);
+                off += 4;
+            }
+            (et, off)
+        }
+        linktype::LINUX_SLL if data.len() >= 16 => (be16(data, 14), 16),
+        linktype::LINUX_SLL2 if data.len() >= 20 => (be16(data, 0), 20),
+        linktype::RAW
+        | linktype::RAW_BSD
+        | linktype::RAW_OPENBSD
+        | linktype::IPV4
+        | linktype::IPV6 => match data.first()? >> 4 {
+            4 => (0x0800, 0),
+            6 => (0x86dd, 0),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let l3 = &data[l3_off..];
+    let (src, dst, l4, wire_l4_len) = match ether_type {
+        0x0800 => {
+            let ip = Ipv4HeaderSlice::from_slice(l3).ok()?;
+            if ip.protocol() != IpNumber::TCP {
+                return Some(Err(Skip::NotTcp));
+            }
+            if ip.is_fragmenting_payload() {
+                return Some(Err(Skip::IpFragment));
+            }
+            let hl = ip.slice().len();
+            let total = ip.total_len() as usize;
+            if total < hl {
+                return None;
+            }
+            let mut s = [0u8; 16];
+            let mut d = [0u8; 16];
+            s[10..12].copy_from_slice(&[0xff, 0xff]);
+            d[10..12].copy_from_slice(&[0xff, 0xff]);
+            s[12..].copy_from_slice(&ip.source());
+            d[12..].copy_from_slice(&ip.destination());
+            (s, d, &l3[hl..total.min(l3.len())], total - hl)
+        }
+        0x86dd => {
+            let ip = Ipv6HeaderSlice::from_slice(l3).ok()?;
+            if ip.next_header() != IpNumber::TCP {
+                return None;
+            }
+            let total = 40 + ip.payload_length() as usize;
+            (
+                ip.source(),
+                ip.destination(),
+                &l3[40..total.min(l3.len())],
+                total - 40,
+            )
+        }
+        _ => return None,
+    };
+    let tcp = TcpHeaderSlice::from_slice(l4).ok()?;
+    let th = tcp.slice().len();
+    if wire_l4_len < th {
+        return None;
+    }
+    let payload_len = l4.len() - th;
+    let payload_off = l4.as_ptr() as usize - data.as_ptr() as usize + th;
+    let b13 = tcp.slice()[13];
+    let (key, from_lo) = FlowKey::new(
+        Endpoint {
+            addr: src,
+            port: tcp.source_port(),
+        },
+        Endpoint {
+            addr: dst,
+            port: tcp.destination_port(),
+        },
+    );
+    Some(Ok(TcpSegment {
+        key,
+        from_lo,
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        // FIN, SYN, RST, PSH, ACK are the low five bits of byte 13 (RFC 9293 §3.1).
+        flags: b13 & 0x1f,
+        window: tcp.window_size(),
+        payload_off: payload_off as u32,
+        payload_len: payload_len as u32,
+        payload_missing: (wire_l4_len - th - payload_len) as u32,
+    }))
+}
+
+/// Everything else, with etherparse's lax slicing (keeps partial packets).
+fn decode_lax(linktype: u16, data: &[u8]) -> Result<TcpSegment, Skip> {
     let sliced = match linktype {
         linktype::ETHERNET => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skip::CutOff)?,
         linktype::RAW

@@ -147,30 +147,59 @@ impl HalfStream {
             if start < self.next {
                 self.counters.retransmitted += 1;
             }
-            self.deliver(start, data, missing, sink);
-            self.drain(sink);
+            self.deliver_new(start, data, missing, sink);
             return;
         }
         self.hold(start, data, missing, limits, sink);
     }
 
-    /// Delivers a segment that starts at or before `next` and ends after it.
-    fn deliver(&mut self, start: u64, data: &[u8], missing: u32, sink: &mut impl FnMut(Event<'_>)) {
-        let skip = self.next - start;
+    /// Delivers a segment that starts at or before `next`; where held bytes (seen earlier)
+    /// overlap it, they win.
+    fn deliver_new(
+        &mut self,
+        start: u64,
+        data: &[u8],
+        missing: u32,
+        sink: &mut impl FnMut(Event<'_>),
+    ) {
         let end = start + data.len() as u64 + missing as u64;
-        if (skip as usize) < data.len() {
-            sink(Event::Data(&data[skip as usize..]));
+        while self.next < end {
+            let stop = self
+                .held
+                .first()
+                .map_or(end, |h| h.start.clamp(self.next, end));
+            if stop > self.next {
+                self.deliver_range(start, data, stop, sink);
+            }
+            self.drain(sink);
         }
-        if missing > 0 {
-            let from = (start + data.len() as u64).max(self.next);
-            let n = end - from;
+        self.drain(sink);
+    }
+
+    /// Delivers bytes `[next, upto)` of a segment starting at `start` whose first
+    /// `data.len()` bytes are present (the rest were cut off), and moves `next` to `upto`.
+    fn deliver_range(
+        &mut self,
+        start: u64,
+        data: &[u8],
+        upto: u64,
+        sink: &mut impl FnMut(Event<'_>),
+    ) {
+        let data_end = start + data.len() as u64;
+        if self.next < data_end {
+            let a = (self.next - start) as usize;
+            let b = (upto.min(data_end) - start) as usize;
+            sink(Event::Data(&data[a..b]));
+        }
+        if upto > data_end {
+            let n = upto - self.next.max(data_end);
             self.counters.cut_bytes += n;
             sink(Event::Gap(n));
         }
-        self.next = end;
+        self.next = upto;
     }
 
-    /// Delivers held segments that the stream has reached.
+    /// Delivers held segments that the stream has reached (held segments never overlap).
     fn drain(&mut self, sink: &mut impl FnMut(Event<'_>)) {
         while let Some(first) = self.held.first() {
             if first.start > self.next {
@@ -179,7 +208,7 @@ impl HalfStream {
             let seg = self.held.remove(0);
             self.held_bytes -= seg.data.len();
             if seg.end() > self.next {
-                self.deliver(seg.start, &seg.data, seg.missing, sink);
+                self.deliver_range(seg.start, &seg.data, seg.end(), sink);
             }
         }
     }
@@ -202,23 +231,43 @@ impl HalfStream {
             self.drain(sink);
             if start <= self.next {
                 if start + data.len() as u64 + missing as u64 > self.next {
-                    self.deliver(start, data, missing, sink);
-                    self.drain(sink);
+                    self.deliver_new(start, data, missing, sink);
                 }
                 return;
             }
         }
-        // Keep segments sorted by start; equal starts keep arrival order (first wins).
-        let at = self.held.partition_point(|h| h.start <= start);
-        self.held_bytes += data.len();
-        self.held.insert(
-            at,
-            HeldSegment {
-                start,
-                data: data.to_vec(),
-                missing,
-            },
-        );
+        // Hold only the ranges no held segment covers yet: bytes seen first win.
+        let end = start + data.len() as u64 + missing as u64;
+        let data_end = start + data.len() as u64;
+        let mut cur = start;
+        let mut pieces: Vec<(u64, u64)> = Vec::new();
+        for h in &self.held {
+            if h.end() <= cur {
+                continue;
+            }
+            if h.start >= end {
+                break;
+            }
+            if h.start > cur {
+                pieces.push((cur, h.start));
+            }
+            cur = cur.max(h.end());
+        }
+        if cur < end {
+            pieces.push((cur, end));
+        }
+        for (a, b) in pieces {
+            let (da, db) = (a.min(data_end), b.min(data_end));
+            let bytes = &data[(da - start) as usize..(db - start) as usize];
+            let seg = HeldSegment {
+                start: a,
+                data: bytes.to_vec(),
+                missing: (b - a.max(db)) as u32,
+            };
+            let at = self.held.partition_point(|h| h.start < a);
+            self.held_bytes += seg.data.len();
+            self.held.insert(at, seg);
+        }
     }
 
     fn gap_to(&mut self, to: u64, sink: &mut impl FnMut(Event<'_>)) {

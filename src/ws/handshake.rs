@@ -229,7 +229,7 @@ Sec-WebSocket-Version: 13\r\n\r\n\x81\x85";
     fn rfc6455_accept_example() {
         assert_eq!(
             accept_for_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kzYGzzhZRbK+xo="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 

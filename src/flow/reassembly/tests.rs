@@ -118,10 +118,9 @@ fn overflow_of_held_bytes_forces_a_gap() {
     h.segment(3, b"cccc", 0, false, &limits, &mut c.sink());
     h.segment(7, b"dddd", 0, false, &limits, &mut c.sink());
     h.segment(11, b"eeee", 0, false, &limits, &mut c.sink()); // over the cap
-    assert_eq!(c.bytes, b"??ccccdddd");
-    assert_eq!(h.counters.ooo_overflows, 1);
-    h.flush(&mut c.sink());
     assert_eq!(c.bytes, b"??ccccddddeeee");
+    assert_eq!(h.counters.ooo_overflows, 1);
+    assert_eq!(h.counters.gap_bytes, 2);
 }
 
 proptest! {
@@ -166,4 +165,17 @@ proptest! {
         prop_assert_eq!(c.gaps.len(), 0);
         prop_assert_eq!(c.bytes, data);
     }
+}
+
+#[test]
+fn held_cut_off_segments_keep_their_missing_bytes() {
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    h.syn(0);
+    // Offsets: "abcd" 0..4, "ef" 4..6 then 6..8 cut off, then 7..10 all cut off.
+    h.segment(5, b"ef", 2, false, &LIMITS, &mut c.sink());
+    h.segment(8, b"", 3, false, &LIMITS, &mut c.sink());
+    h.segment(1, b"abcd", 0, false, &LIMITS, &mut c.sink());
+    assert_eq!(c.bytes, b"abcdef????");
+    assert_eq!(h.counters.cut_bytes, 4);
 }

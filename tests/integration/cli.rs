@@ -1,0 +1,133 @@
+//! The command-line contract: exit codes, stdout vs stderr, -o, stdin, bad input.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::util::{root, sessions, wsclose};
+
+const CLEAN: &str = "fixtures/captures/real-py-clean.pcap";
+
+#[test]
+fn help_has_examples_and_exit_status() {
+    let out = wsclose(&["sessions", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("EXAMPLES"), "{help}");
+    assert!(help.contains("EXIT STATUS"), "{help}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(wsclose(&["sessions"]).status.code(), Some(2));
+    assert_eq!(wsclose(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(
+        wsclose(&["sessions", "--threads", "0", CLEAN])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn report_on_stdout_summary_on_stderr() {
+    let (out, err, code) = sessions(&[&root().join(CLEAN)], 2);
+    assert_eq!(code, 0);
+    assert!(out.starts_with(
+        "session,tcp_stream,client,server,start,end,duration_s,http_status,host,path,"
+    ));
+    assert_eq!(out.lines().count(), 2);
+    assert!(err.contains("1 WebSocket sessions"), "{err}");
+    assert!(!out.contains("wsclose:"));
+}
+
+#[test]
+fn output_file_and_stdin_give_the_same_report() {
+    let dir = std::env::temp_dir().join(format!("wsclose-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("r.csv");
+    let out = wsclose(&["sessions", CLEAN, "-o", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    let from_file = std::fs::read_to_string(&file).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .args(["sessions", "-"])
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bytes = std::fs::read(root().join(CLEAN)).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&bytes));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), from_file);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn no_websocket_gives_header_and_says_so() {
+    let dir = std::env::temp_dir().join(format!("wsclose-nows-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A pcap with one UDP packet.
+    let mut f = Vec::new();
+    f.extend_from_slice(&[
+        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 101, 0, 0, 0,
+    ]);
+    let ip: [u8; 28] = [
+        0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 53, 0, 53, 0, 8, 0,
+        0,
+    ];
+    f.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28, 0, 0, 0]);
+    f.extend_from_slice(&ip);
+    let p = dir.join("udp.pcap");
+    std::fs::write(&p, f).unwrap();
+    let (out, err, code) = sessions(&[&p], 1);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 1);
+    assert!(err.contains("no WebSocket session"), "{err}");
+    assert!(err.contains("1 non-TCP packets"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A capture cut off in the middle of a record: exit 2, the error names the file and the
+/// offset, and the sessions seen before it are still reported.
+#[test]
+fn truncated_capture_reports_what_it_saw_and_exits_2() {
+    let dir = std::env::temp_dir().join(format!("wsclose-trunc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = std::fs::read(root().join("fixtures/captures/real-mixed-endings.pcap")).unwrap();
+    let cut = bytes.len() * 2 / 3 + 5;
+    let p = dir.join("cut.pcap");
+    std::fs::write(&p, &bytes[..cut]).unwrap();
+    let (out, err, code) = sessions(&[&p], 2);
+    assert_eq!(code, 2);
+    assert!(err.contains(&format!("{}: offset ", p.display())), "{err}");
+    assert!(err.contains("truncated"), "{err}");
+    assert!(
+        out.lines().count() > 5,
+        "sessions before the cut are reported:\n{out}"
+    );
+
+    let junk = dir.join("junk.pcap");
+    std::fs::write(&junk, b"this is not a capture at all").unwrap();
+    let (out, err, code) = sessions(&[&junk], 1);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a pcap or pcapng capture"), "{err}");
+    assert_eq!(out.lines().count(), 1, "header only");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn filter_without_libpcap_says_how_to_get_it() {
+    let out = wsclose(&["sessions", "--filter", "tcp port 80", CLEAN]);
+    if cfg!(feature = "libpcap") {
+        assert_eq!(out.status.code(), Some(0));
+    } else {
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--features libpcap"));
+    }
+}

@@ -1,0 +1,130 @@
+//! The real captures against what the programs that made the traffic say they did
+//! (fixtures/captures/*.truth.jsonl, written by fixtures/record/record.sh). This is the
+//! proof that the expected reports are right, not just unchanged.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::util::{captures_in, parse_csv, root, sessions};
+
+fn outcome_of(truth: &str) -> &'static str {
+    match truth {
+        "clean_close" | "close_then_rst" => "clean",
+        "no_close_fin" => "no_close_frame",
+        "no_close_rst" => "reset",
+        "close_unanswered_fin" => "unanswered_close",
+        "rejected_403" => "rejected",
+        "open_at_capture_end" => "open_at_end",
+        other => panic!("unknown truth outcome {other}"),
+    }
+}
+
+fn close(v: &Value) -> (String, String) {
+    if v.is_null() {
+        return (String::new(), String::new());
+    }
+    let code = v["code"]
+        .as_u64()
+        .map_or("1005".to_string(), |c| c.to_string());
+    (code, v["reason"].as_str().unwrap_or("").to_string())
+}
+
+#[test]
+fn real_captures_agree_with_the_programs_that_made_them() {
+    let mut checked = 0;
+    let mut errors = Vec::new();
+    for cap in captures_in(&root().join("fixtures/captures")) {
+        let truth_path = cap.with_extension("truth.jsonl");
+        let truth = std::fs::read_to_string(&truth_path).expect("truth file beside the capture");
+        let (report, _, code) = sessions(&[&cap], 2);
+        assert_eq!(code, 0);
+        let rows = parse_csv(&report);
+        let header = &rows[0];
+        let by_client: HashMap<&str, HashMap<&str, &str>> = rows[1..]
+            .iter()
+            .map(|r| {
+                let m: HashMap<&str, &str> = header
+                    .iter()
+                    .map(String::as_str)
+                    .zip(r.iter().map(String::as_str))
+                    .collect();
+                (m["client"], m)
+            })
+            .collect();
+        for line in truth.lines() {
+            let t: Value = serde_json::from_str(line).unwrap();
+            let client = t["client"].as_str().unwrap();
+            let name = format!("{} {client}", cap.file_name().unwrap().to_string_lossy());
+            let Some(row) = by_client.get(client) else {
+                errors.push(format!("{name}: no session reported"));
+                continue;
+            };
+            let exact = row["exact"] == "true";
+            let mut want = |col: &str, v: String, lower_bound: bool| {
+                let got = row[col];
+                let ok = if lower_bound && !exact {
+                    got.parse::<u64>().unwrap() <= v.parse::<u64>().unwrap()
+                } else {
+                    got == v
+                };
+                if !ok {
+                    errors.push(format!("{name}: {col} = {got:?}, the programs say {v:?}"));
+                }
+            };
+            want("server", t["server"].as_str().unwrap().to_string(), false);
+            want("http_status", t["handshake"].to_string(), false);
+            for (side, dir) in [("client", "c2s"), ("server", "s2c")] {
+                let d = &t[dir];
+                want(&format!("{side}_messages"), d["messages"].to_string(), true);
+                want(&format!("{side}_pings"), d["pings"].to_string(), true);
+                // With permessage-deflate the programs count inflated bytes, we count wire bytes.
+                if t["deflate"] != Value::Bool(true) {
+                    want(
+                        &format!("{side}_bytes"),
+                        d["payload_bytes"].to_string(),
+                        true,
+                    );
+                }
+                let (code, reason) = close(&t[format!("{side}_close")]);
+                want(&format!("{side}_close_code"), code, false);
+                want(&format!("{side}_close_reason"), reason, false);
+            }
+            want(
+                "first_close_by",
+                t["first_close"].as_str().unwrap_or("").to_string(),
+                false,
+            );
+            want(
+                "tcp_end",
+                t["tcp"]["end"].as_str().unwrap().to_string(),
+                false,
+            );
+            want(
+                "tcp_end_by",
+                t["tcp"]["first"].as_str().unwrap_or("").to_string(),
+                false,
+            );
+            want(
+                "outcome",
+                outcome_of(t["outcome"].as_str().unwrap()).to_string(),
+                false,
+            );
+            let gaps = t["gaps"].as_array().map_or(0, Vec::len);
+            if gaps > 0 && !row["anomalies"].contains("gap") {
+                errors.push(format!(
+                    "{name}: {gaps} gaps cut into the capture, none reported"
+                ));
+            }
+            checked += 1;
+        }
+        assert_eq!(
+            rows.len() - 1,
+            truth.lines().count(),
+            "{}: session count",
+            cap.display()
+        );
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    assert!(checked >= 25, "only {checked} sessions checked");
+}
