@@ -393,6 +393,9 @@ impl FileReader {
     }
 }
 
+/// A packet filter: `(linktype, captured bytes, original length) -> keep`.
+pub type PacketFilter = Box<dyn FnMut(u16, &[u8], u32) -> bool + Send>;
+
 /// Outcome of filling a batch.
 pub enum Fill {
     /// The batch is full; more packets follow.
@@ -414,7 +417,7 @@ pub struct Capture {
     next_frame: u64,
     errors: Vec<InputError>,
     batch_packets: usize,
-    filter: Option<Box<dyn FnMut(u16, &[u8], u32) -> bool + Send>>,
+    filter: Option<PacketFilter>,
     /// Packets read (before any filter).
     pub packets_read: u64,
     /// Packets dropped by the filter.
@@ -457,7 +460,7 @@ impl Capture {
 
     /// Keeps only packets for which `f(linktype, data, origlen)` is true
     /// (frames keep their numbers in the unfiltered capture).
-    pub fn set_filter(&mut self, f: Box<dyn FnMut(u16, &[u8], u32) -> bool + Send>) {
+    pub fn set_filter(&mut self, f: PacketFilter) {
         self.filter = Some(f);
     }
 

@@ -121,11 +121,22 @@ fn truncated_capture_reports_what_it_saw_and_exits_2() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// With the libpcap feature, --filter keeps only matching packets (here: the sessions of
+/// the Python server on port 80); without it, --filter says how to get it.
 #[test]
-fn filter_without_libpcap_says_how_to_get_it() {
-    let out = wsclose(&["sessions", "--filter", "tcp port 80", CLEAN]);
+fn filter_by_bpf_expression() {
+    let mixed = "fixtures/captures/real-mixed-endings.pcap";
+    let out = wsclose(&["sessions", "--filter", "tcp port 80", mixed]);
     if cfg!(feature = "libpcap") {
         assert_eq!(out.status.code(), Some(0));
+        let report = String::from_utf8(out.stdout).unwrap();
+        let rows: Vec<&str> = report.lines().skip(1).collect();
+        assert_eq!(rows.len(), 8, "{report}");
+        assert!(rows.iter().all(|r| r.contains(":80,")), "{report}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("packets filtered out"), "{err}");
+        let bad = wsclose(&["sessions", "--filter", "tcp port", mixed]);
+        assert_eq!(bad.status.code(), Some(2));
     } else {
         assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains("--features libpcap"));
