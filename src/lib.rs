@@ -31,6 +31,6 @@ pub mod pipeline;
 pub mod record;
 pub mod report;
 pub mod stats;
-// pub mod synth; (being written)
+pub mod synth;
 pub mod time;
 pub mod ws;

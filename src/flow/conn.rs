@@ -86,7 +86,7 @@ impl Conn {
     }
 
     pub fn is_session(&self) -> bool {
-        matches!(self.app, App::WebSocket { .. })
+        matches!(&self.app, App::WebSocket { session, .. } if session.is_websocket())
     }
 
     /// One segment of this connection, in capture order.
@@ -267,7 +267,6 @@ impl Conn {
             None => None,
         };
         let close_code = match (outcome, first_close) {
-            (Outcome::Rejected, _) => None,
             (_, Some(cl)) => Some(cl.code.unwrap_or(1005)),
             (_, None) if tcp_end != TcpEnd::Open => Some(1006),
             _ => None,
@@ -327,9 +326,24 @@ fn on_event(app: &mut App, d: usize, ev: Event<'_>, frame: u64, max_head: usize)
                 *app = App::Other;
                 return;
             }
-            let Event::Data(bytes) = ev else {
-                *app = App::Other;
-                return;
+            let bytes = match ev {
+                Event::Data(b) => b,
+                Event::Gap(_) => {
+                    // The request was cut off: keep what its whole lines say, and let the
+                    // response decide.
+                    let Some(req) =
+                        handshake::parse_head_prefix(head).and_then(|h| handshake::request(&h))
+                    else {
+                        *app = App::Other;
+                        return;
+                    };
+                    let client_is_lo = *client_is_lo;
+                    *app = App::WebSocket {
+                        client_is_lo,
+                        session: Box::new(WsSession::from_cut_request(req, max_head)),
+                    };
+                    return;
+                }
             };
             let was_empty = head.is_empty();
             if !was_empty {
@@ -372,8 +386,8 @@ fn on_event(app: &mut App, d: usize, ev: Event<'_>, frame: u64, max_head: usize)
             match (ev, client) {
                 (Event::Data(b), true) => session.client_data(b, frame),
                 (Event::Data(b), false) => session.server_data(b, frame),
-                (Event::Gap(n), true) => session.client_gap(n),
-                (Event::Gap(n), false) => session.server_gap(n),
+                (Event::Gap(n), true) => session.client_gap(n, frame),
+                (Event::Gap(n), false) => session.server_gap(n, frame),
             }
         }
     }

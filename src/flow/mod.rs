@@ -173,9 +173,9 @@ impl Shard {
         self.candidates.remove(&conn.first_frame);
         conn.flush();
         match &conn.app {
-            App::WebSocket { .. } => self.stats.sessions += 1,
+            _ if conn.is_session() => self.stats.sessions += 1,
             App::Unknown => self.stats.no_payload += 1,
-            App::Request { .. } | App::Other => self.stats.not_websocket += 1,
+            _ => self.stats.not_websocket += 1,
         }
         if evicted {
             self.stats.evicted += 1;

@@ -103,6 +103,24 @@ pub fn parse_head(input: &[u8]) -> Result<Option<(usize, Head<'_>)>, HeadError> 
     Ok(Some((input.len() - i.len(), Head { start_line, fields })))
 }
 
+/// The complete lines of a head that was cut off (by a gap or the snapshot length): the
+/// start line and the fields before the cut. `None` if not even the start line is whole.
+pub fn parse_head_prefix(input: &[u8]) -> Option<Head<'_>> {
+    let (mut i, start_line) = line(input).ok()?;
+    let mut fields = Vec::new();
+    while let Ok((rest, l)) = line(i) {
+        i = rest;
+        if l.is_empty() || fields.len() == MAX_HEADERS {
+            break;
+        }
+        let Some(colon) = l.iter().position(|&c| c == b':') else {
+            break;
+        };
+        fields.push((&l[..colon], l[colon + 1..].trim_ascii()));
+    }
+    Some(Head { start_line, fields })
+}
+
 /// Could `prefix` be the start of an HTTP GET request line? (Used to recognise the client
 /// side from the first bytes of a connection.)
 pub fn may_be_get(prefix: &[u8]) -> bool {
@@ -267,6 +285,15 @@ Sec-WebSocket-Version: 13\r\n\r\n\x81\x85";
             (101, Some("abc"), true)
         );
         assert!(parse_head(b"\x16\x03\x01 binary\n\0\n").is_err());
+    }
+
+    #[test]
+    fn cut_heads_keep_their_whole_lines() {
+        let h = parse_head_prefix(&REQ[..60]).unwrap();
+        assert_eq!(h.start_line, b"GET /chat?x=1 HTTP/1.1");
+        assert_eq!(h.fields.len(), 1);
+        assert_eq!(request(&h).unwrap().host, "server.example.com");
+        assert!(parse_head_prefix(b"GET /chat?x=1 HTT").is_none());
     }
 
     #[test]

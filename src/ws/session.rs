@@ -27,6 +27,8 @@ pub struct WsSession {
     pub anomalies: Anomalies,
     /// Something the report depends on could not be read (handshake lost in a gap).
     pub inexact: bool,
+    /// The request head was cut off (gap or snapshot length): only its first lines are known.
+    pub request_cut: bool,
     max_head: usize,
 }
 
@@ -49,8 +51,27 @@ impl WsSession {
             server_state: DirState::Head(Vec::new()),
             anomalies,
             inexact: false,
+            request_cut: false,
             max_head,
         }
+    }
+
+    /// A session from a request head that was cut off: its start line and first fields
+    /// are known. The client's next bytes should be frames. Whether it is a WebSocket
+    /// session at all is decided by the request's fields if they were seen, else by the
+    /// response (101).
+    pub fn from_cut_request(request: Request, max_head: usize) -> Self {
+        let mut s = WsSession::new(request, max_head);
+        s.anomalies = Anomalies::default();
+        s.request_cut = true;
+        s.client.expect_frame_start();
+        s
+    }
+
+    /// Is this a WebSocket session: an Upgrade request, or (when the request was cut off)
+    /// a 101 answer?
+    pub fn is_websocket(&self) -> bool {
+        self.request.upgrade_websocket || (self.request_cut && self.upgraded())
     }
 
     pub fn upgraded(&self) -> bool {
@@ -114,11 +135,13 @@ impl WsSession {
 
     fn accept_response(&mut self, resp: Response) {
         if resp.status == 101 {
-            if !resp.upgrade_websocket {
+            if !resp.upgrade_websocket && !self.request_cut && resp.accept.as_deref() != Some("") {
                 self.anomalies.insert(Anomaly::MissingUpgradeHeader);
             }
             match (&resp.accept, &self.request.key) {
                 (None, _) => self.anomalies.insert(Anomaly::MissingAccept),
+                // An empty value stands for a field cut off by the capture.
+                (Some(a), _) if a.is_empty() => {}
                 (Some(a), Some(k)) if a.trim() != handshake::accept_for_key(k) => {
                     self.anomalies.insert(Anomaly::InvalidAccept)
                 }
@@ -139,24 +162,46 @@ impl WsSession {
     }
 
     /// Missing bytes in the client's direction.
-    pub fn client_gap(&mut self, n: u64) {
+    pub fn client_gap(&mut self, n: u64, frame_no: u64) {
         match self.client_state {
-            DirState::Frames => self.client.gap(n),
+            DirState::Frames => self.client.gap(n, frame_no),
             _ => self.client.stats.missing_bytes += n,
         }
     }
 
     /// Missing bytes in the server's direction.
-    pub fn server_gap(&mut self, n: u64) {
+    pub fn server_gap(&mut self, n: u64, frame_no: u64) {
+        let cut_response = match &self.server_state {
+            DirState::Head(buf) => {
+                handshake::parse_head_prefix(buf).and_then(|h| handshake::response(&h))
+            }
+            _ => None,
+        };
         match self.server_state {
-            DirState::Frames => self.server.gap(n),
+            DirState::Frames => self.server.gap(n, frame_no),
             DirState::Ignore => self.server.stats.missing_bytes += n,
             DirState::Head(_) => {
-                // The response head is lost: whether it upgraded is unknown.
                 self.server.stats.missing_bytes += n;
-                self.inexact = true;
-                self.server_state = DirState::Ignore;
-                self.client_state = DirState::Ignore;
+                // The response head was cut: its status line may still be whole.
+                match cut_response {
+                    Some(r) => {
+                        let cut = Response {
+                            accept: r.accept.or(Some(String::new())),
+                            ..r
+                        };
+                        let upgraded = cut.status == 101;
+                        self.accept_response(cut);
+                        if upgraded {
+                            self.server.expect_frame_start();
+                        }
+                    }
+                    None => {
+                        // Whether it upgraded is unknown.
+                        self.inexact = true;
+                        self.server_state = DirState::Ignore;
+                        self.client_state = DirState::Ignore;
+                    }
+                }
             }
         }
     }

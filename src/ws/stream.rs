@@ -5,6 +5,10 @@
 //! The state machine takes in-order stream bytes and gaps; it never sees packets.
 
 use super::close::{escape_reason, is_valid_close_code, unmask, MAX_CONTROL_PAYLOAD};
+
+/// Close payload bytes kept. A Close frame may carry at most 125 (§5.5); oversized ones are
+/// flagged, and their reason is kept up to this many bytes.
+const MAX_CLOSE_KEPT: usize = 1024;
 use super::frame::{frame_header, header_len_from_prefix, opcode, FrameHeader, MAX_HEADER_LEN};
 use crate::record::{Anomalies, Anomaly, Close, SideStats};
 
@@ -29,14 +33,16 @@ pub struct FrameStream {
     carry: [u8; MAX_HEADER_LEN],
     carry_len: u8,
     current: Option<Current>,
-    close_payload: [u8; MAX_CONTROL_PAYLOAD],
-    close_len: u8,
+    close_payload: Box<[u8; MAX_CLOSE_KEPT]>,
+    close_len: u16,
     /// Data message being assembled from fragments: its payload bytes so far.
     message: Option<u64>,
     /// Framing was lost in a gap; waiting for a segment boundary to find it again.
     lost: bool,
     /// The first frame(s) after a resync may continue a message whose start was lost.
     after_resync: bool,
+    /// The next bytes should start a frame (after a cut handshake head); checked once.
+    align_pending: bool,
     pub stats: SideStats,
     pub anomalies: Anomalies,
     /// A count of this direction is a lower bound.
@@ -53,11 +59,12 @@ impl FrameStream {
             carry: [0; MAX_HEADER_LEN],
             carry_len: 0,
             current: None,
-            close_payload: [0; MAX_CONTROL_PAYLOAD],
+            close_payload: Box::new([0; MAX_CLOSE_KEPT]),
             close_len: 0,
             message: None,
             lost: false,
             after_resync: false,
+            align_pending: false,
             stats: SideStats::default(),
             anomalies: Anomalies::default(),
             inexact: false,
@@ -69,9 +76,23 @@ impl FrameStream {
         self.rsv1_allowed = true;
     }
 
+    /// The stream resumes after a handshake head that was cut off: the next bytes should
+    /// start a frame. If they do not look like one, framing is treated as lost.
+    pub fn expect_frame_start(&mut self) {
+        self.align_pending = true;
+    }
+
     /// In-order bytes of this direction. `frame_no` is the packet they came in, and
     /// `segment_start` whether they begin a TCP segment (a place where framing may resume).
     pub fn data(&mut self, mut d: &[u8], frame_no: u64, segment_start: bool) {
+        if self.align_pending && !d.is_empty() {
+            self.align_pending = false;
+            if !self.plausible_header(d) {
+                self.lost = true;
+                self.inexact = true;
+                self.anomalies.insert(Anomaly::FramingLost);
+            }
+        }
         if self.lost {
             if !segment_start || !self.plausible_framing(d) {
                 return;
@@ -85,14 +106,14 @@ impl FrameStream {
                 let n = (cur.remaining.min(d.len() as u64)) as usize;
                 if cur.header.opcode == opcode::CLOSE {
                     let pos = (cur.header.payload_len - cur.remaining) as usize;
-                    let keep = MAX_CONTROL_PAYLOAD.saturating_sub(pos).min(n);
+                    let keep = MAX_CLOSE_KEPT.saturating_sub(pos).min(n);
                     if keep > 0 {
                         let dst = &mut self.close_payload[pos..pos + keep];
                         dst.copy_from_slice(&d[..keep]);
                         if let Some(k) = cur.header.masking_key {
                             unmask(dst, k, pos);
                         }
-                        self.close_len = (pos + keep) as u8;
+                        self.close_len = (pos + keep) as u16;
                     }
                 }
                 cur.remaining -= n as u64;
@@ -142,21 +163,24 @@ impl FrameStream {
         }
     }
 
-    /// `n` bytes of this direction are missing.
-    pub fn gap(&mut self, n: u64) {
+    /// `n` bytes of this direction are missing (noticed at packet `frame_no`).
+    pub fn gap(&mut self, n: u64, frame_no: u64) {
         self.stats.missing_bytes += n;
         if self.lost {
             return;
         }
         if self.carry_len == 0 {
             if let Some(cur) = &mut self.current {
-                if cur.remaining > n {
+                if cur.remaining >= n {
                     // The gap lies inside a payload that is only counted: nothing is lost,
                     // unless the payload was a Close frame's.
                     cur.remaining -= n;
                     cur.damaged = true;
                     if cur.header.opcode == opcode::CLOSE {
                         self.inexact = true;
+                    }
+                    if cur.remaining == 0 {
+                        self.complete_frame(frame_no);
                     }
                     return;
                 }
@@ -169,6 +193,23 @@ impl FrameStream {
         self.current = None;
         self.carry_len = 0;
         self.message = None;
+    }
+
+    /// Could `d` start with a frame header from this side? (A header cut short counts.)
+    fn plausible_header(&self, d: &[u8]) -> bool {
+        match frame_header(d) {
+            Ok((_, h)) => self.plausible(&h),
+            Err(_) => d.len() < MAX_HEADER_LEN,
+        }
+    }
+
+    fn plausible(&self, h: &FrameHeader) -> bool {
+        let control = opcode::is_control(h.opcode);
+        !(opcode::is_reserved(h.opcode)
+            || h.masking_key.is_some() != self.from_client
+            || (h.rsv != 0 && !(self.rsv1_allowed && h.rsv == 0b100 && !control))
+            || (control && (!h.fin || h.payload_len > MAX_CONTROL_PAYLOAD as u64))
+            || h.len_msb_set)
     }
 
     /// Could `d` be a run of whole frames (ending exactly at its end) from this side?
@@ -292,7 +333,15 @@ impl FrameStream {
         if self.stats.close.is_some() {
             return;
         }
-        let p = &self.close_payload[..self.close_len as usize];
+        let mut p = &self.close_payload[..self.close_len as usize];
+        if (p.len() as u64) < payload_len && !damaged {
+            // Kept only in part: do not let the cut split a UTF-8 sequence.
+            if let Err(e) = std::str::from_utf8(p) {
+                if e.error_len().is_none() {
+                    p = &p[..e.valid_up_to()];
+                }
+            }
+        }
         let (code, reason_bytes) = match payload_len {
             0 => (None, &p[..0]),
             1 => {
@@ -399,7 +448,7 @@ mod tests {
         let start = 11 + 308 + 7 + 14;
         let mut fs = FrameStream::new(true);
         fs.data(&s[..start + 100], 1, true);
-        fs.gap(5000);
+        fs.gap(5000, 2);
         fs.data(&s[start + 5100..], 2, true);
         check(&fs);
         assert!(!fs.inexact);
@@ -413,7 +462,7 @@ mod tests {
         let c = frame(true, opcode::CLOSE, &1000u16.to_be_bytes(), k);
         let mut fs = FrameStream::new(true);
         fs.data(&a, 1, true);
-        fs.gap(b.len() as u64);
+        fs.gap(b.len() as u64, 2);
         fs.data(&c, 3, true);
         assert_eq!(fs.stats.messages, 1);
         assert_eq!(fs.stats.close.as_ref().unwrap().code, Some(1000));

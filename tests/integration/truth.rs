@@ -128,3 +128,60 @@ fn real_captures_agree_with_the_programs_that_made_them() {
     assert!(errors.is_empty(), "{}", errors.join("\n"));
     assert!(checked >= 25, "only {checked} sessions checked");
 }
+
+/// The synthetic captures against what their generator says each session must show
+/// (fixtures/synthetic/*.expected-truth.csv; `*` marks a value nobody can know).
+#[test]
+fn synthetic_captures_agree_with_their_generator() {
+    let dir = root().join("fixtures/synthetic");
+    let mut errors = Vec::new();
+    let mut checked = 0;
+    for cap in captures_in(&dir) {
+        let stem = cap.file_stem().unwrap().to_str().unwrap();
+        let truth = std::fs::read_to_string(dir.join(format!("{stem}.expected-truth.csv")))
+            .unwrap_or_else(|_| panic!("{stem} has no truth file"));
+        let (report, _, code) = sessions(&[&cap], 2);
+        assert_eq!(code, 0, "{stem}");
+        let (got, want) = (parse_csv(&report), parse_csv(&truth));
+        if got.len() != want.len() {
+            errors.push(format!(
+                "{stem}: {} sessions, the generator made {}",
+                got.len() - 1,
+                want.len() - 1
+            ));
+            continue;
+        }
+        let col = |name: &str| got[0].iter().position(|c| c == name).unwrap();
+        for (g, w) in got[1..].iter().zip(&want[1..]) {
+            for (name, v) in want[0].iter().zip(w) {
+                if v != "*" && &g[col(name)] != v {
+                    errors.push(format!(
+                        "{stem} {}: {name} = {:?}, the generator says {v:?}",
+                        w[0],
+                        g[col(name)]
+                    ));
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    assert!(checked >= 24, "only {checked} sessions checked");
+}
+
+/// A capture split into two files reads as the unsplit one.
+#[test]
+fn rotated_files_give_the_same_report_as_the_merged_one() {
+    let dir = root().join("fixtures/synthetic");
+    let (whole, _, c1) = sessions(&[&dir.join("rotated.pcap")], 2);
+    let (parts, _, c2) = sessions(
+        &[
+            &dir.join("rotated/file-2.pcap"),
+            &dir.join("rotated/file-1.pcap"),
+        ],
+        2,
+    );
+    assert_eq!((c1, c2), (0, 0));
+    assert_eq!(whole, parts);
+    assert!(whole.lines().count() > 1);
+}
