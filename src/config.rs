@@ -13,6 +13,8 @@ pub struct Limits {
     pub chunk_bytes: usize,
     /// Packets handed to the workers at a time.
     pub batch_packets: usize,
+    /// Captured bytes handed to the workers at a time (whichever cap is reached first).
+    pub batch_bytes: usize,
     /// TCP connections tracked at once (all shards together); beyond it the
     /// longest-idle connections are evicted and counted.
     pub max_connections: usize,
@@ -32,8 +34,9 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_record_bytes: 16 << 20,
-            chunk_bytes: 4 << 20,
+            chunk_bytes: 2 << 20,
             batch_packets: 16 * 1024,
+            batch_bytes: 2 << 20,
             max_connections: 1 << 20,
             max_ooo_bytes: 1 << 20,
             max_ooo_segments: 512,

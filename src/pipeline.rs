@@ -68,16 +68,17 @@ struct Piece {
 }
 
 /// Packets per decode task.
-const PIECE: usize = 2048;
+const PIECE: usize = 1024;
 
 struct Engine {
     shards: Vec<Shard>,
-    pieces: Vec<Piece>,
     pending: BinaryHeap<Reverse<Pending>>,
     next_stream: u64,
     now: i64,
     max_connections: usize,
     stats: Stats,
+    /// Piece buffers kept for reuse.
+    spare: Vec<Vec<Piece>>,
 }
 
 /// A finished record waiting for its turn (ordered by first frame).
@@ -100,84 +101,127 @@ impl Ord for Pending {
     }
 }
 
+/// A batch whose packets are decoded and bucketed by shard, waiting for the shards.
+struct Decoded {
+    batch: Batch,
+    pieces: Vec<Piece>,
+}
+
+/// Decodes `batch` into `pieces` (in parallel when `parallel`).
+fn decode_batch(batch: &Batch, pieces: &mut Vec<Piece>, n_shards: usize, parallel: bool) {
+    let n = batch.packets.len();
+    let n_pieces = n.div_ceil(PIECE);
+    pieces.resize_with(n_pieces, Piece::default);
+    for (i, p) in pieces.iter_mut().enumerate() {
+        p.start = i * PIECE;
+        p.end = ((i + 1) * PIECE).min(n);
+        p.buckets.resize_with(n_shards, Vec::new);
+    }
+    let decode_piece = |p: &mut Piece| {
+        for b in &mut p.buckets {
+            b.clear();
+        }
+        for i in p.start..p.end {
+            let pkt = &batch.packets[i];
+            match decode(pkt.linktype, batch.data(pkt)) {
+                Ok(seg) => {
+                    let s = if n_shards == 1 {
+                        0
+                    } else {
+                        (seg.key.shard_hash() % n_shards as u64) as usize
+                    };
+                    p.buckets[s].push(Item {
+                        packet: i as u32,
+                        seg,
+                    });
+                }
+                Err(skip) => p.stats.skip(skip),
+            }
+        }
+    };
+    if parallel {
+        pieces.par_iter_mut().for_each(decode_piece);
+    } else {
+        pieces.iter_mut().for_each(decode_piece);
+    }
+}
+
+/// Runs every shard over a decoded batch: each shard takes its own segments, in order.
+fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
+    let run = |(s, shard): (usize, &mut Shard)| {
+        for p in &d.pieces {
+            for it in &p.buckets[s] {
+                let pkt = &d.batch.packets[it.packet as usize];
+                let data = d.batch.data(pkt);
+                let off = it.seg.payload_off as usize;
+                let payload = &data[off..off + it.seg.payload_len as usize];
+                shard.segment(&it.seg, payload, pkt.frame, pkt.ts_ns);
+            }
+        }
+    };
+    if parallel {
+        shards.par_iter_mut().enumerate().for_each(run);
+    } else {
+        shards.iter_mut().enumerate().for_each(run);
+    }
+}
+
 impl Engine {
     fn new(n_shards: usize, limits: &Limits) -> Self {
         Engine {
             shards: (0..n_shards).map(|_| Shard::new(limits)).collect(),
-            pieces: Vec::new(),
             pending: BinaryHeap::new(),
             next_stream: 0,
             now: i64::MIN,
             max_connections: limits.max_connections,
             stats: Stats::default(),
+            spare: Vec::new(),
         }
     }
 
-    /// Decodes a batch and runs every shard over it (the parallel part).
-    fn process(&mut self, batch: &Batch) {
-        let n = batch.packets.len();
+    /// One step of the pipeline: decodes `next` while the shards run over `prev` (both
+    /// in parallel when `parallel`). Returns `next`, decoded.
+    fn step(
+        &mut self,
+        prev: Option<&Decoded>,
+        next: Option<Batch>,
+        parallel: bool,
+    ) -> Option<Decoded> {
         let n_shards = self.shards.len();
-        let n_pieces = n.div_ceil(PIECE);
-        if self.pieces.len() < n_pieces {
-            self.pieces.resize_with(n_pieces, Piece::default);
-        }
-        for (i, p) in self.pieces.iter_mut().enumerate().take(n_pieces) {
-            p.start = i * PIECE;
-            p.end = ((i + 1) * PIECE).min(n);
-            p.buckets.resize_with(n_shards, Vec::new);
-        }
-        let pieces = &mut self.pieces[..n_pieces];
-        let decode_piece = |p: &mut Piece| {
-            for b in &mut p.buckets {
-                b.clear();
-            }
-            for i in p.start..p.end {
-                let pkt = &batch.packets[i];
-                match decode(pkt.linktype, batch.data(pkt)) {
-                    Ok(seg) => {
-                        let s = if n_shards == 1 {
-                            0
-                        } else {
-                            (seg.key.shard_hash() % n_shards as u64) as usize
-                        };
-                        p.buckets[s].push(Item {
-                            packet: i as u32,
-                            seg,
-                        });
-                    }
-                    Err(skip) => p.stats.skip(skip),
-                }
+        let mut pieces = self.spare.pop().unwrap_or_default();
+        let shards = &mut self.shards;
+        let decode_next = |pieces: &mut Vec<Piece>| {
+            if let Some(b) = &next {
+                decode_batch(b, pieces, n_shards, parallel);
             }
         };
-        if n_shards == 1 {
-            pieces.iter_mut().for_each(decode_piece);
-        } else {
-            pieces.par_iter_mut().for_each(decode_piece);
-        }
-        let pieces = &self.pieces[..n_pieces];
-        let run_shard = |(s, shard): (usize, &mut Shard)| {
-            for p in pieces {
-                for it in &p.buckets[s] {
-                    let pkt = &batch.packets[it.packet as usize];
-                    let data = batch.data(pkt);
-                    let off = it.seg.payload_off as usize;
-                    let payload = &data[off..off + it.seg.payload_len as usize];
-                    shard.segment(&it.seg, payload, pkt.frame, pkt.ts_ns);
-                }
+        let shard_prev = |shards: &mut [Shard]| {
+            if let Some(d) = prev {
+                run_shards(shards, d, parallel);
             }
         };
-        if n_shards == 1 {
-            self.shards.iter_mut().enumerate().for_each(run_shard);
+        if parallel {
+            rayon::join(|| decode_next(&mut pieces), || shard_prev(shards));
         } else {
-            self.shards.par_iter_mut().enumerate().for_each(run_shard);
+            shard_prev(shards);
+            decode_next(&mut pieces);
         }
-        for p in &mut self.pieces[..n_pieces] {
+        if let Some(d) = prev {
+            if let Some(max_ts) = d.batch.packets.iter().map(|p| p.ts_ns).max() {
+                self.now = self.now.max(max_ts);
+            }
+        }
+        next.map(|batch| Decoded { batch, pieces })
+    }
+
+    /// Takes back a processed batch's buffers; returns the batch for reuse.
+    fn recycle(&mut self, mut d: Decoded) -> Batch {
+        for p in &mut d.pieces {
             self.stats.add(&p.stats);
             p.stats = Stats::default();
         }
-        if let Some(max_ts) = batch.packets.iter().map(|p| p.ts_ns).max() {
-            self.now = self.now.max(max_ts);
-        }
+        self.spare.push(d.pieces);
+        d.batch
     }
 
     /// Batch boundary: everything here is decided from shard-independent data.
@@ -253,18 +297,32 @@ pub fn analyze(
     out: &mut dyn FnMut(SessionRecord) -> io::Result<()>,
 ) -> io::Result<Summary> {
     let threads = opts.threads.max(1);
-    let mut engine = Engine::new(threads, &opts.limits);
+    // More shards than threads keeps the threads busy when connections are uneven; the
+    // report does not depend on the number.
+    let n_shards = if threads == 1 { 1 } else { threads * 4 };
+    let mut engine = Engine::new(n_shards, &opts.limits);
     let files = capture.n_inputs() as u64;
     if threads == 1 {
-        let mut batch = Batch::default();
+        let mut spare = Batch::default();
+        let mut prev: Option<Decoded> = None;
         loop {
+            let mut batch = std::mem::take(&mut spare);
             batch.clear();
             let fill = capture.fill(&mut batch);
-            engine.process(&batch);
-            engine.boundary(out)?;
+            let next = engine.step(prev.as_ref(), Some(batch), false);
+            if let Some(d) = prev.take() {
+                engine.boundary(out)?;
+                spare = engine.recycle(d);
+            }
+            prev = next;
             if let Fill::End = fill {
                 break;
             }
+        }
+        if let Some(d) = prev.take() {
+            engine.step(Some(&d), None, false);
+            engine.boundary(out)?;
+            engine.recycle(d);
         }
     } else {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -289,15 +347,23 @@ pub fn analyze(
                 capture
             });
             let mut result = Ok(());
-            for b in rx.iter() {
-                pool.install(|| engine.process(&b));
-                result = engine.boundary(out);
-                let _ = back_tx.send(b);
-                if result.is_err() {
+            let mut prev: Option<Decoded> = None;
+            let mut incoming = rx.iter();
+            loop {
+                let next = incoming.next();
+                let done = next.is_none();
+                let decoded = pool.install(|| engine.step(prev.as_ref(), next, true));
+                if let Some(d) = prev.take() {
+                    result = engine.boundary(out);
+                    let _ = back_tx.send(engine.recycle(d));
+                }
+                prev = decoded;
+                if done || result.is_err() {
                     break;
                 }
             }
             // Unblocks the reader if we stopped early.
+            drop(incoming);
             drop(rx);
             let capture = reader.join().expect("reader thread");
             result.map(|_| capture)

@@ -417,6 +417,7 @@ pub struct Capture {
     next_frame: u64,
     errors: Vec<InputError>,
     batch_packets: usize,
+    batch_bytes: usize,
     filter: Option<PacketFilter>,
     /// Packets read (before any filter).
     pub packets_read: u64,
@@ -452,6 +453,7 @@ impl Capture {
             next_frame: 1,
             errors,
             batch_packets: limits.batch_packets.max(1),
+            batch_bytes: limits.batch_bytes.max(1),
             filter: None,
             packets_read: 0,
             packets_filtered: 0,
@@ -486,15 +488,40 @@ impl Capture {
 
     /// Appends up to one batch of packets to `batch` (which the caller has cleared).
     pub fn fill(&mut self, batch: &mut Batch) -> Fill {
-        let n = self.readers.len();
         // Chunks are only valid for one batch: forget which index each reader's chunk had.
         for c in self.batch_chunk.iter_mut() {
             *c = None;
         }
+        let mut bytes = 0usize;
+        if self.readers.len() == 1 {
+            // One input: no merge, records go straight from the reader into the batch.
+            while batch.packets.len() < self.batch_packets && bytes < self.batch_bytes {
+                let rec = match self.heads[0].take() {
+                    Some(r) => r,
+                    None if self.done[0] => return Fill::End,
+                    None => match self.readers[0].next_record() {
+                        Ok(Some(r)) => r,
+                        Ok(None) => {
+                            self.done[0] = true;
+                            return Fill::End;
+                        }
+                        Err(e) => {
+                            self.errors.push(e);
+                            self.done[0] = true;
+                            return Fill::End;
+                        }
+                    },
+                };
+                bytes += rec.caplen as usize;
+                self.push(0, rec, batch);
+            }
+            return Fill::More;
+        }
+        let n = self.readers.len();
         for i in 0..n {
             self.refill_head(i);
         }
-        while batch.packets.len() < self.batch_packets {
+        while batch.packets.len() < self.batch_packets && bytes < self.batch_bytes {
             // The reader whose next record has the earliest timestamp.
             let mut best: Option<usize> = None;
             for i in 0..n {
@@ -507,42 +534,45 @@ impl Capture {
             }
             let Some(i) = best else { return Fill::End };
             let rec = self.heads[i].take().unwrap();
-            let r = &self.readers[i];
-            let chunk = match self.batch_chunk[i] {
-                Some((id, idx)) if id == r.chunk_id => idx,
-                _ => {
-                    batch.chunks.push(Arc::clone(&r.buf));
-                    let idx = (batch.chunks.len() - 1) as u32;
-                    self.batch_chunk[i] = Some((r.chunk_id, idx));
-                    idx
-                }
-            };
-            let frame = self.next_frame;
-            self.next_frame += 1;
-            self.packets_read += 1;
-            let keep = match &mut self.filter {
-                Some(f) => {
-                    let data = &r.buf[rec.off..rec.off + rec.caplen as usize];
-                    f(rec.linktype, data, rec.origlen)
-                }
-                None => true,
-            };
-            if keep {
-                batch.packets.push(Packet {
-                    frame,
-                    ts_ns: rec.ts_ns,
-                    linktype: rec.linktype,
-                    chunk,
-                    off: rec.off as u32,
-                    caplen: rec.caplen,
-                    origlen: rec.origlen,
-                });
-            } else {
-                self.packets_filtered += 1;
-            }
+            bytes += rec.caplen as usize;
+            self.push(i, rec, batch);
             self.refill_head(i);
         }
         Fill::More
+    }
+
+    /// Numbers a record of reader `i`, filters it, and adds it to the batch.
+    #[inline]
+    fn push(&mut self, i: usize, rec: RawRecord, batch: &mut Batch) {
+        let r = &self.readers[i];
+        let chunk = match self.batch_chunk[i] {
+            Some((id, idx)) if id == r.chunk_id => idx,
+            _ => {
+                batch.chunks.push(Arc::clone(&r.buf));
+                let idx = (batch.chunks.len() - 1) as u32;
+                self.batch_chunk[i] = Some((r.chunk_id, idx));
+                idx
+            }
+        };
+        let frame = self.next_frame;
+        self.next_frame += 1;
+        self.packets_read += 1;
+        if let Some(f) = &mut self.filter {
+            let data = &r.buf[rec.off..rec.off + rec.caplen as usize];
+            if !f(rec.linktype, data, rec.origlen) {
+                self.packets_filtered += 1;
+                return;
+            }
+        }
+        batch.packets.push(Packet {
+            frame,
+            ts_ns: rec.ts_ns,
+            linktype: rec.linktype,
+            chunk,
+            off: rec.off as u32,
+            caplen: rec.caplen,
+            origlen: rec.origlen,
+        });
     }
 
     /// Bytes read from all inputs so far.
