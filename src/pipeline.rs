@@ -348,9 +348,8 @@ pub fn analyze(
             });
             let mut result = Ok(());
             let mut prev: Option<Decoded> = None;
-            let mut incoming = rx.iter();
             loop {
-                let next = incoming.next();
+                let next = rx.recv().ok();
                 let done = next.is_none();
                 let decoded = pool.install(|| engine.step(prev.as_ref(), next, true));
                 if let Some(d) = prev.take() {
@@ -363,7 +362,6 @@ pub fn analyze(
                 }
             }
             // Unblocks the reader if we stopped early.
-            drop(incoming);
             drop(rx);
             let capture = reader.join().expect("reader thread");
             result.map(|_| capture)
