@@ -60,18 +60,16 @@ pub enum Anomaly {
     InvalidCloseCode,
     /// Close reason that is not UTF-8 (§5.5.1).
     InvalidUtf8CloseReason,
-    /// Frames after this side's Close frame (§5.5.1).
-    FrameAfterClose,
+    /// Data frames after this side's Close frame (§5.5.1).
+    DataAfterClose,
     /// Frames sent by the client before the server accepted the upgrade (§4.1).
     FrameBeforeUpgrade,
-    /// Data after the FIN of that direction, or after a RST.
-    DataAfterEnd,
     /// The connection was evicted because too many were open at once.
     Evicted,
 }
 
 impl Anomaly {
-    pub const ALL: [Anomaly; 30] = [
+    pub const ALL: [Anomaly; 29] = [
         Anomaly::Gap,
         Anomaly::CutOffPacket,
         Anomaly::ReassemblyLimit,
@@ -98,9 +96,8 @@ impl Anomaly {
         Anomaly::CloseTooShort,
         Anomaly::InvalidCloseCode,
         Anomaly::InvalidUtf8CloseReason,
-        Anomaly::FrameAfterClose,
+        Anomaly::DataAfterClose,
         Anomaly::FrameBeforeUpgrade,
-        Anomaly::DataAfterEnd,
         Anomaly::Evicted,
     ];
 
@@ -133,9 +130,8 @@ impl Anomaly {
             Anomaly::CloseTooShort => "close_payload_too_short",
             Anomaly::InvalidCloseCode => "invalid_close_code",
             Anomaly::InvalidUtf8CloseReason => "invalid_utf8_close_reason",
-            Anomaly::FrameAfterClose => "frame_after_close",
+            Anomaly::DataAfterClose => "data_after_close",
             Anomaly::FrameBeforeUpgrade => "frame_before_upgrade",
-            Anomaly::DataAfterEnd => "data_after_end",
             Anomaly::Evicted => "evicted",
         }
     }

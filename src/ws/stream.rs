@@ -238,8 +238,10 @@ impl FrameStream {
     fn start_frame(&mut self, h: FrameHeader) {
         let a = &mut self.anomalies;
         let control = opcode::is_control(h.opcode);
-        if self.stats.close.is_some() {
-            a.insert(Anomaly::FrameAfterClose);
+        // §5.5.1: after sending a Close frame, an endpoint sends no more data frames
+        // (control frames such as a Pong are not forbidden).
+        if self.stats.close.is_some() && !control {
+            a.insert(Anomaly::DataAfterClose);
         }
         match (h.masking_key.is_some(), self.from_client) {
             (false, true) => a.insert(Anomaly::UnmaskedClientFrame),
@@ -501,7 +503,7 @@ mod tests {
                 "unexpected_continuation",
                 "invalid_close_code",
                 "invalid_utf8_close_reason",
-                "frame_after_close"
+                "data_after_close"
             ]
         );
         assert_eq!(fs.stats.close.as_ref().unwrap().reason, "\\xFF");
