@@ -214,12 +214,25 @@ impl Engine {
         next.map(|batch| Decoded { batch, pieces })
     }
 
-    /// Takes back a processed batch's buffers; returns the batch for reuse.
-    fn recycle(&mut self, mut d: Decoded) -> Batch {
+    /// Runs the shards over a decoded batch and advances the capture clock.
+    fn shards_over(&mut self, d: &Decoded, parallel: bool) {
+        run_shards(&mut self.shards, d, parallel);
+        if let Some(max_ts) = d.batch.packets.iter().map(|p| p.ts_ns).max() {
+            self.now = self.now.max(max_ts);
+        }
+    }
+
+    /// Adds a processed batch's decode counters to the totals.
+    fn take_stats(&mut self, d: &mut Decoded) {
         for p in &mut d.pieces {
             self.stats.add(&p.stats);
             p.stats = Stats::default();
         }
+    }
+
+    /// Takes back a processed batch's buffers; returns the batch for reuse.
+    fn recycle(&mut self, mut d: Decoded) -> Batch {
+        self.take_stats(&mut d);
         self.spare.push(d.pieces);
         d.batch
     }
@@ -299,7 +312,7 @@ pub fn analyze(
     let threads = opts.threads.max(1);
     // More shards than threads keeps the threads busy when connections are uneven; the
     // report does not depend on the number.
-    let n_shards = if threads == 1 { 1 } else { threads * 4 };
+    let n_shards = if threads <= 2 { 1 } else { (threads - 1) * 4 };
     let mut engine = Engine::new(n_shards, &opts.limits);
     let files = capture.n_inputs() as u64;
     if threads == 1 {
@@ -325,39 +338,52 @@ pub fn analyze(
             engine.recycle(d);
         }
     } else {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(io::Error::other)?;
+        // The reader thread reads, frames and decodes each batch while its bytes are hot in
+        // that core's cache; the shards run on the other threads (a pool of threads - 1).
+        let pool = if threads > 2 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads - 1)
+                    .build()
+                    .map_err(io::Error::other)?,
+            )
+        } else {
+            None
+        };
         capture = std::thread::scope(|scope| -> io::Result<Capture> {
-            let (tx, rx) = mpsc::sync_channel::<Batch>(2);
-            let (back_tx, back_rx) = mpsc::channel::<Batch>();
-            let reader = scope.spawn(move || {
-                loop {
-                    let mut b = back_rx.try_recv().unwrap_or_default();
-                    b.clear();
-                    let fill = capture.fill(&mut b);
-                    if tx.send(b).is_err() {
-                        break;
+            let (tx, rx) = mpsc::sync_channel::<Decoded>(2);
+            let (back_tx, back_rx) = mpsc::channel::<Decoded>();
+            let reader = std::thread::Builder::new()
+                .name("wsclose-reader".into())
+                .spawn_scoped(scope, move || {
+                    loop {
+                        let (mut batch, mut pieces) = match back_rx.try_recv() {
+                            Ok(d) => (d.batch, d.pieces),
+                            Err(_) => (Batch::default(), Vec::new()),
+                        };
+                        batch.clear();
+                        let fill = capture.fill(&mut batch);
+                        decode_batch(&batch, &mut pieces, n_shards, false);
+                        if tx.send(Decoded { batch, pieces }).is_err() {
+                            break;
+                        }
+                        if let Fill::End = fill {
+                            break;
+                        }
                     }
-                    if let Fill::End = fill {
-                        break;
-                    }
-                }
-                capture
-            });
+                    capture
+                })?;
             let mut result = Ok(());
-            let mut prev: Option<Decoded> = None;
-            loop {
-                let next = rx.recv().ok();
-                let done = next.is_none();
-                let decoded = pool.install(|| engine.step(prev.as_ref(), next, true));
-                if let Some(d) = prev.take() {
-                    result = engine.boundary(out);
-                    let _ = back_tx.send(engine.recycle(d));
+            for d in rx.iter() {
+                match &pool {
+                    Some(p) => p.install(|| engine.shards_over(&d, true)),
+                    None => engine.shards_over(&d, false),
                 }
-                prev = decoded;
-                if done || result.is_err() {
+                result = engine.boundary(out);
+                let mut d = d;
+                engine.take_stats(&mut d);
+                let _ = back_tx.send(d);
+                if result.is_err() {
                     break;
                 }
             }
