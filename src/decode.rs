@@ -24,24 +24,45 @@ pub mod linktype {
     pub const RAW_BSD: u16 = 12;
 }
 
-/// One endpoint: IPv4 addresses are stored IPv4-mapped in 16 bytes.
+/// One endpoint. The address is the 128-bit value of the IPv6 address, IPv4 addresses
+/// IPv4-mapped (`::ffff:a.b.c.d`); kept as an integer so keys compare and hash as words.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct Endpoint {
-    pub addr: [u8; 16],
+    pub addr: u128,
     pub port: u16,
 }
 
+const V4_MAPPED: u128 = 0xffff << 32;
+
 impl Endpoint {
+    pub fn v4(addr: [u8; 4], port: u16) -> Self {
+        Endpoint {
+            addr: V4_MAPPED | u32::from_be_bytes(addr) as u128,
+            port,
+        }
+    }
+
+    pub fn v6(addr: [u8; 16], port: u16) -> Self {
+        Endpoint {
+            addr: u128::from_be_bytes(addr),
+            port,
+        }
+    }
+
     pub fn is_v4(&self) -> bool {
-        self.addr[..10] == [0; 10] && self.addr[10] == 0xff && self.addr[11] == 0xff
+        self.addr >> 32 == 0xffff
     }
 }
 
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.is_v4() {
-            let a = &self.addr[12..];
-            write!(f, "{}.{}.{}.{}:{}", a[0], a[1], a[2], a[3], self.port)
+            write!(
+                f,
+                "{}:{}",
+                std::net::Ipv4Addr::from(self.addr as u32),
+                self.port
+            )
         } else {
             write!(f, "[{}]:{}", std::net::Ipv6Addr::from(self.addr), self.port)
         }
@@ -73,8 +94,8 @@ impl FlowKey {
             h ^= h >> 29;
         };
         for ep in [&self.lo, &self.hi] {
-            mix(u64::from_le_bytes(ep.addr[..8].try_into().unwrap()));
-            mix(u64::from_le_bytes(ep.addr[8..].try_into().unwrap()));
+            mix(ep.addr as u64);
+            mix((ep.addr >> 64) as u64);
             mix(ep.port as u64);
         }
         h
@@ -185,13 +206,12 @@ fn fast_path(linktype: u16, data: &[u8]) -> Option<Result<TcpSegment, Skip>> {
             if total < hl {
                 return None;
             }
-            let mut s = [0u8; 16];
-            let mut d = [0u8; 16];
-            s[10..12].copy_from_slice(&[0xff, 0xff]);
-            d[10..12].copy_from_slice(&[0xff, 0xff]);
-            s[12..].copy_from_slice(&ip.source());
-            d[12..].copy_from_slice(&ip.destination());
-            (s, d, &l3[hl..total.min(l3.len())], total - hl)
+            (
+                V4_MAPPED | u32::from_be_bytes(ip.source()) as u128,
+                V4_MAPPED | u32::from_be_bytes(ip.destination()) as u128,
+                &l3[hl..total.min(l3.len())],
+                total - hl,
+            )
         }
         0x86dd => {
             let ip = Ipv6HeaderSlice::from_slice(l3).ok()?;
@@ -200,8 +220,8 @@ fn fast_path(linktype: u16, data: &[u8]) -> Option<Result<TcpSegment, Skip>> {
             }
             let total = 40 + ip.payload_length() as usize;
             (
-                ip.source(),
-                ip.destination(),
+                u128::from_be_bytes(ip.source()),
+                u128::from_be_bytes(ip.destination()),
                 &l3[40..total.min(l3.len())],
                 total - 40,
             )
@@ -298,23 +318,25 @@ fn segment(p: &LaxSlicedPacket<'_>, data: &[u8]) -> Result<TcpSegment, Skip> {
     let (src, dst, ip_payload, full_payload_len) = match &p.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
             let h = v4.header();
-            let mut s = [0u8; 16];
-            let mut d = [0u8; 16];
-            s[10] = 0xff;
-            s[11] = 0xff;
-            d[10] = 0xff;
-            d[11] = 0xff;
-            s[12..].copy_from_slice(&h.source());
-            d[12..].copy_from_slice(&h.destination());
             let pl = v4.payload();
             let full = (h.total_len() as usize).saturating_sub(h.ihl() as usize * 4);
-            (s, d, pl, full)
+            (
+                Endpoint::v4(h.source(), 0).addr,
+                Endpoint::v4(h.destination(), 0).addr,
+                pl,
+                full,
+            )
         }
         Some(LaxNetSlice::Ipv6(v6)) => {
             let h = v6.header();
             let pl = v6.payload();
             let full = (h.payload_length() as usize).saturating_sub(v6.extensions().slice().len());
-            (h.source(), h.destination(), pl, full)
+            (
+                u128::from_be_bytes(h.source()),
+                u128::from_be_bytes(h.destination()),
+                pl,
+                full,
+            )
         }
         Some(LaxNetSlice::Arp(_)) => return Err(Skip::NotIp),
         None => {
