@@ -60,6 +60,8 @@ pub struct ConnRef {
 /// capture order, so a shard is a sequential analyzer of its own connections.
 pub struct Shard {
     map: FxMap<FlowKey, u32>,
+    /// The connection of the previous segment: consecutive packets often share one.
+    last: Option<(FlowKey, u32)>,
     slab: Vec<Option<Conn>>,
     free: Vec<u32>,
     /// Connections opened in the current batch (their `tcp_stream` is assigned after it).
@@ -80,6 +82,7 @@ impl Shard {
     pub fn new(limits: &Limits) -> Self {
         Shard {
             map: FxMap::default(),
+            last: None,
             slab: Vec::new(),
             free: Vec::new(),
             new_conns: Vec::new(),
@@ -118,14 +121,19 @@ impl Shard {
         if seg.payload_missing > 0 {
             self.stats.cut_payload += 1;
         }
-        let slot = match self.map.get(&seg.key) {
-            Some(&slot) if self.slab[slot as usize].as_ref().unwrap().is_reuse(seg) => {
+        let found = match self.last {
+            Some((k, slot)) if k == seg.key => Some(slot),
+            _ => self.map.get(&seg.key).copied(),
+        };
+        let slot = match found {
+            Some(slot) if self.slab[slot as usize].as_ref().unwrap().is_reuse(seg) => {
                 self.retire(slot, false);
                 self.open(seg.key, frame, ts)
             }
-            Some(&slot) => slot,
+            Some(slot) => slot,
             None => self.open(seg.key, frame, ts),
         };
+        self.last = Some((seg.key, slot));
         let conn = self.slab[slot as usize].as_mut().unwrap();
         let was_candidate = conn.may_be_session();
         let was_closed = conn.is_closed();
@@ -168,6 +176,7 @@ impl Shard {
     /// Takes a connection out of the table and records what it was.
     fn retire(&mut self, slot: u32, evicted: bool) {
         let mut conn = self.slab[slot as usize].take().expect("live slot");
+        self.last = None;
         self.free.push(slot);
         self.map.remove(&conn.key);
         self.candidates.remove(&conn.first_frame);
