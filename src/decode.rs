@@ -146,10 +146,64 @@ pub enum Skip {
 /// Decodes one captured packet.
 #[inline]
 pub fn decode(linktype: u16, data: &[u8]) -> Result<TcpSegment, Skip> {
-    match fast_path(linktype, data) {
+    let r = match fast_path(linktype, data) {
         Some(r) => r,
         None => decode_lax(linktype, data),
+    };
+    match r {
+        Err(Skip::NotTcp) => gtp_u(linktype, data).unwrap_or(Err(Skip::NotTcp)),
+        r => r,
     }
+}
+
+/// UDP port of GTP-U (3GPP TS 29.281 §4.4.2).
+const GTP_U_PORT: u16 = 2152;
+
+/// TCP inside a GTP-U tunnel (mobile networks): the G-PDU's inner IP packet, decoded as
+/// raw IP. One level only.
+#[cold]
+fn gtp_u(linktype: u16, data: &[u8]) -> Option<Result<TcpSegment, Skip>> {
+    let p = match linktype {
+        linktype::ETHERNET => LaxSlicedPacket::from_ethernet(data).ok()?,
+        linktype::LINUX_SLL if data.len() >= 16 => {
+            LaxSlicedPacket::from_ether_type(EtherType(be16(data, 14)), &data[16..])
+        }
+        linktype::RAW | linktype::IPV4 | linktype::IPV6 => LaxSlicedPacket::from_ip(data).ok()?,
+        _ => return None,
+    };
+    let Some(TransportSlice::Udp(udp)) = &p.transport else {
+        return None;
+    };
+    if udp.destination_port() != GTP_U_PORT && udp.source_port() != GTP_U_PORT {
+        return None;
+    }
+    let g = udp.payload();
+    // TS 29.281 §5.1: version 1, PT 1, message type 255 (G-PDU); 8 bytes, or 12 when any
+    // of E, S, PN is set, followed by extension headers when E is set.
+    if g.len() < 8 || g[0] >> 5 != 1 || g[0] & 0x10 == 0 || g[1] != 0xff {
+        return None;
+    }
+    let mut off = 8;
+    if g[0] & 0x07 != 0 {
+        off = 12;
+        let mut next = *g.get(11)?;
+        while g[0] & 0x04 != 0 && next != 0 {
+            let units = *g.get(off)? as usize;
+            if units == 0 {
+                return None;
+            }
+            off += units * 4;
+            next = *g.get(off - 1)?;
+        }
+    }
+    let inner = g.get(off..)?;
+    let mut seg = match fast_path(linktype::RAW, inner) {
+        Some(r) => r,
+        None => decode_lax(linktype::RAW, inner),
+    }
+    .ok()?;
+    seg.payload_off += (inner.as_ptr() as usize - data.as_ptr() as usize) as u32;
+    Some(Ok(seg))
 }
 
 #[inline]
@@ -409,4 +463,69 @@ fn segment(p: &LaxSlicedPacket<'_>, data: &[u8]) -> Result<TcpSegment, Skip> {
         payload_len: payload.len() as u32,
         payload_missing: (wire_len - payload.len()) as u32,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::packet::{build_tcp, build_udp, IpOpts, TcpFields};
+
+    fn tcp_packet(payload: &[u8]) -> Vec<u8> {
+        let t = TcpFields {
+            seq: 7,
+            ack: 9,
+            flags: 0x18,
+            window: 512,
+            ..Default::default()
+        };
+        build_tcp(
+            "10.0.0.1:40000".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+            &t,
+            payload,
+            &IpOpts::default(),
+        )
+    }
+
+    #[test]
+    fn raw_ipv4_tcp() {
+        let p = tcp_packet(b"GET / HTTP/1.1\r\n");
+        let s = decode(linktype::RAW, &p).unwrap();
+        assert_eq!(
+            (s.seq, s.ack, s.flags, s.payload_len, s.payload_missing),
+            (7, 9, 0x18, 16, 0)
+        );
+        assert_eq!(&p[s.payload_off as usize..][..3], b"GET");
+        assert_eq!(s.key.lo.to_string(), "10.0.0.1:40000");
+        // Cut by a snapshot length: the missing payload is known from the IP length.
+        let cut = decode(linktype::RAW, &p[..p.len() - 6]).unwrap();
+        assert_eq!((cut.payload_len, cut.payload_missing), (10, 6));
+        assert_eq!(decode(linktype::RAW, &p[..30]).unwrap_err(), Skip::CutOff);
+    }
+
+    #[test]
+    fn tcp_inside_gtp_u() {
+        let inner = tcp_packet(b"hello");
+        let mut gtp = vec![0x30, 0xff, 0, inner.len() as u8, 0, 0, 0, 1];
+        gtp.extend_from_slice(&inner);
+        let outer = build_udp(
+            "192.0.2.1:2152".parse().unwrap(),
+            "192.0.2.2:2152".parse().unwrap(),
+            &gtp,
+            &IpOpts::default(),
+        );
+        let s = decode(linktype::RAW, &outer).unwrap();
+        assert_eq!(
+            &outer[s.payload_off as usize..][..s.payload_len as usize],
+            b"hello"
+        );
+        assert_eq!(s.key.hi.to_string(), "10.0.0.2:80");
+        let plain = build_udp(
+            "192.0.2.1:53".parse().unwrap(),
+            "192.0.2.2:53".parse().unwrap(),
+            &gtp,
+            &IpOpts::default(),
+        );
+        assert_eq!(decode(linktype::RAW, &plain).unwrap_err(), Skip::NotTcp);
+    }
 }
