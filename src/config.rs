@@ -26,6 +26,9 @@ pub struct Limits {
     pub max_handshake_bytes: usize,
     /// A segment further ahead of the expected sequence number than this is out of window.
     pub max_seq_ahead: u32,
+    /// Finished records held in memory while they wait for their turn; past it they are
+    /// spilled, sorted, to a temporary file.
+    pub max_pending_bytes: usize,
     /// Capture time a closed connection (FIN both ways or RST) is kept for late segments.
     pub closed_linger_ns: i64,
 }
@@ -42,6 +45,7 @@ impl Default for Limits {
             max_ooo_segments: 512,
             max_handshake_bytes: 16 * 1024,
             max_seq_ahead: 1 << 30,
+            max_pending_bytes: 8 << 20,
             closed_linger_ns: 120_000_000_000,
         }
     }

@@ -29,6 +29,7 @@ pub mod filter;
 pub mod flow;
 pub mod pipeline;
 pub mod record;
+pub mod reorder;
 pub mod report;
 pub mod stats;
 pub mod synth;

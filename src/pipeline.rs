@@ -12,8 +12,6 @@
 //! shard owns) or at a batch boundary from data that does not depend on the shard count,
 //! so the report is byte-identical for every `--threads`.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io;
 use std::sync::mpsc;
 
@@ -25,6 +23,7 @@ use crate::decode::{decode, TcpSegment};
 use crate::error::InputError;
 use crate::flow::Shard;
 use crate::record::SessionRecord;
+use crate::reorder::Reorder;
 use crate::stats::Stats;
 
 /// How to run the analysis.
@@ -72,33 +71,13 @@ const PIECE: usize = 1024;
 
 struct Engine {
     shards: Vec<Shard>,
-    pending: BinaryHeap<Reverse<Pending>>,
+    pending: Reorder,
     next_stream: u64,
     now: i64,
     max_connections: usize,
     stats: Stats,
     /// Piece buffers kept for reuse.
     spare: Vec<Vec<Piece>>,
-}
-
-/// A finished record waiting for its turn (ordered by first frame).
-struct Pending(SessionRecord);
-
-impl PartialEq for Pending {
-    fn eq(&self, o: &Self) -> bool {
-        self.0.first_frame == o.0.first_frame
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.0.first_frame.cmp(&o.0.first_frame)
-    }
 }
 
 /// A batch whose packets are decoded and bucketed by shard, waiting for the shards.
@@ -170,7 +149,7 @@ impl Engine {
     fn new(n_shards: usize, limits: &Limits) -> Self {
         Engine {
             shards: (0..n_shards).map(|_| Shard::new(limits)).collect(),
-            pending: BinaryHeap::new(),
+            pending: Reorder::new(limits.max_pending_bytes),
             next_stream: 0,
             now: i64::MIN,
             max_connections: limits.max_connections,
@@ -279,18 +258,11 @@ impl Engine {
         let mut watermark = u64::MAX;
         for s in &mut self.shards {
             for r in s.done.drain(..) {
-                self.pending.push(Reverse(Pending(r)));
+                self.pending.push(r)?;
             }
             watermark = watermark.min(s.watermark());
         }
-        while let Some(Reverse(p)) = self.pending.peek() {
-            if p.0.first_frame >= watermark {
-                break;
-            }
-            let Reverse(Pending(r)) = self.pending.pop().unwrap();
-            out(r)?;
-        }
-        Ok(())
+        self.pending.emit_below(watermark, out)
     }
 
     fn finish(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {

@@ -154,6 +154,12 @@ impl Anomalies {
     pub fn is_empty(&self) -> bool {
         self.0 == 0
     }
+    pub fn bits(&self) -> u64 {
+        self.0
+    }
+    pub fn from_bits(bits: u64) -> Self {
+        Anomalies(bits)
+    }
     pub fn iter(&self) -> impl Iterator<Item = Anomaly> + '_ {
         Anomaly::ALL.into_iter().filter(|a| self.contains(*a))
     }

@@ -80,3 +80,36 @@ fn public_corpus_matches_expected_reports() {
     }
     assert!(n >= 30, "only {n} corpus captures found");
 }
+
+/// Records that wait for their turn are spilled to disk past a cap; the report must not
+/// change. A cap of one byte spills every record.
+#[test]
+fn spilling_waiting_records_does_not_change_the_report() {
+    use wsclose::capture::Capture;
+    use wsclose::pipeline::{analyze, Options};
+    use wsclose::report::csv::CsvReport;
+    let caps = [
+        "fixtures/captures/real-mixed-endings.pcap",
+        "fixtures/synthetic/generated-small.pcap",
+    ];
+    for cap in caps {
+        let path = root().join(cap).display().to_string();
+        let run = |max_pending_bytes: usize| {
+            let mut opts = Options {
+                threads: 2,
+                ..Options::default()
+            };
+            opts.limits.max_pending_bytes = max_pending_bytes;
+            let capture = Capture::open(std::slice::from_ref(&path), &opts.limits);
+            let mut report = CsvReport::new(Vec::new()).unwrap();
+            analyze(capture, &opts, &mut |r| {
+                report.write(&r).map_err(std::io::Error::from)
+            })
+            .unwrap();
+            String::from_utf8(report.finish().unwrap()).unwrap()
+        };
+        let (normal, spilled) = (run(64 << 20), run(1));
+        assert!(normal.lines().count() > 2);
+        assert_eq!(normal, spilled, "{cap}");
+    }
+}
