@@ -113,3 +113,48 @@ fn spilling_waiting_records_does_not_change_the_report() {
         assert_eq!(normal, spilled, "{cap}");
     }
 }
+
+/// Past `max_connections`, the longest-idle connections are evicted: each evicted session
+/// says so (anomaly `evicted`, exact=false), the count is reported, and the choice is the
+/// same for every thread count.
+#[test]
+fn eviction_is_counted_marked_and_deterministic() {
+    use wsclose::capture::Capture;
+    use wsclose::pipeline::{analyze, Options};
+    use wsclose::report::csv::CsvReport;
+    let path = root()
+        .join("fixtures/synthetic/generated-small.pcap")
+        .display()
+        .to_string();
+    let run = |threads: usize| {
+        let mut opts = Options {
+            threads,
+            ..Options::default()
+        };
+        opts.limits.max_connections = 3;
+        opts.limits.batch_packets = 16;
+        let capture = Capture::open(std::slice::from_ref(&path), &opts.limits);
+        let mut report = CsvReport::new(Vec::new()).unwrap();
+        let summary = analyze(capture, &opts, &mut |r| {
+            report.write(&r).map_err(std::io::Error::from)
+        })
+        .unwrap();
+        (
+            String::from_utf8(report.finish().unwrap()).unwrap(),
+            summary.stats.evicted,
+        )
+    };
+    let (one, evicted) = run(1);
+    assert!(evicted > 0, "nothing was evicted");
+    let rows = crate::util::parse_csv(&one);
+    let col = |n: &str| rows[0].iter().position(|c| c == n).unwrap();
+    let marked: Vec<_> = rows[1..]
+        .iter()
+        .filter(|r| r[col("anomalies")].contains("evicted"))
+        .collect();
+    assert!(!marked.is_empty(), "{one}");
+    assert!(marked.iter().all(|r| r[col("exact")] == "false"), "{one}");
+    for t in [2, 3, 4] {
+        assert_eq!(run(t), (one.clone(), evicted), "threads {t}");
+    }
+}
