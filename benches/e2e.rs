@@ -12,7 +12,7 @@
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use wsclose::capture::{Capture, FileReader};
 use wsclose::config::Limits;
 use wsclose::pipeline::{analyze, Options};
@@ -160,6 +160,8 @@ fn bench_e2e(c: &mut Criterion) {
         );
         let mut g = c.benchmark_group(format!("e2e_{}", input.name));
         g.throughput(Throughput::Bytes(input.bytes.len() as u64));
+        // Each iteration takes 0.05-0.5 s: the same number of iterations in every sample.
+        g.sampling_mode(SamplingMode::Flat);
         for threads in [1, 2] {
             g.bench_function(format!("threads{threads}"), |b| {
                 b.iter(|| run(input.bytes, threads).len())

@@ -33,7 +33,8 @@ pub struct FrameStream {
     carry: [u8; MAX_HEADER_LEN],
     carry_len: u8,
     current: Option<Current>,
-    close_payload: Box<[u8; MAX_CLOSE_KEPT]>,
+    /// Allocated at the first Close frame: most of a session's life has none.
+    close_payload: Vec<u8>,
     close_len: u16,
     /// Data message being assembled from fragments: its payload bytes so far.
     message: Option<u64>,
@@ -59,7 +60,7 @@ impl FrameStream {
             carry: [0; MAX_HEADER_LEN],
             carry_len: 0,
             current: None,
-            close_payload: Box::new([0; MAX_CLOSE_KEPT]),
+            close_payload: Vec::new(),
             close_len: 0,
             message: None,
             lost: false,
@@ -108,6 +109,9 @@ impl FrameStream {
                     let pos = (cur.header.payload_len - cur.remaining) as usize;
                     let keep = MAX_CLOSE_KEPT.saturating_sub(pos).min(n);
                     if keep > 0 {
+                        if self.close_payload.len() < pos + keep {
+                            self.close_payload.resize(pos + keep, 0);
+                        }
                         let dst = &mut self.close_payload[pos..pos + keep];
                         dst.copy_from_slice(&d[..keep]);
                         if let Some(k) = cur.header.masking_key {
