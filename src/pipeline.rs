@@ -54,6 +54,7 @@ pub struct Summary {
 #[derive(Clone, Copy)]
 struct Item {
     packet: u32,
+    hash: u64,
     seg: TcpSegment,
 }
 
@@ -104,13 +105,16 @@ fn decode_batch(batch: &Batch, pieces: &mut Vec<Piece>, n_shards: usize, paralle
             let pkt = &batch.packets[i];
             match decode(pkt.linktype, batch.data(pkt)) {
                 Ok(seg) => {
+                    // Hashed here, on the reader thread: the shards reuse it for lookups.
+                    let hash = seg.key.shard_hash();
                     let s = if n_shards == 1 {
                         0
                     } else {
-                        (seg.key.shard_hash() % n_shards as u64) as usize
+                        ((hash >> 32) % n_shards as u64) as usize
                     };
                     p.buckets[s].push(Item {
                         packet: i as u32,
+                        hash,
                         seg,
                     });
                 }
@@ -127,14 +131,30 @@ fn decode_batch(batch: &Batch, pieces: &mut Vec<Piece>, n_shards: usize, paralle
 
 /// Runs every shard over a decoded batch: each shard takes its own segments, in order.
 fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
+    // Distances (in segments) of the two prefetch stages: the flow cache line first,
+    // then the connection and the payload once the cache line is there.
+    const FAR: usize = 16;
+    const NEAR: usize = 8;
     let run = |(s, shard): (usize, &mut Shard)| {
         for p in &d.pieces {
-            for it in &p.buckets[s] {
+            let items = &p.buckets[s];
+            for (i, it) in items.iter().enumerate() {
+                if let Some(f) = items.get(i + FAR) {
+                    shard.prefetch_cache(f.hash);
+                }
+                if let Some(n) = items.get(i + NEAR) {
+                    shard.prefetch_conn(&n.seg.key, n.hash);
+                    let pkt = &d.batch.packets[n.packet as usize];
+                    let data = d.batch.data(pkt);
+                    if let Some(b) = data.get(n.seg.payload_off as usize) {
+                        crate::flow::prefetch(b);
+                    }
+                }
                 let pkt = &d.batch.packets[it.packet as usize];
                 let data = d.batch.data(pkt);
                 let off = it.seg.payload_off as usize;
                 let payload = &data[off..off + it.seg.payload_len as usize];
-                shard.segment(&it.seg, payload, pkt.frame, pkt.ts_ns);
+                shard.segment(&it.seg, it.hash, payload, pkt.frame, pkt.ts_ns);
             }
         }
     };

@@ -49,6 +49,39 @@ impl FxHasher {
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
+/// Entries of the flow cache (a power of two).
+const FLOW_CACHE: usize = 1 << 13;
+
+#[derive(Clone, Copy)]
+struct CacheEntry {
+    key: FlowKey,
+    first_frame: u64,
+    slot: u32,
+}
+
+impl CacheEntry {
+    const EMPTY: CacheEntry = CacheEntry {
+        key: FlowKey {
+            lo: crate::decode::Endpoint { addr: 0, port: 0 },
+            hi: crate::decode::Endpoint { addr: 0, port: 0 },
+        },
+        first_frame: u64::MAX,
+        slot: 0,
+    };
+}
+
+/// Hints the CPU to fetch the cache line at `p` (no effect on results).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// A connection's identity in a shard: its slot and its first frame (slots are reused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ConnRef {
@@ -60,8 +93,9 @@ pub struct ConnRef {
 /// capture order, so a shard is a sequential analyzer of its own connections.
 pub struct Shard {
     map: FxMap<FlowKey, u32>,
-    /// The connection of the previous segment: consecutive packets often share one.
-    last: Option<(FlowKey, u32)>,
+    /// Direct-mapped cache in front of `map`, indexed by the segment's hash, so that the
+    /// lookup is one cache line that can be prefetched ahead of time.
+    cache: Vec<CacheEntry>,
     slab: Vec<Option<Conn>>,
     free: Vec<u32>,
     /// Connections opened in the current batch (their `tcp_stream` is assigned after it).
@@ -82,7 +116,7 @@ impl Shard {
     pub fn new(limits: &Limits) -> Self {
         Shard {
             map: FxMap::default(),
-            last: None,
+            cache: vec![CacheEntry::EMPTY; FLOW_CACHE],
             slab: Vec::new(),
             free: Vec::new(),
             new_conns: Vec::new(),
@@ -115,15 +149,41 @@ impl Shard {
         self.candidates.first().copied().unwrap_or(u64::MAX)
     }
 
-    /// One TCP segment of this shard, in capture order.
-    pub fn segment(&mut self, seg: &TcpSegment, payload: &[u8], frame: u64, ts: i64) {
+    /// Prefetch, stage 1 (well ahead): the flow cache line of a segment.
+    #[inline]
+    pub fn prefetch_cache(&self, hash: u64) {
+        prefetch(&self.cache[hash as usize & (FLOW_CACHE - 1)]);
+    }
+
+    /// Prefetch, stage 2 (closer): the connection, if the cache already knows it.
+    #[inline]
+    pub fn prefetch_conn(&self, key: &FlowKey, hash: u64) {
+        let e = &self.cache[hash as usize & (FLOW_CACHE - 1)];
+        if e.key == *key {
+            if let Some(Some(c)) = self.slab.get(e.slot as usize) {
+                prefetch(c);
+                prefetch(c.app_ptr());
+            }
+        }
+    }
+
+    /// One TCP segment of this shard, in capture order; `hash` is `seg.key.shard_hash()`.
+    pub fn segment(&mut self, seg: &TcpSegment, hash: u64, payload: &[u8], frame: u64, ts: i64) {
         self.stats.tcp_packets += 1;
         if seg.payload_missing > 0 {
             self.stats.cut_payload += 1;
         }
-        let found = match self.last {
-            Some((k, slot)) if k == seg.key => Some(slot),
-            _ => self.map.get(&seg.key).copied(),
+        let ci = hash as usize & (FLOW_CACHE - 1);
+        let e = self.cache[ci];
+        let cached = e.key == seg.key
+            && self
+                .slab
+                .get(e.slot as usize)
+                .is_some_and(|c| c.as_ref().is_some_and(|c| c.first_frame == e.first_frame));
+        let found = if cached {
+            Some(e.slot)
+        } else {
+            self.map.get(&seg.key).copied()
         };
         let slot = match found {
             Some(slot) if self.slab[slot as usize].as_ref().unwrap().is_reuse(seg) => {
@@ -133,7 +193,12 @@ impl Shard {
             Some(slot) => slot,
             None => self.open(seg.key, frame, ts),
         };
-        self.last = Some((seg.key, slot));
+        let first_frame = self.slab[slot as usize].as_ref().unwrap().first_frame;
+        self.cache[ci] = CacheEntry {
+            key: seg.key,
+            first_frame,
+            slot,
+        };
         let conn = self.slab[slot as usize].as_mut().unwrap();
         let was_candidate = conn.may_be_session();
         let was_closed = conn.is_closed();
@@ -176,7 +241,6 @@ impl Shard {
     /// Takes a connection out of the table and records what it was.
     fn retire(&mut self, slot: u32, evicted: bool) {
         let mut conn = self.slab[slot as usize].take().expect("live slot");
-        self.last = None;
         self.free.push(slot);
         self.map.remove(&conn.key);
         self.candidates.remove(&conn.first_frame);
