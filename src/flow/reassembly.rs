@@ -125,12 +125,14 @@ impl HalfStream {
             return;
         }
         // Bytes before offset 0 are not part of the stream we follow.
-        let (start, data, len) = if start < 0 {
+        let (start, data, missing, len) = if start < 0 {
             let cut = (-start) as u64;
             let skip = cut.min(data.len() as u64) as usize;
-            (0u64, &data[skip..], len - cut)
+            // What is cut from the front beyond the captured bytes comes off `missing`.
+            let missing = missing - (cut - skip as u64) as u32;
+            (0u64, &data[skip..], missing, len - cut)
         } else {
-            (start as u64, data, len)
+            (start as u64, data, missing, len)
         };
         let end = start + len;
         if fin && self.fin_at.is_none() {
@@ -221,14 +223,19 @@ impl HalfStream {
         limits: &ReassemblyLimits,
         sink: &mut impl FnMut(Event<'_>),
     ) {
-        if self.held_bytes + data.len() > limits.max_held_bytes
-            || self.held.len() >= limits.max_held_segments
-        {
-            // The hole has not filled in time: give up on it, say so, and move on.
+        let over = |h: &Self| {
+            h.held_bytes + data.len() > limits.max_held_bytes
+                || h.held.len() >= limits.max_held_segments
+        };
+        if over(self) {
+            // Holes have not filled in time: give up on them, oldest first, say so, and
+            // move on until this segment fits (or is itself next in the stream).
             self.counters.ooo_overflows += 1;
-            let to = self.held.first().map_or(start, |h| h.start.min(start));
-            self.gap_to(to, sink);
-            self.drain(sink);
+            while start > self.next && over(self) {
+                let to = self.held.first().map_or(start, |h| h.start.min(start));
+                self.gap_to(to, sink);
+                self.drain(sink);
+            }
             if start <= self.next {
                 if start + data.len() as u64 + missing as u64 > self.next {
                     self.deliver_new(start, data, missing, sink);

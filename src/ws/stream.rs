@@ -199,11 +199,21 @@ impl FrameStream {
         self.message = None;
     }
 
-    /// Could `d` start with a frame header from this side? (A header cut short counts.)
+    /// Could `d` start with a frame header from this side? A header cut short is judged
+    /// on the bytes it has: the first gives FIN, RSV and the opcode, the second the mask bit.
     fn plausible_header(&self, d: &[u8]) -> bool {
         match frame_header(d) {
             Ok((_, h)) => self.plausible(&h),
-            Err(_) => d.len() < MAX_HEADER_LEN,
+            Err(_) => {
+                let mut b = [0u8; 2];
+                b[..d.len().min(2)].copy_from_slice(&d[..d.len().min(2)]);
+                if d.len() < 2 {
+                    // Assume the mask bit this side should have.
+                    b[1] = if self.from_client { 0x80 } else { 0 };
+                }
+                let full = [b[0], b[1] & 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+                frame_header(&full).is_ok_and(|(_, h)| self.plausible(&h))
+            }
         }
     }
 
