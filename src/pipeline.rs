@@ -1,10 +1,10 @@
 //! The parallel streaming pipeline.
 //!
 //! ```text
-//! reader thread: files -> chunks -> Batch (bounded queue of 2)
-//! per batch:     decode in parallel (pieces of the batch) -> segments bucketed by shard
-//!                shards in parallel, each in capture order -> flow tables, sessions
-//!                batch boundary (sequential, deterministic): tcp_stream numbers, expiry,
+//! reader thread: files -> chunks -> records framed -> each packet decoded at once (while
+//!                it is in cache) -> segments bucketed by shard (bounded queue of 2 batches)
+//! other threads: shards, each over its own segments in capture order -> sessions
+//! per batch:     boundary (sequential, deterministic): tcp_stream numbers, expiry,
 //!                eviction, records written in first-packet order up to the watermark
 //! ```
 //!
@@ -17,7 +17,7 @@ use std::sync::mpsc;
 
 use rayon::prelude::*;
 
-use crate::capture::{Batch, Capture, Fill};
+use crate::capture::{Batch, Capture, Fill, Packet};
 use crate::config::Limits;
 use crate::decode::{decode, TcpSegment};
 use crate::error::InputError;
@@ -50,83 +50,83 @@ pub struct Summary {
     pub errors: Vec<InputError>,
 }
 
-/// A decoded segment and the packet it came from.
+/// A decoded segment with what the shards need of its packet, so that they read one
+/// sequential stream of items and the payloads, not the packet table.
 #[derive(Clone, Copy)]
 struct Item {
-    packet: u32,
     hash: u64,
+    frame: u64,
+    ts_ns: i64,
+    /// Chunk of the batch holding the payload; `seg.payload_off` is an offset in it.
+    chunk: u32,
     seg: TcpSegment,
 }
 
-/// One slice of a batch, decoded by one task, with its segments bucketed by shard.
+/// A batch's segments, decoded as they were read, bucketed by shard.
 #[derive(Default)]
-struct Piece {
-    start: usize,
-    end: usize,
-    buckets: Vec<Vec<Item>>,
-    stats: Stats,
-}
-
-/// Packets per decode task.
-const PIECE: usize = 1024;
-
-struct Engine {
-    shards: Vec<Shard>,
-    pending: Reorder,
-    next_stream: u64,
-    now: i64,
-    max_connections: usize,
-    stats: Stats,
-    /// Piece buffers kept for reuse.
-    spare: Vec<Vec<Piece>>,
-}
-
-/// A batch whose packets are decoded and bucketed by shard, waiting for the shards.
 struct Decoded {
     batch: Batch,
-    pieces: Vec<Piece>,
+    buckets: Vec<Vec<Item>>,
+    stats: Stats,
+    max_ts: Option<i64>,
 }
 
-/// Decodes `batch` into `pieces` (in parallel when `parallel`).
-fn decode_batch(batch: &Batch, pieces: &mut Vec<Piece>, n_shards: usize, parallel: bool) {
-    let n = batch.packets.len();
-    let n_pieces = n.div_ceil(PIECE);
-    pieces.resize_with(n_pieces, Piece::default);
-    for (i, p) in pieces.iter_mut().enumerate() {
-        p.start = i * PIECE;
-        p.end = ((i + 1) * PIECE).min(n);
-        p.buckets.resize_with(n_shards, Vec::new);
-    }
-    let decode_piece = |p: &mut Piece| {
-        for b in &mut p.buckets {
+impl Decoded {
+    fn clear(&mut self, n_shards: usize) {
+        self.batch.clear();
+        self.buckets.resize_with(n_shards, Vec::new);
+        for b in &mut self.buckets {
             b.clear();
         }
-        for i in p.start..p.end {
-            let pkt = &batch.packets[i];
-            match decode(pkt.linktype, batch.data(pkt)) {
-                Ok(seg) => {
-                    // Hashed here, on the reader thread: the shards reuse it for lookups.
-                    let hash = seg.key.shard_hash();
-                    let s = if n_shards == 1 {
-                        0
-                    } else {
-                        ((hash >> 32) % n_shards as u64) as usize
-                    };
-                    p.buckets[s].push(Item {
-                        packet: i as u32,
-                        hash,
-                        seg,
-                    });
-                }
-                Err(skip) => p.stats.skip(skip),
-            }
-        }
-    };
-    if parallel {
-        pieces.par_iter_mut().for_each(decode_piece);
-    } else {
-        pieces.iter_mut().for_each(decode_piece);
+        self.max_ts = None;
     }
+}
+
+/// Decodes one packet into the buckets of `n_shards` shards.
+#[inline]
+fn decode_into(
+    buckets: &mut [Vec<Item>],
+    stats: &mut Stats,
+    max_ts: &mut Option<i64>,
+    pkt: &Packet,
+    data: &[u8],
+) {
+    *max_ts = Some(max_ts.map_or(pkt.ts_ns, |m| m.max(pkt.ts_ns)));
+    match decode(pkt.linktype, data) {
+        Ok(mut seg) => {
+            // Hashed here, on the reader thread: the shards reuse it for lookups.
+            let hash = seg.key.shard_hash();
+            let n = buckets.len();
+            let s = if n == 1 {
+                0
+            } else {
+                ((hash >> 32) % n as u64) as usize
+            };
+            seg.payload_off += pkt.off;
+            buckets[s].push(Item {
+                hash,
+                frame: pkt.frame,
+                ts_ns: pkt.ts_ns,
+                chunk: pkt.chunk,
+                seg,
+            });
+        }
+        Err(skip) => stats.skip(skip),
+    }
+}
+
+/// Reads the next batch of `capture` into `d`, decoding as it goes.
+fn read_batch(capture: &mut Capture, d: &mut Decoded, n_shards: usize) -> Fill {
+    d.clear(n_shards);
+    let Decoded {
+        batch,
+        buckets,
+        stats,
+        max_ts,
+    } = d;
+    capture.fill_with(batch, |pkt, data| {
+        decode_into(buckets, stats, max_ts, pkt, data)
+    })
 }
 
 /// Runs every shard over a decoded batch: each shard takes its own segments, in order.
@@ -135,27 +135,22 @@ fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
     // then the connection and the payload once the cache line is there.
     const FAR: usize = 16;
     const NEAR: usize = 8;
+    let chunks = &d.batch.chunks;
     let run = |(s, shard): (usize, &mut Shard)| {
-        for p in &d.pieces {
-            let items = &p.buckets[s];
-            for (i, it) in items.iter().enumerate() {
-                if let Some(f) = items.get(i + FAR) {
-                    shard.prefetch_cache(f.hash);
-                }
-                if let Some(n) = items.get(i + NEAR) {
-                    shard.prefetch_conn(&n.seg.key, n.hash);
-                    let pkt = &d.batch.packets[n.packet as usize];
-                    let data = d.batch.data(pkt);
-                    if let Some(b) = data.get(n.seg.payload_off as usize) {
-                        crate::flow::prefetch(b);
-                    }
-                }
-                let pkt = &d.batch.packets[it.packet as usize];
-                let data = d.batch.data(pkt);
-                let off = it.seg.payload_off as usize;
-                let payload = &data[off..off + it.seg.payload_len as usize];
-                shard.segment(&it.seg, it.hash, payload, pkt.frame, pkt.ts_ns);
+        let items = &d.buckets[s];
+        for (i, it) in items.iter().enumerate() {
+            if let Some(f) = items.get(i + FAR) {
+                shard.prefetch_cache(f.hash);
             }
+            if let Some(n) = items.get(i + NEAR) {
+                shard.prefetch_conn(&n.seg.key, n.hash);
+                if let Some(b) = chunks[n.chunk as usize].get(n.seg.payload_off as usize) {
+                    crate::flow::prefetch(b);
+                }
+            }
+            let off = it.seg.payload_off as usize;
+            let payload = &chunks[it.chunk as usize][off..off + it.seg.payload_len as usize];
+            shard.segment(&it.seg, it.hash, payload, it.frame, it.ts_ns);
         }
     };
     if parallel {
@@ -163,6 +158,15 @@ fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
     } else {
         shards.iter_mut().enumerate().for_each(run);
     }
+}
+
+struct Engine {
+    shards: Vec<Shard>,
+    pending: Reorder,
+    next_stream: u64,
+    now: i64,
+    max_connections: usize,
+    stats: Stats,
 }
 
 impl Engine {
@@ -174,66 +178,21 @@ impl Engine {
             now: i64::MIN,
             max_connections: limits.max_connections,
             stats: Stats::default(),
-            spare: Vec::new(),
         }
-    }
-
-    /// One step of the pipeline: decodes `next` while the shards run over `prev` (both
-    /// in parallel when `parallel`). Returns `next`, decoded.
-    fn step(
-        &mut self,
-        prev: Option<&Decoded>,
-        next: Option<Batch>,
-        parallel: bool,
-    ) -> Option<Decoded> {
-        let n_shards = self.shards.len();
-        let mut pieces = self.spare.pop().unwrap_or_default();
-        let shards = &mut self.shards;
-        let decode_next = |pieces: &mut Vec<Piece>| {
-            if let Some(b) = &next {
-                decode_batch(b, pieces, n_shards, parallel);
-            }
-        };
-        let shard_prev = |shards: &mut [Shard]| {
-            if let Some(d) = prev {
-                run_shards(shards, d, parallel);
-            }
-        };
-        if parallel {
-            rayon::join(|| decode_next(&mut pieces), || shard_prev(shards));
-        } else {
-            shard_prev(shards);
-            decode_next(&mut pieces);
-        }
-        if let Some(d) = prev {
-            if let Some(max_ts) = d.batch.packets.iter().map(|p| p.ts_ns).max() {
-                self.now = self.now.max(max_ts);
-            }
-        }
-        next.map(|batch| Decoded { batch, pieces })
     }
 
     /// Runs the shards over a decoded batch and advances the capture clock.
     fn shards_over(&mut self, d: &Decoded, parallel: bool) {
         run_shards(&mut self.shards, d, parallel);
-        if let Some(max_ts) = d.batch.packets.iter().map(|p| p.ts_ns).max() {
-            self.now = self.now.max(max_ts);
+        if let Some(t) = d.max_ts {
+            self.now = self.now.max(t);
         }
     }
 
     /// Adds a processed batch's decode counters to the totals.
     fn take_stats(&mut self, d: &mut Decoded) {
-        for p in &mut d.pieces {
-            self.stats.add(&p.stats);
-            p.stats = Stats::default();
-        }
-    }
-
-    /// Takes back a processed batch's buffers; returns the batch for reuse.
-    fn recycle(&mut self, mut d: Decoded) -> Batch {
-        self.take_stats(&mut d);
-        self.spare.push(d.pieces);
-        d.batch
+        self.stats.add(&d.stats);
+        d.stats = Stats::default();
     }
 
     /// Batch boundary: everything here is decided from shard-independent data.
@@ -308,26 +267,15 @@ pub fn analyze(
     let mut engine = Engine::new(n_shards, &opts.limits);
     let files = capture.n_inputs() as u64;
     if threads == 1 {
-        let mut spare = Batch::default();
-        let mut prev: Option<Decoded> = None;
+        let mut d = Decoded::default();
         loop {
-            let mut batch = std::mem::take(&mut spare);
-            batch.clear();
-            let fill = capture.fill(&mut batch);
-            let next = engine.step(prev.as_ref(), Some(batch), false);
-            if let Some(d) = prev.take() {
-                engine.boundary(out)?;
-                spare = engine.recycle(d);
-            }
-            prev = next;
+            let fill = read_batch(&mut capture, &mut d, n_shards);
+            engine.shards_over(&d, false);
+            engine.boundary(out)?;
+            engine.take_stats(&mut d);
             if let Fill::End = fill {
                 break;
             }
-        }
-        if let Some(d) = prev.take() {
-            engine.step(Some(&d), None, false);
-            engine.boundary(out)?;
-            engine.recycle(d);
         }
     } else {
         // The reader thread reads, frames and decodes each batch while its bytes are hot in
@@ -349,14 +297,9 @@ pub fn analyze(
                 .name("wsclose-reader".into())
                 .spawn_scoped(scope, move || {
                     loop {
-                        let (mut batch, mut pieces) = match back_rx.try_recv() {
-                            Ok(d) => (d.batch, d.pieces),
-                            Err(_) => (Batch::default(), Vec::new()),
-                        };
-                        batch.clear();
-                        let fill = capture.fill(&mut batch);
-                        decode_batch(&batch, &mut pieces, n_shards, false);
-                        if tx.send(Decoded { batch, pieces }).is_err() {
+                        let mut d = back_rx.try_recv().unwrap_or_default();
+                        let fill = read_batch(&mut capture, &mut d, n_shards);
+                        if tx.send(d).is_err() {
                             break;
                         }
                         if let Fill::End = fill {

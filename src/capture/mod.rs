@@ -488,6 +488,12 @@ impl Capture {
 
     /// Appends up to one batch of packets to `batch` (which the caller has cleared).
     pub fn fill(&mut self, batch: &mut Batch) -> Fill {
+        self.fill_with(batch, |_, _| {})
+    }
+
+    /// As [`Capture::fill`], and hands each packet kept to `each` as soon as it is read,
+    /// while its bytes are still in the cache: `each(&packet, captured bytes)`.
+    pub fn fill_with(&mut self, batch: &mut Batch, mut each: impl FnMut(&Packet, &[u8])) -> Fill {
         // Chunks are only valid for one batch: forget which index each reader's chunk had.
         for c in self.batch_chunk.iter_mut() {
             *c = None;
@@ -513,7 +519,7 @@ impl Capture {
                     },
                 };
                 bytes += rec.caplen as usize;
-                self.push(0, rec, batch);
+                self.push(0, rec, batch, &mut each);
             }
             return Fill::More;
         }
@@ -535,7 +541,7 @@ impl Capture {
             let Some(i) = best else { return Fill::End };
             let rec = self.heads[i].take().unwrap();
             bytes += rec.caplen as usize;
-            self.push(i, rec, batch);
+            self.push(i, rec, batch, &mut each);
             self.refill_head(i);
         }
         Fill::More
@@ -543,7 +549,13 @@ impl Capture {
 
     /// Numbers a record of reader `i`, filters it, and adds it to the batch.
     #[inline]
-    fn push(&mut self, i: usize, rec: RawRecord, batch: &mut Batch) {
+    fn push(
+        &mut self,
+        i: usize,
+        rec: RawRecord,
+        batch: &mut Batch,
+        each: &mut impl FnMut(&Packet, &[u8]),
+    ) {
         let r = &self.readers[i];
         let chunk = match self.batch_chunk[i] {
             Some((id, idx)) if id == r.chunk_id => idx,
@@ -564,7 +576,7 @@ impl Capture {
                 return;
             }
         }
-        batch.packets.push(Packet {
+        let packet = Packet {
             frame,
             ts_ns: rec.ts_ns,
             linktype: rec.linktype,
@@ -572,7 +584,9 @@ impl Capture {
             off: rec.off as u32,
             caplen: rec.caplen,
             origlen: rec.origlen,
-        });
+        };
+        each(&packet, &r.buf[rec.off..rec.off + rec.caplen as usize]);
+        batch.packets.push(packet);
     }
 
     /// Bytes read from all inputs so far.

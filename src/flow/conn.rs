@@ -75,14 +75,6 @@ impl Conn {
             && self.base_seq[dir(seg.from_lo)].is_some_and(|b| b != seg.seq)
     }
 
-    /// Where the WebSocket session state lives, if any (for prefetching).
-    pub fn app_ptr(&self) -> *const u8 {
-        match &self.app {
-            App::WebSocket { session, .. } => &**session as *const WsSession as *const u8,
-            _ => self as *const Conn as *const u8,
-        }
-    }
-
     /// FIN both ways, or RST.
     pub fn is_closed(&self) -> bool {
         self.rst_frame.iter().any(Option::is_some) || self.fin_frame.iter().all(Option::is_some)

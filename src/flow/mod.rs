@@ -155,15 +155,15 @@ impl Shard {
         prefetch(&self.cache[hash as usize & (FLOW_CACHE - 1)]);
     }
 
-    /// Prefetch, stage 2 (closer): the connection, if the cache already knows it.
+    /// Prefetch, stage 2 (closer): the connection, if the cache already knows it. Only
+    /// its address is computed: reading it here would wait for the very miss we hide.
     #[inline]
     pub fn prefetch_conn(&self, key: &FlowKey, hash: u64) {
         let e = &self.cache[hash as usize & (FLOW_CACHE - 1)];
-        if e.key == *key {
-            if let Some(Some(c)) = self.slab.get(e.slot as usize) {
-                prefetch(c);
-                prefetch(c.app_ptr());
-            }
+        if e.key == *key && (e.slot as usize) < self.slab.len() {
+            let c = self.slab.as_ptr().wrapping_add(e.slot as usize);
+            prefetch(c);
+            prefetch((c as *const u8).wrapping_add(64));
         }
     }
 
