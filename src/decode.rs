@@ -289,29 +289,37 @@ fn fast_path(linktype: u16, data: &[u8]) -> Option<Result<TcpSegment, Skip>> {
     }
     let payload_len = l4.len() - th;
     let payload_off = l4.as_ptr() as usize - data.as_ptr() as usize + th;
-    let b13 = tcp.slice()[13];
+    Some(Ok(tcp_segment(
+        src,
+        dst,
+        tcp.slice(),
+        payload_off,
+        payload_len,
+        wire_l4_len - th - payload_len,
+    )))
+}
+
+/// A segment from the fixed TCP header fields (RFC 9293 §3.1: ports, sequence and
+/// acknowledgment numbers, flags in byte 13, window) and where its payload is.
+#[inline]
+fn tcp_segment(src: u128, dst: u128, h: &[u8], payload_off: usize, payload_len: usize, missing: usize) -> TcpSegment {
+    let be32 = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
     let (key, from_lo) = FlowKey::new(
-        Endpoint {
-            addr: src,
-            port: tcp.source_port(),
-        },
-        Endpoint {
-            addr: dst,
-            port: tcp.destination_port(),
-        },
+        Endpoint { addr: src, port: be16(h, 0) },
+        Endpoint { addr: dst, port: be16(h, 2) },
     );
-    Some(Ok(TcpSegment {
+    TcpSegment {
         key,
         from_lo,
-        seq: tcp.sequence_number(),
-        ack: tcp.acknowledgment_number(),
-        // FIN, SYN, RST, PSH, ACK are the low five bits of byte 13 (RFC 9293 §3.1).
-        flags: b13 & 0x1f,
-        window: tcp.window_size(),
+        seq: be32(4),
+        ack: be32(8),
+        // FIN, SYN, RST, PSH and ACK are the low five bits of byte 13.
+        flags: h[13] & (FIN | SYN | RST | PSH | ACK),
+        window: be16(h, 14),
         payload_off: payload_off as u32,
         payload_len: payload_len as u32,
-        payload_missing: (wire_l4_len - th - payload_len) as u32,
-    }))
+        payload_missing: missing as u32,
+    }
 }
 
 /// Everything else, with etherparse's lax slicing (keeps partial packets).
@@ -426,43 +434,14 @@ fn segment(p: &LaxSlicedPacket<'_>, data: &[u8]) -> Result<TcpSegment, Skip> {
     } else {
         payload.len()
     };
-    let mut flags = 0;
-    if tcp.fin() {
-        flags |= FIN;
-    }
-    if tcp.syn() {
-        flags |= SYN;
-    }
-    if tcp.rst() {
-        flags |= RST;
-    }
-    if tcp.psh() {
-        flags |= PSH;
-    }
-    if tcp.ack() {
-        flags |= ACK;
-    }
-    let (key, from_lo) = FlowKey::new(
-        Endpoint {
-            addr: src,
-            port: tcp.source_port(),
-        },
-        Endpoint {
-            addr: dst,
-            port: tcp.destination_port(),
-        },
-    );
-    Ok(TcpSegment {
-        key,
-        from_lo,
-        seq: tcp.sequence_number(),
-        ack: tcp.acknowledgment_number(),
-        flags,
-        window: tcp.window_size(),
-        payload_off: payload_off as u32,
-        payload_len: payload.len() as u32,
-        payload_missing: (wire_len - payload.len()) as u32,
-    })
+    Ok(tcp_segment(
+        src,
+        dst,
+        tcp.header_slice(),
+        payload_off,
+        payload.len(),
+        wire_len - payload.len(),
+    ))
 }
 
 #[cfg(test)]

@@ -317,6 +317,8 @@ pub fn analyze(
                 result = engine.boundary(out);
                 let mut d = d;
                 engine.take_stats(&mut d);
+                // Let go of the chunks now, so that the reader can reuse them.
+                d.batch.clear();
                 let _ = back_tx.send(d);
                 if result.is_err() {
                     break;

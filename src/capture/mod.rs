@@ -251,7 +251,8 @@ impl FileReader {
             self.pos = 0;
         }
         let old = std::mem::replace(&mut self.buf, next);
-        if self.pool.len() < 8 && !old.is_empty() {
+        // A few spare chunks cover the batches in flight (queue of 2, one in each thread).
+        if self.pool.len() < 4 && !old.is_empty() {
             self.pool.push(old);
         }
         self.chunk_id += 1;
