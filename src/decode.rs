@@ -302,11 +302,24 @@ fn fast_path(linktype: u16, data: &[u8]) -> Option<Result<TcpSegment, Skip>> {
 /// A segment from the fixed TCP header fields (RFC 9293 §3.1: ports, sequence and
 /// acknowledgment numbers, flags in byte 13, window) and where its payload is.
 #[inline]
-fn tcp_segment(src: u128, dst: u128, h: &[u8], payload_off: usize, payload_len: usize, missing: usize) -> TcpSegment {
+fn tcp_segment(
+    src: u128,
+    dst: u128,
+    h: &[u8],
+    payload_off: usize,
+    payload_len: usize,
+    missing: usize,
+) -> TcpSegment {
     let be32 = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
     let (key, from_lo) = FlowKey::new(
-        Endpoint { addr: src, port: be16(h, 0) },
-        Endpoint { addr: dst, port: be16(h, 2) },
+        Endpoint {
+            addr: src,
+            port: be16(h, 0),
+        },
+        Endpoint {
+            addr: dst,
+            port: be16(h, 2),
+        },
     );
     TcpSegment {
         key,

@@ -29,7 +29,8 @@ use crate::stats::Stats;
 /// How to run the analysis.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Worker threads (and shards); 1 runs everything on the calling thread.
+    /// Threads in all: 1 runs everything on the calling thread; N > 1 runs a reader thread
+    /// (read, frame, decode) and N - 1 threads of shards. The report is the same for all N.
     pub threads: usize,
     pub limits: Limits,
 }
@@ -114,6 +115,10 @@ fn decode_into(
         Err(skip) => stats.skip(skip),
     }
 }
+
+/// Batch buffers in use at once with a reader thread: the queue of 2, and one in each of
+/// the reader and the shard side. Memory then does not depend on how long the run is.
+const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Reads the next batch of `capture` into `d`, decoding as it goes.
 fn read_batch(capture: &mut Capture, d: &mut Decoded, n_shards: usize) -> Fill {
@@ -296,8 +301,20 @@ pub fn analyze(
             let reader = std::thread::Builder::new()
                 .name("wsclose-reader".into())
                 .spawn_scoped(scope, move || {
+                    // A fixed set of batch buffers: the queue of 2 and one in each thread.
+                    let mut made = 0;
                     loop {
-                        let mut d = back_rx.try_recv().unwrap_or_default();
+                        let mut d = match back_rx.try_recv() {
+                            Ok(d) => d,
+                            Err(_) if made < BATCHES_IN_FLIGHT => {
+                                made += 1;
+                                Decoded::default()
+                            }
+                            Err(_) => match back_rx.recv() {
+                                Ok(d) => d,
+                                Err(_) => break,
+                            },
+                        };
                         let fill = read_batch(&mut capture, &mut d, n_shards);
                         if tx.send(d).is_err() {
                             break;
