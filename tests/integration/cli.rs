@@ -142,3 +142,28 @@ fn filter_by_bpf_expression() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("--features libpcap"));
     }
 }
+
+/// Every bad input in fixtures/synthetic/bad: exit 2, and the error names the file and a
+/// byte offset.
+#[test]
+fn bad_inputs_name_file_and_offset() {
+    let dir = root().join("fixtures/synthetic/bad");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let (out, err, code) = sessions(&[&p], 2);
+        assert_eq!(code, 2, "{}: {err}", p.display());
+        assert!(
+            err.contains(&format!("{}: offset ", p.display())),
+            "{}: {err}",
+            p.display()
+        );
+        assert!(
+            out.starts_with("session,"),
+            "{}: the header is still written",
+            p.display()
+        );
+        n += 1;
+    }
+    assert_eq!(n, 5);
+}
