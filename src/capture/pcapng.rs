@@ -78,13 +78,11 @@ pub fn block_len(section: &mut Section, head: &[u8]) -> Result<u64, InputErrorKi
     let block_type = rd(head, 0, be);
     let len = rd(head, 4, be) as u64;
     if len < 12 || len % 4 != 0 {
-        return Err(InputErrorKind::BadLength {
-            what: "pcapng block",
-            len,
-            max: u32::MAX as u64,
+        return Err(InputErrorKind::BadBlock {
+            block_type,
+            reason: "total length below 12 bytes or not a multiple of 4",
         });
     }
-    let _ = block_type;
     Ok(len)
 }
 
