@@ -292,3 +292,18 @@ pub struct SessionRecord {
     pub exact: bool,
     pub anomalies: Anomalies,
 }
+
+impl SessionRecord {
+    /// The handshake's text fields, in a fixed order (host, path, origin, user agent,
+    /// subprotocol, extensions).
+    pub fn texts(&self) -> [&String; 6] {
+        [
+            &self.host,
+            &self.path,
+            &self.origin,
+            &self.user_agent,
+            &self.subprotocol,
+            &self.extensions,
+        ]
+    }
+}

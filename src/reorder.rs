@@ -159,14 +159,7 @@ impl Reorder {
 }
 
 fn approx_size(r: &SessionRecord) -> usize {
-    let strings = [
-        &r.host,
-        &r.path,
-        &r.origin,
-        &r.user_agent,
-        &r.subprotocol,
-        &r.extensions,
-    ];
+    let strings = r.texts();
     std::mem::size_of::<SessionRecord>()
         + 16
         + strings.iter().map(|s| s.capacity()).sum::<usize>()
@@ -242,14 +235,7 @@ fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
     put_endpoint(b, &r.server);
     put_opt16(b, r.http_status);
     put_opt16(b, r.close_code);
-    for s in [
-        &r.host,
-        &r.path,
-        &r.origin,
-        &r.user_agent,
-        &r.subprotocol,
-        &r.extensions,
-    ] {
+    for s in r.texts() {
         put_str(b, s);
     }
     put_side(b, &r.client_side);
