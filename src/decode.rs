@@ -28,8 +28,28 @@ pub mod linktype {
 /// IPv4-mapped (`::ffff:a.b.c.d`); kept as an integer so keys compare and hash as words.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct Endpoint {
-    pub addr: u128,
+    pub addr: Addr,
     pub port: u16,
+}
+
+/// A 128-bit address as two words, most significant first: it orders like the number and
+/// aligns to 8 bytes, so a flow key takes 48 bytes instead of 64 (it crosses cores with
+/// every packet).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct Addr(pub u64, pub u64);
+
+impl From<u128> for Addr {
+    #[inline]
+    fn from(x: u128) -> Addr {
+        Addr((x >> 64) as u64, x as u64)
+    }
+}
+
+impl From<Addr> for u128 {
+    #[inline]
+    fn from(a: Addr) -> u128 {
+        (a.0 as u128) << 64 | a.1 as u128
+    }
 }
 
 const V4_MAPPED: u128 = 0xffff << 32;
@@ -37,20 +57,20 @@ const V4_MAPPED: u128 = 0xffff << 32;
 impl Endpoint {
     pub fn v4(addr: [u8; 4], port: u16) -> Self {
         Endpoint {
-            addr: V4_MAPPED | u32::from_be_bytes(addr) as u128,
+            addr: Addr::from(V4_MAPPED | u32::from_be_bytes(addr) as u128),
             port,
         }
     }
 
     pub fn v6(addr: [u8; 16], port: u16) -> Self {
         Endpoint {
-            addr: u128::from_be_bytes(addr),
+            addr: Addr::from(u128::from_be_bytes(addr)),
             port,
         }
     }
 
     pub fn is_v4(&self) -> bool {
-        self.addr >> 32 == 0xffff
+        u128::from(self.addr) >> 32 == 0xffff
     }
 }
 
@@ -60,11 +80,16 @@ impl std::fmt::Display for Endpoint {
             write!(
                 f,
                 "{}:{}",
-                std::net::Ipv4Addr::from(self.addr as u32),
+                std::net::Ipv4Addr::from(self.addr.1 as u32),
                 self.port
             )
         } else {
-            write!(f, "[{}]:{}", std::net::Ipv6Addr::from(self.addr), self.port)
+            write!(
+                f,
+                "[{}]:{}",
+                std::net::Ipv6Addr::from(u128::from(self.addr)),
+                self.port
+            )
         }
     }
 }
@@ -94,8 +119,8 @@ impl FlowKey {
             h ^= h >> 29;
         };
         for ep in [&self.lo, &self.hi] {
-            mix(ep.addr as u64);
-            mix((ep.addr >> 64) as u64);
+            mix(ep.addr.1);
+            mix(ep.addr.0);
             mix(ep.port as u64);
         }
         h
@@ -313,11 +338,11 @@ fn tcp_segment(
     let be32 = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
     let (key, from_lo) = FlowKey::new(
         Endpoint {
-            addr: src,
+            addr: Addr::from(src),
             port: be16(h, 0),
         },
         Endpoint {
-            addr: dst,
+            addr: Addr::from(dst),
             port: be16(h, 2),
         },
     );
@@ -396,8 +421,8 @@ fn segment(p: &LaxSlicedPacket<'_>, data: &[u8]) -> Result<TcpSegment, Skip> {
             let pl = v4.payload();
             let full = (h.total_len() as usize).saturating_sub(h.ihl() as usize * 4);
             (
-                Endpoint::v4(h.source(), 0).addr,
-                Endpoint::v4(h.destination(), 0).addr,
+                u128::from(Endpoint::v4(h.source(), 0).addr),
+                u128::from(Endpoint::v4(h.destination(), 0).addr),
                 pl,
                 full,
             )

@@ -199,7 +199,7 @@ fn side_code(s: Option<Side>) -> u8 {
 }
 
 fn put_endpoint(b: &mut Vec<u8>, e: &Endpoint) {
-    b.extend_from_slice(&{ e.addr }.to_le_bytes());
+    b.extend_from_slice(&u128::from(e.addr).to_le_bytes());
     b.extend_from_slice(&{ e.port }.to_le_bytes());
 }
 
@@ -286,7 +286,7 @@ impl Cursor<'_> {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
     fn endpoint(&mut self) -> io::Result<Endpoint> {
-        let addr = u128::from_le_bytes(self.take(16)?.try_into().unwrap());
+        let addr = u128::from_le_bytes(self.take(16)?.try_into().unwrap()).into();
         Ok(Endpoint {
             addr,
             port: self.u16()?,

@@ -62,8 +62,14 @@ struct CacheEntry {
 impl CacheEntry {
     const EMPTY: CacheEntry = CacheEntry {
         key: FlowKey {
-            lo: crate::decode::Endpoint { addr: 0, port: 0 },
-            hi: crate::decode::Endpoint { addr: 0, port: 0 },
+            lo: crate::decode::Endpoint {
+                addr: crate::decode::Addr(0, 0),
+                port: 0,
+            },
+            hi: crate::decode::Endpoint {
+                addr: crate::decode::Addr(0, 0),
+                port: 0,
+            },
         },
         first_frame: u64::MAX,
         slot: 0,
