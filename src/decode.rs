@@ -239,7 +239,7 @@ fn be16(d: &[u8], i: usize) -> u16 {
 /// The common case (Ethernet with optional VLAN tags, Linux cooked, NULL or raw IP; IPv4
 /// or IPv6 without extension headers; TCP) with etherparse's header slices, which are
 /// small. `None` hands anything else (and every error) to the lax slicer.
-#[inline]
+#[inline(always)]
 fn fast_path(linktype: u16, data: &[u8]) -> Option<Result<TcpSegment, Skip>> {
     let (ether_type, l3_off) = match linktype {
         linktype::ETHERNET => {
@@ -326,7 +326,7 @@ fn fast_path(linktype: u16, data: &[u8]) -> Option<Result<TcpSegment, Skip>> {
 
 /// A segment from the fixed TCP header fields (RFC 9293 §3.1: ports, sequence and
 /// acknowledgment numbers, flags in byte 13, window) and where its payload is.
-#[inline]
+#[inline(always)]
 fn tcp_segment(
     src: u128,
     dst: u128,

@@ -260,6 +260,9 @@ impl FileReader {
     }
 
     /// The next packet record, or `None` at a clean end of file.
+    // Inlined into the batch loop: returned through memory, the record was stored in
+    // pieces and reloaded whole, a store-forwarding stall on every packet.
+    #[inline(always)]
     fn next_record(&mut self) -> Result<Option<RawRecord>, InputError> {
         loop {
             match &mut self.format {
@@ -549,7 +552,7 @@ impl Capture {
     }
 
     /// Numbers a record of reader `i`, filters it, and adds it to the batch.
-    #[inline]
+    #[inline(always)]
     fn push(
         &mut self,
         i: usize,
