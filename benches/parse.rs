@@ -221,7 +221,7 @@ fn bulk_stream(rng: &mut Rng, n: usize) -> StreamInput {
 fn run_stream(input: &StreamInput) -> FrameStream {
     let mut fs = FrameStream::new(input.from_client);
     for (i, seg) in input.bytes.chunks(MSS).enumerate() {
-        fs.data(seg, i as u64 + 1, true);
+        fs.data(seg, i as u64 + 1);
     }
     fs
 }

@@ -142,7 +142,6 @@ pub struct TcpSegment {
     pub seq: u32,
     pub ack: u32,
     pub flags: u8,
-    pub window: u16,
     /// Offset of the TCP payload in the packet's captured bytes.
     pub payload_off: u32,
     /// Payload bytes present in the capture.
@@ -325,7 +324,7 @@ fn fast_path(linktype: u16, data: &[u8]) -> Option<Result<TcpSegment, Skip>> {
 }
 
 /// A segment from the fixed TCP header fields (RFC 9293 §3.1: ports, sequence and
-/// acknowledgment numbers, flags in byte 13, window) and where its payload is.
+/// acknowledgment numbers, flags in byte 13) and where its payload is.
 #[inline(always)]
 fn tcp_segment(
     src: u128,
@@ -353,7 +352,6 @@ fn tcp_segment(
         ack: be32(8),
         // FIN, SYN, RST, PSH and ACK are the low five bits of byte 13.
         flags: h[13] & (FIN | SYN | RST | PSH | ACK),
-        window: be16(h, 14),
         payload_off: payload_off as u32,
         payload_len: payload_len as u32,
         payload_missing: missing as u32,

@@ -492,20 +492,25 @@ impl Capture {
 
     /// Appends up to one batch of packets to `batch` (which the caller has cleared).
     pub fn fill(&mut self, batch: &mut Batch) -> Fill {
-        self.fill_with(batch, |_, _| {})
+        let mut packets = std::mem::take(&mut batch.packets);
+        let fill = self.fill_with(batch, |p, _| packets.push(*p));
+        batch.packets = packets;
+        fill
     }
 
-    /// As [`Capture::fill`], and hands each packet kept to `each` as soon as it is read,
-    /// while its bytes are still in the cache: `each(&packet, captured bytes)`.
+    /// Reads up to one batch into `batch`'s chunks and hands each packet kept to `each` as
+    /// soon as it is read, while its bytes are still in the cache: `each(&packet, captured
+    /// bytes)`. `batch.packets` is left alone (the caller keeps what it needs).
     pub fn fill_with(&mut self, batch: &mut Batch, mut each: impl FnMut(&Packet, &[u8])) -> Fill {
         // Chunks are only valid for one batch: forget which index each reader's chunk had.
         for c in self.batch_chunk.iter_mut() {
             *c = None;
         }
-        let mut bytes = 0usize;
+        // Packets kept (the filter may drop some) and their captured bytes.
+        let (mut kept, mut bytes) = (0usize, 0usize);
         if self.readers.len() == 1 {
             // One input: no merge, records go straight from the reader into the batch.
-            while batch.packets.len() < self.batch_packets && bytes < self.batch_bytes {
+            while kept < self.batch_packets && bytes < self.batch_bytes {
                 let rec = match self.heads[0].take() {
                     Some(r) => r,
                     None if self.done[0] => return Fill::End,
@@ -523,7 +528,7 @@ impl Capture {
                     },
                 };
                 bytes += rec.caplen as usize;
-                self.push(0, rec, batch, &mut each);
+                kept += self.push(0, rec, batch, &mut each) as usize;
             }
             return Fill::More;
         }
@@ -531,7 +536,7 @@ impl Capture {
         for i in 0..n {
             self.refill_head(i);
         }
-        while batch.packets.len() < self.batch_packets && bytes < self.batch_bytes {
+        while kept < self.batch_packets && bytes < self.batch_bytes {
             // The reader whose next record has the earliest timestamp.
             let mut best: Option<usize> = None;
             for i in 0..n {
@@ -545,13 +550,13 @@ impl Capture {
             let Some(i) = best else { return Fill::End };
             let rec = self.heads[i].take().unwrap();
             bytes += rec.caplen as usize;
-            self.push(i, rec, batch, &mut each);
+            kept += self.push(i, rec, batch, &mut each) as usize;
             self.refill_head(i);
         }
         Fill::More
     }
 
-    /// Numbers a record of reader `i`, filters it, and adds it to the batch.
+    /// Numbers a record of reader `i`, filters it, and hands it on; false if filtered out.
     #[inline(always)]
     fn push(
         &mut self,
@@ -559,7 +564,7 @@ impl Capture {
         rec: RawRecord,
         batch: &mut Batch,
         each: &mut impl FnMut(&Packet, &[u8]),
-    ) {
+    ) -> bool {
         let r = &self.readers[i];
         let chunk = match self.batch_chunk[i] {
             Some((id, idx)) if id == r.chunk_id => idx,
@@ -577,7 +582,7 @@ impl Capture {
             let data = &r.buf[rec.off..rec.off + rec.caplen as usize];
             if !f(rec.linktype, data, rec.origlen) {
                 self.packets_filtered += 1;
-                return;
+                return false;
             }
         }
         let packet = Packet {
@@ -590,7 +595,7 @@ impl Capture {
             origlen: rec.origlen,
         };
         each(&packet, &r.buf[rec.off..rec.off + rec.caplen as usize]);
-        batch.packets.push(packet);
+        true
     }
 
     /// Bytes read from all inputs so far.

@@ -32,8 +32,6 @@ pub struct HalfCounters {
     pub ooo_overflows: u32,
     /// Segments too far from the expected sequence number to be believed.
     pub out_of_window: u32,
-    /// Segments (or parts) that repeated bytes already received.
-    pub retransmitted: u32,
 }
 
 #[derive(Debug)]
@@ -117,7 +115,6 @@ impl HalfStream {
         let len = data.len() as u64 + missing as u64;
         if start < 0 && start + (len as i64) <= 0 {
             // Entirely before the first byte we know of (e.g. a keep-alive probe at ISN).
-            self.counters.retransmitted += 1;
             return;
         }
         if start - self.next as i64 > limits.max_seq_ahead as i64 {
@@ -142,13 +139,9 @@ impl HalfStream {
             return;
         }
         if end <= self.next {
-            self.counters.retransmitted += 1;
             return;
         }
         if start <= self.next {
-            if start < self.next {
-                self.counters.retransmitted += 1;
-            }
             self.deliver_new(start, data, missing, sink);
             return;
         }

@@ -29,18 +29,37 @@ pub struct WsSession {
     pub inexact: bool,
     /// The request head was cut off (gap or snapshot length): only its first lines are known.
     pub request_cut: bool,
+    /// The response head was cut off: fields after the cut are unknown, not missing.
+    response_cut: bool,
     max_head: usize,
 }
 
 impl WsSession {
     /// A session from a complete Upgrade request; the client's bytes after it are frames.
     pub fn new(request: Request, max_head: usize) -> Self {
+        Self::with_request(request, max_head, false)
+    }
+
+    /// A session from a request head that was cut off: its start line and first fields
+    /// are known. The client's next bytes should be frames. Whether it is a WebSocket
+    /// session at all is decided by the request's fields if they were seen, else by the
+    /// response (101).
+    pub fn from_cut_request(request: Request, max_head: usize) -> Self {
+        let mut s = Self::with_request(request, max_head, true);
+        s.client.expect_frame_start();
+        s
+    }
+
+    fn with_request(request: Request, max_head: usize, request_cut: bool) -> Self {
         let mut anomalies = Anomalies::default();
-        if request.key.is_none() {
-            anomalies.insert(Anomaly::MissingKey);
-        }
-        if request.version.trim() != "13" {
-            anomalies.insert(Anomaly::UnsupportedVersion);
+        // Fields after a cut are unknown, not missing.
+        if !request_cut {
+            if request.key.is_none() {
+                anomalies.insert(Anomaly::MissingKey);
+            }
+            if request.version.trim() != "13" {
+                anomalies.insert(Anomaly::UnsupportedVersion);
+            }
         }
         WsSession {
             request,
@@ -51,21 +70,10 @@ impl WsSession {
             server_state: DirState::Head(Vec::new()),
             anomalies,
             inexact: false,
-            request_cut: false,
+            request_cut,
+            response_cut: false,
             max_head,
         }
-    }
-
-    /// A session from a request head that was cut off: its start line and first fields
-    /// are known. The client's next bytes should be frames. Whether it is a WebSocket
-    /// session at all is decided by the request's fields if they were seen, else by the
-    /// response (101).
-    pub fn from_cut_request(request: Request, max_head: usize) -> Self {
-        let mut s = WsSession::new(request, max_head);
-        s.anomalies = Anomalies::default();
-        s.request_cut = true;
-        s.client.expect_frame_start();
-        s
     }
 
     /// Is this a WebSocket session: an Upgrade request, or (when the request was cut off)
@@ -84,14 +92,14 @@ impl WsSession {
             if self.response.is_none() && !d.is_empty() {
                 self.anomalies.insert(Anomaly::FrameBeforeUpgrade);
             }
-            self.client.data(d, frame_no, true);
+            self.client.data(d, frame_no);
         }
     }
 
     /// In-order bytes from the server.
     pub fn server_data(&mut self, d: &[u8], frame_no: u64) {
         match &mut self.server_state {
-            DirState::Frames => self.server.data(d, frame_no, true),
+            DirState::Frames => self.server.data(d, frame_no),
             DirState::Ignore => {}
             DirState::Head(buf) => {
                 let was_empty = buf.is_empty();
@@ -110,7 +118,7 @@ impl WsSession {
                     Ok(Some((Some(resp), rest))) => {
                         self.accept_response(resp);
                         if matches!(self.server_state, DirState::Frames) && !rest.is_empty() {
-                            self.server.data(&rest, frame_no, true);
+                            self.server.data(&rest, frame_no);
                         }
                     }
                     Ok(Some((None, _)))
@@ -135,13 +143,12 @@ impl WsSession {
 
     fn accept_response(&mut self, resp: Response) {
         if resp.status == 101 {
-            if !resp.upgrade_websocket && !self.request_cut && resp.accept.as_deref() != Some("") {
+            let whole_heads = !self.request_cut && !self.response_cut;
+            if !resp.upgrade_websocket && whole_heads {
                 self.anomalies.insert(Anomaly::MissingUpgradeHeader);
             }
             match (&resp.accept, &self.request.key) {
-                (None, _) => self.anomalies.insert(Anomaly::MissingAccept),
-                // An empty value stands for a field cut off by the capture.
-                (Some(a), _) if a.is_empty() => {}
+                (None, _) if !self.response_cut => self.anomalies.insert(Anomaly::MissingAccept),
                 (Some(a), Some(k)) if a.trim() != handshake::accept_for_key(k) => {
                     self.anomalies.insert(Anomaly::InvalidAccept)
                 }
@@ -185,12 +192,9 @@ impl WsSession {
                 // The response head was cut: its status line may still be whole.
                 match cut_response {
                     Some(r) => {
-                        let cut = Response {
-                            accept: r.accept.or(Some(String::new())),
-                            ..r
-                        };
-                        let upgraded = cut.status == 101;
-                        self.accept_response(cut);
+                        self.response_cut = true;
+                        let upgraded = r.status == 101;
+                        self.accept_response(r);
                         if upgraded {
                             self.server.expect_frame_start();
                         }

@@ -83,9 +83,10 @@ impl FrameStream {
         self.align_pending = true;
     }
 
-    /// In-order bytes of this direction. `frame_no` is the packet they came in, and
-    /// `segment_start` whether they begin a TCP segment (a place where framing may resume).
-    pub fn data(&mut self, mut d: &[u8], frame_no: u64, segment_start: bool) {
+    /// In-order bytes of this direction, as the reassembler delivers them: each delivery
+    /// is (the rest of) one TCP segment, the place where lost framing may resume.
+    /// `frame_no` is the packet they came in.
+    pub fn data(&mut self, mut d: &[u8], frame_no: u64) {
         if self.align_pending && !d.is_empty() {
             self.align_pending = false;
             if !self.plausible_header(d) {
@@ -95,7 +96,7 @@ impl FrameStream {
             }
         }
         if self.lost {
-            if !segment_start || !self.plausible_framing(d) {
+            if !self.plausible_framing(d) {
                 return;
             }
             self.lost = false;
@@ -437,7 +438,7 @@ mod tests {
     #[test]
     fn counts_messages_across_fragments_and_interleaved_control() {
         let mut fs = FrameStream::new(true);
-        fs.data(&session_bytes(), 1, true);
+        fs.data(&session_bytes(), 1);
         check(&fs);
     }
 
@@ -446,13 +447,13 @@ mod tests {
         let s = session_bytes();
         for cut in (0..s.len()).step_by(7).chain([1, 2, 3, 13, 14, 15]) {
             let mut fs = FrameStream::new(true);
-            fs.data(&s[..cut], 1, true);
-            fs.data(&s[cut..], 2, true);
+            fs.data(&s[..cut], 1);
+            fs.data(&s[cut..], 2);
             check(&fs);
         }
         let mut fs = FrameStream::new(true);
         for b in s.chunks(1) {
-            fs.data(b, 1, false);
+            fs.data(b, 1);
         }
         check(&fs);
     }
@@ -463,9 +464,9 @@ mod tests {
         // The 70000-byte continuation payload starts after 11+308+7+10 bytes.
         let start = 11 + 308 + 7 + 14;
         let mut fs = FrameStream::new(true);
-        fs.data(&s[..start + 100], 1, true);
+        fs.data(&s[..start + 100], 1);
         fs.gap(5000, 2);
-        fs.data(&s[start + 5100..], 2, true);
+        fs.data(&s[start + 5100..], 2);
         check(&fs);
         assert!(!fs.inexact);
     }
@@ -477,9 +478,9 @@ mod tests {
         let b = frame(true, opcode::TEXT, b"two", k);
         let c = frame(true, opcode::CLOSE, &1000u16.to_be_bytes(), k);
         let mut fs = FrameStream::new(true);
-        fs.data(&a, 1, true);
+        fs.data(&a, 1);
         fs.gap(b.len() as u64, 2);
-        fs.data(&c, 3, true);
+        fs.data(&c, 3);
         assert_eq!(fs.stats.messages, 1);
         assert_eq!(fs.stats.close.as_ref().unwrap().code, Some(1000));
         assert!(fs.inexact);
@@ -490,23 +491,14 @@ mod tests {
     #[test]
     fn protocol_violations_are_named() {
         let mut fs = FrameStream::new(true);
-        fs.data(&frame(true, opcode::TEXT, b"x", None), 1, true);
-        fs.data(
-            &frame(true, opcode::CONTINUATION, b"x", Some([0; 4])),
-            1,
-            true,
-        );
-        fs.data(
-            &frame(false, opcode::PING, &[0; 126], Some([0; 4])),
-            1,
-            true,
-        );
+        fs.data(&frame(true, opcode::TEXT, b"x", None), 1);
+        fs.data(&frame(true, opcode::CONTINUATION, b"x", Some([0; 4])), 1);
+        fs.data(&frame(false, opcode::PING, &[0; 126], Some([0; 4])), 1);
         fs.data(
             &frame(true, opcode::CLOSE, &[0x03, 0xed, 0xff], Some([0; 4])),
             1,
-            true,
         );
-        fs.data(&frame(true, opcode::TEXT, b"late", Some([0; 4])), 1, true);
+        fs.data(&frame(true, opcode::TEXT, b"late", Some([0; 4])), 1);
         let got: Vec<_> = fs.anomalies.iter().map(|a| a.token()).collect();
         assert_eq!(
             got,

@@ -170,7 +170,7 @@ pub fn frame_stream(data: &[u8]) {
 
     // One piece.
     let mut whole = new();
-    whole.data(stream, 1, true);
+    whole.data(stream, 1);
     check_stream_bounds(&whole, stream.len() as u64, 0);
 
     // Split at the cut points, no gaps. (`expect_frame_start` looks at the first delivery
@@ -180,11 +180,11 @@ pub fn frame_stream(data: &[u8]) {
     for &(kind, amount) in &ops {
         if kind & 1 == 0 {
             let end = (pos + amount as usize).min(stream.len());
-            split.data(&stream[pos..end], 1, kind & 2 != 0);
+            split.data(&stream[pos..end], 1);
             pos = end;
         }
     }
-    split.data(&stream[pos..], 1, true);
+    split.data(&stream[pos..], 1);
     if !align {
         compare_streams(&split, &whole, "split");
     }
@@ -193,7 +193,7 @@ pub fn frame_stream(data: &[u8]) {
     if stream.len() <= 512 && !align {
         let mut bytes = new();
         for c in stream.chunks(1) {
-            bytes.data(c, 1, true);
+            bytes.data(c, 1);
         }
         compare_streams(&bytes, &whole, "byte by byte");
     }
@@ -213,11 +213,11 @@ pub fn frame_stream(data: &[u8]) {
             gaps += n;
         } else {
             let end = (pos + amount as usize).min(stream.len());
-            gappy.data(&stream[pos..end], i as u64 + 1, kind & 2 != 0);
+            gappy.data(&stream[pos..end], i as u64 + 1);
             pos = end;
         }
     }
-    gappy.data(&stream[pos..], ops.len() as u64 + 1, true);
+    gappy.data(&stream[pos..], ops.len() as u64 + 1);
     assert_eq!(gappy.stats.missing_bytes, gaps);
     check_stream_bounds(&gappy, stream.len() as u64, gaps);
 }
