@@ -17,7 +17,8 @@ use wsclose::capture::{Capture, FileReader};
 use wsclose::config::Limits;
 use wsclose::pipeline::{analyze, Options};
 use wsclose::record::SessionRecord;
-use wsclose::report::csv::CsvReport;
+use wsclose::report::csv::CsvWriter;
+use wsclose::report::{ReportWriter, Row};
 use wsclose::synth::{generate, ExpectedSession, GenConfig, Mix, COLUMNS};
 
 struct Input {
@@ -84,11 +85,15 @@ fn run(bytes: &'static [u8], threads: usize) -> Vec<SessionRecord> {
 }
 
 fn render(records: &[SessionRecord]) -> Vec<u8> {
-    let mut rep = CsvReport::new(Vec::new()).expect("csv");
-    for r in records {
-        rep.write(r).expect("csv row");
+    let mut rep = CsvWriter::new(Vec::new()).expect("csv");
+    for (i, rec) in records.iter().enumerate() {
+        let row = Row {
+            session: i as u64 + 1,
+            rec,
+        };
+        rep.session(&row).expect("csv row");
     }
-    rep.finish().expect("csv finish")
+    rep.into_inner().expect("csv finish")
 }
 
 /// Compares the report with the ground truth; panics with every mismatch (up to 30).

@@ -15,10 +15,13 @@ use wsclose::capture::{Batch, Capture, FileReader, Fill};
 use wsclose::config::Limits;
 use wsclose::decode::decode;
 use wsclose::flow::reassembly::{Event, HalfStream, ReassemblyLimits};
+use wsclose::record::{At, Side};
 use wsclose::synth::ws::{
     encode_frame, frame_header as encode_header, OP_BINARY, OP_PING, OP_TEXT,
 };
 use wsclose::synth::{generate_with, GenConfig, Mix, Rng};
+use wsclose::ws::counts::{Counts, SideCounts};
+use wsclose::ws::events::{FrameConsumer, StreamEvent};
 use wsclose::ws::frame::frame_header;
 use wsclose::ws::handshake::{parse_head, request, response};
 use wsclose::ws::stream::FrameStream;
@@ -218,12 +221,39 @@ fn bulk_stream(rng: &mut Rng, n: usize) -> StreamInput {
     s
 }
 
-fn run_stream(input: &StreamInput) -> FrameStream {
-    let mut fs = FrameStream::new(input.from_client);
-    for (i, seg) in input.bytes.chunks(MSS).enumerate() {
-        fs.data(seg, i as u64 + 1);
+/// The report's counters of one direction, and its frames.
+#[derive(Default)]
+struct Tally {
+    counts: Counts,
+    frames: u64,
+}
+
+impl FrameConsumer for Tally {
+    #[inline]
+    fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
+        if let StreamEvent::Frame(_) = ev {
+            self.frames += 1;
+        }
+        self.counts.event(side, at, ev);
     }
-    fs
+}
+
+fn run_stream(input: &StreamInput) -> (SideCounts, u64) {
+    let side = if input.from_client {
+        Side::Client
+    } else {
+        Side::Server
+    };
+    let mut fs = FrameStream::new(side);
+    let mut tally = Tally::default();
+    for (i, seg) in input.bytes.chunks(MSS).enumerate() {
+        let at = At {
+            packet: i as u64 + 1,
+            ts_ns: 0,
+        };
+        fs.data(seg, at, &mut tally);
+    }
+    (tally.counts.side(side).clone(), tally.frames)
 }
 
 fn bench_frame_stream(c: &mut Criterion) {
@@ -233,10 +263,10 @@ fn bench_frame_stream(c: &mut Criterion) {
         ("chat_client", chat_stream(&mut rng, 30_000)),
         ("bulk_server", bulk_stream(&mut rng, 8)),
     ] {
-        let fs = run_stream(&input);
+        let (fs, frames) = run_stream(&input);
         assert_eq!(
             (
-                fs.frames,
+                frames,
                 fs.stats.messages,
                 fs.stats.bytes,
                 fs.stats.pings,
@@ -253,7 +283,7 @@ fn bench_frame_stream(c: &mut Criterion) {
             fs.anomalies
         );
         g.throughput(Throughput::Bytes(input.bytes.len() as u64));
-        g.bench_function(name, |b| b.iter(|| run_stream(black_box(&input)).frames));
+        g.bench_function(name, |b| b.iter(|| run_stream(black_box(&input)).1));
     }
     g.finish();
 }

@@ -50,3 +50,14 @@ impl Default for Limits {
         }
     }
 }
+
+/// Most header lines accepted in one HTTP head; more is taken as not HTTP.
+pub const MAX_HEADERS: usize = 128;
+
+/// Close payload bytes kept per direction. A Close frame may carry at most 125 (§5.5);
+/// oversized ones are flagged, and their reason is kept up to this many bytes.
+pub const MAX_CLOSE_KEPT: usize = 1024;
+
+/// Entries of each shard's flow cache (a power of two), a direct-mapped cache of the
+/// flow table indexed by the segment's hash.
+pub const FLOW_CACHE: usize = 1 << 13;

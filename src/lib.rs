@@ -11,7 +11,7 @@
 //! let opts = Options::default();
 //! let capture = Capture::open(&["fixtures/captures/real-py-clean.pcap".into()], &opts.limits);
 //! let summary = analyze(capture, &opts, &mut |rec| {
-//!     println!("{} -> {}: {}", rec.client, rec.server, rec.outcome.as_str());
+//!     println!("{} -> {}: {}", rec.client, rec.server, rec.verdict.outcome.as_str());
 //!     Ok(())
 //! }).unwrap();
 //! eprintln!("{}", summary.stats);
@@ -27,6 +27,8 @@ pub mod error;
 #[cfg(feature = "libpcap")]
 pub mod filter;
 pub mod flow;
+pub mod http;
+pub mod net;
 pub mod pipeline;
 pub mod record;
 pub mod reorder;
@@ -34,4 +36,5 @@ pub mod report;
 pub mod stats;
 pub mod synth;
 pub mod time;
+pub mod verdict;
 pub mod ws;

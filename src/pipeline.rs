@@ -22,7 +22,7 @@ use crate::config::Limits;
 use crate::decode::{decode, TcpSegment};
 use crate::error::InputError;
 use crate::flow::Shard;
-use crate::record::SessionRecord;
+use crate::record::{At, SessionRecord};
 use crate::reorder::Reorder;
 use crate::stats::Stats;
 
@@ -56,7 +56,7 @@ pub struct Summary {
 #[derive(Clone, Copy)]
 struct Item {
     hash: u64,
-    frame: u64,
+    packet: u64,
     ts_ns: i64,
     /// Chunk of the batch holding the payload; `seg.payload_off` is an offset in it.
     chunk: u32,
@@ -106,7 +106,7 @@ fn decode_into(
             seg.payload_off += pkt.off;
             buckets[s].push(Item {
                 hash,
-                frame: pkt.frame,
+                packet: pkt.number,
                 ts_ns: pkt.ts_ns,
                 chunk: pkt.chunk,
                 seg,
@@ -155,7 +155,11 @@ fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
             }
             let off = it.seg.payload_off as usize;
             let payload = &chunks[it.chunk as usize][off..off + it.seg.payload_len as usize];
-            shard.segment(&it.seg, it.hash, payload, it.frame, it.ts_ns);
+            let at = At {
+                packet: it.packet,
+                ts_ns: it.ts_ns,
+            };
+            shard.segment(&it.seg, it.hash, payload, at);
         }
     };
     if parallel {
@@ -206,7 +210,7 @@ impl Engine {
         let mut firsts: Vec<u64> = self
             .shards
             .iter()
-            .flat_map(|s| s.new_conns.iter().map(|r| r.first_frame))
+            .flat_map(|s| s.new_conns.iter().map(|r| r.first_packet))
             .collect();
         firsts.sort_unstable();
         let base = self.next_stream;
@@ -226,7 +230,7 @@ impl Engine {
                 .shards
                 .iter()
                 .enumerate()
-                .flat_map(|(i, s)| s.idle_order().map(move |(t, r)| (t, r.first_frame, i, r)))
+                .flat_map(|(i, s)| s.idle_order().map(move |(t, r)| (t, r.first_packet, i, r)))
                 .collect();
             all.sort_unstable_by_key(|&(t, f, _, _)| (t, f));
             let n_evict = live - self.max_connections + self.max_connections / 10;
@@ -237,7 +241,7 @@ impl Engine {
         self.emit(out)
     }
 
-    /// Writes finished records whose first frame is before every possible later record.
+    /// Writes finished records whose first packet is before every possible later record.
     fn emit(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
         let mut watermark = u64::MAX;
         for s in &mut self.shards {

@@ -20,7 +20,7 @@ pub use self::pcapng::Interface;
 #[derive(Clone, Copy, Debug)]
 pub struct Packet {
     /// 1-based number of the packet in the (merged) capture, as Wireshark numbers frames.
-    pub frame: u64,
+    pub number: u64,
     /// Capture timestamp, nanoseconds since the Unix epoch.
     pub ts_ns: i64,
     /// LINKTYPE_* value of the interface the packet was captured on.
@@ -418,7 +418,7 @@ pub struct Capture {
     done: Vec<bool>,
     /// Per reader: (chunk_id, index in the current batch's chunks) of its chunk.
     batch_chunk: Vec<Option<(u64, u32)>>,
-    next_frame: u64,
+    next_number: u64,
     errors: Vec<InputError>,
     batch_packets: usize,
     batch_bytes: usize,
@@ -454,7 +454,7 @@ impl Capture {
             heads: vec![None; n],
             done: vec![false; n],
             batch_chunk: vec![None; n],
-            next_frame: 1,
+            next_number: 1,
             errors,
             batch_packets: limits.batch_packets.max(1),
             batch_bytes: limits.batch_bytes.max(1),
@@ -575,8 +575,8 @@ impl Capture {
                 idx
             }
         };
-        let frame = self.next_frame;
-        self.next_frame += 1;
+        let number = self.next_number;
+        self.next_number += 1;
         self.packets_read += 1;
         if let Some(f) = &mut self.filter {
             let data = &r.buf[rec.off..rec.off + rec.caplen as usize];
@@ -586,7 +586,7 @@ impl Capture {
             }
         }
         let packet = Packet {
-            frame,
+            number,
             ts_ns: rec.ts_ns,
             linktype: rec.linktype,
             chunk,

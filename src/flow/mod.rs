@@ -1,6 +1,7 @@
 //! The flow table of one shard: TCP connections by 4-tuple, their lifecycle in capture
 //! time, and the session records they turn into.
 
+pub mod app;
 pub mod conn;
 pub mod reassembly;
 
@@ -9,11 +10,41 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::config::Limits;
-use crate::decode::{FlowKey, TcpSegment};
-use crate::record::SessionRecord;
+use crate::decode::TcpSegment;
+use crate::net::FlowKey;
+use crate::record::{At, SessionRecord};
 use crate::stats::Stats;
-use conn::{App, Conn};
+use app::App;
+use conn::Conn;
 use reassembly::ReassemblyLimits;
+
+/// The limits of one connection's analysis (from [`Limits`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    pub reassembly: ReassemblyLimits,
+    /// Bytes of an HTTP head buffered while incomplete.
+    pub max_head: usize,
+}
+
+impl ConnLimits {
+    pub fn new(limits: &Limits) -> Self {
+        ConnLimits {
+            reassembly: ReassemblyLimits {
+                max_held_bytes: limits.max_ooo_bytes,
+                max_held_segments: limits.max_ooo_segments,
+                max_seq_ahead: limits.max_seq_ahead,
+            },
+            max_head: limits.max_handshake_bytes,
+        }
+    }
+}
+
+/// What travels with a segment into its connection: the packet it came in, and the limits.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentCtx<'a> {
+    pub at: At,
+    pub limits: &'a ConnLimits,
+}
 
 /// FxHash (rustc's hasher): fast, deterministic, good enough for 4-tuples.
 #[derive(Default)]
@@ -49,29 +80,28 @@ impl FxHasher {
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-/// Entries of the flow cache (a power of two).
-const FLOW_CACHE: usize = 1 << 13;
+use crate::config::FLOW_CACHE;
 
 #[derive(Clone, Copy)]
 struct CacheEntry {
     key: FlowKey,
-    first_frame: u64,
+    first_packet: u64,
     slot: u32,
 }
 
 impl CacheEntry {
     const EMPTY: CacheEntry = CacheEntry {
         key: FlowKey {
-            lo: crate::decode::Endpoint {
-                addr: crate::decode::Addr(0, 0),
+            lo: crate::net::Endpoint {
+                addr: crate::net::Addr(0, 0),
                 port: 0,
             },
-            hi: crate::decode::Endpoint {
-                addr: crate::decode::Addr(0, 0),
+            hi: crate::net::Endpoint {
+                addr: crate::net::Addr(0, 0),
                 port: 0,
             },
         },
-        first_frame: u64::MAX,
+        first_packet: u64::MAX,
         slot: 0,
     };
 }
@@ -88,10 +118,10 @@ pub(crate) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// A connection's identity in a shard: its slot and its first frame (slots are reused).
+/// A connection's identity in a shard: its slot and its first packet (slots are reused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ConnRef {
-    pub first_frame: u64,
+    pub first_packet: u64,
     pub slot: u32,
 }
 
@@ -108,13 +138,12 @@ pub struct Shard {
     pub new_conns: Vec<ConnRef>,
     /// Records of connections finished, not yet handed to the writer.
     pub done: Vec<SessionRecord>,
-    /// First frames of live connections that are or may become sessions.
+    /// First packets of live connections that are or may become sessions.
     candidates: BTreeSet<u64>,
     /// Closed connections by the capture time at which they may be retired.
     closing: BinaryHeap<Reverse<(i64, ConnRef)>>,
     pub stats: Stats,
-    rlimits: ReassemblyLimits,
-    max_head: usize,
+    limits: ConnLimits,
     linger_ns: i64,
 }
 
@@ -130,12 +159,7 @@ impl Shard {
             candidates: BTreeSet::new(),
             closing: BinaryHeap::new(),
             stats: Stats::default(),
-            rlimits: ReassemblyLimits {
-                max_held_bytes: limits.max_ooo_bytes,
-                max_held_segments: limits.max_ooo_segments,
-                max_seq_ahead: limits.max_seq_ahead,
-            },
-            max_head: limits.max_handshake_bytes,
+            limits: ConnLimits::new(limits),
             linger_ns: limits.closed_linger_ns,
         }
     }
@@ -149,7 +173,7 @@ impl Shard {
         self.map.is_empty()
     }
 
-    /// The earliest first frame of a live connection that is or may become a session:
+    /// The earliest first packet of a live connection that is or may become a session:
     /// records of sessions that started before it can be written.
     pub fn watermark(&self) -> u64 {
         self.candidates.first().copied().unwrap_or(u64::MAX)
@@ -174,7 +198,7 @@ impl Shard {
     }
 
     /// One TCP segment of this shard, in capture order; `hash` is `seg.key.shard_hash()`.
-    pub fn segment(&mut self, seg: &TcpSegment, hash: u64, payload: &[u8], frame: u64, ts: i64) {
+    pub fn segment(&mut self, seg: &TcpSegment, hash: u64, payload: &[u8], at: At) {
         self.stats.tcp_packets += 1;
         if seg.payload_missing > 0 {
             self.stats.cut_payload += 1;
@@ -185,7 +209,7 @@ impl Shard {
             && self
                 .slab
                 .get(e.slot as usize)
-                .is_some_and(|c| c.as_ref().is_some_and(|c| c.first_frame == e.first_frame));
+                .is_some_and(|c| c.as_ref().is_some_and(|c| c.first_packet == e.first_packet));
         let found = if cached {
             Some(e.slot)
         } else {
@@ -194,27 +218,31 @@ impl Shard {
         let slot = match found {
             Some(slot) if self.slab[slot as usize].as_ref().unwrap().is_reuse(seg) => {
                 self.retire(slot, false);
-                self.open(seg.key, frame, ts)
+                self.open(seg.key, at)
             }
             Some(slot) => slot,
-            None => self.open(seg.key, frame, ts),
+            None => self.open(seg.key, at),
         };
-        let first_frame = self.slab[slot as usize].as_ref().unwrap().first_frame;
+        let first_packet = self.slab[slot as usize].as_ref().unwrap().first_packet;
         self.cache[ci] = CacheEntry {
             key: seg.key,
-            first_frame,
+            first_packet,
             slot,
         };
         let conn = self.slab[slot as usize].as_mut().unwrap();
         let was_candidate = conn.may_be_session();
         let was_closed = conn.is_closed();
-        conn.segment(seg, payload, frame, ts, &self.rlimits, self.max_head);
+        let ctx = SegmentCtx {
+            at,
+            limits: &self.limits,
+        };
+        conn.segment(seg, payload, &ctx);
         if was_candidate && !conn.may_be_session() {
-            self.candidates.remove(&conn.first_frame);
+            self.candidates.remove(&conn.first_packet);
         }
         if !was_closed && conn.is_closed() {
             let r = ConnRef {
-                first_frame: conn.first_frame,
+                first_packet: conn.first_packet,
                 slot,
             };
             self.closing
@@ -222,8 +250,8 @@ impl Shard {
         }
     }
 
-    fn open(&mut self, key: FlowKey, frame: u64, ts: i64) -> u32 {
-        let conn = Conn::new(key, frame, ts);
+    fn open(&mut self, key: FlowKey, at: At) -> u32 {
+        let conn = Conn::new(key, at);
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slab[s as usize] = Some(conn);
@@ -235,9 +263,9 @@ impl Shard {
             }
         };
         self.map.insert(key, slot);
-        self.candidates.insert(frame);
+        self.candidates.insert(at.packet);
         self.new_conns.push(ConnRef {
-            first_frame: frame,
+            first_packet: at.packet,
             slot,
         });
         self.stats.tcp_connections += 1;
@@ -249,8 +277,8 @@ impl Shard {
         let mut conn = self.slab[slot as usize].take().expect("live slot");
         self.free.push(slot);
         self.map.remove(&conn.key);
-        self.candidates.remove(&conn.first_frame);
-        conn.flush();
+        self.candidates.remove(&conn.first_packet);
+        conn.flush(&self.limits);
         match &conn.app {
             _ if conn.is_session() => self.stats.sessions += 1,
             App::Unknown => self.stats.no_payload += 1,
@@ -262,24 +290,24 @@ impl Shard {
         let (gaps, gap_bytes) = conn.gap_counters();
         self.stats.gaps += gaps;
         self.stats.gap_bytes += gap_bytes;
-        if let Some(r) = conn.record(evicted) {
+        if let Some(r) = conn.record(evicted, &self.limits) {
             self.done.push(r);
         }
     }
 
-    /// Gives `tcp_stream` numbers to the connections opened in this batch: `number(frame)`
-    /// is the global number of the connection that started at `frame`.
+    /// Gives `tcp_stream` numbers to the connections opened in this batch: `number(packet)`
+    /// is the global number of the connection that started at `packet`.
     pub fn assign_streams(&mut self, number: impl Fn(u64) -> u64) {
         for r in self.new_conns.drain(..) {
             if let Some(c) = self.slab[r.slot as usize].as_mut() {
-                if c.first_frame == r.first_frame {
-                    c.tcp_stream = number(r.first_frame);
+                if c.first_packet == r.first_packet {
+                    c.tcp_stream = number(r.first_packet);
                 }
             }
         }
         for rec in &mut self.done {
             if rec.tcp_stream == u64::MAX {
-                rec.tcp_stream = number(rec.first_frame);
+                rec.tcp_stream = number(rec.first_packet);
             }
         }
     }
@@ -294,7 +322,7 @@ impl Shard {
             let Some(c) = self.slab[r.slot as usize].as_ref() else {
                 continue;
             };
-            if c.first_frame != r.first_frame {
+            if c.first_packet != r.first_packet {
                 continue;
             }
             let due = c.last_ts.saturating_add(self.linger_ns);
@@ -313,7 +341,7 @@ impl Shard {
                 (
                     c.last_ts,
                     ConnRef {
-                        first_frame: c.first_frame,
+                        first_packet: c.first_packet,
                         slot: i as u32,
                     },
                 )
@@ -324,7 +352,7 @@ impl Shard {
     pub fn evict(&mut self, r: ConnRef) {
         if self.slab[r.slot as usize]
             .as_ref()
-            .is_some_and(|c| c.first_frame == r.first_frame)
+            .is_some_and(|c| c.first_packet == r.first_packet)
         {
             self.retire(r.slot, true);
         }

@@ -1,3 +1,47 @@
-//! Report writers. They see finished records in their final order, nothing else.
+//! Report writers. They see finished records in their final order, nothing else: the
+//! pipeline produces records, a writer turns each into output (ripgrep's searcher/printer
+//! split). Every writer reads a record through the one column table, `columns.rs`.
 
+pub mod columns;
 pub mod csv;
+
+use std::io;
+
+use crate::error::InputError;
+use crate::stats::Stats;
+pub use columns::{Column, Row, Value, COLUMNS};
+
+/// What the run read, for writers that end with it.
+#[derive(Clone, Copy, Debug)]
+pub struct RunEnd<'a> {
+    pub stats: &'a Stats,
+    /// Inputs that could not be read to their end.
+    pub errors: &'a [InputError],
+}
+
+/// A report: one call per session in report order, then one at the end.
+pub trait ReportWriter {
+    fn session(&mut self, row: &Row<'_>) -> io::Result<()>;
+    /// The end of the run. Writers flush here.
+    fn finish(&mut self, end: &RunEnd<'_>) -> io::Result<()>;
+}
+
+/// Runs the analysis over `capture` into `writer`: sessions numbered 1, 2, 3 … in report
+/// order, then the end of the run. An error is the writer's (the inputs' errors are in
+/// the summary).
+pub fn write_report(
+    capture: crate::capture::Capture,
+    opts: &crate::pipeline::Options,
+    writer: &mut dyn ReportWriter,
+) -> io::Result<crate::pipeline::Summary> {
+    let mut session = 0;
+    let summary = crate::pipeline::analyze(capture, opts, &mut |rec| {
+        session += 1;
+        writer.session(&Row { session, rec: &rec })
+    })?;
+    writer.finish(&RunEnd {
+        stats: &summary.stats,
+        errors: &summary.errors,
+    })?;
+    Ok(summary)
+}

@@ -1,125 +1,13 @@
-//! The opening handshake (RFC 6455 §4): the client's HTTP/1.1 Upgrade request and the
-//! server's response, parsed as streaming HTTP heads (RFC 9112 §2-§5).
+//! The opening handshake (RFC 6455 §4): what the report needs of the client's HTTP/1.1
+//! Upgrade request and of the server's response, read out of HTTP heads (`http::head`).
 
 use base64::Engine as _;
-use nom::bytes::streaming::{tag, take_till};
-use nom::{IResult, Parser};
 use sha1::{Digest, Sha1};
+
+pub use crate::http::head::{parse_head, parse_head_prefix, Head, HeadError};
 
 /// The GUID of RFC 6455 §1.3, appended to Sec-WebSocket-Key to form Sec-WebSocket-Accept.
 const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-/// Most header lines accepted in one head.
-const MAX_HEADERS: usize = 128;
-
-/// One line of an HTTP head, without its line ending (CRLF, or a bare LF as RFC 9112 §2.2
-/// allows recipients to accept).
-fn line(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    let (i, l) = take_till(|c| c == b'\n').parse(i)?;
-    let (i, _) = tag(&b"\n"[..]).parse(i)?;
-    Ok((i, l.strip_suffix(b"\r").unwrap_or(l)))
-}
-
-/// A parsed head: the start line and the header fields, borrowed from the input.
-#[derive(Debug)]
-pub struct Head<'a> {
-    pub start_line: &'a [u8],
-    pub fields: Vec<(&'a [u8], &'a [u8])>,
-}
-
-impl Head<'_> {
-    /// Value of the first field named `name` (case-insensitive), trimmed.
-    pub fn field(&self, name: &str) -> Option<&[u8]> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| *v)
-    }
-
-    /// All values of fields named `name`, joined by ", " (RFC 9110 §5.3).
-    pub fn field_joined(&self, name: &str) -> Option<String> {
-        let mut out: Option<String> = None;
-        for (n, v) in &self.fields {
-            if n.eq_ignore_ascii_case(name.as_bytes()) {
-                let s = out.get_or_insert_with(String::new);
-                if !s.is_empty() {
-                    s.push_str(", ");
-                }
-                s.push_str(&String::from_utf8_lossy(v));
-            }
-        }
-        out
-    }
-
-    /// Whether a comma-separated field `name` has the token `token` (case-insensitive).
-    pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.fields.iter().any(|(n, v)| {
-            n.eq_ignore_ascii_case(name.as_bytes())
-                && v.split(|&c| c == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-        })
-    }
-}
-
-/// Why a head cannot be an HTTP/1.x head.
-#[derive(Debug, PartialEq, Eq)]
-pub enum HeadError {
-    NotHttp,
-    TooManyFields,
-}
-
-/// Parses a whole head up to and including the empty line. `Ok(None)` means more bytes
-/// are needed; the head is only returned complete.
-pub fn parse_head(input: &[u8]) -> Result<Option<(usize, Head<'_>)>, HeadError> {
-    let mut fields = Vec::new();
-    let (mut i, start_line) = match line(input) {
-        Ok(x) => x,
-        Err(nom::Err::Incomplete(_)) => return Ok(None),
-        Err(_) => return Err(HeadError::NotHttp),
-    };
-    loop {
-        let (rest, l) = match line(i) {
-            Ok(x) => x,
-            Err(nom::Err::Incomplete(_)) => return Ok(None),
-            Err(_) => return Err(HeadError::NotHttp),
-        };
-        i = rest;
-        if l.is_empty() {
-            break;
-        }
-        let colon = l
-            .iter()
-            .position(|&c| c == b':')
-            .ok_or(HeadError::NotHttp)?;
-        let name = &l[..colon];
-        if name.is_empty() || name.iter().any(|c| c.is_ascii_whitespace()) {
-            return Err(HeadError::NotHttp);
-        }
-        if fields.len() == MAX_HEADERS {
-            return Err(HeadError::TooManyFields);
-        }
-        fields.push((name, l[colon + 1..].trim_ascii()));
-    }
-    Ok(Some((input.len() - i.len(), Head { start_line, fields })))
-}
-
-/// The complete lines of a head that was cut off (by a gap or the snapshot length): the
-/// start line and the fields before the cut. `None` if not even the start line is whole.
-pub fn parse_head_prefix(input: &[u8]) -> Option<Head<'_>> {
-    let (mut i, start_line) = line(input).ok()?;
-    let mut fields = Vec::new();
-    while let Ok((rest, l)) = line(i) {
-        i = rest;
-        if l.is_empty() || fields.len() == MAX_HEADERS {
-            break;
-        }
-        let Some(colon) = l.iter().position(|&c| c == b':') else {
-            break;
-        };
-        fields.push((&l[..colon], l[colon + 1..].trim_ascii()));
-    }
-    Some(Head { start_line, fields })
-}
 
 /// Could `prefix` be the start of an HTTP GET request line? (Used to recognise the client
 /// side from the first bytes of a connection.)

@@ -2,6 +2,8 @@
 //! state machines that consume them (one frame stream per direction, one session).
 
 pub mod close;
+pub mod counts;
+pub mod events;
 pub mod frame;
 pub mod handshake;
 pub mod session;

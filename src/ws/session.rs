@@ -1,15 +1,19 @@
 //! A WebSocket session over one TCP connection: the opening handshake in both directions
-//! (RFC 6455 §4), then a [`FrameStream`] per direction.
+//! (RFC 6455 §4), then a [`FrameStream`] per direction whose events go to the session's
+//! consumers (today the report's counters).
 
-use super::handshake::{self, parse_head, HeadError, Request, Response};
+use super::counts::Counts;
+use super::events::{FrameConsumer, GapEffect, StreamEvent};
+use super::handshake::{self, Request, Response};
 use super::stream::FrameStream;
-use crate::record::{Anomalies, Anomaly};
+use crate::http::head::{HeadBuffer, HeadProgress};
+use crate::record::{Anomalies, Anomaly, At, Side};
 
 /// What a direction's bytes are being read as.
 #[derive(Debug)]
 enum DirState {
     /// An HTTP head, buffered while incomplete.
-    Head(Vec<u8>),
+    Head(HeadBuffer),
     Frames,
     /// Nothing more to learn from this direction.
     Ignore,
@@ -20,10 +24,13 @@ enum DirState {
 pub struct WsSession {
     pub request: Request,
     pub response: Option<Response>,
-    pub client: FrameStream,
-    pub server: FrameStream,
+    client: FrameStream,
+    server: FrameStream,
     client_state: DirState,
     server_state: DirState,
+    /// What the frames add up to, per direction.
+    pub counts: Counts,
+    /// Handshake anomalies (the frame streams' go to `counts`).
     pub anomalies: Anomalies,
     /// Something the report depends on could not be read (handshake lost in a gap).
     pub inexact: bool,
@@ -64,10 +71,11 @@ impl WsSession {
         WsSession {
             request,
             response: None,
-            client: FrameStream::new(true),
-            server: FrameStream::new(false),
+            client: FrameStream::new(Side::Client),
+            server: FrameStream::new(Side::Server),
             client_state: DirState::Frames,
-            server_state: DirState::Head(Vec::new()),
+            server_state: DirState::Head(HeadBuffer::default()),
+            counts: Counts::default(),
             anomalies,
             inexact: false,
             request_cut,
@@ -86,57 +94,38 @@ impl WsSession {
         self.response.as_ref().is_some_and(|r| r.status == 101)
     }
 
-    /// In-order bytes from the client.
-    pub fn client_data(&mut self, d: &[u8], frame_no: u64) {
+    /// In-order bytes from the client, delivered in packet `at`.
+    pub fn client_data(&mut self, d: &[u8], at: At) {
         if let DirState::Frames = self.client_state {
             if self.response.is_none() && !d.is_empty() {
                 self.anomalies.insert(Anomaly::FrameBeforeUpgrade);
             }
-            self.client.data(d, frame_no);
+            self.client.data(d, at, &mut self.counts);
         }
     }
 
-    /// In-order bytes from the server.
-    pub fn server_data(&mut self, d: &[u8], frame_no: u64) {
-        match &mut self.server_state {
-            DirState::Frames => self.server.data(d, frame_no),
-            DirState::Ignore => {}
-            DirState::Head(buf) => {
-                let was_empty = buf.is_empty();
-                if !was_empty {
-                    buf.extend_from_slice(d);
+    /// In-order bytes from the server, delivered in packet `at`.
+    pub fn server_data(&mut self, d: &[u8], at: At) {
+        let progress = match &mut self.server_state {
+            DirState::Frames => return self.server.data(d, at, &mut self.counts),
+            DirState::Ignore => return,
+            DirState::Head(buf) => buf.push(d, self.max_head, handshake::response),
+        };
+        match progress {
+            HeadProgress::Complete(Some(resp), rest) => {
+                self.accept_response(resp);
+                if matches!(self.server_state, DirState::Frames) && !rest.is_empty() {
+                    self.server.data(&rest, at, &mut self.counts);
                 }
-                let src: &[u8] = if was_empty { d } else { buf };
-                let parsed = match parse_head(src) {
-                    Ok(Some((n, head))) => {
-                        Ok(Some((handshake::response(&head), src[n..].to_vec())))
-                    }
-                    Ok(None) => Ok(None),
-                    Err(e) => Err(e),
-                };
-                match parsed {
-                    Ok(Some((Some(resp), rest))) => {
-                        self.accept_response(resp);
-                        if matches!(self.server_state, DirState::Frames) && !rest.is_empty() {
-                            self.server.data(&rest, frame_no);
-                        }
-                    }
-                    Ok(Some((None, _)))
-                    | Err(HeadError::NotHttp)
-                    | Err(HeadError::TooManyFields) => {
-                        self.anomalies.insert(Anomaly::BadHandshakeResponse);
-                        self.server_state = DirState::Ignore;
-                    }
-                    Ok(None) => {
-                        if was_empty {
-                            buf.extend_from_slice(d);
-                        }
-                        if buf.len() > self.max_head {
-                            self.anomalies.insert(Anomaly::HandshakeTooLong);
-                            self.server_state = DirState::Ignore;
-                        }
-                    }
-                }
+            }
+            HeadProgress::Complete(None, _) | HeadProgress::Invalid(_) => {
+                self.anomalies.insert(Anomaly::BadHandshakeResponse);
+                self.server_state = DirState::Ignore;
+            }
+            HeadProgress::Incomplete => {}
+            HeadProgress::TooLong => {
+                self.anomalies.insert(Anomaly::HandshakeTooLong);
+                self.server_state = DirState::Ignore;
             }
         }
     }
@@ -168,44 +157,49 @@ impl WsSession {
         self.response = Some(resp);
     }
 
-    /// Missing bytes in the client's direction.
-    pub fn client_gap(&mut self, n: u64, frame_no: u64) {
+    /// A gap outside the frames: counted as missing, nothing else.
+    fn unframed_gap(&mut self, side: Side, n: u64, at: At) {
+        self.counts.event(
+            side,
+            at,
+            StreamEvent::Gap {
+                bytes: n,
+                effect: GapEffect::NotFramed,
+            },
+        );
+    }
+
+    /// Missing bytes in the client's direction, noticed at packet `at`.
+    pub fn client_gap(&mut self, n: u64, at: At) {
         match self.client_state {
-            DirState::Frames => self.client.gap(n, frame_no),
-            _ => self.client.stats.missing_bytes += n,
+            DirState::Frames => self.client.gap(n, at, &mut self.counts),
+            _ => self.unframed_gap(Side::Client, n, at),
         }
     }
 
-    /// Missing bytes in the server's direction.
-    pub fn server_gap(&mut self, n: u64, frame_no: u64) {
+    /// Missing bytes in the server's direction, noticed at packet `at`.
+    pub fn server_gap(&mut self, n: u64, at: At) {
         let cut_response = match &self.server_state {
-            DirState::Head(buf) => {
-                handshake::parse_head_prefix(buf).and_then(|h| handshake::response(&h))
-            }
-            _ => None,
+            DirState::Frames => return self.server.gap(n, at, &mut self.counts),
+            DirState::Ignore => return self.unframed_gap(Side::Server, n, at),
+            DirState::Head(buf) => buf.prefix().and_then(|h| handshake::response(&h)),
         };
-        match self.server_state {
-            DirState::Frames => self.server.gap(n, frame_no),
-            DirState::Ignore => self.server.stats.missing_bytes += n,
-            DirState::Head(_) => {
-                self.server.stats.missing_bytes += n;
-                // The response head was cut: its status line may still be whole.
-                match cut_response {
-                    Some(r) => {
-                        self.response_cut = true;
-                        let upgraded = r.status == 101;
-                        self.accept_response(r);
-                        if upgraded {
-                            self.server.expect_frame_start();
-                        }
-                    }
-                    None => {
-                        // Whether it upgraded is unknown.
-                        self.inexact = true;
-                        self.server_state = DirState::Ignore;
-                        self.client_state = DirState::Ignore;
-                    }
+        self.unframed_gap(Side::Server, n, at);
+        // The response head was cut: its status line may still be whole.
+        match cut_response {
+            Some(r) => {
+                self.response_cut = true;
+                let upgraded = r.status == 101;
+                self.accept_response(r);
+                if upgraded {
+                    self.server.expect_frame_start();
                 }
+            }
+            None => {
+                // Whether it upgraded is unknown.
+                self.inexact = true;
+                self.server_state = DirState::Ignore;
+                self.client_state = DirState::Ignore;
             }
         }
     }

@@ -1,16 +1,15 @@
 //! One direction's frame stream (RFC 6455 §5): frame boundaries, message assembly
-//! (§5.4), control frames (§5.5) and the Close frame (§5.5.1), counted without copying
-//! payload. Only Close payloads (at most 125 bytes) are kept, unmasked in place.
+//! (§5.4), control frames (§5.5) and the Close frame (§5.5.1), without copying payload.
+//! Only Close payloads (at most 125 bytes on a valid frame) are kept, unmasked in place.
 //!
-//! The state machine takes in-order stream bytes and gaps; it never sees packets.
+//! The state machine takes in-order stream bytes and gaps; it never sees packets. What it
+//! finds goes to a consumer as events (`events.rs`).
 
 use super::close::{escape_reason, is_valid_close_code, unmask, MAX_CONTROL_PAYLOAD};
-
-/// Close payload bytes kept. A Close frame may carry at most 125 (§5.5); oversized ones are
-/// flagged, and their reason is kept up to this many bytes.
-const MAX_CLOSE_KEPT: usize = 1024;
+use super::events::{FrameConsumer, FrameEvent, GapEffect, StreamEvent};
 use super::frame::{frame_header, header_len_from_prefix, opcode, FrameHeader, MAX_HEADER_LEN};
-use crate::record::{Anomalies, Anomaly, Close, SideStats};
+use crate::config::MAX_CLOSE_KEPT;
+use crate::record::{Anomaly, At, Close, Side};
 
 /// The frame whose payload is being passed over.
 #[derive(Clone, Copy, Debug)]
@@ -22,11 +21,24 @@ struct Current {
     damaged: bool,
 }
 
+/// Whether frame boundaries are known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sync {
+    /// Boundaries known.
+    Known,
+    /// The next bytes should start a frame (after a handshake head that was cut off);
+    /// if they do not look like one, framing is lost.
+    AlignPending,
+    /// Lost in a gap; waiting for a segment boundary where whole frames start again.
+    Lost,
+    /// Found again: the first frames may continue a message whose start was lost.
+    AfterResync,
+}
+
 /// Frame-level state of one direction.
 #[derive(Debug)]
 pub struct FrameStream {
-    /// Frames from the client must be masked, from the server must not (§5.1).
-    from_client: bool,
+    side: Side,
     /// An extension that uses RSV1 was negotiated (RFC 7692 permessage-deflate).
     rsv1_allowed: bool,
     /// Header bytes carried over from the previous delivery.
@@ -36,41 +48,31 @@ pub struct FrameStream {
     /// Allocated at the first Close frame: most of a session's life has none.
     close_payload: Vec<u8>,
     close_len: u16,
+    /// This side has sent its first Close frame.
+    closed: bool,
     /// Data message being assembled from fragments: its payload bytes so far.
-    message: Option<u64>,
-    /// Framing was lost in a gap; waiting for a segment boundary to find it again.
-    lost: bool,
-    /// The first frame(s) after a resync may continue a message whose start was lost.
-    after_resync: bool,
-    /// The next bytes should start a frame (after a cut handshake head); checked once.
-    align_pending: bool,
-    pub stats: SideStats,
-    pub anomalies: Anomalies,
-    /// A count of this direction is a lower bound.
-    pub inexact: bool,
-    /// Frames completed (data and control).
-    pub frames: u64,
+    message: Option<(u8, u64)>,
+    sync: Sync,
 }
 
 impl FrameStream {
-    pub fn new(from_client: bool) -> Self {
+    pub fn new(side: Side) -> Self {
         FrameStream {
-            from_client,
+            side,
             rsv1_allowed: false,
             carry: [0; MAX_HEADER_LEN],
             carry_len: 0,
             current: None,
             close_payload: Vec::new(),
             close_len: 0,
+            closed: false,
             message: None,
-            lost: false,
-            after_resync: false,
-            align_pending: false,
-            stats: SideStats::default(),
-            anomalies: Anomalies::default(),
-            inexact: false,
-            frames: 0,
+            sync: Sync::Known,
         }
+    }
+
+    fn is_client(&self) -> bool {
+        self.side == Side::Client
     }
 
     pub fn allow_rsv1(&mut self) {
@@ -80,51 +82,34 @@ impl FrameStream {
     /// The stream resumes after a handshake head that was cut off: the next bytes should
     /// start a frame. If they do not look like one, framing is treated as lost.
     pub fn expect_frame_start(&mut self) {
-        self.align_pending = true;
+        self.sync = Sync::AlignPending;
     }
 
     /// In-order bytes of this direction, as the reassembler delivers them: each delivery
-    /// is (the rest of) one TCP segment, the place where lost framing may resume.
-    /// `frame_no` is the packet they came in.
-    pub fn data(&mut self, mut d: &[u8], frame_no: u64) {
-        if self.align_pending && !d.is_empty() {
-            self.align_pending = false;
-            if !self.plausible_header(d) {
-                self.lost = true;
-                self.inexact = true;
-                self.anomalies.insert(Anomaly::FramingLost);
+    /// is (the rest of) one TCP segment, the place where lost framing may resume. `at` is
+    /// the packet they came in.
+    pub fn data<C: FrameConsumer>(&mut self, mut d: &[u8], at: At, c: &mut C) {
+        if self.sync == Sync::AlignPending && !d.is_empty() {
+            if self.plausible_header(d) {
+                self.sync = Sync::Known;
+            } else {
+                self.sync = Sync::Lost;
+                c.event(self.side, at, StreamEvent::Anomaly(Anomaly::FramingLost));
             }
         }
-        if self.lost {
+        if self.sync == Sync::Lost {
             if !self.plausible_framing(d) {
                 return;
             }
-            self.lost = false;
-            self.after_resync = true;
-            self.anomalies.insert(Anomaly::Resync);
+            self.sync = Sync::AfterResync;
+            c.event(self.side, at, StreamEvent::Anomaly(Anomaly::Resync));
         }
         while !d.is_empty() {
-            if let Some(cur) = &mut self.current {
-                let n = (cur.remaining.min(d.len() as u64)) as usize;
-                if cur.header.opcode == opcode::CLOSE {
-                    let pos = (cur.header.payload_len - cur.remaining) as usize;
-                    let keep = MAX_CLOSE_KEPT.saturating_sub(pos).min(n);
-                    if keep > 0 {
-                        if self.close_payload.len() < pos + keep {
-                            self.close_payload.resize(pos + keep, 0);
-                        }
-                        let dst = &mut self.close_payload[pos..pos + keep];
-                        dst.copy_from_slice(&d[..keep]);
-                        if let Some(k) = cur.header.masking_key {
-                            unmask(dst, k, pos);
-                        }
-                        self.close_len = (pos + keep) as u16;
-                    }
-                }
-                cur.remaining -= n as u64;
+            if self.current.is_some() {
+                let n = self.payload(d, c);
                 d = &d[n..];
-                if cur.remaining == 0 {
-                    self.complete_frame(frame_no);
+                if self.current.is_some_and(|cur| cur.remaining == 0) {
+                    self.complete_frame(at, c);
                 }
                 continue;
             }
@@ -161,17 +146,55 @@ impl FrameStream {
                     }
                 }
             };
-            self.start_frame(header);
+            self.start_frame(header, at, c);
             if header.payload_len == 0 {
-                self.complete_frame(frame_no);
+                self.complete_frame(at, c);
             }
         }
     }
 
-    /// `n` bytes of this direction are missing (noticed at packet `frame_no`).
-    pub fn gap(&mut self, n: u64, frame_no: u64) {
-        self.stats.missing_bytes += n;
-        if self.lost {
+    /// Passes over the current frame's payload in `d`: keeps a Close payload, hands the
+    /// bytes to consumers that want them. Returns how many bytes of `d` it took.
+    #[inline]
+    fn payload<C: FrameConsumer>(&mut self, d: &[u8], c: &mut C) -> usize {
+        let Some(cur) = &mut self.current else {
+            return 0;
+        };
+        let n = (cur.remaining.min(d.len() as u64)) as usize;
+        let pos = cur.header.payload_len - cur.remaining;
+        if cur.header.opcode == opcode::CLOSE {
+            let pos = pos as usize;
+            let keep = MAX_CLOSE_KEPT.saturating_sub(pos).min(n);
+            if keep > 0 {
+                if self.close_payload.len() < pos + keep {
+                    self.close_payload.resize(pos + keep, 0);
+                }
+                let dst = &mut self.close_payload[pos..pos + keep];
+                dst.copy_from_slice(&d[..keep]);
+                if let Some(k) = cur.header.masking_key {
+                    unmask(dst, k, pos);
+                }
+                self.close_len = (pos + keep) as u16;
+            }
+        }
+        if c.wants_payload() {
+            c.payload(self.side, &cur.header, pos, &d[..n]);
+        }
+        cur.remaining -= n as u64;
+        n
+    }
+
+    /// `n` bytes of this direction are missing (noticed at packet `at`).
+    pub fn gap<C: FrameConsumer>(&mut self, n: u64, at: At, c: &mut C) {
+        if self.sync == Sync::Lost {
+            c.event(
+                self.side,
+                at,
+                StreamEvent::Gap {
+                    bytes: n,
+                    effect: GapEffect::NotFramed,
+                },
+            );
             return;
         }
         if self.carry_len == 0 {
@@ -181,20 +204,31 @@ impl FrameStream {
                     // unless the payload was a Close frame's.
                     cur.remaining -= n;
                     cur.damaged = true;
-                    if cur.header.opcode == opcode::CLOSE {
-                        self.inexact = true;
-                    }
-                    if cur.remaining == 0 {
-                        self.complete_frame(frame_no);
+                    let effect = if cur.header.opcode == opcode::CLOSE {
+                        GapEffect::InsideClosePayload
+                    } else {
+                        GapEffect::InsidePayload
+                    };
+                    let done = cur.remaining == 0;
+                    c.event(self.side, at, StreamEvent::Gap { bytes: n, effect });
+                    if done {
+                        self.complete_frame(at, c);
                     }
                     return;
                 }
             }
         }
         // Frame boundaries are gone: counts from here are lower bounds.
-        self.lost = true;
-        self.inexact = true;
-        self.anomalies.insert(Anomaly::FramingLost);
+        c.event(
+            self.side,
+            at,
+            StreamEvent::Gap {
+                bytes: n,
+                effect: GapEffect::FramingLost,
+            },
+        );
+        c.event(self.side, at, StreamEvent::Anomaly(Anomaly::FramingLost));
+        self.sync = Sync::Lost;
         self.current = None;
         self.carry_len = 0;
         self.message = None;
@@ -210,7 +244,7 @@ impl FrameStream {
                 b[..d.len().min(2)].copy_from_slice(&d[..d.len().min(2)]);
                 if d.len() < 2 {
                     // Assume the mask bit this side should have.
-                    b[1] = if self.from_client { 0x80 } else { 0 };
+                    b[1] = if self.is_client() { 0x80 } else { 0 };
                 }
                 let full = [b[0], b[1] & 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
                 frame_header(&full).is_ok_and(|(_, h)| self.plausible(&h))
@@ -218,10 +252,12 @@ impl FrameStream {
         }
     }
 
+    /// A header this side could send: defined opcode, the right mask bit, RSV only as
+    /// negotiated, control frames short and unfragmented, a valid 64-bit length.
     fn plausible(&self, h: &FrameHeader) -> bool {
         let control = opcode::is_control(h.opcode);
         !(opcode::is_reserved(h.opcode)
-            || h.masking_key.is_some() != self.from_client
+            || h.masking_key.is_some() != self.is_client()
             || (h.rsv != 0 && !(self.rsv1_allowed && h.rsv == 0b100 && !control))
             || (control && (!h.fin || h.payload_len > MAX_CONTROL_PAYLOAD as u64))
             || h.len_msb_set)
@@ -234,14 +270,7 @@ impl FrameStream {
             let Ok((rest, h)) = frame_header(d) else {
                 return false;
             };
-            let control = opcode::is_control(h.opcode);
-            if opcode::is_reserved(h.opcode)
-                || h.masking_key.is_some() != self.from_client
-                || (h.rsv != 0 && !(self.rsv1_allowed && h.rsv == 0b100 && !control))
-                || (control && (!h.fin || h.payload_len > MAX_CONTROL_PAYLOAD as u64))
-                || h.len_msb_set
-                || h.payload_len > rest.len() as u64
-            {
+            if !self.plausible(&h) || h.payload_len > rest.len() as u64 {
                 return false;
             }
             d = &rest[h.payload_len as usize..];
@@ -250,40 +279,41 @@ impl FrameStream {
         frames > 0
     }
 
-    fn start_frame(&mut self, h: FrameHeader) {
-        let a = &mut self.anomalies;
+    fn start_frame<C: FrameConsumer>(&mut self, h: FrameHeader, at: At, c: &mut C) {
         let control = opcode::is_control(h.opcode);
+        let side = self.side;
+        let mut flag = |a: Anomaly| c.event(side, at, StreamEvent::Anomaly(a));
         // §5.5.1: after sending a Close frame, an endpoint sends no more data frames
         // (control frames such as a Pong are not forbidden).
-        if self.stats.close.is_some() && !control {
-            a.insert(Anomaly::DataAfterClose);
+        if self.closed && !control {
+            flag(Anomaly::DataAfterClose);
         }
-        match (h.masking_key.is_some(), self.from_client) {
-            (false, true) => a.insert(Anomaly::UnmaskedClientFrame),
-            (true, false) => a.insert(Anomaly::MaskedServerFrame),
+        match (h.masking_key.is_some(), self.side == Side::Client) {
+            (false, true) => flag(Anomaly::UnmaskedClientFrame),
+            (true, false) => flag(Anomaly::MaskedServerFrame),
             _ => {}
         }
         // RFC 7692 §6.1: RSV1 marks a compressed message, on its first frame only.
         let rsv1_ok =
             self.rsv1_allowed && h.rsv == 0b100 && !control && h.opcode != opcode::CONTINUATION;
         if h.rsv != 0 && !rsv1_ok {
-            a.insert(Anomaly::ReservedBitsSet);
+            flag(Anomaly::ReservedBitsSet);
         }
         if opcode::is_reserved(h.opcode) {
-            a.insert(Anomaly::ReservedOpcode);
+            flag(Anomaly::ReservedOpcode);
         }
         if h.len_msb_set {
-            a.insert(Anomaly::InvalidPayloadLength);
+            flag(Anomaly::InvalidPayloadLength);
         }
         if h.non_minimal_len {
-            a.insert(Anomaly::NonMinimalLength);
+            flag(Anomaly::NonMinimalLength);
         }
         if control {
             if h.payload_len > MAX_CONTROL_PAYLOAD as u64 {
-                a.insert(Anomaly::ControlFrameTooLong);
+                flag(Anomaly::ControlFrameTooLong);
             }
             if !h.fin {
-                a.insert(Anomaly::FragmentedControlFrame);
+                flag(Anomaly::FragmentedControlFrame);
             }
         }
         if h.opcode == opcode::CLOSE {
@@ -296,60 +326,87 @@ impl FrameStream {
         });
     }
 
-    fn complete_frame(&mut self, frame_no: u64) {
+    fn complete_frame<C: FrameConsumer>(&mut self, at: At, c: &mut C) {
         let Some(cur) = self.current.take() else {
             return;
         };
         let h = cur.header;
-        self.frames += 1;
+        c.event(
+            self.side,
+            at,
+            StreamEvent::Frame(FrameEvent {
+                header: h,
+                damaged: cur.damaged,
+            }),
+        );
         match h.opcode {
             opcode::TEXT | opcode::BINARY => {
                 if self.message.is_some() {
                     // §5.4: a new message may not start inside a fragmented one.
-                    self.anomalies.insert(Anomaly::UnfinishedMessage);
+                    c.event(
+                        self.side,
+                        at,
+                        StreamEvent::Anomaly(Anomaly::UnfinishedMessage),
+                    );
                 }
-                self.after_resync = false;
-                self.message = Some(h.payload_len);
+                if self.sync == Sync::AfterResync {
+                    self.sync = Sync::Known;
+                }
+                self.message = Some((h.opcode, h.payload_len));
                 if h.fin {
-                    self.finish_message();
+                    self.finish_message(at, c);
                 }
             }
             opcode::CONTINUATION => match &mut self.message {
-                Some(bytes) => {
+                Some((_, bytes)) => {
                     *bytes += h.payload_len;
                     if h.fin {
-                        self.finish_message();
+                        self.finish_message(at, c);
                     }
                 }
-                None if self.after_resync => {
+                None if self.sync == Sync::AfterResync => {
                     // The start of this message was in the gap: it happened, but its
-                    // bytes are only partly known.
+                    // bytes are only partly known (and so is its type).
                     if h.fin {
-                        self.stats.messages += 1;
-                        self.stats.bytes += h.payload_len;
-                        self.after_resync = false;
+                        self.sync = Sync::Known;
+                        c.event(
+                            self.side,
+                            at,
+                            StreamEvent::Message {
+                                opcode: opcode::CONTINUATION,
+                                bytes: h.payload_len,
+                            },
+                        );
                     }
                 }
-                None => self.anomalies.insert(Anomaly::UnexpectedContinuation),
+                None => c.event(
+                    self.side,
+                    at,
+                    StreamEvent::Anomaly(Anomaly::UnexpectedContinuation),
+                ),
             },
-            opcode::PING => self.stats.pings += 1,
-            opcode::PONG => self.stats.pongs += 1,
-            opcode::CLOSE => self.close_frame(frame_no, cur.damaged, h.payload_len),
+            opcode::CLOSE => self.close_frame(at, cur.damaged, h.payload_len, c),
             _ => {}
         }
     }
 
-    fn finish_message(&mut self) {
-        if let Some(bytes) = self.message.take() {
-            self.stats.messages += 1;
-            self.stats.bytes += bytes;
+    fn finish_message<C: FrameConsumer>(&mut self, at: At, c: &mut C) {
+        if let Some((opcode, bytes)) = self.message.take() {
+            c.event(self.side, at, StreamEvent::Message { opcode, bytes });
         }
     }
 
-    fn close_frame(&mut self, frame_no: u64, damaged: bool, payload_len: u64) {
-        if self.stats.close.is_some() {
+    fn close_frame<C: FrameConsumer>(
+        &mut self,
+        at: At,
+        damaged: bool,
+        payload_len: u64,
+        c: &mut C,
+    ) {
+        if self.closed {
             return;
         }
+        self.closed = true;
         let mut p = &self.close_payload[..self.close_len as usize];
         if (p.len() as u64) < payload_len && !damaged {
             // Kept only in part: do not let the cut split a UTF-8 sequence.
@@ -359,35 +416,72 @@ impl FrameStream {
                 }
             }
         }
+        let side = self.side;
+        let mut flag = |a: Anomaly| c.event(side, at, StreamEvent::Anomaly(a));
         let (code, reason_bytes) = match payload_len {
             0 => (None, &p[..0]),
             1 => {
-                self.anomalies.insert(Anomaly::CloseTooShort);
+                flag(Anomaly::CloseTooShort);
                 (None, &p[..0])
             }
             _ if p.len() >= 2 => (Some(u16::from_be_bytes([p[0], p[1]])), &p[2..]),
             _ => (None, &p[..0]),
         };
-        if let Some(c) = code {
-            if !is_valid_close_code(c) {
-                self.anomalies.insert(Anomaly::InvalidCloseCode);
+        if let Some(code) = code {
+            if !is_valid_close_code(code) {
+                flag(Anomaly::InvalidCloseCode);
             }
         }
         let mut reason = String::new();
         if !escape_reason(reason_bytes, &mut reason) && !damaged {
-            self.anomalies.insert(Anomaly::InvalidUtf8CloseReason);
+            flag(Anomaly::InvalidUtf8CloseReason);
         }
-        self.stats.close = Some(Close {
-            code,
-            reason,
-            frame: frame_no,
-        });
+        let close = Close { code, reason, at };
+        c.event(self.side, at, StreamEvent::Close(&close));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::SideStats;
+    use crate::ws::counts::{Counts, SideCounts};
+
+    /// A client stream and what its events add up to.
+    struct Probe {
+        fs: FrameStream,
+        counts: Counts,
+    }
+
+    impl Probe {
+        fn new(side: Side) -> Self {
+            Probe {
+                fs: FrameStream::new(side),
+                counts: Counts::default(),
+            }
+        }
+        fn at(packet: u64) -> At {
+            At {
+                packet,
+                ts_ns: packet as i64 * 1000,
+            }
+        }
+        fn data(&mut self, d: &[u8], packet: u64) {
+            self.fs.data(d, Self::at(packet), &mut self.counts);
+        }
+        fn gap(&mut self, n: u64, packet: u64) {
+            self.fs.gap(n, Self::at(packet), &mut self.counts);
+        }
+        fn side(&self) -> &SideCounts {
+            match self.fs.side {
+                Side::Client => &self.counts.client,
+                Side::Server => &self.counts.server,
+            }
+        }
+        fn stats(&self) -> &SideStats {
+            &self.side().stats
+        }
+    }
 
     fn frame(fin: bool, op: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
         let mut v = vec![(fin as u8) << 7 | op];
@@ -426,18 +520,18 @@ mod tests {
         s
     }
 
-    fn check(fs: &FrameStream) {
-        assert_eq!(fs.stats.messages, 2);
-        assert_eq!(fs.stats.bytes, 5 + 300 + 70000);
-        assert_eq!((fs.stats.pings, fs.stats.pongs), (1, 1));
-        let c = fs.stats.close.as_ref().unwrap();
+    fn check(fs: &Probe) {
+        assert_eq!(fs.stats().messages, 2);
+        assert_eq!(fs.stats().bytes, 5 + 300 + 70000);
+        assert_eq!((fs.stats().pings, fs.stats().pongs), (1, 1));
+        let c = fs.stats().close.as_ref().unwrap();
         assert_eq!((c.code, c.reason.as_str()), (Some(4001), "bye, \"all\""));
-        assert!(fs.anomalies.is_empty(), "{:?}", fs.anomalies);
+        assert!(fs.side().anomalies.is_empty(), "{:?}", fs.side().anomalies);
     }
 
     #[test]
     fn counts_messages_across_fragments_and_interleaved_control() {
-        let mut fs = FrameStream::new(true);
+        let mut fs = Probe::new(Side::Client);
         fs.data(&session_bytes(), 1);
         check(&fs);
     }
@@ -446,12 +540,12 @@ mod tests {
     fn every_split_point_gives_the_same_counts() {
         let s = session_bytes();
         for cut in (0..s.len()).step_by(7).chain([1, 2, 3, 13, 14, 15]) {
-            let mut fs = FrameStream::new(true);
+            let mut fs = Probe::new(Side::Client);
             fs.data(&s[..cut], 1);
             fs.data(&s[cut..], 2);
             check(&fs);
         }
-        let mut fs = FrameStream::new(true);
+        let mut fs = Probe::new(Side::Client);
         for b in s.chunks(1) {
             fs.data(b, 1);
         }
@@ -463,12 +557,12 @@ mod tests {
         let s = session_bytes();
         // The 70000-byte continuation payload starts after 11+308+7+10 bytes.
         let start = 11 + 308 + 7 + 14;
-        let mut fs = FrameStream::new(true);
+        let mut fs = Probe::new(Side::Client);
         fs.data(&s[..start + 100], 1);
         fs.gap(5000, 2);
         fs.data(&s[start + 5100..], 2);
         check(&fs);
-        assert!(!fs.inexact);
+        assert!(!fs.side().inexact);
     }
 
     #[test]
@@ -477,20 +571,20 @@ mod tests {
         let a = frame(true, opcode::TEXT, b"one", k);
         let b = frame(true, opcode::TEXT, b"two", k);
         let c = frame(true, opcode::CLOSE, &1000u16.to_be_bytes(), k);
-        let mut fs = FrameStream::new(true);
+        let mut fs = Probe::new(Side::Client);
         fs.data(&a, 1);
         fs.gap(b.len() as u64, 2);
         fs.data(&c, 3);
-        assert_eq!(fs.stats.messages, 1);
-        assert_eq!(fs.stats.close.as_ref().unwrap().code, Some(1000));
-        assert!(fs.inexact);
-        assert!(fs.anomalies.contains(Anomaly::FramingLost));
-        assert!(fs.anomalies.contains(Anomaly::Resync));
+        assert_eq!(fs.stats().messages, 1);
+        assert_eq!(fs.stats().close.as_ref().unwrap().code, Some(1000));
+        assert!(fs.side().inexact);
+        assert!(fs.side().anomalies.contains(Anomaly::FramingLost));
+        assert!(fs.side().anomalies.contains(Anomaly::Resync));
     }
 
     #[test]
     fn protocol_violations_are_named() {
-        let mut fs = FrameStream::new(true);
+        let mut fs = Probe::new(Side::Client);
         fs.data(&frame(true, opcode::TEXT, b"x", None), 1);
         fs.data(&frame(true, opcode::CONTINUATION, b"x", Some([0; 4])), 1);
         fs.data(&frame(false, opcode::PING, &[0; 126], Some([0; 4])), 1);
@@ -499,7 +593,7 @@ mod tests {
             1,
         );
         fs.data(&frame(true, opcode::TEXT, b"late", Some([0; 4])), 1);
-        let got: Vec<_> = fs.anomalies.iter().map(|a| a.token()).collect();
+        let got: Vec<_> = fs.side().anomalies.iter().map(|a| a.token()).collect();
         assert_eq!(
             got,
             [
@@ -512,6 +606,6 @@ mod tests {
                 "data_after_close"
             ]
         );
-        assert_eq!(fs.stats.close.as_ref().unwrap().reason, "\\xFF");
+        assert_eq!(fs.stats().close.as_ref().unwrap().reason, "\\xFF");
     }
 }

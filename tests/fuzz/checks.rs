@@ -15,9 +15,60 @@ use wsclose::capture::{Batch, Capture, FileReader, Fill};
 use wsclose::config::Limits;
 use wsclose::flow::reassembly::{Event, HalfStream, ReassemblyLimits};
 use wsclose::pipeline::{analyze, Options};
+use wsclose::record::{Anomalies, At, Side, SideStats};
+use wsclose::ws::counts::Counts;
+use wsclose::ws::events::{FrameConsumer, StreamEvent};
 use wsclose::ws::frame::{frame_header as parse_frame_header, header_len_from_prefix};
 use wsclose::ws::handshake::{parse_head, parse_head_prefix, request, response};
 use wsclose::ws::stream::FrameStream;
+
+/// A frame stream and what its events add up to: the report's counters and the frames.
+struct Probe {
+    fs: FrameStream,
+    side: Side,
+    counts: Counts,
+    frames: u64,
+}
+
+/// Counts frames (and passes everything to the report's counters).
+struct Tally<'a>(&'a mut Counts, &'a mut u64);
+
+impl FrameConsumer for Tally<'_> {
+    fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
+        if let StreamEvent::Frame(_) = ev {
+            *self.1 += 1;
+        }
+        self.0.event(side, at, ev);
+    }
+}
+
+impl Probe {
+    fn data(&mut self, d: &[u8], packet: u64) {
+        let at = At { packet, ts_ns: 0 };
+        self.fs
+            .data(d, at, &mut Tally(&mut self.counts, &mut self.frames));
+    }
+    fn gap(&mut self, n: u64, packet: u64) {
+        let at = At { packet, ts_ns: 0 };
+        self.fs
+            .gap(n, at, &mut Tally(&mut self.counts, &mut self.frames));
+    }
+    fn counts(&self) -> &wsclose::ws::counts::SideCounts {
+        match self.side {
+            Side::Client => &self.counts.client,
+            Side::Server => &self.counts.server,
+        }
+    }
+    fn stats(&self) -> &SideStats {
+        &self.counts().stats
+    }
+    fn anomalies(&self) -> Anomalies {
+        self.counts().anomalies
+    }
+    fn inexact(&self) -> bool {
+        self.counts().inexact
+    }
+}
 
 /// A little-endian cursor over the fuzz input; reads past the end give zeros.
 struct Bytes<'a> {
@@ -158,14 +209,24 @@ pub fn frame_stream(data: &[u8]) {
     let stream = b.rest();
 
     let new = || {
-        let mut fs = FrameStream::new(from_client);
+        let side = if from_client {
+            Side::Client
+        } else {
+            Side::Server
+        };
+        let mut fs = FrameStream::new(side);
         if rsv1 {
             fs.allow_rsv1();
         }
         if align {
             fs.expect_frame_start();
         }
-        fs
+        Probe {
+            fs,
+            side,
+            counts: Counts::default(),
+            frames: 0,
+        }
     };
 
     // One piece.
@@ -218,20 +279,24 @@ pub fn frame_stream(data: &[u8]) {
         }
     }
     gappy.data(&stream[pos..], ops.len() as u64 + 1);
-    assert_eq!(gappy.stats.missing_bytes, gaps);
+    assert_eq!(gappy.stats().missing_bytes, gaps);
     check_stream_bounds(&gappy, stream.len() as u64, gaps);
 }
 
-fn compare_streams(a: &FrameStream, whole: &FrameStream, how: &str) {
-    assert_eq!(a.stats, whole.stats, "{how} changed the stats");
-    assert_eq!(a.anomalies, whole.anomalies, "{how} changed the anomalies");
+fn compare_streams(a: &Probe, whole: &Probe, how: &str) {
+    assert_eq!(a.stats(), whole.stats(), "{how} changed the stats");
+    assert_eq!(
+        a.anomalies(),
+        whole.anomalies(),
+        "{how} changed the anomalies"
+    );
     assert_eq!(a.frames, whole.frames, "{how} changed the frame count");
-    assert_eq!(a.inexact, whole.inexact, "{how} changed exactness");
-    assert!(!whole.inexact, "no gap, yet inexact");
+    assert_eq!(a.inexact(), whole.inexact(), "{how} changed exactness");
+    assert!(!whole.inexact(), "no gap, yet inexact");
 }
 
-fn check_stream_bounds(fs: &FrameStream, bytes: u64, gaps: u64) {
-    let s = &fs.stats;
+fn check_stream_bounds(fs: &Probe, bytes: u64, gaps: u64) {
+    let s = fs.stats();
     // Every counted message, ping and pong is a completed frame.
     assert!(
         s.messages + s.pings + s.pongs <= fs.frames,
@@ -594,8 +659,8 @@ pub fn capture(data: &[u8]) {
                 assert_eq!(d.len(), p.caplen as usize);
                 assert!(p.caplen <= p.origlen);
                 assert!(p.caplen as usize <= limits.max_record_bytes);
-                assert!(p.frame > last_frame, "frame numbers not increasing");
-                last_frame = p.frame;
+                assert!(p.number > last_frame, "packet numbers not increasing");
+                last_frame = p.number;
                 packets += 1;
             }
             if let Fill::End = fill {
@@ -619,13 +684,19 @@ pub fn capture(data: &[u8]) {
         Err(e) => (vec![], vec![e]),
     };
     let cap = Capture::from_readers(readers, errors, &limits);
-    let mut csv = wsclose::report::csv::CsvReport::new(Vec::new()).unwrap();
+    let mut csv = wsclose::report::csv::CsvWriter::new(Vec::new()).unwrap();
     let mut records = 0u64;
     let summary = analyze(cap, &opts, &mut |rec| {
         records += 1;
         assert!(rec.start_ns <= rec.end_ns || rec.packets == 0);
-        let _ = rec.outcome.as_str();
-        csv.write(&rec).map_err(std::io::Error::other)
+        assert_eq!(rec.verdict, wsclose::verdict::verdict(&rec.facts()));
+        wsclose::report::ReportWriter::session(
+            &mut csv,
+            &wsclose::report::Row {
+                session: records,
+                rec: &rec,
+            },
+        )
     })
     .expect("analyze writes to memory, it cannot fail");
     for e in &summary.errors {
@@ -633,7 +704,11 @@ pub fn capture(data: &[u8]) {
     }
     assert!(summary.stats.packets <= len / 12 + 1);
     let _ = summary.stats.to_string();
-    assert_eq!(csv.sessions(), records);
-    let out = csv.finish().unwrap();
+    let out = csv.into_inner().unwrap();
     assert!(std::str::from_utf8(&out).is_ok(), "report is not UTF-8");
+    assert_eq!(
+        out.iter().filter(|&&b| b == b'\n').count() as u64,
+        records + 1,
+        "one line per record and the header"
+    );
 }

@@ -86,8 +86,9 @@ fn public_corpus_matches_expected_reports() {
 #[test]
 fn spilling_waiting_records_does_not_change_the_report() {
     use wsclose::capture::Capture;
-    use wsclose::pipeline::{analyze, Options};
-    use wsclose::report::csv::CsvReport;
+    use wsclose::pipeline::Options;
+    use wsclose::report::csv::CsvWriter;
+    use wsclose::report::write_report;
     let caps = [
         "fixtures/captures/real-mixed-endings.pcap",
         "fixtures/synthetic/generated-small.pcap",
@@ -101,12 +102,9 @@ fn spilling_waiting_records_does_not_change_the_report() {
             };
             opts.limits.max_pending_bytes = max_pending_bytes;
             let capture = Capture::open(std::slice::from_ref(&path), &opts.limits);
-            let mut report = CsvReport::new(Vec::new()).unwrap();
-            analyze(capture, &opts, &mut |r| {
-                report.write(&r).map_err(std::io::Error::from)
-            })
-            .unwrap();
-            String::from_utf8(report.finish().unwrap()).unwrap()
+            let mut report = CsvWriter::new(Vec::new()).unwrap();
+            write_report(capture, &opts, &mut report).unwrap();
+            String::from_utf8(report.into_inner().unwrap()).unwrap()
         };
         let (normal, spilled) = (run(64 << 20), run(1));
         assert!(normal.lines().count() > 2);
@@ -120,8 +118,9 @@ fn spilling_waiting_records_does_not_change_the_report() {
 #[test]
 fn eviction_is_counted_marked_and_deterministic() {
     use wsclose::capture::Capture;
-    use wsclose::pipeline::{analyze, Options};
-    use wsclose::report::csv::CsvReport;
+    use wsclose::pipeline::Options;
+    use wsclose::report::csv::CsvWriter;
+    use wsclose::report::write_report;
     let path = root()
         .join("fixtures/synthetic/generated-small.pcap")
         .display()
@@ -134,13 +133,10 @@ fn eviction_is_counted_marked_and_deterministic() {
         opts.limits.max_connections = 3;
         opts.limits.batch_packets = 16;
         let capture = Capture::open(std::slice::from_ref(&path), &opts.limits);
-        let mut report = CsvReport::new(Vec::new()).unwrap();
-        let summary = analyze(capture, &opts, &mut |r| {
-            report.write(&r).map_err(std::io::Error::from)
-        })
-        .unwrap();
+        let mut report = CsvWriter::new(Vec::new()).unwrap();
+        let summary = write_report(capture, &opts, &mut report).unwrap();
         (
-            String::from_utf8(report.finish().unwrap()).unwrap(),
+            String::from_utf8(report.into_inner().unwrap()).unwrap(),
             summary.stats.evicted,
         )
     };

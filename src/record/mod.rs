@@ -1,12 +1,18 @@
-//! The session record: plain data, one per WebSocket session, with what each side did and
-//! how the connection ended. Writers only read it.
+//! The session record: plain data, one per WebSocket session — what each side did, how
+//! the connection ended (the facts), and the verdict drawn from them (`verdict.rs`).
+//! Writers only read it. A field added here touches this file, its codec (`codec.rs`) and
+//! the column table (`report/columns.rs`) — nothing else.
 
-use crate::decode::Endpoint;
+pub mod codec;
+
+use crate::net::Endpoint;
+pub use crate::verdict::{Outcome, TcpEnd, Upgrade, Verdict};
 
 /// What was seen that breaks RFC 6455 or TCP, or that makes counts uncertain.
 /// The order here is the order of the `anomalies` column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum Anomaly {
     /// Bytes of the TCP stream are missing from the capture.
     Gap,
@@ -181,6 +187,13 @@ impl Side {
     }
 }
 
+/// A moment of the capture: a packet's number (1-based, as Wireshark counts) and its time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct At {
+    pub packet: u64,
+    pub ts_ns: i64,
+}
+
 /// A Close frame as one side sent it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Close {
@@ -188,8 +201,17 @@ pub struct Close {
     pub code: Option<u16>,
     /// Reason as text, invalid UTF-8 bytes written as `\xNN`.
     pub reason: String,
-    /// Frame number of the packet that completed the Close frame.
-    pub frame: u64,
+    /// The packet that completed the Close frame.
+    pub at: At,
+}
+
+/// The first FIN and the first RST each side sent (RFC 9293 §3.6 closing, §3.5.2 reset).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpEnds {
+    pub client_fin: Option<At>,
+    pub server_fin: Option<At>,
+    pub client_rst: Option<At>,
+    pub server_rst: Option<At>,
 }
 
 /// What one side sent.
@@ -207,66 +229,11 @@ pub struct SideStats {
     pub missing_bytes: u64,
 }
 
-/// How the TCP connection ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TcpEnd {
-    Fin,
-    Rst,
-    Open,
-}
-
-impl TcpEnd {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TcpEnd::Fin => "fin",
-            TcpEnd::Rst => "rst",
-            TcpEnd::Open => "open",
-        }
-    }
-}
-
-/// The verdict on how the session ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Both sides sent Close frames (§7.1.4).
-    Clean,
-    /// RST before the closing handshake completed.
-    Reset,
-    /// One Close frame, then FIN without the other.
-    UnansweredClose,
-    /// FIN with no Close frame at all.
-    NoCloseFrame,
-    /// Neither FIN nor RST before the capture ended.
-    OpenAtEnd,
-    /// The Upgrade was not answered with 101.
-    Rejected,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Clean => "clean",
-            Outcome::Reset => "reset",
-            Outcome::UnansweredClose => "unanswered_close",
-            Outcome::NoCloseFrame => "no_close_frame",
-            Outcome::OpenAtEnd => "open_at_end",
-            Outcome::Rejected => "rejected",
-        }
-    }
-
-    pub fn is_abnormal(self) -> bool {
-        matches!(
-            self,
-            Outcome::Reset | Outcome::UnansweredClose | Outcome::NoCloseFrame
-        )
-    }
-}
-
 /// One WebSocket session: a TCP connection whose Upgrade request was seen.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {
-    /// Frame number of the connection's first packet (orders the report).
-    pub first_frame: u64,
+    /// Number of the connection's first packet (orders the report; the `first_frame` column).
+    pub first_packet: u64,
     /// Wireshark's `tcp.stream` of the connection.
     pub tcp_stream: u64,
     pub client: Endpoint,
@@ -274,7 +241,8 @@ pub struct SessionRecord {
     pub start_ns: i64,
     pub end_ns: i64,
     pub packets: u64,
-    pub http_status: Option<u16>,
+    /// What became of the Upgrade request.
+    pub upgrade: Upgrade,
     pub host: String,
     pub path: String,
     pub origin: String,
@@ -283,14 +251,11 @@ pub struct SessionRecord {
     pub extensions: String,
     pub client_side: SideStats,
     pub server_side: SideStats,
-    pub first_close_by: Option<Side>,
-    /// RFC 6455 §7.1.5 connection close code (1005 / 1006 as the RFC says).
-    pub close_code: Option<u16>,
-    pub tcp_end: TcpEnd,
-    pub tcp_end_by: Option<Side>,
-    pub outcome: Outcome,
+    pub tcp: TcpEnds,
     pub exact: bool,
     pub anomalies: Anomalies,
+    /// Drawn from the facts above by [`crate::verdict::verdict`]; never set by hand.
+    pub verdict: Verdict,
 }
 
 impl SessionRecord {
@@ -305,5 +270,107 @@ impl SessionRecord {
             &self.subprotocol,
             &self.extensions,
         ]
+    }
+
+    /// The HTTP status of the answer to the Upgrade request, when one was seen.
+    pub fn http_status(&self) -> Option<u16> {
+        match self.upgrade {
+            Upgrade::Answered(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The side's stats.
+    pub fn side(&self, side: Side) -> &SideStats {
+        match side {
+            Side::Client => &self.client_side,
+            Side::Server => &self.server_side,
+        }
+    }
+}
+
+/// The facts the verdict is drawn from, out of a record's parts.
+pub fn facts(
+    upgrade: Upgrade,
+    client: &SideStats,
+    server: &SideStats,
+    tcp: TcpEnds,
+) -> crate::verdict::SessionFacts {
+    let close = |s: &SideStats| s.close.as_ref().map(|c| (c.at, c.code));
+    crate::verdict::SessionFacts {
+        upgrade,
+        client_close: close(client),
+        server_close: close(server),
+        tcp,
+    }
+}
+
+impl SessionRecord {
+    /// The facts the verdict is drawn from.
+    pub fn facts(&self) -> crate::verdict::SessionFacts {
+        facts(self.upgrade, &self.client_side, &self.server_side, self.tcp)
+    }
+
+    /// A record of a clean session with a little of everything, for tests.
+    #[cfg(test)]
+    pub(crate) fn example() -> SessionRecord {
+        let client_side = SideStats {
+            messages: 3,
+            bytes: 4,
+            pings: 5,
+            pongs: 6,
+            close: Some(Close {
+                code: None,
+                reason: "bye, \"x\"".into(),
+                at: At {
+                    packet: 9,
+                    ts_ns: 1_700_000_000_500_000_000,
+                },
+            }),
+            missing_bytes: 7,
+        };
+        let server_side = SideStats {
+            close: Some(Close {
+                code: Some(1000),
+                reason: "ok".into(),
+                at: At {
+                    packet: 10,
+                    ts_ns: 1_700_000_000_600_000_000,
+                },
+            }),
+            ..SideStats::default()
+        };
+        let upgrade = Upgrade::Answered(101);
+        let tcp = TcpEnds {
+            server_rst: Some(At {
+                packet: 11,
+                ts_ns: 1_700_000_000_700_000_000,
+            }),
+            ..TcpEnds::default()
+        };
+        let mut anomalies = Anomalies::default();
+        anomalies.insert(Anomaly::Gap);
+        SessionRecord {
+            first_packet: 1,
+            tcp_stream: 0,
+            client: Endpoint::v4([10, 0, 0, 1], 40000),
+            server: Endpoint::v6([0xfd, 0x79, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 80),
+            start_ns: 1_700_000_000_000_000_000,
+            end_ns: 1_700_000_000_700_000_000,
+            packets: 12,
+            upgrade,
+            host: "h".into(),
+            path: "/p?x=ü".into(),
+            origin: String::new(),
+            user_agent: "ua".into(),
+            subprotocol: "chat".into(),
+            extensions: "permessage-deflate".into(),
+            verdict: crate::verdict::verdict(&facts(upgrade, &client_side, &server_side, tcp)),
+            client_side,
+            server_side,
+            tcp,
+            exact: false,
+            anomalies,
+        }
     }
 }

@@ -1,0 +1,424 @@
+//! A compact binary form of a [`SessionRecord`], for records spilled to disk while they
+//! wait for their turn (`reorder.rs`). It never leaves the process, so it has no version.
+//!
+//! Every struct is destructured without `..`: a field added to the record and forgotten
+//! here fails to compile. The verdict is not stored; it is drawn again from the facts.
+
+use std::io::{self, Read};
+
+use super::{Anomalies, At, Close, SessionRecord, SideStats, TcpEnds};
+use crate::net::Endpoint;
+use crate::verdict::Upgrade;
+
+/// Appends `r`, length-prefixed, to `b`.
+pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
+    let SessionRecord {
+        first_packet,
+        tcp_stream,
+        client,
+        server,
+        start_ns,
+        end_ns,
+        packets,
+        upgrade,
+        host,
+        path,
+        origin,
+        user_agent,
+        subprotocol,
+        extensions,
+        client_side,
+        server_side,
+        tcp,
+        exact,
+        anomalies,
+        verdict: _,
+    } = r;
+    let start = b.len();
+    b.extend_from_slice(&[0; 4]);
+    let mut w = Writer(b);
+    for x in [*first_packet, *tcp_stream, *packets, anomalies.bits()] {
+        w.u64(x);
+    }
+    w.i64(*start_ns);
+    w.i64(*end_ns);
+    w.endpoint(client);
+    w.endpoint(server);
+    w.upgrade(*upgrade);
+    for s in [host, path, origin, user_agent, subprotocol, extensions] {
+        w.str(s);
+    }
+    w.side(client_side);
+    w.side(server_side);
+    let TcpEnds {
+        client_fin,
+        server_fin,
+        client_rst,
+        server_rst,
+    } = tcp;
+    for at in [client_fin, server_fin, client_rst, server_rst] {
+        w.opt_at(*at);
+    }
+    w.0.push(*exact as u8);
+    let len = (b.len() - start - 4) as u32;
+    b[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Reads the next record that [`encode`] wrote; `None` at the end of the input.
+pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
+    let mut len = [0u8; 4];
+    // The end of the input is only allowed between records.
+    let first = loop {
+        match r.read(&mut len[..1]) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    if first == 0 {
+        return Ok(None);
+    }
+    r.read_exact(&mut len[1..])?;
+    let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
+    r.read_exact(&mut buf)?;
+    let mut c = Reader(&buf);
+    let (first_packet, tcp_stream, packets, anomalies) = (c.u64()?, c.u64()?, c.u64()?, c.u64()?);
+    let (start_ns, end_ns) = (c.i64()?, c.i64()?);
+    let (client, server) = (c.endpoint()?, c.endpoint()?);
+    let upgrade = c.upgrade()?;
+    let (host, path, origin, user_agent, subprotocol, extensions) = (
+        c.string()?,
+        c.string()?,
+        c.string()?,
+        c.string()?,
+        c.string()?,
+        c.string()?,
+    );
+    let (client_side, server_side) = (c.side()?, c.side()?);
+    let tcp = TcpEnds {
+        client_fin: c.opt_at()?,
+        server_fin: c.opt_at()?,
+        client_rst: c.opt_at()?,
+        server_rst: c.opt_at()?,
+    };
+    let exact = c.u8()? == 1;
+    if !c.0.is_empty() {
+        return Err(bad("spilled record has trailing bytes"));
+    }
+    let verdict = crate::verdict::verdict(&super::facts(upgrade, &client_side, &server_side, tcp));
+    Ok(Some(SessionRecord {
+        first_packet,
+        tcp_stream,
+        client,
+        server,
+        start_ns,
+        end_ns,
+        packets,
+        upgrade,
+        host,
+        path,
+        origin,
+        user_agent,
+        subprotocol,
+        extensions,
+        client_side,
+        server_side,
+        tcp,
+        exact,
+        anomalies: Anomalies::from_bits(anomalies),
+        verdict,
+    }))
+}
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+struct Writer<'a>(&'a mut Vec<u8>);
+
+impl Writer<'_> {
+    fn u64(&mut self, x: u64) {
+        self.0.extend_from_slice(&x.to_le_bytes());
+    }
+    fn i64(&mut self, x: i64) {
+        self.0.extend_from_slice(&x.to_le_bytes());
+    }
+    fn str(&mut self, s: &str) {
+        self.0.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn opt16(&mut self, x: Option<u16>) {
+        match x {
+            Some(v) => {
+                self.0.push(1);
+                self.0.extend_from_slice(&v.to_le_bytes());
+            }
+            None => self.0.push(0),
+        }
+    }
+    fn at(&mut self, at: At) {
+        let At { packet, ts_ns } = at;
+        self.u64(packet);
+        self.i64(ts_ns);
+    }
+    fn opt_at(&mut self, at: Option<At>) {
+        match at {
+            Some(a) => {
+                self.0.push(1);
+                self.at(a);
+            }
+            None => self.0.push(0),
+        }
+    }
+    fn endpoint(&mut self, e: &Endpoint) {
+        let Endpoint { addr, port } = *e;
+        self.0.extend_from_slice(&u128::from(addr).to_le_bytes());
+        self.0.extend_from_slice(&port.to_le_bytes());
+    }
+    fn upgrade(&mut self, u: Upgrade) {
+        let (tag, status) = match u {
+            Upgrade::Answered(s) => (0, s),
+            Upgrade::Unanswered => (1, 0),
+            Upgrade::Inferred => (2, 0),
+            Upgrade::Unknown => (3, 0),
+            Upgrade::Midstream => (4, 0),
+            Upgrade::Undecrypted => (5, 0),
+        };
+        self.0.push(tag);
+        self.0.extend_from_slice(&status.to_le_bytes());
+    }
+    fn side(&mut self, s: &SideStats) {
+        let SideStats {
+            messages,
+            bytes,
+            pings,
+            pongs,
+            close,
+            missing_bytes,
+        } = s;
+        for x in [*messages, *bytes, *pings, *pongs, *missing_bytes] {
+            self.u64(x);
+        }
+        match close {
+            Some(Close { code, reason, at }) => {
+                self.0.push(1);
+                self.opt16(*code);
+                self.str(reason);
+                self.at(*at);
+            }
+            None => self.0.push(0),
+        }
+    }
+}
+
+/// Reads back what [`Writer`] wrote.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> io::Result<&[u8]> {
+        if self.0.len() < n {
+            return Err(bad("spilled record is cut short"));
+        }
+        let (a, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(a)
+    }
+    fn u8(&mut self) -> io::Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> io::Result<u16> {
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap()))
+    }
+    fn u64(&mut self) -> io::Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn i64(&mut self) -> io::Result<i64> {
+        Ok(i64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn opt16(&mut self) -> io::Result<Option<u16>> {
+        Ok(if self.u8()? == 1 {
+            Some(self.u16()?)
+        } else {
+            None
+        })
+    }
+    fn string(&mut self) -> io::Result<String> {
+        let n = u32::from_le_bytes(self.take(4)?.try_into().unwrap()) as usize;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| bad("spilled text is not UTF-8"))
+    }
+    fn at(&mut self) -> io::Result<At> {
+        Ok(At {
+            packet: self.u64()?,
+            ts_ns: self.i64()?,
+        })
+    }
+    fn opt_at(&mut self) -> io::Result<Option<At>> {
+        Ok(if self.u8()? == 1 {
+            Some(self.at()?)
+        } else {
+            None
+        })
+    }
+    fn endpoint(&mut self) -> io::Result<Endpoint> {
+        let addr = u128::from_le_bytes(self.take(16)?.try_into().unwrap()).into();
+        Ok(Endpoint {
+            addr,
+            port: self.u16()?,
+        })
+    }
+    fn upgrade(&mut self) -> io::Result<Upgrade> {
+        let tag = self.u8()?;
+        let status = self.u16()?;
+        Ok(match tag {
+            0 => Upgrade::Answered(status),
+            1 => Upgrade::Unanswered,
+            2 => Upgrade::Inferred,
+            3 => Upgrade::Unknown,
+            4 => Upgrade::Midstream,
+            5 => Upgrade::Undecrypted,
+            _ => return Err(bad("spilled record has a bad upgrade tag")),
+        })
+    }
+    fn side(&mut self) -> io::Result<SideStats> {
+        let (messages, bytes, pings, pongs, missing_bytes) = (
+            self.u64()?,
+            self.u64()?,
+            self.u64()?,
+            self.u64()?,
+            self.u64()?,
+        );
+        let close = if self.u8()? == 1 {
+            Some(Close {
+                code: self.opt16()?,
+                reason: self.string()?,
+                at: self.at()?,
+            })
+        } else {
+            None
+        };
+        Ok(SideStats {
+            messages,
+            bytes,
+            pings,
+            pongs,
+            close,
+            missing_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::record::Anomaly;
+    use proptest::prelude::*;
+
+    fn at() -> impl Strategy<Value = At> {
+        (any::<u64>(), any::<i64>()).prop_map(|(packet, ts_ns)| At { packet, ts_ns })
+    }
+
+    fn side() -> impl Strategy<Value = SideStats> {
+        (
+            any::<[u64; 5]>(),
+            proptest::option::of((proptest::option::of(any::<u16>()), ".{0,8}", at())),
+        )
+            .prop_map(|(n, close)| SideStats {
+                messages: n[0],
+                bytes: n[1],
+                pings: n[2],
+                pongs: n[3],
+                missing_bytes: n[4],
+                close: close.map(|(code, reason, at)| Close { code, reason, at }),
+            })
+    }
+
+    fn upgrade() -> impl Strategy<Value = Upgrade> {
+        prop_oneof![
+            any::<u16>().prop_map(Upgrade::Answered),
+            Just(Upgrade::Unanswered),
+            Just(Upgrade::Inferred),
+            Just(Upgrade::Unknown),
+            Just(Upgrade::Midstream),
+            Just(Upgrade::Undecrypted),
+        ]
+    }
+
+    /// Any record (with its verdict drawn from its facts, as the analysis makes them).
+    pub(crate) fn record() -> impl Strategy<Value = SessionRecord> {
+        (
+            (any::<[u64; 3]>(), any::<[i64; 2]>()),
+            (any::<(u128, u16)>(), any::<(u128, u16)>(), upgrade()),
+            proptest::collection::vec(".{0,12}", 6),
+            (side(), side()),
+            proptest::array::uniform4(proptest::option::of(at())),
+            (any::<bool>(), 0u64..(1 << Anomaly::ALL.len())),
+        )
+            .prop_map(
+                |((n, ts), (c, s, upgrade), texts, (cs, ss), tcp, (exact, bits))| {
+                    let tcp = TcpEnds {
+                        client_fin: tcp[0],
+                        server_fin: tcp[1],
+                        client_rst: tcp[2],
+                        server_rst: tcp[3],
+                    };
+                    SessionRecord {
+                        verdict: crate::verdict::verdict(&crate::record::facts(
+                            upgrade, &cs, &ss, tcp,
+                        )),
+                        first_packet: n[0],
+                        tcp_stream: n[1],
+                        packets: n[2],
+                        start_ns: ts[0],
+                        end_ns: ts[1],
+                        client: Endpoint {
+                            addr: c.0.into(),
+                            port: c.1,
+                        },
+                        server: Endpoint {
+                            addr: s.0.into(),
+                            port: s.1,
+                        },
+                        upgrade,
+                        host: texts[0].clone(),
+                        path: texts[1].clone(),
+                        origin: texts[2].clone(),
+                        user_agent: texts[3].clone(),
+                        subprotocol: texts[4].clone(),
+                        extensions: texts[5].clone(),
+                        client_side: cs,
+                        server_side: ss,
+                        tcp,
+                        exact,
+                        anomalies: Anomalies::from_bits(bits),
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(recs in proptest::collection::vec(record(), 0..4)) {
+            let mut buf = Vec::new();
+            for r in &recs {
+                encode(r, &mut buf);
+            }
+            let mut input = &buf[..];
+            for r in &recs {
+                let back = decode(&mut input).unwrap().unwrap();
+                prop_assert_eq!(&back, r);
+            }
+            prop_assert!(decode(&mut input).unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn a_cut_record_is_an_error_not_a_panic() {
+        let rec = SessionRecord::example();
+        let mut buf = Vec::new();
+        encode(&rec, &mut buf);
+        for cut in 1..buf.len() {
+            let mut input = &buf[..cut];
+            assert!(decode(&mut input).is_err(), "cut at {cut}");
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The counters of the sessions report, as one consumer of frame events: messages, bytes,
+//! pings, pongs, the first Close frame, missing bytes, anomalies, and whether every count
+//! is exact — for each direction.
+
+use super::events::{FrameConsumer, GapEffect, StreamEvent};
+use super::frame::opcode;
+use crate::record::{Anomalies, Anomaly, At, Side, SideStats};
+
+/// What one direction's frames add up to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SideCounts {
+    pub stats: SideStats,
+    pub anomalies: Anomalies,
+    /// A count of this direction is a lower bound.
+    pub inexact: bool,
+}
+
+impl SideCounts {
+    fn event(&mut self, ev: StreamEvent<'_>) {
+        match ev {
+            StreamEvent::Frame(f) => match f.header.opcode {
+                opcode::PING => self.stats.pings += 1,
+                opcode::PONG => self.stats.pongs += 1,
+                _ => {}
+            },
+            StreamEvent::Message { bytes, .. } => {
+                self.stats.messages += 1;
+                self.stats.bytes += bytes;
+            }
+            StreamEvent::Close(c) => {
+                if self.stats.close.is_none() {
+                    self.stats.close = Some(c.clone());
+                }
+            }
+            StreamEvent::Gap { bytes, effect } => {
+                self.stats.missing_bytes += bytes;
+                if matches!(
+                    effect,
+                    GapEffect::InsideClosePayload | GapEffect::FramingLost
+                ) {
+                    self.inexact = true;
+                }
+            }
+            StreamEvent::Anomaly(a) => {
+                self.anomalies.insert(a);
+                if a == Anomaly::FramingLost {
+                    self.inexact = true;
+                }
+            }
+        }
+    }
+}
+
+/// Both directions' counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub client: SideCounts,
+    pub server: SideCounts,
+}
+
+impl Counts {
+    pub fn side(&mut self, side: Side) -> &mut SideCounts {
+        match side {
+            Side::Client => &mut self.client,
+            Side::Server => &mut self.server,
+        }
+    }
+}
+
+impl FrameConsumer for Counts {
+    #[inline]
+    fn event(&mut self, side: Side, _at: At, ev: StreamEvent<'_>) {
+        self.side(side).event(ev);
+    }
+}
