@@ -19,7 +19,7 @@ use wsclose::pipeline::{analyze, Options};
 use wsclose::record::SessionRecord;
 use wsclose::report::csv::CsvWriter;
 use wsclose::report::{ReportWriter, Row};
-use wsclose::synth::{generate, ExpectedSession, GenConfig, Mix, COLUMNS};
+use wsclose_synth::{generate, ExpectedSession, GenConfig, Mix, COLUMNS};
 
 struct Input {
     name: &'static str,

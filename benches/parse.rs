@@ -16,15 +16,13 @@ use wsclose::config::Limits;
 use wsclose::decode::decode;
 use wsclose::flow::reassembly::{Event, HalfStream, ReassemblyLimits};
 use wsclose::record::{At, Side};
-use wsclose::synth::ws::{
-    encode_frame, frame_header as encode_header, OP_BINARY, OP_PING, OP_TEXT,
-};
-use wsclose::synth::{generate_with, GenConfig, Mix, Rng};
 use wsclose::ws::counts::{Counts, SideCounts};
 use wsclose::ws::events::{FrameConsumer, StreamEvent};
 use wsclose::ws::frame::frame_header;
 use wsclose::ws::handshake::{parse_head, request, response};
 use wsclose::ws::stream::FrameStream;
+use wsclose_synth::ws::{encode_frame, frame_header as encode_header, OP_BINARY, OP_PING, OP_TEXT};
+use wsclose_synth::{generate_with, GenConfig, Mix, Rng};
 
 /// TCP payload per segment (Ethernet MSS with timestamps).
 const MSS: usize = 1448;

@@ -13,7 +13,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use wsclose::synth::{csv_header, fixtures, generate_with, GenConfig, Mix};
+use wsclose_synth::{csv_header, fixtures, generate_with, GenConfig, Mix};
 
 const USAGE: &str =
     "usage: gencap [--seed N] [--sessions N] [--mix chat|bulk|mixed|C:B] [--bytes SIZE[K|M|G]] \
@@ -100,7 +100,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
         None => None,
     };
     let start = std::time::Instant::now();
-    let mut on_session = |e: wsclose::synth::ExpectedSession| -> io::Result<()> {
+    let mut on_session = |e: wsclose_synth::ExpectedSession| -> io::Result<()> {
         if let Some(w) = exp_w.as_mut() {
             w.write_all(e.csv_row().as_bytes())?;
         }

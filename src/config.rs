@@ -61,3 +61,9 @@ pub const MAX_CLOSE_KEPT: usize = 1024;
 /// Entries of each shard's flow cache (a power of two), a direct-mapped cache of the
 /// flow table indexed by the segment's hash.
 pub const FLOW_CACHE: usize = 1 << 13;
+
+/// Batch buffers in use at once with a reader thread: the queue of 2 between the threads,
+/// and one in each of the reader and the shard side. Memory then does not depend on how
+/// long the run is. Each file keeps as many spare chunks, since every batch in flight may
+/// hold one.
+pub const BATCHES_IN_FLIGHT: usize = 4;

@@ -1,7 +1,7 @@
 //! Packet decode: link layer by link type, then IPv4/IPv6 and TCP with `etherparse`'s lax
 //! slicing, which keeps whatever a snapshot length left of a packet.
 //!
-//! A pure function from bytes to [`Decoded`]; it never fails the run: what it cannot use
+//! A pure function from bytes to a [`TcpSegment`] or a [`Skip`]; it never fails the run: what it cannot use
 //! is classified so that it can be counted.
 
 use crate::net::{Addr, Endpoint, FlowKey, V4_MAPPED};
@@ -50,6 +50,7 @@ pub struct TcpSegment {
 
 /// Why a packet is not a usable TCP segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Skip {
     /// A link type this tool does not decode.
     UnknownLinktype,
@@ -381,7 +382,7 @@ fn segment(p: &LaxSlicedPacket<'_>, data: &[u8]) -> Result<TcpSegment, Skip> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::packet::{build_tcp, build_udp, IpOpts, TcpFields};
+    use wsclose_synth::packet::{build_tcp, build_udp, IpOpts, TcpFields};
 
     fn tcp_packet(payload: &[u8]) -> Vec<u8> {
         let t = TcpFields {

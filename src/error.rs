@@ -5,6 +5,7 @@ use std::io;
 
 /// What went wrong in a capture file.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum InputErrorKind {
     /// The file does not start with a pcap or pcapng magic number.
     NotACapture { magic: [u8; 4] },

@@ -34,7 +34,6 @@ pub mod record;
 pub mod reorder;
 pub mod report;
 pub mod stats;
-pub mod synth;
 pub mod time;
 pub mod verdict;
 pub mod ws;

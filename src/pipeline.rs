@@ -116,9 +116,7 @@ fn decode_into(
     }
 }
 
-/// Batch buffers in use at once with a reader thread: the queue of 2, and one in each of
-/// the reader and the shard side. Memory then does not depend on how long the run is.
-const BATCHES_IN_FLIGHT: usize = 4;
+use crate::config::BATCHES_IN_FLIGHT;
 
 /// Reads the next batch of `capture` into `d`, decoding as it goes.
 fn read_batch(capture: &mut Capture, d: &mut Decoded, n_shards: usize) -> Fill {

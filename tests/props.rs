@@ -20,12 +20,12 @@ use wsclose::config::Limits;
 use wsclose::pipeline::{analyze, Options};
 use wsclose::report::csv::CsvWriter;
 use wsclose::report::{ReportWriter, Row};
-use wsclose::synth::pcap::{Link, PcapOpts, PcapWriter};
-use wsclose::synth::tcp::{Impair, Side, TcpSim};
-use wsclose::synth::ws::{
+use wsclose_synth::pcap::{Link, PcapOpts, PcapWriter};
+use wsclose_synth::tcp::{Impair, Side, TcpSim};
+use wsclose_synth::ws::{
     self as sws, ClientHandshake, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
 };
-use wsclose::synth::{Rng, WsConn};
+use wsclose_synth::{Rng, WsConn};
 
 // =======================================================================================
 // (a) any bytes, mutated seeds, seed replay

@@ -251,8 +251,8 @@ impl FileReader {
             self.pos = 0;
         }
         let old = std::mem::replace(&mut self.buf, next);
-        // A few spare chunks cover the batches in flight (queue of 2, one in each thread).
-        if self.pool.len() < 4 && !old.is_empty() {
+        // Spare chunks cover the batches in flight: each may hold one of this file's.
+        if self.pool.len() < crate::config::BATCHES_IN_FLIGHT && !old.is_empty() {
             self.pool.push(old);
         }
         self.chunk_id += 1;

@@ -71,11 +71,6 @@ pub struct HalfStream {
 }
 
 impl HalfStream {
-    /// Whether any sequence number has been seen in this direction.
-    pub fn started(&self) -> bool {
-        self.base.is_some()
-    }
-
     /// Stream offset of the next byte to deliver (bytes delivered plus gaps).
     pub fn position(&self) -> u64 {
         self.next

@@ -2,6 +2,7 @@
 //! captures, determinism across thread counts, and the command-line contract.
 
 mod cli;
+mod columns;
 mod golden;
 mod truth;
 mod util;

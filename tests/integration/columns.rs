@@ -1,0 +1,28 @@
+//! The one column table against everything that names columns: the generator's truth
+//! columns and README's column list.
+
+use wsclose::report::columns::{column, COLUMNS};
+
+use crate::util::root;
+
+#[test]
+fn the_generators_truth_columns_are_report_columns() {
+    for c in wsclose_synth::COLUMNS {
+        assert!(
+            column(c).is_some(),
+            "the generator's truth has {c:?}, the report has not"
+        );
+    }
+}
+
+#[test]
+fn readme_explains_every_column() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    for c in COLUMNS {
+        let line = format!("| `{}` |", c.name);
+        assert!(
+            readme.lines().any(|l| l.starts_with(&line)),
+            "README.md has no row {line:?} in its column table"
+        );
+    }
+}
