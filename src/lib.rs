@@ -21,6 +21,7 @@
 //! parsing → session record → report writer; see ARCHITECTURE.md.
 
 pub mod capture;
+pub mod check;
 pub mod config;
 pub mod decode;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod flow;
 pub mod http;
 pub mod net;
 pub mod pipeline;
+pub mod policy;
 pub mod record;
 pub mod reorder;
 pub mod report;
