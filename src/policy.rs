@@ -159,7 +159,7 @@ pub struct FindingRef<'a> {
 }
 
 /// Session numbers kept per policy for the message (the count is always exact).
-const MAX_LISTED: usize = 10_000;
+pub const MAX_LISTED: usize = 10_000;
 
 /// One policy and what matched it.
 #[derive(Clone, Debug)]
@@ -305,9 +305,9 @@ impl ReportWriter for Gated<'_> {
     }
 
     fn finish(&mut self, end: &RunEnd<'_>) -> io::Result<()> {
-        self.inner.finish(end)?;
+        // Every session has been seen, even if the inner writer's flush fails now.
         self.gate.finish();
-        Ok(())
+        self.inner.finish(end)
     }
 }
 
