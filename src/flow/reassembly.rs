@@ -96,6 +96,7 @@ impl HalfStream {
 
     /// One segment in this direction: `data` present in the capture, `missing` bytes
     /// after it cut off by the snapshot length, and whether it carries FIN.
+    #[inline]
     pub fn segment(
         &mut self,
         seq: u32,
@@ -277,6 +278,7 @@ impl HalfStream {
 
     /// The peer acknowledged `ack`: bytes before it reached the peer, so a hole before it
     /// will never be filled in this capture.
+    #[inline]
     pub fn acked(&mut self, ack: u32, limits: &ReassemblyLimits, sink: &mut impl FnMut(Event<'_>)) {
         let Some(base) = self.base else { return };
         let mut to = self.offset(base, ack);
