@@ -106,7 +106,11 @@ impl Conn {
                 let o = 1 - d;
                 half[o].acked(seg.ack, limits, &mut |ev| app.on_event(o == 0, ev, ctx));
             }
-            if seg.flags & RST == 0 {
+            let carries = !payload.is_empty() || seg.payload_missing > 0;
+            if seg.flags & (RST | FIN) == 0 && !carries {
+                // A bare ACK (half the packets of a chat capture): no delivery to try.
+                half[d].bare(seg.seq, limits);
+            } else if seg.flags & RST == 0 {
                 let fin = seg.flags & FIN != 0;
                 let missing = seg.payload_missing;
                 half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {

@@ -204,31 +204,31 @@ impl Shard {
             self.stats.cut_payload += 1;
         }
         let ci = hash as usize & (FLOW_CACHE - 1);
-        let e = self.cache[ci];
+        let e = &self.cache[ci];
         let cached = e.key == seg.key
             && self
                 .slab
                 .get(e.slot as usize)
-                .is_some_and(|c| c.as_ref().is_some_and(|c| c.first_packet == e.first_packet));
-        let found = if cached {
-            Some(e.slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.first_packet == e.first_packet);
+        let mut slot = if cached {
+            e.slot
         } else {
-            self.map.get(&seg.key).copied()
+            let slot = match self.map.get(&seg.key) {
+                Some(&slot) => slot,
+                None => self.open(seg.key, at),
+            };
+            self.remember(ci, seg.key, slot);
+            slot
         };
-        let slot = match found {
-            Some(slot) if self.slab[slot as usize].as_ref().unwrap().is_reuse(seg) => {
-                self.retire(slot, false);
-                self.open(seg.key, at)
-            }
-            Some(slot) => slot,
-            None => self.open(seg.key, at),
-        };
-        let first_packet = self.slab[slot as usize].as_ref().unwrap().first_packet;
-        self.cache[ci] = CacheEntry {
-            key: seg.key,
-            first_packet,
-            slot,
-        };
+        // Only a SYN without ACK can start a new connection on a known 4-tuple.
+        if seg.flags & (crate::decode::SYN | crate::decode::ACK) == crate::decode::SYN
+            && self.slab[slot as usize].as_ref().unwrap().is_reuse(seg)
+        {
+            self.retire(slot, false);
+            slot = self.open(seg.key, at);
+            self.remember(ci, seg.key, slot);
+        }
         let conn = self.slab[slot as usize].as_mut().unwrap();
         let was_candidate = conn.may_be_session();
         let was_closed = conn.is_closed();
@@ -248,6 +248,16 @@ impl Shard {
             self.closing
                 .push(Reverse((conn.last_ts.saturating_add(self.linger_ns), r)));
         }
+    }
+
+    /// Puts a connection in the flow cache.
+    fn remember(&mut self, ci: usize, key: FlowKey, slot: u32) {
+        let first_packet = self.slab[slot as usize].as_ref().unwrap().first_packet;
+        self.cache[ci] = CacheEntry {
+            key,
+            first_packet,
+            slot,
+        };
     }
 
     fn open(&mut self, key: FlowKey, at: At) -> u32 {
