@@ -284,24 +284,25 @@ impl Shard {
 
     /// Takes a connection out of the table and records what it was.
     fn retire(&mut self, slot: u32, evicted: bool) {
-        let mut conn = self.slab[slot as usize].take().expect("live slot");
+        let conn = self.slab[slot as usize].take().expect("live slot");
         self.free.push(slot);
         self.map.remove(&conn.key);
         self.candidates.remove(&conn.first_packet);
-        conn.flush(&self.limits);
-        match &conn.app {
-            _ if conn.is_session() => self.stats.sessions += 1,
-            App::Unknown => self.stats.no_payload += 1,
-            _ => self.stats.not_websocket += 1,
-        }
         if evicted {
             self.stats.evicted += 1;
         }
+        let no_payload = matches!(conn.app, App::Unknown);
         let (gaps, gap_bytes) = conn.gap_counters();
         self.stats.gaps += gaps;
         self.stats.gap_bytes += gap_bytes;
-        if let Some(r) = conn.record(evicted, &self.limits) {
-            self.done.push(r);
+        // The sessions counted are the rows written: one rule for both.
+        match conn.record(evicted, &self.limits) {
+            Some(r) => {
+                self.stats.sessions += 1;
+                self.done.push(r);
+            }
+            None if no_payload => self.stats.no_payload += 1,
+            None => self.stats.not_websocket += 1,
         }
     }
 
