@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Write};
 
 use wsclose::capture::Capture;
 use wsclose::pipeline::Options;
-use wsclose::report::{write_report, ReportWriter};
+use wsclose::report::{write_report, ReportWriter, RowOptions};
 
 use super::status::Status;
 use super::{CaptureArgs, OutputArgs};
@@ -83,7 +83,7 @@ pub fn run_report(args: &CaptureArgs, writer: &mut dyn ReportWriter) -> Status {
         Ok(x) => x,
         Err(status) => return status,
     };
-    let summary = match write_report(capture, &opts, writer) {
+    let summary = match write_report(capture, &opts, &RowOptions::default(), writer) {
         Ok(s) => s,
         Err(e) => return write_failed(&e),
     };

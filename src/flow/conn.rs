@@ -8,7 +8,7 @@ use super::SegmentCtx;
 use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
 use crate::net::FlowKey;
 use crate::record::{Anomaly, At, SessionRecord, TcpEnds};
-use crate::verdict::{verdict, Upgrade};
+use crate::verdict::verdict;
 
 /// Index of a direction: 0 for packets from `key.lo`, 1 from `key.hi`.
 fn dir(from_lo: bool) -> usize {
@@ -106,7 +106,11 @@ impl Conn {
                 let o = 1 - d;
                 half[o].acked(seg.ack, limits, &mut |ev| app.on_event(o == 0, ev, ctx));
             }
-            if seg.flags & RST == 0 {
+            let carries = !payload.is_empty() || seg.payload_missing > 0;
+            if seg.flags & (RST | FIN) == 0 && !carries {
+                // A bare ACK (half the packets of a chat capture): no delivery to try.
+                half[d].bare(seg.seq, limits);
+            } else if seg.flags & RST == 0 {
                 let fin = seg.flags & FIN != 0;
                 let missing = seg.payload_missing;
                 half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
@@ -154,6 +158,14 @@ impl Conn {
             return None;
         };
         let s = *session;
+        if !s.is_websocket() {
+            return None;
+        }
+        let upgrade = s.upgrade();
+        let in_progress = [
+            s.in_progress(crate::record::Side::Client),
+            s.in_progress(crate::record::Side::Server),
+        ];
         let (c, sv) = if client_is_lo { (0, 1) } else { (1, 0) };
         let (client, server) = if client_is_lo {
             (self.key.lo, self.key.hi)
@@ -186,17 +198,15 @@ impl Conn {
             anomalies.insert(Anomaly::Evicted);
             exact = false;
         }
-        let upgrade = match &s.response {
-            Some(r) => Upgrade::Answered(r.status),
-            None => Upgrade::Unanswered,
-        };
         let tcp = TcpEnds {
             client_fin: self.fin[c],
             server_fin: self.fin[sv],
             client_rst: self.rst[c],
             server_rst: self.rst[sv],
         };
-        let (client_side, server_side) = (counts.client.stats, counts.server.stats);
+        let (mut client_side, mut server_side) = (counts.client.stats, counts.server.stats);
+        client_side.in_progress_at_end = in_progress[0];
+        server_side.in_progress_at_end = in_progress[1];
         let verdict = verdict(&crate::record::facts(
             upgrade,
             &client_side,

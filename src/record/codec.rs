@@ -195,10 +195,16 @@ impl Writer<'_> {
             pongs,
             close,
             missing_bytes,
+            in_progress_at_end,
         } = s;
         for x in [*messages, *bytes, *pings, *pongs, *missing_bytes] {
             self.u64(x);
         }
+        self.0.push(match in_progress_at_end {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        });
         match close {
             Some(Close { code, reason, at }) => {
                 self.0.push(1);
@@ -287,6 +293,12 @@ impl Reader<'_> {
             self.u64()?,
             self.u64()?,
         );
+        let in_progress_at_end = match self.u8()? {
+            0 => None,
+            1 => Some(false),
+            2 => Some(true),
+            _ => return Err(bad("spilled record has a bad in-progress flag")),
+        };
         let close = if self.u8()? == 1 {
             Some(Close {
                 code: self.opt16()?,
@@ -303,6 +315,7 @@ impl Reader<'_> {
             pongs,
             close,
             missing_bytes,
+            in_progress_at_end,
         })
     }
 }
@@ -321,8 +334,10 @@ pub(crate) mod tests {
         (
             any::<[u64; 5]>(),
             proptest::option::of((proptest::option::of(any::<u16>()), ".{0,8}", at())),
+            proptest::option::of(any::<bool>()),
         )
-            .prop_map(|(n, close)| SideStats {
+            .prop_map(|(n, close, in_progress_at_end)| SideStats {
+                in_progress_at_end,
                 messages: n[0],
                 bytes: n[1],
                 pings: n[2],
