@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use crate::record::{Anomaly, Outcome};
 use crate::report::{ReportWriter, Row, RunEnd};
-use crate::verdict::{is_error_code, DEFAULT_ALLOWED_CODES};
+use crate::verdict::is_error_code;
 
 /// One `--fail-on` policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,15 +49,16 @@ impl Policy {
         matches!(self, Policy::Finding(_))
     }
 
-    /// Whether `row`'s session matches the policy (`allowed`: the allowed close codes).
-    pub fn matches_session(&self, row: &Row<'_>, allowed: &[u16]) -> bool {
+    /// Whether `row`'s session matches the policy. `error_code` reads the allowed close
+    /// codes from the row's options, as the `error_code` column does.
+    pub fn matches_session(&self, row: &Row<'_>) -> bool {
         let v = &row.rec.verdict;
         match self {
             Policy::Abnormal => v.abnormal(),
             Policy::Reset => v.outcome == Outcome::Reset,
             Policy::NoCloseFrame => v.outcome == Outcome::NoCloseFrame,
             Policy::Rejected => v.outcome == Outcome::Rejected,
-            Policy::ErrorCode => is_error_code(v.close_code, allowed),
+            Policy::ErrorCode => is_error_code(v.close_code, &row.opts.allowed_codes),
             Policy::Anomaly(None) => !row.rec.anomalies.is_empty(),
             Policy::Anomaly(Some(a)) => row.rec.anomalies.contains(*a),
             Policy::Finding(_) | Policy::Empty => false,
@@ -185,13 +186,12 @@ impl PolicyResult {
 #[derive(Clone, Debug)]
 pub struct Gate {
     results: Vec<PolicyResult>,
-    allowed: Vec<u16>,
     sessions: u64,
 }
 
 impl Gate {
-    /// `allowed`: the close codes `error_code` accepts (`None`: 1000, 1001, 1005).
-    pub fn new(policies: &[Policy], allowed: Option<&[u16]>) -> Gate {
+    /// A gate for these policies (one given twice counts once).
+    pub fn new(policies: &[Policy]) -> Gate {
         let mut results: Vec<PolicyResult> = Vec::new();
         for p in policies {
             if results.iter().any(|r| r.policy == *p) {
@@ -207,21 +207,15 @@ impl Gate {
         }
         Gate {
             results,
-            allowed: allowed.unwrap_or(&DEFAULT_ALLOWED_CODES).to_vec(),
             sessions: 0,
         }
-    }
-
-    /// The close codes `error_code` accepts.
-    pub fn allowed(&self) -> &[u16] {
-        &self.allowed
     }
 
     /// Looks at one session of the report.
     pub fn session(&mut self, row: &Row<'_>) {
         self.sessions += 1;
         for r in &mut self.results {
-            if r.policy.matches_session(row, &self.allowed) {
+            if r.policy.matches_session(row) {
                 r.sessions_total += 1;
                 if r.sessions.len() < MAX_LISTED {
                     r.sessions.push(row.session);
@@ -315,6 +309,18 @@ impl ReportWriter for Gated<'_> {
 mod tests {
     use super::*;
     use crate::record::{Anomalies, SessionRecord};
+    use crate::report::columns::column;
+    use crate::report::{RowOptions, Value};
+
+    /// Row options with these allowed codes (`None`: the default).
+    fn opts(allowed: Option<&[u16]>) -> RowOptions {
+        match allowed {
+            Some(a) => RowOptions {
+                allowed_codes: a.to_vec(),
+            },
+            None => RowOptions::default(),
+        }
+    }
 
     /// A record with this outcome, close code and anomalies.
     fn rec(outcome: Outcome, close_code: Option<u16>, anomalies: &[Anomaly]) -> SessionRecord {
@@ -413,11 +419,16 @@ mod tests {
         .iter()
         .map(|s| s.parse().unwrap())
         .collect();
+        let o = opts(None);
         for (i, (r, want)) in table.iter().enumerate() {
-            let row = Row { session: 1, rec: r };
+            let row = Row {
+                session: 1,
+                rec: r,
+                opts: &o,
+            };
             let got: Vec<String> = all
                 .iter()
-                .filter(|p| p.matches_session(&row, &DEFAULT_ALLOWED_CODES))
+                .filter(|p| p.matches_session(&row))
                 .map(|p| p.to_string())
                 .collect();
             assert_eq!(
@@ -429,20 +440,34 @@ mod tests {
     }
 
     #[test]
-    fn allowed_codes_replace_the_default() {
-        let r = rec(Outcome::UnansweredClose, Some(4001), &[]);
-        let row = Row {
-            session: 1,
-            rec: &r,
-        };
-        assert!(Policy::ErrorCode.matches_session(&row, &DEFAULT_ALLOWED_CODES));
-        assert!(!Policy::ErrorCode.matches_session(&row, &[1000, 1001, 4001]));
-        let r = rec(Outcome::Clean, Some(1001), &[]);
-        let row = Row {
-            session: 1,
-            rec: &r,
-        };
-        assert!(Policy::ErrorCode.matches_session(&row, &[1000, 4001]));
+    fn allowed_codes_replace_the_default_and_the_column_agrees() {
+        let error_code = column("error_code").unwrap();
+        // (close code, allowed codes, error)
+        type Case = (Option<u16>, Option<&'static [u16]>, bool);
+        let table: &[Case] = &[
+            (Some(4001), None, true),
+            (Some(4001), Some(&[1000, 1001, 4001]), false),
+            (Some(1001), Some(&[1000, 4001]), true),
+            (Some(1005), None, false),
+            (Some(1005), Some(&[1000]), true),
+            (Some(1006), None, true),
+            (None, Some(&[]), false),
+        ];
+        for &(code, allowed, want) in table {
+            let r = rec(Outcome::UnansweredClose, code, &[]);
+            let o = opts(allowed);
+            let row = Row {
+                session: 1,
+                rec: &r,
+                opts: &o,
+            };
+            assert_eq!(
+                Policy::ErrorCode.matches_session(&row),
+                want,
+                "{code:?} {allowed:?}"
+            );
+            assert_eq!((error_code.value)(&row), Value::Bool(want), "the column");
+        }
     }
 
     #[test]
@@ -461,7 +486,7 @@ mod tests {
         assert!(!idle.matches_finding(&f("server_error", Severity::Error)));
         assert!(!Policy::Reset.matches_finding(&f("server_error", Severity::Error)));
 
-        let mut gate = Gate::new(&[any, idle, Policy::Reset], None);
+        let mut gate = Gate::new(&[any, idle, Policy::Reset]);
         gate.finding(&f("capture_cut", Severity::Info));
         gate.finding(&f("server_error", Severity::Error));
         gate.finding(&f("server_error", Severity::Error));
@@ -478,16 +503,21 @@ mod tests {
             .iter()
             .map(|s| s.parse().unwrap())
             .collect();
-        let mut gate = Gate::new(&policies, None);
+        let mut gate = Gate::new(&policies);
         assert_eq!(gate.results().len(), 3, "a policy given twice counts once");
+        let o = opts(None);
         for (n, r) in [(1, &clean), (2, &reset), (3, &clean), (4, &reset)] {
-            gate.session(&Row { session: n, rec: r });
+            gate.session(&Row {
+                session: n,
+                rec: r,
+                opts: &o,
+            });
         }
         gate.finish();
         let lines: Vec<String> = gate.failures().map(|r| r.to_string()).collect();
         assert_eq!(lines, ["reset: 2 sessions: 2, 4"]);
 
-        let mut gate = Gate::new(&policies, None);
+        let mut gate = Gate::new(&policies);
         assert!(!gate.failed(), "empty is decided at the end");
         gate.finish();
         let lines: Vec<String> = gate.failures().map(|r| r.to_string()).collect();
@@ -497,11 +527,13 @@ mod tests {
     #[test]
     fn long_lists_are_cut_in_the_message_not_in_the_count() {
         let reset = rec(Outcome::Reset, Some(1006), &[]);
-        let mut gate = Gate::new(&[Policy::Reset], None);
+        let mut gate = Gate::new(&[Policy::Reset]);
+        let o = opts(None);
         for n in 1..=60 {
             gate.session(&Row {
                 session: n,
                 rec: &reset,
+                opts: &o,
             });
         }
         let line = gate.failures().next().unwrap().to_string();

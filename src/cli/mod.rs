@@ -16,6 +16,7 @@ use status::Status;
 use wsclose::check::{update::write_atomically, Check, Expected, MatchMode};
 use wsclose::policy::{Gate, Gated, Policy};
 use wsclose::report::csv::CsvWriter;
+use wsclose::report::RowOptions;
 
 /// The exit status of every subcommand (README says the same).
 macro_rules! exit_status_help {
@@ -143,15 +144,11 @@ pub struct OutputArgs {
     pub output: Option<String>,
 }
 
-/// Policies that fail the run (every report with session records takes them).
+/// How values are read out of the records (every report of session records takes them).
 #[derive(clap::Args, Debug, Clone)]
-pub struct PolicyArgs {
-    /// Exit 1 (after writing the whole report) when a session matches POLICY: abnormal,
-    /// reset, no_close_frame, rejected, error_code, anomaly[=TOKEN], empty. Repeat it or
-    /// separate with commas.
-    #[arg(long = "fail-on", value_name = "POLICY", value_delimiter = ',')]
-    pub fail_on: Vec<Policy>,
-    /// Close codes that `error_code` accepts, replacing 1000,1001,1005.
+pub struct RowArgs {
+    /// Close codes that are not errors, replacing 1000,1001,1005: for the `error_code`
+    /// column and the `error_code` policy.
     #[arg(
         long = "allow-codes",
         value_name = "CODES",
@@ -161,12 +158,35 @@ pub struct PolicyArgs {
     pub allow_codes: Option<Vec<u16>>,
 }
 
+impl RowArgs {
+    pub fn options(&self) -> RowOptions {
+        match &self.allow_codes {
+            Some(codes) => RowOptions {
+                allowed_codes: codes.clone(),
+            },
+            None => RowOptions::default(),
+        }
+    }
+}
+
+/// Policies that fail the run (every report of session records takes them).
+#[derive(clap::Args, Debug, Clone)]
+pub struct PolicyArgs {
+    /// Exit 1 (after writing the whole report) when a session matches POLICY: abnormal,
+    /// reset, no_close_frame, rejected, error_code, anomaly[=TOKEN], empty. Repeat it or
+    /// separate with commas.
+    #[arg(long = "fail-on", value_name = "POLICY", value_delimiter = ',')]
+    pub fail_on: Vec<Policy>,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct SessionsArgs {
     #[command(flatten)]
     pub capture: CaptureArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub rows: RowArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
 }
@@ -188,6 +208,8 @@ pub enum CheckFormat {
 pub struct CheckArgs {
     #[command(flatten)]
     pub capture: CaptureArgs,
+    #[command(flatten)]
+    pub rows: RowArgs,
     /// The expected report (CSV, as `wsclose sessions` writes it; see EXPECTED REPORT).
     #[arg(long, value_name = "FILE", required = true)]
     pub expect: PathBuf,
@@ -221,10 +243,10 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 /// Prints what each failed policy matched; the status says whether any did.
-fn judge(gate: &Gate, mut status: Status) -> Status {
+fn judge(gate: &Gate, row_opts: &RowOptions, mut status: Status) -> Status {
     for r in gate.failures() {
         if r.policy == Policy::ErrorCode {
-            let allowed: Vec<String> = gate.allowed().iter().map(u16::to_string).collect();
+            let allowed: Vec<String> = row_opts.allowed_codes.iter().map(u16::to_string).collect();
             eprintln!(
                 "wsclose: --fail-on {r} (allowed codes: {})",
                 allowed.join(",")
@@ -244,7 +266,7 @@ fn session_policies(args: &PolicyArgs) -> Result<Gate, Status> {
             "--fail-on {p}: findings are in the summary report, not in sessions"
         )));
     }
-    Ok(Gate::new(&args.fail_on, args.allow_codes.as_deref()))
+    Ok(Gate::new(&args.fail_on))
 }
 
 fn sessions(a: &SessionsArgs) -> Status {
@@ -260,14 +282,16 @@ fn sessions(a: &SessionsArgs) -> Status {
         Ok(w) => w,
         Err(e) => return write_failed(&e),
     };
+    let row_opts = a.rows.options();
     let status = run_report(
         &a.capture,
+        &row_opts,
         &mut Gated {
             gate: &mut gate,
             inner: &mut csv,
         },
     );
-    judge(&gate, status)
+    judge(&gate, &row_opts, status)
 }
 
 fn check(a: &CheckArgs) -> Status {
@@ -290,7 +314,7 @@ fn check(a: &CheckArgs) -> Status {
         Err(s) => return s,
     };
     let mut found = check.collector();
-    let mut status = run_report(&a.capture, &mut found);
+    let mut status = run_report(&a.capture, &a.rows.options(), &mut found);
     if status.error {
         eprintln!("wsclose: check: nothing compared (an input could not be read to its end)");
         return status;

@@ -78,12 +78,16 @@ fn open_capture(args: &CaptureArgs) -> Result<(Options, Capture), Status> {
 /// order, then the end of the run; the closing line on stderr. The status says whether
 /// an input could not be read to its end or the output could not be written (`error`),
 /// or the reader closed the pipe (`pipe_closed`: the run stopped there).
-pub fn run_report(args: &CaptureArgs, writer: &mut dyn ReportWriter) -> Status {
+pub fn run_report(
+    args: &CaptureArgs,
+    row_opts: &RowOptions,
+    writer: &mut dyn ReportWriter,
+) -> Status {
     let (opts, capture) = match open_capture(args) {
         Ok(x) => x,
         Err(status) => return status,
     };
-    let summary = match write_report(capture, &opts, &RowOptions::default(), writer) {
+    let summary = match write_report(capture, &opts, row_opts, writer) {
         Ok(s) => s,
         Err(e) => return write_failed(&e),
     };

@@ -414,7 +414,10 @@ fn json_format() {
     assert_eq!(code, 0);
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["result"], "pass");
-    assert_eq!(j["columns"].as_array().unwrap().len(), 38);
+    assert_eq!(
+        j["columns"].as_array().unwrap().len(),
+        wsclose::report::COLUMNS.len()
+    );
 }
 
 #[test]
@@ -508,4 +511,25 @@ fn usage_errors() {
     let (_, err, code) = run(&["check", MIXED, "--expect", &dir.path("absent.csv")]);
     assert_eq!(code, 2);
     assert!(err.contains("absent.csv: cannot read"), "{err}");
+}
+
+/// `--allow-codes` changes the `error_code` column that check compares.
+#[test]
+fn allow_codes_reach_the_error_code_column() {
+    let dir = TempDir::new("check-allow");
+    let t = mixed_expected().select(&["session", "close_code", "error_code"]);
+    assert_eq!(t.get(3, "error_code"), "true");
+    let e = dir.write("e.csv", &t.text());
+    let (out, _, code) = check(&e, &[]);
+    assert_eq!(code, 0, "{out}");
+    let (out, _, code) = check(&e, &["--allow-codes", "1000,1001,1005,1011"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        format!(
+            "session 3 (expected line 4): 10.79.0.2:34762 -> 10.79.0.1:8080 {PATH3}\n    \
+             error_code: expected \"true\", found \"false\"\n\
+             check failed: 1 differing, 0 missing, 0 unexpected, 14 matching (15 expected, 15 found, match by session)\n"
+        )
+    );
 }

@@ -2,7 +2,7 @@
 //! does not. A triggered policy still writes the whole report, names the sessions on
 //! stderr and exits 1.
 
-use crate::util::{root, run, udp_only_pcap, TempDir};
+use crate::util::{root, run, udp_only_pcap, Table, TempDir};
 
 const MIXED: &str = "fixtures/captures/real-mixed-endings.pcap";
 const CLEAN: &str = "fixtures/captures/real-py-clean.pcap";
@@ -11,10 +11,20 @@ const GAP: &str = "fixtures/captures/real-gap.pcap";
 const LOSSY: &str = "fixtures/captures/real-lossy.pcap";
 const DEFLATE: &str = "fixtures/captures/real-deflate.pcap";
 
-/// `sessions CAPTURE ARGS…` against plain `sessions CAPTURE`: the same report on stdout;
-/// returns (stderr lines that name policies, exit code).
+/// `sessions CAPTURE ARGS…` against the same without its `--fail-on`s: the same report on
+/// stdout; returns (stderr lines that name policies, exit code).
 fn gate(capture: &str, args: &[&str]) -> (Vec<String>, i32) {
-    let (plain, _, code) = run(&["sessions", "-q", capture]);
+    let mut plain_args = vec!["sessions", "-q", capture];
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == "--fail-on" {
+            i += 2;
+        } else {
+            plain_args.push(args[i]);
+            i += 1;
+        }
+    }
+    let (plain, _, code) = run(&plain_args);
     assert_eq!(code, 0);
     let mut a = vec!["sessions", "-q", capture];
     a.extend_from_slice(args);
@@ -199,4 +209,31 @@ fn input_error_wins_over_a_policy() {
     let (out, err, code) = run(&["sessions", bad, "--fail-on", "empty"]);
     assert_eq!(code, 2, "{err}");
     assert_eq!(out.lines().count(), 2, "the session before the cut: {out}");
+}
+
+/// `--allow-codes` is one rule for the `error_code` column and the `error_code` policy.
+#[test]
+fn the_error_code_column_and_policy_agree() {
+    for allow in [None, Some("1000,1001,1011,4000,4001"), Some("1000")] {
+        let mut a = vec!["sessions", "-q", MIXED, "--fail-on", "error_code"];
+        if let Some(codes) = allow {
+            a.extend_from_slice(&["--allow-codes", codes]);
+        }
+        let (out, err, code) = run(&a);
+        let t = Table::parse(&out);
+        let (s, e) = (t.col("session"), t.col("error_code"));
+        let flagged: Vec<&str> = t
+            .rows
+            .iter()
+            .filter(|r| r[e] == "true")
+            .map(|r| r[s].as_str())
+            .collect();
+        assert_eq!(code, 1);
+        let line = format!(": {} session", flagged.len());
+        let list = format!(": {} (allowed codes", flagged.join(", "));
+        assert!(
+            err.contains(&line) && err.contains(&list),
+            "{allow:?}: {flagged:?}\n{err}"
+        );
+    }
 }
