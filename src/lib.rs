@@ -34,4 +34,5 @@ pub mod report;
 pub mod stats;
 pub mod synth;
 pub mod time;
+pub mod tls;
 pub mod ws;
