@@ -39,6 +39,8 @@ pub mod suite;
 mod suite_table;
 
 #[cfg(test)]
+mod fixture_tests;
+#[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
