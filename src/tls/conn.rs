@@ -495,8 +495,16 @@ impl TlsConn {
                 .sum::<usize>()
     }
 
-    /// One event of direction `dir` (0 or 1) from reassembly. Plaintext goes to
-    /// `sink(direction, event)`, in order, before this returns.
+    /// One event of direction `dir` (0 or 1) from reassembly, `ctx` naming the packet that
+    /// delivered it. Plaintext goes to `sink(direction, event)`, in order per direction,
+    /// before this returns — usually for `dir`, but the other direction's plaintext can come
+    /// out too (held 0-RTT data, released when the server's answer arrives). Secrets are
+    /// asked of `keys` only when they are needed, so `keys` may grow between calls.
+    ///
+    /// Nothing is handed on for a connection that is not decrypted (no key, wrong key,
+    /// unsupported suite); once plaintext has been handed on, whatever cannot be decrypted
+    /// any more is reported as [`Event::Gap`] (its size: the plaintext lost when the
+    /// records are known, else the ciphertext bytes).
     pub fn on_event<K, F>(
         &mut self,
         dir: usize,
@@ -1145,7 +1153,8 @@ impl TlsConn {
         }
         half.failures_in_row += 1;
         half.seq += 1;
-        let est = h.length as usize - half.keys.as_ref().map_or(0, |k| k.overhead().fixed);
+        let est = (h.length as usize)
+            .saturating_sub(half.keys.as_ref().map_or(0, |k| k.overhead().fixed));
         sink(d, Event::Gap(est.max(1) as u64));
         if half.failures_in_row >= MAX_FAILURES_IN_ROW {
             self.give_up(d, ctx, 0, sink);

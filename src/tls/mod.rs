@@ -25,6 +25,17 @@
 //! `keylog` loads secrets; `key_schedule` derives keys; `protection` opens one record;
 //! `conn` is the state machine. Cryptography comes only from RustCrypto crates.
 //!
+//! Handled: TLS 1.3 with TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384 and
+//! TLS_CHACHA20_POLY1305_SHA256 (handshake and application keys, KeyUpdate, PSK resumption,
+//! HelloRetryRequest, compatibility-mode ChangeCipherSpec, 0-RTT with its early secret, a key
+//! log with only the application secrets); TLS 1.2 with AES-128/256-GCM, ChaCha20-Poly1305
+//! and AES-128/256-CBC with HMAC-SHA1/256/384, MAC-then-encrypt or Encrypt-then-MAC, full
+//! and abbreviated handshakes, any key exchange (the key log holds the master secret); gaps
+//! (see [`TlsConn`]). Not decrypted, and said so in [`TlsFacts`]: other suites (CCM, 3DES,
+//! ARIA, …: `unsupported_cipher`), TLS 1.0/1.1 and SSL 3.0 (also `unsupported_cipher`, the
+//! version named), TLS 1.2 renegotiation (records after it fail: `decrypt_failed`), a
+//! connection whose ClientHello or ServerHello was not seen (`handshake_missing`).
+//!
 //! Bounded: per direction, one partial record (at most [`MAX_RECORD_BUFFER`] bytes) and one
 //! handshake message being reassembled (at most [`MAX_HANDSHAKE_MESSAGE`]); one reused
 //! plaintext buffer per connection. Key material is never printed.

@@ -26,7 +26,7 @@ use sha2::{Sha256, Sha384};
 
 use super::key_schedule::{self, BadSecretLength, IV_LEN};
 use super::keylog::Secret;
-use super::record::{RecordHeader, MAX_CIPHERTEXT_LEN};
+use super::record::RecordHeader;
 use super::suite::{Aead, Cbc, Hash, Mac};
 
 /// Why a record did not decrypt.
@@ -226,8 +226,9 @@ impl RecordKeys {
         fragment: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(u8, usize), DecryptError> {
+        // Grown to the longest record seen (small for chat traffic), never shrunk.
         if out.len() < fragment.len() {
-            out.resize(fragment.len().max(MAX_CIPHERTEXT_LEN), 0);
+            out.resize(fragment.len(), 0);
         }
         let tag = Aead::TAG_LEN;
         match self.format {

@@ -1055,53 +1055,170 @@ proptest! {
     }
 }
 
-/// Decrypt throughput through `TlsConn` for AES-128-GCM (TLS 1.3, 16 KiB records),
-/// printed: `cargo test --release --lib tls::tests::throughput -- --nocapture`.
+/// Decrypt throughput through `TlsConn` for AES-128-GCM (TLS 1.3), with 16 KiB records
+/// (bulk) and 120-byte records (chat), printed:
+/// `cargo test --release --lib tls::tests::throughput -- --nocapture`.
 #[test]
 fn throughput_aes128gcm() {
-    let hs = tls13(0x1301, T13Opts::default());
-    let (hash, aead, [_, _, cap, _, _]) = tls13_secrets(0x1301);
-    let sealer = Sealer::tls13(aead, hash, &cap);
-    let n = if cfg!(debug_assertions) { 64 } else { 4096 };
-    let mut stream = Vec::with_capacity(n * (16384 + 22));
-    for seq in 0..n as u64 {
-        stream.extend(sealer.seal(ct::APPLICATION_DATA, &[0x42; 16384], seq));
-    }
-    // The handshake up to the client's Finished, then the bulk stream in 64 KiB pieces
-    // (the client's application keys start at sequence number 0).
-    let mut conn = TlsConn::new();
-    let mut got = 0u64;
-    let mut sink = |_: usize, ev: Event<'_>| {
-        if let Event::Data(b) = ev {
-            got += b.len() as u64
+    for (record, total) in [(16384usize, 64usize << 20), (120, 8 << 20)] {
+        let hs = tls13(0x1301, T13Opts::default());
+        let (hash, aead, [_, _, cap, _, _]) = tls13_secrets(0x1301);
+        let sealer = Sealer::tls13(aead, hash, &cap);
+        let n = if cfg!(debug_assertions) {
+            total / record / 64
+        } else {
+            total / record
+        };
+        let payload = vec![0x42; record];
+        let mut stream = Vec::with_capacity(n * (record + 22));
+        for seq in 0..n as u64 {
+            stream.extend(sealer.seal(ct::APPLICATION_DATA, &payload, seq));
         }
-    };
-    for (d, w) in hs.writes.iter().take(4) {
-        conn.on_event(
-            *d,
-            Event::Data(w),
-            SegmentCtx::default(),
-            &hs.keylog,
-            &mut sink,
+        // The handshake up to the client's Finished, then the stream in 1448-byte pieces
+        // (TCP segments; records cross them) — the client's application keys start at
+        // sequence number 0.
+        let mut conn = TlsConn::new();
+        let mut got = 0u64;
+        let mut sink = |_: usize, ev: Event<'_>| {
+            if let Event::Data(b) = ev {
+                got += b.len() as u64
+            }
+        };
+        for (d, w) in hs.writes.iter().take(4) {
+            conn.on_event(
+                *d,
+                Event::Data(w),
+                SegmentCtx::default(),
+                &hs.keylog,
+                &mut sink,
+            );
+        }
+        let t = std::time::Instant::now();
+        for piece in stream.chunks(1448) {
+            conn.on_event(
+                C,
+                Event::Data(piece),
+                SegmentCtx::default(),
+                &hs.keylog,
+                &mut sink,
+            );
+        }
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(got, (n * record) as u64, "every record decrypted");
+        eprintln!(
+            "TLS 1.3 AES-128-GCM through TlsConn, {record}-byte records: {:.0} MB/s of ciphertext, \
+             {:.2} M records/s ({} MiB in {:.3} s{})",
+            stream.len() as f64 / secs / 1e6,
+            n as f64 / secs / 1e6,
+            stream.len() >> 20,
+            secs,
+            if cfg!(debug_assertions) { ", debug build" } else { "" }
         );
     }
-    let t = std::time::Instant::now();
-    for piece in stream.chunks(65536) {
-        conn.on_event(
-            C,
-            Event::Data(piece),
-            SegmentCtx::default(),
-            &hs.keylog,
-            &mut sink,
-        );
+}
+
+// ---------------------------------------------------------------- damaged input
+
+/// One way to damage a conversation's byte streams.
+#[derive(Clone, Debug)]
+enum Damage {
+    /// XOR a byte of write `w` at `at` (both taken modulo the lengths).
+    Flip { w: usize, at: usize, x: u8 },
+    /// Replace `n` bytes of write `w` from `at` by a gap.
+    Gap { w: usize, at: usize, n: usize },
+    /// Insert garbage before write `w`.
+    Garbage { w: usize, bytes: Vec<u8> },
+    /// Drop everything from write `w` on.
+    Truncate { w: usize },
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        (any::<usize>(), any::<usize>(), 1u8..).prop_map(|(w, at, x)| Damage::Flip { w, at, x }),
+        (any::<usize>(), any::<usize>(), 1usize..3000).prop_map(|(w, at, n)| Damage::Gap {
+            w,
+            at,
+            n
+        }),
+        (
+            any::<usize>(),
+            proptest::collection::vec(any::<u8>(), 1..64)
+        )
+            .prop_map(|(w, bytes)| Damage::Garbage { w, bytes }),
+        any::<usize>().prop_map(|w| Damage::Truncate { w }),
+    ]
+}
+
+/// Every byte handed on must be bytes the peer really sent: a substring of the original
+/// application data of that direction (gaps may cut it into pieces).
+fn pieces_are_genuine(expect: &[u8], got: &[Vec<u8>]) -> bool {
+    got.iter()
+        .all(|p| p.is_empty() || expect.windows(p.len()).any(|w| w == &p[..]))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Damaged streams never panic, and nothing that did not authenticate is handed on.
+    #[test]
+    fn damaged_streams_never_panic_nor_invent_bytes(
+        which in 0usize..4,
+        damages in proptest::collection::vec(damage(), 1..4),
+        seg in 1usize..2000,
+    ) {
+        let convs = conversations();
+        let c = &convs[which];
+        // (direction, bytes, gap: (offset, length)) per write.
+        type Write = (usize, Vec<u8>, Option<(usize, usize)>);
+        let mut writes: Vec<Write> =
+            c.writes.iter().map(|(d, w)| (*d, w.clone(), None)).collect();
+        for dmg in &damages {
+            let nw = writes.len();
+            match dmg.clone() {
+                Damage::Flip { w, at, x } => {
+                    let wr = &mut writes[w % nw].1;
+                    let i = at % wr.len();
+                    wr[i] ^= x;
+                }
+                Damage::Gap { w, at, n } => {
+                    let (_, wr, gap) = &mut writes[w % nw];
+                    let a = at % wr.len();
+                    *gap = Some((a, n.min(wr.len() - a)));
+                }
+                Damage::Garbage { w, bytes } => {
+                    let d = writes[w % nw].0;
+                    writes.insert(w % nw, (d, bytes, None));
+                }
+                Damage::Truncate { w } => writes.truncate((w % nw).max(1)),
+            }
+        }
+        let mut conn = TlsConn::new();
+        // Pieces of plaintext between gaps, per direction.
+        let mut pieces: [Vec<Vec<u8>>; 2] = [vec![vec![]], vec![vec![]]];
+        let mut sink = |dir: usize, ev: Event<'_>| match ev {
+            Event::Data(b) => pieces[dir].last_mut().unwrap().extend(b),
+            Event::Gap(n) => {
+                assert!(n > 0, "an empty gap");
+                pieces[dir].push(vec![]);
+            }
+        };
+        for (i, (d, w, gap)) in writes.iter().enumerate() {
+            let ctx = SegmentCtx { frame: i as u64 + 1, ts_ns: 0 };
+            let (a, n) = gap.unwrap_or((w.len(), 0));
+            for part in w[..a].chunks(seg) {
+                conn.on_event(*d, Event::Data(part), ctx, &c.keylog, &mut sink);
+            }
+            if n > 0 {
+                conn.on_event(*d, Event::Gap(n as u64), ctx, &c.keylog, &mut sink);
+            }
+            for part in w[a + n..].chunks(seg) {
+                conn.on_event(*d, Event::Data(part), ctx, &c.keylog, &mut sink);
+            }
+        }
+        // Bounded buffers whatever happened.
+        prop_assert!(conn.held_bytes() < 3 * MAX_RECORD_BUFFER + MAX_HANDSHAKE_MESSAGE);
+        for (d, p) in pieces.iter().enumerate() {
+            prop_assert!(pieces_are_genuine(&c.expect[d], p), "direction {}", d);
+        }
     }
-    let secs = t.elapsed().as_secs_f64();
-    assert_eq!(got, (n * 16384) as u64, "every record decrypted");
-    eprintln!(
-        "TLS 1.3 AES-128-GCM decryption through TlsConn: {:.0} MB/s of ciphertext ({} MiB in {:.3} s{})",
-        stream.len() as f64 / secs / 1e6,
-        stream.len() >> 20,
-        secs,
-        if cfg!(debug_assertions) { ", debug build" } else { "" }
-    );
 }
