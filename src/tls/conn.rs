@@ -420,7 +420,7 @@ pub struct TlsConn {
     /// The version and suite decided by the ServerHello.
     protection: Option<Protection>,
     /// The secrets found for the client random.
-    secrets: Option<Secrets>,
+    secrets: Option<Box<Secrets>>,
     half: [Half; 2],
     /// Decrypted bytes of the current record (reused for every record).
     plain: Vec<u8>,
@@ -1331,7 +1331,7 @@ impl TlsConn {
         } else {
             // The master secret is looked up now (and again at ChangeCipherSpec if absent).
             if let Some(cr) = self.client_random {
-                self.secrets = keys.secrets(&cr).copied();
+                self.secrets = keys.secrets(&cr).map(|s| Box::new(*s));
             }
             self.set_alpn(&sh.extensions);
             self.facts.encrypt_then_mac =
@@ -1361,7 +1361,7 @@ impl TlsConn {
             self.no_key(ctx, sink);
             return;
         };
-        self.secrets = Some(s);
+        self.secrets = Some(Box::new(s));
         for (d, hs_secret, app_secret) in [
             (server, s.server_handshake_traffic, s.server_traffic_0),
             (client, s.client_handshake_traffic, s.client_traffic_0),
@@ -1413,8 +1413,13 @@ impl TlsConn {
             self.give_up(d, ctx, 0, &mut |_, _| {});
             return;
         };
-        if self.secrets.and_then(|s| s.master_secret).is_none() {
-            self.secrets = keys.secrets(&cr).copied();
+        if self
+            .secrets
+            .as_ref()
+            .and_then(|s| s.master_secret)
+            .is_none()
+        {
+            self.secrets = keys.secrets(&cr).map(|s| Box::new(*s));
         }
         let is_client = self.facts.client_dir == Some(d);
         match self.tls12_keys(p, is_client) {
@@ -1446,7 +1451,7 @@ impl TlsConn {
         let (Some(cr), Some(sr)) = (self.client_random, self.server_random) else {
             return Err(());
         };
-        let Some(ms) = self.secrets.and_then(|s| s.master_secret) else {
+        let Some(ms) = self.secrets.as_ref().and_then(|s| s.master_secret) else {
             return Ok(None);
         };
         // client_write_MAC_key, server_write_MAC_key, client_write_key, server_write_key,
@@ -1483,7 +1488,7 @@ impl TlsConn {
             return;
         };
         let is_client = self.facts.client_dir == Some(d);
-        let s = self.secrets.unwrap_or_default();
+        let s = self.secrets.as_deref().copied().unwrap_or_default();
         let secret: Result<Option<Secret>, BadSecretLength> = match epoch {
             Epoch::Plaintext => Ok(None),
             Epoch::Early => Ok(s.client_early_traffic),
@@ -1568,7 +1573,7 @@ impl TlsConn {
         }
         let (Some(Protection::Tls13(aead, hash)), Some(secret)) = (
             self.protection,
-            self.secrets.and_then(|s| s.client_early_traffic),
+            self.secrets.as_ref().and_then(|s| s.client_early_traffic),
         ) else {
             // Accepted, but the key log has no early secret: that data is lost.
             self.facts.dirs[c].skipped_records += record_count(&held);

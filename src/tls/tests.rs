@@ -1222,3 +1222,18 @@ proptest! {
         }
     }
 }
+
+/// A KeyLog is shared by every thread (behind an Arc); a TlsConn lives in one shard and
+/// may be moved to the thread that runs it.
+#[test]
+fn keylog_is_shareable_and_conn_is_sendable() {
+    fn shared<T: Send + Sync>() {}
+    fn sendable<T: Send>() {}
+    shared::<KeyLog>();
+    shared::<std::sync::Arc<KeyLog>>();
+    sendable::<TlsConn>();
+    // Small enough to sit in every connection's state; keys and buffers are on the heap.
+    let size = std::mem::size_of::<TlsConn>();
+    assert!(size <= 1024, "TlsConn is {size} bytes");
+    eprintln!("size_of::<TlsConn>() = {size}");
+}
