@@ -483,6 +483,12 @@ impl TlsConn {
         &self.facts
     }
 
+    /// Bytes of an unfinished record held for direction `dir` (at the end of a capture:
+    /// what was cut off), or scanned after a gap without finding a record yet.
+    pub fn partial_record_bytes(&self, dir: usize) -> usize {
+        self.half[dir].buf.len()
+    }
+
     /// Bytes held in buffers (partial records, handshake messages, held 0-RTT data,
     /// the plaintext buffer), for a memory budget.
     pub fn held_bytes(&self) -> usize {

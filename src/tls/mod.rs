@@ -57,7 +57,8 @@ pub(crate) mod testing;
 mod tests;
 
 pub use self::conn::{
-    DirFacts, SegmentCtx, TlsAnomalies, TlsConn, TlsCounts, TlsFacts, TlsState, TlsVersion,
+    DirFacts, EarlyData, SegmentCtx, TlsAnomalies, TlsConn, TlsCounts, TlsFacts, TlsState,
+    TlsVersion,
 };
 pub use self::keylog::{
     KeyLog, KeySource, LoadStats, NoKeys, Secret, Secrets, DSB_SECRETS_TYPE_TLS,

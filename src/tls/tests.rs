@@ -606,11 +606,11 @@ fn tls13_early_data_accepted_and_rejected() {
     assert_eq!(f.dirs[C].skipped_records, 2);
 }
 
-fn conn_early(accepted: bool) -> super::conn::EarlyData {
+fn conn_early(accepted: bool) -> EarlyData {
     if accepted {
-        super::conn::EarlyData::Accepted
+        EarlyData::Accepted
     } else {
-        super::conn::EarlyData::Rejected
+        EarlyData::Rejected
     }
 }
 
