@@ -37,5 +37,6 @@ pub mod reorder;
 pub mod report;
 pub mod stats;
 pub mod time;
+pub mod tls;
 pub mod verdict;
 pub mod ws;
