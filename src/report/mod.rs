@@ -4,6 +4,7 @@
 
 pub mod columns;
 pub mod csv;
+pub mod html;
 
 use std::io;
 

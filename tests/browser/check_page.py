@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Opens wsclose HTML reports in headless Chromium through the DevTools protocol and
+reports, as one JSON object per page on stdout, what a reader would see: console errors,
+exceptions, dialogs (a script from the capture would open one), the DOM's text, the
+findings' elements, images, the paint timing, and a screenshot.
+
+    check_page.py [--chromium PATH] [--screenshot-dir DIR] [--width W] [--height H] PAGE.html...
+
+Needs Python `websockets` (asyncio API: 10.x and later). Exit status 0 when every page
+loaded and drew (the checks on the results are the caller's), 2 on a failure to drive
+the browser.
+"""
+import argparse
+import asyncio
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import websockets
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+]
+
+# What the page shows, read from the DOM after the page says it has drawn.
+PROBE = r"""
+(() => {
+  const q = (s) => document.querySelector(s);
+  const findings = Array.from(document.querySelectorAll('li.finding')).map((li) => ({
+    cause: li.querySelector('.cause').textContent,
+    title: li.querySelector('.title').textContent,
+    sessions: li.querySelector('.sessions-total').textContent,
+    severity: li.querySelector('.sev').textContent,
+  }));
+  const outcomes = Array.from(document.querySelectorAll('#outcomes li')).map((li) => [
+    li.querySelector('.token').textContent, li.querySelector('.n').textContent]);
+  const paint = {};
+  for (const e of performance.getEntriesByType('paint')) paint[e.name] = e.startTime;
+  const nav = performance.getEntriesByType('navigation')[0];
+  const onAttrs = Array.from(document.querySelectorAll('*')).filter((el) =>
+    Array.from(el.attributes).some((a) => a.name.startsWith('on'))).length;
+  return {
+    ready: document.body.getAttribute('data-ready'),
+    text: document.body.innerText,
+    total: q('#total-sessions') ? q('#total-sessions').textContent : null,
+    findings,
+    no_findings: !!q('#no-findings'),
+    outcomes,
+    images: document.images.length,
+    elements_with_on_attributes: onAttrs,
+    scripts: document.scripts.length,
+    paint,
+    dom_content_loaded_ms: nav ? nav.domContentLoadedEventEnd : null,
+    load_ms: nav ? nav.loadEventEnd : null,
+    ready_ms: Number(document.body.getAttribute('data-ready-ms')),
+    canvas_drawn: (() => {
+      const c = q('#tl');
+      if (!c) return false;
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let inked = 0;
+      for (let i = 3; i < d.length; i += 4 * 97) if (d[i] > 0) inked++;
+      return inked > 0;
+    })(),
+    html_bytes: document.documentElement.outerHTML.length,
+  };
+})()
+"""
+
+
+class Cdp:
+    def __init__(self, ws):
+        self.ws = ws
+        self.next_id = 0
+        self.events = []
+        self.waiting = {}
+        self.reader = asyncio.ensure_future(self._read())
+
+    async def _read(self):
+        async for raw in self.ws:
+            msg = json.loads(raw)
+            if "id" in msg and msg["id"] in self.waiting:
+                self.waiting.pop(msg["id"]).set_result(msg)
+            elif "method" in msg:
+                self.events.append(msg)
+
+    async def call(self, method, timeout=30, **params):
+        self.next_id += 1
+        fut = asyncio.get_event_loop().create_future()
+        self.waiting[self.next_id] = fut
+        await self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        msg = await asyncio.wait_for(fut, timeout)
+        if "error" in msg:
+            raise RuntimeError(f"{method}: {msg['error']}")
+        return msg.get("result", {})
+
+    async def wait_event(self, method, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for e in self.events:
+                if e["method"] == method:
+                    return e
+            await asyncio.sleep(0.05)
+        return None
+
+
+def page_target(port, timeout=20):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as r:
+                for t in json.load(r):
+                    if t.get("type") == "page":
+                        return t["webSocketDebuggerUrl"]
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("no page target")
+
+
+async def check(chromium, page, shot_dir, width, height):
+    profile = tempfile.mkdtemp(prefix="wsclose-chromium-")
+    proc = subprocess.Popen(
+        [chromium, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        port_file = os.path.join(profile, "DevToolsActivePort")
+        end = time.monotonic() + 30
+        while not os.path.exists(port_file) or os.path.getsize(port_file) == 0:
+            if time.monotonic() > end or proc.poll() is not None:
+                raise RuntimeError("chromium did not start")
+            time.sleep(0.05)
+        with open(port_file) as f:
+            port = int(f.readline())
+        url = page_target(port)
+        async with websockets.connect(url, max_size=None) as ws:
+            cdp = Cdp(ws)
+            for domain in ("Runtime", "Log", "Page"):
+                await cdp.call(f"{domain}.enable")
+            await cdp.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                           deviceScaleFactor=1, mobile=False)
+            t0 = time.monotonic()
+            await cdp.call("Page.navigate", url="file://" + os.path.abspath(page))
+            loaded = await cdp.wait_event("Page.loadEventFired", 60)
+            ready = None
+            end = time.monotonic() + 30
+            while time.monotonic() < end:
+                r = await cdp.call("Runtime.evaluate", expression="document.body && document.body.getAttribute('data-ready')",
+                                   returnByValue=True)
+                ready = r.get("result", {}).get("value")
+                if ready == "1":
+                    break
+                await asyncio.sleep(0.05)
+            wall_ready_ms = (time.monotonic() - t0) * 1000
+            r = await cdp.call("Runtime.evaluate", expression=PROBE, returnByValue=True)
+            if "exceptionDetails" in r:
+                raise RuntimeError(f"probe failed: {r['exceptionDetails']}")
+            probe = r["result"]["value"]
+            # A screenshot makes headless Chromium present a frame (and record its paint).
+            shot = None
+            m = await cdp.call("Page.getLayoutMetrics")
+            size = m.get("cssContentSize") or m["contentSize"]
+            clip = {"x": 0, "y": 0, "width": width, "height": min(size["height"], 4000), "scale": 1}
+            img = await cdp.call("Page.captureScreenshot", format="png", clip=clip,
+                                 captureBeyondViewport=True)
+            if shot_dir:
+                shot = os.path.join(shot_dir, os.path.splitext(os.path.basename(page))[0] + ".png")
+                with open(shot, "wb") as f:
+                    f.write(base64.b64decode(img["data"]))
+            r = await cdp.call("Runtime.evaluate", returnByValue=True, expression=
+                               "Object.fromEntries(performance.getEntriesByType('paint').map(e => [e.name, e.startTime]))")
+            probe["paint"] = r["result"]["value"]
+            await asyncio.sleep(0.2)
+            errors = []
+            dialogs = []
+            for e in cdp.events:
+                m, p = e["method"], e.get("params", {})
+                if m == "Runtime.exceptionThrown":
+                    errors.append("exception: " + json.dumps(p.get("exceptionDetails", {}))[:2000])
+                elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert", "warning"):
+                    errors.append("console." + p["type"] + ": " + json.dumps(p.get("args", []))[:2000])
+                elif m == "Log.entryAdded" and p.get("entry", {}).get("level") in ("error", "warning"):
+                    errors.append("log: " + p["entry"].get("text", "")[:2000])
+                elif m == "Page.javascriptDialogOpening":
+                    dialogs.append(p.get("message", ""))
+            cdp.reader.cancel()
+            return {
+                "page": page,
+                "loaded": loaded is not None,
+                "ready": ready == "1",
+                "wall_ready_ms": round(wall_ready_ms, 1),
+                "errors": errors,
+                "dialogs": dialogs,
+                "screenshot": shot,
+                **probe,
+            }
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
+    ap.add_argument("--screenshot-dir")
+    ap.add_argument("--width", type=int, default=1280)
+    ap.add_argument("--height", type=int, default=900)
+    ap.add_argument("pages", nargs="+")
+    a = ap.parse_args()
+    ok = True
+    for p in a.pages:
+        try:
+            r = asyncio.run(check(a.chromium, p, a.screenshot_dir, a.width, a.height))
+        except Exception as e:  # noqa: BLE001 - reported to the caller as data
+            r = {"page": p, "failure": f"{type(e).__name__}: {e}"}
+            ok = False
+        print(json.dumps(r), flush=True)
+    sys.exit(0 if ok else 2)
+
+
+if __name__ == "__main__":
+    main()
