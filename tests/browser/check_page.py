@@ -4,7 +4,8 @@ reports, as one JSON object per page on stdout, what a reader would see: console
 exceptions, dialogs (a script from the capture would open one), the DOM's text, the
 findings' elements, images, the paint timing, and a screenshot.
 
-    check_page.py [--chromium PATH] [--screenshot-dir DIR] [--width W] [--height H] PAGE.html...
+    check_page.py [--chromium PATH] [--screenshot-dir DIR] [--width W] [--height H]
+                  [--interact] PAGE.html...
 
 Needs Python `websockets` (asyncio API: 10.x and later). Exit status 0 when every page
 loaded and drew (the checks on the results are the caller's), 2 on a failure to drive
@@ -59,7 +60,6 @@ PROBE = r"""
   const onAttrs = Array.from(document.querySelectorAll('*')).filter((el) =>
     Array.from(el.attributes).some((a) => a.name.startsWith('on'))).length;
   return {
-    ready: document.body.getAttribute('data-ready'),
     text: document.body.innerText,
     total: q('#total-sessions') ? q('#total-sessions').textContent : null,
     findings,
@@ -82,6 +82,49 @@ PROBE = r"""
     })(),
     html_bytes: document.documentElement.outerHTML.length,
   };
+})()
+"""
+
+
+# What a reader does: switch the lanes, highlight each finding, zoom, pan, hover, pick a
+# session for the drill-down. Returns what changed, so the caller can check it.
+INTERACT = r"""
+(() => {
+  const out = {};
+  const c = document.querySelector('#tl');
+  const r = c.getBoundingClientRect();
+  const at = (fx, fy) => ({ clientX: r.left + r.width * fx, clientY: r.top + r.height * fy, bubbles: true });
+  for (const v of ['client', 'outcome', 'server']) {
+    const el = document.querySelector('input[name="lanes"][value="' + v + '"]');
+    el.checked = true;
+    el.dispatchEvent(new Event('change', { bubbles: true }));
+  }
+  out.highlights = Array.from(document.querySelectorAll('button.hl')).map((b) => {
+    b.click();
+    return document.querySelector('#hl-note').textContent;
+  });
+  c.dispatchEvent(new WheelEvent('wheel', { ...at(0.5, 0.5), deltaY: -300, cancelable: true }));
+  c.dispatchEvent(new MouseEvent('mousedown', at(0.5, 0.5)));
+  c.dispatchEvent(new MouseEvent('mousemove', at(0.4, 0.45)));
+  window.dispatchEvent(new MouseEvent('mouseup', at(0.4, 0.45)));
+  let tips = 0;
+  for (let y = 0.1; y < 1; y += 0.05) {
+    for (let x = 0.0025; x < 1; x += 0.005) {
+      c.dispatchEvent(new MouseEvent('mousemove', at(x, y)));
+      if (!document.querySelector('#tip').hidden) tips++;
+    }
+  }
+  out.tips = tips;
+  const sel = document.querySelector('#drill-select');
+  out.drill_options = sel.options.length - 1;
+  if (sel.options.length > 1) {
+    sel.value = sel.options[1].value;
+    sel.dispatchEvent(new Event('change', { bubbles: true }));
+  }
+  out.drill_rows = document.querySelectorAll('#drill-table tbody tr').length;
+  document.querySelector('#clear-hl').click();
+  document.querySelector('#zoom-reset').click();
+  return out;
 })()
 """
 
@@ -136,7 +179,7 @@ def page_target(port, timeout=20):
     raise RuntimeError("no page target")
 
 
-async def check(chromium, page, shot_dir, width, height):
+async def check(chromium, page, shot_dir, width, height, interact):
     profile = tempfile.mkdtemp(prefix="wsclose-chromium-")
     proc = subprocess.Popen(
         [chromium, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"],
@@ -176,6 +219,15 @@ async def check(chromium, page, shot_dir, width, height):
             if "exceptionDetails" in r:
                 raise RuntimeError(f"probe failed: {r['exceptionDetails']}")
             probe = r["result"]["value"]
+            if interact:
+                r = await cdp.call("Runtime.evaluate", expression=INTERACT, returnByValue=True)
+                if "exceptionDetails" in r:
+                    probe["interaction_error"] = json.dumps(r["exceptionDetails"])[:2000]
+                else:
+                    probe["interaction"] = r["result"]["value"]
+                # Let the scheduled frames draw (errors in them are collected below).
+                await cdp.call("Runtime.evaluate", awaitPromise=True, expression=
+                               "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
             # A screenshot makes headless Chromium present a frame (and record its paint).
             shot = None
             m = await cdp.call("Page.getLayoutMetrics")
@@ -230,12 +282,13 @@ def main():
     ap.add_argument("--screenshot-dir")
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=900)
+    ap.add_argument("--interact", action="store_true", help="also click, zoom, pan and hover")
     ap.add_argument("pages", nargs="+")
     a = ap.parse_args()
     ok = True
     for p in a.pages:
         try:
-            r = asyncio.run(check(a.chromium, p, a.screenshot_dir, a.width, a.height))
+            r = asyncio.run(check(a.chromium, p, a.screenshot_dir, a.width, a.height, a.interact))
         except Exception as e:  # noqa: BLE001 - reported to the caller as data
             r = {"page": p, "failure": f"{type(e).__name__}: {e}"}
             ok = False

@@ -7,6 +7,7 @@ mod cli;
 mod columns;
 mod exit_status;
 mod golden;
+mod html;
 mod policy;
 mod truth;
 mod util;
