@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Opens wsclose HTML reports in headless Chromium through the DevTools protocol and
-reports, as one JSON object per page on stdout, what a reader would see: console errors,
-exceptions, dialogs (a script from the capture would open one), the DOM's text, the
-findings' elements, images, the paint timing, and a screenshot.
+"""Opens wsclose HTML reports in headless Chromium through the DevTools protocol (or in
+headless Firefox through WebDriver BiDi, --firefox) and reports, as one JSON object per
+page on stdout, what a reader would see: console errors, exceptions, dialogs (a script
+from the capture would open one), the DOM's text, the findings' elements, images, the
+paint timing, and a screenshot.
 
-    check_page.py [--chromium PATH] [--screenshot-dir DIR] [--width W] [--height H]
-                  [--interact] PAGE.html...
+    check_page.py [--chromium PATH | --firefox PATH] [--screenshot-dir DIR] [--width W]
+                  [--height H] [--interact] PAGE.html...
 
 Needs Python `websockets` (asyncio API: 10.x and later). Exit status 0 when every page
 loaded and drew (the checks on the results are the caller's), 2 on a failure to drive
@@ -17,6 +18,7 @@ import base64
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -66,6 +68,7 @@ PROBE = r"""
     no_findings: !!q('#no-findings'),
     outcomes,
     images: document.images.length,
+    image_tags: Array.from(document.images).map((i) => i.outerHTML.slice(0, 200)),
     elements_with_on_attributes: onAttrs,
     scripts: document.scripts.length,
     paint,
@@ -276,9 +279,101 @@ async def check(chromium, page, shot_dir, width, height, interact):
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+async def check_firefox(firefox, page, shot_dir, width, height, interact):
+    """The same checks in Firefox, over WebDriver BiDi."""
+    profile = tempfile.mkdtemp(prefix="wsclose-firefox-")
+    port = free_port()
+    err = open(os.path.join(profile, "stderr.log"), "w")
+    proc = subprocess.Popen(
+        [firefox, "--headless", "--no-remote", "--profile", profile,
+         f"--remote-debugging-port={port}", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        end = time.monotonic() + 60
+        ws = None
+        while ws is None:
+            try:
+                ws = await websockets.connect(f"ws://127.0.0.1:{port}/session", max_size=None)
+            except OSError:
+                if time.monotonic() > end or proc.poll() is not None:
+                    raise RuntimeError("firefox did not start")
+                await asyncio.sleep(0.2)
+        async with ws:
+            cdp = Cdp(ws)
+            await cdp.call("session.new", capabilities={})
+            await cdp.call("session.subscribe", events=["log.entryAdded", "browsingContext.userPromptOpened"])
+            tree = await cdp.call("browsingContext.getTree")
+            ctx = tree["contexts"][0]["context"]
+            await cdp.call("browsingContext.setViewport", context=ctx,
+                           viewport={"width": width, "height": height})
+
+            async def ev(expr):
+                r = await cdp.call("script.evaluate", expression=f"JSON.stringify({expr})",
+                                   target={"context": ctx}, awaitPromise=True)
+                if r.get("type") == "exception":
+                    raise RuntimeError(json.dumps(r.get("exceptionDetails"))[:2000])
+                return json.loads(r["result"]["value"])
+
+            t0 = time.monotonic()
+            await cdp.call("browsingContext.navigate", timeout=60, context=ctx,
+                           url="file://" + os.path.abspath(page), wait="complete")
+            ready = None
+            end = time.monotonic() + 30
+            while time.monotonic() < end:
+                ready = await ev("document.body && document.body.getAttribute('data-ready')")
+                if ready == "1":
+                    break
+                await asyncio.sleep(0.05)
+            wall_ready_ms = (time.monotonic() - t0) * 1000
+            probe = await ev(PROBE.strip())
+            if interact:
+                try:
+                    probe["interaction"] = await ev(INTERACT.strip())
+                except RuntimeError as e:
+                    probe["interaction_error"] = str(e)
+                await ev("await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+                         .replace("await ", "", 1))
+            shot = None
+            if shot_dir:
+                img = await cdp.call("browsingContext.captureScreenshot", context=ctx, origin="document")
+                shot = os.path.join(shot_dir, os.path.splitext(os.path.basename(page))[0] + ".firefox.png")
+                with open(shot, "wb") as f:
+                    f.write(base64.b64decode(img["data"]))
+            await asyncio.sleep(0.2)
+            errors, dialogs = [], []
+            for e in cdp.events:
+                m, p = e["method"], e.get("params", {})
+                if m == "log.entryAdded" and p.get("level") in ("error", "warn"):
+                    errors.append(f"{p.get('type')}.{p.get('level')}: {p.get('text', '')[:2000]}")
+                elif m == "browsingContext.userPromptOpened":
+                    dialogs.append(p.get("message", ""))
+            cdp.reader.cancel()
+            return {"page": page, "browser": "firefox", "loaded": True, "ready": ready == "1",
+                    "wall_ready_ms": round(wall_ready_ms, 1), "errors": errors, "dialogs": dialogs,
+                    "screenshot": shot, **probe}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        err.close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
+    ap.add_argument("--firefox", help="use this Firefox (WebDriver BiDi) instead of Chromium")
     ap.add_argument("--screenshot-dir")
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=900)
@@ -288,7 +383,10 @@ def main():
     ok = True
     for p in a.pages:
         try:
-            r = asyncio.run(check(a.chromium, p, a.screenshot_dir, a.width, a.height, a.interact))
+            if a.firefox:
+                r = asyncio.run(check_firefox(a.firefox, p, a.screenshot_dir, a.width, a.height, a.interact))
+            else:
+                r = asyncio.run(check(a.chromium, p, a.screenshot_dir, a.width, a.height, a.interact))
         except Exception as e:  # noqa: BLE001 - reported to the caller as data
             r = {"page": p, "failure": f"{type(e).__name__}: {e}"}
             ok = False

@@ -343,12 +343,18 @@ fn browser() -> Option<(String, String)> {
     None
 }
 
-/// Opens `pages` in headless Chromium; returns one result object per page.
-fn open_in_browser(pages: &[PathBuf], shots: &Path) -> Vec<serde_json::Value> {
-    let (chromium, python) = browser().expect("checked by the caller");
+/// Opens `pages` in headless Chromium (or in `firefox`); returns one result object per
+/// page.
+fn open_in_browser(
+    python: &str,
+    browser: [&str; 2],
+    pages: &[PathBuf],
+    shots: &Path,
+) -> Vec<serde_json::Value> {
     let out = Command::new(python)
         .arg(root().join("tests/browser/check_page.py"))
-        .args(["--chromium", &chromium, "--interact", "--screenshot-dir"])
+        .args(browser)
+        .args(["--interact", "--screenshot-dir"])
         .arg(shots)
         .args(pages)
         .output()
@@ -429,12 +435,8 @@ fn check_in_browser(r: &serde_json::Value, data: &serde_json::Value) {
     );
 }
 
-#[test]
-fn pages_load_in_headless_chromium_without_errors_and_run_nothing_from_the_capture() {
-    if browser().is_none() {
-        return;
-    }
-    let dir = out_dir();
+/// Writes the pages the browser tests open; returns them with their data.
+fn browser_pages(dir: &Path) -> (Vec<PathBuf>, Vec<serde_json::Value>) {
     let mut pages = Vec::new();
     let mut datas = Vec::new();
     for name in PAGES {
@@ -454,10 +456,48 @@ fn pages_load_in_headless_chromium_without_errors_and_run_nothing_from_the_captu
     let p = dir.join("hostile-findings.html");
     std::fs::write(&p, &html).unwrap();
     pages.push(p);
-    let results = open_in_browser(&pages, &dir);
+    (pages, datas)
+}
+
+#[test]
+fn pages_load_in_headless_chromium_without_errors_and_run_nothing_from_the_capture() {
+    let Some((chromium, python)) = browser() else {
+        return;
+    };
+    let dir = out_dir();
+    let (pages, datas) = browser_pages(&dir);
+    let results = open_in_browser(&python, ["--chromium", &chromium], &pages, &dir);
+    check_all(&pages, &datas, &results);
+}
+
+/// The same in Firefox (WebDriver BiDi), where one is installed (`$WSCLOSE_FIREFOX` or
+/// `firefox`); CI runs Chromium only.
+#[test]
+fn pages_load_in_headless_firefox_too() {
+    let firefox = std::env::var("WSCLOSE_FIREFOX").unwrap_or_else(|_| "firefox".into());
+    let found = Command::new(&firefox)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("html: SKIPPED the Firefox test: no firefox (set WSCLOSE_FIREFOX)");
+        return;
+    }
+    let Some(python) = find_python() else {
+        eprintln!("html: SKIPPED the Firefox test: no Python with websockets");
+        return;
+    };
+    let dir = out_dir().join("firefox");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (pages, datas) = browser_pages(&dir);
+    let results = open_in_browser(&python, ["--firefox", &firefox], &pages, &dir);
+    check_all(&pages, &datas, &results);
+}
+
+fn check_all(pages: &[PathBuf], datas: &[serde_json::Value], results: &[serde_json::Value]) {
     assert_eq!(results.len(), pages.len());
     let mut seen = HashSet::new();
-    for (r, data) in results.iter().zip(&datas) {
+    for (r, data) in results.iter().zip(datas) {
         check_in_browser(r, data);
         seen.insert(r["page"].as_str().unwrap().to_string());
         let shot = r["screenshot"].as_str().expect("a screenshot");
