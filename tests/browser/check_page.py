@@ -182,7 +182,7 @@ def page_target(port, timeout=20):
     raise RuntimeError("no page target")
 
 
-async def check(chromium, page, shot_dir, width, height, interact):
+async def check(chromium, page, shot_dir, width, height, interact, shot_height=4000):
     profile = tempfile.mkdtemp(prefix="wsclose-chromium-")
     proc = subprocess.Popen(
         [chromium, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"],
@@ -235,7 +235,7 @@ async def check(chromium, page, shot_dir, width, height, interact):
             shot = None
             m = await cdp.call("Page.getLayoutMetrics")
             size = m.get("cssContentSize") or m["contentSize"]
-            clip = {"x": 0, "y": 0, "width": width, "height": min(size["height"], 4000), "scale": 1}
+            clip = {"x": 0, "y": 0, "width": width, "height": min(size["height"], shot_height), "scale": 1}
             img = await cdp.call("Page.captureScreenshot", format="png", clip=clip,
                                  captureBeyondViewport=True)
             if shot_dir:
@@ -378,6 +378,7 @@ def main():
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=900)
     ap.add_argument("--interact", action="store_true", help="also click, zoom, pan and hover")
+    ap.add_argument("--shot-height", type=int, default=4000, help="screenshot at most this tall")
     ap.add_argument("pages", nargs="+")
     a = ap.parse_args()
     ok = True
@@ -386,7 +387,7 @@ def main():
             if a.firefox:
                 r = asyncio.run(check_firefox(a.firefox, p, a.screenshot_dir, a.width, a.height, a.interact))
             else:
-                r = asyncio.run(check(a.chromium, p, a.screenshot_dir, a.width, a.height, a.interact))
+                r = asyncio.run(check(a.chromium, p, a.screenshot_dir, a.width, a.height, a.interact, a.shot_height))
         except Exception as e:  # noqa: BLE001 - reported to the caller as data
             r = {"page": p, "failure": f"{type(e).__name__}: {e}"}
             ok = False

@@ -470,6 +470,34 @@ pub struct Timeline {
     pub by_outcome: Lanes,
 }
 
+/// Keeps `quota` of `n` items seen one by one, evenly spread over them (all when
+/// `quota >= n`): the k-th is kept when `k * quota / n` steps up.
+#[derive(Clone, Copy, Debug)]
+struct Quota {
+    n: u64,
+    quota: u64,
+    seen: u64,
+}
+
+impl Quota {
+    fn new(n: usize, quota: usize) -> Self {
+        Quota {
+            n: n as u64,
+            quota: quota.min(n) as u64,
+            seen: 0,
+        }
+    }
+
+    fn next(&mut self) -> bool {
+        let k = self.seen;
+        self.seen += 1;
+        if self.n == 0 || k >= self.n {
+            return false;
+        }
+        (k + 1) * self.quota / self.n > k * self.quota / self.n
+    }
+}
+
 /// Marks in session order, in memory up to a cap, then in an unlinked temporary file.
 pub struct MarkStore {
     mem: Vec<Mark>,
@@ -587,8 +615,10 @@ impl MarkStore {
         Ok(())
     }
 
-    /// The timeline: the sessions `named` first, then the abnormal ones, then the others
-    /// in session order, up to `max_kept`; the rest binned. `span` is the capture's first
+    /// The timeline: the sessions `named` first, then the abnormal ones, then the others,
+    /// up to `max_kept` in all; where a kind has more than its share, the share is taken
+    /// evenly over the capture (in first-packet order), so that the drawn sessions cover
+    /// the whole span. The rest are binned. `span` is the capture's first
     /// and last moment (µs) when known; the sessions' own otherwise.
     pub fn timeline(
         &mut self,
@@ -612,9 +642,15 @@ impl MarkStore {
                 n_abnormal += 1;
             }
         })?;
+        let n_rest = self.len() as usize - n_named - n_abnormal;
         let q_named = n_named.min(max_kept);
         let q_abnormal = n_abnormal.min(max_kept - q_named);
-        let q_rest = max_kept - q_named - q_abnormal;
+        let q_rest = n_rest.min(max_kept - q_named - q_abnormal);
+        let mut pick = [
+            Quota::new(n_named, q_named),
+            Quota::new(n_abnormal, q_abnormal),
+            Quota::new(n_rest, q_rest),
+        ];
         let (server_keys, server_other, server_lane) = self.servers.lanes();
         let (client_keys, client_other, client_lane) = self.clients.lanes();
         let mut t = Timeline {
@@ -663,7 +699,6 @@ impl MarkStore {
             i
         };
         intern("");
-        let (mut k_named, mut k_abnormal, mut k_rest) = (0, 0, 0);
         let c = &mut t.columns;
         let mut aggregated = 0u64;
         let mut named_kept = 0u64;
@@ -678,16 +713,14 @@ impl MarkStore {
         let store_texts = &texts;
         let result = self.for_each(&mut |m| {
             let is_named = named.contains(&m.session);
-            let keep = if is_named {
-                k_named += 1;
-                k_named <= q_named
+            let keep = pick[if is_named {
+                0
             } else if m.abnormal() {
-                k_abnormal += 1;
-                k_abnormal <= q_abnormal
+                1
             } else {
-                k_rest += 1;
-                k_rest <= q_rest
-            };
+                2
+            }]
+            .next();
             let ls = *server_lane.get(&m.server).unwrap_or(&other_server);
             let lc = *client_lane.get(&m.client.addr).unwrap_or(&other_client);
             let lo = m.outcome as u16;
@@ -820,6 +853,32 @@ mod tests {
     }
 
     #[test]
+    fn quotas_spread_evenly_and_keep_exactly_their_share() {
+        for (n, q) in [
+            (10, 3),
+            (87, 7),
+            (5, 5),
+            (5, 9),
+            (0, 3),
+            (100_000, 20_000),
+            (7, 0),
+        ] {
+            let mut p = Quota::new(n, q);
+            let kept: Vec<usize> = (0..n).filter(|_| p.next()).collect();
+            assert_eq!(kept.len(), q.min(n), "{n} {q}");
+            if q > 0 && q < n {
+                let gaps: Vec<usize> = kept.windows(2).map(|w| w[1] - w[0]).collect();
+                let (lo, hi) = (n / q, n.div_ceil(q));
+                assert!(
+                    gaps.iter().all(|g| *g >= lo && *g <= hi),
+                    "{n} {q} {gaps:?}"
+                );
+            }
+            assert!(!p.next() || n == 0 && q == 0);
+        }
+    }
+
+    #[test]
     fn texts_are_cut_and_bounded() {
         let mut d = Dict::default();
         assert_eq!(d.intern(""), 0);
@@ -856,12 +915,19 @@ mod tests {
             let t = s.timeline(&named, None, 20).unwrap();
             let kept = &t.columns.session;
             assert_eq!(kept.len(), 20);
-            // Kept in session order: 3 named, the 10 abnormal, then the first 7 others.
-            let mut want: Vec<u64> = (1..=7).collect();
-            want.extend((1..=10).map(|i| i * 10));
-            want.extend([95, 96, 97]);
-            want.sort();
-            assert_eq!(kept, &want);
+            // Kept in session order: the 3 named, the 10 abnormal, and 7 of the 87 others
+            // spread over the capture.
+            for s in [95, 96, 97, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100] {
+                assert!(kept.contains(&s), "{s} kept");
+            }
+            let others: Vec<u64> = kept
+                .iter()
+                .copied()
+                .filter(|s| s % 10 != 0 && !(95..=97).contains(s))
+                .collect();
+            assert_eq!(others.len(), 7);
+            assert!(others[0] <= 15 && others[6] >= 85, "{others:?}");
+            assert!(kept.windows(2).all(|w| w[0] < w[1]));
             assert_eq!(t.named_kept, 3);
             assert_eq!(t.aggregated, 80);
             for l in [&t.by_server, &t.by_client, &t.by_outcome] {

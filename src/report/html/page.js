@@ -22,6 +22,25 @@
       end[i] = acc + T.duration[i];
     }
   })();
+  // Session ends per time bin and outcome, of every session (kept and aggregated): mass
+  // drops and restarts stand out here at any scale.
+  var NBINS = Math.floor(T.span_us / T.bin_us) + 1;
+  var ends = [];
+  (function () {
+    function add(bin, o, n) {
+      bin = Math.max(0, Math.min(NBINS - 1, bin));
+      if (!ends[bin]) ends[bin] = new Array(COLORS.length).fill(0);
+      ends[bin][o] += n;
+    }
+    for (var i = 0; i < N; i++) add(Math.floor(end[i] / T.bin_us), T.outcome[i], 1);
+    var B = T.lanes.outcome.bins;
+    for (var b = 0; b + 3 < B.length; b += 4) add(B[b + 1], B[b + 2], B[b + 3]);
+  })();
+  var endsMax = 0;
+  ends.forEach(function (v) {
+    var s = 0; for (var k = 0; k < v.length; k++) s += v[k];
+    if (s > endsMax) endsMax = s;
+  });
   var bySession = new Map();
   for (var i0 = 0; i0 < N; i0++) bySession.set(T.session[i0], i0);
   var highlight = new Uint8Array(N);
@@ -55,7 +74,9 @@
 
   // ---- lanes and rows ----------------------------------------------------------------
   var MAX_ROWS = 400;
-  var LANE_HEAD = 16, STRIP = 18, LANE_GAP = 6, AXIS = 26;
+  var LANE_HEAD = 16, STRIP = 18, LANE_GAP = 6, AXIS = 26, ENDS = 38;
+  // The lanes scroll below the time axis and the strip of session ends.
+  var TOP = AXIS + ENDS;
   var mode = 'server';
   var layout = null;
 
@@ -151,7 +172,7 @@
   function fitHeight() {
     var fixed = 0;
     layout.lanes.forEach(function (ln) { fixed += LANE_HEAD + LANE_GAP + (ln.bins ? STRIP : 0); });
-    var want = AXIS + 4 + fixed + Math.max(1, layout.totalRows) * 10;
+    var want = TOP + 4 + fixed + Math.max(1, layout.totalRows) * 10;
     var h = Math.max(MIN_H, Math.min(MAX_H, want));
     if (Math.abs(h - cssH) > 1) {
       canvas.style.height = h + 'px';
@@ -160,7 +181,7 @@
   }
 
   function placeLanes() {
-    var avail = cssH - AXIS - 4;
+    var avail = cssH - TOP - 4;
     var fixed = 0;
     layout.lanes.forEach(function (ln) { fixed += LANE_HEAD + LANE_GAP + (ln.bins ? STRIP : 0); });
     var rows = Math.max(1, layout.totalRows);
@@ -176,7 +197,7 @@
     clampScroll();
   }
   function clampScroll() {
-    scrollY = Math.max(0, Math.min(scrollY, contentH - (cssH - AXIS)));
+    scrollY = Math.max(0, Math.min(scrollY, contentH - (cssH - TOP)));
   }
 
   // ---- view (time window, µs since t0) -----------------------------------------------
@@ -223,24 +244,38 @@
     1e6, 2e6, 5e6, 1e7, 15e6, 3e7, 6e7, 12e7, 3e8, 6e8, 9e8, 18e8, 36e8, 72e8, 108e8, 216e8,
     864e8, 1728e8, 6048e8];
 
-  function drawAxis() {
-    ctx.fillStyle = '#fff';
-    ctx.fillRect(0, 0, cssW, AXIS);
+  // The ticks of the time axis: (first tick, step, digits of the seconds' fraction).
+  function ticks() {
     var span = view.b - view.a;
     var want = span / Math.max(2, cssW / 110);
     var step = STEPS[STEPS.length - 1];
     for (var k = 0; k < STEPS.length; k++) if (STEPS[k] >= want) { step = STEPS[k]; break; }
     var digits = step >= 1e6 ? 0 : step >= 1e3 ? 3 : 6;
     var abs0 = T.t0_us + view.a;
-    var first = Math.ceil(abs0 / step) * step - T.t0_us;
-    ctx.strokeStyle = '#e4e4ea';
+    return [Math.ceil(abs0 / step) * step - T.t0_us, step, digits];
+  }
+
+  function drawGrid() {
+    var tk = ticks();
+    ctx.strokeStyle = '#ececf1';
+    for (var t = tk[0]; t <= view.b; t += tk[1]) {
+      var x = Math.round(xOf(t)) + 0.5;
+      ctx.beginPath(); ctx.moveTo(x, AXIS); ctx.lineTo(x, cssH); ctx.stroke();
+    }
+  }
+
+  function drawAxis() {
+    ctx.fillStyle = '#fff';
+    ctx.fillRect(0, 0, cssW, AXIS);
+    var tk = ticks();
+    ctx.strokeStyle = '#b9b9c4';
     ctx.fillStyle = '#5b5b66';
     ctx.font = '11px system-ui, sans-serif';
     ctx.textBaseline = 'middle';
-    for (var t = first; t <= view.b; t += step) {
+    for (var t = tk[0]; t <= view.b; t += tk[1]) {
       var x = Math.round(xOf(t)) + 0.5;
-      ctx.beginPath(); ctx.moveTo(x, AXIS - 6); ctx.lineTo(x, cssH); ctx.stroke();
-      ctx.fillText(clock(t, false, digits), x + 3, AXIS / 2 - 1);
+      ctx.beginPath(); ctx.moveTo(x, AXIS - 6); ctx.lineTo(x, AXIS); ctx.stroke();
+      ctx.fillText(clock(t, false, tk[2]), x + 3, AXIS / 2 - 1);
     }
     ctx.strokeStyle = '#b9b9c4';
     ctx.beginPath(); ctx.moveTo(0, AXIS - 0.5); ctx.lineTo(cssW, AXIS - 0.5); ctx.stroke();
@@ -300,19 +335,44 @@
     });
   }
 
+  function drawEnds() {
+    ctx.fillStyle = '#fafafc';
+    ctx.fillRect(0, AXIS, cssW, ENDS);
+    var bw = T.bin_us, h = ENDS - 14;
+    ends.forEach(function (counts, bin) {
+      var x0 = xOf(bin * bw), x1 = xOf((bin + 1) * bw);
+      if (x1 < 0 || x0 > cssW) return;
+      var w = Math.max(1, x1 - x0 - 0.5), y = AXIS + ENDS - 3;
+      for (var o = 0; o < counts.length; o++) {
+        if (!counts[o]) continue;
+        var hh = counts[o] / endsMax * h;
+        ctx.fillStyle = COLORS[o];
+        ctx.fillRect(x0, y - hh, w, Math.max(0.5, hh));
+        y -= hh;
+      }
+    });
+    ctx.fillStyle = '#5b5b66';
+    ctx.font = '10px system-ui, sans-serif';
+    ctx.textBaseline = 'top';
+    ctx.fillText('session ends (max ' + endsMax + ' per ' + secs(T.bin_us) + ')', 4, AXIS + 2);
+    ctx.strokeStyle = '#b9b9c4';
+    ctx.beginPath(); ctx.moveTo(0, TOP - 0.5); ctx.lineTo(cssW, TOP - 0.5); ctx.stroke();
+  }
+
   function draw() {
     if (!layout) return;
     ctx.clearRect(0, 0, cssW, cssH);
+    drawGrid();
     ctx.save();
-    ctx.beginPath(); ctx.rect(0, AXIS, cssW, cssH - AXIS); ctx.clip();
-    var top0 = AXIS - scrollY;
+    ctx.beginPath(); ctx.rect(0, TOP, cssW, cssH - TOP); ctx.clip();
+    var top0 = TOP - scrollY;
     var hAll = cssH;
     var markers = rowH >= 5;
     var barH = rowH > 3 ? rowH - 1 : rowH;
     layout.lanes.forEach(function (ln) {
       var ly = top0 + ln.y;
       var bottom = top0 + ln.stripY + (ln.bins ? STRIP : 0);
-      if (bottom < AXIS || ly > hAll) return;
+      if (bottom < TOP || ly > hAll) return;
       ctx.fillStyle = '#f3f3f6';
       ctx.fillRect(0, ly, cssW, LANE_HEAD - 2);
       ctx.fillStyle = '#1b1b1f';
@@ -324,7 +384,7 @@
       ctx.fillText(label, 4, ly + LANE_HEAD / 2 - 1);
       for (var r = 0; r < ln.rows; r++) {
         var y = top0 + ln.rowsY + r * rowH;
-        if (y + rowH < AXIS || y > hAll) continue;
+        if (y + rowH < TOP || y > hAll) continue;
         var list = ln.byRow[r];
         for (var k = 0; k < list.length; k++) {
           var i = list[k];
@@ -348,6 +408,7 @@
       if (ln.bins) drawStrip(ln, top0 + ln.stripY);
     });
     ctx.restore();
+    drawEnds();
     drawAxis();
     if (!document.body.hasAttribute('data-ready')) {
       document.body.setAttribute('data-ready-ms', performance.now().toFixed(1));
@@ -391,7 +452,11 @@
 
   function hit(mx, my) {
     if (!layout || my < AXIS) return null;
-    var y = my - AXIS + scrollY;
+    if (my < TOP) {
+      var eb = Math.floor(tOf(mx) / T.bin_us);
+      return ends[eb] ? { ends: eb, counts: ends[eb] } : null;
+    }
+    var y = my - TOP + scrollY;
     for (var k = 0; k < layout.lanes.length; k++) {
       var ln = layout.lanes[k];
       if (y < ln.y || y >= ln.stripY + (ln.bins ? STRIP : 0) + LANE_GAP) continue;
@@ -435,6 +500,15 @@
       ' ended between ' + clock(a, false, 3) + ' and ' + clock(b, false, 3) + '\n' + parts.join(', ');
   }
 
+  function endsText(h) {
+    var a = h.ends * T.bin_us, b = a + T.bin_us, parts = [], n = 0;
+    for (var o = 0; o < h.counts.length; o++) {
+      if (h.counts[o]) { parts.push(data.outcomes[o] + ' ' + h.counts[o]); n += h.counts[o]; }
+    }
+    return n + (n === 1 ? ' session' : ' sessions') + ' ended between ' + clock(a, false, 3) +
+      ' and ' + clock(b, false, 3) + '\n' + parts.join(', ');
+  }
+
   var drag = null;
   function pos(ev) {
     var r = canvas.getBoundingClientRect();
@@ -455,7 +529,7 @@
     }
     var h = hit(p[0], p[1]);
     if (!h) { tip.hidden = true; return; }
-    showTip(p[0], p[1], h.session !== undefined ? describe(h.session) : binText(h));
+    showTip(p[0], p[1], h.session !== undefined ? describe(h.session) : h.ends !== undefined ? endsText(h) : binText(h));
   });
   canvas.addEventListener('mouseleave', function () { tip.hidden = true; });
   canvas.addEventListener('mousedown', function (ev) {
