@@ -484,6 +484,44 @@ mod tests {
     }
 
     #[test]
+    fn the_drill_down_takes_each_finding_in_turn() {
+        let named = |cause, v: Vec<u64>| Finding {
+            sessions: v
+                .iter()
+                .map(|s| SessionRef {
+                    source: 0,
+                    session: *s,
+                    tcp_stream: *s,
+                })
+                .collect(),
+            ..finding(cause, vec![])
+        };
+        let big: Vec<u64> = (1000..1000 + MAX_DRILL as u64 * 2).collect();
+        let findings = vec![
+            named(Cause::IdleTimeout, big),
+            named(Cause::ServerError, vec![7, 8, 1000]),
+        ];
+        let ring = |s: u64| {
+            (s % 2 == 0).then(|| {
+                vec![super::super::page::DrillEvent {
+                    t_us: s as i64,
+                    ..Default::default()
+                }]
+            })
+        };
+        let d = drill(&findings, &ring);
+        let sessions: Vec<u64> = d.iter().map(|x| x.session).collect();
+        // 8 comes from the second finding although the first names 1,000 sessions; 7 has
+        // no ring; 1000 once; only sessions with a ring; at most MAX_DRILL looked at.
+        assert!(sessions.contains(&8) && !sessions.contains(&7));
+        assert_eq!(sessions.iter().filter(|s| **s == 1000).count(), 1);
+        assert!(sessions.iter().all(|s| s % 2 == 0));
+        assert!(sessions.len() <= MAX_DRILL / 2 + 1, "{}", sessions.len());
+        assert!(sessions.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(d[0].events[0].t_us, d[0].session as i64);
+    }
+
+    #[test]
     fn evidence_reads_as_text() {
         assert_eq!(evidence_text(&Ev::Share(0.125)), "12.50%");
         assert_eq!(
