@@ -21,7 +21,8 @@ use crate::capture::{Batch, Capture, Fill, Packet};
 use crate::config::Limits;
 use crate::decode::{decode, TcpSegment};
 use crate::error::InputError;
-use crate::flow::Shard;
+use crate::flow::{ConnLimits, Shard};
+use crate::legs::{peer_of, Legs, Pairing};
 use crate::record::{At, SessionRecord};
 use crate::reorder::Reorder;
 use crate::stats::Stats;
@@ -33,6 +34,12 @@ pub struct Options {
     /// (read, frame, decode) and N - 1 threads of shards. The report is the same for all N.
     pub threads: usize,
     pub limits: Limits,
+    /// Inflate permessage-deflate messages and check text messages for UTF-8 (RFC 7692,
+    /// RFC 6455 §8.1); `--no-inflate` turns it off.
+    pub inflate: bool,
+    /// Recognise connections whose handshake was not captured by their framing;
+    /// `--no-midstream` turns it off.
+    pub midstream: bool,
 }
 
 impl Default for Options {
@@ -40,6 +47,8 @@ impl Default for Options {
         Options {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             limits: Limits::default(),
+            inflate: true,
+            midstream: true,
         }
     }
 }
@@ -170,6 +179,11 @@ fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
 struct Engine {
     shards: Vec<Shard>,
     pending: Reorder,
+    /// Pairs proxy legs by Sec-WebSocket-Key (batch boundary), and numbers records and
+    /// links the legs on the way out.
+    pairing: Pairing,
+    legs: Legs,
+    pair_window_ns: i64,
     next_stream: u64,
     now: i64,
     max_connections: usize,
@@ -177,10 +191,21 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(n_shards: usize, limits: &Limits) -> Self {
+    fn new(n_shards: usize, opts: &Options) -> Self {
+        let limits = &opts.limits;
+        let conn = ConnLimits {
+            inflate: opts.inflate,
+            midstream: opts.midstream,
+            ..ConnLimits::new(limits)
+        };
         Engine {
-            shards: (0..n_shards).map(|_| Shard::new(limits)).collect(),
+            shards: (0..n_shards)
+                .map(|_| Shard::new(conn, limits.closed_linger_ns))
+                .collect(),
             pending: Reorder::new(limits.max_pending_bytes),
+            pairing: Pairing::default(),
+            legs: Legs::default(),
+            pair_window_ns: limits.pair_window_ns,
             next_stream: 0,
             now: i64::MIN,
             max_connections: limits.max_connections,
@@ -217,7 +242,30 @@ impl Engine {
         }
         self.next_stream += firsts.len() as u64;
 
+        // Proxy legs: the batch's Upgrade requests against the recent ones, by key.
         let now = self.now;
+        let mut seen = Vec::new();
+        for (i, s) in self.shards.iter_mut().enumerate() {
+            seen.extend(s.new_upgrades.drain(..).map(|mut u| {
+                u.shard = i;
+                u
+            }));
+        }
+        if !seen.is_empty() || now != i64::MIN {
+            let shards = &mut self.shards;
+            self.pairing
+                .batch(seen, self.pair_window_ns, now, &mut |front, back| {
+                    if !(shards[front.shard].has_session(front)
+                        && shards[back.shard].has_session(back))
+                    {
+                        return false;
+                    }
+                    shards[front.shard].set_peer(front, peer_of(back, true));
+                    shards[back.shard].set_peer(back, peer_of(front, false));
+                    true
+                });
+        }
+
         for s in &mut self.shards {
             s.expire(now);
         }
@@ -248,7 +296,9 @@ impl Engine {
             }
             watermark = watermark.min(s.watermark());
         }
-        self.pending.emit_below(watermark, out)
+        let legs = &mut self.legs;
+        self.pending
+            .emit_below(watermark, &mut |r| legs.push(r, &mut *out))
     }
 
     fn finish(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
@@ -256,7 +306,8 @@ impl Engine {
             s.finish();
             self.stats.add(&s.stats);
         }
-        self.emit(out)
+        self.emit(out)?;
+        self.legs.finish(out)
     }
 }
 
@@ -271,7 +322,7 @@ pub fn analyze(
     // More shards than threads keeps the threads busy when connections are uneven; the
     // report does not depend on the number.
     let n_shards = if threads <= 2 { 1 } else { (threads - 1) * 4 };
-    let mut engine = Engine::new(n_shards, &opts.limits);
+    let mut engine = Engine::new(n_shards, opts);
     let files = capture.n_inputs() as u64;
     if threads == 1 {
         let mut d = Decoded::default();

@@ -60,6 +60,15 @@ pub struct CaptureArgs {
     /// Do not print the summary line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Do not inflate permessage-deflate messages (nor check text messages for UTF-8):
+    /// the *_bytes_inflated columns are then empty, and so are the *_largest_message
+    /// columns of compressed sessions.
+    #[arg(long)]
+    pub no_inflate: bool,
+    /// Do not pick up connections whose handshake is not in the capture (recognised by
+    /// their WebSocket framing otherwise).
+    #[arg(long)]
+    pub no_midstream: bool,
 }
 
 /// Where a report goes.

@@ -39,7 +39,11 @@ pub fn open_output(args: &OutputArgs) -> Result<BufWriter<Box<dyn Write>>, ExitC
 
 /// The analysis options and the opened capture of `args`.
 fn open_capture(args: &CaptureArgs) -> Result<(Options, Capture), ExitCode> {
-    let mut opts = Options::default();
+    let mut opts = Options {
+        inflate: !args.no_inflate,
+        midstream: !args.no_midstream,
+        ..Options::default()
+    };
     if let Some(t) = args.threads {
         if t == 0 {
             return Err(usage_error("--threads must be at least 1"));

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod conn;
+pub mod midstream;
 pub mod reassembly;
 
 use std::cmp::Reverse;
@@ -11,8 +12,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::config::Limits;
 use crate::decode::TcpSegment;
+use crate::legs::UpgradeSeen;
 use crate::net::FlowKey;
-use crate::record::{At, SessionRecord};
+use crate::record::{At, Peer, SessionRecord};
 use crate::stats::Stats;
 use app::App;
 use conn::Conn;
@@ -24,9 +26,14 @@ pub struct ConnLimits {
     pub reassembly: ReassemblyLimits,
     /// Bytes of an HTTP head buffered while incomplete.
     pub max_head: usize,
+    /// Inflate permessage-deflate messages and check text (`--no-inflate` turns it off).
+    pub inflate: bool,
+    /// Pick up connections without a handshake by their framing (`--no-midstream`).
+    pub midstream: bool,
 }
 
 impl ConnLimits {
+    /// From the limits, with inflation and mid-stream pickup on (see the fields).
     pub fn new(limits: &Limits) -> Self {
         ConnLimits {
             reassembly: ReassemblyLimits {
@@ -35,6 +42,8 @@ impl ConnLimits {
                 max_seq_ahead: limits.max_seq_ahead,
             },
             max_head: limits.max_handshake_bytes,
+            inflate: true,
+            midstream: true,
         }
     }
 }
@@ -138,6 +147,8 @@ pub struct Shard {
     pub new_conns: Vec<ConnRef>,
     /// Records of connections finished, not yet handed to the writer.
     pub done: Vec<SessionRecord>,
+    /// Upgrade requests completed in the current batch (for pairing proxy legs).
+    pub new_upgrades: Vec<UpgradeSeen>,
     /// First packets of live connections that are or may become sessions.
     candidates: BTreeSet<u64>,
     /// Closed connections by the capture time at which they may be retired.
@@ -148,7 +159,7 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn new(limits: &Limits) -> Self {
+    pub fn new(limits: ConnLimits, linger_ns: i64) -> Self {
         Shard {
             map: FxMap::default(),
             cache: vec![CacheEntry::EMPTY; FLOW_CACHE],
@@ -156,11 +167,12 @@ impl Shard {
             free: Vec::new(),
             new_conns: Vec::new(),
             done: Vec::new(),
+            new_upgrades: Vec::new(),
             candidates: BTreeSet::new(),
             closing: BinaryHeap::new(),
             stats: Stats::default(),
-            limits: ConnLimits::new(limits),
-            linger_ns: limits.closed_linger_ns,
+            limits,
+            linger_ns,
         }
     }
 
@@ -237,6 +249,16 @@ impl Shard {
             limits: &self.limits,
         };
         conn.segment(seg, payload, &ctx);
+        if let Some((key, at, requests_before_upgrade)) = conn.app.take_new_upgrade() {
+            self.new_upgrades.push(UpgradeSeen {
+                key,
+                at,
+                shard: 0,
+                flow: conn.key,
+                first_packet: conn.first_packet,
+                requests_before_upgrade,
+            });
+        }
         if was_candidate && !conn.may_be_session() {
             self.candidates.remove(&conn.first_packet);
         }
@@ -247,6 +269,46 @@ impl Shard {
             };
             self.closing
                 .push(Reverse((conn.last_ts.saturating_add(self.linger_ns), r)));
+        }
+    }
+
+    /// Whether the session of `u` can still take a peer: its connection is live, or its
+    /// record is among those finished in this batch.
+    pub fn has_session(&self, u: &UpgradeSeen) -> bool {
+        if let Some(&slot) = self.map.get(&u.flow) {
+            if let Some(c) = self.slab[slot as usize].as_ref() {
+                if c.first_packet == u.first_packet
+                    && c.app
+                        .sessions()
+                        .any(|s| s.requests_before_upgrade == u.requests_before_upgrade)
+                {
+                    return true;
+                }
+            }
+        }
+        self.done
+            .iter()
+            .any(|r| r.order_key() == (u.first_packet, u.requests_before_upgrade))
+    }
+
+    /// Tells the session of `u` its peer (the other leg through a proxy).
+    pub fn set_peer(&mut self, u: &UpgradeSeen, peer: Peer) {
+        if let Some(&slot) = self.map.get(&u.flow) {
+            if let Some(c) = self.slab[slot as usize].as_mut() {
+                if c.first_packet == u.first_packet {
+                    if let Some(s) = c.app.session_mut(u.requests_before_upgrade) {
+                        s.peer = Some(peer);
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some(r) = self
+            .done
+            .iter_mut()
+            .find(|r| r.order_key() == (u.first_packet, u.requests_before_upgrade))
+        {
+            r.peer = Some(peer);
         }
     }
 
@@ -289,19 +351,17 @@ impl Shard {
         self.map.remove(&conn.key);
         self.candidates.remove(&conn.first_packet);
         conn.flush(&self.limits);
-        match &conn.app {
-            _ if conn.is_session() => self.stats.sessions += 1,
-            App::Unknown => self.stats.no_payload += 1,
-            _ => self.stats.not_websocket += 1,
-        }
+        let unknown = matches!(conn.app, App::Unknown);
         if evicted {
             self.stats.evicted += 1;
         }
         let (gaps, gap_bytes) = conn.gap_counters();
         self.stats.gaps += gaps;
         self.stats.gap_bytes += gap_bytes;
-        if let Some(r) = conn.record(evicted, &self.limits) {
-            self.done.push(r);
+        match conn.records(evicted, &self.limits, &mut self.done) {
+            0 if unknown => self.stats.no_payload += 1,
+            0 => self.stats.not_websocket += 1,
+            n => self.stats.sessions += n as u64,
         }
     }
 

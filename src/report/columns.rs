@@ -96,6 +96,10 @@ fn opt_count<'a>(x: Option<u16>) -> Value<'a> {
     x.map_or(Value::Empty, |c| Value::Count(c as u64))
 }
 
+fn opt_u64<'a>(x: Option<u64>) -> Value<'a> {
+    x.map_or(Value::Empty, Value::Count)
+}
+
 fn opt_side<'a>(s: Option<Side>) -> Value<'a> {
     s.map_or(Value::Empty, |s| Value::Text(s.as_str()))
 }
@@ -305,6 +309,52 @@ pub static COLUMNS: &[Column] = &[
         value: |r| Value::Text(&r.rec.user_agent),
         meaning: "the request's User-Agent",
     },
+    Column {
+        name: "handshake_seen",
+        value: |r| Value::Bool(r.rec.handshake_seen()),
+        meaning: "false when the session was picked up mid-stream (no handshake in the capture, recognised by its framing; anomaly midstream)",
+    },
+    Column {
+        name: "requests_before_upgrade",
+        value: |r| {
+            if r.rec.handshake_seen() {
+                Value::Count(r.rec.requests_before_upgrade)
+            } else {
+                Value::Empty
+            }
+        },
+        meaning: "HTTP requests on the connection before this Upgrade (keep-alive; a rejected Upgrade counts); 0 when the Upgrade came first; empty mid-stream",
+    },
+    Column {
+        name: "client_bytes_inflated",
+        value: |r| opt_u64(r.rec.client_side.bytes_inflated),
+        meaning: "with permessage-deflate: application bytes of the client's complete data messages (inflated size when compressed, wire size otherwise); empty without the extension, without a seen handshake, or with --no-inflate",
+    },
+    Column {
+        name: "server_bytes_inflated",
+        value: |r| opt_u64(r.rec.server_side.bytes_inflated),
+        meaning: "the same for the server's messages",
+    },
+    Column {
+        name: "client_largest_message",
+        value: |r| opt_u64(r.rec.client_side.largest_message),
+        meaning: "the client's largest complete data message in application bytes (inflated when compressed; wire size without the extension); empty when not knowable",
+    },
+    Column {
+        name: "server_largest_message",
+        value: |r| opt_u64(r.rec.server_side.largest_message),
+        meaning: "the same for the server's messages",
+    },
+    Column {
+        name: "peer_session",
+        value: |r| opt_u64(r.rec.peer_session),
+        meaning: "the other leg's session number when both legs of a proxy are in the capture (same Sec-WebSocket-Key, the back leg's request within seconds of the front's); empty when unpaired",
+    },
+    Column {
+        name: "closed_by",
+        value: |r| r.rec.closed_by.map_or(Value::Empty, |c| Value::Text(c.as_str())),
+        meaning: "client, server or proxy: who sent the earliest Close frame, FIN or RST, across both legs when paired (the proxy's own packets count as proxy); empty when nothing ended",
+    },
 ];
 
 /// The column named `name`.
@@ -389,6 +439,14 @@ mod tests {
             ("server_missing_bytes", "0"),
             ("origin", ""),
             ("user_agent", "ua"),
+            ("handshake_seen", "true"),
+            ("requests_before_upgrade", "2"),
+            ("client_bytes_inflated", "40"),
+            ("server_bytes_inflated", ""),
+            ("client_largest_message", "30"),
+            ("server_largest_message", ""),
+            ("peer_session", "8"),
+            ("closed_by", "proxy"),
         ];
         assert_eq!(got, want);
     }

@@ -1,0 +1,507 @@
+//! Message payloads: permessage-deflate inflation (RFC 7692) and the UTF-8 check of text
+//! messages (RFC 6455 §5.6, §8.1), as one consumer of a session's frame events.
+//!
+//! - A message is compressed iff its first frame has RSV1 (§6.1). Its frames' payloads
+//!   are concatenated, `00 00 ff ff` is appended, and the result is inflated as raw
+//!   DEFLATE (§7.2.2).
+//! - Each direction has its own parameters (§7.1): the window from `*_max_window_bits`,
+//!   and whether the LZ77 window is kept across messages (context takeover) or reset.
+//! - An inflater is allocated at a direction's first compressed message, sized from the
+//!   negotiated window, and freed after each message in a direction without context
+//!   takeover (it would be reset anyway).
+//! - Sizes are application bytes: inflated size for compressed messages, wire size for
+//!   the others (Node `ws` sends small messages uncompressed inside a deflate session).
+//! - What cannot be known is said: a gap inside a compressed message (and, with context
+//!   takeover, everything after it in that direction), a cap reached, an inflate error
+//!   make sizes lower bounds (`exact=false`).
+//!
+//! Payload arrives as the capture holds it (client frames masked); it is unmasked and
+//! inflated through per-thread scratch buffers, never kept.
+
+use std::cell::RefCell;
+
+use flate2::{Decompress, FlushDecompress, Status};
+
+use super::events::{FrameConsumer, GapEffect, StreamEvent};
+use super::extensions::Deflate;
+use super::frame::{opcode, FrameHeader};
+use crate::config::{MAX_INFLATED_DIRECTION, MAX_INFLATED_MESSAGE};
+use crate::record::{Anomalies, Anomaly, At, Side};
+
+/// The empty stored block that ends each compressed message on the wire, removed by the
+/// sender and appended by the receiver (RFC 7692 §7.2.2).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Scratch space for unmasking and inflating, one per thread (no allocation per packet).
+struct Scratch {
+    input: Vec<u8>,
+    output: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch {
+        input: vec![0; 16 * 1024],
+        output: vec![0; 32 * 1024],
+    });
+}
+
+/// Unmasks `data` (payload bytes starting at payload offset `pos`, §5.3) into `out`.
+fn unmask_into(data: &[u8], key: [u8; 4], pos: u64, out: &mut [u8]) {
+    let r = (pos % 4) as usize;
+    let k = [key[r], key[(r + 1) % 4], key[(r + 2) % 4], key[(r + 3) % 4]];
+    let k8 = u64::from_ne_bytes([k[0], k[1], k[2], k[3], k[0], k[1], k[2], k[3]]);
+    let mut chunks = data.chunks_exact(8);
+    let mut outs = out.chunks_exact_mut(8);
+    for (c, o) in (&mut chunks).zip(&mut outs) {
+        let w = u64::from_ne_bytes(c.try_into().unwrap()) ^ k8;
+        o.copy_from_slice(&w.to_ne_bytes());
+    }
+    let done = data.len() - chunks.remainder().len();
+    for (i, b) in chunks.remainder().iter().enumerate() {
+        out[done + i] = b ^ k[i % 4];
+    }
+}
+
+/// A UTF-8 check over a message that arrives in pieces: a sequence cut by a piece's end
+/// is carried to the next.
+#[derive(Clone, Copy, Debug, Default)]
+struct Utf8 {
+    carry: [u8; 4],
+    carry_len: u8,
+    invalid: bool,
+}
+
+impl Utf8 {
+    fn feed(&mut self, mut d: &[u8]) {
+        if self.invalid || d.is_empty() {
+            return;
+        }
+        if self.carry_len > 0 {
+            // Complete the carried sequence first (at most 4 bytes in all).
+            let have = self.carry_len as usize;
+            let take = (4 - have).min(d.len());
+            let mut buf = [0u8; 4];
+            buf[..have].copy_from_slice(&self.carry[..have]);
+            buf[have..have + take].copy_from_slice(&d[..take]);
+            match std::str::from_utf8(&buf[..have + take]) {
+                Ok(_) => {
+                    self.carry_len = 0;
+                    d = &d[take..];
+                }
+                Err(e) if e.valid_up_to() > 0 => {
+                    // The carried sequence ended inside `buf`.
+                    let used = e.valid_up_to() - have;
+                    self.carry_len = 0;
+                    d = &d[used..];
+                }
+                Err(e) if e.error_len().is_none() => {
+                    // Still cut short: `d` was too short to finish it.
+                    self.carry[..have + take].copy_from_slice(&buf[..have + take]);
+                    self.carry_len = (have + take) as u8;
+                    return;
+                }
+                Err(_) => {
+                    self.invalid = true;
+                    return;
+                }
+            }
+        }
+        match std::str::from_utf8(d) {
+            Ok(_) => {}
+            Err(e) if e.error_len().is_none() => {
+                let tail = &d[e.valid_up_to()..];
+                self.carry[..tail.len()].copy_from_slice(tail);
+                self.carry_len = tail.len() as u8;
+            }
+            Err(_) => self.invalid = true,
+        }
+    }
+
+    /// Whether the whole message was UTF-8.
+    fn finish(&self) -> bool {
+        !self.invalid && self.carry_len == 0
+    }
+}
+
+/// The data message being received in one direction.
+#[derive(Debug, Default)]
+struct Message {
+    active: bool,
+    text: bool,
+    compressed: bool,
+    /// Application bytes so far (inflated bytes when compressed).
+    size: u64,
+    /// Some of it is unknown (a gap, a cap, an inflate error, a lost window): its size is a
+    /// lower bound and its text is not checked.
+    partial: bool,
+    /// The inflater reached the end of a DEFLATE stream (BFINAL, §7.2.3.?): bytes after
+    /// it in this message are not data.
+    stream_end: bool,
+    utf8: Utf8,
+}
+
+/// One direction's inflation state and totals.
+#[derive(Debug, Default)]
+struct Direction {
+    /// Negotiated: window bits, and whether the window is reset after each message.
+    window_bits: u8,
+    no_context_takeover: bool,
+    inflater: Option<Decompress>,
+    /// The window a later message may refer to is gone (context takeover after a gap,
+    /// an error or a cap): compressed messages cannot be inflated any more.
+    window_lost: bool,
+    /// The direction's inflated bytes passed [`MAX_INFLATED_DIRECTION`].
+    capped: bool,
+    inflated: u64,
+    msg: Message,
+    /// A payload call already started the current frame.
+    frame_open: bool,
+    /// Application bytes of complete messages, and the largest.
+    total: u64,
+    largest: u64,
+    /// A compressed message whose parameters are unknown (mid-stream): sizes unknown.
+    unknown_compression: bool,
+    /// A size is a lower bound.
+    inexact: bool,
+    anomalies: Anomalies,
+}
+
+impl Direction {
+    fn new(window_bits: u8, no_context_takeover: bool) -> Self {
+        Direction {
+            window_bits,
+            no_context_takeover,
+            ..Direction::default()
+        }
+    }
+
+    /// The first frame of a message, or a continuation (from its header).
+    fn start_frame(&mut self, h: &FrameHeader, deflate: bool) {
+        match h.opcode {
+            opcode::TEXT | opcode::BINARY => {
+                let rsv1 = h.rsv & 0b100 != 0;
+                if rsv1 && !deflate {
+                    // RSV1 under an unknown context (mid-stream, or an extension other
+                    // than permessage-deflate): the size cannot be known.
+                    self.unknown_compression = true;
+                }
+                let compressed = rsv1 && deflate;
+                self.msg = Message {
+                    active: true,
+                    text: h.opcode == opcode::TEXT,
+                    compressed,
+                    partial: rsv1 && !deflate,
+                    ..Message::default()
+                };
+                if compressed {
+                    if self.window_lost || self.capped {
+                        self.msg.partial = true;
+                    } else if self.inflater.is_none() {
+                        // zlib needs 9 bits at least for a raw window; a larger window
+                        // inflates what a smaller one would.
+                        self.inflater = Some(Decompress::new_with_window_bits(
+                            false,
+                            self.window_bits.max(9),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Payload bytes of the current data frame, unmasked.
+    fn bytes(&mut self, d: &[u8], output: &mut [u8]) {
+        let m = &mut self.msg;
+        if !m.active || m.partial && !m.compressed {
+            return;
+        }
+        if !m.compressed {
+            if m.text {
+                m.utf8.feed(d);
+            }
+            return;
+        }
+        if !m.partial && !m.stream_end {
+            self.inflate(d, output, FlushDecompress::None);
+        }
+    }
+
+    /// Inflates `input` into the message, in `output`-sized steps.
+    fn inflate(&mut self, mut input: &[u8], output: &mut [u8], flush: FlushDecompress) {
+        let Some(z) = self.inflater.as_mut() else {
+            return;
+        };
+        loop {
+            let (in0, out0) = (z.total_in(), z.total_out());
+            let status = z.decompress(input, output, flush);
+            let used = (z.total_in() - in0) as usize;
+            let made = (z.total_out() - out0) as usize;
+            input = &input[used..];
+            let m = &mut self.msg;
+            if made > 0 {
+                m.size += made as u64;
+                self.inflated += made as u64;
+                if m.text {
+                    m.utf8.feed(&output[..made]);
+                }
+                if m.size > MAX_INFLATED_MESSAGE || self.inflated > MAX_INFLATED_DIRECTION {
+                    self.capped |= self.inflated > MAX_INFLATED_DIRECTION;
+                    self.anomalies.insert(Anomaly::InflateLimit);
+                    self.lose_message();
+                    return;
+                }
+            }
+            match status {
+                Ok(Status::StreamEnd) => {
+                    self.msg.stream_end = true;
+                    return;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    self.anomalies.insert(Anomaly::InflateError);
+                    self.lose_message();
+                    return;
+                }
+            }
+            if made < output.len() && (input.is_empty() || used == 0 && made == 0) {
+                return;
+            }
+        }
+    }
+
+    /// The current compressed message cannot be inflated to its end: its size is a lower
+    /// bound, and with context takeover so are the later ones' in this direction.
+    fn lose_message(&mut self) {
+        self.msg.partial = true;
+        if self.msg.compressed {
+            self.inflater = None;
+            if !self.no_context_takeover {
+                self.window_lost = true;
+            }
+        }
+    }
+
+    /// The message ended (its last frame did). `wire` is its payload bytes on the wire.
+    fn finish_message(&mut self, wire: u64, output: &mut [u8]) {
+        if !self.msg.active {
+            // Its start was lost (a resync, or mid-stream): its size is not known.
+            self.inexact = true;
+            return;
+        }
+        if self.msg.compressed && !self.msg.partial && !self.msg.stream_end {
+            self.inflate(&TAIL, output, FlushDecompress::Sync);
+        }
+        let m = std::mem::take(&mut self.msg);
+        if m.compressed {
+            if m.stream_end && !self.no_context_takeover {
+                // A final block ended the DEFLATE stream: a new one starts, and zlib
+                // cannot carry the old window into it.
+                self.inflater = None;
+                self.window_lost = true;
+            } else if self.no_context_takeover {
+                // §7.2.1: the window starts empty for the next message; free it meanwhile.
+                self.inflater = None;
+            }
+        }
+        // An uncompressed message's size is its wire size, known from its headers even
+        // when bytes of it are missing; a compressed one's is what was inflated.
+        let size = if m.compressed { m.size } else { wire };
+        if m.partial {
+            // Not fully inflated: a lower bound. (Uncompressed: only the text check is
+            // skipped.)
+            self.inexact |= m.compressed;
+        } else if m.text && !m.utf8.finish() {
+            self.anomalies.insert(Anomaly::InvalidUtf8Text);
+        }
+        self.total += size;
+        self.largest = self.largest.max(size);
+    }
+
+    /// Missing bytes: what they did to the message being received.
+    fn gap(&mut self, effect: GapEffect) {
+        match effect {
+            GapEffect::InsidePayload | GapEffect::InsideClosePayload => {
+                if self.msg.active {
+                    self.lose_message();
+                }
+            }
+            GapEffect::FramingLost => {
+                if self.msg.active {
+                    self.lose_message();
+                    self.msg.active = false;
+                }
+                // Any compressed message may have been in the gap.
+                self.inflater = None;
+                if !self.no_context_takeover {
+                    self.window_lost = true;
+                }
+                self.inexact = true;
+            }
+            GapEffect::NotFramed => {}
+        }
+    }
+}
+
+/// What the payload consumer adds to one side of the record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PayloadTotals {
+    /// Application bytes of complete data messages (`None` without permessage-deflate).
+    pub bytes_inflated: Option<u64>,
+    /// The largest complete data message in application bytes (`None`: not knowable).
+    pub largest_message: Option<u64>,
+    pub anomalies: Anomalies,
+    /// A size is a lower bound.
+    pub inexact: bool,
+}
+
+/// The payload consumer of one session: inflation (when permessage-deflate was
+/// negotiated) and the UTF-8 check of text messages.
+#[derive(Debug)]
+pub struct Payloads {
+    deflate: bool,
+    dirs: [Direction; 2],
+}
+
+impl Payloads {
+    /// For a session with `deflate` parameters (`None`: the extension was not negotiated,
+    /// or the handshake was not seen).
+    pub fn new(deflate: Option<Deflate>) -> Self {
+        let d = deflate.unwrap_or_default();
+        Payloads {
+            deflate: deflate.is_some(),
+            dirs: [
+                Direction::new(d.client_max_window_bits, d.client_no_context_takeover),
+                Direction::new(d.server_max_window_bits, d.server_no_context_takeover),
+            ],
+        }
+    }
+
+    fn dir(&mut self, side: Side) -> &mut Direction {
+        &mut self.dirs[side as usize]
+    }
+
+    /// What this consumer says of `side`.
+    pub fn totals(&self, side: Side) -> PayloadTotals {
+        let d = &self.dirs[side as usize];
+        PayloadTotals {
+            bytes_inflated: self.deflate.then_some(d.total),
+            largest_message: (!d.unknown_compression).then_some(d.largest),
+            anomalies: d.anomalies,
+            inexact: d.inexact,
+        }
+    }
+
+    /// Bytes held by inflaters now (for memory accounting): the window and zlib's state.
+    pub fn inflater_bytes(&self) -> usize {
+        self.dirs
+            .iter()
+            .filter(|d| d.inflater.is_some())
+            .map(|d| (1usize << d.window_bits.max(9)) + 7 * 1024)
+            .sum()
+    }
+}
+
+impl FrameConsumer for Payloads {
+    #[inline]
+    fn event(&mut self, side: Side, _at: At, ev: StreamEvent<'_>) {
+        let deflate = self.deflate;
+        let d = self.dir(side);
+        match ev {
+            StreamEvent::Frame(f) => {
+                if !d.frame_open {
+                    d.start_frame(&f.header, deflate);
+                }
+                d.frame_open = false;
+            }
+            StreamEvent::Message { bytes, .. } => {
+                SCRATCH.with(|s| d.finish_message(bytes, &mut s.borrow_mut().output));
+            }
+            StreamEvent::Gap { effect, .. } => d.gap(effect),
+            StreamEvent::Close(_) | StreamEvent::Anomaly(_) => {}
+        }
+    }
+
+    #[inline]
+    fn payload(&mut self, side: Side, header: &FrameHeader, offset: u64, bytes: &[u8]) {
+        if opcode::is_control(header.opcode) {
+            return;
+        }
+        let deflate = self.deflate;
+        let d = self.dir(side);
+        if !d.frame_open {
+            d.frame_open = true;
+            d.start_frame(header, deflate);
+            if offset > 0 {
+                // The frame's start fell into a gap.
+                d.lose_message();
+            }
+        }
+        let m = &d.msg;
+        if !m.active || m.partial || !(m.compressed || m.text) {
+            return;
+        }
+        SCRATCH.with(|s| {
+            let s = &mut *s.borrow_mut();
+            match header.masking_key {
+                None => d.bytes(bytes, &mut s.output),
+                Some(key) => {
+                    let mut pos = offset;
+                    for chunk in bytes.chunks(s.input.len()) {
+                        let buf = &mut s.input[..chunk.len()];
+                        unmask_into(chunk, key, pos, buf);
+                        d.bytes(buf, &mut s.output);
+                        pos += chunk.len() as u64;
+                    }
+                }
+            }
+        });
+    }
+
+    #[inline]
+    fn wants_payload(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::close::unmask;
+
+    #[test]
+    fn unmask_into_matches_the_byte_rule_at_every_offset() {
+        let key = [0x12, 0x34, 0x56, 0x78];
+        let data: Vec<u8> = (0..40u8).collect();
+        for pos in 0..8u64 {
+            for len in [0usize, 1, 3, 7, 8, 9, 17, 40] {
+                let mut want = data[..len].to_vec();
+                unmask(&mut want, key, pos as usize);
+                let mut got = vec![0; len];
+                unmask_into(&data[..len], key, pos, &mut got);
+                assert_eq!(got, want, "pos {pos} len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn utf8_split_anywhere() {
+        let s = "aé€😀z".as_bytes();
+        for cut in 0..=s.len() {
+            for cut2 in cut..=s.len() {
+                let mut u = Utf8::default();
+                u.feed(&s[..cut]);
+                u.feed(&s[cut..cut2]);
+                u.feed(&s[cut2..]);
+                assert!(u.finish(), "{cut} {cut2}");
+            }
+        }
+        let mut u = Utf8::default();
+        u.feed(b"ok\xe2\x82");
+        assert!(!u.finish(), "cut at the end");
+        let mut u = Utf8::default();
+        u.feed(b"\xe2");
+        u.feed(b"\x28\xa1");
+        assert!(!u.finish(), "bad continuation across pieces");
+    }
+}
