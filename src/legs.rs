@@ -331,8 +331,18 @@ mod tests {
             pairs.push((f.at.packet, b.at.packet));
             true
         };
-        p.batch(vec![seen("b", 20, 110), seen("a", 10, 100)], 50, 110, &mut pair);
-        p.batch(vec![seen("a", 30, 140), seen("b", 40, 300)], 50, 300, &mut pair);
+        p.batch(
+            vec![seen("b", 20, 110), seen("a", 10, 100)],
+            50,
+            110,
+            &mut pair,
+        );
+        p.batch(
+            vec![seen("a", 30, 140), seen("b", 40, 300)],
+            50,
+            300,
+            &mut pair,
+        );
         // "a" pairs (10 then 30, 40 ns apart); "b" at 300 is too late for the one at 110.
         assert_eq!(pairs, [(10, 30)]);
     }

@@ -22,7 +22,8 @@
 //!
 //! - one direction has a chain of at least 6 frames, at least 2 of them ending exactly at
 //!   a segment's end, and the other direction is silent or has a chain with the other
-//!   mask bit; or
+//!   mask bit (at least 8 and 4 when the other direction spoke without a frame start yet:
+//!   it may be inside a long message begun before the capture); or
 //! - both directions have chains with opposite mask bits, each with a frame ending at a
 //!   segment's end, whose evidence adds up to at least 10 (a frame 1, a frame ending at a
 //!   segment's end 2 more, a Close frame with a valid status code 2 more): e.g. a masked
@@ -44,6 +45,8 @@ use crate::ws::WsSession;
 #[derive(Debug, Default)]
 struct Chain {
     active: bool,
+    /// Where it started in the direction (bytes seen before it).
+    start: u64,
     masked: bool,
     frames: u32,
     exact_ends: u32,
@@ -223,21 +226,21 @@ impl Direction {
     }
 
     fn data(&mut self, d: &[u8], at: At) {
-        if self.exhausted() {
-            self.seen += d.len() as u64;
-            return;
-        }
-        self.seen += d.len() as u64;
         if !self.chain.active {
             // A chain may start only where a segment does.
             self.chain = Chain {
                 active: true,
+                start: self.seen,
                 ..Chain::default()
             };
             self.held.clear();
             self.segments.clear();
         }
-        if self.chain.segment(d) {
+        self.seen += d.len() as u64;
+        // Chains are followed past the window too (bounded), but only for handing their
+        // frames to a session recognised by the other direction.
+        let fits = self.held.len() + d.len() <= 2 * MIDSTREAM_PROBE_BYTES as usize;
+        if fits && self.chain.segment(d) {
             self.held.extend_from_slice(d);
             self.segments.push((self.held.len(), at));
         } else {
@@ -257,6 +260,11 @@ impl Direction {
     /// The chain, if it is alive and has frames.
     fn chain(&self) -> Option<&Chain> {
         (self.chain.active && self.chain.frames > 0).then_some(&self.chain)
+    }
+
+    /// The chain, if it may count as evidence: it started within the window.
+    fn evidence(&self) -> Option<&Chain> {
+        self.chain().filter(|c| c.start < MIDSTREAM_PROBE_BYTES)
     }
 }
 
@@ -290,32 +298,40 @@ impl Probe {
 
     fn decide(&self) -> Decision {
         let [lo, hi] = &self.dirs;
-        match (lo.chain(), hi.chain()) {
-            (Some(a), Some(b)) if a.masked != b.masked => {
-                let strong = |c: &Chain| c.frames >= 6 && c.exact_ends >= 2;
-                let both = a.exact_ends >= 1 && b.exact_ends >= 1 && a.score() + b.score() >= 10;
-                if strong(a) || strong(b) || both {
-                    return Decision::WebSocket {
-                        client_is_lo: a.masked,
-                    };
-                }
-            }
-            (Some(a), None) if hi.seen == 0 && a.frames >= 6 && a.exact_ends >= 2 => {
+        // Both directions framed, with opposite mask bits.
+        if let (Some(a), Some(b)) = (lo.evidence(), hi.evidence()) {
+            if a.masked != b.masked
+                && a.exact_ends >= 1
+                && b.exact_ends >= 1
+                && a.score() + b.score() >= 10
+            {
                 return Decision::WebSocket {
                     client_is_lo: a.masked,
                 };
             }
-            (None, Some(b)) if lo.seen == 0 && b.frames >= 6 && b.exact_ends >= 2 => {
+        }
+        // One direction alone: 6 frames with 2 ending at a segment's end when the other
+        // is silent or framed with the other mask bit; 8 and 4 when the other spoke but
+        // shows no frame start yet (it may be inside a long message begun before the
+        // capture).
+        for (x, y, x_is_lo) in [(lo, hi, true), (hi, lo, false)] {
+            let Some(c) = x.evidence() else { continue };
+            let strong = match (y.chain(), y.evidence()) {
+                (Some(o), _) if o.masked == c.masked => false,
+                (_, Some(_)) => c.frames >= 6 && c.exact_ends >= 2,
+                _ if y.seen == 0 => c.frames >= 6 && c.exact_ends >= 2,
+                _ => c.frames >= 8 && c.exact_ends >= 4,
+            };
+            if strong {
                 return Decision::WebSocket {
-                    client_is_lo: !b.masked,
+                    client_is_lo: c.masked == x_is_lo,
                 };
             }
-            _ => {}
         }
-        // Both rules need a live chain on every direction that spoke: once a direction
-        // is past the window without one, nothing more can be learnt.
-        let done = |d: &Direction| d.exhausted() && d.chain().is_none();
-        if done(lo) || done(hi) {
+        // Once both directions are past the window without a live chain, nothing more can
+        // be learnt.
+        let done = |d: &Direction| d.exhausted() && d.evidence().is_none();
+        if done(lo) && done(hi) {
             return Decision::Not;
         }
         Decision::Undecided
