@@ -468,6 +468,193 @@ impl FrameConsumer for Payloads {
 mod tests {
     use super::*;
     use crate::ws::close::unmask;
+    use crate::ws::stream::FrameStream;
+    use flate2::{Compress, Compression, FlushCompress};
+
+    /// A sender's compressor (raw DEFLATE, `bits` window): each message ends with a sync
+    /// flush whose `00 00 ff ff` is removed (RFC 7692 §7.2.1).
+    struct Sender(Compress);
+
+    impl Sender {
+        fn new(bits: u8) -> Self {
+            Sender(Compress::new_with_window_bits(
+                Compression::default(),
+                false,
+                bits,
+            ))
+        }
+        fn message(&mut self, m: &[u8]) -> Vec<u8> {
+            let mut out = vec![0; m.len() + 1024];
+            let before = self.0.total_out();
+            self.0.compress(m, &mut out, FlushCompress::Sync).unwrap();
+            out.truncate((self.0.total_out() - before) as usize);
+            assert!(out.ends_with(&TAIL));
+            out.truncate(out.len() - 4);
+            out
+        }
+    }
+
+    /// A frame on the wire: `rsv1` for a compressed message's first frame.
+    fn frame(fin: bool, rsv1: bool, op: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
+        let mut v = vec![(fin as u8) << 7 | (rsv1 as u8) << 6 | op];
+        let m = if key.is_some() { 0x80 } else { 0 };
+        match payload.len() {
+            n if n < 126 => v.push(m | n as u8),
+            n if n <= 0xffff => {
+                v.push(m | 126);
+                v.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                v.push(m | 127);
+                v.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        let mut p = payload.to_vec();
+        if let Some(k) = key {
+            v.extend_from_slice(&k);
+            unmask(&mut p, k, 0);
+        }
+        v.extend_from_slice(&p);
+        v
+    }
+
+    fn at() -> At {
+        At::default()
+    }
+
+    /// Feeds `wire` as one direction (`side`) of a session with `deflate`, in segments of
+    /// `seg` bytes, with a gap over `gap` (a byte range) if given.
+    fn run(
+        deflate: Deflate,
+        side: Side,
+        wire: &[u8],
+        seg: usize,
+        gap: Option<std::ops::Range<usize>>,
+    ) -> PayloadTotals {
+        let mut fs = FrameStream::new(side);
+        fs.allow_rsv1();
+        let mut p = Payloads::new(Some(deflate));
+        let mut pos = 0;
+        while pos < wire.len() {
+            if let Some(g) = gap.clone().filter(|g| g.start == pos) {
+                fs.gap(g.len() as u64, at(), &mut p);
+                pos = g.end;
+                continue;
+            }
+            let mut end = (pos + seg).min(wire.len());
+            if let Some(g) = gap.clone().filter(|g| g.start > pos) {
+                end = end.min(g.start);
+            }
+            fs.data(&wire[pos..end], at(), &mut p);
+            pos = end;
+        }
+        p.totals(side)
+    }
+
+    fn json(i: usize, n: usize) -> Vec<u8> {
+        let mut s = format!("{{\"seq\":{i},\"text\":\"");
+        while s.len() < n - 2 {
+            s.push_str("lorem ipsum é ");
+        }
+        s.truncate(n - 2);
+        while !s.is_char_boundary(s.len()) {
+            s.pop();
+        }
+        s.push_str("\"}");
+        s.into_bytes()
+    }
+
+    #[test]
+    fn inflates_with_and_without_context_takeover_in_any_segmentation() {
+        let msgs: Vec<Vec<u8>> = (0..6).map(|i| json(i, 200 + 1500 * i)).collect();
+        let total: u64 = msgs.iter().map(|m| m.len() as u64).sum();
+        let largest = msgs.iter().map(|m| m.len() as u64).max();
+        for takeover in [true, false] {
+            for (side, key) in [(Side::Client, Some([7, 1, 8, 2])), (Side::Server, None)] {
+                let mut tx = Sender::new(10);
+                let mut wire = Vec::new();
+                for (i, m) in msgs.iter().enumerate() {
+                    if !takeover {
+                        tx = Sender::new(10);
+                    }
+                    let c = tx.message(m);
+                    if i == 2 {
+                        // A fragmented compressed message: RSV1 on the first frame only.
+                        let (a, b) = c.split_at(c.len() / 2);
+                        wire.extend(frame(false, true, opcode::TEXT, a, key));
+                        wire.extend(frame(true, false, opcode::PING, b"p", key));
+                        wire.extend(frame(true, false, opcode::CONTINUATION, b, key));
+                    } else if i == 4 {
+                        // Sent uncompressed inside the deflate session (Node `ws`).
+                        wire.extend(frame(true, false, opcode::TEXT, m, key));
+                    } else {
+                        wire.extend(frame(true, true, opcode::TEXT, &c, key));
+                    }
+                }
+                let d = Deflate {
+                    server_no_context_takeover: !takeover,
+                    client_no_context_takeover: !takeover,
+                    server_max_window_bits: 10,
+                    client_max_window_bits: 10,
+                };
+                for seg in [1, 7, 100, 1448, wire.len()] {
+                    let t = run(d, side, &wire, seg, None);
+                    let what = format!("takeover {takeover} {side:?} seg {seg}");
+                    assert_eq!(t.bytes_inflated, Some(total), "{what}");
+                    assert_eq!(t.largest_message, largest, "{what}");
+                    assert!(t.anomalies.is_empty() && !t.inexact, "{what}: {t:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_gap_in_a_compressed_message_makes_sizes_lower_bounds() {
+        let mut tx = Sender::new(15);
+        let msgs: Vec<Vec<u8>> = (0..3).map(|i| json(i, 5000)).collect();
+        let mut wire = Vec::new();
+        let mut starts = Vec::new();
+        for m in &msgs {
+            starts.push(wire.len());
+            wire.extend(frame(true, true, opcode::TEXT, &tx.message(m), None));
+        }
+        // A gap inside the second message's payload: counts stay exact, its size and
+        // (context takeover) the third's are not known.
+        let g = starts[1] + 10..starts[1] + 20;
+        let t = run(Deflate::default(), Side::Server, &wire, 1448, Some(g));
+        assert!(t.inexact);
+        assert!(t.bytes_inflated.unwrap() < 15000);
+        assert!(t.bytes_inflated.unwrap() >= 5000);
+    }
+
+    #[test]
+    fn corrupt_data_and_bad_text_are_named() {
+        let mut wire = frame(true, true, opcode::BINARY, &[0xff; 40], None);
+        // Invalid UTF-8 in an uncompressed text message, split over segments.
+        wire.extend(frame(true, false, opcode::TEXT, b"ok \xc3\x28 no", None));
+        let t = run(Deflate::default(), Side::Server, &wire, 5, None);
+        assert!(t.anomalies.contains(Anomaly::InflateError), "{t:?}");
+        assert!(t.anomalies.contains(Anomaly::InvalidUtf8Text), "{t:?}");
+        assert!(t.inexact);
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_message_cap() {
+        let zeros = vec![0u8; (MAX_INFLATED_MESSAGE + (1 << 20)) as usize];
+        let mut tx = Sender::new(15);
+        let bomb = tx.message(&zeros);
+        assert!(bomb.len() < 200_000);
+        let mut wire = frame(true, true, opcode::BINARY, &bomb, None);
+        wire.extend(frame(true, false, opcode::BINARY, b"after", None));
+        let t = run(Deflate::default(), Side::Server, &wire, 1 << 16, None);
+        assert!(t.anomalies.contains(Anomaly::InflateLimit), "{t:?}");
+        assert!(t.inexact);
+        let n = t.bytes_inflated.unwrap();
+        assert!(
+            n > MAX_INFLATED_MESSAGE && n < MAX_INFLATED_MESSAGE + (1 << 20),
+            "{n}"
+        );
+    }
 
     #[test]
     fn unmask_into_matches_the_byte_rule_at_every_offset() {
