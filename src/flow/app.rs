@@ -441,6 +441,23 @@ impl App {
         }
     }
 
+    /// The direction from `key.lo` (`from_lo`) ended: its FIN was reached or a RST came.
+    pub fn direction_ended(&mut self, from_lo: bool) {
+        if let App::WebSocket {
+            client_is_lo,
+            session,
+            ..
+        } = self
+        {
+            let side = if *client_is_lo == from_lo {
+                crate::record::Side::Client
+            } else {
+                crate::record::Side::Server
+            };
+            session.direction_ended(side);
+        }
+    }
+
     /// An Upgrade request completed since the last call: its key, packet and place.
     pub fn take_new_upgrade(&mut self) -> Option<(String, At, u64)> {
         let s = match self {

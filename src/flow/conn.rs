@@ -140,6 +140,15 @@ impl Conn {
         if seg.flags & FIN != 0 && self.fin[d].is_none() {
             self.fin[d] = Some(at);
         }
+        if seg.flags & (FIN | RST) != 0 {
+            // A closed connection lingers for late segments before it is retired: free
+            // what only more bytes of an ended direction would need.
+            for (i, h) in self.half.iter().enumerate() {
+                if h.finished() || self.rst.iter().any(Option::is_some) {
+                    self.app.direction_ended(i == 0);
+                }
+            }
+        }
     }
 
     /// Delivers what is still held (holes become gaps). Called once, at the end.

@@ -19,6 +19,7 @@
 //! inflated through per-thread scratch buffers, never kept.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 
 use flate2::{Decompress, FlushDecompress, Status};
 
@@ -32,16 +33,20 @@ use crate::record::{Anomalies, Anomaly, At, Side};
 /// sender and appended by the receiver (RFC 7692 §7.2.2).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
-/// Scratch space for unmasking and inflating, one per thread (no allocation per packet).
+/// Per-thread scratch: buffers for unmasking and inflating, and one inflater that every
+/// compressed message arriving whole in one delivery uses in turn (the usual case for
+/// chat-sized messages), so that idle directions keep only their window, not zlib's state.
 struct Scratch {
     input: Vec<u8>,
     output: Vec<u8>,
+    inflater: Decompress,
 }
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch {
         input: vec![0; 16 * 1024],
         output: vec![0; 32 * 1024],
+        inflater: Decompress::new_with_window_bits(false, 15),
     });
 }
 
@@ -134,9 +139,11 @@ struct Message {
     /// Some of it is unknown (a gap, a cap, an inflate error, a lost window): its size is a
     /// lower bound and its text is not checked.
     partial: bool,
-    /// The inflater reached the end of a DEFLATE stream (BFINAL, §7.2.3.?): bytes after
-    /// it in this message are not data.
+    /// The inflater reached the end of a DEFLATE stream (BFINAL): bytes after it in this
+    /// message are not data.
     stream_end: bool,
+    /// Inflated to its end already (it arrived whole, with the per-thread inflater).
+    inflated: bool,
     utf8: Utf8,
 }
 
@@ -146,6 +153,11 @@ struct Direction {
     /// Negotiated: window bits, and whether the window is reset after each message.
     window_bits: u8,
     no_context_takeover: bool,
+    /// With context takeover: the last 2^window_bits uncompressed bytes of the compressed
+    /// messages so far, the dictionary of the next one (RFC 7692 §7.2.1). Allocated at the
+    /// first compressed message.
+    history: VecDeque<u8>,
+    /// An inflater of its own, only while a compressed message spans deliveries.
     inflater: Option<Decompress>,
     /// The window a later message may refer to is gone (context takeover after a gap,
     /// an error or a cap): compressed messages cannot be inflated any more.
@@ -177,75 +189,61 @@ impl Direction {
 
     /// The first frame of a message, or a continuation (from its header).
     fn start_frame(&mut self, h: &FrameHeader, deflate: bool) {
-        match h.opcode {
-            opcode::TEXT | opcode::BINARY => {
-                let rsv1 = h.rsv & 0b100 != 0;
-                if rsv1 && !deflate {
-                    // RSV1 under an unknown context (mid-stream, or an extension other
-                    // than permessage-deflate): the size cannot be known.
-                    self.unknown_compression = true;
-                }
-                let compressed = rsv1 && deflate;
-                self.msg = Message {
-                    active: true,
-                    text: h.opcode == opcode::TEXT,
-                    compressed,
-                    partial: rsv1 && !deflate,
-                    ..Message::default()
-                };
-                if compressed {
-                    if self.window_lost || self.capped {
-                        self.msg.partial = true;
-                    } else if self.inflater.is_none() {
-                        // zlib needs 9 bits at least for a raw window; a larger window
-                        // inflates what a smaller one would.
-                        self.inflater = Some(Decompress::new_with_window_bits(
-                            false,
-                            self.window_bits.max(9),
-                        ));
-                    }
-                }
+        if let opcode::TEXT | opcode::BINARY = h.opcode {
+            let rsv1 = h.rsv & 0b100 != 0;
+            if rsv1 && !deflate {
+                // RSV1 under an unknown context (mid-stream, or an extension other than
+                // permessage-deflate): the size cannot be known.
+                self.unknown_compression = true;
             }
-            _ => {}
+            let compressed = rsv1 && deflate;
+            self.inflater = None;
+            self.msg = Message {
+                active: true,
+                text: h.opcode == opcode::TEXT,
+                compressed,
+                partial: rsv1 && !deflate || compressed && (self.window_lost || self.capped),
+                ..Message::default()
+            };
         }
     }
 
-    /// Payload bytes of the current data frame, unmasked.
-    fn bytes(&mut self, d: &[u8], output: &mut [u8]) {
-        let m = &mut self.msg;
-        if !m.active || m.partial && !m.compressed {
-            return;
-        }
-        if !m.compressed {
-            if m.text {
-                m.utf8.feed(d);
-            }
-            return;
-        }
-        if !m.partial && !m.stream_end {
-            self.inflate(d, output, FlushDecompress::None);
-        }
+    /// Prepares `z` to inflate a new message: empty window, or the history as dictionary.
+    fn prime(&mut self, z: &mut Decompress) -> bool {
+        self.history.is_empty() || z.set_dictionary(self.history.make_contiguous()).is_ok()
     }
 
-    /// Inflates `input` into the message, in `output`-sized steps.
-    fn inflate(&mut self, mut input: &[u8], output: &mut [u8], flush: FlushDecompress) {
-        let Some(z) = self.inflater.as_mut() else {
-            return;
-        };
+    /// Inflates `input` into the message with `z`, in `output`-sized steps.
+    fn inflate(
+        &mut self,
+        z: &mut Decompress,
+        mut input: &[u8],
+        output: &mut [u8],
+        flush: FlushDecompress,
+    ) {
         loop {
             let (in0, out0) = (z.total_in(), z.total_out());
             let status = z.decompress(input, output, flush);
             let used = (z.total_in() - in0) as usize;
             let made = (z.total_out() - out0) as usize;
             input = &input[used..];
-            let m = &mut self.msg;
             if made > 0 {
+                let out = &output[..made];
+                let m = &mut self.msg;
                 m.size += made as u64;
                 self.inflated += made as u64;
                 if m.text {
-                    m.utf8.feed(&output[..made]);
+                    m.utf8.feed(out);
                 }
-                if m.size > MAX_INFLATED_MESSAGE || self.inflated > MAX_INFLATED_DIRECTION {
+                if !self.no_context_takeover {
+                    // Keep the last window's worth of uncompressed bytes.
+                    let w = 1usize << self.window_bits;
+                    let keep = &out[out.len().saturating_sub(w)..];
+                    let drop = (self.history.len() + keep.len()).saturating_sub(w);
+                    self.history.drain(..drop);
+                    self.history.extend(keep);
+                }
+                if self.msg.size > MAX_INFLATED_MESSAGE || self.inflated > MAX_INFLATED_DIRECTION {
                     self.capped |= self.inflated > MAX_INFLATED_DIRECTION;
                     self.anomalies.insert(Anomaly::InflateLimit);
                     self.lose_message();
@@ -270,6 +268,30 @@ impl Direction {
         }
     }
 
+    /// Payload bytes of a compressed message that spans deliveries, unmasked: inflated
+    /// with the direction's own inflater (made at the message's first bytes).
+    fn compressed_bytes(&mut self, d: &[u8], output: &mut [u8]) {
+        if self.msg.partial || self.msg.stream_end {
+            return;
+        }
+        let mut z = match self.inflater.take() {
+            Some(z) => z,
+            None => {
+                let mut z = Decompress::new_with_window_bits(false, self.window_bits.max(9));
+                if !self.prime(&mut z) {
+                    self.anomalies.insert(Anomaly::InflateError);
+                    self.lose_message();
+                    return;
+                }
+                z
+            }
+        };
+        self.inflate(&mut z, d, output, FlushDecompress::None);
+        if !self.msg.partial {
+            self.inflater = Some(z);
+        }
+    }
+
     /// The current compressed message cannot be inflated to its end: its size is a lower
     /// bound, and with context takeover so are the later ones' in this direction.
     fn lose_message(&mut self) {
@@ -278,7 +300,21 @@ impl Direction {
             self.inflater = None;
             if !self.no_context_takeover {
                 self.window_lost = true;
+                self.history = VecDeque::new();
             }
+        }
+    }
+
+    /// No more messages are expected (a Close frame, or the end of the stream): the
+    /// window is freed; should a compressed message still come, its size is unknown.
+    fn release(&mut self) {
+        if self.msg.active {
+            return;
+        }
+        self.inflater = None;
+        if !self.history.is_empty() {
+            self.history = VecDeque::new();
+            self.window_lost = true;
         }
     }
 
@@ -289,20 +325,30 @@ impl Direction {
             self.inexact = true;
             return;
         }
-        if self.msg.compressed && !self.msg.partial && !self.msg.stream_end {
-            self.inflate(&TAIL, output, FlushDecompress::Sync);
-        }
-        let m = std::mem::take(&mut self.msg);
-        if m.compressed {
-            if m.stream_end && !self.no_context_takeover {
-                // A final block ended the DEFLATE stream: a new one starts, and zlib
-                // cannot carry the old window into it.
-                self.inflater = None;
-                self.window_lost = true;
-            } else if self.no_context_takeover {
-                // §7.2.1: the window starts empty for the next message; free it meanwhile.
-                self.inflater = None;
+        let m = &self.msg;
+        if m.compressed && !m.partial && !m.stream_end && !m.inflated {
+            // RFC 7692 §7.2.2: append 00 00 ff ff, inflate to the end.
+            match self.inflater.take() {
+                Some(mut z) => self.inflate(&mut z, &TAIL, output, FlushDecompress::Sync),
+                None => {
+                    // An empty compressed message: only the tail.
+                    SCRATCH.with(|s| {
+                        let s = &mut *s.borrow_mut();
+                        s.inflater.reset(false);
+                        if self.prime(&mut s.inflater) {
+                            self.inflate(&mut s.inflater, &TAIL, &mut s.output[..], FlushDecompress::Sync);
+                        }
+                    });
+                }
             }
+        }
+        self.inflater = None;
+        let m = std::mem::take(&mut self.msg);
+        if m.compressed && m.stream_end && !self.no_context_takeover {
+            // A final block ended the DEFLATE stream: a new one starts with an empty
+            // window, which the sender's does not: later sizes are not known.
+            self.window_lost = true;
+            self.history = VecDeque::new();
         }
         // An uncompressed message's size is its wire size, known from its headers even
         // when bytes of it are missing; a compressed one's is what was inflated.
@@ -335,6 +381,7 @@ impl Direction {
                 self.inflater = None;
                 if !self.no_context_takeover {
                     self.window_lost = true;
+                    self.history = VecDeque::new();
                 }
                 self.inexact = true;
             }
@@ -392,12 +439,22 @@ impl Payloads {
         }
     }
 
-    /// Bytes held by inflaters now (for memory accounting): the window and zlib's state.
+    /// `side`'s stream ended (FIN or RST): its inflater is freed.
+    pub fn release(&mut self, side: Side) {
+        self.dir(side).release();
+    }
+
+    /// Bytes held now (for memory accounting): each direction's window, and zlib's state
+    /// while a message spans deliveries (about 20 KiB plus the window).
     pub fn inflater_bytes(&self) -> usize {
         self.dirs
             .iter()
-            .filter(|d| d.inflater.is_some())
-            .map(|d| (1usize << d.window_bits.max(9)) + 7 * 1024)
+            .map(|d| {
+                d.history.capacity()
+                    + d.inflater
+                        .as_ref()
+                        .map_or(0, |_| (1usize << d.window_bits.max(9)) + 20 * 1024)
+            })
             .sum()
     }
 }
@@ -418,7 +475,10 @@ impl FrameConsumer for Payloads {
                 SCRATCH.with(|s| d.finish_message(bytes, &mut s.borrow_mut().output));
             }
             StreamEvent::Gap { effect, .. } => d.gap(effect),
-            StreamEvent::Close(_) | StreamEvent::Anomaly(_) => {}
+            // §5.5.1: no data message follows this side's Close frame; its window is not
+            // needed any more (a session's record waits for the connection to be retired).
+            StreamEvent::Close(_) => d.release(),
+            StreamEvent::Anomaly(_) => {}
         }
     }
 
@@ -438,22 +498,59 @@ impl FrameConsumer for Payloads {
             }
         }
         let m = &d.msg;
-        if !m.active || m.partial || !(m.compressed || m.text) {
+        if !m.active || m.partial || m.stream_end || !(m.compressed || m.text) {
             return;
         }
+        // A whole single-frame message in this delivery: inflated here and now with the
+        // per-thread inflater.
+        let whole = m.compressed
+            && offset == 0
+            && header.fin
+            && bytes.len() as u64 == header.payload_len
+            && header.opcode != opcode::CONTINUATION;
         SCRATCH.with(|s| {
             let s = &mut *s.borrow_mut();
+            let Scratch {
+                input,
+                output,
+                inflater,
+            } = s;
+            if whole {
+                inflater.reset(false);
+                if !d.prime(inflater) {
+                    d.anomalies.insert(Anomaly::InflateError);
+                    d.lose_message();
+                    return;
+                }
+            }
+            let mut feed = |d: &mut Direction, chunk: &[u8]| {
+                if !d.msg.compressed {
+                    d.msg.utf8.feed(chunk);
+                } else if whole {
+                    if !d.msg.partial && !d.msg.stream_end {
+                        d.inflate(inflater, chunk, output, FlushDecompress::None);
+                    }
+                } else {
+                    d.compressed_bytes(chunk, output);
+                }
+            };
             match header.masking_key {
-                None => d.bytes(bytes, &mut s.output),
+                None => feed(d, bytes),
                 Some(key) => {
                     let mut pos = offset;
-                    for chunk in bytes.chunks(s.input.len()) {
-                        let buf = &mut s.input[..chunk.len()];
+                    for chunk in bytes.chunks(input.len()) {
+                        let buf = &mut input[..chunk.len()];
                         unmask_into(chunk, key, pos, buf);
-                        d.bytes(buf, &mut s.output);
+                        feed(d, buf);
                         pos += chunk.len() as u64;
                     }
                 }
+            }
+            if whole {
+                if !d.msg.partial && !d.msg.stream_end {
+                    d.inflate(inflater, &TAIL, output, FlushDecompress::Sync);
+                }
+                d.msg.inflated = true;
             }
         });
     }

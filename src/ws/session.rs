@@ -169,6 +169,14 @@ impl WsSession {
         self.midstream || self.request.upgrade_websocket || (self.request_cut && self.upgraded())
     }
 
+    /// `side`'s stream ended (its FIN was reached, or a RST): per-direction memory that
+    /// only later bytes would need is freed.
+    pub fn direction_ended(&mut self, side: Side) {
+        if let Some(p) = &mut self.consumers.payloads {
+            p.release(side);
+        }
+    }
+
     /// The response head is still being read.
     pub fn is_reading_response(&self) -> bool {
         matches!(self.server_state, DirState::Head(_))
