@@ -30,11 +30,11 @@ pub enum App {
     /// No handshake in the capture: looking for WebSocket framing.
     Probe(Box<Probe>),
     /// A WebSocket session: upgraded (or recognised mid-stream, or after a request cut
-    /// off). `earlier` are the sessions of rejected Upgrades before it on this connection.
+    /// off). The sessions of rejected Upgrades before it on this connection are in its
+    /// `earlier` (kept out of this enum, which every packet of the connection reads).
     WebSocket {
         client_is_lo: bool,
         session: Box<WsSession>,
-        earlier: Vec<Box<WsSession>>,
     },
     /// Anything else: not followed further.
     Other,
@@ -324,10 +324,10 @@ impl Http {
                             ctx.limits.inflate,
                         ));
                         s.requests_before_upgrade = self.requests;
+                        s.earlier = std::mem::take(&mut self.finished);
                         return Some(App::WebSocket {
                             client_is_lo: self.client_is_lo,
                             session: s,
-                            earlier: std::mem::take(&mut self.finished),
                         });
                     }
                     _ => self.lose(),
@@ -383,10 +383,9 @@ impl App {
     /// The WebSocket sessions of this connection, in the order of their requests.
     pub fn sessions(&self) -> Box<dyn Iterator<Item = &WsSession> + '_> {
         match self {
-            App::WebSocket {
-                session, earlier, ..
-            } => Box::new(
-                earlier
+            App::WebSocket { session, .. } => Box::new(
+                session
+                    .earlier
                     .iter()
                     .map(|b| &**b)
                     .chain(std::iter::once(&**session))
@@ -403,9 +402,9 @@ impl App {
         let client_is_lo_and_sessions = match self {
             App::WebSocket {
                 client_is_lo,
-                session,
-                mut earlier,
+                mut session,
             } => {
+                let mut earlier = std::mem::take(&mut session.earlier);
                 earlier.push(session);
                 (client_is_lo, earlier)
             }
@@ -425,12 +424,16 @@ impl App {
     /// The current session, mutably (for pairing).
     pub fn session_mut(&mut self, requests_before_upgrade: u64) -> Option<&mut WsSession> {
         match self {
-            App::WebSocket {
-                session, earlier, ..
-            } => std::iter::once(session)
-                .chain(earlier.iter_mut())
-                .map(|b| &mut **b)
-                .find(|s| s.requests_before_upgrade == requests_before_upgrade),
+            App::WebSocket { session, .. } => {
+                if session.requests_before_upgrade == requests_before_upgrade {
+                    return Some(&mut **session);
+                }
+                session
+                    .earlier
+                    .iter_mut()
+                    .map(|b| &mut **b)
+                    .find(|s| s.requests_before_upgrade == requests_before_upgrade)
+            }
             App::Http(h) => h
                 .session
                 .iter_mut()
@@ -459,17 +462,28 @@ impl App {
     }
 
     /// An Upgrade request completed since the last call: its key, packet and place.
+    #[inline]
     pub fn take_new_upgrade(&mut self) -> Option<(String, At, u64)> {
-        let s = match self {
-            App::Http(h) => h.session.as_deref_mut()?,
-            App::WebSocket { session, .. } => &mut **session,
-            _ => return None,
+        // Only an HTTP connection completes Upgrade requests (a WebSocket one is past its
+        // handshake): the common case reads nothing behind a pointer.
+        let App::Http(h) = self else {
+            return None;
         };
+        h.take_new_upgrade()
+    }
+}
+
+impl Http {
+    #[cold]
+    fn take_new_upgrade(&mut self) -> Option<(String, At, u64)> {
+        let s = self.session.as_deref_mut()?;
         let at = s.request_at.take()?;
         let key = s.request.key.clone()?;
         Some((key.trim().to_string(), at, s.requests_before_upgrade))
     }
+}
 
+impl App {
     /// Hands one reassembled event of the direction from `key.lo` (`from_lo`) or `key.hi`
     /// to the application layer. `started`: the connection's SYN was captured, so its
     /// first bytes are its application's first bytes.
@@ -501,7 +515,6 @@ impl App {
                     *self = App::WebSocket {
                         client_is_lo,
                         session: Box::new(p.into_session(client_is_lo, ctx.limits.inflate)),
-                        earlier: Vec::new(),
                     };
                 }
             },
@@ -526,10 +539,11 @@ impl App {
                         unreachable!()
                     };
                     let h = *h;
+                    let mut session = h.session.expect("upgraded session");
+                    session.earlier = h.finished;
                     *self = App::WebSocket {
                         client_is_lo: h.client_is_lo,
-                        session: h.session.expect("upgraded session"),
-                        earlier: h.finished,
+                        session,
                     };
                 } else if let App::Http(h) = self {
                     if h.lost && h.session.is_none() && h.finished.is_empty() {

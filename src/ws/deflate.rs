@@ -336,7 +336,12 @@ impl Direction {
                         let s = &mut *s.borrow_mut();
                         s.inflater.reset(false);
                         if self.prime(&mut s.inflater) {
-                            self.inflate(&mut s.inflater, &TAIL, &mut s.output[..], FlushDecompress::Sync);
+                            self.inflate(
+                                &mut s.inflater,
+                                &TAIL,
+                                &mut s.output[..],
+                                FlushDecompress::Sync,
+                            );
                         }
                     });
                 }

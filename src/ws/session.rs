@@ -18,8 +18,9 @@ use crate::record::{Anomalies, Anomaly, At, Peer, Side, SideStats};
 pub struct Consumers {
     /// The report's counters.
     pub counts: Counts,
-    /// Message payloads (absent with `--no-inflate`, or before the upgrade).
-    pub payloads: Option<Payloads>,
+    /// Message payloads (absent with `--no-inflate`, or before the upgrade). Boxed: the
+    /// counters stay on few cache lines.
+    pub payloads: Option<Box<Payloads>>,
 }
 
 impl FrameConsumer for Consumers {
@@ -52,6 +53,7 @@ enum DirState {
 
 /// Both directions of an upgraded (or upgrading) connection.
 #[derive(Debug)]
+#[allow(clippy::vec_box)]
 pub struct WsSession {
     pub request: Request,
     pub response: Option<Response>,
@@ -83,6 +85,8 @@ pub struct WsSession {
     /// The packet that completed the Upgrade request, until the pipeline has taken note
     /// of it (for pairing the legs of a proxy).
     pub request_at: Option<At>,
+    /// Sessions of rejected Upgrades before this one on the connection (keep-alive).
+    pub earlier: Vec<Box<WsSession>>,
 }
 
 impl WsSession {
@@ -117,7 +121,7 @@ impl WsSession {
             fs.start_lost();
         }
         if inflate {
-            s.consumers.payloads = Some(Payloads::new(None));
+            s.consumers.payloads = Some(Box::new(Payloads::new(None)));
         }
         s
     }
@@ -160,6 +164,7 @@ impl WsSession {
             requests_before_upgrade: 0,
             peer: None,
             request_at: None,
+            earlier: Vec::new(),
         }
     }
 
@@ -256,7 +261,7 @@ impl WsSession {
             }
             self.deflate = extensions::permessage_deflate(&resp.extensions);
             if self.inflate {
-                self.consumers.payloads = Some(Payloads::new(self.deflate));
+                self.consumers.payloads = Some(Box::new(Payloads::new(self.deflate)));
             }
             self.server_state = DirState::Frames;
         } else {
