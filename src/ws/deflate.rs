@@ -19,7 +19,6 @@
 //! inflated through per-thread scratch buffers, never kept.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 
 use flate2::{Decompress, FlushDecompress, Status};
 
@@ -147,6 +146,42 @@ struct Message {
     utf8: Utf8,
 }
 
+/// The last uncompressed bytes of a direction's compressed messages, kept contiguous for
+/// `inflateSetDictionary`: appended at the end, and the last window moved to the front
+/// when the slack is used up (a memmove per slack's worth of output, not per message).
+#[derive(Debug, Default)]
+struct History {
+    bytes: Vec<u8>,
+    window: usize,
+}
+
+impl History {
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The last `window` bytes.
+    fn window(&self) -> &[u8] {
+        &self.bytes[self.bytes.len().saturating_sub(self.window)..]
+    }
+
+    fn push(&mut self, out: &[u8], window: usize) {
+        self.window = window;
+        let slack = (window / 4).max(4096);
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve_exact(window + slack);
+        }
+        let out = &out[out.len().saturating_sub(window)..];
+        if self.bytes.len() + out.len() > window + slack {
+            let keep = window.saturating_sub(out.len()).min(self.bytes.len());
+            let from = self.bytes.len() - keep;
+            self.bytes.copy_within(from.., 0);
+            self.bytes.truncate(keep);
+        }
+        self.bytes.extend_from_slice(out);
+    }
+}
+
 /// One direction's inflation state and totals.
 #[derive(Debug, Default)]
 struct Direction {
@@ -156,7 +191,7 @@ struct Direction {
     /// With context takeover: the last 2^window_bits uncompressed bytes of the compressed
     /// messages so far, the dictionary of the next one (RFC 7692 §7.2.1). Allocated at the
     /// first compressed message.
-    history: VecDeque<u8>,
+    history: History,
     /// An inflater of its own, only while a compressed message spans deliveries.
     inflater: Option<Decompress>,
     /// The window a later message may refer to is gone (context takeover after a gap,
@@ -210,7 +245,7 @@ impl Direction {
 
     /// Prepares `z` to inflate a new message: empty window, or the history as dictionary.
     fn prime(&mut self, z: &mut Decompress) -> bool {
-        self.history.is_empty() || z.set_dictionary(self.history.make_contiguous()).is_ok()
+        self.history.is_empty() || z.set_dictionary(self.history.window()).is_ok()
     }
 
     /// Inflates `input` into the message with `z`, in `output`-sized steps.
@@ -237,11 +272,7 @@ impl Direction {
                 }
                 if !self.no_context_takeover {
                     // Keep the last window's worth of uncompressed bytes.
-                    let w = 1usize << self.window_bits;
-                    let keep = &out[out.len().saturating_sub(w)..];
-                    let drop = (self.history.len() + keep.len()).saturating_sub(w);
-                    self.history.drain(..drop);
-                    self.history.extend(keep);
+                    self.history.push(out, 1 << self.window_bits);
                 }
                 if self.msg.size > MAX_INFLATED_MESSAGE || self.inflated > MAX_INFLATED_DIRECTION {
                     self.capped |= self.inflated > MAX_INFLATED_DIRECTION;
@@ -300,7 +331,7 @@ impl Direction {
             self.inflater = None;
             if !self.no_context_takeover {
                 self.window_lost = true;
-                self.history = VecDeque::new();
+                self.history = History::default();
             }
         }
     }
@@ -313,7 +344,7 @@ impl Direction {
         }
         self.inflater = None;
         if !self.history.is_empty() {
-            self.history = VecDeque::new();
+            self.history = History::default();
             self.window_lost = true;
         }
     }
@@ -353,7 +384,7 @@ impl Direction {
             // A final block ended the DEFLATE stream: a new one starts with an empty
             // window, which the sender's does not: later sizes are not known.
             self.window_lost = true;
-            self.history = VecDeque::new();
+            self.history = History::default();
         }
         // An uncompressed message's size is its wire size, known from its headers even
         // when bytes of it are missing; a compressed one's is what was inflated.
@@ -386,7 +417,7 @@ impl Direction {
                 self.inflater = None;
                 if !self.no_context_takeover {
                     self.window_lost = true;
-                    self.history = VecDeque::new();
+                    self.history = History::default();
                 }
                 self.inexact = true;
             }
@@ -455,7 +486,7 @@ impl Payloads {
         self.dirs
             .iter()
             .map(|d| {
-                d.history.capacity()
+                d.history.bytes.capacity()
                     + d.inflater
                         .as_ref()
                         .map_or(0, |_| (1usize << d.window_bits.max(9)) + 20 * 1024)
