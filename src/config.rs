@@ -93,3 +93,9 @@ pub const MAX_UPGRADES_PER_CONNECTION: usize = 16;
 /// HTTP requests sent ahead of their responses (pipelining) that are followed on one
 /// connection before the Upgrade; more is not followed.
 pub const MAX_PIPELINED_REQUESTS: usize = 32;
+
+/// Records held back on their way out while a proxy leg waits for its peer to be numbered
+/// (`legs.rs`); past it the oldest waiting leg is written unpaired, and so is its peer.
+/// Records wait only while the peer's connection, started within the pairing window, is
+/// still open.
+pub const MAX_HELD_LEGS: usize = 16 * 1024;

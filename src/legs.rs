@@ -21,13 +21,10 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 
+use crate::config::MAX_HELD_LEGS;
 use crate::net::FlowKey;
 use crate::record::{At, Peer, SessionRecord};
 use crate::verdict::closed_by;
-
-/// Records held back while a leg waits for its peer; past it the oldest waiting leg is
-/// written unpaired.
-pub const MAX_HELD_LEGS: usize = 16 * 1024;
 
 /// An Upgrade request seen by a shard: its key, its packet, and which session it is.
 #[derive(Clone, Debug)]

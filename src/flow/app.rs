@@ -175,14 +175,14 @@ impl Http {
             return false;
         }
         let upgrade = req.upgrade_websocket;
+        if upgrade && self.finished.len() >= MAX_UPGRADES_PER_CONNECTION {
+            return false;
+        }
         self.pending.push_back(Pending {
             head_method: req.method.eq_ignore_ascii_case("HEAD"),
             upgrade,
         });
         if upgrade {
-            if self.finished.len() >= MAX_UPGRADES_PER_CONNECTION {
-                return false;
-            }
             let mut s = Box::new(WsSession::new(req, ctx.limits.max_head, ctx.limits.inflate));
             s.requests_before_upgrade = self.requests;
             s.request_at = Some(at);
