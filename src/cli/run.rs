@@ -1,32 +1,36 @@
 //! Running a report writer over the captures: options, the capture, the analysis, the
-//! closing line on stderr and the exit status — the same for every subcommand.
+//! closing line on stderr and the run's status — the same for every subcommand.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::process::ExitCode;
 
 use wsclose::capture::Capture;
 use wsclose::pipeline::Options;
-use wsclose::report::{write_report, ReportWriter};
+use wsclose::report::{write_report, ReportWriter, RowOptions};
 
+use super::status::Status;
 use super::{CaptureArgs, OutputArgs};
 
-pub fn usage_error(msg: &str) -> ExitCode {
+pub fn usage_error(msg: &str) -> Status {
     eprintln!("wsclose: {msg}");
-    ExitCode::from(2)
+    Status::error()
 }
 
-pub fn write_failed(e: io::Error) -> ExitCode {
+/// The status after a failed write: a closed pipe is not an error of ours (the reader
+/// went away, as `| head` does); anything else is.
+pub fn write_failed(e: &io::Error) -> Status {
     if e.kind() == io::ErrorKind::BrokenPipe {
-        // The reader went away (e.g. `| head`): not an error of ours.
-        return ExitCode::SUCCESS;
+        return Status {
+            pipe_closed: true,
+            ..Status::default()
+        };
     }
     eprintln!("wsclose: error: writing the report: {e}");
-    ExitCode::from(2)
+    Status::error()
 }
 
 /// stdout, or the file `-o` names, buffered.
-pub fn open_output(args: &OutputArgs) -> Result<BufWriter<Box<dyn Write>>, ExitCode> {
+pub fn open_output(args: &OutputArgs) -> Result<BufWriter<Box<dyn Write>>, Status> {
     let sink: Box<dyn Write> = match &args.output {
         Some(path) => match File::create(path) {
             Ok(f) => Box::new(f),
@@ -38,7 +42,7 @@ pub fn open_output(args: &OutputArgs) -> Result<BufWriter<Box<dyn Write>>, ExitC
 }
 
 /// The analysis options and the opened capture of `args`.
-fn open_capture(args: &CaptureArgs) -> Result<(Options, Capture), ExitCode> {
+fn open_capture(args: &CaptureArgs) -> Result<(Options, Capture), Status> {
     let mut opts = Options {
         inflate: !args.no_inflate,
         midstream: !args.no_midstream,
@@ -75,15 +79,21 @@ fn open_capture(args: &CaptureArgs) -> Result<(Options, Capture), ExitCode> {
 }
 
 /// Runs `writer` over the captures of `args`: sessions numbered 1, 2, 3 … in report
-/// order, then the end of the run; the closing line on stderr; the exit status.
-pub fn run_report(args: &CaptureArgs, writer: &mut dyn ReportWriter) -> ExitCode {
+/// order, then the end of the run; the closing line on stderr. The status says whether
+/// an input could not be read to its end or the output could not be written (`error`),
+/// or the reader closed the pipe (`pipe_closed`: the run stopped there).
+pub fn run_report(
+    args: &CaptureArgs,
+    row_opts: &RowOptions,
+    writer: &mut dyn ReportWriter,
+) -> Status {
     let (opts, capture) = match open_capture(args) {
         Ok(x) => x,
-        Err(code) => return code,
+        Err(status) => return status,
     };
-    let summary = match write_report(capture, &opts, writer) {
+    let summary = match write_report(capture, &opts, row_opts, writer) {
         Ok(s) => s,
-        Err(e) => return write_failed(e),
+        Err(e) => return write_failed(&e),
     };
     for e in &summary.errors {
         eprintln!("wsclose: error: {e}");
@@ -96,9 +106,8 @@ pub fn run_report(args: &CaptureArgs, writer: &mut dyn ReportWriter) -> ExitCode
             );
         }
     }
-    if summary.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
+    Status {
+        error: !summary.errors.is_empty(),
+        ..Status::default()
     }
 }

@@ -155,6 +155,33 @@ impl Http {
                             }
                             return None;
                         }
+                        HeadProgress::TooLong => {
+                            // A head that never ends: still a session if its first bytes
+                            // were an Upgrade request.
+                            let rest = buf.overflow();
+                            let req = buf.prefix().and_then(|h| handshake::request(&h));
+                            match req {
+                                Some(req) if req.upgrade_websocket && self.pending.is_empty() => {
+                                    let mut s = Box::new(WsSession::from_long_request(
+                                        req,
+                                        ctx.limits.max_head,
+                                        rest,
+                                        ctx.at,
+                                        ctx.limits.inflate,
+                                    ));
+                                    s.requests_before_upgrade = self.requests;
+                                    self.pending.push_back(Pending {
+                                        head_method: false,
+                                        upgrade: true,
+                                    });
+                                    self.session = Some(s);
+                                    self.client = Reading::Session;
+                                    self.requests += 1;
+                                }
+                                _ => self.lose(),
+                            }
+                            return None;
+                        }
                         _ => {
                             self.lose();
                             return None;
@@ -217,7 +244,8 @@ impl Http {
                 // The answer to the Upgrade: the session reads it.
                 let s = self.session.as_mut().expect("an Upgrade is pending");
                 let rest = s.server_data(d, ctx.at);
-                if s.upgraded() {
+                if s.reads_server_frames() {
+                    // Upgraded (or its answer was lost and frames will tell).
                     return Ok(true);
                 }
                 match rest {
@@ -344,7 +372,7 @@ impl Http {
         {
             let s = self.session.as_mut().expect("an Upgrade is pending");
             s.server_gap(n, at);
-            if s.upgraded() {
+            if s.reads_server_frames() {
                 return true;
             }
             if s.response.is_some() || !s.is_reading_response() {

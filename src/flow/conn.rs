@@ -8,7 +8,7 @@ use super::SegmentCtx;
 use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
 use crate::net::FlowKey;
 use crate::record::{Anomaly, At, SessionRecord, TcpEnds};
-use crate::verdict::{verdict, Upgrade};
+use crate::verdict::verdict;
 
 /// Index of a direction: 0 for packets from `key.lo`, 1 from `key.hi`.
 fn dir(from_lo: bool) -> usize {
@@ -224,13 +224,11 @@ impl Conn {
         let n = sessions.len();
         for s in sessions {
             let s = *s;
-            let (client_side, server_side, mut anomalies, exact) = s.outcome();
+            let (mut client_side, mut server_side, mut anomalies, exact) = s.outcome();
             anomalies.union(tcp_anomalies);
-            let upgrade = match &s.response {
-                _ if s.midstream => Upgrade::Midstream,
-                Some(r) => Upgrade::Answered(r.status),
-                None => Upgrade::Unanswered,
-            };
+            client_side.in_progress_at_end = s.in_progress(crate::record::Side::Client);
+            server_side.in_progress_at_end = s.in_progress(crate::record::Side::Server);
+            let upgrade = s.upgrade();
             let verdict = verdict(&crate::record::facts(
                 upgrade,
                 &client_side,

@@ -315,6 +315,7 @@ impl HalfStream {
 
     /// The peer acknowledged `ack`: bytes before it reached the peer, so a hole before it
     /// will never be filled in this capture.
+    #[inline]
     pub fn acked(&mut self, ack: u32, limits: &ReassemblyLimits, sink: &mut impl FnMut(Event<'_>)) {
         let Some(base) = self.base else { return };
         let mut to = self.offset(base, ack);

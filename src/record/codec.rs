@@ -252,10 +252,16 @@ impl Writer<'_> {
             missing_bytes,
             bytes_inflated,
             largest_message,
+            in_progress_at_end,
         } = s;
         for x in [*messages, *bytes, *pings, *pongs, *missing_bytes] {
             self.u64(x);
         }
+        self.0.push(match in_progress_at_end {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        });
         self.opt64(*bytes_inflated);
         self.opt64(*largest_message);
         match close {
@@ -353,6 +359,12 @@ impl Reader<'_> {
             self.u64()?,
             self.u64()?,
         );
+        let in_progress_at_end = match self.u8()? {
+            0 => None,
+            1 => Some(false),
+            2 => Some(true),
+            _ => return Err(bad("spilled record has a bad in-progress flag")),
+        };
         let (bytes_inflated, largest_message) = (self.opt64()?, self.opt64()?);
         let close = if self.u8()? == 1 {
             Some(Close {
@@ -372,6 +384,7 @@ impl Reader<'_> {
             missing_bytes,
             bytes_inflated,
             largest_message,
+            in_progress_at_end,
         })
     }
 }
@@ -391,8 +404,10 @@ pub(crate) mod tests {
             any::<[u64; 5]>(),
             proptest::option::of((proptest::option::of(any::<u16>()), ".{0,8}", at())),
             any::<[Option<u64>; 2]>(),
+            proptest::option::of(any::<bool>()),
         )
-            .prop_map(|(n, close, inflated)| SideStats {
+            .prop_map(|(n, close, inflated, in_progress_at_end)| SideStats {
+                in_progress_at_end,
                 bytes_inflated: inflated[0],
                 largest_message: inflated[1],
                 messages: n[0],

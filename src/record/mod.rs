@@ -86,10 +86,13 @@ pub enum Anomaly {
     InflateLimit,
     /// A text message that is not UTF-8 (§5.6, §8.1: the peer must fail with 1007).
     InvalidUtf8Text,
+    /// The answer to the Upgrade request is missing from the capture (a gap, a snapshot
+    /// length); whether it upgraded is inferred from the server's frames, if any.
+    ResponseNotCaptured,
 }
 
 impl Anomaly {
-    pub const ALL: [Anomaly; 34] = [
+    pub const ALL: [Anomaly; 35] = [
         Anomaly::Gap,
         Anomaly::CutOffPacket,
         Anomaly::ReassemblyLimit,
@@ -124,6 +127,7 @@ impl Anomaly {
         Anomaly::InflateError,
         Anomaly::InflateLimit,
         Anomaly::InvalidUtf8Text,
+        Anomaly::ResponseNotCaptured,
     ];
 
     /// The token written in the `anomalies` column.
@@ -163,6 +167,7 @@ impl Anomaly {
             Anomaly::InflateError => "inflate_error",
             Anomaly::InflateLimit => "inflate_limit",
             Anomaly::InvalidUtf8Text => "invalid_utf8_text",
+            Anomaly::ResponseNotCaptured => "response_not_captured",
         }
     }
 }
@@ -258,6 +263,9 @@ pub struct SideStats {
     /// The largest complete data message in application bytes (inflated when
     /// compressed; the wire size without the extension). `None` when not knowable.
     pub largest_message: Option<u64>,
+    /// A frame or fragmented message was started and not finished when the connection or
+    /// the capture ended; `None` when frame boundaries were not known then (or no frames).
+    pub in_progress_at_end: Option<bool>,
 }
 
 /// The other leg of a session through a proxy (both legs in the capture): the order key
@@ -396,6 +404,7 @@ impl SessionRecord {
             missing_bytes: 7,
             bytes_inflated: Some(40),
             largest_message: Some(30),
+            in_progress_at_end: Some(false),
         };
         let server_side = SideStats {
             close: Some(Close {

@@ -10,8 +10,9 @@ use super::extensions::{self, Deflate};
 use super::frame::FrameHeader;
 use super::handshake::{self, Request, Response};
 use super::stream::FrameStream;
-use crate::http::head::{HeadBuffer, HeadProgress};
+use crate::http::head::{HeadBuffer, HeadProgress, HeadSkip};
 use crate::record::{Anomalies, Anomaly, At, Peer, Side, SideStats};
+use crate::verdict::Upgrade;
 
 /// The consumers of a session's frame events.
 #[derive(Debug, Default)]
@@ -46,6 +47,8 @@ impl FrameConsumer for Consumers {
 enum DirState {
     /// An HTTP head, buffered while incomplete.
     Head(HeadBuffer),
+    /// The rest of a head too long to buffer: passed over until its end.
+    SkipHead(HeadSkip),
     Frames,
     /// Nothing more to learn from this direction.
     Ignore,
@@ -71,6 +74,9 @@ pub struct WsSession {
     pub request_cut: bool,
     /// The response head was cut off: fields after the cut are unknown, not missing.
     response_cut: bool,
+    /// The response head is missing (bytes not captured) or unreadable (too long before
+    /// its status line ended): whether it upgraded is told by the server's frames, if any.
+    response_lost: bool,
     max_head: usize,
     /// Inflate compressed messages and check text (off with `--no-inflate`).
     inflate: bool,
@@ -102,6 +108,25 @@ impl WsSession {
     pub fn from_cut_request(request: Request, max_head: usize, inflate: bool) -> Self {
         let mut s = Self::with_request(request, max_head, inflate, true);
         s.client.expect_frame_start();
+        s
+    }
+
+    /// A session from the start of an Upgrade request whose head outgrew the buffer cap:
+    /// the fields in its first bytes are known. `rest` is what came after the head if its
+    /// end was seen (frames), else where the search for its end stands.
+    pub fn from_long_request(
+        request: Request,
+        max_head: usize,
+        rest: Result<Vec<u8>, HeadSkip>,
+        at: At,
+        inflate: bool,
+    ) -> Self {
+        let mut s = Self::with_request(request, max_head, inflate, true);
+        s.anomalies.insert(Anomaly::HandshakeTooLong);
+        match rest {
+            Ok(frames) => s.client_data(&frames, at),
+            Err(skip) => s.client_state = DirState::SkipHead(skip),
+        }
         s
     }
 
@@ -157,6 +182,7 @@ impl WsSession {
             inexact: false,
             request_cut,
             response_cut: false,
+            response_lost: false,
             max_head,
             inflate,
             deflate: None,
@@ -182,6 +208,12 @@ impl WsSession {
         }
     }
 
+    /// The server's bytes are read as frames: upgraded, or the answer was lost and its
+    /// frames are looked for (`upgrade()` tells which).
+    pub fn reads_server_frames(&self) -> bool {
+        matches!(self.server_state, DirState::Frames)
+    }
+
     /// The response head is still being read.
     pub fn is_reading_response(&self) -> bool {
         matches!(self.server_state, DirState::Head(_))
@@ -191,10 +223,43 @@ impl WsSession {
         self.response.as_ref().is_some_and(|r| r.status == 101)
     }
 
+    /// What became of the Upgrade request, as far as the capture tells.
+    pub fn upgrade(&self) -> Upgrade {
+        match &self.response {
+            _ if self.midstream => Upgrade::Midstream,
+            Some(r) => Upgrade::Answered(r.status),
+            None if self.response_lost && self.server.framing_found() => Upgrade::Inferred,
+            None if self.response_lost => Upgrade::Unknown,
+            None => Upgrade::Unanswered,
+        }
+    }
+
+    /// Whether a frame or message of `side` was left unfinished (see [`FrameStream::in_progress`]);
+    /// `None` when that side was not reading frames.
+    pub fn in_progress(&self, side: Side) -> Option<bool> {
+        let (state, stream) = match side {
+            Side::Client => (&self.client_state, &self.client),
+            Side::Server => (&self.server_state, &self.server),
+        };
+        match state {
+            DirState::Frames => stream.in_progress(),
+            _ => None,
+        }
+    }
+
     /// In-order bytes from the client, delivered in packet `at`.
-    pub fn client_data(&mut self, d: &[u8], at: At) {
+    pub fn client_data(&mut self, mut d: &[u8], at: At) {
+        if let DirState::SkipHead(skip) = &mut self.client_state {
+            match skip.scan(d) {
+                Some(n) => {
+                    d = &d[n..];
+                    self.client_state = DirState::Frames;
+                }
+                None => return,
+            }
+        }
         if let DirState::Frames = self.client_state {
-            if self.response.is_none() && !self.midstream && !d.is_empty() {
+            if self.response.is_none() && !self.response_lost && !self.midstream && !d.is_empty() {
                 self.anomalies.insert(Anomaly::FrameBeforeUpgrade);
             }
             self.client.data(d, at, &mut self.consumers);
@@ -211,7 +276,39 @@ impl WsSession {
                 return None;
             }
             DirState::Ignore => return None,
-            DirState::Head(buf) => buf.push(d, self.max_head, handshake::response),
+            DirState::SkipHead(skip) => {
+                if let Some(n) = skip.scan(d) {
+                    self.server_state = DirState::Frames;
+                    self.server.data(&d[n..], at, &mut self.consumers);
+                }
+                return None;
+            }
+            DirState::Head(buf) => {
+                let progress = buf.push(d, self.max_head, handshake::response);
+                if let HeadProgress::TooLong = progress {
+                    // Read what the head's first bytes say, and pass over the rest.
+                    let cut = buf.prefix().and_then(|h| handshake::response(&h));
+                    let rest = buf.overflow();
+                    self.anomalies.insert(Anomaly::HandshakeTooLong);
+                    match cut {
+                        Some(r) => {
+                            self.response_cut = true;
+                            self.accept_response(r);
+                            if let DirState::Frames = self.server_state {
+                                match rest {
+                                    Ok(frames) => {
+                                        self.server.data(&frames, at, &mut self.consumers)
+                                    }
+                                    Err(skip) => self.server_state = DirState::SkipHead(skip),
+                                }
+                            }
+                        }
+                        None => self.lose_response(),
+                    }
+                    return None;
+                }
+                progress
+            }
         };
         match progress {
             HeadProgress::Complete(Some(resp), rest) => {
@@ -228,13 +325,24 @@ impl WsSession {
                 self.anomalies.insert(Anomaly::BadHandshakeResponse);
                 self.server_state = DirState::Ignore;
             }
-            HeadProgress::Incomplete => {}
-            HeadProgress::TooLong => {
-                self.anomalies.insert(Anomaly::HandshakeTooLong);
-                self.server_state = DirState::Ignore;
-            }
+            HeadProgress::Incomplete | HeadProgress::TooLong => {}
         }
         None
+    }
+
+    /// The response head cannot be read: what follows decides. The server's frames, once
+    /// a segment is a run of whole, well-formed unmasked frames (§5.1), mean it upgraded.
+    fn lose_response(&mut self) {
+        self.inexact = true;
+        self.response_lost = true;
+        self.anomalies.insert(Anomaly::ResponseNotCaptured);
+        if !self.request.extensions.is_empty() {
+            // An extension may have been accepted (RFC 7692 §6: RSV1).
+            self.client.allow_rsv1();
+            self.server.allow_rsv1();
+        }
+        self.server.find_framing();
+        self.server_state = DirState::Frames;
     }
 
     fn accept_response(&mut self, resp: Response) {
@@ -288,6 +396,12 @@ impl WsSession {
     pub fn client_gap(&mut self, n: u64, at: At) {
         match self.client_state {
             DirState::Frames => self.client.gap(n, at, &mut self.consumers),
+            DirState::SkipHead(_) => {
+                // Where the head ended may be in the gap: find the frames after it.
+                self.unframed_gap(Side::Client, n, at);
+                self.client.find_framing();
+                self.client_state = DirState::Frames;
+            }
             _ => self.unframed_gap(Side::Client, n, at),
         }
     }
@@ -297,6 +411,12 @@ impl WsSession {
         let cut_response = match &self.server_state {
             DirState::Frames => return self.server.gap(n, at, &mut self.consumers),
             DirState::Ignore => return self.unframed_gap(Side::Server, n, at),
+            DirState::SkipHead(_) => {
+                self.unframed_gap(Side::Server, n, at);
+                self.server.find_framing();
+                self.server_state = DirState::Frames;
+                return;
+            }
             DirState::Head(buf) => buf.prefix().and_then(|h| handshake::response(&h)),
         };
         self.unframed_gap(Side::Server, n, at);
@@ -310,12 +430,7 @@ impl WsSession {
                     self.server.expect_frame_start();
                 }
             }
-            None => {
-                // Whether it upgraded is unknown.
-                self.inexact = true;
-                self.server_state = DirState::Ignore;
-                self.client_state = DirState::Ignore;
-            }
+            None => self.lose_response(),
         }
     }
 

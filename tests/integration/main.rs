@@ -1,9 +1,13 @@
 //! One integration test binary (as ripgrep does): golden reports, ground truth of the real
 //! captures, determinism across thread counts, and the command-line contract.
 
+mod check;
+mod ci_recipe;
 mod cli;
 mod columns;
+mod exit_status;
 mod golden;
+mod policy;
 mod reach;
 mod truth;
 mod util;
