@@ -597,3 +597,106 @@ impl App {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Limits;
+    use crate::flow::ConnLimits;
+    use proptest::prelude::*;
+
+    const UPGRADE: &[u8] =
+        b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    const GET: &[u8] = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
+    const POST: &[u8] = b"POST /p HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+    const OK_LEN: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+    const OK_CHUNKED: &[u8] =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+    const REJECT: &[u8] = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope";
+    const SWITCH: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    const SERVER_TEXT: &[u8] = b"\x81\x02hi";
+    const CLIENT_TEXT: &[u8] = b"\x81\x82\x01\x02\x03\x04ik";
+
+    fn ctx(limits: &ConnLimits) -> SegmentCtx<'_> {
+        SegmentCtx {
+            at: At::default(),
+            limits,
+        }
+    }
+
+    /// Feeds `(from client, bytes)` to a connection whose client sends from `key.lo`.
+    fn run(events: &[(bool, &[u8])]) -> App {
+        let limits = ConnLimits::new(&Limits::default());
+        let mut app = App::Unknown;
+        for (client, b) in events {
+            app.on_event(*client, Event::Data(b), true, &ctx(&limits));
+        }
+        app
+    }
+
+    #[test]
+    fn keep_alive_requests_then_a_rejected_upgrade_then_a_session() {
+        let app = run(&[
+            (true, GET),
+            (false, OK_LEN),
+            (true, POST),
+            (false, CONTINUE),
+            (false, OK_CHUNKED),
+            (true, UPGRADE),
+            (false, REJECT),
+            (true, UPGRADE),
+            (false, SWITCH),
+            (false, SERVER_TEXT),
+            (true, CLIENT_TEXT),
+        ]);
+        let sessions: Vec<_> = app.sessions().collect();
+        assert_eq!(sessions.len(), 2);
+        assert_eq!(sessions[0].requests_before_upgrade, 2);
+        assert_eq!(sessions[0].response.as_ref().unwrap().status, 401);
+        assert_eq!(sessions[1].requests_before_upgrade, 3);
+        assert!(sessions[1].upgraded());
+        let c = &sessions[1].consumers.counts;
+        assert_eq!((c.client.stats.messages, c.server.stats.messages), (1, 1));
+    }
+
+    #[test]
+    fn a_server_speaking_first_is_not_http() {
+        let app = run(&[(false, OK_LEN), (true, UPGRADE), (false, SWITCH)]);
+        assert!(!app.is_session());
+    }
+
+    proptest! {
+        /// Any order and any cut of HTTP and WebSocket pieces, with gaps, from either side:
+        /// followed without a panic (the `expect`s on pending Upgrades hold).
+        #[test]
+        fn any_mix_of_pieces_and_gaps_is_followed_without_panic(
+            steps in proptest::collection::vec((0usize..11, any::<bool>(), 0usize..40, 0u8..8), 0..24)
+        ) {
+            let pieces: [&[u8]; 11] = [
+                UPGRADE, GET, POST, OK_LEN, OK_CHUNKED, CONTINUE, REJECT, SWITCH,
+                SERVER_TEXT, CLIENT_TEXT, b"\x16\x03\x01\x00",
+            ];
+            let limits = ConnLimits::new(&Limits::default());
+            let mut app = App::Unknown;
+            for (piece, client, cut, gap) in steps {
+                let p = pieces[piece];
+                let cut = cut.min(p.len());
+                let started = piece != 10;
+                if gap == 0 {
+                    app.on_event(client, Event::Gap(cut as u64 + 1), started, &ctx(&limits));
+                }
+                for part in [&p[..cut], &p[cut..]] {
+                    if !part.is_empty() {
+                        app.on_event(client, Event::Data(part), started, &ctx(&limits));
+                    }
+                }
+                let _ = app.take_new_upgrade();
+            }
+            let _ = app.sessions().count();
+            let _ = app.into_sessions();
+        }
+    }
+}
