@@ -9,7 +9,7 @@ use std::io;
 
 use crate::error::InputError;
 use crate::stats::Stats;
-pub use columns::{Column, Row, Value, COLUMNS};
+pub use columns::{Column, Row, Value, COLUMNS, PER_FILE_COLUMNS};
 
 /// What the run read, for writers that end with it.
 #[derive(Clone, Copy, Debug)]
