@@ -36,7 +36,7 @@ fn report_on_stdout_summary_on_stderr() {
         "session,tcp_stream,client,server,start,end,duration_s,http_status,host,path,"
     ));
     assert_eq!(out.lines().count(), 2);
-    assert!(err.contains("1 WebSocket sessions"), "{err}");
+    assert!(err.contains("1 WebSocket session;"), "{err}");
     assert!(!out.contains("wsclose:"));
 }
 
@@ -89,7 +89,7 @@ fn no_websocket_gives_header_and_says_so() {
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 1);
     assert!(err.contains("no WebSocket session"), "{err}");
-    assert!(err.contains("1 non-TCP packets"), "{err}");
+    assert!(err.contains("not analyzed: 1 non-TCP packet\n"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -105,8 +105,11 @@ fn truncated_capture_reports_what_it_saw_and_exits_2() {
     std::fs::write(&p, &bytes[..cut]).unwrap();
     let (out, err, code) = sessions(&[&p], 2);
     assert_eq!(code, 2);
-    assert!(err.contains(&format!("{}: offset ", p.display())), "{err}");
-    assert!(err.contains("truncated"), "{err}");
+    assert!(
+        err.contains(&format!("wsclose: {}: truncated capture: ", p.display())),
+        "{err}"
+    );
+    assert!(err.contains(" (offset "), "{err}");
     assert!(
         out.lines().count() > 5,
         "sessions before the cut are reported:\n{out}"
@@ -153,8 +156,18 @@ fn bad_inputs_name_file_and_offset() {
         let p = e.unwrap().path();
         let (out, err, code) = sessions(&[&p], 2);
         assert_eq!(code, 2, "{}: {err}", p.display());
+        // One line per error, in one style: `wsclose: FILE: what is wrong (offset N)`.
+        let line = err
+            .lines()
+            .find(|l| l.starts_with(&format!("wsclose: {}: ", p.display())))
+            .unwrap_or_else(|| panic!("{}: no error line: {err}", p.display()));
         assert!(
-            err.contains(&format!("{}: offset ", p.display())),
+            line.ends_with(')') && line.contains(" (offset "),
+            "{}: {line}",
+            p.display()
+        );
+        assert!(
+            !err.contains("everything was analyzed"),
             "{}: {err}",
             p.display()
         );
