@@ -97,6 +97,13 @@ impl fmt::Display for InputError {
                 if *known == 1 { "" } else { "s" }
             )?,
             // Nothing was read: no offset to name.
+            InputErrorKind::Open(e) if is_emfile(e) => {
+                return write!(
+                    f,
+                    "cannot open: {e}; inputs whose packets overlap in time are open together: \
+                     raise the limit (ulimit -n)"
+                )
+            }
             InputErrorKind::Open(e) => return write!(f, "cannot open: {e}"),
             InputErrorKind::Io(e) if self.decompressed => {
                 write!(f, "reading the gzip stream: {e}")?
@@ -109,6 +116,11 @@ impl fmt::Display for InputError {
             write!(f, " (offset {})", self.offset)
         }
     }
+}
+
+/// Too many open files (EMFILE).
+fn is_emfile(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(24)
 }
 
 impl std::error::Error for InputError {

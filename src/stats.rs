@@ -215,7 +215,16 @@ impl fmt::Display for Closing<'_> {
                 not.push(plural(n, one, many));
             }
         };
-        add(s.filtered, "packet filtered out", "packets filtered out");
+        if s.filtered_connections > 0 {
+            let conns = plural(s.filtered_connections, "connection", "connections");
+            add(
+                s.filtered,
+                &format!("packet filtered out ({conns})"),
+                &format!("packets filtered out ({conns})"),
+            );
+        } else {
+            add(s.filtered, "packet filtered out", "packets filtered out");
+        }
         add(s.non_ip, "non-IP packet", "non-IP packets");
         add(s.non_tcp, "non-TCP packet", "non-TCP packets");
         add(s.ip_fragments, "IP fragment", "IP fragments");

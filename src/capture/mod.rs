@@ -151,6 +151,10 @@ pub struct Capture {
     limits: Limits,
     batch_packets: usize,
     batch_bytes: usize,
+    /// Bytes of the chunks the current batch holds, and the most it may hold: with many
+    /// small inputs, a batch must not keep a chunk of each alive.
+    batch_chunk_bytes: usize,
+    max_batch_chunk_bytes: usize,
     filter: Option<PacketFilter>,
     per_file: bool,
     ctl: Arc<LiveCtl>,
@@ -247,6 +251,8 @@ impl Capture {
             limits: limits.clone(),
             batch_packets: limits.batch_packets.max(1),
             batch_bytes: limits.batch_bytes.max(1),
+            batch_chunk_bytes: 0,
+            max_batch_chunk_bytes: 4 * limits.batch_bytes.max(limits.chunk_bytes),
             filter: None,
             per_file: false,
             ctl,
@@ -504,6 +510,7 @@ impl Capture {
         }
         batch.first_number = self.next_number;
         batch.origins.clear();
+        self.batch_chunk_bytes = 0;
         if self.ctl.stop.is_requested() && !self.stopped {
             self.on_stop();
         }
@@ -522,7 +529,10 @@ impl Capture {
         }
         // Packets kept (the filter may drop some) and their captured bytes.
         let (mut kept, mut bytes) = (0usize, 0usize);
-        while kept < self.batch_packets && bytes < self.batch_bytes {
+        while kept < self.batch_packets
+            && bytes < self.batch_bytes
+            && self.batch_chunk_bytes < self.max_batch_chunk_bytes
+        {
             // Open the inputs whose first packet comes before the earliest record at hand.
             while self.next_open < self.order.len()
                 && self.heap.peek().is_none_or(|Reverse((ts, _, _))| {
@@ -568,7 +578,13 @@ impl Capture {
             let o = self.open[slot].as_mut().expect("open input");
             let next = o.reader.next_record();
             match next {
-                Ok(Some(r)) if kept < self.batch_packets && bytes < self.batch_bytes => rec = r,
+                Ok(Some(r))
+                    if kept < self.batch_packets
+                        && bytes < self.batch_bytes
+                        && self.batch_chunk_bytes < self.max_batch_chunk_bytes =>
+                {
+                    rec = r
+                }
                 Ok(Some(r)) => {
                     let rank = o.rank;
                     self.heads[slot] = Some(r);
@@ -607,6 +623,7 @@ impl Capture {
         let chunk = match o.batch_chunk {
             Some((id, idx)) if id == r.chunk_id => idx,
             _ => {
+                self.batch_chunk_bytes += r.buf.len();
                 batch.chunks.push(Arc::clone(&r.buf));
                 let idx = (batch.chunks.len() - 1) as u32;
                 o.batch_chunk = Some((r.chunk_id, idx));

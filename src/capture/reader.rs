@@ -57,6 +57,8 @@ pub struct FileReader {
     live: bool,
     /// A read error met after bytes that are still to be framed: said once they are.
     failed: Option<InputError>,
+    /// About how many bytes the input has (see [`Source::size_hint`]).
+    size_hint: Option<u64>,
 }
 
 const PCAPNG_SHB: u32 = 0x0A0D_0D0A;
@@ -80,6 +82,7 @@ impl FileReader {
             read: src,
             live: false,
             gzip: false,
+            size_hint: None,
         };
         Self::from_source(name, src, limits.chunk_bytes, limits)
     }
@@ -107,6 +110,7 @@ impl FileReader {
             gzip: src.gzip,
             live: src.live,
             failed: None,
+            size_hint: src.size_hint,
         };
         // The file header is read whole, waiting on a live input if need be.
         let ok = loop {
@@ -221,8 +225,14 @@ impl FileReader {
         if self.eof {
             return Ok(false);
         }
-        // Start a new chunk holding the unread tail of the current one.
-        let want = self.chunk_bytes.max(n);
+        // Start a new chunk holding the unread tail of the current one; no larger than what
+        // is left of a small file (a rotated set of tiny files must not take 2 MiB each).
+        let mut want = self.chunk_bytes;
+        if let Some(len) = self.size_hint {
+            let left = len.saturating_sub(self.base + self.pos as u64);
+            want = want.min(left.max(MIN_CHUNK as u64) as usize);
+        }
+        let want = want.max(n);
         let mut next = match self.pool.iter().position(|c| Arc::strong_count(c) == 1) {
             // A chunk much larger than the chunk size now (more inputs are open) is let go.
             Some(i) if self.pool[i].len() > 2 * want => {

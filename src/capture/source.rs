@@ -106,6 +106,9 @@ pub struct Source {
     pub live: bool,
     /// The bytes are gzip-decompressed on the way (offsets are in the decompressed data).
     pub gzip: bool,
+    /// About how many bytes there are to read (a regular file's size; for gzip, a guess),
+    /// so that a small file does not get a large buffer.
+    pub size_hint: Option<u64>,
 }
 
 /// Opens `path` (`-` is stdin) and looks for the gzip magic.
@@ -115,13 +118,23 @@ pub fn open(path: &str, ctl: &Arc<LiveCtl>) -> io::Result<Source> {
     } else {
         File::open(path)?
     };
-    let live = !file.metadata()?.is_file();
+    let meta = file.metadata()?;
+    let live = !meta.is_file();
     let raw: Box<dyn Read + Send> = if live {
         Box::new(LiveSource::new(file, Arc::clone(ctl)))
     } else {
         Box::new(file)
     };
-    with_gzip(raw, live)
+    let mut src = with_gzip(raw, live)?;
+    if !live {
+        // A pcap compresses to about a third or a tenth: a first guess, not a limit.
+        src.size_hint = Some(if src.gzip {
+            meta.len().saturating_mul(8)
+        } else {
+            meta.len()
+        });
+    }
+    Ok(src)
 }
 
 /// Puts a gzip decoder in front of `raw` when it starts with the gzip magic (1f 8b).
@@ -144,12 +157,14 @@ pub fn with_gzip(mut raw: Box<dyn Read + Send>, live: bool) -> io::Result<Source
             read: Box::new(gz),
             live,
             gzip: true,
+            size_hint: None,
         })
     } else {
         Ok(Source {
             read: chained,
             live,
             gzip: false,
+            size_hint: None,
         })
     }
 }

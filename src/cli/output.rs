@@ -171,8 +171,10 @@ fn open_path(
         if m.is_dir() {
             return Err(refuse("is a directory".into()));
         }
-        for i in inputs.iter().filter(|i| *i != "-") {
-            if fs::metadata(i).is_ok_and(|im| same_file(m, &im)) {
+        for i in inputs {
+            // stdin redirected from the file (`< FILE`) is that file too.
+            let input = if i == "-" { "/dev/stdin" } else { i.as_str() };
+            if fs::metadata(input).is_ok_and(|im| same_file(m, &im)) {
                 return Err(refuse(format!(
                     "is also an input ({i}); refusing to overwrite it"
                 )));
