@@ -4,5 +4,7 @@
 mod cli;
 mod columns;
 mod golden;
+mod inputs;
+mod live;
 mod truth;
 mod util;
