@@ -527,7 +527,8 @@ impl Capture {
                 return Fill::More;
             }
         }
-        // Packets kept (the filter may drop some) and their captured bytes.
+        // Packets handed on (those the filter did not select too: they reach the flow
+        // table) and their captured bytes.
         let (mut kept, mut bytes) = (0usize, 0usize);
         while kept < self.batch_packets
             && bytes < self.batch_bytes
@@ -553,7 +554,8 @@ impl Capture {
                 .take()
                 .expect("a head for every heap entry");
             bytes += rec.caplen as usize;
-            kept += self.push(slot, rec, batch, each) as usize;
+            self.push(slot, rec, batch, each);
+            kept += 1;
             if !self.advance(slot) {
                 return Fill::More;
             }
@@ -574,7 +576,8 @@ impl Capture {
         let mut rec = self.heads[slot].take().expect("a head for the heap entry");
         loop {
             bytes += rec.caplen as usize;
-            kept += self.push(slot, rec, batch, each) as usize;
+            self.push(slot, rec, batch, each);
+            kept += 1;
             let o = self.open[slot].as_mut().expect("open input");
             let next = o.reader.next_record();
             match next {
@@ -608,8 +611,8 @@ impl Capture {
         }
     }
 
-    /// Numbers a record of the input in `slot`, filters it, and hands it on; false if
-    /// filtered out (it is handed on all the same, marked).
+    /// Numbers a record of the input in `slot`, filters it (one the filter does not select
+    /// is handed on marked), and hands it on.
     #[inline(always)]
     fn push(
         &mut self,
@@ -617,7 +620,7 @@ impl Capture {
         rec: RawRecord,
         batch: &mut Batch,
         each: &mut impl FnMut(&Packet, &[u8]),
-    ) -> bool {
+    ) {
         let o = self.open[slot].as_mut().expect("open input");
         let r = &o.reader;
         let chunk = match o.batch_chunk {
@@ -657,7 +660,6 @@ impl Capture {
             filtered_out,
         };
         each(&packet, data);
-        !filtered_out
     }
 
     /// Bytes read from all inputs so far (decompressed bytes for gzip inputs).

@@ -2,7 +2,7 @@
 //! numbers, and a rotated set of 25,000 files.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::util::{root, rows_by_name, run, split_pcap, temp_dir};
 
