@@ -3,8 +3,9 @@
 //! the order of their first packet *in that file*, so a connection that started in an
 //! earlier file of a rotated set takes a number in each later file it has packets in.
 //!
-//! Each shard notes, per connection, the input of its latest packet; a packet from another
-//! input is the connection's first in that input (an *appearance*). At the batch boundary
+//! Each shard notes, per connection, the inputs it has had packets in; a packet from an
+//! input not among them is the connection's first there (an *appearance*; interleaved
+//! inputs, such as captures of several interfaces, go back and forth). At the batch boundary
 //! the appearances of every shard are counted per input in packet order, which gives the
 //! new connections their numbers — the same for every thread count.
 
@@ -22,11 +23,14 @@ pub struct Appearance {
     pub opens: Option<u32>,
 }
 
-/// Per slot: which connection is there, the input of its latest packet, and its numbers.
-#[derive(Clone, Copy, Debug)]
+/// Per slot: which connection is there, the inputs it had packets in, and its numbers.
+#[derive(Clone, Debug)]
 struct SlotFiles {
     first_packet: u64,
+    /// Input of its latest packet (the common case: the same as the one before).
     last_input: u32,
+    /// Every other input it had packets in (empty while it has been in one only).
+    others: Vec<u32>,
     /// (input, number of the first packet in it) of the connection's first packet.
     first: Option<Origin>,
     /// `tcp.stream` in that input, once the batch boundary has counted it.
@@ -61,6 +65,7 @@ impl FileTracker {
                 SlotFiles {
                     first_packet: u64::MAX,
                     last_input: u32::MAX,
+                    others: Vec::new(),
                     first: None,
                     tcp_stream: None,
                 },
@@ -72,6 +77,7 @@ impl FileTracker {
             *s = SlotFiles {
                 first_packet,
                 last_input: u32::MAX,
+                others: Vec::new(),
                 first: None,
                 tcp_stream: None,
             };
@@ -79,7 +85,15 @@ impl FileTracker {
         if s.last_input == origin.input {
             return;
         }
+        if s.last_input != u32::MAX {
+            s.others.push(s.last_input);
+        }
         s.last_input = origin.input;
+        if let Some(i) = s.others.iter().position(|&x| x == origin.input) {
+            // Back in an input it was in before: not a first packet there.
+            s.others.swap_remove(i);
+            return;
+        }
         let opens = packet == first_packet;
         if opens {
             s.first = Some(origin);
@@ -180,6 +194,12 @@ mod tests {
         assert_eq!((&*b.file, b.tcp_stream, b.first_frame), ("b.pcap", 1, 2));
         let a = t.numbers(0, 1).unwrap();
         assert_eq!((&*a.file, a.tcp_stream, a.first_frame), ("a.pcap", 0, 1));
+        // Back and forth between inputs: only the first packet in each counts.
+        t.note(1, 4, 6, o(0, 3));
+        t.note(1, 4, 7, o(1, 4));
+        t.note(1, 4, 8, o(0, 4));
+        assert_eq!(t.appearances.len(), 1, "{:?}", t.appearances);
+        assert_eq!(t.appearances[0].packet, 6);
         // The slot now holds another connection: the old one's numbers are gone.
         t.note(0, 9, 9, o(1, 7));
         assert!(t.numbers(0, 1).is_none());

@@ -94,7 +94,8 @@ fn streams_of_file(path: &str) -> HashMap<(String, String), (u64, u64)> {
 /// --per-file: for every session, `file` is the file that holds its first packet, and
 /// `file_tcp_stream` / `file_first_frame` are what that file alone shows (counted here
 /// independently: a connection carried over from an earlier file takes a number in each
-/// file it has packets in). The other columns are the merged report's.
+/// file it has packets in). The other columns are the merged report's; the same for
+/// every thread count.
 #[test]
 fn per_file_numbers_are_those_of_the_file_alone() {
     let dir = temp_dir("perfile");
@@ -103,6 +104,9 @@ fn per_file_numbers_are_those_of_the_file_alone() {
     let (whole, _, _) = run(&["sessions", MIXED]);
     let (out, err, code) = sessions_of(&files, &["--per-file", "--threads", "2"]);
     assert_eq!(code, 0, "{err}");
+    for t in ["1", "3"] {
+        assert_eq!(sessions_of(&files, &["--per-file", "--threads", t]).0, out);
+    }
     let (rows, whole_rows) = (rows_by_name(&out), rows_by_name(&whole));
     assert_eq!(rows.len(), whole_rows.len());
     let mut later_file_starts = 0;
@@ -111,18 +115,8 @@ fn per_file_numbers_are_those_of_the_file_alone() {
         for (k, v) in w {
             assert_eq!(&r[k], v, "column {k} differs from the merged report");
         }
-        let streams = streams_of_file(&r["file"]);
-        let key = if r["client"] < r["server"] {
-            (r["client"].clone(), r["server"].clone())
-        } else {
-            (r["server"].clone(), r["client"].clone())
-        };
-        let &(stream, first) = streams
-            .get(&key)
-            .unwrap_or_else(|| panic!("{}: {} not in that file", r["file"], r["client"]));
-        assert_eq!(r["file_tcp_stream"], stream.to_string(), "{}", r["client"]);
-        assert_eq!(r["file_first_frame"], first.to_string(), "{}", r["client"]);
-        // The session's first packet is the first of its connection in that file.
+        let (streams, key, stream) = check_file_numbers(r);
+        // The session's first packet is the first of its connection in the whole set.
         let before: Vec<_> = files.iter().take_while(|f| **f != r["file"]).collect();
         assert!(
             before
@@ -154,6 +148,57 @@ fn per_file_numbers_are_those_of_the_file_alone() {
     // Without --per-file the columns are not there.
     let (plain, _, _) = sessions_of(&files, &[]);
     assert_eq!(plain, whole);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `file_tcp_stream` and `file_first_frame` of row `r` against its file, counted here;
+/// returns that file's connections, the row's connection and its tcp.stream there.
+#[allow(clippy::type_complexity)]
+fn check_file_numbers(
+    r: &HashMap<String, String>,
+) -> (HashMap<(String, String), (u64, u64)>, (String, String), u64) {
+    let streams = streams_of_file(&r["file"]);
+    let key = if r["client"] < r["server"] {
+        (r["client"].clone(), r["server"].clone())
+    } else {
+        (r["server"].clone(), r["client"].clone())
+    };
+    let &(stream, first) = streams
+        .get(&key)
+        .unwrap_or_else(|| panic!("{}: {} not in that file", r["file"], r["client"]));
+    assert_eq!(r["file_tcp_stream"], stream.to_string(), "{}", r["client"]);
+    assert_eq!(r["file_first_frame"], first.to_string(), "{}", r["client"]);
+    (streams, key, stream)
+}
+
+/// Files that interleave (packets dealt round-robin over 7 files, as captures of one
+/// traffic on several interfaces): every file holds a part of every connection.
+#[test]
+fn per_file_numbers_of_interleaved_files() {
+    let dir = temp_dir("perfile-rr");
+    let bytes = std::fs::read(root().join(MIXED)).unwrap();
+    let (header, recs) = crate::util::pcap_records(&bytes);
+    let mut files = Vec::new();
+    for i in 0..7 {
+        let mut f = header.clone();
+        for r in recs.iter().skip(i).step_by(7) {
+            f.extend_from_slice(r);
+        }
+        let p = dir.join(format!("if{i}.pcap"));
+        std::fs::write(&p, f).unwrap();
+        files.push(p.display().to_string());
+    }
+    let (whole, _, _) = run(&["sessions", MIXED]);
+    let (out, err, code) = sessions_of(&files, &["--per-file"]);
+    assert_eq!(code, 0, "{err}");
+    let rows = rows_by_name(&out);
+    assert_eq!(rows.len(), rows_by_name(&whole).len());
+    let mut files_used = std::collections::HashSet::new();
+    for r in &rows {
+        check_file_numbers(r);
+        files_used.insert(r["file"].clone());
+    }
+    assert!(files_used.len() > 3, "{files_used:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
