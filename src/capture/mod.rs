@@ -202,7 +202,8 @@ impl Capture {
                 .and_then(|src| FileReader::from_source(name.clone(), src, chunk, limits));
             match opened {
                 Ok(r) => {
-                    let keep = lone || r.is_live();
+                    // stdin cannot be opened twice, even when it is a file (`< FILE`).
+                    let keep = lone || r.is_live() || p == "-";
                     cap.pre_pass(&mut input, r, keep);
                 }
                 Err(e) => cap.input_error(e),

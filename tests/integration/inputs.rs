@@ -54,6 +54,17 @@ fn argument_order_never_changes_the_report() {
             );
         }
     }
+    // One of them on stdin (a file there too: it cannot be opened a second time).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .arg("sessions")
+        .args(&files[..4])
+        .arg("-")
+        .args(&files[5..])
+        .stdin(std::fs::File::open(&files[4]).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8(out.stdout).unwrap() == whole);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
