@@ -119,6 +119,12 @@ pub fn open(path: &str, ctl: &Arc<LiveCtl>) -> io::Result<Source> {
         File::open(path)?
     };
     let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "is a directory",
+        ));
+    }
     let live = !meta.is_file();
     let raw: Box<dyn Read + Send> = if live {
         Box::new(LiveSource::new(file, Arc::clone(ctl)))

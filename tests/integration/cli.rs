@@ -362,3 +362,23 @@ fn unsupported_link_types_are_named() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An input that cannot be opened is one line, without an offset (nothing was read).
+#[test]
+fn inputs_that_cannot_be_opened() {
+    let (out, err, code) = crate::util::run(&["sessions", "fixtures", "no/such.pcap", CLEAN]);
+    assert_eq!(code, 2);
+    assert_eq!(out.lines().count(), 2, "the readable input is reported");
+    assert!(
+        err.contains("wsclose: fixtures: cannot open: is a directory\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("wsclose: no/such.pcap: cannot open: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("not analyzed: 2 non-IP packets, 2 inputs not read to their end"),
+        "{err}"
+    );
+}
