@@ -168,8 +168,10 @@ fn a_live_input_hands_on_partial_batches_and_drains_after_a_stop() {
         assert!(matches!(cap.fill(&mut b), Fill::More));
         got += b.packets.len();
     }
+    // Well before the batch is full (16 Ki packets); the bound leaves room for a busy
+    // machine.
     let waited = t.elapsed();
-    assert!(waited < Duration::from_millis(600), "{waited:?}");
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
     // Nothing more comes: empty batches, about every 100 ms.
     let t = Instant::now();
     let mut b = Batch::default();
@@ -190,7 +192,7 @@ fn a_live_input_hands_on_partial_batches_and_drains_after_a_stop() {
     }
     let drained = t.elapsed();
     assert!(
-        drained >= Duration::from_millis(900) && drained < Duration::from_millis(2500),
+        drained >= Duration::from_millis(900) && drained < Duration::from_secs(4),
         "{drained:?}"
     );
     assert!(cap.take_errors().is_empty());

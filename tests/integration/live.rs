@@ -105,8 +105,8 @@ fn sigint_on_a_fifo_writes_every_session_and_exits_130() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// SIGTERM: the same, with 143; a pipe on stdin ends at its end (here: closed by the
-/// writer after the signal, before the second is up).
+/// SIGTERM: the same, with 143; what the writer sends after the signal is still read (the
+/// whole capture is reported), up to the pipe's end.
 #[test]
 fn sigterm_on_stdin_reads_to_the_end_and_exits_143() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wsclose"))
