@@ -67,3 +67,8 @@ pub const FLOW_CACHE: usize = 1 << 13;
 /// long the run is. Each file keeps as many spare chunks, since every batch in flight may
 /// hold one.
 pub const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Read buffers of all open capture inputs together (each open input keeps up to
+/// `BATCHES_IN_FLIGHT + 1` chunks): an input alone reads `Limits::chunk_bytes` at a time,
+/// many inputs open at once share this, down to `capture::MIN_CHUNK` each.
+pub const INPUT_BUFFER_BYTES: usize = 16 << 20;

@@ -37,6 +37,8 @@ pub struct Conn {
     fin: [Option<At>; 2],
     rst: [Option<At>; 2],
     pub app: App,
+    /// A segment was analyzed (false while `--filter` selected none of its packets).
+    pub analyzed: bool,
 }
 
 impl Conn {
@@ -54,6 +56,7 @@ impl Conn {
             fin: [None; 2],
             rst: [None; 2],
             app: App::Unknown,
+            analyzed: false,
         }
     }
 
@@ -83,19 +86,8 @@ impl Conn {
     pub fn segment(&mut self, seg: &TcpSegment, payload: &[u8], ctx: &SegmentCtx<'_>) {
         let d = dir(seg.from_lo);
         let at = ctx.at;
-        self.packets += 1;
-        self.last_ts = self.last_ts.max(at.ts_ns);
-        self.last = at;
-        if self.base_seq[d].is_none() {
-            self.base_seq[d] = Some(if seg.flags & SYN != 0 {
-                seg.seq
-            } else {
-                seg.seq.wrapping_sub(1)
-            });
-        }
-        if seg.flags & RST != 0 && self.rst[d].is_none() {
-            self.rst[d] = Some(at);
-        }
+        self.lifecycle(seg, d, at);
+        self.analyzed = true;
         if self.app.may_be_session() {
             let Conn { half, app, .. } = self;
             let limits = &ctx.limits.reassembly;
@@ -125,6 +117,34 @@ impl Conn {
         }
         if seg.flags & FIN != 0 && self.fin[d].is_none() {
             self.fin[d] = Some(at);
+        }
+    }
+
+    /// A segment that `--filter` did not select: it counts for the connection's identity and
+    /// TCP lifecycle (packets, times, base sequence numbers, FIN, RST), not its payload.
+    pub fn shadow(&mut self, seg: &TcpSegment, at: At) {
+        let d = dir(seg.from_lo);
+        self.lifecycle(seg, d, at);
+        if seg.flags & FIN != 0 && self.fin[d].is_none() {
+            self.fin[d] = Some(at);
+        }
+    }
+
+    /// What every packet of the connection tells (the FIN is noted after the payload).
+    #[inline(always)]
+    fn lifecycle(&mut self, seg: &TcpSegment, d: usize, at: At) {
+        self.packets += 1;
+        self.last_ts = self.last_ts.max(at.ts_ns);
+        self.last = at;
+        if self.base_seq[d].is_none() {
+            self.base_seq[d] = Some(if seg.flags & SYN != 0 {
+                seg.seq
+            } else {
+                seg.seq.wrapping_sub(1)
+            });
+        }
+        if seg.flags & RST != 0 && self.rst[d].is_none() {
+            self.rst[d] = Some(at);
         }
     }
 
@@ -235,6 +255,7 @@ impl Conn {
             exact,
             anomalies,
             verdict,
+            file: None,
         })
     }
 }

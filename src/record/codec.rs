@@ -6,7 +6,7 @@
 
 use std::io::{self, Read};
 
-use super::{Anomalies, At, Close, SessionRecord, SideStats, TcpEnds};
+use super::{Anomalies, At, Close, FileNumbers, SessionRecord, SideStats, TcpEnds};
 use crate::net::Endpoint;
 use crate::verdict::Upgrade;
 
@@ -33,6 +33,7 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         exact,
         anomalies,
         verdict: _,
+        file,
     } = r;
     let start = b.len();
     b.extend_from_slice(&[0; 4]);
@@ -60,6 +61,19 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         w.opt_at(*at);
     }
     w.0.push(*exact as u8);
+    match file {
+        Some(FileNumbers {
+            file,
+            tcp_stream,
+            first_frame,
+        }) => {
+            w.0.push(1);
+            w.str(file);
+            w.u64(*tcp_stream);
+            w.u64(*first_frame);
+        }
+        None => w.0.push(0),
+    }
     let len = (b.len() - start - 4) as u32;
     b[start..start + 4].copy_from_slice(&len.to_le_bytes());
 }
@@ -102,6 +116,15 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         server_rst: c.opt_at()?,
     };
     let exact = c.u8()? == 1;
+    let file = if c.u8()? == 1 {
+        Some(FileNumbers {
+            file: c.string()?.into(),
+            tcp_stream: c.u64()?,
+            first_frame: c.u64()?,
+        })
+    } else {
+        None
+    };
     if !c.0.is_empty() {
         return Err(bad("spilled record has trailing bytes"));
     }
@@ -127,6 +150,7 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         exact,
         anomalies: Anomalies::from_bits(anomalies),
         verdict,
+        file,
     }))
 }
 
@@ -367,9 +391,10 @@ pub(crate) mod tests {
             (side(), side()),
             proptest::array::uniform4(proptest::option::of(at())),
             (any::<bool>(), 0u64..(1 << Anomaly::ALL.len())),
+            proptest::option::of((".{0,12}", any::<[u64; 2]>())),
         )
             .prop_map(
-                |((n, ts), (c, s, upgrade), texts, (cs, ss), tcp, (exact, bits))| {
+                |((n, ts), (c, s, upgrade), texts, (cs, ss), tcp, (exact, bits), file)| {
                     let tcp = TcpEnds {
                         client_fin: tcp[0],
                         server_fin: tcp[1],
@@ -405,6 +430,11 @@ pub(crate) mod tests {
                         tcp,
                         exact,
                         anomalies: Anomalies::from_bits(bits),
+                        file: file.map(|(f, n)| FileNumbers {
+                            file: f.into(),
+                            tcp_stream: n[0],
+                            first_frame: n[1],
+                        }),
                     }
                 },
             )
