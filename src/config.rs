@@ -99,3 +99,7 @@ pub const MAX_PIPELINED_REQUESTS: usize = 32;
 /// Records wait only while the peer's connection, started within the pairing window, is
 /// still open.
 pub const MAX_HELD_LEGS: usize = 16 * 1024;
+/// Read buffers of all open capture inputs together (each open input keeps up to
+/// `BATCHES_IN_FLIGHT + 1` chunks): an input alone reads `Limits::chunk_bytes` at a time,
+/// many inputs open at once share this, down to `capture::MIN_CHUNK` each.
+pub const INPUT_BUFFER_BYTES: usize = 16 << 20;

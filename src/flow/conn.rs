@@ -36,9 +36,11 @@ pub struct Conn {
     /// The first FIN and the first RST of each direction.
     fin: [Option<At>; 2],
     rst: [Option<At>; 2],
+    pub app: App,
+    /// A segment was analyzed (false while `--filter` selected none of its packets).
+    pub analyzed: bool,
     /// A SYN was captured: the connection's first bytes are its application's first.
     syn_seen: bool,
-    pub app: App,
 }
 
 impl Conn {
@@ -55,8 +57,9 @@ impl Conn {
             base_seq: [None; 2],
             fin: [None; 2],
             rst: [None; 2],
-            syn_seen: false,
             app: App::Unknown,
+            analyzed: false,
+            syn_seen: false,
         }
     }
 
@@ -86,19 +89,8 @@ impl Conn {
     pub fn segment(&mut self, seg: &TcpSegment, payload: &[u8], ctx: &SegmentCtx<'_>) {
         let d = dir(seg.from_lo);
         let at = ctx.at;
-        self.packets += 1;
-        self.last_ts = self.last_ts.max(at.ts_ns);
-        self.last = at;
-        if self.base_seq[d].is_none() {
-            self.base_seq[d] = Some(if seg.flags & SYN != 0 {
-                seg.seq
-            } else {
-                seg.seq.wrapping_sub(1)
-            });
-        }
-        if seg.flags & RST != 0 && self.rst[d].is_none() {
-            self.rst[d] = Some(at);
-        }
+        self.lifecycle(seg, d, at);
+        self.analyzed = true;
         if seg.flags & SYN != 0 {
             self.syn_seen = true;
         }
@@ -148,6 +140,34 @@ impl Conn {
                     self.app.direction_ended(i == 0);
                 }
             }
+        }
+    }
+
+    /// A segment that `--filter` did not select: it counts for the connection's identity and
+    /// TCP lifecycle (packets, times, base sequence numbers, FIN, RST), not its payload.
+    pub fn shadow(&mut self, seg: &TcpSegment, at: At) {
+        let d = dir(seg.from_lo);
+        self.lifecycle(seg, d, at);
+        if seg.flags & FIN != 0 && self.fin[d].is_none() {
+            self.fin[d] = Some(at);
+        }
+    }
+
+    /// What every packet of the connection tells (the FIN is noted after the payload).
+    #[inline(always)]
+    fn lifecycle(&mut self, seg: &TcpSegment, d: usize, at: At) {
+        self.packets += 1;
+        self.last_ts = self.last_ts.max(at.ts_ns);
+        self.last = at;
+        if self.base_seq[d].is_none() {
+            self.base_seq[d] = Some(if seg.flags & SYN != 0 {
+                seg.seq
+            } else {
+                seg.seq.wrapping_sub(1)
+            });
+        }
+        if seg.flags & RST != 0 && self.rst[d].is_none() {
+            self.rst[d] = Some(at);
         }
     }
 
@@ -260,6 +280,7 @@ impl Conn {
                 peer: s.peer,
                 peer_session: None,
                 closed_by: None,
+                file: None,
                 verdict,
             });
         }

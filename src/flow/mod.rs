@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod conn;
+pub mod files;
 pub mod midstream;
 pub mod reassembly;
 
@@ -156,6 +157,8 @@ pub struct Shard {
     pub stats: Stats,
     limits: ConnLimits,
     linger_ns: i64,
+    /// `--per-file` numbering (see `files.rs`).
+    pub files: Option<files::FileTracker>,
 }
 
 impl Shard {
@@ -173,6 +176,7 @@ impl Shard {
             stats: Stats::default(),
             limits,
             linger_ns,
+            files: None,
         }
     }
 
@@ -210,7 +214,17 @@ impl Shard {
     }
 
     /// One TCP segment of this shard, in capture order; `hash` is `seg.key.shard_hash()`.
-    pub fn segment(&mut self, seg: &TcpSegment, hash: u64, payload: &[u8], at: At) {
+    /// A `shadow` segment (one that `--filter` did not select) counts for the connection's
+    /// identity and TCP lifecycle only: its payload is not analyzed. Returns the slot of the
+    /// segment's connection.
+    pub fn segment(
+        &mut self,
+        seg: &TcpSegment,
+        hash: u64,
+        payload: &[u8],
+        at: At,
+        shadow: bool,
+    ) -> u32 {
         self.stats.tcp_packets += 1;
         if seg.payload_missing > 0 {
             self.stats.cut_payload += 1;
@@ -244,20 +258,24 @@ impl Shard {
         let conn = self.slab[slot as usize].as_mut().unwrap();
         let was_candidate = conn.may_be_session();
         let was_closed = conn.is_closed();
-        let ctx = SegmentCtx {
-            at,
-            limits: &self.limits,
-        };
-        conn.segment(seg, payload, &ctx);
-        if let Some((key, at, requests_before_upgrade)) = conn.app.take_new_upgrade() {
-            self.new_upgrades.push(UpgradeSeen {
-                key,
+        if shadow {
+            conn.shadow(seg, at);
+        } else {
+            let ctx = SegmentCtx {
                 at,
-                shard: 0,
-                flow: conn.key,
-                first_packet: conn.first_packet,
-                requests_before_upgrade,
-            });
+                limits: &self.limits,
+            };
+            conn.segment(seg, payload, &ctx);
+            if let Some((key, at, requests_before_upgrade)) = conn.app.take_new_upgrade() {
+                self.new_upgrades.push(UpgradeSeen {
+                    key,
+                    at,
+                    shard: 0,
+                    flow: conn.key,
+                    first_packet: conn.first_packet,
+                    requests_before_upgrade,
+                });
+            }
         }
         if was_candidate && !conn.may_be_session() {
             self.candidates.remove(&conn.first_packet);
@@ -269,6 +287,35 @@ impl Shard {
             };
             self.closing
                 .push(Reverse((conn.last_ts.saturating_add(self.linger_ns), r)));
+        }
+        slot
+    }
+
+    /// `--per-file`: the input and input packet number of the segment just given to the
+    /// connection in `slot`.
+    #[inline]
+    pub fn note_origin(&mut self, slot: u32, packet: u64, origin: crate::capture::Origin) {
+        if let (Some(f), Some(c)) = (&mut self.files, &self.slab[slot as usize]) {
+            f.note(slot, c.first_packet, packet, origin);
+        }
+    }
+
+    /// `--per-file`: the connection that opened at `first_packet` in `slot` is number
+    /// `tcp_stream` in its first input (the batch boundary counts them).
+    pub fn assign_file_streams(&mut self, mut assigned: Vec<(u32, u64, u64)>) {
+        let Some(f) = &mut self.files else { return };
+        // Connections already retired: their records wait in `done`.
+        assigned.retain(|&(slot, first_packet, n)| !f.assign(slot, first_packet, n));
+        if assigned.is_empty() {
+            return;
+        }
+        assigned.sort_unstable_by_key(|&(_, first_packet, _)| first_packet);
+        for rec in &mut self.done {
+            if let Some(file) = &mut rec.file {
+                if let Ok(i) = assigned.binary_search_by_key(&rec.first_packet, |a| a.1) {
+                    file.tcp_stream = assigned[i].2;
+                }
+            }
         }
     }
 
@@ -350,18 +397,32 @@ impl Shard {
         self.free.push(slot);
         self.map.remove(&conn.key);
         self.candidates.remove(&conn.first_packet);
-        conn.flush(&self.limits);
-        let unknown = matches!(conn.app, App::Unknown);
         if evicted {
             self.stats.evicted += 1;
         }
+        conn.flush(&self.limits);
+        let no_payload = matches!(conn.app, App::Unknown);
         let (gaps, gap_bytes) = conn.gap_counters();
         self.stats.gaps += gaps;
         self.stats.gap_bytes += gap_bytes;
+        let analyzed = conn.analyzed;
+        let first_packet = conn.first_packet;
+        // The sessions counted are the rows written (one per Upgrade on a connection):
+        // one rule for both.
+        let from = self.done.len();
         match conn.records(evicted, &self.limits, &mut self.done) {
-            0 if unknown => self.stats.no_payload += 1,
+            0 if !analyzed => self.stats.filtered_connections += 1,
+            0 if no_payload => self.stats.no_payload += 1,
             0 => self.stats.not_websocket += 1,
-            n => self.stats.sessions += n as u64,
+            n => {
+                if let Some(f) = &self.files {
+                    let numbers = f.numbers(slot, first_packet);
+                    for r in &mut self.done[from..] {
+                        r.file = numbers.clone();
+                    }
+                }
+                self.stats.sessions += n as u64;
+            }
         }
     }
 

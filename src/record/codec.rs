@@ -6,7 +6,7 @@
 
 use std::io::{self, Read};
 
-use super::{Anomalies, At, Close, ClosedBy, Peer, SessionRecord, SideStats, TcpEnds};
+use super::{Anomalies, At, Close, ClosedBy, FileNumbers, Peer, SessionRecord, SideStats, TcpEnds};
 use crate::net::Endpoint;
 use crate::verdict::Upgrade;
 
@@ -37,6 +37,7 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         peer_session,
         closed_by,
         verdict: _,
+        file,
     } = r;
     let start = b.len();
     b.extend_from_slice(&[0; 4]);
@@ -84,6 +85,19 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         Some(ClosedBy::Server) => 2,
         Some(ClosedBy::Proxy) => 3,
     });
+    match file {
+        Some(FileNumbers {
+            file,
+            tcp_stream,
+            first_frame,
+        }) => {
+            w.0.push(1);
+            w.str(file);
+            w.u64(*tcp_stream);
+            w.u64(*first_frame);
+        }
+        None => w.0.push(0),
+    }
     let len = (b.len() - start - 4) as u32;
     b[start..start + 4].copy_from_slice(&len.to_le_bytes());
 }
@@ -144,6 +158,15 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         3 => Some(ClosedBy::Proxy),
         _ => return Err(bad("spilled record has a bad closed_by tag")),
     };
+    let file = if c.u8()? == 1 {
+        Some(FileNumbers {
+            file: c.string()?.into(),
+            tcp_stream: c.u64()?,
+            first_frame: c.u64()?,
+        })
+    } else {
+        None
+    };
     if !c.0.is_empty() {
         return Err(bad("spilled record has trailing bytes"));
     }
@@ -173,6 +196,7 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         peer_session,
         closed_by,
         verdict,
+        file,
     }))
 }
 
@@ -449,6 +473,7 @@ pub(crate) mod tests {
                     Just(ClosedBy::Proxy)
                 ]),
             ),
+            proptest::option::of((".{0,12}", any::<[u64; 2]>())),
         )
             .prop_map(
                 |(
@@ -459,6 +484,7 @@ pub(crate) mod tests {
                     tcp,
                     (exact, bits),
                     (requests_before_upgrade, peer, peer_session, closed_by),
+                    file,
                 )| {
                     let tcp = TcpEnds {
                         client_fin: tcp[0],
@@ -503,6 +529,11 @@ pub(crate) mod tests {
                         }),
                         peer_session,
                         closed_by,
+                        file: file.map(|(f, n)| FileNumbers {
+                            file: f.into(),
+                            tcp_stream: n[0],
+                            first_frame: n[1],
+                        }),
                     }
                 },
             )

@@ -5,6 +5,8 @@
 
 pub mod codec;
 
+use std::sync::Arc;
+
 use crate::net::Endpoint;
 pub use crate::verdict::{ClosedBy, Outcome, TcpEnd, Upgrade, Verdict};
 
@@ -319,6 +321,20 @@ pub struct SessionRecord {
     pub closed_by: Option<ClosedBy>,
     /// Drawn from the facts above by [`crate::verdict::verdict`]; never set by hand.
     pub verdict: Verdict,
+    /// With `--per-file`: the numbers of the file that holds the first packet.
+    pub file: Option<FileNumbers>,
+}
+
+/// Where a session starts in the one input file that holds its first packet: the numbers
+/// Wireshark shows when it opens that file alone (`--per-file`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileNumbers {
+    /// The path as given.
+    pub file: Arc<str>,
+    /// `tcp.stream` of the connection in that file.
+    pub tcp_stream: u64,
+    /// Frame number of the connection's first packet in that file.
+    pub first_frame: u64,
 }
 
 impl SessionRecord {
@@ -452,6 +468,11 @@ impl SessionRecord {
             peer: None,
             peer_session: Some(8),
             closed_by: Some(ClosedBy::Proxy),
+            file: Some(FileNumbers {
+                file: "rotated/file-2.pcap".into(),
+                tcp_stream: 3,
+                first_frame: 4,
+            }),
         }
     }
 }

@@ -8,6 +8,8 @@
 //!
 //! Columns after `closed_by` are added by later work in this order, each with the form
 //! given: `tls` (`1.2`/`1.3`; empty for plaintext), `tls_cipher`, `sni`, `alpn` (text).
+//! With `--per-file`, the columns of [`PER_FILE_COLUMNS`] come last: `file` (text),
+//! `file_tcp_stream`, `file_first_frame` (counts).
 
 use std::fmt::Write as _;
 
@@ -387,9 +389,48 @@ pub static COLUMNS: &[Column] = &[
     },
 ];
 
-/// The column named `name`.
+/// The columns `--per-file` appends after every other: where the session starts in the
+/// input file that holds its first packet, as Wireshark numbers it when it opens that file
+/// alone. Empty without `--per-file`.
+pub static PER_FILE_COLUMNS: &[Column] = &[
+    Column {
+        name: "file",
+        value: |r| {
+            r.rec
+                .file
+                .as_ref()
+                .map_or(Value::Empty, |f| Value::Text(&f.file))
+        },
+        meaning: "(--per-file) the input file that holds the connection's first packet, as given",
+    },
+    Column {
+        name: "file_tcp_stream",
+        value: |r| {
+            r.rec
+                .file
+                .as_ref()
+                .map_or(Value::Empty, |f| Value::Count(f.tcp_stream))
+        },
+        meaning: "(--per-file) tcp.stream of the connection when that file is opened alone",
+    },
+    Column {
+        name: "file_first_frame",
+        value: |r| {
+            r.rec
+                .file
+                .as_ref()
+                .map_or(Value::Empty, |f| Value::Count(f.first_frame))
+        },
+        meaning: "(--per-file) number of the connection's first packet in that file",
+    },
+];
+
+/// The column named `name` (the `--per-file` columns included).
 pub fn column(name: &str) -> Option<&'static Column> {
-    COLUMNS.iter().find(|c| c.name == name)
+    COLUMNS
+        .iter()
+        .chain(PER_FILE_COLUMNS)
+        .find(|c| c.name == name)
 }
 
 /// The names of every column, in order.
@@ -404,7 +445,7 @@ mod tests {
     #[test]
     fn names_are_unique() {
         let mut seen = std::collections::HashSet::new();
-        for c in COLUMNS {
+        for c in COLUMNS.iter().chain(PER_FILE_COLUMNS) {
             assert!(seen.insert(c.name), "{} twice", c.name);
             assert!(!c.meaning.is_empty(), "{} has no meaning", c.name);
         }
@@ -484,5 +525,23 @@ mod tests {
             ("closed_by", "proxy"),
         ];
         assert_eq!(got, want);
+        let per_file: Vec<String> = PER_FILE_COLUMNS
+            .iter()
+            .map(|c| {
+                let mut s = String::new();
+                (c.value)(&row).write_text(&mut s);
+                s
+            })
+            .collect();
+        assert_eq!(per_file, ["rotated/file-2.pcap", "3", "4"]);
+        let rec = SessionRecord { file: None, ..rec };
+        let row = Row {
+            session: 7,
+            rec: &rec,
+            opts: &opts,
+        };
+        for c in PER_FILE_COLUMNS {
+            assert_eq!((c.value)(&row), Value::Empty, "{}", c.name);
+        }
     }
 }

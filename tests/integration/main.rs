@@ -7,6 +7,8 @@ mod cli;
 mod columns;
 mod exit_status;
 mod golden;
+mod inputs;
+mod live;
 mod policy;
 mod reach;
 mod truth;

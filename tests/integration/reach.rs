@@ -135,7 +135,10 @@ fn reach_captures_agree_with_the_programs_that_made_them() {
                     got.len()
                 ));
             }
-            let not_ws = format!("{} connections not WebSocket", lines.len());
+            let not_ws = match lines.len() {
+                1 => "1 connection not WebSocket".to_string(),
+                n => format!("{n} connections not WebSocket"),
+            };
             if !stderr.contains(&not_ws) {
                 errors.push(format!("{file}: stderr lacks {not_ws:?}: {stderr}"));
             }
