@@ -37,6 +37,10 @@ pub struct Conn {
     fin: [Option<At>; 2],
     rst: [Option<At>; 2],
     pub app: App,
+    /// A segment was analyzed (false while `--filter` selected none of its packets).
+    pub analyzed: bool,
+    /// A SYN was captured: the connection's first bytes are its application's first.
+    syn_seen: bool,
 }
 
 impl Conn {
@@ -54,6 +58,8 @@ impl Conn {
             fin: [None; 2],
             rst: [None; 2],
             app: App::Unknown,
+            analyzed: false,
+            syn_seen: false,
         }
     }
 
@@ -83,6 +89,73 @@ impl Conn {
     pub fn segment(&mut self, seg: &TcpSegment, payload: &[u8], ctx: &SegmentCtx<'_>) {
         let d = dir(seg.from_lo);
         let at = ctx.at;
+        self.lifecycle(seg, d, at);
+        self.analyzed = true;
+        if seg.flags & SYN != 0 {
+            self.syn_seen = true;
+        }
+        if self.app.may_be_session() {
+            let Conn {
+                half,
+                app,
+                syn_seen,
+                ..
+            } = self;
+            let started = *syn_seen;
+            let limits = &ctx.limits.reassembly;
+            if seg.flags & SYN != 0 {
+                half[d].syn(seg.seq);
+            }
+            if seg.flags & ACK != 0 {
+                let o = 1 - d;
+                half[o].acked(seg.ack, limits, &mut |ev| {
+                    app.on_event(o == 0, ev, started, ctx)
+                });
+            }
+            let carries = !payload.is_empty() || seg.payload_missing > 0;
+            if seg.flags & (RST | FIN) == 0 && !carries {
+                // A bare ACK (half the packets of a chat capture): no delivery to try.
+                half[d].bare(seg.seq, limits);
+            } else if seg.flags & RST == 0 {
+                let fin = seg.flags & FIN != 0;
+                let missing = seg.payload_missing;
+                half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
+                    app.on_event(d == 0, ev, started, ctx)
+                });
+            }
+            if !self.app.may_be_session() {
+                for h in &mut self.half {
+                    h.discard_held();
+                }
+            }
+        }
+        if seg.flags & FIN != 0 && self.fin[d].is_none() {
+            self.fin[d] = Some(at);
+        }
+        if seg.flags & (FIN | RST) != 0 {
+            // A closed connection lingers for late segments before it is retired: free
+            // what only more bytes of an ended direction would need.
+            for (i, h) in self.half.iter().enumerate() {
+                if h.finished() || self.rst.iter().any(Option::is_some) {
+                    self.app.direction_ended(i == 0);
+                }
+            }
+        }
+    }
+
+    /// A segment that `--filter` did not select: it counts for the connection's identity and
+    /// TCP lifecycle (packets, times, base sequence numbers, FIN, RST), not its payload.
+    pub fn shadow(&mut self, seg: &TcpSegment, at: At) {
+        let d = dir(seg.from_lo);
+        self.lifecycle(seg, d, at);
+        if seg.flags & FIN != 0 && self.fin[d].is_none() {
+            self.fin[d] = Some(at);
+        }
+    }
+
+    /// What every packet of the connection tells (the FIN is noted after the payload).
+    #[inline(always)]
+    fn lifecycle(&mut self, seg: &TcpSegment, d: usize, at: At) {
         self.packets += 1;
         self.last_ts = self.last_ts.max(at.ts_ns);
         self.last = at;
@@ -96,36 +169,6 @@ impl Conn {
         if seg.flags & RST != 0 && self.rst[d].is_none() {
             self.rst[d] = Some(at);
         }
-        if self.app.may_be_session() {
-            let Conn { half, app, .. } = self;
-            let limits = &ctx.limits.reassembly;
-            if seg.flags & SYN != 0 {
-                half[d].syn(seg.seq);
-            }
-            if seg.flags & ACK != 0 {
-                let o = 1 - d;
-                half[o].acked(seg.ack, limits, &mut |ev| app.on_event(o == 0, ev, ctx));
-            }
-            let carries = !payload.is_empty() || seg.payload_missing > 0;
-            if seg.flags & (RST | FIN) == 0 && !carries {
-                // A bare ACK (half the packets of a chat capture): no delivery to try.
-                half[d].bare(seg.seq, limits);
-            } else if seg.flags & RST == 0 {
-                let fin = seg.flags & FIN != 0;
-                let missing = seg.payload_missing;
-                half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
-                    app.on_event(d == 0, ev, ctx)
-                });
-            }
-            if !self.app.may_be_session() {
-                for h in &mut self.half {
-                    h.discard_held();
-                }
-            }
-        }
-        if seg.flags & FIN != 0 && self.fin[d].is_none() {
-            self.fin[d] = Some(at);
-        }
     }
 
     /// Delivers what is still held (holes become gaps). Called once, at the end.
@@ -134,9 +177,14 @@ impl Conn {
             at: self.last,
             limits,
         };
-        let Conn { half, app, .. } = self;
+        let Conn {
+            half,
+            app,
+            syn_seen,
+            ..
+        } = self;
         for (d, h) in half.iter_mut().enumerate() {
-            h.flush(&mut |ev| app.on_event(d == 0, ev, &ctx));
+            h.flush(&mut |ev| app.on_event(d == 0, ev, *syn_seen, &ctx));
         }
     }
 
@@ -147,56 +195,45 @@ impl Conn {
         })
     }
 
-    /// The session record, if this connection is a WebSocket session.
-    pub fn record(mut self, evicted: bool, limits: &super::ConnLimits) -> Option<SessionRecord> {
+    /// The session records of this connection (one per WebSocket session: usually one,
+    /// several when a rejected Upgrade was followed by another), appended to `out`.
+    /// Returns how many.
+    pub fn records(
+        mut self,
+        evicted: bool,
+        limits: &super::ConnLimits,
+        out: &mut Vec<SessionRecord>,
+    ) -> usize {
         self.flush(limits);
-        let App::WebSocket {
-            client_is_lo,
-            session,
-        } = self.app
-        else {
-            return None;
-        };
-        let s = *session;
-        if !s.is_websocket() {
-            return None;
-        }
-        let upgrade = s.upgrade();
-        let in_progress = [
-            s.in_progress(crate::record::Side::Client),
-            s.in_progress(crate::record::Side::Server),
-        ];
+        let (client_is_lo, sessions) = std::mem::take(&mut self.app).into_sessions();
         let (c, sv) = if client_is_lo { (0, 1) } else { (1, 0) };
         let (client, server) = if client_is_lo {
             (self.key.lo, self.key.hi)
         } else {
             (self.key.hi, self.key.lo)
         };
-
-        let counts = s.counts;
-        let mut anomalies = s.anomalies;
-        anomalies.union(counts.client.anomalies);
-        anomalies.union(counts.server.anomalies);
-        let mut exact = !s.inexact && !counts.client.inexact && !counts.server.inexact;
+        // What TCP says, the same for every session of the connection.
+        let mut tcp_anomalies = crate::record::Anomalies::default();
+        let mut tcp_exact = true;
         for h in &self.half {
             let k = &h.counters;
             if k.gaps > 0 {
-                anomalies.insert(Anomaly::Gap);
+                tcp_anomalies.insert(Anomaly::Gap);
             }
             if k.cut_bytes > 0 {
-                anomalies.insert(Anomaly::CutOffPacket);
+                tcp_anomalies.insert(Anomaly::CutOffPacket);
             }
             if k.ooo_overflows > 0 {
-                anomalies.insert(Anomaly::ReassemblyLimit);
+                tcp_anomalies.insert(Anomaly::ReassemblyLimit);
             }
             if k.out_of_window > 0 {
-                anomalies.insert(Anomaly::OutOfWindow);
-                exact = false;
+                tcp_anomalies.insert(Anomaly::OutOfWindow);
+                tcp_exact = false;
             }
         }
         if evicted {
-            anomalies.insert(Anomaly::Evicted);
-            exact = false;
+            tcp_anomalies.insert(Anomaly::Evicted);
+            tcp_exact = false;
         }
         let tcp = TcpEnds {
             client_fin: self.fin[c],
@@ -204,37 +241,49 @@ impl Conn {
             client_rst: self.rst[c],
             server_rst: self.rst[sv],
         };
-        let (mut client_side, mut server_side) = (counts.client.stats, counts.server.stats);
-        client_side.in_progress_at_end = in_progress[0];
-        server_side.in_progress_at_end = in_progress[1];
-        let verdict = verdict(&crate::record::facts(
-            upgrade,
-            &client_side,
-            &server_side,
-            tcp,
-        ));
-        let resp = s.response.unwrap_or_default();
-        Some(SessionRecord {
-            first_packet: self.first_packet,
-            tcp_stream: self.tcp_stream,
-            client,
-            server,
-            start_ns: self.first_ts,
-            end_ns: self.last_ts,
-            packets: self.packets,
-            upgrade,
-            host: s.request.host,
-            path: s.request.path,
-            origin: s.request.origin,
-            user_agent: s.request.user_agent,
-            subprotocol: resp.protocol,
-            extensions: resp.extensions,
-            client_side,
-            server_side,
-            tcp,
-            exact,
-            anomalies,
-            verdict,
-        })
+        let n = sessions.len();
+        for s in sessions {
+            let s = *s;
+            let (mut client_side, mut server_side, mut anomalies, exact) = s.outcome();
+            anomalies.union(tcp_anomalies);
+            client_side.in_progress_at_end = s.in_progress(crate::record::Side::Client);
+            server_side.in_progress_at_end = s.in_progress(crate::record::Side::Server);
+            let upgrade = s.upgrade();
+            let verdict = verdict(&crate::record::facts(
+                upgrade,
+                &client_side,
+                &server_side,
+                tcp,
+            ));
+            let resp = s.response.unwrap_or_default();
+            out.push(SessionRecord {
+                first_packet: self.first_packet,
+                tcp_stream: self.tcp_stream,
+                client,
+                server,
+                start_ns: self.first_ts,
+                end_ns: self.last_ts,
+                packets: self.packets,
+                upgrade,
+                host: s.request.host,
+                path: s.request.path,
+                origin: s.request.origin,
+                user_agent: s.request.user_agent,
+                subprotocol: resp.protocol,
+                extensions: resp.extensions,
+                client_side,
+                server_side,
+                tcp,
+                exact: exact && tcp_exact,
+                anomalies,
+                requests_before_upgrade: s.requests_before_upgrade,
+                peer: s.peer,
+                peer_session: None,
+                closed_by: None,
+                file: None,
+                verdict,
+            });
+        }
+        n
     }
 }

@@ -602,6 +602,7 @@ pub fn small_limits() -> Limits {
         max_seq_ahead: 1 << 20,
         max_pending_bytes: 4096,
         closed_linger_ns: 1_000_000_000,
+        pair_window_ns: 1_000_000_000,
     }
 }
 
@@ -678,6 +679,7 @@ pub fn capture(data: &[u8]) {
     let opts = Options {
         threads: 1,
         limits: limits.clone(),
+        ..Options::default()
     };
     let (readers, errors) = match reader(data, &limits) {
         Ok(r) => (vec![r], vec![]),
