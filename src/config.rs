@@ -67,3 +67,17 @@ pub const FLOW_CACHE: usize = 1 << 13;
 /// long the run is. Each file keeps as many spare chunks, since every batch in flight may
 /// hold one.
 pub const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Ping round trips kept per direction for the median; past it, every other kept sample is
+/// dropped and only every second later one is kept (a regular subsample, deterministic).
+pub const MAX_RTT_SAMPLES: usize = 64;
+
+/// Pings waiting for their pong that are remembered per direction (older ones are counted
+/// as unanswered but their times are not kept).
+pub const MAX_PENDING_PINGS: usize = 16;
+
+/// Header fields of each handshake head kept for the JSON report.
+pub const MAX_KEPT_HEADERS: usize = 32;
+
+/// Bytes of each kept header value (longer values are cut, with `…`).
+pub const MAX_KEPT_HEADER_VALUE: usize = 256;

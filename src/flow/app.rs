@@ -7,6 +7,7 @@ use super::reassembly::Event;
 use super::SegmentCtx;
 use crate::http::head::{HeadBuffer, HeadProgress};
 use crate::ws::handshake::{self, Request};
+use crate::ws::session::TimelineSlot;
 use crate::ws::WsSession;
 
 /// What the connection carries, as far as we know.
@@ -39,9 +40,26 @@ impl App {
         matches!(self, App::WebSocket { session, .. } if session.is_websocket())
     }
 
+    /// Has either side of the session sent a Close frame?
+    pub fn has_close(&self) -> bool {
+        match self {
+            App::WebSocket { session, .. } => {
+                let c = &session.consumers.counts;
+                c.client.stats.close.is_some() || c.server.stats.close.is_some()
+            }
+            _ => false,
+        }
+    }
+
     /// Hands one reassembled event of the direction from `key.lo` (`from_lo`) or `key.hi`
-    /// to the application layer.
-    pub fn on_event(&mut self, from_lo: bool, ev: Event<'_>, ctx: &SegmentCtx<'_>) {
+    /// to the application layer; `tl` is the connection's timeline, if it keeps one.
+    pub fn on_event(
+        &mut self,
+        from_lo: bool,
+        ev: Event<'_>,
+        ctx: &SegmentCtx<'_>,
+        tl: &mut TimelineSlot,
+    ) {
         match self {
             App::Other => {}
             App::Unknown => match ev {
@@ -51,7 +69,7 @@ impl App {
                             client_is_lo: from_lo,
                             head: HeadBuffer::default(),
                         };
-                        self.on_event(from_lo, Event::Data(bytes), ctx);
+                        self.on_event(from_lo, Event::Data(bytes), ctx, tl);
                     } else {
                         *self = App::Other;
                     }
@@ -75,7 +93,9 @@ impl App {
                         *self = match head.prefix().and_then(|h| handshake::request(&h)) {
                             Some(req) => App::WebSocket {
                                 client_is_lo,
-                                session: Box::new(WsSession::from_cut_request(req, max_head)),
+                                session: Box::new(WsSession::from_cut_request(
+                                    req, max_head, ctx.at,
+                                )),
                             },
                             None => App::Other,
                         };
@@ -84,7 +104,7 @@ impl App {
                 };
                 match head.push(bytes, max_head, handshake::request) {
                     HeadProgress::Complete(Some(req), rest) if req.upgrade_websocket => {
-                        *self = App::websocket(client_is_lo, req, &rest, ctx);
+                        *self = App::websocket(client_is_lo, req, &rest, ctx, tl);
                     }
                     HeadProgress::Complete(..)
                     | HeadProgress::Invalid(_)
@@ -102,20 +122,26 @@ impl App {
             } => {
                 let client = *client_is_lo == from_lo;
                 match (ev, client) {
-                    (Event::Data(b), true) => session.client_data(b, ctx.at),
-                    (Event::Data(b), false) => session.server_data(b, ctx.at),
-                    (Event::Gap(n), true) => session.client_gap(n, ctx.at),
-                    (Event::Gap(n), false) => session.server_gap(n, ctx.at),
+                    (Event::Data(b), true) => session.client_data(b, ctx.at, tl),
+                    (Event::Data(b), false) => session.server_data(b, ctx.at, tl),
+                    (Event::Gap(n), true) => session.client_gap(n, ctx.at, tl),
+                    (Event::Gap(n), false) => session.server_gap(n, ctx.at, tl),
                 }
             }
         }
     }
 
     /// A session from a complete Upgrade request; `rest` are the client's bytes after it.
-    fn websocket(client_is_lo: bool, req: Request, rest: &[u8], ctx: &SegmentCtx<'_>) -> App {
-        let mut session = Box::new(WsSession::new(req, ctx.limits.max_head));
+    fn websocket(
+        client_is_lo: bool,
+        req: Request,
+        rest: &[u8],
+        ctx: &SegmentCtx<'_>,
+        tl: &mut TimelineSlot,
+    ) -> App {
+        let mut session = Box::new(WsSession::new(req, ctx.limits.max_head, ctx.at));
         if !rest.is_empty() {
-            session.client_data(rest, ctx.at);
+            session.client_data(rest, ctx.at, tl);
         }
         App::WebSocket {
             client_is_lo,

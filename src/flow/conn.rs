@@ -7,8 +7,15 @@ use super::reassembly::HalfStream;
 use super::SegmentCtx;
 use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
 use crate::net::FlowKey;
-use crate::record::{Anomaly, At, SessionRecord, TcpEnds};
+use crate::record::{Anomaly, At, HandshakeHeaders, SessionRecord, SideStats, TcpDir, TcpEnds};
 use crate::verdict::{verdict, Upgrade};
+use crate::ws::facts::SideFacts;
+use crate::ws::session::TimelineSlot;
+
+/// A moment kept as a plain value (packet 0: none) as an option.
+fn some_at(at: At) -> Option<At> {
+    (at.packet != 0).then_some(at)
+}
 
 /// Index of a direction: 0 for packets from `key.lo`, 1 from `key.hi`.
 fn dir(from_lo: bool) -> usize {
@@ -36,7 +43,23 @@ pub struct Conn {
     /// The first FIN and the first RST of each direction.
     fin: [Option<At>; 2],
     rst: [Option<At>; 2],
+    /// The last segment of each direction, and of either, that carried payload (packet 0:
+    /// none yet; plain values, so that keeping them costs no branch per segment).
+    last_payload: [At; 2],
+    last_payload_any: At,
+    /// The first Close frame, FIN or RST has been seen; the last payload before it.
+    ended: bool,
+    payload_before_end: At,
+    /// Where the TCP-level anomalies were first seen (gap, reassembly limit, out of
+    /// window), and the sum of their counters when last looked at.
+    tcp_firsts: [Option<u64>; 3],
+    tcp_events: u32,
+    /// Packets whose payload the snapshot length cut, and the first of them.
+    cut_packets: u64,
+    first_cut: Option<u64>,
     pub app: App,
+    /// The per-frame timeline, kept only for `frames`.
+    pub timeline: TimelineSlot,
 }
 
 impl Conn {
@@ -53,7 +76,44 @@ impl Conn {
             base_seq: [None; 2],
             fin: [None; 2],
             rst: [None; 2],
+            last_payload: [At::default(); 2],
+            last_payload_any: At::default(),
+            ended: false,
+            payload_before_end: At::default(),
+            tcp_firsts: [None; 3],
+            tcp_events: 0,
+            cut_packets: 0,
+            first_cut: None,
             app: App::Unknown,
+            timeline: None,
+        }
+    }
+
+    /// The counters behind the TCP-level anomalies, summed over both directions:
+    /// gaps, out-of-order overflows, out-of-window segments.
+    fn tcp_counters(&self) -> [u64; 3] {
+        let mut n = [0u64; 3];
+        for h in &self.half {
+            let k = &h.counters;
+            n[0] += k.gaps as u64;
+            n[1] += k.ooo_overflows as u64;
+            n[2] += k.out_of_window as u64;
+        }
+        n
+    }
+
+    /// Notes the packet where a TCP-level anomaly first showed, if one just did.
+    #[inline]
+    fn note_tcp_anomalies(&mut self, packet: u64) {
+        let sum = self.half[0].counters.anomalies + self.half[1].counters.anomalies;
+        if sum != self.tcp_events {
+            self.tcp_events = sum;
+            let n = self.tcp_counters();
+            for (first, count) in self.tcp_firsts.iter_mut().zip(n) {
+                if count > 0 && first.is_none() {
+                    *first = Some(packet);
+                }
+            }
         }
     }
 
@@ -96,31 +156,57 @@ impl Conn {
         if seg.flags & RST != 0 && self.rst[d].is_none() {
             self.rst[d] = Some(at);
         }
-        if self.app.may_be_session() {
-            let Conn { half, app, .. } = self;
-            let limits = &ctx.limits.reassembly;
-            if seg.flags & SYN != 0 {
-                half[d].syn(seg.seq);
+        if !self.app.may_be_session() {
+            if seg.flags & FIN != 0 && self.fin[d].is_none() {
+                self.fin[d] = Some(at);
             }
-            if seg.flags & ACK != 0 {
-                let o = 1 - d;
-                half[o].acked(seg.ack, limits, &mut |ev| app.on_event(o == 0, ev, ctx));
-            }
-            if seg.flags & RST == 0 {
-                let fin = seg.flags & FIN != 0;
-                let missing = seg.payload_missing;
-                half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
-                    app.on_event(d == 0, ev, ctx)
-                });
-            }
-            if !self.app.may_be_session() {
-                for h in &mut self.half {
-                    h.discard_held();
-                }
+            return;
+        }
+        let Conn {
+            half,
+            app,
+            timeline,
+            ..
+        } = self;
+        let limits = &ctx.limits.reassembly;
+        let mut carried = false;
+        if seg.flags & SYN != 0 {
+            half[d].syn(seg.seq);
+        }
+        if seg.flags & ACK != 0 {
+            let o = 1 - d;
+            half[o].acked(seg.ack, limits, &mut |ev| {
+                app.on_event(o == 0, ev, ctx, timeline)
+            });
+        }
+        if seg.flags & RST == 0 {
+            let fin = seg.flags & FIN != 0;
+            let missing = seg.payload_missing;
+            carried = half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
+                app.on_event(d == 0, ev, ctx, timeline)
+            });
+        }
+        if seg.payload_missing > 0 {
+            self.cut_packets += 1;
+            self.first_cut.get_or_insert(at.packet);
+        }
+        self.note_tcp_anomalies(at.packet);
+        if !self.app.may_be_session() {
+            for h in &mut self.half {
+                h.discard_held();
             }
         }
         if seg.flags & FIN != 0 && self.fin[d].is_none() {
             self.fin[d] = Some(at);
+        }
+        // The session's end: the last payload before it is the one before this packet.
+        if !self.ended && (seg.flags & (FIN | RST) != 0 || self.app.has_close()) {
+            self.ended = true;
+            self.payload_before_end = self.last_payload_any;
+        }
+        if carried {
+            self.last_payload[d] = at;
+            self.last_payload_any = at;
         }
     }
 
@@ -130,10 +216,16 @@ impl Conn {
             at: self.last,
             limits,
         };
-        let Conn { half, app, .. } = self;
+        let Conn {
+            half,
+            app,
+            timeline,
+            ..
+        } = self;
         for (d, h) in half.iter_mut().enumerate() {
-            h.flush(&mut |ev| app.on_event(d == 0, ev, &ctx));
+            h.flush(&mut |ev| app.on_event(d == 0, ev, &ctx, timeline));
         }
+        self.note_tcp_anomalies(self.last.packet);
     }
 
     /// Gaps declared in both directions, and their bytes.
@@ -146,10 +238,11 @@ impl Conn {
     /// The session record, if this connection is a WebSocket session.
     pub fn record(mut self, evicted: bool, limits: &super::ConnLimits) -> Option<SessionRecord> {
         self.flush(limits);
+        let tcp_counts = self.tcp_counters();
         let App::WebSocket {
             client_is_lo,
             session,
-        } = self.app
+        } = std::mem::take(&mut self.app)
         else {
             return None;
         };
@@ -160,30 +253,42 @@ impl Conn {
         } else {
             (self.key.hi, self.key.lo)
         };
-
-        let counts = s.counts;
+        let (client_unfinished, server_unfinished) = s.unfinished_messages();
+        let counts = s.consumers.counts;
+        let facts = s.consumers.facts;
         let mut anomalies = s.anomalies;
         anomalies.union(counts.client.anomalies);
         anomalies.union(counts.server.anomalies);
+        let mut marks = s.marks;
+        marks.merge(&facts.marks);
         let mut exact = !s.inexact && !counts.client.inexact && !counts.server.inexact;
-        for h in &self.half {
-            let k = &h.counters;
-            if k.gaps > 0 {
-                anomalies.insert(Anomaly::Gap);
+        let last = self.last.packet;
+        let [gaps, overflows, out_of_window] = tcp_counts;
+        let tcp_marks = [
+            (Anomaly::Gap, gaps, self.tcp_firsts[0]),
+            (Anomaly::ReassemblyLimit, overflows, self.tcp_firsts[1]),
+            (Anomaly::OutOfWindow, out_of_window, self.tcp_firsts[2]),
+        ];
+        for (a, count, first) in tcp_marks {
+            if count > 0 {
+                anomalies.insert(a);
+                marks.add(a, first.unwrap_or(last), count);
             }
-            if k.cut_bytes > 0 {
-                anomalies.insert(Anomaly::CutOffPacket);
-            }
-            if k.ooo_overflows > 0 {
-                anomalies.insert(Anomaly::ReassemblyLimit);
-            }
-            if k.out_of_window > 0 {
-                anomalies.insert(Anomaly::OutOfWindow);
-                exact = false;
-            }
+        }
+        if out_of_window > 0 {
+            exact = false;
+        }
+        if self.half.iter().any(|h| h.counters.cut_bytes > 0) {
+            anomalies.insert(Anomaly::CutOffPacket);
+            marks.add(
+                Anomaly::CutOffPacket,
+                self.first_cut.unwrap_or(last),
+                self.cut_packets.max(1),
+            );
         }
         if evicted {
             anomalies.insert(Anomaly::Evicted);
+            marks.add(Anomaly::Evicted, last, 1);
             exact = false;
         }
         let upgrade = match &s.response {
@@ -196,13 +301,41 @@ impl Conn {
             client_rst: self.rst[c],
             server_rst: self.rst[sv],
         };
-        let (client_side, server_side) = (counts.client.stats, counts.server.stats);
+        let side = |stats: SideStats, f: &SideFacts, unfinished: Option<u64>, d: usize| {
+            let k = &self.half[d].counters;
+            let (messages_before_close, bytes_before_close) = f.before_close();
+            SideStats {
+                messages_before_close,
+                bytes_before_close,
+                largest_message: f.largest_message,
+                unfinished_message: unfinished,
+                last_data: f.last_data,
+                ping_rtt: f.ping_rtt(),
+                tcp: TcpDir {
+                    segments: k.segments,
+                    retransmitted: k.retransmitted,
+                    out_of_order: k.out_of_order,
+                    gaps: k.gaps as u64,
+                    tail_retransmitted: k.tail_retransmitted as u64,
+                    unacked_bytes: self.half[d].unacked_bytes(),
+                    last_payload: some_at(self.last_payload[d]),
+                },
+                ..stats
+            }
+        };
+        let client_side = side(counts.client.stats, &facts.client, client_unfinished, c);
+        let server_side = side(counts.server.stats, &facts.server, server_unfinished, sv);
         let verdict = verdict(&crate::record::facts(
             upgrade,
             &client_side,
             &server_side,
             tcp,
         ));
+        let last_payload_before_end = some_at(if self.ended {
+            self.payload_before_end
+        } else {
+            self.last_payload_any
+        });
         let resp = s.response.unwrap_or_default();
         Some(SessionRecord {
             first_packet: self.first_packet,
@@ -224,6 +357,12 @@ impl Conn {
             tcp,
             exact,
             anomalies,
+            anomaly_marks: marks,
+            last_payload_before_end,
+            handshake_headers: HandshakeHeaders {
+                request: s.request.headers,
+                response: resp.headers,
+            },
             verdict,
         })
     }

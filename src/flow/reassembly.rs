@@ -32,6 +32,19 @@ pub struct HalfCounters {
     pub ooo_overflows: u32,
     /// Segments too far from the expected sequence number to be believed.
     pub out_of_window: u32,
+    /// Segments that carried payload (keep-alive probes not counted).
+    pub segments: u64,
+    /// Of those, segments that started before the highest sequence number already seen:
+    /// retransmissions and duplicates, including those that fill a hole.
+    pub retransmitted: u64,
+    /// Of those, segments that arrived ahead of a hole (a segment before them was lost
+    /// before the capture point, or comes later).
+    pub out_of_order: u64,
+    /// Retransmitted segments since the peer last acknowledged new bytes.
+    pub tail_retransmitted: u32,
+    /// Gaps, out-of-order overflows and out-of-window segments together (a change says
+    /// one of them just happened).
+    pub anomalies: u32,
 }
 
 #[derive(Debug)]
@@ -57,7 +70,7 @@ pub struct ReassemblyLimits {
 }
 
 /// One direction of a TCP connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HalfStream {
     /// Sequence number of stream offset 0 (ISN + 1, or the first sequence number seen).
     base: Option<u32>,
@@ -67,13 +80,42 @@ pub struct HalfStream {
     held_bytes: usize,
     /// Stream offset of the FIN, once seen.
     fin_at: Option<u64>,
+    /// Highest stream offset seen sent (the end of the furthest segment).
+    max_end: u64,
+    /// Highest stream offset the peer acknowledged; -1 until it acknowledged any.
+    acked_to: i64,
     pub counters: HalfCounters,
+}
+
+impl Default for HalfStream {
+    fn default() -> Self {
+        HalfStream {
+            base: None,
+            next: 0,
+            held: Vec::new(),
+            held_bytes: 0,
+            fin_at: None,
+            max_end: 0,
+            acked_to: -1,
+            counters: HalfCounters::default(),
+        }
+    }
 }
 
 impl HalfStream {
     /// Stream offset of the next byte to deliver (bytes delivered plus gaps).
     pub fn position(&self) -> u64 {
         self.next
+    }
+
+    /// Bytes sent that the peer had not acknowledged (0 when it never acknowledged any:
+    /// the capture may not see its direction).
+    pub fn unacked_bytes(&self) -> u64 {
+        if self.acked_to < 0 {
+            0
+        } else {
+            self.max_end.saturating_sub(self.acked_to as u64)
+        }
     }
 
     /// True once every byte up to the FIN has been delivered or declared a gap.
@@ -95,7 +137,9 @@ impl HalfStream {
     }
 
     /// One segment in this direction: `data` present in the capture, `missing` bytes
-    /// after it cut off by the snapshot length, and whether it carries FIN.
+    /// after it cut off by the snapshot length, and whether it carries FIN. Returns
+    /// whether it carried payload (a keep-alive probe does not count).
+    #[inline]
     pub fn segment(
         &mut self,
         seq: u32,
@@ -104,17 +148,18 @@ impl HalfStream {
         fin: bool,
         limits: &ReassemblyLimits,
         sink: &mut impl FnMut(Event<'_>),
-    ) {
+    ) -> bool {
         let base = *self.base.get_or_insert(seq);
         let start = self.offset(base, seq);
         let len = data.len() as u64 + missing as u64;
         if start < 0 && start + (len as i64) <= 0 {
             // Entirely before the first byte we know of (e.g. a keep-alive probe at ISN).
-            return;
+            return false;
         }
         if start - self.next as i64 > limits.max_seq_ahead as i64 {
             self.counters.out_of_window += 1;
-            return;
+            self.counters.anomalies += 1;
+            return false;
         }
         // Bytes before offset 0 are not part of the stream we follow.
         let (start, data, missing, len) = if start < 0 {
@@ -131,16 +176,31 @@ impl HalfStream {
             self.fin_at = Some(end.max(self.next));
         }
         if len == 0 {
-            return;
+            return false;
         }
+        // A keep-alive probe repeats the last byte before the next one (RFC 9293 §3.8.4).
+        let keepalive = len == 1 && end <= self.next;
+        if keepalive {
+            return false;
+        }
+        let k = &mut self.counters;
+        k.segments += 1;
+        if start < self.max_end {
+            k.retransmitted += 1;
+            k.tail_retransmitted = k.tail_retransmitted.saturating_add(1);
+        } else if start > self.next {
+            k.out_of_order += 1;
+        }
+        self.max_end = self.max_end.max(end);
         if end <= self.next {
-            return;
+            return true;
         }
         if start <= self.next {
             self.deliver_new(start, data, missing, sink);
-            return;
+            return true;
         }
         self.hold(start, data, missing, limits, sink);
+        true
     }
 
     /// Delivers a segment that starts at or before `next`; where held bytes (seen earlier)
@@ -219,6 +279,7 @@ impl HalfStream {
             // Holes have not filled in time: give up on them, oldest first, say so, and
             // move on until this segment fits (or is itself next in the stream).
             self.counters.ooo_overflows += 1;
+            self.counters.anomalies += 1;
             while start > self.next && over(self) {
                 let to = self.held.first().map_or(start, |h| h.start.min(start));
                 self.gap_to(to, sink);
@@ -269,6 +330,7 @@ impl HalfStream {
         if to > self.next {
             let n = to - self.next;
             self.counters.gaps += 1;
+            self.counters.anomalies += 1;
             self.counters.gap_bytes += n;
             sink(Event::Gap(n));
             self.next = to;
@@ -277,9 +339,14 @@ impl HalfStream {
 
     /// The peer acknowledged `ack`: bytes before it reached the peer, so a hole before it
     /// will never be filled in this capture.
+    #[inline]
     pub fn acked(&mut self, ack: u32, limits: &ReassemblyLimits, sink: &mut impl FnMut(Event<'_>)) {
         let Some(base) = self.base else { return };
         let mut to = self.offset(base, ack);
+        if to > self.acked_to && to - (self.next as i64) <= limits.max_seq_ahead as i64 {
+            self.acked_to = to;
+            self.counters.tail_retransmitted = 0;
+        }
         if let Some(f) = self.fin_at {
             // The FIN occupies one sequence number.
             to = to.min(f as i64);

@@ -6,7 +6,10 @@
 
 use std::io::{self, Read};
 
-use super::{Anomalies, At, Close, SessionRecord, SideStats, TcpEnds};
+use super::{
+    Anomalies, Anomaly, AnomalyMarks, At, Close, HandshakeHeaders, PingRtt, SessionRecord,
+    SideStats, TcpDir, TcpEnds,
+};
 use crate::net::Endpoint;
 use crate::verdict::Upgrade;
 
@@ -32,6 +35,9 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         tcp,
         exact,
         anomalies,
+        anomaly_marks,
+        last_payload_before_end,
+        handshake_headers,
         verdict: _,
     } = r;
     let start = b.len();
@@ -60,6 +66,21 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         w.opt_at(*at);
     }
     w.0.push(*exact as u8);
+    w.u64(anomaly_marks.iter().count() as u64);
+    for m in anomaly_marks.iter() {
+        w.0.push(m.anomaly as u8);
+        w.u64(m.first_packet);
+        w.u64(m.count);
+    }
+    w.opt_at(*last_payload_before_end);
+    let HandshakeHeaders { request, response } = handshake_headers;
+    for head in [request, response] {
+        w.u64(head.len() as u64);
+        for (n, v) in head {
+            w.str(n);
+            w.str(v);
+        }
+    }
     let len = (b.len() - start - 4) as u32;
     b[start..start + 4].copy_from_slice(&len.to_le_bytes());
 }
@@ -102,6 +123,24 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         server_rst: c.opt_at()?,
     };
     let exact = c.u8()? == 1;
+    let mut anomaly_marks = AnomalyMarks::default();
+    for _ in 0..c.u64()? {
+        let a = c.u8()?;
+        let a = *Anomaly::ALL
+            .get(a as usize)
+            .ok_or_else(|| bad("spilled record has a bad anomaly"))?;
+        let (first, count) = (c.u64()?, c.u64()?);
+        anomaly_marks.add(a, first, count);
+    }
+    let last_payload_before_end = c.opt_at()?;
+    let mut heads = [Vec::new(), Vec::new()];
+    for head in &mut heads {
+        for _ in 0..c.u64()? {
+            head.push((c.string()?, c.string()?));
+        }
+    }
+    let [request, response] = heads;
+    let handshake_headers = HandshakeHeaders { request, response };
     if !c.0.is_empty() {
         return Err(bad("spilled record has trailing bytes"));
     }
@@ -126,6 +165,9 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         tcp,
         exact,
         anomalies: Anomalies::from_bits(anomalies),
+        anomaly_marks,
+        last_payload_before_end,
+        handshake_headers,
         verdict,
     }))
 }
@@ -195,10 +237,68 @@ impl Writer<'_> {
             pongs,
             close,
             missing_bytes,
+            messages_before_close,
+            bytes_before_close,
+            largest_message,
+            unfinished_message,
+            last_data,
+            ping_rtt,
+            tcp,
         } = s;
-        for x in [*messages, *bytes, *pings, *pongs, *missing_bytes] {
+        for x in [
+            *messages,
+            *bytes,
+            *pings,
+            *pongs,
+            *missing_bytes,
+            *messages_before_close,
+            *bytes_before_close,
+            *largest_message,
+        ] {
             self.u64(x);
         }
+        match unfinished_message {
+            Some(n) => {
+                self.0.push(1);
+                self.u64(*n);
+            }
+            None => self.0.push(0),
+        }
+        self.opt_at(*last_data);
+        let PingRtt {
+            answered,
+            min_ns,
+            p50_ns,
+            max_ns,
+            unanswered,
+            first_unanswered,
+        } = ping_rtt;
+        self.u64(*answered);
+        for x in [*min_ns, *p50_ns, *max_ns] {
+            self.i64(x);
+        }
+        self.u64(*unanswered);
+        self.opt_at(*first_unanswered);
+        let TcpDir {
+            segments,
+            retransmitted,
+            out_of_order,
+            gaps,
+            tail_retransmitted,
+            unacked_bytes,
+            last_payload,
+        } = tcp;
+        for x in [
+            *segments,
+            *retransmitted,
+            *out_of_order,
+            *gaps,
+            *tail_retransmitted,
+            *unacked_bytes,
+        ] {
+            self.u64(x);
+        }
+        self.opt_at(*last_payload);
         match close {
             Some(Close { code, reason, at }) => {
                 self.0.push(1);
@@ -287,6 +387,31 @@ impl Reader<'_> {
             self.u64()?,
             self.u64()?,
         );
+        let (messages_before_close, bytes_before_close, largest_message) =
+            (self.u64()?, self.u64()?, self.u64()?);
+        let unfinished_message = if self.u8()? == 1 {
+            Some(self.u64()?)
+        } else {
+            None
+        };
+        let last_data = self.opt_at()?;
+        let ping_rtt = PingRtt {
+            answered: self.u64()?,
+            min_ns: self.i64()?,
+            p50_ns: self.i64()?,
+            max_ns: self.i64()?,
+            unanswered: self.u64()?,
+            first_unanswered: self.opt_at()?,
+        };
+        let tcp = TcpDir {
+            segments: self.u64()?,
+            retransmitted: self.u64()?,
+            out_of_order: self.u64()?,
+            gaps: self.u64()?,
+            tail_retransmitted: self.u64()?,
+            unacked_bytes: self.u64()?,
+            last_payload: self.opt_at()?,
+        };
         let close = if self.u8()? == 1 {
             Some(Close {
                 code: self.opt16()?,
@@ -303,6 +428,13 @@ impl Reader<'_> {
             pongs,
             close,
             missing_bytes,
+            messages_before_close,
+            bytes_before_close,
+            largest_message,
+            unfinished_message,
+            last_data,
+            ping_rtt,
+            tcp,
         })
     }
 }
@@ -317,19 +449,77 @@ pub(crate) mod tests {
         (any::<u64>(), any::<i64>()).prop_map(|(packet, ts_ns)| At { packet, ts_ns })
     }
 
-    fn side() -> impl Strategy<Value = SideStats> {
+    fn ping_rtt() -> impl Strategy<Value = PingRtt> {
         (
-            any::<[u64; 5]>(),
-            proptest::option::of((proptest::option::of(any::<u16>()), ".{0,8}", at())),
+            any::<[u64; 2]>(),
+            any::<[i64; 3]>(),
+            proptest::option::of(at()),
         )
-            .prop_map(|(n, close)| SideStats {
-                messages: n[0],
-                bytes: n[1],
-                pings: n[2],
-                pongs: n[3],
-                missing_bytes: n[4],
-                close: close.map(|(code, reason, at)| Close { code, reason, at }),
+            .prop_map(|(n, t, first_unanswered)| PingRtt {
+                answered: n[0],
+                min_ns: t[0],
+                p50_ns: t[1],
+                max_ns: t[2],
+                unanswered: n[1],
+                first_unanswered,
             })
+    }
+
+    fn tcp_dir() -> impl Strategy<Value = TcpDir> {
+        (any::<[u64; 6]>(), proptest::option::of(at())).prop_map(|(n, last_payload)| TcpDir {
+            segments: n[0],
+            retransmitted: n[1],
+            out_of_order: n[2],
+            gaps: n[3],
+            tail_retransmitted: n[4],
+            unacked_bytes: n[5],
+            last_payload,
+        })
+    }
+
+    pub(crate) fn side() -> impl Strategy<Value = SideStats> {
+        (
+            any::<[u64; 8]>(),
+            proptest::option::of((proptest::option::of(any::<u16>()), ".{0,8}", at())),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(at()),
+            ping_rtt(),
+            tcp_dir(),
+        )
+            .prop_map(|(n, close, unfinished_message, last_data, ping_rtt, tcp)| {
+                SideStats {
+                    messages: n[0],
+                    bytes: n[1],
+                    pings: n[2],
+                    pongs: n[3],
+                    missing_bytes: n[4],
+                    messages_before_close: n[5],
+                    bytes_before_close: n[6],
+                    largest_message: n[7],
+                    close: close.map(|(code, reason, at)| Close { code, reason, at }),
+                    unfinished_message,
+                    last_data,
+                    ping_rtt,
+                    tcp,
+                }
+            })
+    }
+
+    pub(crate) fn marks() -> impl Strategy<Value = AnomalyMarks> {
+        proptest::collection::vec((0..Anomaly::ALL.len(), any::<u64>(), 1..1000u64), 0..4).prop_map(
+            |v| {
+                let mut m = AnomalyMarks::default();
+                for (a, p, n) in v {
+                    m.add(Anomaly::ALL[a], p, n);
+                }
+                m
+            },
+        )
+    }
+
+    pub(crate) fn headers() -> impl Strategy<Value = HandshakeHeaders> {
+        let head = || proptest::collection::vec(("[A-Za-z-]{1,8}", ".{0,10}"), 0..3);
+        (head(), head()).prop_map(|(request, response)| HandshakeHeaders { request, response })
     }
 
     fn upgrade() -> impl Strategy<Value = Upgrade> {
@@ -352,9 +542,18 @@ pub(crate) mod tests {
             (side(), side()),
             proptest::array::uniform4(proptest::option::of(at())),
             (any::<bool>(), 0u64..(1 << Anomaly::ALL.len())),
+            (marks(), proptest::option::of(at()), headers()),
         )
             .prop_map(
-                |((n, ts), (c, s, upgrade), texts, (cs, ss), tcp, (exact, bits))| {
+                |(
+                    (n, ts),
+                    (c, s, upgrade),
+                    texts,
+                    (cs, ss),
+                    tcp,
+                    (exact, bits),
+                    (anomaly_marks, last_payload_before_end, handshake_headers),
+                )| {
                     let tcp = TcpEnds {
                         client_fin: tcp[0],
                         server_fin: tcp[1],
@@ -390,6 +589,9 @@ pub(crate) mod tests {
                         tcp,
                         exact,
                         anomalies: Anomalies::from_bits(bits),
+                        anomaly_marks,
+                        last_payload_before_end,
+                        handshake_headers,
                     }
                 },
             )

@@ -214,6 +214,45 @@ pub struct TcpEnds {
     pub server_rst: Option<At>,
 }
 
+/// Round trips of the Ping frames one side sent, each answered by the other side's next
+/// Pong (RFC 6455 §5.5.3: pongs answer pings in order; unsolicited pongs answer none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PingRtt {
+    /// Pings answered by a pong.
+    pub answered: u64,
+    /// Shortest, median and longest round trip (ns); 0 when none was answered. The median
+    /// is exact up to [`crate::config::MAX_RTT_SAMPLES`] answered pings, then taken from a
+    /// regular subsample of them.
+    pub min_ns: i64,
+    pub p50_ns: i64,
+    pub max_ns: i64,
+    /// Pings still waiting for their pong when the capture ended.
+    pub unanswered: u64,
+    /// The oldest of them.
+    pub first_unanswered: Option<At>,
+}
+
+/// What TCP showed of one direction (the segments this side sent).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpDir {
+    /// Segments that carried payload (keep-alive probes not counted).
+    pub segments: u64,
+    /// Of those, segments that repeated or filled sequence space already passed:
+    /// retransmissions and duplicates.
+    pub retransmitted: u64,
+    /// Of those, segments that arrived ahead of a hole.
+    pub out_of_order: u64,
+    /// Holes never filled: bytes the capture missed (counted in `missing_bytes`).
+    pub gaps: u64,
+    /// Retransmitted segments since the peer last acknowledged new bytes: data that was
+    /// sent again and again without an answer at the end.
+    pub tail_retransmitted: u64,
+    /// Bytes sent that the peer had not acknowledged at the end.
+    pub unacked_bytes: u64,
+    /// The last segment that carried payload.
+    pub last_payload: Option<At>,
+}
+
 /// What one side sent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SideStats {
@@ -227,6 +266,87 @@ pub struct SideStats {
     pub close: Option<Close>,
     /// Bytes of this direction's stream missing from the capture.
     pub missing_bytes: u64,
+    /// Messages and their bytes this side had sent when the session's first Close frame
+    /// (from either side) was seen; all of them when there was none.
+    pub messages_before_close: u64,
+    pub bytes_before_close: u64,
+    /// The largest complete data message, in bytes on the wire.
+    pub largest_message: u64,
+    /// A data message still unfinished at the end: its bytes announced so far by frame
+    /// headers (the whole length of the frame in progress included).
+    pub unfinished_message: Option<u64>,
+    /// The last data frame (text, binary, continuation) this side completed.
+    pub last_data: Option<At>,
+    /// Round trips of this side's pings.
+    pub ping_rtt: PingRtt,
+    pub tcp: TcpDir,
+}
+
+/// The first packet and the number of occurrences of one anomaly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnomalyMark {
+    pub anomaly: Anomaly,
+    pub first_packet: u64,
+    pub count: u64,
+}
+
+/// Where each anomaly of a session was first seen, and how often: at most one entry per
+/// token, in token order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnomalyMarks(Vec<AnomalyMark>);
+
+impl AnomalyMarks {
+    /// One more occurrence of `a`, in `packet`.
+    pub fn note(&mut self, a: Anomaly, packet: u64) {
+        self.add(a, packet, 1);
+    }
+
+    /// `count` occurrences of `a`, the first in `packet`.
+    pub fn add(&mut self, a: Anomaly, packet: u64, count: u64) {
+        match self.0.binary_search_by_key(&a, |m| m.anomaly) {
+            Ok(i) => {
+                let m = &mut self.0[i];
+                m.count += count;
+                m.first_packet = m.first_packet.min(packet);
+            }
+            Err(i) => self.0.insert(
+                i,
+                AnomalyMark {
+                    anomaly: a,
+                    first_packet: packet,
+                    count,
+                },
+            ),
+        }
+    }
+
+    pub fn merge(&mut self, other: &AnomalyMarks) {
+        for m in &other.0 {
+            self.add(m.anomaly, m.first_packet, m.count);
+        }
+    }
+
+    pub fn get(&self, a: Anomaly) -> Option<&AnomalyMark> {
+        self.0.iter().find(|m| m.anomaly == a)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &AnomalyMark> + '_ {
+        self.0.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The handshake's header fields as sent, for the JSON report: at most
+/// [`crate::config::MAX_KEPT_HEADERS`] per head, each value cut to
+/// [`crate::config::MAX_KEPT_HEADER_VALUE`] bytes. Secrets are kept here and redacted by
+/// the writers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HandshakeHeaders {
+    pub request: Vec<(String, String)>,
+    pub response: Vec<(String, String)>,
 }
 
 /// One WebSocket session: a TCP connection whose Upgrade request was seen.
@@ -254,6 +374,13 @@ pub struct SessionRecord {
     pub tcp: TcpEnds,
     pub exact: bool,
     pub anomalies: Anomalies,
+    /// The first packet and count of each anomaly (where the analysis can place it).
+    pub anomaly_marks: AnomalyMarks,
+    /// The last packet that carried payload, in either direction, before the session's
+    /// end (its first Close frame, FIN or RST); before the capture's end when it never
+    /// ended. Control frames count: a ping resets a proxy's idle timer.
+    pub last_payload_before_end: Option<At>,
+    pub handshake_headers: HandshakeHeaders,
     /// Drawn from the facts above by [`crate::verdict::verdict`]; never set by hand.
     pub verdict: Verdict,
 }
@@ -285,6 +412,32 @@ impl SessionRecord {
         match side {
             Side::Client => &self.client_side,
             Side::Server => &self.server_side,
+        }
+    }
+
+    /// The moment the session ended: its first Close frame, FIN or RST, whichever came
+    /// first; `None` while it was open.
+    pub fn ended_at(&self) -> Option<At> {
+        let t = &self.tcp;
+        [
+            self.client_side.close.as_ref().map(|c| c.at),
+            self.server_side.close.as_ref().map(|c| c.at),
+            t.client_fin,
+            t.server_fin,
+            t.client_rst,
+            t.server_rst,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
         }
     }
 }
@@ -328,6 +481,37 @@ impl SessionRecord {
                 },
             }),
             missing_bytes: 7,
+            messages_before_close: 2,
+            bytes_before_close: 3,
+            largest_message: 2,
+            unfinished_message: Some(70_000),
+            last_data: Some(At {
+                packet: 8,
+                ts_ns: 1_700_000_000_400_000_000,
+            }),
+            ping_rtt: PingRtt {
+                answered: 4,
+                min_ns: 1_000_000,
+                p50_ns: 2_000_000,
+                max_ns: 3_500_000,
+                unanswered: 1,
+                first_unanswered: Some(At {
+                    packet: 7,
+                    ts_ns: 1_700_000_000_300_000_000,
+                }),
+            },
+            tcp: TcpDir {
+                segments: 9,
+                retransmitted: 2,
+                out_of_order: 1,
+                gaps: 1,
+                tail_retransmitted: 1,
+                unacked_bytes: 10,
+                last_payload: Some(At {
+                    packet: 9,
+                    ts_ns: 1_700_000_000_500_000_000,
+                }),
+            },
         };
         let server_side = SideStats {
             close: Some(Close {
@@ -350,6 +534,8 @@ impl SessionRecord {
         };
         let mut anomalies = Anomalies::default();
         anomalies.insert(Anomaly::Gap);
+        let mut anomaly_marks = AnomalyMarks::default();
+        anomaly_marks.add(Anomaly::Gap, 5, 2);
         SessionRecord {
             first_packet: 1,
             tcp_stream: 0,
@@ -371,6 +557,18 @@ impl SessionRecord {
             tcp,
             exact: false,
             anomalies,
+            anomaly_marks,
+            last_payload_before_end: Some(At {
+                packet: 8,
+                ts_ns: 1_700_000_000_400_000_000,
+            }),
+            handshake_headers: HandshakeHeaders {
+                request: vec![
+                    ("Host".into(), "h".into()),
+                    ("Cookie".into(), "sid=secret".into()),
+                ],
+                response: vec![("Upgrade".into(), "websocket".into())],
+            },
         }
     }
 }

@@ -4,6 +4,8 @@
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
+use crate::config::{MAX_KEPT_HEADERS, MAX_KEPT_HEADER_VALUE};
+
 pub use crate::http::head::{parse_head, parse_head_prefix, Head, HeadError};
 
 /// The GUID of RFC 6455 §1.3, appended to Sec-WebSocket-Key to form Sec-WebSocket-Accept.
@@ -32,6 +34,8 @@ pub struct Request {
     pub upgrade_websocket: bool,
     /// `Connection: Upgrade` is present (§4.1 item 6).
     pub connection_upgrade: bool,
+    /// The header fields as sent (bounded; see [`kept_headers`]).
+    pub headers: Vec<(String, String)>,
 }
 
 /// What the report needs from the handshake response.
@@ -42,6 +46,29 @@ pub struct Response {
     pub protocol: String,
     pub extensions: String,
     pub upgrade_websocket: bool,
+    /// The header fields as sent (bounded; see [`kept_headers`]).
+    pub headers: Vec<(String, String)>,
+}
+
+/// A head's fields as text, for the report: at most [`MAX_KEPT_HEADERS`], each value cut
+/// to [`MAX_KEPT_HEADER_VALUE`] bytes (at a character boundary, marked with `…`).
+pub fn kept_headers(head: &Head<'_>) -> Vec<(String, String)> {
+    head.fields
+        .iter()
+        .take(MAX_KEPT_HEADERS)
+        .map(|(n, v)| {
+            let mut v = String::from_utf8_lossy(v).into_owned();
+            if v.len() > MAX_KEPT_HEADER_VALUE {
+                let mut cut = MAX_KEPT_HEADER_VALUE;
+                while !v.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                v.truncate(cut);
+                v.push('…');
+            }
+            (String::from_utf8_lossy(n).into_owned(), v)
+        })
+        .collect()
 }
 
 fn text(v: Option<&[u8]>) -> String {
@@ -82,6 +109,7 @@ pub fn request(head: &Head<'_>) -> Option<Request> {
             .unwrap_or_default(),
         upgrade_websocket: head.has_token("upgrade", "websocket"),
         connection_upgrade: head.has_token("connection", "upgrade"),
+        headers: kept_headers(head),
     })
 }
 
@@ -110,6 +138,7 @@ pub fn response(head: &Head<'_>) -> Option<Response> {
             .field_joined("sec-websocket-extensions")
             .unwrap_or_default(),
         upgrade_websocket: head.has_token("upgrade", "websocket"),
+        headers: kept_headers(head),
     })
 }
 

@@ -4,9 +4,11 @@
 pub mod close;
 pub mod counts;
 pub mod events;
+pub mod facts;
 pub mod frame;
 pub mod handshake;
 pub mod session;
 pub mod stream;
+pub mod timeline;
 
 pub use session::WsSession;

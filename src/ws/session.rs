@@ -1,13 +1,36 @@
 //! A WebSocket session over one TCP connection: the opening handshake in both directions
 //! (RFC 6455 §4), then a [`FrameStream`] per direction whose events go to the session's
-//! consumers (today the report's counters).
+//! consumers: the report's counters and the record's facts, and (for `frames`) the
+//! connection's timeline, which the TCP connection owns and lends to each call.
 
 use super::counts::Counts;
 use super::events::{FrameConsumer, GapEffect, StreamEvent};
+use super::facts::Facts;
 use super::handshake::{self, Request, Response};
 use super::stream::FrameStream;
+use super::timeline::Timeline;
 use crate::http::head::{HeadBuffer, HeadProgress};
-use crate::record::{Anomalies, Anomaly, At, Side};
+use crate::record::{Anomalies, Anomaly, AnomalyMarks, At, Side};
+
+/// The session's own consumers of frame events.
+#[derive(Debug, Default)]
+pub struct Consumers {
+    /// The sessions report's counters.
+    pub counts: Counts,
+    /// The record's other facts (times, round trips, anomaly packets).
+    pub facts: Facts,
+}
+
+impl FrameConsumer for Consumers {
+    #[inline]
+    fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
+        self.counts.event(side, at, ev);
+        self.facts.event(side, at, ev);
+    }
+}
+
+/// The connection's timeline, lent to each call (absent unless `frames` runs).
+pub type TimelineSlot = Option<Box<Timeline>>;
 
 /// What a direction's bytes are being read as.
 #[derive(Debug)]
@@ -28,10 +51,11 @@ pub struct WsSession {
     server: FrameStream,
     client_state: DirState,
     server_state: DirState,
-    /// What the frames add up to, per direction.
-    pub counts: Counts,
-    /// Handshake anomalies (the frame streams' go to `counts`).
+    /// What the frames add up to, per direction, and the rest of the record's facts.
+    pub consumers: Consumers,
+    /// Handshake anomalies (the frame streams' go to `consumers`), and where they were seen.
     pub anomalies: Anomalies,
+    pub marks: AnomalyMarks,
     /// Something the report depends on could not be read (handshake lost in a gap).
     pub inexact: bool,
     /// The request head was cut off (gap or snapshot length): only its first lines are known.
@@ -42,46 +66,64 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    /// A session from a complete Upgrade request; the client's bytes after it are frames.
-    pub fn new(request: Request, max_head: usize) -> Self {
-        Self::with_request(request, max_head, false)
+    /// A session from a complete Upgrade request, completed in packet `at`; the client's
+    /// bytes after it are frames.
+    pub fn new(request: Request, max_head: usize, at: At) -> Self {
+        Self::with_request(request, max_head, false, at)
     }
 
     /// A session from a request head that was cut off: its start line and first fields
     /// are known. The client's next bytes should be frames. Whether it is a WebSocket
     /// session at all is decided by the request's fields if they were seen, else by the
     /// response (101).
-    pub fn from_cut_request(request: Request, max_head: usize) -> Self {
-        let mut s = Self::with_request(request, max_head, true);
+    pub fn from_cut_request(request: Request, max_head: usize, at: At) -> Self {
+        let mut s = Self::with_request(request, max_head, true, at);
         s.client.expect_frame_start();
         s
     }
 
-    fn with_request(request: Request, max_head: usize, request_cut: bool) -> Self {
-        let mut anomalies = Anomalies::default();
-        // Fields after a cut are unknown, not missing.
-        if !request_cut {
-            if request.key.is_none() {
-                anomalies.insert(Anomaly::MissingKey);
-            }
-            if request.version.trim() != "13" {
-                anomalies.insert(Anomaly::UnsupportedVersion);
-            }
-        }
-        WsSession {
+    fn with_request(request: Request, max_head: usize, request_cut: bool, at: At) -> Self {
+        let missing_key = request.key.is_none();
+        let bad_version = request.version.trim() != "13";
+        let mut s = WsSession {
             request,
             response: None,
             client: FrameStream::new(Side::Client),
             server: FrameStream::new(Side::Server),
             client_state: DirState::Frames,
             server_state: DirState::Head(HeadBuffer::default()),
-            counts: Counts::default(),
-            anomalies,
+            consumers: Consumers::default(),
+            anomalies: Anomalies::default(),
+            marks: AnomalyMarks::default(),
             inexact: false,
             request_cut,
             response_cut: false,
             max_head,
+        };
+        // Fields after a cut are unknown, not missing.
+        if !request_cut {
+            if missing_key {
+                s.flag(Anomaly::MissingKey, at);
+            }
+            if bad_version {
+                s.flag(Anomaly::UnsupportedVersion, at);
+            }
         }
+        s
+    }
+
+    /// A handshake anomaly, seen in packet `at`.
+    fn flag(&mut self, a: Anomaly, at: At) {
+        self.anomalies.insert(a);
+        self.marks.note(a, at.packet);
+    }
+
+    /// The message each side has in progress (see [`FrameStream::unfinished_message`]).
+    pub fn unfinished_messages(&self) -> (Option<u64>, Option<u64>) {
+        (
+            self.client.unfinished_message(),
+            self.server.unfinished_message(),
+        )
     }
 
     /// Is this a WebSocket session: an Upgrade request, or (when the request was cut off)
@@ -95,51 +137,51 @@ impl WsSession {
     }
 
     /// In-order bytes from the client, delivered in packet `at`.
-    pub fn client_data(&mut self, d: &[u8], at: At) {
+    pub fn client_data(&mut self, d: &[u8], at: At, tl: &mut TimelineSlot) {
         if let DirState::Frames = self.client_state {
             if self.response.is_none() && !d.is_empty() {
-                self.anomalies.insert(Anomaly::FrameBeforeUpgrade);
+                self.flag(Anomaly::FrameBeforeUpgrade, at);
             }
-            self.client.data(d, at, &mut self.counts);
+            self.client.data(d, at, &mut (&mut self.consumers, tl));
         }
     }
 
     /// In-order bytes from the server, delivered in packet `at`.
-    pub fn server_data(&mut self, d: &[u8], at: At) {
+    pub fn server_data(&mut self, d: &[u8], at: At, tl: &mut TimelineSlot) {
         let progress = match &mut self.server_state {
-            DirState::Frames => return self.server.data(d, at, &mut self.counts),
+            DirState::Frames => return self.server.data(d, at, &mut (&mut self.consumers, tl)),
             DirState::Ignore => return,
             DirState::Head(buf) => buf.push(d, self.max_head, handshake::response),
         };
         match progress {
             HeadProgress::Complete(Some(resp), rest) => {
-                self.accept_response(resp);
+                self.accept_response(resp, at);
                 if matches!(self.server_state, DirState::Frames) && !rest.is_empty() {
-                    self.server.data(&rest, at, &mut self.counts);
+                    self.server.data(&rest, at, &mut (&mut self.consumers, tl));
                 }
             }
             HeadProgress::Complete(None, _) | HeadProgress::Invalid(_) => {
-                self.anomalies.insert(Anomaly::BadHandshakeResponse);
+                self.flag(Anomaly::BadHandshakeResponse, at);
                 self.server_state = DirState::Ignore;
             }
             HeadProgress::Incomplete => {}
             HeadProgress::TooLong => {
-                self.anomalies.insert(Anomaly::HandshakeTooLong);
+                self.flag(Anomaly::HandshakeTooLong, at);
                 self.server_state = DirState::Ignore;
             }
         }
     }
 
-    fn accept_response(&mut self, resp: Response) {
+    fn accept_response(&mut self, resp: Response, at: At) {
         if resp.status == 101 {
             let whole_heads = !self.request_cut && !self.response_cut;
             if !resp.upgrade_websocket && whole_heads {
-                self.anomalies.insert(Anomaly::MissingUpgradeHeader);
+                self.flag(Anomaly::MissingUpgradeHeader, at);
             }
             match (&resp.accept, &self.request.key) {
-                (None, _) if !self.response_cut => self.anomalies.insert(Anomaly::MissingAccept),
+                (None, _) if !self.response_cut => self.flag(Anomaly::MissingAccept, at),
                 (Some(a), Some(k)) if a.trim() != handshake::accept_for_key(k) => {
-                    self.anomalies.insert(Anomaly::InvalidAccept)
+                    self.flag(Anomaly::InvalidAccept, at)
                 }
                 _ => {}
             }
@@ -158,39 +200,36 @@ impl WsSession {
     }
 
     /// A gap outside the frames: counted as missing, nothing else.
-    fn unframed_gap(&mut self, side: Side, n: u64, at: At) {
-        self.counts.event(
-            side,
-            at,
-            StreamEvent::Gap {
-                bytes: n,
-                effect: GapEffect::NotFramed,
-            },
-        );
+    fn unframed_gap(&mut self, side: Side, n: u64, at: At, tl: &mut TimelineSlot) {
+        let ev = StreamEvent::Gap {
+            bytes: n,
+            effect: GapEffect::NotFramed,
+        };
+        (&mut self.consumers, tl).event(side, at, ev);
     }
 
     /// Missing bytes in the client's direction, noticed at packet `at`.
-    pub fn client_gap(&mut self, n: u64, at: At) {
+    pub fn client_gap(&mut self, n: u64, at: At, tl: &mut TimelineSlot) {
         match self.client_state {
-            DirState::Frames => self.client.gap(n, at, &mut self.counts),
-            _ => self.unframed_gap(Side::Client, n, at),
+            DirState::Frames => self.client.gap(n, at, &mut (&mut self.consumers, tl)),
+            _ => self.unframed_gap(Side::Client, n, at, tl),
         }
     }
 
     /// Missing bytes in the server's direction, noticed at packet `at`.
-    pub fn server_gap(&mut self, n: u64, at: At) {
+    pub fn server_gap(&mut self, n: u64, at: At, tl: &mut TimelineSlot) {
         let cut_response = match &self.server_state {
-            DirState::Frames => return self.server.gap(n, at, &mut self.counts),
-            DirState::Ignore => return self.unframed_gap(Side::Server, n, at),
+            DirState::Frames => return self.server.gap(n, at, &mut (&mut self.consumers, tl)),
+            DirState::Ignore => return self.unframed_gap(Side::Server, n, at, tl),
             DirState::Head(buf) => buf.prefix().and_then(|h| handshake::response(&h)),
         };
-        self.unframed_gap(Side::Server, n, at);
+        self.unframed_gap(Side::Server, n, at, tl);
         // The response head was cut: its status line may still be whole.
         match cut_response {
             Some(r) => {
                 self.response_cut = true;
                 let upgraded = r.status == 101;
-                self.accept_response(r);
+                self.accept_response(r, at);
                 if upgraded {
                     self.server.expect_frame_start();
                 }

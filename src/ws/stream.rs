@@ -75,6 +75,24 @@ impl FrameStream {
         self.side == Side::Client
     }
 
+    /// A data message unfinished at this point: its bytes announced so far (the frames
+    /// completed plus the whole length of a data frame in progress). `None` when no data
+    /// message is in progress, or when framing is lost.
+    pub fn unfinished_message(&self) -> Option<u64> {
+        if matches!(self.sync, Sync::Lost) {
+            return None;
+        }
+        let current = self
+            .current
+            .map(|c| (c.header.opcode, c.header.payload_len));
+        match (self.message, current) {
+            (Some((_, done)), Some((opcode::CONTINUATION, n))) => Some(done + n),
+            (Some((_, done)), _) => Some(done),
+            (None, Some((opcode::TEXT | opcode::BINARY, n))) => Some(n),
+            _ => None,
+        }
+    }
+
     pub fn allow_rsv1(&mut self) {
         self.rsv1_allowed = true;
     }

@@ -1,0 +1,225 @@
+//! The session record's facts beyond the report's counters, as one consumer of frame
+//! events: when each side last sent a data frame, how many messages each side had sent
+//! when the first Close frame came, the largest message, ping→pong round trips, and where
+//! each anomaly of the frames was first seen. The summary's findings are drawn from these.
+
+use std::collections::VecDeque;
+
+use super::events::{FrameConsumer, StreamEvent};
+use super::frame::opcode;
+use crate::config::{MAX_PENDING_PINGS, MAX_RTT_SAMPLES};
+use crate::record::{AnomalyMarks, At, PingRtt, Side};
+
+/// Round trips of one side's pings, with bounded memory: exact up to
+/// [`MAX_RTT_SAMPLES`] samples, then a regular subsample (every `stride`-th answer).
+#[derive(Clone, Debug, Default)]
+struct Rtt {
+    samples: Vec<i64>,
+    stride: u64,
+    answered: u64,
+    min: i64,
+    max: i64,
+}
+
+impl Rtt {
+    fn add(&mut self, ns: i64) {
+        if self.answered == 0 {
+            self.min = ns;
+            self.max = ns;
+            self.stride = 1;
+        } else {
+            self.min = self.min.min(ns);
+            self.max = self.max.max(ns);
+        }
+        if self.answered % self.stride == 0 {
+            if self.samples.len() == MAX_RTT_SAMPLES {
+                // Keep every other sample (those at multiples of the doubled stride).
+                let mut i = 0;
+                self.samples.retain(|_| {
+                    i += 1;
+                    i % 2 == 1
+                });
+                self.stride *= 2;
+            }
+            if self.answered % self.stride == 0 {
+                self.samples.push(ns);
+            }
+        }
+        self.answered += 1;
+    }
+
+    fn median(&self) -> i64 {
+        if self.samples.is_empty() {
+            return 0;
+        }
+        let mut s = self.samples.clone();
+        s.sort_unstable();
+        s[(s.len() - 1) / 2]
+    }
+}
+
+/// What one side's frames showed.
+#[derive(Clone, Debug, Default)]
+pub struct SideFacts {
+    messages: u64,
+    bytes: u64,
+    /// (messages, bytes) when the session's first Close frame was seen.
+    before_close: Option<(u64, u64)>,
+    pub largest_message: u64,
+    pub last_data: Option<At>,
+    /// Pings this side sent that wait for the other side's pong, oldest first.
+    pending: VecDeque<At>,
+    /// Pings beyond `MAX_PENDING_PINGS` waiting at once (their times are not kept).
+    pending_untimed: u64,
+    rtt: Rtt,
+}
+
+impl SideFacts {
+    /// (messages, bytes) this side had sent at the session's first Close frame, or all.
+    pub fn before_close(&self) -> (u64, u64) {
+        self.before_close.unwrap_or((self.messages, self.bytes))
+    }
+
+    /// The round trips of this side's pings, and the pings still unanswered.
+    pub fn ping_rtt(&self) -> PingRtt {
+        PingRtt {
+            answered: self.rtt.answered,
+            min_ns: self.rtt.min,
+            p50_ns: self.rtt.median(),
+            max_ns: self.rtt.max,
+            unanswered: self.pending.len() as u64 + self.pending_untimed,
+            first_unanswered: self.pending.front().copied(),
+        }
+    }
+
+    fn ping(&mut self, at: At) {
+        if self.pending.len() < MAX_PENDING_PINGS && self.pending_untimed == 0 {
+            self.pending.push_back(at);
+        } else {
+            self.pending_untimed += 1;
+        }
+    }
+
+    /// The peer's pong answers this side's oldest waiting ping.
+    fn pong(&mut self, at: At) {
+        if let Some(ping) = self.pending.pop_front() {
+            self.rtt.add(at.ts_ns - ping.ts_ns);
+        } else if self.pending_untimed > 0 {
+            self.pending_untimed -= 1;
+        }
+    }
+}
+
+/// Both sides' facts, and the anomalies of the frames with their first packet.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub client: SideFacts,
+    pub server: SideFacts,
+    pub marks: AnomalyMarks,
+}
+
+impl Facts {
+    pub fn side(&self, side: Side) -> &SideFacts {
+        match side {
+            Side::Client => &self.client,
+            Side::Server => &self.server,
+        }
+    }
+
+    fn side_mut(&mut self, side: Side) -> &mut SideFacts {
+        match side {
+            Side::Client => &mut self.client,
+            Side::Server => &mut self.server,
+        }
+    }
+}
+
+impl FrameConsumer for Facts {
+    #[inline]
+    fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
+        match ev {
+            StreamEvent::Frame(f) => match f.header.opcode {
+                opcode::TEXT | opcode::BINARY | opcode::CONTINUATION => {
+                    self.side_mut(side).last_data = Some(at)
+                }
+                opcode::PING => self.side_mut(side).ping(at),
+                opcode::PONG => self.side_mut(side.other()).pong(at),
+                _ => {}
+            },
+            StreamEvent::Message { bytes, .. } => {
+                let s = self.side_mut(side);
+                s.messages += 1;
+                s.bytes += bytes;
+                s.largest_message = s.largest_message.max(bytes);
+            }
+            StreamEvent::Close(_) => {
+                if self.client.before_close.is_none() && self.server.before_close.is_none() {
+                    for s in [&mut self.client, &mut self.server] {
+                        s.before_close = Some((s.messages, s.bytes));
+                    }
+                }
+            }
+            StreamEvent::Anomaly(a) => self.marks.note(a, at.packet),
+            StreamEvent::Gap { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtt_median_is_exact_then_subsampled() {
+        let mut r = Rtt::default();
+        for ns in [5, 1, 9, 3, 7] {
+            r.add(ns);
+        }
+        assert_eq!((r.min, r.median(), r.max, r.answered), (1, 5, 9, 5));
+        let mut r = Rtt::default();
+        for ns in 0..1000 {
+            r.add(ns);
+        }
+        assert!(r.samples.len() <= MAX_RTT_SAMPLES);
+        assert_eq!((r.min, r.max, r.answered), (0, 999, 1000));
+        let m = r.median();
+        assert!(
+            (450..=550).contains(&m),
+            "median of a regular subsample: {m}"
+        );
+    }
+
+    #[test]
+    fn pongs_answer_pings_in_order_and_unanswered_are_counted() {
+        let mut f = Facts::default();
+        let at = |packet: u64, ms: i64| At {
+            packet,
+            ts_ns: ms * 1_000_000,
+        };
+        let h = |op: u8| {
+            StreamEvent::Frame(crate::ws::events::FrameEvent {
+                header: crate::ws::frame::FrameHeader {
+                    fin: true,
+                    rsv: 0,
+                    opcode: op,
+                    masking_key: None,
+                    payload_len: 0,
+                    header_len: 2,
+                    non_minimal_len: false,
+                    len_msb_set: false,
+                },
+                damaged: false,
+            })
+        };
+        f.event(Side::Client, at(1, 0), h(opcode::PING));
+        f.event(Side::Client, at(2, 10), h(opcode::PING));
+        f.event(Side::Server, at(3, 4), h(opcode::PONG));
+        f.event(Side::Client, at(4, 30), h(opcode::PING));
+        // An unsolicited pong from the client answers nothing of the server's.
+        f.event(Side::Client, at(5, 31), h(opcode::PONG));
+        let r = f.client.ping_rtt();
+        assert_eq!((r.answered, r.min_ns, r.unanswered), (1, 4_000_000, 2));
+        assert_eq!(r.first_unanswered, Some(at(2, 10)));
+        assert_eq!(f.server.ping_rtt().answered, 0);
+    }
+}
