@@ -90,6 +90,7 @@ fn render(records: &[SessionRecord]) -> Vec<u8> {
         let row = Row {
             session: i as u64 + 1,
             rec,
+            opts: &Default::default(),
         };
         rep.session(&row).expect("csv row");
     }

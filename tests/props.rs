@@ -440,7 +440,11 @@ fn report(pcap: &[u8], threads: usize) -> Vec<Vec<String>> {
     let mut session = 0;
     let summary = analyze(cap, &opts, &mut |rec| {
         session += 1;
-        csv.session(&Row { session, rec: &rec })
+        csv.session(&Row {
+            session,
+            rec: &rec,
+            opts: &Default::default(),
+        })
     })
     .unwrap();
     assert!(summary.errors.is_empty(), "{:?}", summary.errors);

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use wsclose::capture::Capture;
 use wsclose::pipeline::Options;
-use wsclose::report::{write_report, ReportWriter};
+use wsclose::report::{write_report, ReportWriter, RowOptions};
 
 use super::{CaptureArgs, OutputArgs};
 
@@ -77,7 +77,7 @@ pub fn run_report(args: &CaptureArgs, writer: &mut dyn ReportWriter) -> ExitCode
         Ok(x) => x,
         Err(code) => return code,
     };
-    let summary = match write_report(capture, &opts, writer) {
+    let summary = match write_report(capture, &opts, &RowOptions::default(), writer) {
         Ok(s) => s,
         Err(e) => return write_failed(e),
     };

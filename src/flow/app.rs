@@ -106,9 +106,21 @@ impl App {
                     HeadProgress::Complete(Some(req), rest) if req.upgrade_websocket => {
                         *self = App::websocket(client_is_lo, req, &rest, ctx, tl);
                     }
-                    HeadProgress::Complete(..)
-                    | HeadProgress::Invalid(_)
-                    | HeadProgress::TooLong => *self = App::Other,
+                    HeadProgress::TooLong => {
+                        // A head that never ends: still a session if its first bytes were
+                        // an Upgrade request.
+                        let rest = head.overflow();
+                        *self = match head.prefix().and_then(|h| handshake::request(&h)) {
+                            Some(req) if req.upgrade_websocket => App::WebSocket {
+                                client_is_lo,
+                                session: Box::new(WsSession::from_long_request(
+                                    req, max_head, rest, ctx.at, tl,
+                                )),
+                            },
+                            _ => App::Other,
+                        };
+                    }
+                    HeadProgress::Complete(..) | HeadProgress::Invalid(_) => *self = App::Other,
                     HeadProgress::Incomplete => {
                         if !handshake::may_be_get(head.held()) {
                             *self = App::Other;

@@ -8,7 +8,7 @@ use super::SegmentCtx;
 use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
 use crate::net::FlowKey;
 use crate::record::{Anomaly, At, HandshakeHeaders, SessionRecord, SideStats, TcpDir, TcpEnds};
-use crate::verdict::{verdict, Upgrade};
+use crate::verdict::verdict;
 use crate::ws::facts::SideFacts;
 use crate::ws::session::TimelineSlot;
 
@@ -179,16 +179,20 @@ impl Conn {
                 app.on_event(o == 0, ev, ctx, timeline)
             });
         }
-        if seg.flags & RST == 0 {
+        let carries = !payload.is_empty() || seg.payload_missing > 0;
+        if seg.flags & (RST | FIN) == 0 && !carries {
+            // A bare ACK (half the packets of a chat capture): no delivery to try.
+            half[d].bare(seg.seq, limits);
+        } else if seg.flags & RST == 0 {
             let fin = seg.flags & FIN != 0;
             let missing = seg.payload_missing;
             carried = half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
                 app.on_event(d == 0, ev, ctx, timeline)
             });
-        }
-        if seg.payload_missing > 0 {
-            self.cut_packets += 1;
-            self.first_cut.get_or_insert(at.packet);
+            if seg.payload_missing > 0 {
+                self.cut_packets += 1;
+                self.first_cut.get_or_insert(at.packet);
+            }
         }
         self.note_tcp_anomalies(at.packet);
         if !self.app.may_be_session() {
@@ -200,7 +204,7 @@ impl Conn {
             self.fin[d] = Some(at);
         }
         // The session's end: the last payload before it is the one before this packet.
-        if !self.ended && (seg.flags & (FIN | RST) != 0 || self.app.has_close()) {
+        if !self.ended && (seg.flags & (FIN | RST) != 0 || (carried && self.app.has_close())) {
             self.ended = true;
             self.payload_before_end = self.last_payload_any;
         }
@@ -247,12 +251,21 @@ impl Conn {
             return None;
         };
         let s = *session;
+        if !s.is_websocket() {
+            return None;
+        }
+        let upgrade = s.upgrade();
+        let in_progress = [
+            s.in_progress(crate::record::Side::Client),
+            s.in_progress(crate::record::Side::Server),
+        ];
         let (c, sv) = if client_is_lo { (0, 1) } else { (1, 0) };
         let (client, server) = if client_is_lo {
             (self.key.lo, self.key.hi)
         } else {
             (self.key.hi, self.key.lo)
         };
+
         let (client_unfinished, server_unfinished) = s.unfinished_messages();
         let counts = s.consumers.counts;
         let facts = s.consumers.facts;
@@ -291,10 +304,6 @@ impl Conn {
             marks.add(Anomaly::Evicted, last, 1);
             exact = false;
         }
-        let upgrade = match &s.response {
-            Some(r) => Upgrade::Answered(r.status),
-            None => Upgrade::Unanswered,
-        };
         let tcp = TcpEnds {
             client_fin: self.fin[c],
             server_fin: self.fin[sv],
@@ -323,8 +332,10 @@ impl Conn {
                 ..stats
             }
         };
-        let client_side = side(counts.client.stats, &facts.client, client_unfinished, c);
-        let server_side = side(counts.server.stats, &facts.server, server_unfinished, sv);
+        let mut client_side = side(counts.client.stats, &facts.client, client_unfinished, c);
+        let mut server_side = side(counts.server.stats, &facts.server, server_unfinished, sv);
+        client_side.in_progress_at_end = in_progress[0];
+        server_side.in_progress_at_end = in_progress[1];
         let verdict = verdict(&crate::record::facts(
             upgrade,
             &client_side,

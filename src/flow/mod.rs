@@ -204,31 +204,31 @@ impl Shard {
             self.stats.cut_payload += 1;
         }
         let ci = hash as usize & (FLOW_CACHE - 1);
-        let e = self.cache[ci];
+        let e = &self.cache[ci];
         let cached = e.key == seg.key
             && self
                 .slab
                 .get(e.slot as usize)
-                .is_some_and(|c| c.as_ref().is_some_and(|c| c.first_packet == e.first_packet));
-        let found = if cached {
-            Some(e.slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.first_packet == e.first_packet);
+        let mut slot = if cached {
+            e.slot
         } else {
-            self.map.get(&seg.key).copied()
+            let slot = match self.map.get(&seg.key) {
+                Some(&slot) => slot,
+                None => self.open(seg.key, at),
+            };
+            self.remember(ci, seg.key, slot);
+            slot
         };
-        let slot = match found {
-            Some(slot) if self.slab[slot as usize].as_ref().unwrap().is_reuse(seg) => {
-                self.retire(slot, false);
-                self.open(seg.key, at)
-            }
-            Some(slot) => slot,
-            None => self.open(seg.key, at),
-        };
-        let first_packet = self.slab[slot as usize].as_ref().unwrap().first_packet;
-        self.cache[ci] = CacheEntry {
-            key: seg.key,
-            first_packet,
-            slot,
-        };
+        // Only a SYN without ACK can start a new connection on a known 4-tuple.
+        if seg.flags & (crate::decode::SYN | crate::decode::ACK) == crate::decode::SYN
+            && self.slab[slot as usize].as_ref().unwrap().is_reuse(seg)
+        {
+            self.retire(slot, false);
+            slot = self.open(seg.key, at);
+            self.remember(ci, seg.key, slot);
+        }
         let conn = self.slab[slot as usize].as_mut().unwrap();
         let was_candidate = conn.may_be_session();
         let was_closed = conn.is_closed();
@@ -248,6 +248,16 @@ impl Shard {
             self.closing
                 .push(Reverse((conn.last_ts.saturating_add(self.linger_ns), r)));
         }
+    }
+
+    /// Puts a connection in the flow cache.
+    fn remember(&mut self, ci: usize, key: FlowKey, slot: u32) {
+        let first_packet = self.slab[slot as usize].as_ref().unwrap().first_packet;
+        self.cache[ci] = CacheEntry {
+            key,
+            first_packet,
+            slot,
+        };
     }
 
     fn open(&mut self, key: FlowKey, at: At) -> u32 {
@@ -274,24 +284,25 @@ impl Shard {
 
     /// Takes a connection out of the table and records what it was.
     fn retire(&mut self, slot: u32, evicted: bool) {
-        let mut conn = self.slab[slot as usize].take().expect("live slot");
+        let conn = self.slab[slot as usize].take().expect("live slot");
         self.free.push(slot);
         self.map.remove(&conn.key);
         self.candidates.remove(&conn.first_packet);
-        conn.flush(&self.limits);
-        match &conn.app {
-            _ if conn.is_session() => self.stats.sessions += 1,
-            App::Unknown => self.stats.no_payload += 1,
-            _ => self.stats.not_websocket += 1,
-        }
         if evicted {
             self.stats.evicted += 1;
         }
+        let no_payload = matches!(conn.app, App::Unknown);
         let (gaps, gap_bytes) = conn.gap_counters();
         self.stats.gaps += gaps;
         self.stats.gap_bytes += gap_bytes;
-        if let Some(r) = conn.record(evicted, &self.limits) {
-            self.done.push(r);
+        // The sessions counted are the rows written: one rule for both.
+        match conn.record(evicted, &self.limits) {
+            Some(r) => {
+                self.stats.sessions += 1;
+                self.done.push(r);
+            }
+            None if no_payload => self.stats.no_payload += 1,
+            None => self.stats.not_websocket += 1,
         }
     }
 

@@ -136,6 +136,19 @@ impl HalfStream {
         }
     }
 
+    /// A segment that carries nothing (no payload, no SYN, FIN or RST): what
+    /// [`segment`](Self::segment) does with it, without the rest — the stream starts at
+    /// its sequence number if nothing started it before, and one far out of the window
+    /// is counted.
+    #[inline]
+    pub fn bare(&mut self, seq: u32, limits: &ReassemblyLimits) {
+        let base = *self.base.get_or_insert(seq);
+        if self.offset(base, seq) - self.next as i64 > limits.max_seq_ahead as i64 {
+            self.counters.out_of_window += 1;
+            self.counters.anomalies += 1;
+        }
+    }
+
     /// One segment in this direction: `data` present in the capture, `missing` bytes
     /// after it cut off by the snapshot length, and whether it carries FIN. Returns
     /// whether it carried payload (a keep-alive probe does not count).

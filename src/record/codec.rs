@@ -244,6 +244,7 @@ impl Writer<'_> {
             last_data,
             ping_rtt,
             tcp,
+            in_progress_at_end,
         } = s;
         for x in [
             *messages,
@@ -299,6 +300,11 @@ impl Writer<'_> {
             self.u64(x);
         }
         self.opt_at(*last_payload);
+        self.0.push(match in_progress_at_end {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        });
         match close {
             Some(Close { code, reason, at }) => {
                 self.0.push(1);
@@ -412,6 +418,12 @@ impl Reader<'_> {
             unacked_bytes: self.u64()?,
             last_payload: self.opt_at()?,
         };
+        let in_progress_at_end = match self.u8()? {
+            0 => None,
+            1 => Some(false),
+            2 => Some(true),
+            _ => return Err(bad("spilled record has a bad in-progress flag")),
+        };
         let close = if self.u8()? == 1 {
             Some(Close {
                 code: self.opt16()?,
@@ -435,6 +447,7 @@ impl Reader<'_> {
             last_data,
             ping_rtt,
             tcp,
+            in_progress_at_end,
         })
     }
 }
@@ -485,24 +498,28 @@ pub(crate) mod tests {
             proptest::option::of(at()),
             ping_rtt(),
             tcp_dir(),
+            proptest::option::of(any::<bool>()),
         )
-            .prop_map(|(n, close, unfinished_message, last_data, ping_rtt, tcp)| {
-                SideStats {
-                    messages: n[0],
-                    bytes: n[1],
-                    pings: n[2],
-                    pongs: n[3],
-                    missing_bytes: n[4],
-                    messages_before_close: n[5],
-                    bytes_before_close: n[6],
-                    largest_message: n[7],
-                    close: close.map(|(code, reason, at)| Close { code, reason, at }),
-                    unfinished_message,
-                    last_data,
-                    ping_rtt,
-                    tcp,
-                }
-            })
+            .prop_map(
+                |(n, close, unfinished_message, last_data, ping_rtt, tcp, in_progress_at_end)| {
+                    SideStats {
+                        in_progress_at_end,
+                        messages: n[0],
+                        bytes: n[1],
+                        pings: n[2],
+                        pongs: n[3],
+                        missing_bytes: n[4],
+                        messages_before_close: n[5],
+                        bytes_before_close: n[6],
+                        largest_message: n[7],
+                        close: close.map(|(code, reason, at)| Close { code, reason, at }),
+                        unfinished_message,
+                        last_data,
+                        ping_rtt,
+                        tcp,
+                    }
+                },
+            )
     }
 
     pub(crate) fn marks() -> impl Strategy<Value = AnomalyMarks> {

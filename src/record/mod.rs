@@ -72,10 +72,13 @@ pub enum Anomaly {
     FrameBeforeUpgrade,
     /// The connection was evicted because too many were open at once.
     Evicted,
+    /// The answer to the Upgrade request is missing from the capture (a gap, a snapshot
+    /// length); whether it upgraded is inferred from the server's frames, if any.
+    ResponseNotCaptured,
 }
 
 impl Anomaly {
-    pub const ALL: [Anomaly; 29] = [
+    pub const ALL: [Anomaly; 30] = [
         Anomaly::Gap,
         Anomaly::CutOffPacket,
         Anomaly::ReassemblyLimit,
@@ -105,6 +108,7 @@ impl Anomaly {
         Anomaly::DataAfterClose,
         Anomaly::FrameBeforeUpgrade,
         Anomaly::Evicted,
+        Anomaly::ResponseNotCaptured,
     ];
 
     /// The token written in the `anomalies` column.
@@ -139,6 +143,7 @@ impl Anomaly {
             Anomaly::DataAfterClose => "data_after_close",
             Anomaly::FrameBeforeUpgrade => "frame_before_upgrade",
             Anomaly::Evicted => "evicted",
+            Anomaly::ResponseNotCaptured => "response_not_captured",
         }
     }
 }
@@ -280,6 +285,9 @@ pub struct SideStats {
     /// Round trips of this side's pings.
     pub ping_rtt: PingRtt,
     pub tcp: TcpDir,
+    /// A frame or fragmented message was started and not finished when the connection or
+    /// the capture ended; `None` when frame boundaries were not known then (or no frames).
+    pub in_progress_at_end: Option<bool>,
 }
 
 /// The first packet and the number of occurrences of one anomaly.
@@ -512,6 +520,7 @@ impl SessionRecord {
                     ts_ns: 1_700_000_000_500_000_000,
                 }),
             },
+            in_progress_at_end: Some(false),
         };
         let server_side = SideStats {
             close: Some(Close {

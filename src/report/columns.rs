@@ -6,9 +6,8 @@
 //! Value forms: booleans are `true`/`false`; a count is written whenever it is known, 0
 //! included; empty means "not applicable or not knowable".
 //!
-//! Columns after `user_agent` are added by later work in this order, each with the form
-//! given: `error_code` (bool), `client_message_in_progress_at_end`,
-//! `server_message_in_progress_at_end` (bool), `handshake_seen` (bool),
+//! Columns after `server_message_in_progress_at_end` are added by later work in this
+//! order, each with the form given: `handshake_seen` (bool),
 //! `requests_before_upgrade` (count), `client_bytes_inflated`, `server_bytes_inflated`
 //! (count; empty without permessage-deflate), `client_largest_message`,
 //! `server_largest_message` (count), `peer_session` (session number; empty when
@@ -20,6 +19,7 @@ use std::fmt::Write as _;
 use crate::net::Endpoint;
 use crate::record::{Anomalies, Close, SessionRecord, Side, SideStats};
 use crate::time::{write_rfc3339_micros, write_seconds_micros};
+use crate::verdict::{is_error_code, DEFAULT_ALLOWED_CODES};
 
 /// One cell, typed: text writers format it, JSON keeps its type.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -70,12 +70,28 @@ impl Value<'_> {
     }
 }
 
-/// What a row is made of: the session's number in the report and its record.
+/// Options that change how values are read out of a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowOptions {
+    /// Close codes that are not errors (`error_code`): 1000, 1001, 1005 unless replaced.
+    pub allowed_codes: Vec<u16>,
+}
+
+impl Default for RowOptions {
+    fn default() -> Self {
+        RowOptions {
+            allowed_codes: DEFAULT_ALLOWED_CODES.to_vec(),
+        }
+    }
+}
+
+/// What a row is made of: the session's number in the report, its record, the options.
 #[derive(Clone, Copy)]
 pub struct Row<'a> {
     /// 1-based, in report order.
     pub session: u64,
     pub rec: &'a SessionRecord,
+    pub opts: &'a RowOptions,
 }
 
 /// A column of the sessions report.
@@ -90,6 +106,10 @@ impl std::fmt::Debug for Column {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name)
     }
+}
+
+fn opt_bool<'a>(x: Option<bool>) -> Value<'a> {
+    x.map_or(Value::Empty, Value::Bool)
 }
 
 fn opt_count<'a>(x: Option<u16>) -> Value<'a> {
@@ -305,6 +325,21 @@ pub static COLUMNS: &[Column] = &[
         value: |r| Value::Text(&r.rec.user_agent),
         meaning: "the request's User-Agent",
     },
+    Column {
+        name: "error_code",
+        value: |r| Value::Bool(is_error_code(r.rec.verdict.close_code, &r.opts.allowed_codes)),
+        meaning: "true when close_code is set and not an allowed code (1000, 1001, 1005 unless --allow-codes replaces them)",
+    },
+    Column {
+        name: "client_message_in_progress_at_end",
+        value: |r| opt_bool(r.rec.client_side.in_progress_at_end),
+        meaning: "the client had started a frame or fragmented message and not finished it when the connection or the capture ended; empty when not knowable (framing lost, no frames)",
+    },
+    Column {
+        name: "server_message_in_progress_at_end",
+        value: |r| opt_bool(r.rec.server_side.in_progress_at_end),
+        meaning: "the same for the server",
+    },
 ];
 
 /// The column named `name`.
@@ -333,9 +368,11 @@ mod tests {
     #[test]
     fn every_column_of_an_example_row() {
         let rec = SessionRecord::example();
+        let opts = RowOptions::default();
         let row = Row {
             session: 7,
             rec: &rec,
+            opts: &opts,
         };
         let text: Vec<String> = COLUMNS
             .iter()
@@ -389,6 +426,9 @@ mod tests {
             ("server_missing_bytes", "0"),
             ("origin", ""),
             ("user_agent", "ua"),
+            ("error_code", "false"),
+            ("client_message_in_progress_at_end", "false"),
+            ("server_message_in_progress_at_end", ""),
         ];
         assert_eq!(got, want);
     }

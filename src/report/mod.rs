@@ -9,7 +9,7 @@ use std::io;
 
 use crate::error::InputError;
 use crate::stats::Stats;
-pub use columns::{Column, Row, Value, COLUMNS};
+pub use columns::{Column, Row, RowOptions, Value, COLUMNS};
 
 /// What the run read, for writers that end with it.
 #[derive(Clone, Copy, Debug)]
@@ -32,12 +32,17 @@ pub trait ReportWriter {
 pub fn write_report(
     capture: crate::capture::Capture,
     opts: &crate::pipeline::Options,
+    row_opts: &RowOptions,
     writer: &mut dyn ReportWriter,
 ) -> io::Result<crate::pipeline::Summary> {
     let mut session = 0;
     let summary = crate::pipeline::analyze(capture, opts, &mut |rec| {
         session += 1;
-        writer.session(&Row { session, rec: &rec })
+        writer.session(&Row {
+            session,
+            rec: &rec,
+            opts: row_opts,
+        })
     })?;
     writer.finish(&RunEnd {
         stats: &summary.stats,

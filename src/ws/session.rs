@@ -9,8 +9,9 @@ use super::facts::Facts;
 use super::handshake::{self, Request, Response};
 use super::stream::FrameStream;
 use super::timeline::Timeline;
-use crate::http::head::{HeadBuffer, HeadProgress};
+use crate::http::head::{HeadBuffer, HeadProgress, HeadSkip};
 use crate::record::{Anomalies, Anomaly, AnomalyMarks, At, Side};
+use crate::verdict::Upgrade;
 
 /// The session's own consumers of frame events.
 #[derive(Debug, Default)]
@@ -37,6 +38,8 @@ pub type TimelineSlot = Option<Box<Timeline>>;
 enum DirState {
     /// An HTTP head, buffered while incomplete.
     Head(HeadBuffer),
+    /// The rest of a head too long to buffer: passed over until its end.
+    SkipHead(HeadSkip),
     Frames,
     /// Nothing more to learn from this direction.
     Ignore,
@@ -62,6 +65,9 @@ pub struct WsSession {
     pub request_cut: bool,
     /// The response head was cut off: fields after the cut are unknown, not missing.
     response_cut: bool,
+    /// The response head is missing (bytes not captured) or unreadable (too long before
+    /// its status line ended): whether it upgraded is told by the server's frames, if any.
+    response_lost: bool,
     max_head: usize,
 }
 
@@ -82,6 +88,25 @@ impl WsSession {
         s
     }
 
+    /// A session from the start of an Upgrade request whose head outgrew the buffer cap:
+    /// the fields in its first bytes are known. `rest` is what came after the head if its
+    /// end was seen (frames), else where the search for its end stands.
+    pub fn from_long_request(
+        request: Request,
+        max_head: usize,
+        rest: Result<Vec<u8>, HeadSkip>,
+        at: At,
+        tl: &mut TimelineSlot,
+    ) -> Self {
+        let mut s = Self::with_request(request, max_head, true, at);
+        s.flag(Anomaly::HandshakeTooLong, at);
+        match rest {
+            Ok(frames) => s.client_data(&frames, at, tl),
+            Err(skip) => s.client_state = DirState::SkipHead(skip),
+        }
+        s
+    }
+
     fn with_request(request: Request, max_head: usize, request_cut: bool, at: At) -> Self {
         let missing_key = request.key.is_none();
         let bad_version = request.version.trim() != "13";
@@ -98,6 +123,7 @@ impl WsSession {
             inexact: false,
             request_cut,
             response_cut: false,
+            response_lost: false,
             max_head,
         };
         // Fields after a cut are unknown, not missing.
@@ -136,10 +162,42 @@ impl WsSession {
         self.response.as_ref().is_some_and(|r| r.status == 101)
     }
 
+    /// What became of the Upgrade request, as far as the capture tells.
+    pub fn upgrade(&self) -> Upgrade {
+        match &self.response {
+            Some(r) => Upgrade::Answered(r.status),
+            None if self.response_lost && self.server.framing_found() => Upgrade::Inferred,
+            None if self.response_lost => Upgrade::Unknown,
+            None => Upgrade::Unanswered,
+        }
+    }
+
+    /// Whether a frame or message of `side` was left unfinished (see [`FrameStream::in_progress`]);
+    /// `None` when that side was not reading frames.
+    pub fn in_progress(&self, side: Side) -> Option<bool> {
+        let (state, stream) = match side {
+            Side::Client => (&self.client_state, &self.client),
+            Side::Server => (&self.server_state, &self.server),
+        };
+        match state {
+            DirState::Frames => stream.in_progress(),
+            _ => None,
+        }
+    }
+
     /// In-order bytes from the client, delivered in packet `at`.
-    pub fn client_data(&mut self, d: &[u8], at: At, tl: &mut TimelineSlot) {
+    pub fn client_data(&mut self, mut d: &[u8], at: At, tl: &mut TimelineSlot) {
+        if let DirState::SkipHead(skip) = &mut self.client_state {
+            match skip.scan(d) {
+                Some(n) => {
+                    d = &d[n..];
+                    self.client_state = DirState::Frames;
+                }
+                None => return,
+            }
+        }
         if let DirState::Frames = self.client_state {
-            if self.response.is_none() && !d.is_empty() {
+            if self.response.is_none() && !self.response_lost && !d.is_empty() {
                 self.flag(Anomaly::FrameBeforeUpgrade, at);
             }
             self.client.data(d, at, &mut (&mut self.consumers, tl));
@@ -151,7 +209,42 @@ impl WsSession {
         let progress = match &mut self.server_state {
             DirState::Frames => return self.server.data(d, at, &mut (&mut self.consumers, tl)),
             DirState::Ignore => return,
-            DirState::Head(buf) => buf.push(d, self.max_head, handshake::response),
+            DirState::SkipHead(skip) => {
+                if let Some(n) = skip.scan(d) {
+                    self.server_state = DirState::Frames;
+                    self.server
+                        .data(&d[n..], at, &mut (&mut self.consumers, tl));
+                }
+                return;
+            }
+            DirState::Head(buf) => {
+                let progress = buf.push(d, self.max_head, handshake::response);
+                if let HeadProgress::TooLong = progress {
+                    // Read what the head's first bytes say, and pass over the rest.
+                    let cut = buf.prefix().and_then(|h| handshake::response(&h));
+                    let rest = buf.overflow();
+                    self.flag(Anomaly::HandshakeTooLong, at);
+                    match cut {
+                        Some(r) => {
+                            self.response_cut = true;
+                            self.accept_response(r, at);
+                            if let DirState::Frames = self.server_state {
+                                match rest {
+                                    Ok(frames) => self.server.data(
+                                        &frames,
+                                        at,
+                                        &mut (&mut self.consumers, tl),
+                                    ),
+                                    Err(skip) => self.server_state = DirState::SkipHead(skip),
+                                }
+                            }
+                        }
+                        None => self.lose_response(at),
+                    }
+                    return;
+                }
+                progress
+            }
         };
         match progress {
             HeadProgress::Complete(Some(resp), rest) => {
@@ -164,12 +257,23 @@ impl WsSession {
                 self.flag(Anomaly::BadHandshakeResponse, at);
                 self.server_state = DirState::Ignore;
             }
-            HeadProgress::Incomplete => {}
-            HeadProgress::TooLong => {
-                self.flag(Anomaly::HandshakeTooLong, at);
-                self.server_state = DirState::Ignore;
-            }
+            HeadProgress::Incomplete | HeadProgress::TooLong => {}
         }
+    }
+
+    /// The response head cannot be read: what follows decides. The server's frames, once
+    /// a segment is a run of whole, well-formed unmasked frames (§5.1), mean it upgraded.
+    fn lose_response(&mut self, at: At) {
+        self.inexact = true;
+        self.response_lost = true;
+        self.flag(Anomaly::ResponseNotCaptured, at);
+        if !self.request.extensions.is_empty() {
+            // An extension may have been accepted (RFC 7692 §6: RSV1).
+            self.client.allow_rsv1();
+            self.server.allow_rsv1();
+        }
+        self.server.find_framing();
+        self.server_state = DirState::Frames;
     }
 
     fn accept_response(&mut self, resp: Response, at: At) {
@@ -212,6 +316,12 @@ impl WsSession {
     pub fn client_gap(&mut self, n: u64, at: At, tl: &mut TimelineSlot) {
         match self.client_state {
             DirState::Frames => self.client.gap(n, at, &mut (&mut self.consumers, tl)),
+            DirState::SkipHead(_) => {
+                // Where the head ended may be in the gap: find the frames after it.
+                self.unframed_gap(Side::Client, n, at, tl);
+                self.client.find_framing();
+                self.client_state = DirState::Frames;
+            }
             _ => self.unframed_gap(Side::Client, n, at, tl),
         }
     }
@@ -221,6 +331,12 @@ impl WsSession {
         let cut_response = match &self.server_state {
             DirState::Frames => return self.server.gap(n, at, &mut (&mut self.consumers, tl)),
             DirState::Ignore => return self.unframed_gap(Side::Server, n, at, tl),
+            DirState::SkipHead(_) => {
+                self.unframed_gap(Side::Server, n, at, tl);
+                self.server.find_framing();
+                self.server_state = DirState::Frames;
+                return;
+            }
             DirState::Head(buf) => buf.prefix().and_then(|h| handshake::response(&h)),
         };
         self.unframed_gap(Side::Server, n, at, tl);
@@ -234,12 +350,7 @@ impl WsSession {
                     self.server.expect_frame_start();
                 }
             }
-            None => {
-                // Whether it upgraded is unknown.
-                self.inexact = true;
-                self.server_state = DirState::Ignore;
-                self.client_state = DirState::Ignore;
-            }
+            None => self.lose_response(at),
         }
     }
 }

@@ -103,6 +103,24 @@ impl FrameStream {
         self.sync = Sync::AlignPending;
     }
 
+    /// Where frames start is unknown (the bytes before were not captured): framing is
+    /// found at the first segment that is a run of whole, plausible frames from this side.
+    pub fn find_framing(&mut self) {
+        self.sync = Sync::Lost;
+    }
+
+    /// Whether frame boundaries are known now (framing was found, or never lost).
+    pub fn framing_found(&self) -> bool {
+        matches!(self.sync, Sync::Known | Sync::AfterResync)
+    }
+
+    /// Whether a frame or a fragmented message was started and not finished; `None` when
+    /// frame boundaries are not known.
+    pub fn in_progress(&self) -> Option<bool> {
+        self.framing_found()
+            .then(|| self.current.is_some() || self.message.is_some() || self.carry_len > 0)
+    }
+
     /// In-order bytes of this direction, as the reassembler delivers them: each delivery
     /// is (the rest of) one TCP segment, the place where lost framing may resume. `at` is
     /// the packet they came in.
@@ -598,6 +616,28 @@ mod tests {
         assert!(fs.side().inexact);
         assert!(fs.side().anomalies.contains(Anomaly::FramingLost));
         assert!(fs.side().anomalies.contains(Anomaly::Resync));
+    }
+
+    #[test]
+    fn a_frame_or_message_left_unfinished_is_in_progress() {
+        let k = Some([1, 2, 3, 4]);
+        let whole = frame(true, opcode::TEXT, b"done", k);
+        let first = frame(false, opcode::TEXT, b"part one", k);
+        let mut fs = Probe::new(Side::Client);
+        assert_eq!(fs.fs.in_progress(), Some(false));
+        fs.data(&whole, 1);
+        assert_eq!(fs.fs.in_progress(), Some(false));
+        // Half a frame.
+        fs.data(&whole[..3], 2);
+        assert_eq!(fs.fs.in_progress(), Some(true));
+        fs.data(&whole[3..], 3);
+        assert_eq!(fs.fs.in_progress(), Some(false));
+        // A fragmented message whose last fragment never came.
+        fs.data(&first, 4);
+        assert_eq!(fs.fs.in_progress(), Some(true));
+        // Frame boundaries lost: not knowable.
+        fs.gap(1000, 5);
+        assert_eq!(fs.fs.in_progress(), None);
     }
 
     #[test]

@@ -422,6 +422,40 @@ pub fn write_fixtures(dir: &Path) -> io::Result<Vec<PathBuf>> {
         o.simple("port-reuse", vec![a, b], &eth())?;
     }
 
+    // long-request-head / long-response-head: a handshake head of 40 KB (header lines
+    // after the ones that matter), past the 16 KiB the analyzer buffers
+    for (name, client_long) in [("long-request-head", true), ("long-response-head", false)] {
+        let mut ws = conn("10.1.9.1:50090", "192.0.2.80:80", 900, 1900, 0, 90);
+        ws.tcp.handshake();
+        ws.tcp.wait(MS);
+        let hs = ClientHandshake::browser("example.com", "/long", &mut ws.rng);
+        let padding: String = (0..400)
+            .map(|i| format!("X-Padding-{i:03}: {}\r\n", "p".repeat(80)))
+            .collect();
+        let with_padding = |head: Vec<u8>| {
+            let mut h = head[..head.len() - 2].to_vec();
+            h.extend_from_slice(padding.as_bytes());
+            h.extend_from_slice(b"\r\n");
+            h
+        };
+        let mut request = hs.to_bytes();
+        if client_long {
+            request = with_padding(request);
+        }
+        ws.tcp.send(Side::Client, &request);
+        ws.tcp.wait(2 * MS);
+        let mut response = ws::server_accept(&hs.key, None);
+        if !client_long {
+            response = with_padding(response);
+        }
+        ws.track.http_status = Some(101);
+        ws.tcp.send(Side::Server, &response);
+        ws.tcp.wait(MS);
+        chat(&mut ws);
+        close_clean(&mut ws, Side::Client, Some(1000));
+        o.simple(name, vec![ws], &eth())?;
+    }
+
     // midstream-handshake: capture starts with the GET (no SYN)
     {
         let mut a = conn(

@@ -695,6 +695,7 @@ pub fn capture(data: &[u8]) {
             &wsclose::report::Row {
                 session: records,
                 rec: &rec,
+                opts: &Default::default(),
             },
         )
     })

@@ -103,7 +103,7 @@ fn spilling_waiting_records_does_not_change_the_report() {
             opts.limits.max_pending_bytes = max_pending_bytes;
             let capture = Capture::open(std::slice::from_ref(&path), &opts.limits);
             let mut report = CsvWriter::new(Vec::new()).unwrap();
-            write_report(capture, &opts, &mut report).unwrap();
+            write_report(capture, &opts, &Default::default(), &mut report).unwrap();
             String::from_utf8(report.into_inner().unwrap()).unwrap()
         };
         let (normal, spilled) = (run(64 << 20), run(1));
@@ -134,7 +134,7 @@ fn eviction_is_counted_marked_and_deterministic() {
         opts.limits.batch_packets = 16;
         let capture = Capture::open(std::slice::from_ref(&path), &opts.limits);
         let mut report = CsvWriter::new(Vec::new()).unwrap();
-        let summary = write_report(capture, &opts, &mut report).unwrap();
+        let summary = write_report(capture, &opts, &Default::default(), &mut report).unwrap();
         (
             String::from_utf8(report.into_inner().unwrap()).unwrap(),
             summary.stats.evicted,
