@@ -7,7 +7,7 @@ use super::reassembly::Event;
 use super::SegmentCtx;
 use crate::http::head::{HeadBuffer, HeadProgress};
 use crate::ws::handshake::{self, Request};
-use crate::ws::session::TimelineSlot;
+use crate::ws::session::Lent;
 use crate::ws::WsSession;
 
 /// What the connection carries, as far as we know.
@@ -40,26 +40,9 @@ impl App {
         matches!(self, App::WebSocket { session, .. } if session.is_websocket())
     }
 
-    /// Has either side of the session sent a Close frame?
-    pub fn has_close(&self) -> bool {
-        match self {
-            App::WebSocket { session, .. } => {
-                let c = &session.consumers.counts;
-                c.client.stats.close.is_some() || c.server.stats.close.is_some()
-            }
-            _ => false,
-        }
-    }
-
     /// Hands one reassembled event of the direction from `key.lo` (`from_lo`) or `key.hi`
-    /// to the application layer; `tl` is the connection's timeline, if it keeps one.
-    pub fn on_event(
-        &mut self,
-        from_lo: bool,
-        ev: Event<'_>,
-        ctx: &SegmentCtx<'_>,
-        tl: &mut TimelineSlot,
-    ) {
+    /// to the application layer; `tl` is what the connection lends to the session's calls.
+    pub fn on_event(&mut self, from_lo: bool, ev: Event<'_>, ctx: &SegmentCtx<'_>, tl: &mut Lent) {
         match self {
             App::Other => {}
             App::Unknown => match ev {
@@ -149,7 +132,7 @@ impl App {
         req: Request,
         rest: &[u8],
         ctx: &SegmentCtx<'_>,
-        tl: &mut TimelineSlot,
+        tl: &mut Lent,
     ) -> App {
         let mut session = Box::new(WsSession::new(req, ctx.limits.max_head, ctx.at));
         if !rest.is_empty() {

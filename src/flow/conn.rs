@@ -3,14 +3,14 @@
 //! the session record.
 
 use super::app::App;
-use super::reassembly::HalfStream;
+use super::reassembly::{Carried, HalfStream};
 use super::SegmentCtx;
 use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
 use crate::net::FlowKey;
 use crate::record::{Anomaly, At, HandshakeHeaders, SessionRecord, SideStats, TcpDir, TcpEnds};
 use crate::verdict::verdict;
 use crate::ws::facts::SideFacts;
-use crate::ws::session::TimelineSlot;
+use crate::ws::session::Lent;
 
 /// A moment kept as a plain value (packet 0: none) as an option.
 fn some_at(at: At) -> Option<At> {
@@ -57,9 +57,11 @@ pub struct Conn {
     /// Packets whose payload the snapshot length cut, and the first of them.
     cut_packets: u64,
     first_cut: Option<u64>,
+    /// The last retransmitted segment of each direction (packet 0: none).
+    last_retransmission: [At; 2],
     pub app: App,
-    /// The per-frame timeline, kept only for `frames`.
-    pub timeline: TimelineSlot,
+    /// What the connection lends to its session's calls (the timeline, the Close flag).
+    pub lent: Lent,
 }
 
 impl Conn {
@@ -84,8 +86,9 @@ impl Conn {
             tcp_events: 0,
             cut_packets: 0,
             first_cut: None,
+            last_retransmission: [At::default(); 2],
             app: App::Unknown,
-            timeline: None,
+            lent: Lent::default(),
         }
     }
 
@@ -163,20 +166,17 @@ impl Conn {
             return;
         }
         let Conn {
-            half,
-            app,
-            timeline,
-            ..
+            half, app, lent, ..
         } = self;
         let limits = &ctx.limits.reassembly;
-        let mut carried = false;
+        let mut carried = Carried::Nothing;
         if seg.flags & SYN != 0 {
             half[d].syn(seg.seq);
         }
         if seg.flags & ACK != 0 {
             let o = 1 - d;
             half[o].acked(seg.ack, limits, &mut |ev| {
-                app.on_event(o == 0, ev, ctx, timeline)
+                app.on_event(o == 0, ev, ctx, lent)
             });
         }
         let carries = !payload.is_empty() || seg.payload_missing > 0;
@@ -187,7 +187,7 @@ impl Conn {
             let fin = seg.flags & FIN != 0;
             let missing = seg.payload_missing;
             carried = half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
-                app.on_event(d == 0, ev, ctx, timeline)
+                app.on_event(d == 0, ev, ctx, lent)
             });
             if seg.payload_missing > 0 {
                 self.cut_packets += 1;
@@ -204,13 +204,16 @@ impl Conn {
             self.fin[d] = Some(at);
         }
         // The session's end: the last payload before it is the one before this packet.
-        if !self.ended && (seg.flags & (FIN | RST) != 0 || (carried && self.app.has_close())) {
+        if !self.ended && (seg.flags & (FIN | RST) != 0 || self.lent.close_seen) {
             self.ended = true;
             self.payload_before_end = self.last_payload_any;
         }
-        if carried {
+        if carried != Carried::Nothing {
             self.last_payload[d] = at;
             self.last_payload_any = at;
+            if carried == Carried::Retransmitted {
+                self.last_retransmission[d] = at;
+            }
         }
     }
 
@@ -221,13 +224,10 @@ impl Conn {
             limits,
         };
         let Conn {
-            half,
-            app,
-            timeline,
-            ..
+            half, app, lent, ..
         } = self;
         for (d, h) in half.iter_mut().enumerate() {
-            h.flush(&mut |ev| app.on_event(d == 0, ev, &ctx, timeline));
+            h.flush(&mut |ev| app.on_event(d == 0, ev, &ctx, lent));
         }
         self.note_tcp_anomalies(self.last.packet);
     }
@@ -312,7 +312,8 @@ impl Conn {
         };
         let side = |stats: SideStats, f: &SideFacts, unfinished: Option<u64>, d: usize| {
             let k = &self.half[d].counters;
-            let (messages_before_close, bytes_before_close) = f.before_close();
+            let (messages_before_close, bytes_before_close) =
+                f.before_close.unwrap_or((stats.messages, stats.bytes));
             SideStats {
                 messages_before_close,
                 bytes_before_close,
@@ -325,7 +326,7 @@ impl Conn {
                     retransmitted: k.retransmitted,
                     out_of_order: k.out_of_order,
                     gaps: k.gaps as u64,
-                    tail_retransmitted: k.tail_retransmitted as u64,
+                    last_retransmission: some_at(self.last_retransmission[d]),
                     unacked_bytes: self.half[d].unacked_bytes(),
                     last_payload: some_at(self.last_payload[d]),
                 },

@@ -20,6 +20,18 @@ pub enum Event<'a> {
     Gap(u64),
 }
 
+/// What a segment carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carried {
+    /// No payload (or a keep-alive probe).
+    Nothing,
+    /// Payload beyond what was seen before (possibly ahead of a hole).
+    New,
+    /// Payload starting before the highest sequence number already seen: a
+    /// retransmission, a duplicate, or bytes that fill a hole.
+    Retransmitted,
+}
+
 /// Why a gap was declared (for the counters).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HalfCounters {
@@ -40,8 +52,6 @@ pub struct HalfCounters {
     /// Of those, segments that arrived ahead of a hole (a segment before them was lost
     /// before the capture point, or comes later).
     pub out_of_order: u64,
-    /// Retransmitted segments since the peer last acknowledged new bytes.
-    pub tail_retransmitted: u32,
     /// Gaps, out-of-order overflows and out-of-window segments together (a change says
     /// one of them just happened).
     pub anomalies: u32,
@@ -82,8 +92,9 @@ pub struct HalfStream {
     fin_at: Option<u64>,
     /// Highest stream offset seen sent (the end of the furthest segment).
     max_end: u64,
-    /// Highest stream offset the peer acknowledged; -1 until it acknowledged any.
-    acked_to: i64,
+    /// The latest acknowledgment number the peer sent for this direction, once it sent
+    /// one (kept raw: a store per ACK; unwrapped only when asked).
+    peer_ack: Option<u32>,
     pub counters: HalfCounters,
 }
 
@@ -96,7 +107,7 @@ impl Default for HalfStream {
             held_bytes: 0,
             fin_at: None,
             max_end: 0,
-            acked_to: -1,
+            peer_ack: None,
             counters: HalfCounters::default(),
         }
     }
@@ -111,10 +122,13 @@ impl HalfStream {
     /// Bytes sent that the peer had not acknowledged (0 when it never acknowledged any:
     /// the capture may not see its direction).
     pub fn unacked_bytes(&self) -> u64 {
-        if self.acked_to < 0 {
-            0
-        } else {
-            self.max_end.saturating_sub(self.acked_to as u64)
+        match (self.base, self.peer_ack) {
+            (Some(base), Some(ack)) => {
+                let acked = self.offset(base, ack).max(0) as u64;
+                // The FIN takes a sequence number: an ACK of it is one past the data.
+                self.max_end.saturating_sub(acked)
+            }
+            _ => 0,
         }
     }
 
@@ -151,7 +165,7 @@ impl HalfStream {
 
     /// One segment in this direction: `data` present in the capture, `missing` bytes
     /// after it cut off by the snapshot length, and whether it carries FIN. Returns
-    /// whether it carried payload (a keep-alive probe does not count).
+    /// what it carried (a keep-alive probe carries nothing).
     #[inline]
     pub fn segment(
         &mut self,
@@ -161,18 +175,18 @@ impl HalfStream {
         fin: bool,
         limits: &ReassemblyLimits,
         sink: &mut impl FnMut(Event<'_>),
-    ) -> bool {
+    ) -> Carried {
         let base = *self.base.get_or_insert(seq);
         let start = self.offset(base, seq);
         let len = data.len() as u64 + missing as u64;
         if start < 0 && start + (len as i64) <= 0 {
             // Entirely before the first byte we know of (e.g. a keep-alive probe at ISN).
-            return false;
+            return Carried::Nothing;
         }
         if start - self.next as i64 > limits.max_seq_ahead as i64 {
             self.counters.out_of_window += 1;
             self.counters.anomalies += 1;
-            return false;
+            return Carried::Nothing;
         }
         // Bytes before offset 0 are not part of the stream we follow.
         let (start, data, missing, len) = if start < 0 {
@@ -189,35 +203,39 @@ impl HalfStream {
             self.fin_at = Some(end.max(self.next));
         }
         if len == 0 {
-            return false;
+            return Carried::Nothing;
         }
         // A keep-alive probe repeats the last byte before the next one (RFC 9293 §3.8.4).
         let keepalive = len == 1 && end <= self.next;
         if keepalive {
-            return false;
+            return Carried::Nothing;
         }
         let k = &mut self.counters;
         k.segments += 1;
-        if start < self.max_end {
+        let kind = if start < self.max_end {
             k.retransmitted += 1;
-            k.tail_retransmitted = k.tail_retransmitted.saturating_add(1);
-        } else if start > self.next {
-            k.out_of_order += 1;
-        }
+            Carried::Retransmitted
+        } else {
+            if start > self.next {
+                k.out_of_order += 1;
+            }
+            Carried::New
+        };
         self.max_end = self.max_end.max(end);
         if end <= self.next {
-            return true;
+            return kind;
         }
         if start <= self.next {
             self.deliver_new(start, data, missing, sink);
-            return true;
+            return kind;
         }
         self.hold(start, data, missing, limits, sink);
-        true
+        kind
     }
 
     /// Delivers a segment that starts at or before `next`; where held bytes (seen earlier)
     /// overlap it, they win.
+    #[inline(always)]
     fn deliver_new(
         &mut self,
         start: u64,
@@ -241,6 +259,7 @@ impl HalfStream {
 
     /// Delivers bytes `[next, upto)` of a segment starting at `start` whose first
     /// `data.len()` bytes are present (the rest were cut off), and moves `next` to `upto`.
+    #[inline]
     fn deliver_range(
         &mut self,
         start: u64,
@@ -356,10 +375,7 @@ impl HalfStream {
     pub fn acked(&mut self, ack: u32, limits: &ReassemblyLimits, sink: &mut impl FnMut(Event<'_>)) {
         let Some(base) = self.base else { return };
         let mut to = self.offset(base, ack);
-        if to > self.acked_to && to - (self.next as i64) <= limits.max_seq_ahead as i64 {
-            self.acked_to = to;
-            self.counters.tail_retransmitted = 0;
-        }
+        self.peer_ack = Some(ack);
         if let Some(f) = self.fin_at {
             // The FIN occupies one sequence number.
             to = to.min(f as i64);

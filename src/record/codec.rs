@@ -285,8 +285,8 @@ impl Writer<'_> {
             retransmitted,
             out_of_order,
             gaps,
-            tail_retransmitted,
             unacked_bytes,
+            last_retransmission,
             last_payload,
         } = tcp;
         for x in [
@@ -294,11 +294,11 @@ impl Writer<'_> {
             *retransmitted,
             *out_of_order,
             *gaps,
-            *tail_retransmitted,
             *unacked_bytes,
         ] {
             self.u64(x);
         }
+        self.opt_at(*last_retransmission);
         self.opt_at(*last_payload);
         self.0.push(match in_progress_at_end {
             None => 0,
@@ -414,8 +414,8 @@ impl Reader<'_> {
             retransmitted: self.u64()?,
             out_of_order: self.u64()?,
             gaps: self.u64()?,
-            tail_retransmitted: self.u64()?,
             unacked_bytes: self.u64()?,
+            last_retransmission: self.opt_at()?,
             last_payload: self.opt_at()?,
         };
         let in_progress_at_end = match self.u8()? {
@@ -479,15 +479,20 @@ pub(crate) mod tests {
     }
 
     fn tcp_dir() -> impl Strategy<Value = TcpDir> {
-        (any::<[u64; 6]>(), proptest::option::of(at())).prop_map(|(n, last_payload)| TcpDir {
-            segments: n[0],
-            retransmitted: n[1],
-            out_of_order: n[2],
-            gaps: n[3],
-            tail_retransmitted: n[4],
-            unacked_bytes: n[5],
-            last_payload,
-        })
+        (
+            any::<[u64; 5]>(),
+            proptest::option::of(at()),
+            proptest::option::of(at()),
+        )
+            .prop_map(|(n, last_retransmission, last_payload)| TcpDir {
+                segments: n[0],
+                retransmitted: n[1],
+                out_of_order: n[2],
+                gaps: n[3],
+                unacked_bytes: n[4],
+                last_retransmission,
+                last_payload,
+            })
     }
 
     pub(crate) fn side() -> impl Strategy<Value = SideStats> {

@@ -249,9 +249,8 @@ pub struct TcpDir {
     pub out_of_order: u64,
     /// Holes never filled: bytes the capture missed (counted in `missing_bytes`).
     pub gaps: u64,
-    /// Retransmitted segments since the peer last acknowledged new bytes: data that was
-    /// sent again and again without an answer at the end.
-    pub tail_retransmitted: u64,
+    /// The last retransmitted segment.
+    pub last_retransmission: Option<At>,
     /// Bytes sent that the peer had not acknowledged at the end.
     pub unacked_bytes: u64,
     /// The last segment that carried payload.
@@ -513,7 +512,10 @@ impl SessionRecord {
                 retransmitted: 2,
                 out_of_order: 1,
                 gaps: 1,
-                tail_retransmitted: 1,
+                last_retransmission: Some(At {
+                    packet: 9,
+                    ts_ns: 1_700_000_000_500_000_000,
+                }),
                 unacked_bytes: 10,
                 last_payload: Some(At {
                     packet: 9,

@@ -16,7 +16,8 @@ pub struct SideCounts {
 }
 
 impl SideCounts {
-    fn event(&mut self, ev: StreamEvent<'_>) {
+    #[inline(always)]
+    pub(crate) fn event(&mut self, ev: StreamEvent<'_>) {
         match ev {
             StreamEvent::Frame(f) => match f.header.opcode {
                 opcode::PING => self.stats.pings += 1,
@@ -59,6 +60,7 @@ pub struct Counts {
 }
 
 impl Counts {
+    #[inline(always)]
     pub fn side(&mut self, side: Side) -> &mut SideCounts {
         match side {
             Side::Client => &mut self.client,

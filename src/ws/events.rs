@@ -74,7 +74,7 @@ impl FrameConsumer for () {}
 
 /// A borrowed consumer.
 impl<C: FrameConsumer + ?Sized> FrameConsumer for &mut C {
-    #[inline]
+    #[inline(always)]
     fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
         (**self).event(side, at, ev);
     }
@@ -110,7 +110,7 @@ impl<C: FrameConsumer + ?Sized> FrameConsumer for Box<C> {
 
 /// Both consumers get every event, the first one first.
 impl<A: FrameConsumer, B: FrameConsumer> FrameConsumer for (A, B) {
-    #[inline]
+    #[inline(always)]
     fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
         self.0.event(side, at, ev);
         self.1.event(side, at, ev);

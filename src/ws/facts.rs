@@ -61,10 +61,9 @@ impl Rtt {
 /// What one side's frames showed.
 #[derive(Clone, Debug, Default)]
 pub struct SideFacts {
-    messages: u64,
-    bytes: u64,
-    /// (messages, bytes) when the session's first Close frame was seen.
-    before_close: Option<(u64, u64)>,
+    /// (messages, bytes) this side had sent when the session's first Close frame was seen
+    /// (taken from the report's counters, see [`Facts::close_seen`]).
+    pub before_close: Option<(u64, u64)>,
     pub largest_message: u64,
     pub last_data: Option<At>,
     /// Pings this side sent that wait for the other side's pong, oldest first.
@@ -75,11 +74,6 @@ pub struct SideFacts {
 }
 
 impl SideFacts {
-    /// (messages, bytes) this side had sent at the session's first Close frame, or all.
-    pub fn before_close(&self) -> (u64, u64) {
-        self.before_close.unwrap_or((self.messages, self.bytes))
-    }
-
     /// The round trips of this side's pings, and the pings still unanswered.
     pub fn ping_rtt(&self) -> PingRtt {
         PingRtt {
@@ -119,6 +113,36 @@ pub struct Facts {
 }
 
 impl Facts {
+    /// The first Close frame of the session: `counts` are (messages, bytes) of the
+    /// client and of the server at that moment.
+    #[inline]
+    pub fn close_seen(&mut self, counts: [(u64, u64); 2]) {
+        if self.client.before_close.is_none() && self.server.before_close.is_none() {
+            self.client.before_close = Some(counts[0]);
+            self.server.before_close = Some(counts[1]);
+        }
+    }
+
+    /// A frame of `side` ended in packet `at`.
+    #[inline(always)]
+    pub fn frame(&mut self, side: Side, at: At, op: u8) {
+        match op {
+            opcode::TEXT | opcode::BINARY | opcode::CONTINUATION => {
+                self.side_mut(side).last_data = Some(at)
+            }
+            opcode::PING => self.side_mut(side).ping(at),
+            opcode::PONG => self.side_mut(side.other()).pong(at),
+            _ => {}
+        }
+    }
+
+    /// A data message of `side` ended: its bytes.
+    #[inline(always)]
+    pub fn message(&mut self, side: Side, bytes: u64) {
+        let s = self.side_mut(side);
+        s.largest_message = s.largest_message.max(bytes);
+    }
+
     pub fn side(&self, side: Side) -> &SideFacts {
         match side {
             Side::Client => &self.client,
@@ -126,6 +150,7 @@ impl Facts {
         }
     }
 
+    #[inline(always)]
     fn side_mut(&mut self, side: Side) -> &mut SideFacts {
         match side {
             Side::Client => &mut self.client,
@@ -134,33 +159,16 @@ impl Facts {
     }
 }
 
+/// What the counters do not keep. The messages before the first Close frame are taken
+/// from the counters by the session's consumers ([`Facts::close_seen`]).
 impl FrameConsumer for Facts {
     #[inline]
     fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
         match ev {
-            StreamEvent::Frame(f) => match f.header.opcode {
-                opcode::TEXT | opcode::BINARY | opcode::CONTINUATION => {
-                    self.side_mut(side).last_data = Some(at)
-                }
-                opcode::PING => self.side_mut(side).ping(at),
-                opcode::PONG => self.side_mut(side.other()).pong(at),
-                _ => {}
-            },
-            StreamEvent::Message { bytes, .. } => {
-                let s = self.side_mut(side);
-                s.messages += 1;
-                s.bytes += bytes;
-                s.largest_message = s.largest_message.max(bytes);
-            }
-            StreamEvent::Close(_) => {
-                if self.client.before_close.is_none() && self.server.before_close.is_none() {
-                    for s in [&mut self.client, &mut self.server] {
-                        s.before_close = Some((s.messages, s.bytes));
-                    }
-                }
-            }
+            StreamEvent::Frame(f) => self.frame(side, at, f.header.opcode),
+            StreamEvent::Message { bytes, .. } => self.message(side, bytes),
             StreamEvent::Anomaly(a) => self.marks.note(a, at.packet),
-            StreamEvent::Gap { .. } => {}
+            StreamEvent::Close(_) | StreamEvent::Gap { .. } => {}
         }
     }
 }

@@ -6,6 +6,7 @@
 use super::counts::Counts;
 use super::events::{FrameConsumer, GapEffect, StreamEvent};
 use super::facts::Facts;
+use super::frame::FrameHeader;
 use super::handshake::{self, Request, Response};
 use super::stream::FrameStream;
 use super::timeline::Timeline;
@@ -22,16 +23,53 @@ pub struct Consumers {
     pub facts: Facts,
 }
 
+/// One match per event for both (an event per frame: this is the hot path).
 impl FrameConsumer for Consumers {
-    #[inline]
+    #[inline(always)]
     fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
-        self.counts.event(side, at, ev);
-        self.facts.event(side, at, ev);
+        self.counts.side(side).event(ev);
+        match ev {
+            StreamEvent::Frame(f) => self.facts.frame(side, at, f.header.opcode),
+            StreamEvent::Message { bytes, .. } => self.facts.message(side, bytes),
+            StreamEvent::Close(_) => {
+                let (c, s) = (&self.counts.client.stats, &self.counts.server.stats);
+                self.facts
+                    .close_seen([(c.messages, c.bytes), (s.messages, s.bytes)]);
+            }
+            StreamEvent::Anomaly(a) => self.facts.marks.note(a, at.packet),
+            StreamEvent::Gap { .. } => {}
+        }
     }
 }
 
-/// The connection's timeline, lent to each call (absent unless `frames` runs).
-pub type TimelineSlot = Option<Box<Timeline>>;
+/// What a TCP connection lends to each call into its session: its timeline (kept only
+/// for `frames`), and a flag that the first Close frame sets, so that the connection learns
+/// when the session ended without looking into it.
+#[derive(Debug, Default)]
+pub struct Lent {
+    pub timeline: Option<Box<Timeline>>,
+    pub close_seen: bool,
+}
+
+impl FrameConsumer for Lent {
+    #[inline(always)]
+    fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
+        if let StreamEvent::Close(_) = ev {
+            self.close_seen = true;
+        }
+        self.timeline.event(side, at, ev);
+    }
+
+    #[inline]
+    fn payload(&mut self, side: Side, header: &FrameHeader, offset: u64, bytes: &[u8]) {
+        self.timeline.payload(side, header, offset, bytes);
+    }
+
+    #[inline(always)]
+    fn wants_payload(&self) -> bool {
+        self.timeline.wants_payload()
+    }
+}
 
 /// What a direction's bytes are being read as.
 #[derive(Debug)]
@@ -96,7 +134,7 @@ impl WsSession {
         max_head: usize,
         rest: Result<Vec<u8>, HeadSkip>,
         at: At,
-        tl: &mut TimelineSlot,
+        tl: &mut Lent,
     ) -> Self {
         let mut s = Self::with_request(request, max_head, true, at);
         s.flag(Anomaly::HandshakeTooLong, at);
@@ -186,7 +224,7 @@ impl WsSession {
     }
 
     /// In-order bytes from the client, delivered in packet `at`.
-    pub fn client_data(&mut self, mut d: &[u8], at: At, tl: &mut TimelineSlot) {
+    pub fn client_data(&mut self, mut d: &[u8], at: At, tl: &mut Lent) {
         if let DirState::SkipHead(skip) = &mut self.client_state {
             match skip.scan(d) {
                 Some(n) => {
@@ -205,7 +243,7 @@ impl WsSession {
     }
 
     /// In-order bytes from the server, delivered in packet `at`.
-    pub fn server_data(&mut self, d: &[u8], at: At, tl: &mut TimelineSlot) {
+    pub fn server_data(&mut self, d: &[u8], at: At, tl: &mut Lent) {
         let progress = match &mut self.server_state {
             DirState::Frames => return self.server.data(d, at, &mut (&mut self.consumers, tl)),
             DirState::Ignore => return,
@@ -304,7 +342,7 @@ impl WsSession {
     }
 
     /// A gap outside the frames: counted as missing, nothing else.
-    fn unframed_gap(&mut self, side: Side, n: u64, at: At, tl: &mut TimelineSlot) {
+    fn unframed_gap(&mut self, side: Side, n: u64, at: At, tl: &mut Lent) {
         let ev = StreamEvent::Gap {
             bytes: n,
             effect: GapEffect::NotFramed,
@@ -313,7 +351,7 @@ impl WsSession {
     }
 
     /// Missing bytes in the client's direction, noticed at packet `at`.
-    pub fn client_gap(&mut self, n: u64, at: At, tl: &mut TimelineSlot) {
+    pub fn client_gap(&mut self, n: u64, at: At, tl: &mut Lent) {
         match self.client_state {
             DirState::Frames => self.client.gap(n, at, &mut (&mut self.consumers, tl)),
             DirState::SkipHead(_) => {
@@ -327,7 +365,7 @@ impl WsSession {
     }
 
     /// Missing bytes in the server's direction, noticed at packet `at`.
-    pub fn server_gap(&mut self, n: u64, at: At, tl: &mut TimelineSlot) {
+    pub fn server_gap(&mut self, n: u64, at: At, tl: &mut Lent) {
         let cut_response = match &self.server_state {
             DirState::Frames => return self.server.gap(n, at, &mut (&mut self.consumers, tl)),
             DirState::Ignore => return self.unframed_gap(Side::Server, n, at, tl),
