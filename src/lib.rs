@@ -34,6 +34,7 @@ pub mod record;
 pub mod reorder;
 pub mod report;
 pub mod stats;
+pub mod summary;
 pub mod time;
 pub mod verdict;
 pub mod ws;

@@ -13,7 +13,8 @@
 //! so the report is byte-identical for every `--threads`.
 
 use std::io;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 
 use rayon::prelude::*;
 
@@ -33,6 +34,8 @@ pub struct Options {
     /// (read, frame, decode) and N - 1 threads of shards. The report is the same for all N.
     pub threads: usize,
     pub limits: Limits,
+    /// Bytes of input read so far, updated after every batch (for a progress display).
+    pub progress: Option<Arc<AtomicU64>>,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
         Options {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             limits: Limits::default(),
+            progress: None,
         }
     }
 }
@@ -119,7 +123,12 @@ fn decode_into(
 use crate::config::BATCHES_IN_FLIGHT;
 
 /// Reads the next batch of `capture` into `d`, decoding as it goes.
-fn read_batch(capture: &mut Capture, d: &mut Decoded, n_shards: usize) -> Fill {
+fn read_batch(
+    capture: &mut Capture,
+    d: &mut Decoded,
+    n_shards: usize,
+    progress: &Option<Arc<AtomicU64>>,
+) -> Fill {
     d.clear(n_shards);
     let Decoded {
         batch,
@@ -127,9 +136,17 @@ fn read_batch(capture: &mut Capture, d: &mut Decoded, n_shards: usize) -> Fill {
         stats,
         max_ts,
     } = d;
-    capture.fill_with(batch, |pkt, data| {
+    let fill = capture.fill_with(batch, |pkt, data| {
+        if stats.first_ts_ns.is_none() {
+            stats.first_ts_ns = Some(pkt.ts_ns);
+        }
         decode_into(buckets, stats, max_ts, pkt, data)
-    })
+    });
+    stats.last_ts_ns = stats.last_ts_ns.max(*max_ts);
+    if let Some(p) = progress {
+        p.store(capture.bytes_read(), Ordering::Relaxed);
+    }
+    fill
 }
 
 /// Runs every shard over a decoded batch: each shard takes its own segments, in order.
@@ -273,10 +290,11 @@ pub fn analyze(
     let n_shards = if threads <= 2 { 1 } else { (threads - 1) * 4 };
     let mut engine = Engine::new(n_shards, &opts.limits);
     let files = capture.n_inputs() as u64;
+    let progress = opts.progress.clone();
     if threads == 1 {
         let mut d = Decoded::default();
         loop {
-            let fill = read_batch(&mut capture, &mut d, n_shards);
+            let fill = read_batch(&mut capture, &mut d, n_shards, &progress);
             engine.shards_over(&d, false);
             engine.boundary(out)?;
             engine.take_stats(&mut d);
@@ -317,7 +335,7 @@ pub fn analyze(
                                 Err(_) => break,
                             },
                         };
-                        let fill = read_batch(&mut capture, &mut d, n_shards);
+                        let fill = read_batch(&mut capture, &mut d, n_shards, &progress);
                         if tx.send(d).is_err() {
                             break;
                         }

@@ -30,6 +30,11 @@ pub struct Stats {
     pub gaps: u64,
     pub gap_bytes: u64,
     pub evicted: u64,
+    /// Connections that started with a TLS record (a ClientHello): encrypted, not read.
+    pub tls_connections: u64,
+    /// Time of the first packet in capture order, and the latest packet time (ns).
+    pub first_ts_ns: Option<i64>,
+    pub last_ts_ns: Option<i64>,
 }
 
 impl Stats {
@@ -64,6 +69,93 @@ impl Stats {
         self.gaps += o.gaps;
         self.gap_bytes += o.gap_bytes;
         self.evicted += o.evicted;
+        self.tls_connections += o.tls_connections;
+        // The first packet is the first batch's (batches are added in capture order).
+        self.first_ts_ns = self.first_ts_ns.or(o.first_ts_ns);
+        self.last_ts_ns = self.last_ts_ns.max(o.last_ts_ns);
+    }
+}
+
+impl Stats {
+    /// Every counter by name, in a fixed order (the JSON report's `"kind": "capture"` line
+    /// writes them; `summary --records` reads them back). Destructured without `..`: a
+    /// counter added to `Stats` and forgotten here fails to compile.
+    pub fn counters(&self) -> [(&'static str, u64); 20] {
+        let Stats {
+            packets,
+            bytes,
+            files,
+            filtered,
+            tcp_packets,
+            non_ip,
+            non_tcp,
+            ip_fragments,
+            unknown_linktype,
+            malformed,
+            cut_headers,
+            cut_payload,
+            tcp_connections,
+            sessions,
+            not_websocket,
+            no_payload,
+            gaps,
+            gap_bytes,
+            evicted,
+            tls_connections,
+            first_ts_ns: _,
+            last_ts_ns: _,
+        } = *self;
+        [
+            ("packets", packets),
+            ("bytes", bytes),
+            ("files", files),
+            ("filtered", filtered),
+            ("tcp_packets", tcp_packets),
+            ("non_ip", non_ip),
+            ("non_tcp", non_tcp),
+            ("ip_fragments", ip_fragments),
+            ("unknown_linktype", unknown_linktype),
+            ("malformed", malformed),
+            ("cut_headers", cut_headers),
+            ("cut_payload", cut_payload),
+            ("tcp_connections", tcp_connections),
+            ("sessions", sessions),
+            ("not_websocket", not_websocket),
+            ("no_payload", no_payload),
+            ("gaps", gaps),
+            ("gap_bytes", gap_bytes),
+            ("evicted", evicted),
+            ("tls_connections", tls_connections),
+        ]
+    }
+
+    /// Sets the counter named `name` (as [`Stats::counters`] names it); false if unknown.
+    pub fn set_counter(&mut self, name: &str, v: u64) -> bool {
+        let slot = match name {
+            "packets" => &mut self.packets,
+            "bytes" => &mut self.bytes,
+            "files" => &mut self.files,
+            "filtered" => &mut self.filtered,
+            "tcp_packets" => &mut self.tcp_packets,
+            "non_ip" => &mut self.non_ip,
+            "non_tcp" => &mut self.non_tcp,
+            "ip_fragments" => &mut self.ip_fragments,
+            "unknown_linktype" => &mut self.unknown_linktype,
+            "malformed" => &mut self.malformed,
+            "cut_headers" => &mut self.cut_headers,
+            "cut_payload" => &mut self.cut_payload,
+            "tcp_connections" => &mut self.tcp_connections,
+            "sessions" => &mut self.sessions,
+            "not_websocket" => &mut self.not_websocket,
+            "no_payload" => &mut self.no_payload,
+            "gaps" => &mut self.gaps,
+            "gap_bytes" => &mut self.gap_bytes,
+            "evicted" => &mut self.evicted,
+            "tls_connections" => &mut self.tls_connections,
+            _ => return false,
+        };
+        *slot = v;
+        true
     }
 }
 
@@ -93,6 +185,7 @@ impl fmt::Display for Stats {
             self.gaps,
             &format!("gaps ({} bytes missing)", self.gap_bytes),
         );
+        add(self.tls_connections, "TLS connections (encrypted)");
         add(self.not_websocket, "connections not WebSocket");
         add(self.no_payload, "connections without payload");
         add(self.evicted, "connections evicted (too many open)");

@@ -603,6 +603,11 @@ impl Capture {
         self.readers.iter().map(|r| r.offset()).sum()
     }
 
+    /// The names of the inputs that were opened, in order.
+    pub fn input_names(&self) -> Vec<String> {
+        self.readers.iter().map(|r| r.name().to_string()).collect()
+    }
+
     /// Number of inputs that were opened.
     pub fn n_inputs(&self) -> usize {
         self.readers.len()

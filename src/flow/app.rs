@@ -26,14 +26,22 @@ pub enum App {
         client_is_lo: bool,
         session: Box<WsSession>,
     },
+    /// TLS (the first bytes are a handshake record): encrypted, not followed further.
+    Tls,
     /// Anything else: not followed further.
     Other,
+}
+
+/// Could `prefix` start a TLS handshake record (RFC 8446 §5.1: content type 22, legacy
+/// version 3.x)?
+fn may_be_tls(prefix: &[u8]) -> bool {
+    prefix.len() >= 2 && prefix[0] == 0x16 && prefix[1] == 0x03
 }
 
 impl App {
     /// Could this connection still turn out to be (or is it) a WebSocket session?
     pub fn may_be_session(&self) -> bool {
-        !matches!(self, App::Other)
+        !matches!(self, App::Other | App::Tls)
     }
 
     pub fn is_session(&self) -> bool {
@@ -44,7 +52,7 @@ impl App {
     /// to the application layer; `tl` is what the connection lends to the session's calls.
     pub fn on_event(&mut self, from_lo: bool, ev: Event<'_>, ctx: &SegmentCtx<'_>, tl: &mut Lent) {
         match self {
-            App::Other => {}
+            App::Other | App::Tls => {}
             App::Unknown => match ev {
                 Event::Data(bytes) => {
                     if handshake::may_be_get(bytes) {
@@ -53,6 +61,8 @@ impl App {
                             head: HeadBuffer::default(),
                         };
                         self.on_event(from_lo, Event::Data(bytes), ctx, tl);
+                    } else if may_be_tls(bytes) {
+                        *self = App::Tls;
                     } else {
                         *self = App::Other;
                     }

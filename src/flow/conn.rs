@@ -207,6 +207,9 @@ impl Conn {
         if !self.ended && (seg.flags & (FIN | RST) != 0 || self.lent.close_seen) {
             self.ended = true;
             self.payload_before_end = self.last_payload_any;
+            if let App::WebSocket { session, .. } = &mut self.app {
+                session.consumers.facts.ended();
+            }
         }
         if carried != Carried::Nothing {
             self.last_payload[d] = at;

@@ -292,6 +292,7 @@ impl Shard {
             self.stats.evicted += 1;
         }
         let no_payload = matches!(conn.app, App::Unknown);
+        let tls = matches!(conn.app, App::Tls);
         let (gaps, gap_bytes) = conn.gap_counters();
         self.stats.gaps += gaps;
         self.stats.gap_bytes += gap_bytes;
@@ -302,6 +303,7 @@ impl Shard {
                 self.done.push(r);
             }
             None if no_payload => self.stats.no_payload += 1,
+            None if tls => self.stats.tls_connections += 1,
             None => self.stats.not_websocket += 1,
         }
     }

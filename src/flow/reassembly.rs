@@ -49,8 +49,8 @@ pub struct HalfCounters {
     /// Of those, segments that started before the highest sequence number already seen:
     /// retransmissions and duplicates, including those that fill a hole.
     pub retransmitted: u64,
-    /// Of those, segments that arrived ahead of a hole (a segment before them was lost
-    /// before the capture point, or comes later).
+    /// Of those, segments that jumped ahead of bytes never seen (the segment before them
+    /// was lost before the capture point, or comes later).
     pub out_of_order: u64,
     /// Gaps, out-of-order overflows and out-of-window segments together (a change says
     /// one of them just happened).
@@ -80,7 +80,7 @@ pub struct ReassemblyLimits {
 }
 
 /// One direction of a TCP connection.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct HalfStream {
     /// Sequence number of stream offset 0 (ISN + 1, or the first sequence number seen).
     base: Option<u32>,
@@ -96,21 +96,6 @@ pub struct HalfStream {
     /// one (kept raw: a store per ACK; unwrapped only when asked).
     peer_ack: Option<u32>,
     pub counters: HalfCounters,
-}
-
-impl Default for HalfStream {
-    fn default() -> Self {
-        HalfStream {
-            base: None,
-            next: 0,
-            held: Vec::new(),
-            held_bytes: 0,
-            fin_at: None,
-            max_end: 0,
-            peer_ack: None,
-            counters: HalfCounters::default(),
-        }
-    }
 }
 
 impl HalfStream {
@@ -216,7 +201,9 @@ impl HalfStream {
             k.retransmitted += 1;
             Carried::Retransmitted
         } else {
-            if start > self.next {
+            if start > self.max_end {
+                // Bytes before it were never seen: lost before the capture point (then
+                // retransmitted or given up as a gap) or overtaken.
                 k.out_of_order += 1;
             }
             Carried::New

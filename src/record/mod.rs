@@ -111,6 +111,42 @@ impl Anomaly {
         Anomaly::ResponseNotCaptured,
     ];
 
+    /// What the token means, for README and `sessions --help`.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Anomaly::Gap => "bytes of the TCP stream are missing from the capture (counted in *_missing_bytes)",
+            Anomaly::CutOffPacket => "packets were cut short by the capture's snapshot length",
+            Anomaly::ReassemblyLimit => "out-of-order data exceeded the reassembly cap; a hole was given up on",
+            Anomaly::OutOfWindow => "segments far outside the expected sequence space were ignored",
+            Anomaly::FramingLost => "a gap hit frame headers: frame boundaries were lost (counts become lower bounds)",
+            Anomaly::Resync => "framing was found again after a gap",
+            Anomaly::HandshakeTooLong => "an Upgrade request or response head exceeded the buffering cap",
+            Anomaly::BadHandshakeResponse => "the answer to the Upgrade request was not HTTP",
+            Anomaly::MissingUpgradeHeader => "a 101 without Upgrade: websocket (RFC 6455 §4.1)",
+            Anomaly::MissingKey => "the request had no Sec-WebSocket-Key (§4.1)",
+            Anomaly::MissingAccept => "a 101 without Sec-WebSocket-Accept (§4.1)",
+            Anomaly::InvalidAccept => "Sec-WebSocket-Accept does not match the key (§4.2.2)",
+            Anomaly::UnsupportedVersion => "Sec-WebSocket-Version other than 13 (§4.1)",
+            Anomaly::UnmaskedClientFrame => "a client frame without a masking key (§5.1)",
+            Anomaly::MaskedServerFrame => "a server frame with a masking key (§5.1)",
+            Anomaly::ReservedBitsSet => "RSV bits set without an extension that defines them (§5.2)",
+            Anomaly::ReservedOpcode => "opcode 0x3-0x7 or 0xB-0xF (§5.2)",
+            Anomaly::InvalidPayloadLength => "a 64-bit payload length with its top bit set (§5.2)",
+            Anomaly::NonMinimalLength => "a payload length not in its shortest form (§5.2)",
+            Anomaly::ControlFrameTooLong => "a control frame payload over 125 bytes (§5.5)",
+            Anomaly::FragmentedControlFrame => "a control frame with FIN clear (§5.5)",
+            Anomaly::UnexpectedContinuation => "a continuation frame with no message to continue (§5.4)",
+            Anomaly::UnfinishedMessage => "a new data message began inside a fragmented one (§5.4)",
+            Anomaly::CloseTooShort => "a Close payload of exactly one byte (§5.5.1)",
+            Anomaly::InvalidCloseCode => "a Close status code not allowed on the wire (§7.4)",
+            Anomaly::InvalidUtf8CloseReason => "a Close reason that is not UTF-8 (§5.5.1)",
+            Anomaly::DataAfterClose => "data frames after this side's Close frame (§5.5.1)",
+            Anomaly::FrameBeforeUpgrade => "client frames before the server accepted the upgrade (§4.1)",
+            Anomaly::Evicted => "the connection was evicted because too many were open at once",
+            Anomaly::ResponseNotCaptured => "the answer to the Upgrade is missing from the capture (lost or cut): whether it upgraded is told by the server's frames",
+        }
+    }
+
     /// The token written in the `anomalies` column.
     pub fn token(self) -> &'static str {
         match self {
@@ -231,7 +267,8 @@ pub struct PingRtt {
     pub min_ns: i64,
     pub p50_ns: i64,
     pub max_ns: i64,
-    /// Pings still waiting for their pong when the capture ended.
+    /// Pings still waiting for their pong when the session ended (its first Close frame,
+    /// FIN or RST), or when the capture ended if it never did.
     pub unanswered: u64,
     /// The oldest of them.
     pub first_unanswered: Option<At>,
@@ -245,7 +282,8 @@ pub struct TcpDir {
     /// Of those, segments that repeated or filled sequence space already passed:
     /// retransmissions and duplicates.
     pub retransmitted: u64,
-    /// Of those, segments that arrived ahead of a hole.
+    /// Of those, segments that jumped ahead of bytes not seen yet (a "previous segment
+    /// not captured"): the segment before was lost before the capture point, or comes late.
     pub out_of_order: u64,
     /// Holes never filled: bytes the capture missed (counted in `missing_bytes`).
     pub gaps: u64,

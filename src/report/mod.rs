@@ -4,6 +4,11 @@
 
 pub mod columns;
 pub mod csv;
+pub mod json;
+pub mod jsonl;
+pub mod summary;
+pub mod summary_json;
+pub mod summary_text;
 
 use std::io;
 
@@ -17,6 +22,8 @@ pub struct RunEnd<'a> {
     pub stats: &'a Stats,
     /// Inputs that could not be read to their end.
     pub errors: &'a [InputError],
+    /// The inputs, as named on the command line (`-` for stdin).
+    pub inputs: &'a [String],
 }
 
 /// A report: one call per session in report order, then one at the end.
@@ -36,6 +43,7 @@ pub fn write_report(
     writer: &mut dyn ReportWriter,
 ) -> io::Result<crate::pipeline::Summary> {
     let mut session = 0;
+    let inputs = capture.input_names();
     let summary = crate::pipeline::analyze(capture, opts, &mut |rec| {
         session += 1;
         writer.session(&Row {
@@ -47,6 +55,7 @@ pub fn write_report(
     writer.finish(&RunEnd {
         stats: &summary.stats,
         errors: &summary.errors,
+        inputs: &inputs,
     })?;
     Ok(summary)
 }

@@ -70,19 +70,32 @@ pub struct SideFacts {
     pending: VecDeque<At>,
     /// Pings beyond `MAX_PENDING_PINGS` waiting at once (their times are not kept).
     pending_untimed: u64,
+    /// The pings waiting when the session ended (its first Close frame, FIN or RST):
+    /// how many, and the oldest. A pong that comes later does not answer them in time.
+    pending_at_end: Option<(u64, Option<At>)>,
     rtt: Rtt,
 }
 
 impl SideFacts {
-    /// The round trips of this side's pings, and the pings still unanswered.
+    /// The pings waiting now: how many, and the oldest.
+    fn pending_now(&self) -> (u64, Option<At>) {
+        (
+            self.pending.len() as u64 + self.pending_untimed,
+            self.pending.front().copied(),
+        )
+    }
+
+    /// The round trips of this side's pings, and the pings unanswered when the session
+    /// ended (or when the capture ended, if it never did).
     pub fn ping_rtt(&self) -> PingRtt {
+        let (unanswered, first_unanswered) = self.pending_at_end.unwrap_or(self.pending_now());
         PingRtt {
             answered: self.rtt.answered,
             min_ns: self.rtt.min,
             p50_ns: self.rtt.median(),
             max_ns: self.rtt.max,
-            unanswered: self.pending.len() as u64 + self.pending_untimed,
-            first_unanswered: self.pending.front().copied(),
+            unanswered,
+            first_unanswered,
         }
     }
 
@@ -120,6 +133,17 @@ impl Facts {
         if self.client.before_close.is_none() && self.server.before_close.is_none() {
             self.client.before_close = Some(counts[0]);
             self.server.before_close = Some(counts[1]);
+        }
+        self.ended();
+    }
+
+    /// The session ended (its first Close frame, FIN or RST): the pings waiting now were
+    /// not answered in time.
+    pub fn ended(&mut self) {
+        for s in [&mut self.client, &mut self.server] {
+            if s.pending_at_end.is_none() {
+                s.pending_at_end = Some(s.pending_now());
+            }
         }
     }
 

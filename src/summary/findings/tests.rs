@@ -1,0 +1,1 @@
+//! Findings on hand-made rows.

@@ -1,0 +1,207 @@
+//! Reconnects: a client (by IP address) that opens a new session soon after one of its
+//! sessions ended, and storms: many clients doing so within seconds. Rows arrive in the
+//! order of their first packet, so "soon after" is decided as they come, with a small
+//! bounded memory per client.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::dist::LogHist;
+use super::row::{Row, NONE};
+use crate::net::Addr;
+
+/// A new session within this long after an earlier one of the same client ended is a
+/// reconnect (µs).
+pub const RECONNECT_WINDOW_US: i64 = 10_000_000;
+/// A storm: at least this many distinct clients reconnecting within...
+pub const STORM_MIN_CLIENTS: usize = 5;
+/// ...this window (µs).
+pub const STORM_WINDOW_US: i64 = 5_000_000;
+/// Clients whose recent ends are remembered (beyond it, new clients are not tracked).
+pub const MAX_TRACKED_CLIENTS: usize = 1 << 20;
+/// Recent session ends remembered per client.
+const ENDS_PER_CLIENT: usize = 8;
+/// Distinct clients remembered per second of reconnects (enough to tell a storm).
+const CLIENTS_PER_SECOND: usize = 64;
+/// Seconds with reconnects remembered (a storm needs only a few).
+const MAX_SECONDS: usize = 1 << 20;
+
+/// Follows sessions in first-packet order and says which are reconnects.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    ends: HashMap<Addr, Vec<i64>>,
+    /// New clients could not be tracked (the map is full).
+    pub saturated: bool,
+}
+
+impl Tracker {
+    /// The next session: if it is a reconnect, the delay (µs) since the end of the same
+    /// client's latest session that ended before it started.
+    pub fn next(&mut self, r: &Row) -> Option<i64> {
+        let ip = r.client.addr;
+        let full = self.ends.len() >= MAX_TRACKED_CLIENTS;
+        let ends = match self.ends.get_mut(&ip) {
+            Some(e) => Some(e),
+            None if full => {
+                self.saturated = true;
+                None
+            }
+            None => Some(self.ends.entry(ip).or_default()),
+        }?;
+        let delay = ends
+            .iter()
+            .filter(|&&e| e <= r.start)
+            .map(|&e| r.start - e)
+            .min()
+            .filter(|&d| d <= RECONNECT_WINDOW_US);
+        let end = if r.ended != NONE { r.ended } else { NONE };
+        if end != NONE {
+            if ends.len() == ENDS_PER_CLIENT {
+                // Forget the earliest end.
+                let (i, _) = ends
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, e)| **e)
+                    .expect("full");
+                ends.swap_remove(i);
+            }
+            ends.push(end);
+        }
+        delay
+    }
+}
+
+/// Reconnects over the whole capture: counts, delays, and the seconds they happened in.
+#[derive(Debug, Default)]
+pub struct Reconnects {
+    tracker: Tracker,
+    pub count: u64,
+    pub delays: LogHist,
+    /// Distinct reconnecting clients (counted up to [`MAX_TRACKED_CLIENTS`]).
+    clients: HashMap<Addr, ()>,
+    /// Second of the capture → (reconnects, distinct clients seen in it).
+    seconds: BTreeMap<i64, (u64, Vec<Addr>)>,
+}
+
+/// A burst of reconnects from many clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Storm {
+    /// Window of reconnect times (µs, inclusive).
+    pub from: i64,
+    pub to: i64,
+    pub reconnects: u64,
+    pub clients: usize,
+}
+
+impl Reconnects {
+    pub fn add(&mut self, r: &Row) {
+        let Some(delay) = self.tracker.next(r) else {
+            return;
+        };
+        self.count += 1;
+        self.delays.add(delay.max(0) as u64);
+        if self.clients.len() < MAX_TRACKED_CLIENTS {
+            self.clients.insert(r.client.addr, ());
+        }
+        let sec = r.start.div_euclid(1_000_000);
+        if self.seconds.len() < MAX_SECONDS || self.seconds.contains_key(&sec) {
+            let (n, ips) = self.seconds.entry(sec).or_default();
+            *n += 1;
+            if ips.len() < CLIENTS_PER_SECOND && !ips.contains(&r.client.addr) {
+                ips.push(r.client.addr);
+            }
+        }
+    }
+
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn saturated(&self) -> bool {
+        self.tracker.saturated
+    }
+
+    /// Windows of [`STORM_WINDOW_US`] in which at least [`STORM_MIN_CLIENTS`] distinct
+    /// clients reconnected; overlapping windows are merged.
+    pub fn storms(&self) -> Vec<Storm> {
+        let secs: Vec<(&i64, &(u64, Vec<Addr>))> = self.seconds.iter().collect();
+        let span = STORM_WINDOW_US / 1_000_000;
+        let mut storms: Vec<Storm> = Vec::new();
+        for (i, (&s0, _)) in secs.iter().enumerate() {
+            let mut ips: Vec<Addr> = Vec::new();
+            let mut n = 0;
+            let mut last = s0;
+            for (&s, (k, v)) in secs[i..].iter().take_while(|(&s, _)| s < s0 + span) {
+                n += k;
+                last = s;
+                for ip in v {
+                    if !ips.contains(ip) {
+                        ips.push(*ip);
+                    }
+                }
+            }
+            if ips.len() >= STORM_MIN_CLIENTS {
+                let (from, to) = (s0 * 1_000_000, last * 1_000_000 + 999_999);
+                match storms.last_mut() {
+                    Some(st) if from <= st.to => {
+                        st.to = st.to.max(to);
+                        st.reconnects = st.reconnects.max(n);
+                        st.clients = st.clients.max(ips.len());
+                    }
+                    _ => storms.push(Storm {
+                        from,
+                        to,
+                        reconnects: n,
+                        clients: ips.len(),
+                    }),
+                }
+            }
+        }
+        storms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Endpoint;
+    use crate::record::SessionRecord;
+
+    fn row(ip: u8, start_s: f64, end_s: f64) -> Row {
+        let mut r = Row::from_record(0, 1, &SessionRecord::example());
+        r.client = Endpoint::v4([10, 0, 0, ip], 40000);
+        r.start = (start_s * 1e6) as i64;
+        r.ended = (end_s * 1e6) as i64;
+        r
+    }
+
+    #[test]
+    fn a_client_back_soon_after_its_end_is_a_reconnect() {
+        let mut t = Tracker::default();
+        assert_eq!(t.next(&row(1, 0.0, 5.0)), None);
+        assert_eq!(t.next(&row(2, 1.0, 2.0)), None, "another client");
+        assert_eq!(t.next(&row(1, 6.5, 9.0)), Some(1_500_000));
+        assert_eq!(t.next(&row(1, 30.0, 31.0)), None, "too late");
+    }
+
+    #[test]
+    fn many_clients_within_seconds_are_a_storm() {
+        let mut r = Reconnects::default();
+        for ip in 1..=8 {
+            r.add(&row(ip, 0.0, 10.0));
+        }
+        for ip in 1..=8 {
+            r.add(&row(ip, 10.5 + ip as f64 * 0.2, 20.0));
+        }
+        assert_eq!(r.count, 8);
+        let s = r.storms();
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!(s[0].clients, 8);
+        // One client reconnecting again and again is not a storm.
+        let mut one = Reconnects::default();
+        for i in 0..20 {
+            one.add(&row(1, i as f64, i as f64 + 0.5));
+        }
+        assert_eq!(one.count, 19);
+        assert!(one.storms().is_empty());
+    }
+}
