@@ -212,10 +212,8 @@ pub fn write(report: &Report, st: Style, out: &mut String) {
         .iter()
         .flat_map(|x| x.inputs.iter().map(String::as_str))
         .collect();
-    let _ = writeln!(
-        out,
-        "{} {} in {}",
-        st.bold("wsclose summary:"),
+    let head = format!(
+        "{} in {}",
         match report.sessions {
             1 => "1 WebSocket session".to_string(),
             n => format!("{} WebSocket sessions", group(n)),
@@ -226,18 +224,21 @@ pub fn write(report: &Report, st: Style, out: &mut String) {
             inputs.join(", ")
         }
     );
+    out.push_str(&st.bold("wsclose summary:"));
+    out.push(' ');
+    wrap(out, &head, 2, 17, WIDTH);
     let span = match (s.first_ts_ns, s.last_ts_ns) {
         (Some(a), Some(b)) => format!(" ({} s)", secs((b - a) / 1000)),
         _ => String::new(),
     };
-    let _ = writeln!(
-        out,
+    let line = format!(
         "capture {} to {}{span}; {} packets, {} bytes read",
         time(s.first_ts_ns),
         time(s.last_ts_ns),
         group(s.packets),
         group(s.bytes)
     );
+    wrap(out, &line, 2, 0, WIDTH);
     let not = not_analyzed(report);
     if !not.is_empty() {
         out.push_str("not analyzed: ");
@@ -267,8 +268,9 @@ pub fn write(report: &Report, st: Style, out: &mut String) {
         .iter()
         .map(|(o, n)| format!("{} {}", o.as_str(), group(*n)))
         .collect();
-    let _ = write!(out, "  sessions {}: ", group(report.sessions));
-    wrap(out, &outcomes.join(" · "), 4, 12, WIDTH);
+    let prefix = format!("  sessions {}: ", group(report.sessions));
+    out.push_str(&prefix);
+    wrap(out, &outcomes.join(" · "), 4, prefix.chars().count(), WIDTH);
     let _ = writeln!(
         out,
         "  abnormal {} (ended without the closing handshake); counts not exact in {}",
@@ -323,9 +325,8 @@ pub fn write(report: &Report, st: Style, out: &mut String) {
         group(w.ended_by[0]),
         group(w.ended_by[1])
     );
-    let _ = writeln!(
-        out,
-        "  TCP: FIN by client {} · FIN by server {} · RST by client {} · RST by server {} · \
+    let tcp = format!(
+        "TCP: FIN by client {} · FIN by server {} · RST by client {} · RST by server {} · \
          open {}",
         group(w.fin_by[0]),
         group(w.fin_by[1]),
@@ -333,6 +334,8 @@ pub fn write(report: &Report, st: Style, out: &mut String) {
         group(w.rst_by[1]),
         group(w.open)
     );
+    out.push_str("  ");
+    wrap(out, &tcp, 4, 2, WIDTH);
 
     let _ = writeln!(
         out,

@@ -138,6 +138,7 @@ impl Probe for CountProbe {
     fn pick(&mut self, r: &Row, _cx: &Context<'_>) -> bool {
         if closer(r) != Some(self.closer)
             || r.messages_before_close[idx(self.closer.other())] != self.n
+            || volume(r).is_some()
         {
             return false;
         }
