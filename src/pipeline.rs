@@ -36,6 +36,8 @@ pub struct Options {
     pub limits: Limits,
     /// Bytes of input read so far, updated after every batch (for a progress display).
     pub progress: Option<Arc<AtomicU64>>,
+    /// Keep every session's timeline of frames and TCP events there (`frames`).
+    pub timeline: Option<Arc<crate::ws::timeline::TimelineSpill>>,
 }
 
 impl Default for Options {
@@ -44,6 +46,7 @@ impl Default for Options {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             limits: Limits::default(),
             progress: None,
+            timeline: None,
         }
     }
 }
@@ -194,9 +197,12 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(n_shards: usize, limits: &Limits) -> Self {
+    fn new(n_shards: usize, opts: &Options) -> Self {
+        let limits = &opts.limits;
         Engine {
-            shards: (0..n_shards).map(|_| Shard::new(limits)).collect(),
+            shards: (0..n_shards)
+                .map(|_| Shard::new(limits, opts.timeline.clone()))
+                .collect(),
             pending: Reorder::new(limits.max_pending_bytes),
             next_stream: 0,
             now: i64::MIN,
@@ -288,7 +294,7 @@ pub fn analyze(
     // More shards than threads keeps the threads busy when connections are uneven; the
     // report does not depend on the number.
     let n_shards = if threads <= 2 { 1 } else { (threads - 1) * 4 };
-    let mut engine = Engine::new(n_shards, &opts.limits);
+    let mut engine = Engine::new(n_shards, opts);
     let files = capture.n_inputs() as u64;
     let progress = opts.progress.clone();
     if threads == 1 {

@@ -438,7 +438,7 @@ fn report(pcap: &[u8], threads: usize) -> Vec<Vec<String>> {
     let opts = Options {
         threads,
         limits,
-        progress: None,
+        ..Options::default()
     };
     let mut csv = CsvWriter::new(Vec::new()).unwrap();
     let mut session = 0;

@@ -12,6 +12,11 @@ use wsclose::report::summary::{render, SummaryFormat};
 use wsclose::report::{write_report, ReportWriter, RowOptions};
 use wsclose::summary::{Builder, Source};
 
+use std::sync::Arc;
+
+use wsclose::report::frames::{FramesFormat, FramesWriter, Selectors};
+use wsclose::ws::timeline::TimelineSpill;
+
 use super::progress::Progress;
 use super::{CaptureArgs, FramesArgs, OutputArgs};
 
@@ -81,6 +86,16 @@ pub fn run_report(
     row_opts: &RowOptions,
     writer: &mut dyn ReportWriter,
 ) -> ExitCode {
+    run_report_with(args, row_opts, None, writer)
+}
+
+/// [`run_report`], keeping every session's timeline in `timeline` (`frames`).
+pub fn run_report_with(
+    args: &CaptureArgs,
+    row_opts: &RowOptions,
+    timeline: Option<Arc<TimelineSpill>>,
+    writer: &mut dyn ReportWriter,
+) -> ExitCode {
     if args.captures.is_empty() {
         return usage_error("no CAPTURE given (a pcap or pcapng file, or - for stdin)");
     }
@@ -88,6 +103,7 @@ pub fn run_report(
         Ok(x) => x,
         Err(code) => return code,
     };
+    opts.timeline = timeline;
     let progress = Progress::start(&args.captures, args.quiet);
     opts.progress = progress.as_ref().map(|p| p.bytes.clone());
     let result = write_report(capture, &opts, row_opts, writer);
@@ -187,7 +203,36 @@ pub fn run_records(
     ExitCode::SUCCESS
 }
 
-/// `frames`: the timeline.
-pub fn run_frames(_args: FramesArgs) -> ExitCode {
-    usage_error("frames: not built yet")
+/// `frames`: the timeline of the selected sessions.
+pub fn run_frames(a: FramesArgs) -> ExitCode {
+    if a.tail == Some(0) {
+        return usage_error("--tail must be at least 1");
+    }
+    let spill = match TimelineSpill::new(a.tail) {
+        Ok(s) => s,
+        Err(e) => return usage_error(&format!("cannot create a temporary file: {e}")),
+    };
+    let out = match open_output(&a.output) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let format = match a.format {
+        super::FramesFormat::Table => FramesFormat::Table,
+        super::FramesFormat::Csv => FramesFormat::Csv,
+        super::FramesFormat::Jsonl => FramesFormat::Jsonl,
+    };
+    let selectors = Selectors {
+        sessions: a.session.clone(),
+        tcp_streams: a.tcp_stream.clone(),
+        clients: a.client.clone(),
+    };
+    let row_opts = a.redact.row_options();
+    let mut w = FramesWriter::new(out, spill.clone(), selectors, format, row_opts.redact);
+    let code = run_report_with(&a.capture, &row_opts, Some(spill), &mut w);
+    for s in &a.session {
+        if !w.seen_sessions.contains(s) {
+            eprintln!("wsclose: no session {s} in the capture");
+        }
+    }
+    code
 }

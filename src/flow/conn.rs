@@ -11,6 +11,7 @@ use crate::record::{Anomaly, At, HandshakeHeaders, SessionRecord, SideStats, Tcp
 use crate::verdict::verdict;
 use crate::ws::facts::SideFacts;
 use crate::ws::session::Lent;
+use crate::ws::timeline::Kind;
 
 /// A moment kept as a plain value (packet 0: none) as an option.
 fn some_at(at: At) -> Option<At> {
@@ -165,6 +166,11 @@ impl Conn {
             }
             return;
         }
+        if seg.flags & SYN != 0 {
+            if let Some(t) = &mut self.lent.timeline {
+                t.tcp(Kind::Syn, d == 0, at);
+            }
+        }
         let Conn {
             half, app, lent, ..
         } = self;
@@ -198,6 +204,19 @@ impl Conn {
         if !self.app.may_be_session() {
             for h in &mut self.half {
                 h.discard_held();
+            }
+            // Not a session: nobody will read its timeline.
+            self.lent.timeline = None;
+        }
+        if let Some(t) = &mut self.lent.timeline {
+            if carried == Carried::Retransmitted {
+                t.tcp(Kind::Retransmission, d == 0, at);
+            }
+            if seg.flags & FIN != 0 {
+                t.tcp(Kind::Fin, d == 0, at);
+            }
+            if seg.flags & RST != 0 {
+                t.tcp(Kind::Rst, d == 0, at);
             }
         }
         if seg.flags & FIN != 0 && self.fin[d].is_none() {
@@ -374,6 +393,7 @@ impl Conn {
             anomalies,
             anomaly_marks: marks,
             last_payload_before_end,
+            timeline: self.lent.timeline.take().map(|t| t.finish()),
             handshake_headers: HandshakeHeaders {
                 request: s.request.headers,
                 response: resp.headers,

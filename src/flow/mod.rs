@@ -14,9 +14,11 @@ use crate::decode::TcpSegment;
 use crate::net::FlowKey;
 use crate::record::{At, SessionRecord};
 use crate::stats::Stats;
+use crate::ws::timeline::{Timeline, TimelineSpill};
 use app::App;
 use conn::Conn;
 use reassembly::ReassemblyLimits;
+use std::sync::Arc;
 
 /// The limits of one connection's analysis (from [`Limits`]).
 #[derive(Clone, Copy, Debug)]
@@ -145,11 +147,14 @@ pub struct Shard {
     pub stats: Stats,
     limits: ConnLimits,
     linger_ns: i64,
+    /// Where connections keep their timelines (`frames`), if they keep one.
+    timeline: Option<Arc<TimelineSpill>>,
 }
 
 impl Shard {
-    pub fn new(limits: &Limits) -> Self {
+    pub fn new(limits: &Limits, timeline: Option<Arc<TimelineSpill>>) -> Self {
         Shard {
+            timeline,
             map: FxMap::default(),
             cache: vec![CacheEntry::EMPTY; FLOW_CACHE],
             slab: Vec::new(),
@@ -261,7 +266,10 @@ impl Shard {
     }
 
     fn open(&mut self, key: FlowKey, at: At) -> u32 {
-        let conn = Conn::new(key, at);
+        let mut conn = Conn::new(key, at);
+        if let Some(spill) = &self.timeline {
+            conn.lent.timeline = Some(Box::new(Timeline::new(spill.clone())));
+        }
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slab[s as usize] = Some(conn);

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::net::Endpoint;
 use crate::verdict::Upgrade;
+use crate::ws::timeline::TimelineRef;
 
 /// Appends `r`, length-prefixed, to `b`.
 pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
@@ -38,6 +39,7 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         anomaly_marks,
         last_payload_before_end,
         handshake_headers,
+        timeline,
         verdict: _,
     } = r;
     let start = b.len();
@@ -80,6 +82,19 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
             w.str(n);
             w.str(v);
         }
+    }
+    match timeline {
+        Some(TimelineRef {
+            last_chunk,
+            events,
+            omitted,
+        }) => {
+            w.0.push(1);
+            for x in [*last_chunk, *events, *omitted] {
+                w.u64(x);
+            }
+        }
+        None => w.0.push(0),
     }
     let len = (b.len() - start - 4) as u32;
     b[start..start + 4].copy_from_slice(&len.to_le_bytes());
@@ -141,6 +156,15 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
     }
     let [request, response] = heads;
     let handshake_headers = HandshakeHeaders { request, response };
+    let timeline = if c.u8()? == 1 {
+        Some(TimelineRef {
+            last_chunk: c.u64()?,
+            events: c.u64()?,
+            omitted: c.u64()?,
+        })
+    } else {
+        None
+    };
     if !c.0.is_empty() {
         return Err(bad("spilled record has trailing bytes"));
     }
@@ -168,6 +192,7 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         anomaly_marks,
         last_payload_before_end,
         handshake_headers,
+        timeline,
         verdict,
     }))
 }
@@ -564,7 +589,12 @@ pub(crate) mod tests {
             (side(), side()),
             proptest::array::uniform4(proptest::option::of(at())),
             (any::<bool>(), 0u64..(1 << Anomaly::ALL.len())),
-            (marks(), proptest::option::of(at()), headers()),
+            (
+                marks(),
+                proptest::option::of(at()),
+                headers(),
+                proptest::option::of(any::<[u64; 3]>()),
+            ),
         )
             .prop_map(
                 |(
@@ -574,7 +604,7 @@ pub(crate) mod tests {
                     (cs, ss),
                     tcp,
                     (exact, bits),
-                    (anomaly_marks, last_payload_before_end, handshake_headers),
+                    (anomaly_marks, last_payload_before_end, handshake_headers, tl),
                 )| {
                     let tcp = TcpEnds {
                         client_fin: tcp[0],
@@ -614,6 +644,11 @@ pub(crate) mod tests {
                         anomaly_marks,
                         last_payload_before_end,
                         handshake_headers,
+                        timeline: tl.map(|t| TimelineRef {
+                            last_chunk: t[0],
+                            events: t[1],
+                            omitted: t[2],
+                        }),
                     }
                 },
             )

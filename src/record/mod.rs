@@ -426,6 +426,9 @@ pub struct SessionRecord {
     /// ended. Control frames count: a ping resets a proxy's idle timer.
     pub last_payload_before_end: Option<At>,
     pub handshake_headers: HandshakeHeaders,
+    /// Where the session's timeline of frames and TCP events was kept (`frames` only);
+    /// not a fact of the session, and not in the reports.
+    pub timeline: Option<crate::ws::timeline::TimelineRef>,
     /// Drawn from the facts above by [`crate::verdict::verdict`]; never set by hand.
     pub verdict: Verdict,
 }
@@ -618,6 +621,7 @@ impl SessionRecord {
                 ],
                 response: vec![("Upgrade".into(), "websocket".into())],
             },
+            timeline: None,
         }
     }
 }

@@ -934,6 +934,8 @@ pub fn record_from_json(
             request: head("request")?,
             response: head("response")?,
         },
+        // Where `frames` kept the timeline: not part of the report.
+        timeline: None,
         verdict,
     };
     Ok((u("session")?, rec))

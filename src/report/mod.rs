@@ -4,6 +4,7 @@
 
 pub mod columns;
 pub mod csv;
+pub mod frames;
 pub mod json;
 pub mod jsonl;
 pub mod summary;

@@ -3,6 +3,7 @@
 
 mod cli;
 mod columns;
+mod frames;
 mod golden;
 mod summary;
 mod truth;

@@ -515,3 +515,144 @@ fn text_fits_100_columns_and_has_no_colour_unless_asked() {
     ]);
     assert!(c.contains("\x1b[1;31merror"), "{c}");
 }
+
+#[test]
+fn sessions_jsonl_has_every_column_typed_and_a_closing_capture_line() {
+    let cap = "fixtures/captures/real-mixed-endings.pcap";
+    let out = run_ok(&["sessions", "-q", "--format", "jsonl", cap]);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 16);
+    let csv = crate::util::parse_csv(&run_ok(&["sessions", "-q", cap]));
+    for (row, l) in csv[1..].iter().zip(&lines) {
+        assert_eq!(l["kind"], "session");
+        for (name, cell) in csv[0].iter().zip(row) {
+            let v = &l[name.as_str()];
+            let as_text = match v {
+                Value::Null => String::new(),
+                Value::String(s) => s.clone(),
+                Value::Array(a) => a
+                    .iter()
+                    .map(|t| t.as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(";"),
+                Value::Number(n) if name == "duration_s" => format!("{:.6}", n.as_f64().unwrap()),
+                other => other.to_string(),
+            };
+            assert_eq!(&as_text, cell, "{name}");
+        }
+        assert_eq!(
+            l["filter"],
+            format!("tcp.stream eq {}", l["tcp_stream"].as_u64().unwrap())
+        );
+    }
+    let m13 = &lines[12];
+    assert_eq!(m13["http_status"], 403);
+    assert_eq!(m13["handshake"], "answered");
+    assert!(m13["anomalies"].as_array().unwrap().is_empty());
+    let m12 = &lines[11];
+    assert_eq!(m12["server_close"]["code"], 4001);
+    assert!(m12["client_close"].is_null());
+    let capture = lines.last().unwrap();
+    assert_eq!(capture["kind"], "capture");
+    assert_eq!(capture["schema"], 1);
+    assert_eq!(capture["sessions"], 15);
+    assert_eq!(capture["packets"], 258);
+    assert_eq!(capture["inputs"], serde_json::json!([cap]));
+    // The capture starts with two non-IP packets, just before session 1.
+    assert!(capture["first_packet_time"].as_str() <= lines[0]["start"].as_str());
+    assert_eq!(capture["last_packet_time"], lines[14]["end"]);
+}
+
+/// A capture of one session whose request carries a cookie, a bearer token and a query.
+fn secret_capture() -> PathBuf {
+    use wsclose_synth::pcap::{Link, PcapOpts, PcapWriter};
+    use wsclose_synth::tcp::{Side, TcpSim};
+    use wsclose_synth::ws;
+    let key = "dGhlIHNhbXBsZSBub25jZQ==";
+    let mut t = TcpSim::new(
+        "10.9.0.2:40000".parse().unwrap(),
+        "10.9.0.1:80".parse().unwrap(),
+        1000,
+        5000,
+        1_700_000_000_000_000_000,
+    );
+    t.handshake();
+    let req = format!(
+        "GET /feed?token=abc123&room=7 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\
+         Cookie: sid=s3cr3t\r\nAuthorization: Bearer xyz\r\n\r\n"
+    );
+    t.send(Side::Client, req.as_bytes());
+    t.send(Side::Server, &ws::server_accept(key, None));
+    t.send(
+        Side::Client,
+        &ws::encode_frame(true, 0, 1, Some([1, 2, 3, 4]), b"secret message"),
+    );
+    let close = ws::close_payload(Some(1000), "bye");
+    t.send(
+        Side::Client,
+        &ws::encode_frame(true, 0, 8, Some([1, 2, 3, 4]), &close),
+    );
+    t.send(Side::Server, &ws::encode_frame(true, 0, 8, None, &close));
+    t.fin(Side::Server);
+    t.fin(Side::Client);
+    let link = Link::ethernet();
+    let mut w = PcapWriter::new(Vec::new(), link.linktype(), PcapOpts::default()).unwrap();
+    while let Some(seg) = t.pop() {
+        let ip = t.ip_packet(&seg);
+        w.write_packet(seg.ts_ns, &link.frame(&ip, seg.from == Side::Client))
+            .unwrap();
+    }
+    let path = tmp("secret.pcap");
+    std::fs::write(&path, w.into_inner().unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn secrets_in_handshake_headers_are_redacted_in_every_output() {
+    let cap = secret_capture();
+    let c = cap.to_str().unwrap();
+    let outputs = |extra: &[&str]| -> String {
+        let mut all = String::new();
+        for args in [
+            vec!["sessions", "-q"],
+            vec!["sessions", "-q", "--format", "jsonl"],
+            vec!["summary", "-q"],
+            vec!["summary", "-q", "--format", "json"],
+            vec!["frames", "-q"],
+            vec!["frames", "-q", "--format", "jsonl"],
+        ] {
+            let mut a = args.clone();
+            a.extend_from_slice(extra);
+            a.push(c);
+            all += &run_ok(&a);
+        }
+        all
+    };
+    let default = outputs(&[]);
+    assert!(!default.contains("s3cr3t") && !default.contains("Bearer xyz"));
+    assert!(
+        default.contains("<redacted 10 bytes>"),
+        "the cookie's length"
+    );
+    assert!(
+        default.contains("token=abc123"),
+        "queries only with --redact"
+    );
+    assert!(
+        default.contains("secret message"),
+        "previews only with --redact"
+    );
+    let red = outputs(&["--redact"]);
+    for s in ["s3cr3t", "Bearer xyz", "abc123", "secret message"] {
+        assert!(!red.contains(s), "{s} in --redact output");
+    }
+    assert!(red.contains("/feed?token=<redacted>&room=<redacted>"));
+    let all = outputs(&["--no-redact"]);
+    assert!(all.contains("sid=s3cr3t") && all.contains("Bearer xyz"));
+    let out = wsclose(&["sessions", "--redact", "--no-redact", c]);
+    assert_eq!(out.status.code(), Some(2), "the two flags conflict");
+}

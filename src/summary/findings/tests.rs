@@ -89,7 +89,7 @@ fn findings(rows: &[Row]) -> Vec<Finding> {
         reasons: &reasons,
     };
     find(&scan, &cx, &mut |f| {
-        rows.iter().for_each(|r| f(r));
+        rows.iter().for_each(&mut *f);
         Ok(())
     })
     .unwrap()
