@@ -166,11 +166,6 @@ impl Conn {
             }
             return;
         }
-        if seg.flags & SYN != 0 {
-            if let Some(t) = &mut self.lent.timeline {
-                t.tcp(Kind::Syn, d == 0, at);
-            }
-        }
         let Conn {
             half, app, lent, ..
         } = self;
@@ -178,6 +173,9 @@ impl Conn {
         let mut carried = Carried::Nothing;
         if seg.flags & SYN != 0 {
             half[d].syn(seg.seq);
+            if let Some(t) = &mut lent.timeline {
+                t.tcp(Kind::Syn, d == 0, at);
+            }
         }
         if seg.flags & ACK != 0 {
             let o = 1 - d;
@@ -208,15 +206,17 @@ impl Conn {
             // Not a session: nobody will read its timeline.
             self.lent.timeline = None;
         }
-        if let Some(t) = &mut self.lent.timeline {
-            if carried == Carried::Retransmitted {
-                t.tcp(Kind::Retransmission, d == 0, at);
-            }
-            if seg.flags & FIN != 0 {
-                t.tcp(Kind::Fin, d == 0, at);
-            }
-            if seg.flags & RST != 0 {
-                t.tcp(Kind::Rst, d == 0, at);
+        if seg.flags & (FIN | RST) != 0 || carried == Carried::Retransmitted {
+            if let Some(t) = &mut self.lent.timeline {
+                if carried == Carried::Retransmitted {
+                    t.tcp(Kind::Retransmission, d == 0, at);
+                }
+                if seg.flags & FIN != 0 {
+                    t.tcp(Kind::Fin, d == 0, at);
+                }
+                if seg.flags & RST != 0 {
+                    t.tcp(Kind::Rst, d == 0, at);
+                }
             }
         }
         if seg.flags & FIN != 0 && self.fin[d].is_none() {

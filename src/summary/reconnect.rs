@@ -14,8 +14,11 @@ use crate::net::Addr;
 pub const RECONNECT_WINDOW_US: i64 = 10_000_000;
 /// A storm: at least this many distinct clients reconnecting within...
 pub const STORM_MIN_CLIENTS: usize = 5;
-/// ...this window (µs).
+/// ...this window (µs)...
 pub const STORM_WINDOW_US: i64 = 5_000_000;
+/// ...at least this many times the capture's usual reconnects per window (the others'
+/// average): a burst, not the steady churn of a busy service.
+pub const STORM_FACTOR: f64 = 5.0;
 /// Clients whose recent ends are remembered (beyond it, new clients are not tracked).
 pub const MAX_TRACKED_CLIENTS: usize = 1 << 20;
 /// Recent session ends remembered per client.
@@ -121,10 +124,16 @@ impl Reconnects {
     }
 
     /// Windows of [`STORM_WINDOW_US`] in which at least [`STORM_MIN_CLIENTS`] distinct
-    /// clients reconnected; overlapping windows are merged.
+    /// clients reconnected, [`STORM_FACTOR`] times the usual rate or more; overlapping
+    /// windows are merged.
     pub fn storms(&self) -> Vec<Storm> {
         let secs: Vec<(&i64, &(u64, Vec<Addr>))> = self.seconds.iter().collect();
         let span = STORM_WINDOW_US / 1_000_000;
+        let (first, last) = match (secs.first(), secs.last()) {
+            (Some(f), Some(l)) => (*f.0, *l.0),
+            _ => return Vec::new(),
+        };
+        let windows = ((last - first) / span + 1) as f64;
         let mut storms: Vec<Storm> = Vec::new();
         for (i, (&s0, _)) in secs.iter().enumerate() {
             let mut ips: Vec<Addr> = Vec::new();
@@ -139,7 +148,9 @@ impl Reconnects {
                     }
                 }
             }
-            if ips.len() >= STORM_MIN_CLIENTS {
+            // The usual rate: the other reconnects spread over the other windows.
+            let usual = (self.count - n) as f64 / (windows - 1.0).max(1.0);
+            if ips.len() >= STORM_MIN_CLIENTS && n as f64 >= STORM_FACTOR * usual {
                 let (from, to) = (s0 * 1_000_000, last * 1_000_000 + 999_999);
                 match storms.last_mut() {
                     Some(st) if from <= st.to => {
@@ -196,6 +207,15 @@ mod tests {
         let s = r.storms();
         assert_eq!(s.len(), 1, "{s:?}");
         assert_eq!(s[0].clients, 8);
+        // Steady churn: many clients reconnecting all the time is not a burst.
+        let mut churn = Reconnects::default();
+        for i in 0..600u32 {
+            let ip = (i % 50) as u8 + 1;
+            let t = i as f64 * 0.5;
+            churn.add(&row(ip, t, t + 24.0));
+        }
+        assert!(churn.count > 500);
+        assert!(churn.storms().is_empty(), "{:?}", churn.storms());
         // One client reconnecting again and again is not a storm.
         let mut one = Reconnects::default();
         for i in 0..20 {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::{sessions, Cause, Context, Ev, Finding, Named, Probe, Tally};
+use super::{sessions, Cause, Context, Ev, Finding, Named, Probe, SessionRef, Tally};
 use crate::net::Endpoint;
 use crate::record::{Anomaly, Side};
 use crate::summary::codes::describe;
@@ -13,8 +13,11 @@ use crate::verdict::Outcome;
 
 /// Many sessions of one server ended by the server side within this window (µs)...
 pub const MASS_END_WINDOW_US: i64 = 2_000_000;
-/// ...at least this many: a restart or a crash.
+/// ...at least this many...
 pub const MASS_END_MIN: u64 = 5;
+/// ...and at least this share of the server's sessions alive when the window opened: a
+/// restart or a crash.
+pub const MASS_END_SHARE: f64 = 0.5;
 /// Seconds remembered per server for mass ends.
 const MAX_END_SECONDS: usize = 1 << 20;
 
@@ -71,11 +74,7 @@ pub fn probes(shutdown: &ShutdownScan) -> Vec<Box<dyn Probe>> {
         Box::new(CodeProbe::new(Cause::ServerError)),
         Box::new(CodeProbe::new(Cause::ProtocolError)),
         Box::new(Rejected::default()),
-        Box::new(Shutdown {
-            windows: shutdown.windows(),
-            codes: Tally::default(),
-            in_window: 0,
-        }),
+        Box::new(Shutdown::new(shutdown.windows())),
     ]
 }
 
@@ -300,70 +299,125 @@ impl Probe for Rejected {
     }
 }
 
+/// A window in which the server side ended many sessions of one server.
+struct Window {
+    server: Endpoint,
+    from: i64,
+    to: i64,
+    /// Sessions of the server alive when the window opened, and those it ended within.
+    alive: u64,
+    ended: Named,
+}
+
 struct Shutdown {
-    windows: Vec<(Endpoint, i64, i64)>,
+    windows: Vec<Window>,
     codes: Tally,
-    in_window: u64,
+    /// Sessions the server said it was going away in (1001, 1012).
+    going: Named,
 }
 
 impl Shutdown {
-    fn in_window(&self, r: &Row) -> bool {
-        server_side_break(r)
-            && self
-                .windows
-                .iter()
-                .any(|&(s, from, to)| s == r.server && r.ended >= from && r.ended <= to)
+    fn new(windows: Vec<(Endpoint, i64, i64)>) -> Self {
+        Shutdown {
+            windows: windows
+                .into_iter()
+                .map(|(server, from, to)| Window {
+                    server,
+                    from,
+                    to,
+                    alive: 0,
+                    ended: Named::default(),
+                })
+                .collect(),
+            codes: Tally::default(),
+            going: Named::default(),
+        }
     }
 }
 
 impl Probe for Shutdown {
+    /// The sessions are named in `finish` (a window counts only if it ended most of the
+    /// server's sessions alive then, known after the pass): `pick` only looks.
     fn pick(&mut self, r: &Row, _cx: &Context<'_>) -> bool {
-        let going = matches!(r.first_close(), Some((Side::Server, 1001 | 1012)));
-        let mass = self.in_window(r);
-        if !going && !mass {
-            return false;
+        for w in &mut self.windows {
+            if r.server != w.server || r.start > w.from || !r.upgraded() {
+                continue;
+            }
+            if r.ended == NONE || r.ended >= w.from {
+                w.alive += 1;
+            }
+            if server_side_break(r) && r.ended >= w.from && r.ended <= w.to {
+                w.ended.add(r);
+            }
         }
-        self.codes
-            .add(crate::summary::findings::timers::end_label(r));
-        if mass {
-            self.in_window += 1;
+        if matches!(r.first_close(), Some((Side::Server, 1001 | 1012))) {
+            self.going.add(r);
+            self.codes
+                .add(crate::summary::findings::timers::end_label(r));
         }
-        true
+        false
     }
 
-    fn finish(self: Box<Self>, named: Named, _cx: &Context<'_>) -> Option<Finding> {
-        if named.total == 0 {
+    fn finish(self: Box<Self>, _named: Named, _cx: &Context<'_>) -> Option<Finding> {
+        // A restart or a crash takes most of the server's sessions at once; a busy server
+        // ending sessions one by one does not.
+        let mass: Vec<&Window> = self
+            .windows
+            .iter()
+            .filter(|w| {
+                w.ended.total >= MASS_END_MIN
+                    && w.ended.total as f64 >= MASS_END_SHARE * w.alive as f64
+            })
+            .collect();
+        let mut refs: Vec<SessionRef> = self.going.refs.clone();
+        let mut in_window = 0;
+        for w in &mass {
+            in_window += w.ended.total;
+            refs.extend(w.ended.refs.iter().copied());
+        }
+        refs.sort();
+        refs.dedup();
+        let mut codes = self.codes;
+        if refs.is_empty() {
             return None;
         }
-        let mut evidence = vec![("ended_with", self.codes.ev())];
-        if !self.windows.is_empty() {
-            let w: Vec<String> = self
-                .windows
+        let total = refs.len() as u64;
+        refs.truncate(super::MAX_NAMED);
+        let mut evidence = Vec::new();
+        if self.going.total > 0 {
+            evidence.push(("going_away", codes.ev()));
+        }
+        if !mass.is_empty() {
+            let w: Vec<String> = mass
                 .iter()
-                .map(|(s, from, to)| {
+                .map(|w| {
                     let (mut a, mut b) = (String::new(), String::new());
-                    crate::time::write_rfc3339_micros(&mut a, from * 1000);
-                    crate::time::write_rfc3339_micros(&mut b, to * 1000);
-                    format!("{s} {a} to {b}")
+                    crate::time::write_rfc3339_micros(&mut a, w.from * 1000);
+                    crate::time::write_rfc3339_micros(&mut b, w.to * 1000);
+                    format!(
+                        "{}: {} of its {} sessions ended by it from {a} to {b}",
+                        w.server, w.ended.total, w.alive
+                    )
                 })
                 .collect();
-            evidence.push(("mass_end_windows", Ev::Text(w.join("; "))));
-            evidence.push(("ended_within_window", Ev::Count(self.in_window)));
+            evidence.push(("mass_ends", Ev::Text(w.join("; "))));
+            evidence.push(("ended_within_window", Ev::Count(in_window)));
+            codes.add(format!("{in_window} dropped together"));
         }
         Some(Finding {
             cause: Cause::ServerShutdown,
             severity: Cause::ServerShutdown.severity(),
             title: format!(
                 "{} ended by the server going away: {}",
-                sessions(named.total),
-                self.codes.text()
+                sessions(total),
+                codes.text()
             ),
-            sessions: named.refs,
-            sessions_total: named.total,
+            sessions: refs,
+            sessions_total: total,
             evidence,
             advice: format!(
-                "The server said it was going away (1001, 1012) or dropped many sessions \
-                 within {} s: a restart, a deploy or a crash. Drain connections before \
+                "The server said it was going away (1001, 1012), or dropped most of its \
+                 sessions within {} s: a restart, a deploy or a crash. Drain connections before \
                  stopping (send 1001/1012 and wait), and let clients reconnect with a random \
                  delay.",
                 MASS_END_WINDOW_US / 1_000_000

@@ -428,3 +428,18 @@ fn cause_tokens_are_unique_and_read_back() {
         assert_eq!(Cause::from_token(c.token()), Some(c));
     }
 }
+
+#[test]
+fn a_busy_server_ending_sessions_one_by_one_is_no_restart() {
+    // 400 sessions to one server, 100 alive at any time, the server dropping one every
+    // 0.25 s: 8 in every 2 s, but never most of those alive.
+    let rows: Vec<Row> = (0..400u64)
+        .map(|i| {
+            let r = healthy(i + 1, (i % 250) as u8 + 1, i as i64 * 250_000, 25 * S, 20);
+            dropped(r, Side::Server, 100_000)
+        })
+        .collect();
+    let f = findings(&rows);
+    assert!(named(&f, Cause::ServerShutdown).is_empty(), "{:?}", causes(&f));
+    assert!(named(&f, Cause::ReconnectStorm).is_empty(), "{:?}", causes(&f));
+}
