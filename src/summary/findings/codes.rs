@@ -12,7 +12,9 @@ use crate::summary::row::{flag, is_violation, Row, NONE};
 use crate::verdict::Outcome;
 
 /// Many sessions of one server ended by the server side within this window (µs)...
-pub const MASS_END_WINDOW_US: i64 = 2_000_000;
+pub const MASS_END_WINDOW_US: i64 = 1_000_000;
+/// Ends are counted in bins of this width (µs); windows slide by a bin.
+const MASS_END_BIN_US: i64 = 100_000;
 /// ...at least this many...
 pub const MASS_END_MIN: u64 = 5;
 /// ...and at least this share of the server's sessions alive when the window opened: a
@@ -32,36 +34,38 @@ fn server_side_break(r: &Row) -> bool {
 
 #[derive(Debug, Default)]
 pub struct ShutdownScan {
-    /// (server, second) → sessions the server side ended then.
+    /// (server, bin) → sessions the server side ended then.
     ends: HashMap<(Endpoint, i64), u64>,
 }
 
 impl ShutdownScan {
     pub fn add(&mut self, r: &Row) {
         if server_side_break(r) {
-            let k = (r.server, r.ended.div_euclid(1_000_000));
+            let k = (r.server, r.ended.div_euclid(MASS_END_BIN_US));
             if self.ends.len() < MAX_END_SECONDS || self.ends.contains_key(&k) {
                 *self.ends.entry(k).or_default() += 1;
             }
         }
     }
 
-    /// (server, from, to) windows (µs) in which the server side ended many sessions.
+    /// (server, from, to) windows (µs) in which the server side ended many sessions (at
+    /// most one per bin).
     fn windows(&self) -> Vec<(Endpoint, i64, i64)> {
         let mut keys: Vec<&(Endpoint, i64)> = self.ends.keys().collect();
         keys.sort();
-        let span = MASS_END_WINDOW_US / 1_000_000;
+        let span = MASS_END_WINDOW_US / MASS_END_BIN_US;
         let mut out: Vec<(Endpoint, i64, i64)> = Vec::new();
         for &&(server, s0) in &keys {
             let n: u64 = (s0..s0 + span)
                 .filter_map(|s| self.ends.get(&(server, s)))
                 .sum();
             if n >= MASS_END_MIN {
-                let (from, to) = (s0 * 1_000_000, (s0 + span) * 1_000_000 - 1);
-                match out.last_mut() {
-                    Some(w) if w.0 == server && from <= w.2 + 1 => w.2 = w.2.max(to),
-                    _ => out.push((server, from, to)),
-                }
+                // Windows overlap (they slide by a bin); each is judged on its own.
+                out.push((
+                    server,
+                    s0 * MASS_END_BIN_US,
+                    (s0 + span) * MASS_END_BIN_US - 1,
+                ));
             }
         }
         out
@@ -370,11 +374,14 @@ impl Probe for Shutdown {
             })
             .collect();
         let mut refs: Vec<SessionRef> = self.going.refs.clone();
-        let mut in_window = 0;
+        let mut dropped: Vec<SessionRef> = Vec::new();
         for w in &mass {
-            in_window += w.ended.total;
-            refs.extend(w.ended.refs.iter().copied());
+            dropped.extend(w.ended.refs.iter().copied());
         }
+        dropped.sort();
+        dropped.dedup();
+        let in_window = dropped.len() as u64;
+        refs.extend(dropped);
         refs.sort();
         refs.dedup();
         let mut codes = self.codes;
@@ -388,7 +395,19 @@ impl Probe for Shutdown {
             evidence.push(("going_away", codes.ev()));
         }
         if !mass.is_empty() {
-            let w: Vec<String> = mass
+            // Overlapping windows of one server are one event: said once, at its largest.
+            let mut shown: Vec<&Window> = Vec::new();
+            for w in &mass {
+                match shown.last_mut() {
+                    Some(l) if l.server == w.server && w.from <= l.to => {
+                        if w.ended.total > l.ended.total {
+                            *l = w;
+                        }
+                    }
+                    _ => shown.push(w),
+                }
+            }
+            let w: Vec<String> = shown
                 .iter()
                 .map(|w| {
                     let (mut a, mut b) = (String::new(), String::new());
