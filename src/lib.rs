@@ -21,6 +21,7 @@
 //! parsing → session record → report writer; see ARCHITECTURE.md.
 
 pub mod capture;
+pub mod check;
 pub mod config;
 pub mod decode;
 pub mod error;
@@ -30,11 +31,13 @@ pub mod flow;
 pub mod http;
 pub mod net;
 pub mod pipeline;
+pub mod policy;
 pub mod record;
 pub mod reorder;
 pub mod report;
 pub mod stats;
 pub mod summary;
 pub mod time;
+pub mod tls;
 pub mod verdict;
 pub mod ws;

@@ -9,61 +9,65 @@ use wsclose::summary::findings::{codes, endings, limits, timers, Cause};
 use wsclose::summary::reconnect;
 use wsclose::verdict::Outcome;
 
-const EXIT: &str = "\
+/// The exit status of every subcommand (README says the same).
+macro_rules! exit_status_help {
+    () => {
+        "\
 EXIT STATUS:
-    0  the report was written
-    1  a check or policy failed (reserved for checks)
-    2  usage error, or an input could not be read to its end (the sessions seen
-       before the error are still reported), or the report could not be written";
+    0    ok
+    1    a check or a --fail-on policy failed (the report is still written in full)
+    2    usage error, an input that could not be read to its end (the sessions seen
+         before the error are still written), or a failed output write
+    130  stopped by SIGINT; 143 stopped by SIGTERM
+    When several apply, the first of 130/143, 2, 1, 0 wins. A reader that closes the
+    pipe (as `| head` does) is not a failure: wsclose stops quietly, and the status is
+    what was decided before (a check's result, policies already matched)."
+    };
+}
 
-pub const TOP: &str = "\
+pub const TOP: &str = concat!(
+    "\
 EXAMPLES:
     wsclose capture.pcap                     the summary (same as wsclose summary capture.pcap)
     wsclose sessions capture.pcap -o s.csv   one row per session
     wsclose frames --session 3 capture.pcap  the frames of session 3
+    wsclose check ci.pcap --expect ci.csv    compare with an expected report
     wsclose -- summary                       a capture file named like a subcommand
+Run `wsclose help SUBCOMMAND` for its examples.
 
-EXIT STATUS:
-    0  ok; 1 a check failed (reserved); 2 usage or input error";
+",
+    exit_status_help!()
+);
 
-pub const SUMMARY_SHORT: &str = "\
+pub const SUMMARY_SHORT: &str = concat!(
+    "\
 EXAMPLES:
     wsclose capture.pcap
     wsclose summary --format json capture.pcap > summary.json
     wsclose sessions --format jsonl a.pcap > a.jsonl; wsclose summary --records a.jsonl
+    wsclose summary --fail-on finding=idle_timeout ci.pcap
     tcpdump -i eth0 -w - 'tcp port 443' | wsclose summary -
 
 Findings, their thresholds and severities: see --help.
 
-EXIT STATUS:
-    0  the summary was written (findings do not change it)
-    2  usage error, or an input could not be read to its end";
+",
+    exit_status_help!()
+);
 
-pub const SESSIONS_SHORT: &str = "\
-EXAMPLES:
-    wsclose sessions capture.pcap
-    wsclose sessions rotated-1.pcap rotated-2.pcap -o sessions.csv
-    wsclose sessions --format jsonl capture.pcap > sessions.jsonl
-    tcpdump -i eth0 -w - 'tcp port 8080' | wsclose sessions -
-
-Every column, outcome and anomaly token: see --help.
-
-EXIT STATUS:
-    0  the report was written
-    2  usage error, or an input could not be read to its end";
-
-pub const FRAMES_SHORT: &str = "\
+pub const FRAMES_SHORT: &str = concat!(
+    "\
 EXAMPLES:
     wsclose frames --session 3 capture.pcap
     wsclose frames --tail 20 --format jsonl capture.pcap > frames.jsonl
     wsclose frames --client 10.0.0.7 --format csv capture.pcap
 
-EXIT STATUS:
-    0  the timeline was written
-    2  usage error, or an input could not be read to its end";
+",
+    exit_status_help!()
+);
 
-pub fn sessions_long() -> String {
-    let mut s = String::from(SESSIONS_SHORT.split("Every column").next().unwrap_or(""));
+/// `sessions --help`: its short help, then every column, outcome and anomaly.
+pub fn sessions_long(short: &str) -> String {
+    let mut s = String::from(short.split("EXIT STATUS").next().unwrap_or(""));
     s.push_str("COLUMNS (CSV and JSON Lines; match them by name, later versions add columns at the end):\n");
     for c in COLUMNS {
         let _ = writeln!(s, "    {:<34} {}", c.name, c.meaning);
@@ -85,13 +89,11 @@ pub fn sessions_long() -> String {
         let _ = writeln!(s, "    {:<26} {}", a.token(), a.meaning());
     }
     s.push_str(
-        "\nTCP END:\n    tcp_end is rst when any RST was seen, else fin when any FIN was seen, \
-         else open;\n    tcp_end_by is the side that sent the first packet of that kind.\n\n\
-         SECRETS:\n    Cookie, Set-Cookie, Authorization and Proxy-Authorization values are \
+        "\nSECRETS:\n    Cookie, Set-Cookie, Authorization and Proxy-Authorization values are \
          written as\n    <redacted N bytes>; --redact also masks query-string values; \
          --no-redact keeps all.\n\n",
     );
-    s.push_str(EXIT);
+    s.push_str(exit_status_help!());
     s
 }
 
@@ -105,6 +107,10 @@ fn s(us: i64) -> String {
 
 pub fn summary_long() -> String {
     let mut h = String::from(SUMMARY_SHORT.split("Findings, their").next().unwrap_or(""));
+    h.push_str(
+        "POLICIES: --fail-on as for sessions (see wsclose sessions --help), and \
+         finding[=CAUSE]: a\nfinding with this cause, or (bare) any warning or error.\n\n",
+    );
     let _ = write!(
         h,
         "FINDINGS (cause token, severity: what shows it). A finding lists its sessions (at most
@@ -118,7 +124,7 @@ direction (control frames included) to the first Close frame, FIN or RST.
         (Cause::HeartbeatTimeout, format!("a side's oldest unanswered ping waited at least {} and {}x the session's median round trip before an end that was not a normal Close (1000/1001/1005)", s(endings::HEARTBEAT_MIN_WAIT_US), endings::HEARTBEAT_RTT_FACTOR)),
         (Cause::ServerError, "the server's Close frame came first with 1011, 1013 or 1014".into()),
         (Cause::ProtocolError, "a first Close frame with 1002, 1003 or 1007, or RFC 6455 violations in the frames or handshake".into()),
-        (Cause::NetworkLoss, format!("retransmitted segments (retransmissions, duplicates, late arrivals) >= {} of a direction's payload segments (at least {}) in at least {} sessions (or {} of them), or data retransmitted and left unacknowledged just before an abnormal end", pct(endings::LOSS_SHARE), endings::LOSS_MIN_SEGMENTS, endings::LOSS_MIN_SESSIONS, pct(endings::LOSS_MIN_SHARE_OF_SESSIONS))),
+        (Cause::NetworkLoss, format!("retransmitted segments (retransmissions, duplicates, late arrivals), at least {} and >= {} of a direction's payload segments (at least {}), in at least {} sessions (or {} of them), or data retransmitted and left unacknowledged just before an abnormal end; segments missing from the capture but acknowledged are the capture's loss and do not count", endings::LOSS_MIN_RETRANSMITTED, pct(endings::LOSS_SHARE), endings::LOSS_MIN_SEGMENTS, endings::LOSS_MIN_SESSIONS, pct(endings::LOSS_MIN_SHARE_OF_SESSIONS))),
         (Cause::IdleTimeout, format!("at least {} sessions ended after the same idle time (±{}), at least {} and at least {} of those idle between half and twice as long; not counting ends by the client's normal Close. Known defaults are named", timers::MIN_SESSIONS, pct(timers::IDLE_TOLERANCE), s(timers::MIN_TIMER_US), pct(timers::DOMINANCE))),
         (Cause::LifetimeLimit, format!("at least {} sessions ended at the same age (±{}), the same dominance, at least {} of them busy near their end (idle below {} of their age); not when their idle times themselves agree (an idle timer)", timers::MIN_SESSIONS, pct(timers::LIFETIME_TOLERANCE), pct(timers::BUSY_SESSIONS), pct(timers::ACTIVE_SHARE))),
         (Cause::MessageLimit, format!("at least {} sessions closed by one side right after exactly the same number (>= {}) of the other side's messages, at least {} of those closed after half to twice as many; or a 1009 at the same cumulative bytes (±{}) while every message was below {} of them", limits::MIN_SESSIONS, limits::MIN_LIMIT_MESSAGES, pct(limits::DOMINANCE), pct(limits::VOLUME_TOLERANCE), pct(limits::SMALL_MESSAGE_SHARE))),
@@ -158,7 +164,7 @@ instead of sessions with several --records files), notes.
 ",
         s(reconnect::RECONNECT_WINDOW_US)
     );
-    h.push_str(EXIT);
+    h.push_str(exit_status_help!());
     h
 }
 
@@ -173,6 +179,6 @@ pub fn frames_long() -> String {
          start of the payload where the capture has it: text as text, binary as hex \
          (masked with --redact)\n\n",
     );
-    h.push_str(EXIT);
+    h.push_str(exit_status_help!());
     h
 }

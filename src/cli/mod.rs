@@ -1,21 +1,97 @@
 //! Command-line interface: the subcommands, the options they share, and one function that
 //! runs a report writer over the captures (`run.rs`), so that a new subcommand is a writer
-//! and a few lines here. `help.rs` writes the long help from the tables it explains.
+//! and a few lines here. The exit status is chosen in one place (`status.rs`); the long
+//! help texts are written from the tables they explain (`help.rs`).
 
+#[macro_use]
 mod help;
 mod progress;
 mod run;
+mod status;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use run::{open_output, run_records, run_report};
-use wsclose::report::columns::{Redact, RowOptions};
+use run::{open_output, run_records, run_report, usage_error, write_failed};
+use status::Status;
+use wsclose::check::{update::write_atomically, Check, Expected, MatchMode};
+use wsclose::policy::{FindingRef, Gate, Gated, Policy, Severity as PolicySeverity};
+use wsclose::report::columns::Redact;
 use wsclose::report::csv::CsvWriter;
 use wsclose::report::jsonl::JsonlWriter;
 use wsclose::report::summary::{SummaryFormat, SummaryWriter};
+use wsclose::report::RowOptions;
+use wsclose::summary::findings::Severity;
+
+const SESSIONS_HELP: &str = concat!(
+    "\
+EXAMPLES:
+    wsclose sessions capture.pcap
+    wsclose sessions rotated-1.pcap rotated-2.pcap -o sessions.csv
+    tcpdump -i eth0 -w - 'tcp port 8080' | wsclose sessions -
+    wsclose sessions --threads 1 big.pcapng > sessions.csv
+    wsclose sessions --fail-on abnormal --fail-on error_code ci.pcap -o sessions.csv
+    wsclose sessions --format jsonl capture.pcap > sessions.jsonl   # summary --records reads it
+
+TCP END:
+    tcp_end is rst when any RST was seen, else fin when any FIN was seen, else open;
+    tcp_end_by is the side that sent the first packet of that kind (the first RST when
+    tcp_end is rst, else the first FIN).
+
+POLICIES (--fail-on, several allowed; `-` may replace `_`):
+    abnormal         a session with abnormal=true
+    reset            outcome=reset
+    no_close_frame   outcome=no_close_frame
+    rejected         outcome=rejected
+    error_code       a close code that is set and not allowed: not 1000, 1001 or 1005,
+                     or not in --allow-codes when given
+    anomaly[=TOKEN]  a session with any anomaly, or with this token (e.g. anomaly=gap)
+    empty            no WebSocket session at all
+    finding[=CAUSE]  (summary only) a finding with this cause; bare: any warning or error
+                     (causes and severities: wsclose summary --help)
+    The whole report is written, then stderr names the sessions each policy matched,
+    and the exit status is 1.
+
+",
+    exit_status_help!()
+);
+
+const CHECK_HELP: &str = concat!(
+    "\
+EXAMPLES:
+    wsclose check ci.pcap --expect ci.expected.csv
+    wsclose check ci.pcap --expect ci.expected.csv --match path
+    wsclose check ci.pcap --expect ci.expected.csv --update     # accept what was found
+    wsclose check ci.pcap --expect ci.expected.csv --format json > check.json
+
+EXPECTED REPORT:
+    A CSV that `wsclose sessions` wrote, possibly edited by hand. Columns are found by
+    name: leave a column out to ignore it. In a cell, `*` accepts any value (a literal
+    star is `\\*`); on a numeric column, `A..B` accepts A to B, both included, and
+    `..B` and `A..` are open ranges (decimals allowed, e.g. duration_s 0..2.5). A file
+    with only a header names the columns; `--update` then fills in the rows.
+
+MATCHING (--match):
+    session    by the session number (the default)
+    endpoints  by client IP and server ip:port; the client's port is not compared;
+               equal keys pair in first-packet order
+    path       by the handshake's path; equal paths pair in first-packet order
+    With endpoints or path, the session column is not compared.
+
+OUTPUT:
+    One block per differing session (column: expected vs found), a line per missing
+    and unexpected session, and a last line with the verdict; `--format json` gives
+    one JSON object instead. Exit 1 on any difference, 0 when all match; on an input
+    error nothing is compared (exit 2). `--update` rewrites the expected file
+    atomically: it keeps its columns, its `*` cells and the ranges the found value
+    satisfies; every other cell takes the found value; exit 0.
+
+",
+    exit_status_help!()
+);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -38,12 +114,16 @@ pub enum Command {
     Summary(SummaryArgs),
     /// One row per WebSocket session (CSV or JSON Lines): messages, close codes and
     /// reasons, who closed first, how TCP ended, and whether the counts are exact.
-    #[command(after_help = help::SESSIONS_SHORT)]
+    #[command(after_help = SESSIONS_HELP)]
     Sessions(SessionsArgs),
     /// A timeline of each session: one line per frame and TCP event (SYN, FIN, RST,
     /// gaps, retransmissions), with previews of the payloads.
     #[command(after_help = help::FRAMES_SHORT)]
     Frames(FramesArgs),
+    /// Compare the sessions report of the captures with an expected report (for CI): exit
+    /// 1 and a readable diff on any difference.
+    #[command(after_help = CHECK_HELP)]
+    Check(CheckArgs),
 }
 
 /// What every subcommand that reads captures takes.
@@ -72,6 +152,40 @@ pub struct OutputArgs {
     pub output: Option<String>,
 }
 
+/// How values are read out of the records (every report of session records takes them).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RowArgs {
+    /// Close codes that are not errors, replacing 1000,1001,1005: for the `error_code`
+    /// column and the `error_code` policy.
+    #[arg(
+        long = "allow-codes",
+        value_name = "CODES",
+        value_delimiter = ',',
+        num_args = 1
+    )]
+    pub allow_codes: Option<Vec<u16>>,
+}
+
+impl RowArgs {
+    pub fn options(&self) -> RowOptions {
+        match &self.allow_codes {
+            Some(codes) => RowOptions {
+                allowed_codes: codes.clone(),
+                ..RowOptions::default()
+            },
+            None => RowOptions::default(),
+        }
+    }
+
+    /// The options, with what the outputs hide.
+    pub fn with(&self, redact: &RedactArgs) -> RowOptions {
+        RowOptions {
+            redact: redact.mode(),
+            ..self.options()
+        }
+    }
+}
+
 /// What the outputs hide. Reports get pasted into tickets.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RedactArgs {
@@ -86,18 +200,11 @@ pub struct RedactArgs {
 }
 
 impl RedactArgs {
-    fn mode(&self) -> Redact {
+    pub fn mode(&self) -> Redact {
         match (self.redact, self.no_redact) {
             (true, _) => Redact::All,
             (_, true) => Redact::Nothing,
             _ => Redact::Secrets,
-        }
-    }
-
-    fn row_options(&self) -> RowOptions {
-        RowOptions {
-            redact: self.mode(),
-            ..RowOptions::default()
         }
     }
 }
@@ -106,20 +213,6 @@ impl RedactArgs {
 pub enum SessionsFormat {
     Csv,
     Jsonl,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct SessionsArgs {
-    #[command(flatten)]
-    pub capture: CaptureArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    /// csv: one row per session; jsonl: one JSON object per session, then one
-    /// `"kind": "capture"` object (what `summary --records` reads).
-    #[arg(long, value_enum, default_value = "csv")]
-    pub format: SessionsFormat,
-    #[command(flatten)]
-    pub redact: RedactArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -153,6 +246,10 @@ pub struct SummaryArgs {
     /// by file and number.
     #[arg(long, value_name = "FILE.jsonl", num_args = 1..)]
     pub records: Vec<String>,
+    #[command(flatten)]
+    pub rows: RowArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     #[command(flatten)]
     pub redact: RedactArgs,
 }
@@ -190,15 +287,87 @@ pub struct FramesArgs {
     pub redact: RedactArgs,
 }
 
+/// Policies that fail the run (every report of session records takes them).
+#[derive(clap::Args, Debug, Clone)]
+pub struct PolicyArgs {
+    /// Exit 1 (after writing the whole report) when a session matches POLICY: abnormal,
+    /// reset, no_close_frame, rejected, error_code, anomaly[=TOKEN], empty, and (summary)
+    /// finding[=CAUSE]. Repeat it or separate with commas.
+    #[arg(long = "fail-on", value_name = "POLICY", value_delimiter = ',')]
+    pub fail_on: Vec<Policy>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SessionsArgs {
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub rows: RowArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// csv: one row per session; jsonl: one JSON object per session, then one
+    /// `"kind": "capture"` object (what `summary --records` reads).
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: SessionsFormat,
+    #[command(flatten)]
+    pub redact: RedactArgs,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MatchArg {
+    Session,
+    Endpoints,
+    Path,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+    #[command(flatten)]
+    pub rows: RowArgs,
+    /// The expected report (CSV, as `wsclose sessions` writes it; see EXPECTED REPORT).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub expect: PathBuf,
+    /// How expected and found sessions are paired.
+    #[arg(
+        long = "match",
+        value_enum,
+        default_value = "session",
+        value_name = "BY"
+    )]
+    pub match_by: MatchArg,
+    /// Rewrite the expected file from what was found (keeping its columns, `*` cells and
+    /// the ranges still satisfied).
+    #[arg(long)]
+    pub update: bool,
+    /// The diff as readable text or as one JSON object.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: CheckFormat,
+    /// Write the diff to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<String>,
+}
+
 /// The command with its long help texts, which are written from the tables they explain.
 pub fn command() -> clap::Command {
     Cli::command()
-        .mut_subcommand("sessions", |c| c.after_long_help(help::sessions_long()))
+        .mut_subcommand("sessions", |c| {
+            c.after_long_help(help::sessions_long(SESSIONS_HELP))
+        })
         .mut_subcommand("summary", |c| c.after_long_help(help::summary_long()))
         .mut_subcommand("frames", |c| c.after_long_help(help::frames_long()))
 }
 
-const SUBCOMMANDS: [&str; 4] = ["summary", "sessions", "frames", "help"];
+const SUBCOMMANDS: [&str; 5] = ["summary", "sessions", "frames", "check", "help"];
 
 /// `wsclose CAPTURE...` means `wsclose summary CAPTURE...`; `wsclose -- FILE` reads a
 /// capture named like a subcommand.
@@ -234,45 +403,187 @@ fn use_color(c: ColorArg, to_file: bool) -> bool {
 /// Runs the parsed command line.
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Sessions(a) => {
-            let out = match open_output(&a.output) {
-                Ok(o) => o,
-                Err(code) => return code,
-            };
-            let opts = a.redact.row_options();
-            match a.format {
-                SessionsFormat::Csv => match CsvWriter::new(out) {
-                    Ok(mut w) => run_report(&a.capture, &opts, &mut w),
-                    Err(e) => run::write_failed(e),
-                },
-                SessionsFormat::Jsonl => run_report(&a.capture, &opts, &mut JsonlWriter::new(out)),
-            }
-        }
-        Command::Summary(a) => {
-            let format = match a.format {
-                SummaryFormatArg::Text => SummaryFormat::Text {
-                    color: use_color(a.color, a.output.output.is_some()),
-                },
-                SummaryFormatArg::Json => SummaryFormat::Json,
-                SummaryFormatArg::Html => {
-                    return run::usage_error(
-                        "--format html is not available yet (its own issue); use text or json",
-                    )
-                }
-            };
-            if !a.records.is_empty() && !a.capture.captures.is_empty() {
-                return run::usage_error("give captures or --records files, not both");
-            }
-            let out = match open_output(&a.output) {
-                Ok(o) => o,
-                Err(code) => return code,
-            };
-            if !a.records.is_empty() {
-                return run_records(&a.records, format, out, a.capture.quiet);
-            }
-            let mut w = SummaryWriter::new(out, format);
-            run_report(&a.capture, &a.redact.row_options(), &mut w)
-        }
+        Command::Summary(a) => summary(&a),
+        Command::Sessions(a) => sessions(&a),
         Command::Frames(a) => run::run_frames(a),
+        Command::Check(a) => check(&a),
     }
+    .exit_code()
+}
+
+/// Prints what each failed policy matched; the status says whether any did.
+fn judge(gate: &Gate, row_opts: &RowOptions, mut status: Status) -> Status {
+    for r in gate.failures() {
+        if r.policy == Policy::ErrorCode {
+            let allowed: Vec<String> = row_opts.allowed_codes.iter().map(u16::to_string).collect();
+            eprintln!(
+                "wsclose: --fail-on {r} (allowed codes: {})",
+                allowed.join(",")
+            );
+        } else {
+            eprintln!("wsclose: --fail-on {r}");
+        }
+    }
+    status.failed |= gate.failed();
+    status
+}
+
+/// Policies that the sessions report can judge.
+fn session_policies(args: &PolicyArgs) -> Result<Gate, Status> {
+    if let Some(p) = args.fail_on.iter().find(|p| p.needs_findings()) {
+        return Err(usage_error(&format!(
+            "--fail-on {p}: findings are in the summary report, not in sessions"
+        )));
+    }
+    Ok(Gate::new(&args.fail_on))
+}
+
+fn sessions(a: &SessionsArgs) -> Status {
+    let mut gate = match session_policies(&a.policy) {
+        Ok(g) => g,
+        Err(s) => return s,
+    };
+    let out = match open_output(&a.output) {
+        Ok(o) => o,
+        Err(s) => return s,
+    };
+    let row_opts = a.rows.with(&a.redact);
+    let mut csv;
+    let mut jsonl;
+    let inner: &mut dyn wsclose::report::ReportWriter = match a.format {
+        SessionsFormat::Csv => {
+            csv = match CsvWriter::new(out) {
+                Ok(w) => w,
+                Err(e) => return write_failed(&e),
+            };
+            &mut csv
+        }
+        SessionsFormat::Jsonl => {
+            jsonl = JsonlWriter::new(out);
+            &mut jsonl
+        }
+    };
+    let status = run_report(
+        &a.capture,
+        &row_opts,
+        &mut Gated {
+            gate: &mut gate,
+            inner,
+        },
+    );
+    judge(&gate, &row_opts, status)
+}
+
+fn summary(a: &SummaryArgs) -> Status {
+    let format = match a.format {
+        SummaryFormatArg::Text => SummaryFormat::Text {
+            color: use_color(a.color, a.output.output.is_some()),
+        },
+        SummaryFormatArg::Json => SummaryFormat::Json,
+        SummaryFormatArg::Html => {
+            return usage_error(
+                "--format html is not available yet (its own issue); use text or json",
+            )
+        }
+    };
+    if !a.records.is_empty() && !a.capture.captures.is_empty() {
+        return usage_error("give captures or --records files, not both");
+    }
+    let out = match open_output(&a.output) {
+        Ok(o) => o,
+        Err(s) => return s,
+    };
+    let mut gate = Gate::new(&a.policy.fail_on);
+    let row_opts = a.rows.with(&a.redact);
+    let (status, report) = if a.records.is_empty() {
+        let mut w = SummaryWriter::new(out, format);
+        let status = run_report(
+            &a.capture,
+            &row_opts,
+            &mut Gated {
+                gate: &mut gate,
+                inner: &mut w,
+            },
+        );
+        (status, w.report)
+    } else {
+        run_records(
+            &a.records,
+            format,
+            out,
+            a.capture.quiet,
+            &row_opts,
+            &mut gate,
+        )
+    };
+    // Findings go to the policies once the summary is written.
+    if let Some(report) = &report {
+        for f in &report.findings {
+            let sessions: Vec<u64> = f.sessions.iter().map(|s| s.session).collect();
+            gate.finding(&FindingRef {
+                cause: f.cause.token(),
+                severity: match f.severity {
+                    Severity::Error => PolicySeverity::Error,
+                    Severity::Warning => PolicySeverity::Warning,
+                    Severity::Info => PolicySeverity::Info,
+                },
+                sessions: &sessions,
+            });
+        }
+    }
+    judge(&gate, &row_opts, status)
+}
+
+fn check(a: &CheckArgs) -> Status {
+    let mode = match a.match_by {
+        MatchArg::Session => MatchMode::Session,
+        MatchArg::Endpoints => MatchMode::Endpoints,
+        MatchArg::Path => MatchMode::Path,
+    };
+    let expect = a.expect.display().to_string();
+    let check = match Expected::read(&a.expect)
+        .and_then(|e| Check::new(e, mode).map_err(|m| format!("{expect}: {m}")))
+    {
+        Ok(c) => c,
+        Err(m) => return usage_error(&m),
+    };
+    let mut out = match open_output(&OutputArgs {
+        output: a.output.clone(),
+    }) {
+        Ok(o) => o,
+        Err(s) => return s,
+    };
+    let mut found = check.collector();
+    let mut status = run_report(&a.capture, &a.rows.options(), &mut found);
+    if status.error {
+        eprintln!("wsclose: check: nothing compared (an input could not be read to its end)");
+        return status;
+    }
+    let cmp = check.compare(&found.rows);
+    if a.update {
+        let new = match check.updated(&found.rows) {
+            Ok(b) => b,
+            Err(e) => return usage_error(&format!("{expect}: {e}")),
+        };
+        if std::fs::read(&a.expect).ok().as_deref() != Some(&new[..]) {
+            if let Err(e) = write_atomically(&a.expect, &new) {
+                return usage_error(&format!("{expect}: cannot rewrite: {e}"));
+            }
+        }
+    } else {
+        status.failed = !cmp.passed();
+    }
+    let written = match a.format {
+        CheckFormat::Text => cmp.write_text(&mut out, a.update.then_some(expect.as_str())),
+        CheckFormat::Json => serde_json::to_writer(&mut out, &cmp.to_json(&expect, a.update))
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out)),
+    }
+    .and_then(|()| out.flush());
+    if let Err(e) = written {
+        let w = write_failed(&e);
+        status.error |= w.error;
+        status.pipe_closed |= w.pipe_closed;
+    }
+    status
 }

@@ -1,41 +1,44 @@
 //! Running a report writer over the captures: options, the capture, the analysis, the
-//! closing line on stderr and the exit status — the same for every subcommand.
+//! closing line on stderr and the run's status — the same for every subcommand.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::process::ExitCode;
+use std::sync::Arc;
 
 use wsclose::capture::Capture;
 use wsclose::pipeline::Options;
+use wsclose::policy::Gate;
+use wsclose::report::frames::{FramesFormat, FramesWriter, Selectors};
 use wsclose::report::jsonl::read_jsonl;
 use wsclose::report::summary::{render, SummaryFormat};
-use wsclose::report::{write_report, ReportWriter, RowOptions};
-use wsclose::summary::{Builder, Source};
-
-use std::sync::Arc;
-
-use wsclose::report::frames::{FramesFormat, FramesWriter, Selectors};
+use wsclose::report::{write_report, ReportWriter, Row, RowOptions};
+use wsclose::summary::{Builder, Report, Source};
 use wsclose::ws::timeline::TimelineSpill;
 
 use super::progress::Progress;
+use super::status::Status;
 use super::{CaptureArgs, FramesArgs, OutputArgs};
 
-pub fn usage_error(msg: &str) -> ExitCode {
+pub fn usage_error(msg: &str) -> Status {
     eprintln!("wsclose: {msg}");
-    ExitCode::from(2)
+    Status::error()
 }
 
-pub fn write_failed(e: io::Error) -> ExitCode {
+/// The status after a failed write: a closed pipe is not an error of ours (the reader
+/// went away, as `| head` does); anything else is.
+pub fn write_failed(e: &io::Error) -> Status {
     if e.kind() == io::ErrorKind::BrokenPipe {
-        // The reader went away (e.g. `| head`): not an error of ours.
-        return ExitCode::SUCCESS;
+        return Status {
+            pipe_closed: true,
+            ..Status::default()
+        };
     }
     eprintln!("wsclose: error: writing the report: {e}");
-    ExitCode::from(2)
+    Status::error()
 }
 
 /// stdout, or the file `-o` names, buffered.
-pub fn open_output(args: &OutputArgs) -> Result<BufWriter<Box<dyn Write>>, ExitCode> {
+pub fn open_output(args: &OutputArgs) -> Result<BufWriter<Box<dyn Write>>, Status> {
     let sink: Box<dyn Write> = match &args.output {
         Some(path) => match File::create(path) {
             Ok(f) => Box::new(f),
@@ -47,7 +50,7 @@ pub fn open_output(args: &OutputArgs) -> Result<BufWriter<Box<dyn Write>>, ExitC
 }
 
 /// The analysis options and the opened capture of `args`.
-fn open_capture(args: &CaptureArgs) -> Result<(Options, Capture), ExitCode> {
+fn open_capture(args: &CaptureArgs) -> Result<(Options, Capture), Status> {
     let mut opts = Options::default();
     if let Some(t) = args.threads {
         if t == 0 {
@@ -80,12 +83,14 @@ fn open_capture(args: &CaptureArgs) -> Result<(Options, Capture), ExitCode> {
 }
 
 /// Runs `writer` over the captures of `args`: sessions numbered 1, 2, 3 … in report
-/// order, then the end of the run; the closing line on stderr; the exit status.
+/// order, then the end of the run; the closing line on stderr. The status says whether
+/// an input could not be read to its end or the output could not be written (`error`),
+/// or the reader closed the pipe (`pipe_closed`: the run stopped there).
 pub fn run_report(
     args: &CaptureArgs,
     row_opts: &RowOptions,
     writer: &mut dyn ReportWriter,
-) -> ExitCode {
+) -> Status {
     run_report_with(args, row_opts, None, writer)
 }
 
@@ -95,13 +100,13 @@ pub fn run_report_with(
     row_opts: &RowOptions,
     timeline: Option<Arc<TimelineSpill>>,
     writer: &mut dyn ReportWriter,
-) -> ExitCode {
+) -> Status {
     if args.captures.is_empty() {
         return usage_error("no CAPTURE given (a pcap or pcapng file, or - for stdin)");
     }
     let (mut opts, capture) = match open_capture(args) {
         Ok(x) => x,
-        Err(code) => return code,
+        Err(status) => return status,
     };
     opts.timeline = timeline;
     let progress = Progress::start(&args.captures, args.quiet);
@@ -112,7 +117,7 @@ pub fn run_report_with(
     }
     let summary = match result {
         Ok(s) => s,
-        Err(e) => return write_failed(e),
+        Err(e) => return write_failed(&e),
     };
     for e in &summary.errors {
         eprintln!("wsclose: error: {e}");
@@ -125,21 +130,23 @@ pub fn run_report_with(
             );
         }
     }
-    if summary.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
+    Status {
+        error: !summary.errors.is_empty(),
+        ..Status::default()
     }
 }
 
 /// `summary --records FILE...`: the summary of JSON Lines that `sessions --format jsonl`
-/// wrote.
+/// wrote. Each session is shown to `gate` (policies over sessions); the report is
+/// returned for the findings' policies.
 pub fn run_records(
     files: &[String],
     format: SummaryFormat,
     mut out: impl Write,
     quiet: bool,
-) -> ExitCode {
+    row_opts: &RowOptions,
+    gate: &mut Gate,
+) -> (Status, Option<Report>) {
     let mut builder = Builder::default();
     let mut sources = Vec::new();
     for (i, path) in files.iter().enumerate() {
@@ -148,12 +155,17 @@ pub fn run_records(
         } else {
             match File::open(path) {
                 Ok(f) => Box::new(io::BufReader::with_capacity(1 << 16, f)),
-                Err(e) => return usage_error(&format!("{path}: cannot open: {e}")),
+                Err(e) => return (usage_error(&format!("{path}: cannot open: {e}")), None),
             }
         };
         let mut n = 0u64;
         let capture = read_jsonl(reader, &mut |session, rec| {
             n += 1;
+            gate.session(&Row {
+                session,
+                rec: &rec,
+                opts: row_opts,
+            });
             builder.add(i as u32, session, &rec)
         });
         match capture {
@@ -179,19 +191,20 @@ pub fn run_records(
             }
             Err(e) => {
                 eprintln!("wsclose: error: {path}: {e}");
-                return ExitCode::from(2);
+                return (Status::error(), None);
             }
         }
     }
+    gate.finish();
     let report = match builder.finish(sources) {
         Ok(r) => r,
-        Err(e) => return write_failed(e),
+        Err(e) => return (write_failed(&e), None),
     };
     if let Err(e) = out
         .write_all(render(&report, format).as_bytes())
         .and_then(|_| out.flush())
     {
-        return write_failed(e);
+        return (write_failed(&e), Some(report));
     }
     if !quiet {
         eprintln!(
@@ -200,11 +213,11 @@ pub fn run_records(
             files.len()
         );
     }
-    ExitCode::SUCCESS
+    (Status::default(), Some(report))
 }
 
 /// `frames`: the timeline of the selected sessions.
-pub fn run_frames(a: FramesArgs) -> ExitCode {
+pub fn run_frames(a: FramesArgs) -> Status {
     if a.tail == Some(0) {
         return usage_error("--tail must be at least 1");
     }
@@ -214,7 +227,7 @@ pub fn run_frames(a: FramesArgs) -> ExitCode {
     };
     let out = match open_output(&a.output) {
         Ok(o) => o,
-        Err(code) => return code,
+        Err(s) => return s,
     };
     let format = match a.format {
         super::FramesFormat::Table => FramesFormat::Table,
@@ -226,13 +239,18 @@ pub fn run_frames(a: FramesArgs) -> ExitCode {
         tcp_streams: a.tcp_stream.clone(),
         clients: a.client.clone(),
     };
-    let row_opts = a.redact.row_options();
+    let row_opts = RowOptions {
+        redact: a.redact.mode(),
+        ..RowOptions::default()
+    };
     let mut w = FramesWriter::new(out, spill.clone(), selectors, format, row_opts.redact);
-    let code = run_report_with(&a.capture, &row_opts, Some(spill), &mut w);
-    for s in &a.session {
-        if !w.seen_sessions.contains(s) {
-            eprintln!("wsclose: no session {s} in the capture");
+    let status = run_report_with(&a.capture, &row_opts, Some(spill), &mut w);
+    if !status.error && !status.pipe_closed {
+        for s in &a.session {
+            if !w.seen_sessions.contains(s) {
+                eprintln!("wsclose: no session {s} in the capture");
+            }
         }
     }
-    code
+    status
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use crate::util::{root, sessions, wsclose};
+use crate::util::{root, sessions, udp_only_pcap, wsclose};
 
 const CLEAN: &str = "fixtures/captures/real-py-clean.pcap";
 
@@ -72,19 +72,8 @@ fn output_file_and_stdin_give_the_same_report() {
 fn no_websocket_gives_header_and_says_so() {
     let dir = std::env::temp_dir().join(format!("wsclose-nows-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    // A pcap with one UDP packet.
-    let mut f = Vec::new();
-    f.extend_from_slice(&[
-        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 101, 0, 0, 0,
-    ]);
-    let ip: [u8; 28] = [
-        0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 53, 0, 53, 0, 8, 0,
-        0,
-    ];
-    f.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28, 0, 0, 0]);
-    f.extend_from_slice(&ip);
     let p = dir.join("udp.pcap");
-    std::fs::write(&p, f).unwrap();
+    std::fs::write(&p, udp_only_pcap()).unwrap();
     let (out, err, code) = sessions(&[&p], 1);
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 1);

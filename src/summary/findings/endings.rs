@@ -21,8 +21,10 @@ pub const HEARTBEAT_RTT_FACTOR: i64 = 4;
 /// Network loss: retransmitted segments (TCP's repairs: retransmissions, duplicates,
 /// late arrivals) at least this share of a direction's payload segments...
 pub const LOSS_SHARE: f64 = 0.01;
-/// ...over at least this many segments...
+/// ...over at least this many segments, and at least this many repairs (one
+/// retransmission is not a lossy path)...
 pub const LOSS_MIN_SEGMENTS: u64 = 20;
+pub const LOSS_MIN_RETRANSMITTED: u64 = 3;
 /// ...in at least this many sessions (or this share of them, if fewer).
 pub const LOSS_MIN_SESSIONS: u64 = 3;
 pub const LOSS_MIN_SHARE_OF_SESSIONS: f64 = 0.2;
@@ -355,6 +357,7 @@ impl Loss {
     fn rate_hit(r: &Row) -> bool {
         (0..2).any(|d| {
             r.segments[d] >= LOSS_MIN_SEGMENTS
+                && r.retransmitted[d] >= LOSS_MIN_RETRANSMITTED
                 && r.retransmitted[d] as f64 >= LOSS_SHARE * r.segments[d] as f64
         })
     }
@@ -452,7 +455,7 @@ impl Probe for Loss {
             evidence,
             format!(
                 "TCP had to repair the path (threshold: {:.0}% of a direction's segments over at \
-                 least {LOSS_MIN_SEGMENTS}; segments missing from the capture but acknowledged \
+                 least {LOSS_MIN_SEGMENTS}, {LOSS_MIN_RETRANSMITTED} or more; segments missing from the capture but acknowledged \
                  are the capture's loss and do not count). Loss delays messages and heartbeats and can end \
                  sessions by timeouts; data left unacknowledged at an abnormal end means the \
                  peer or the path was gone. Check links, Wi-Fi, overloaded middleboxes; a \
