@@ -53,6 +53,8 @@ fn all_captures() -> Vec<PathBuf> {
         "fixtures/captures",
         "fixtures/proxy",
         "fixtures/why",
+        "fixtures/reach",
+        "fixtures/tls",
         "fixtures/synthetic",
     ] {
         v.extend(captures_in(&root().join(d)));
