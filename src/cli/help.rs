@@ -3,6 +3,37 @@
 
 use std::fmt::Write as _;
 
+/// One entry of a help table: `name` in a column of `width`, then `text` wrapped to 98
+/// columns under itself (clap would wrap it flush left).
+fn entry(out: &mut String, name: &str, width: usize, text: &str) {
+    let indent = 4 + width + 1;
+    let mut line = format!("    {name:<width$} ");
+    if line.chars().count() > indent {
+        line.push('\n');
+        out.push_str(&line);
+        line = " ".repeat(indent);
+    }
+    let mut col = line.chars().count();
+    let mut first = true;
+    for w in text.split_whitespace() {
+        let n = w.chars().count();
+        if !first && col + 1 + n > 98 {
+            out.push_str(&line);
+            out.push('\n');
+            line = " ".repeat(indent);
+            col = indent;
+        } else if !first {
+            line.push(' ');
+            col += 1;
+        }
+        line.push_str(w);
+        col += n;
+        first = false;
+    }
+    out.push_str(&line);
+    out.push('\n');
+}
+
 use wsclose::record::Anomaly;
 use wsclose::report::columns::{COLUMNS, EXTRAS};
 use wsclose::summary::findings::{codes, endings, limits, timers, Cause};
@@ -70,11 +101,11 @@ pub fn sessions_long(short: &str) -> String {
     let mut s = String::from(short.split("EXIT STATUS").next().unwrap_or(""));
     s.push_str("COLUMNS (CSV and JSON Lines; match them by name, later versions add columns at the end):\n");
     for c in COLUMNS {
-        let _ = writeln!(s, "    {:<34} {}", c.name, c.meaning);
+        entry(&mut s, c.name, 34, c.meaning);
     }
     s.push_str("\nJSON LINES ONLY (after the columns):\n");
     for e in EXTRAS {
-        let _ = writeln!(s, "    {:<34} {}", e.name, e.meaning);
+        entry(&mut s, e.name, 34, e.meaning);
     }
     s.push_str(
         "    a last line {\"kind\": \"capture\", ...}: the counters of the closing line, the \
@@ -82,11 +113,11 @@ pub fn sessions_long(short: &str) -> String {
     );
     s.push_str("\nOUTCOMES (decided in this order):\n");
     for o in Outcome::ALL {
-        let _ = writeln!(s, "    {:<18} {}", o.as_str(), o.meaning());
+        entry(&mut s, o.as_str(), 18, o.meaning());
     }
     s.push_str("\nANOMALIES (the anomalies column):\n");
     for a in Anomaly::ALL {
-        let _ = writeln!(s, "    {:<26} {}", a.token(), a.meaning());
+        entry(&mut s, a.token(), 26, a.meaning());
     }
     s.push_str(
         "\nSECRETS:\n    Cookie, Set-Cookie, Authorization and Proxy-Authorization values are \
@@ -143,11 +174,11 @@ direction (control frames included) to the first Close frame, FIN or RST.
             .find(|(k, _)| *k == c)
             .map(|(_, r)| r.as_str())
             .unwrap_or("");
-        let _ = writeln!(
-            h,
-            "    {:<19} {:<8} {rule}",
-            c.token(),
-            c.severity().as_str()
+        entry(
+            &mut h,
+            &format!("{:<19} {}", c.token(), c.severity().as_str()),
+            27,
+            rule,
         );
     }
     let _ = write!(

@@ -658,3 +658,63 @@ fn secrets_in_handshake_headers_are_redacted_in_every_output() {
     let out = wsclose(&["sessions", "--redact", "--no-redact", c]);
     assert_eq!(out.status.code(), Some(2), "the two flags conflict");
 }
+
+#[test]
+fn fail_on_findings_judges_the_summary() {
+    let run = |args: &[&str]| {
+        let out = wsclose(args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let idle = "fixtures/proxy/proxy-nginx-idle.pcap";
+    let (code, err) = run(&["summary", "-q", "--fail-on", "finding=idle_timeout", idle]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("finding=idle_timeout: findings: idle_timeout"),
+        "{err}"
+    );
+    let (code, _) = run(&[
+        "summary",
+        "-q",
+        "--fail-on",
+        "finding=heartbeat_timeout",
+        idle,
+    ]);
+    assert_eq!(code, 0);
+    // Bare `finding`: any warning or error; an info alone (capture_cut) does not fail.
+    let (code, _) = run(&["summary", "-q", "--fail-on", "finding", idle]);
+    assert_eq!(code, 1);
+    let (code, _) = run(&[
+        "summary",
+        "-q",
+        "--fail-on",
+        "finding",
+        "fixtures/proxy/proxy-nginx-active.pcap",
+    ]);
+    assert_eq!(code, 0);
+    // Session policies work on summaries too, from captures and from records.
+    let (code, err) = run(&["summary", "-q", "--fail-on", "abnormal", idle]);
+    assert_eq!(code, 1, "{err}");
+    let jsonl = tmp("idle.jsonl");
+    run_ok(&[
+        "sessions",
+        "-q",
+        "--format",
+        "jsonl",
+        idle,
+        "-o",
+        jsonl.to_str().unwrap(),
+    ]);
+    let (code, err2) = run(&[
+        "summary",
+        "-q",
+        "--fail-on",
+        "abnormal,finding=idle_timeout",
+        "--records",
+        jsonl.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err2.contains("abnormal: 12 sessions"), "{err2}");
+}

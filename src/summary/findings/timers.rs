@@ -154,6 +154,8 @@ struct TimerProbe {
     idle: LogHist,
     data_idle: LogHist,
     ended_by: Tally,
+    /// The addresses that sent the packet that ended each session.
+    enders: Tally,
     close_frames: u64,
     by_side: [u64; 2],
     busy: u64,
@@ -168,6 +170,7 @@ impl TimerProbe {
             idle: LogHist::default(),
             data_idle: LogHist::default(),
             ended_by: Tally::default(),
+            enders: Tally::default(),
             close_frames: 0,
             by_side: [0; 2],
             busy: 0,
@@ -199,6 +202,16 @@ impl Probe for TimerProbe {
         }
         if let Some(s) = r.ended_by {
             self.by_side[idx(s)] += 1;
+            let ep = match s {
+                crate::record::Side::Client => r.client,
+                crate::record::Side::Server => r.server,
+            };
+            let ip = ep.to_string();
+            let ip = ip
+                .rsplit_once(':')
+                .map_or(ip.as_str(), |(a, _)| a)
+                .to_string();
+            self.enders.add(ip);
         }
         if busy(r) {
             self.busy += 1;
@@ -255,20 +268,20 @@ impl Probe for TimerProbe {
         let suspects = if m.is_empty() {
             match self.cause {
                 Cause::IdleTimeout => format!(
-                    "no common default is {}: look for a configured idle timeout of about that \
+                    "no common default is {}: look for an idle timeout configured to about that \
                      (nginx proxy_read_timeout, HAProxy timeout tunnel, a load balancer's idle \
                      timeout, the server's own)",
                     secs(interval)
                 ),
                 _ => format!(
-                    "no common default is {}: look for a maximum connection age of about that \
-                     (a load balancer's backend timeout, a proxy's session limit, the server's \
-                     maxLifetime)",
+                    "no common default is {}: look for a maximum connection age configured to \
+                     about that (a load balancer's backend timeout, a proxy's session limit, \
+                     the server's maxLifetime)",
                     secs(interval)
                 ),
             }
         } else {
-            format!("matches {}", m.join("; "))
+            format!("{} is the default of {}", secs(interval), m.join("; "))
         };
         let mut evidence = vec![
             (
@@ -299,6 +312,7 @@ impl Probe for TimerProbe {
                 )),
             ),
             ("ended_by", self.ended_by.ev()),
+            ("ended_from_address", self.enders.ev()),
             ("with_close_frame", Ev::Count(self.close_frames)),
             ("without_close_frame", Ev::Count(without_close)),
             ("intermediary", Ev::Text(suspects.clone())),
@@ -329,16 +343,16 @@ impl Probe for TimerProbe {
         let advice = match self.cause {
             Cause::IdleTimeout => format!(
                 "An {kind} timer ends connections that carry nothing for {}: the first FIN/RST \
-                 came from {closer}; {how}. Its {suspects}. Keep traffic flowing more often than \
-                 every {} (WebSocket pings from either side reset a proxy's idle timer), or \
-                 raise that timeout.",
+                 came from {closer} (ended_from_address names who sent it); {how}. Suspects: \
+                 {suspects}. Keep traffic flowing more often than every {} (WebSocket pings \
+                 from either side reset a proxy's idle timer), or raise that timeout.",
                 secs(interval),
                 secs(interval),
             ),
             _ => format!(
                 "A {kind} cap ends connections {} after they opened, busy or not: the first \
-                 FIN/RST came from {closer}; {how}. Its {suspects}. Reconnect before the cap \
-                 (and expect it), or raise the cap.",
+                 FIN/RST came from {closer} (ended_from_address names who sent it); {how}. \
+                 Suspects: {suspects}. Reconnect before the cap (and expect it), or raise it.",
                 secs(interval),
             ),
         };
