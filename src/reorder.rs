@@ -164,11 +164,8 @@ fn approx_size(r: &SessionRecord) -> usize {
             .map(|s| s.close.as_ref().map_or(0, |c| c.reason.capacity() + 40))
             .sum::<usize>()
         + r.anomaly_marks.iter().count() * 24
-        + [&r.handshake_headers.request, &r.handshake_headers.response]
-            .iter()
-            .flat_map(|h| h.iter())
-            .map(|(n, v)| n.capacity() + v.capacity() + 48)
-            .sum::<usize>()
+        + r.handshake_headers.request.capacity()
+        + r.handshake_headers.response.capacity()
 }
 
 #[cfg(test)]

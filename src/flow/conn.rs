@@ -9,6 +9,7 @@ use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
 use crate::net::FlowKey;
 use crate::record::{Anomaly, At, HandshakeHeaders, SessionRecord, SideStats, TcpDir, TcpEnds};
 use crate::verdict::verdict;
+use crate::ws::counts::SideTotals;
 use crate::ws::facts::SideFacts;
 use crate::ws::session::Lent;
 use crate::ws::timeline::Kind;
@@ -332,11 +333,17 @@ impl Conn {
             client_rst: self.rst[c],
             server_rst: self.rst[sv],
         };
-        let side = |stats: SideStats, f: &SideFacts, unfinished: Option<u64>, d: usize| {
+        let side = |stats: SideTotals, f: &SideFacts, unfinished: Option<u64>, d: usize| {
             let k = &self.half[d].counters;
             let (messages_before_close, bytes_before_close) =
                 f.before_close.unwrap_or((stats.messages, stats.bytes));
             SideStats {
+                messages: stats.messages,
+                bytes: stats.bytes,
+                pings: stats.pings,
+                pongs: stats.pongs,
+                close: stats.close,
+                missing_bytes: stats.missing_bytes,
                 messages_before_close,
                 bytes_before_close,
                 largest_message: f.largest_message,
@@ -352,7 +359,7 @@ impl Conn {
                     unacked_bytes: self.half[d].unacked_bytes(),
                     last_payload: some_at(self.last_payload[d]),
                 },
-                ..stats
+                in_progress_at_end: None,
             }
         };
         let mut client_side = side(counts.client.stats, &facts.client, client_unfinished, c);

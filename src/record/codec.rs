@@ -7,7 +7,7 @@
 use std::io::{self, Read};
 
 use super::{
-    Anomalies, Anomaly, AnomalyMarks, At, Close, HandshakeHeaders, PingRtt, SessionRecord,
+    Anomalies, Anomaly, AnomalyMarks, At, Close, Fields, HandshakeHeaders, PingRtt, SessionRecord,
     SideStats, TcpDir, TcpEnds,
 };
 use crate::net::Endpoint;
@@ -77,11 +77,7 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
     w.opt_at(*last_payload_before_end);
     let HandshakeHeaders { request, response } = handshake_headers;
     for head in [request, response] {
-        w.u64(head.len() as u64);
-        for (n, v) in head {
-            w.str(n);
-            w.str(v);
-        }
+        w.str(head.encoded());
     }
     match timeline {
         Some(TimelineRef {
@@ -148,14 +144,10 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         anomaly_marks.add(a, first, count);
     }
     let last_payload_before_end = c.opt_at()?;
-    let mut heads = [Vec::new(), Vec::new()];
-    for head in &mut heads {
-        for _ in 0..c.u64()? {
-            head.push((c.string()?, c.string()?));
-        }
-    }
-    let [request, response] = heads;
-    let handshake_headers = HandshakeHeaders { request, response };
+    let handshake_headers = HandshakeHeaders {
+        request: Fields::from_encoded(c.string()?),
+        response: Fields::from_encoded(c.string()?),
+    };
     let timeline = if c.u8()? == 1 {
         Some(TimelineRef {
             last_chunk: c.u64()?,
@@ -565,7 +557,15 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn headers() -> impl Strategy<Value = HandshakeHeaders> {
-        let head = || proptest::collection::vec(("[A-Za-z-]{1,8}", ".{0,10}"), 0..3);
+        let head = || {
+            proptest::collection::vec(("[A-Za-z-]{1,8}", ".{0,10}"), 0..3).prop_map(
+                |v: Vec<(String, String)>| {
+                    v.iter()
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect::<Fields>()
+                },
+            )
+        };
         (head(), head()).prop_map(|(request, response)| HandshakeHeaders { request, response })
     }
 

@@ -390,8 +390,66 @@ impl AnomalyMarks {
 /// the writers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HandshakeHeaders {
-    pub request: Vec<(String, String)>,
-    pub response: Vec<(String, String)>,
+    pub request: Fields,
+    pub response: Fields,
+}
+
+/// Header fields (name, value) in order, kept in one string: one allocation per head, as
+/// long as the session lives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fields(String);
+
+impl Fields {
+    /// Appends a field (a NUL, which no HTTP field holds, is written as U+FFFD).
+    pub fn push(&mut self, name: &str, value: &str) {
+        for part in [name, value] {
+            if part.contains('\0') {
+                self.0.push_str(&part.replace('\0', "\u{fffd}"));
+            } else {
+                self.0.push_str(part);
+            }
+            self.0.push('\0');
+        }
+    }
+
+    /// The fields in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let mut parts = self.0.split_terminator('\0');
+        std::iter::from_fn(move || Some((parts.next()?, parts.next().unwrap_or(""))))
+    }
+
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The fields' encoded form (for the record's codec).
+    pub fn encoded(&self) -> &str {
+        &self.0
+    }
+
+    /// Fields from their encoded form (as [`Fields::encoded`] gave it).
+    pub fn from_encoded(s: String) -> Fields {
+        Fields(s)
+    }
+
+    /// Bytes held.
+    pub fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+}
+
+impl<'a> FromIterator<(&'a str, &'a str)> for Fields {
+    fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(it: I) -> Self {
+        let mut f = Fields::default();
+        for (n, v) in it {
+            f.push(n, v);
+        }
+        f
+    }
 }
 
 /// One WebSocket session: a TCP connection whose Upgrade request was seen.
@@ -615,11 +673,10 @@ impl SessionRecord {
                 ts_ns: 1_700_000_000_400_000_000,
             }),
             handshake_headers: HandshakeHeaders {
-                request: vec![
-                    ("Host".into(), "h".into()),
-                    ("Cookie".into(), "sid=secret".into()),
-                ],
-                response: vec![("Upgrade".into(), "websocket".into())],
+                request: [("Host", "h"), ("Cookie", "sid=secret")]
+                    .into_iter()
+                    .collect(),
+                response: [("Upgrade", "websocket")].into_iter().collect(),
             },
             timeline: None,
         }

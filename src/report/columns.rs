@@ -19,8 +19,8 @@ use std::fmt::Write as _;
 use super::json::Json;
 use crate::net::Endpoint;
 use crate::record::{
-    Anomalies, Anomaly, AnomalyMarks, At, Close, HandshakeHeaders, PingRtt, SessionRecord, Side,
-    SideStats, TcpDir, TcpEnds,
+    Anomalies, Anomaly, AnomalyMarks, At, Close, Fields, HandshakeHeaders, PingRtt, SessionRecord,
+    Side, SideStats, TcpDir, TcpEnds,
 };
 use crate::time::{write_rfc3339_micros, write_seconds_micros};
 use crate::verdict::Upgrade;
@@ -439,10 +439,10 @@ fn upgrade_token(u: Upgrade) -> &'static str {
     }
 }
 
-fn headers_json(j: &mut Json, head: &[(String, String)], redact: Redact) {
+fn headers_json(j: &mut Json, head: &Fields, redact: Redact) {
     j.arr();
     let mut v = String::new();
-    for (n, val) in head {
+    for (n, val) in head.iter() {
         v.clear();
         redact.header_value(n, val, &mut v);
         j.arr().str(n).str(&v).end_arr();
@@ -879,21 +879,23 @@ pub fn record_from_json(
         let n = |f: &str| m.get(f).and_then(J::as_u64).unwrap_or(0);
         anomaly_marks.add(a, n("first_packet"), n("count"));
     }
-    let head = |k: &str| -> Result<Vec<(String, String)>, String> {
+    let head = |k: &str| -> Result<Fields, String> {
         let h = get("handshake_headers")?;
         let list = h
             .get(k)
             .and_then(J::as_array)
             .ok_or("bad handshake_headers")?;
-        list.iter()
-            .map(|pair| match pair.as_array().map(Vec::as_slice) {
-                Some([n, v]) => Ok((
-                    n.as_str().unwrap_or_default().to_string(),
-                    v.as_str().unwrap_or_default().to_string(),
-                )),
-                _ => Err("a header is not a [name, value] pair".to_string()),
-            })
-            .collect()
+        let mut f = Fields::default();
+        for pair in list {
+            match pair.as_array().map(Vec::as_slice) {
+                Some([n, v]) => f.push(
+                    n.as_str().unwrap_or_default(),
+                    v.as_str().unwrap_or_default(),
+                ),
+                _ => return Err("a header is not a [name, value] pair".to_string()),
+            }
+        }
+        Ok(f)
     };
     let (client_side, server_side) = (side("client")?, side("server")?);
     let tcp = TcpEnds {

@@ -58,14 +58,9 @@ impl Rtt {
     }
 }
 
-/// What one side's frames showed.
+/// The pings of one side: those waiting for a pong, and the round trips of the answered.
 #[derive(Clone, Debug, Default)]
-pub struct SideFacts {
-    /// (messages, bytes) this side had sent when the session's first Close frame was seen
-    /// (taken from the report's counters, see [`Facts::close_seen`]).
-    pub before_close: Option<(u64, u64)>,
-    pub largest_message: u64,
-    pub last_data: Option<At>,
+struct Pings {
     /// Pings this side sent that wait for the other side's pong, oldest first.
     pending: VecDeque<At>,
     /// Pings beyond `MAX_PENDING_PINGS` waiting at once (their times are not kept).
@@ -76,7 +71,7 @@ pub struct SideFacts {
     rtt: Rtt,
 }
 
-impl SideFacts {
+impl Pings {
     /// The pings waiting now: how many, and the oldest.
     fn pending_now(&self) -> (u64, Option<At>) {
         (
@@ -84,35 +79,62 @@ impl SideFacts {
             self.pending.front().copied(),
         )
     }
+}
 
+/// What one side's frames showed.
+#[derive(Clone, Debug, Default)]
+pub struct SideFacts {
+    /// (messages, bytes) this side had sent when the session's first Close frame was seen
+    /// (taken from the report's counters, see [`Facts::close_seen`]).
+    pub before_close: Option<(u64, u64)>,
+    pub largest_message: u64,
+    pub last_data: Option<At>,
+    /// Allocated at this side's first ping (most sessions' state stays small).
+    pings: Option<Box<Pings>>,
+}
+
+impl SideFacts {
     /// The round trips of this side's pings, and the pings unanswered when the session
     /// ended (or when the capture ended, if it never did).
     pub fn ping_rtt(&self) -> PingRtt {
-        let (unanswered, first_unanswered) = self.pending_at_end.unwrap_or(self.pending_now());
+        let Some(p) = &self.pings else {
+            return PingRtt::default();
+        };
+        let (unanswered, first_unanswered) = p.pending_at_end.unwrap_or(p.pending_now());
         PingRtt {
-            answered: self.rtt.answered,
-            min_ns: self.rtt.min,
-            p50_ns: self.rtt.median(),
-            max_ns: self.rtt.max,
+            answered: p.rtt.answered,
+            min_ns: p.rtt.min,
+            p50_ns: p.rtt.median(),
+            max_ns: p.rtt.max,
             unanswered,
             first_unanswered,
         }
     }
 
     fn ping(&mut self, at: At) {
-        if self.pending.len() < MAX_PENDING_PINGS && self.pending_untimed == 0 {
-            self.pending.push_back(at);
+        let p = self.pings.get_or_insert_with(Default::default);
+        if p.pending.len() < MAX_PENDING_PINGS && p.pending_untimed == 0 {
+            p.pending.push_back(at);
         } else {
-            self.pending_untimed += 1;
+            p.pending_untimed += 1;
         }
     }
 
     /// The peer's pong answers this side's oldest waiting ping.
     fn pong(&mut self, at: At) {
-        if let Some(ping) = self.pending.pop_front() {
-            self.rtt.add(at.ts_ns - ping.ts_ns);
-        } else if self.pending_untimed > 0 {
-            self.pending_untimed -= 1;
+        let Some(p) = &mut self.pings else { return };
+        if let Some(ping) = p.pending.pop_front() {
+            p.rtt.add(at.ts_ns - ping.ts_ns);
+        } else if p.pending_untimed > 0 {
+            p.pending_untimed -= 1;
+        }
+    }
+
+    fn ended(&mut self) {
+        if let Some(p) = &mut self.pings {
+            if p.pending_at_end.is_none() {
+                p.pending_at_end = Some(p.pending_now());
+            }
         }
     }
 }
@@ -140,11 +162,8 @@ impl Facts {
     /// The session ended (its first Close frame, FIN or RST): the pings waiting now were
     /// not answered in time.
     pub fn ended(&mut self) {
-        for s in [&mut self.client, &mut self.server] {
-            if s.pending_at_end.is_none() {
-                s.pending_at_end = Some(s.pending_now());
-            }
-        }
+        self.client.ended();
+        self.server.ended();
     }
 
     /// A frame of `side` ended in packet `at`.

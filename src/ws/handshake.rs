@@ -5,6 +5,7 @@ use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
 use crate::config::{MAX_KEPT_HEADERS, MAX_KEPT_HEADER_VALUE};
+use crate::record::Fields;
 
 pub use crate::http::head::{parse_head, parse_head_prefix, Head, HeadError};
 
@@ -35,7 +36,7 @@ pub struct Request {
     /// `Connection: Upgrade` is present (§4.1 item 6).
     pub connection_upgrade: bool,
     /// The header fields as sent (bounded; see [`kept_headers`]).
-    pub headers: Vec<(String, String)>,
+    pub headers: Fields,
 }
 
 /// What the report needs from the handshake response.
@@ -47,28 +48,26 @@ pub struct Response {
     pub extensions: String,
     pub upgrade_websocket: bool,
     /// The header fields as sent (bounded; see [`kept_headers`]).
-    pub headers: Vec<(String, String)>,
+    pub headers: Fields,
 }
 
 /// A head's fields as text, for the report: at most [`MAX_KEPT_HEADERS`], each value cut
 /// to [`MAX_KEPT_HEADER_VALUE`] bytes (at a character boundary, marked with `…`).
-pub fn kept_headers(head: &Head<'_>) -> Vec<(String, String)> {
-    head.fields
-        .iter()
-        .take(MAX_KEPT_HEADERS)
-        .map(|(n, v)| {
-            let mut v = String::from_utf8_lossy(v).into_owned();
-            if v.len() > MAX_KEPT_HEADER_VALUE {
-                let mut cut = MAX_KEPT_HEADER_VALUE;
-                while !v.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                v.truncate(cut);
-                v.push('…');
+pub fn kept_headers(head: &Head<'_>) -> Fields {
+    let mut f = Fields::default();
+    for (n, v) in head.fields.iter().take(MAX_KEPT_HEADERS) {
+        let mut v = String::from_utf8_lossy(v).into_owned();
+        if v.len() > MAX_KEPT_HEADER_VALUE {
+            let mut cut = MAX_KEPT_HEADER_VALUE;
+            while !v.is_char_boundary(cut) {
+                cut -= 1;
             }
-            (String::from_utf8_lossy(n).into_owned(), v)
-        })
-        .collect()
+            v.truncate(cut);
+            v.push('…');
+        }
+        f.push(&String::from_utf8_lossy(n), &v);
+    }
+    f
 }
 
 fn text(v: Option<&[u8]>) -> String {

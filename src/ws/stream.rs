@@ -480,7 +480,7 @@ impl FrameStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::SideStats;
+    use crate::ws::counts::SideTotals;
     use crate::ws::counts::{Counts, SideCounts};
 
     /// A client stream and what its events add up to.
@@ -514,7 +514,7 @@ mod tests {
                 Side::Server => &self.counts.server,
             }
         }
-        fn stats(&self) -> &SideStats {
+        fn stats(&self) -> &SideTotals {
             &self.side().stats
         }
     }
