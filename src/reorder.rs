@@ -16,7 +16,9 @@ use crate::record::codec::{decode, encode};
 use crate::record::SessionRecord;
 
 /// A record ordered by its first frame (unique per connection).
-struct ByFirstPacket(SessionRecord);
+/// Boxed: the heap then holds pointers, and its growth by doubling costs 8 bytes a slot,
+/// not a record.
+struct ByFirstPacket(Box<SessionRecord>);
 
 impl PartialEq for ByFirstPacket {
     fn eq(&self, o: &Self) -> bool {
@@ -67,7 +69,7 @@ impl Reorder {
 
     pub fn push(&mut self, r: SessionRecord) -> io::Result<()> {
         self.held_bytes += approx_size(&r);
-        self.heap.push(Reverse(ByFirstPacket(r)));
+        self.heap.push(Reverse(ByFirstPacket(Box::new(r))));
         if self.held_bytes > self.max_held_bytes {
             self.spill()?;
         }
@@ -145,7 +147,7 @@ impl Reorder {
                     Some(m) if m < watermark => {
                         let Reverse(ByFirstPacket(r)) = self.heap.pop().unwrap();
                         self.held_bytes = self.held_bytes.saturating_sub(approx_size(&r));
-                        out(r)?;
+                        out(*r)?;
                     }
                     _ => return Ok(()),
                 }
@@ -158,6 +160,7 @@ fn approx_size(r: &SessionRecord) -> usize {
     let strings = r.texts();
     std::mem::size_of::<SessionRecord>()
         + 16
+        + 8
         + strings.iter().map(|s| s.capacity()).sum::<usize>()
         + [&r.client_side, &r.server_side]
             .iter()
