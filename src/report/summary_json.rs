@@ -284,7 +284,7 @@ pub fn write(report: &Report, j: &mut Json) {
             .time(s.to * 1000)
             .key("reconnects")
             .u64(s.reconnects)
-            .key("clients")
+            .key("clients_at_least")
             .u64(s.clients as u64)
             .end_obj();
     }

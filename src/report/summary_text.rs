@@ -386,8 +386,8 @@ pub fn write(report: &Report, st: Style, out: &mut String) {
         for s in &r.storms {
             let _ = writeln!(
                 out,
-                "  storm: {} clients reconnected between {} and {}",
-                s.clients,
+                "  storm: {} reconnects between {} and {}",
+                s.reconnects,
                 time(Some(s.from * 1000)),
                 time(Some(s.to * 1000))
             );

@@ -24,8 +24,9 @@ use dist::LogHist;
 use findings::{Context, Finding, Scan};
 use row::{Row, RowStore};
 
-/// Rows kept in memory before they are spilled (bytes).
-pub const MAX_ROW_MEMORY: usize = 32 << 20;
+/// Rows kept in memory before they are spilled (bytes), as the sessions report keeps
+/// waiting records (`Limits::max_pending_bytes`).
+pub const MAX_ROW_MEMORY: usize = 8 << 20;
 /// Distinct (side, code, reason) kept for the reasons table; more are counted as others.
 pub const MAX_REASONS: usize = 4096;
 

@@ -20,18 +20,20 @@ pub const STORM_WINDOW_US: i64 = 5_000_000;
 /// average): a burst, not the steady churn of a busy service.
 pub const STORM_FACTOR: f64 = 5.0;
 /// Clients whose recent ends are remembered (beyond it, new clients are not tracked).
-pub const MAX_TRACKED_CLIENTS: usize = 1 << 20;
-/// Recent session ends remembered per client.
-const ENDS_PER_CLIENT: usize = 8;
-/// Distinct clients remembered per second of reconnects (enough to tell a storm).
-const CLIENTS_PER_SECOND: usize = 64;
-/// Seconds with reconnects remembered (a storm needs only a few).
-const MAX_SECONDS: usize = 1 << 20;
+pub const MAX_TRACKED_CLIENTS: usize = 1 << 18;
+/// Recent session ends remembered per client (inline: no allocation per client).
+const ENDS_PER_CLIENT: usize = 4;
+/// Distinct clients remembered per second of reconnects: enough to tell a storm (the
+/// storm's own count of clients is taken exactly when its sessions are named).
+const CLIENTS_PER_SECOND: usize = 8;
+/// Seconds with reconnects remembered.
+const MAX_SECONDS: usize = 1 << 16;
 
 /// Follows sessions in first-packet order and says which are reconnects.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    ends: HashMap<Addr, Vec<i64>>,
+    /// Per client: its latest session ends ([`NONE`] where unused).
+    ends: HashMap<Addr, [i64; ENDS_PER_CLIENT]>,
     /// New clients could not be tracked (the map is full).
     pub saturated: bool,
 }
@@ -48,26 +50,22 @@ impl Tracker {
                 self.saturated = true;
                 None
             }
-            None => Some(self.ends.entry(ip).or_default()),
+            None => Some(self.ends.entry(ip).or_insert([NONE; ENDS_PER_CLIENT])),
         }?;
         let delay = ends
             .iter()
-            .filter(|&&e| e <= r.start)
+            .filter(|&&e| e != NONE && e <= r.start)
             .map(|&e| r.start - e)
             .min()
             .filter(|&d| d <= RECONNECT_WINDOW_US);
-        let end = if r.ended != NONE { r.ended } else { NONE };
-        if end != NONE {
-            if ends.len() == ENDS_PER_CLIENT {
-                // Forget the earliest end.
-                let (i, _) = ends
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, e)| **e)
-                    .expect("full");
-                ends.swap_remove(i);
-            }
-            ends.push(end);
+        if r.ended != NONE {
+            // Replace the earliest end (or an unused slot, which is the smallest).
+            let (i, _) = ends
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| **e)
+                .expect("not empty");
+            ends[i] = r.ended;
         }
         delay
     }
@@ -92,6 +90,8 @@ pub struct Storm {
     pub from: i64,
     pub to: i64,
     pub reconnects: u64,
+    /// Distinct clients seen in the window (at least; at most a few are kept per second:
+    /// the storm finding counts them all).
     pub clients: usize,
 }
 

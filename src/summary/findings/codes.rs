@@ -20,8 +20,8 @@ pub const MASS_END_MIN: u64 = 5;
 /// ...and at least this share of the server's sessions alive when the window opened: a
 /// restart or a crash.
 pub const MASS_END_SHARE: f64 = 0.5;
-/// Seconds remembered per server for mass ends.
-const MAX_END_SECONDS: usize = 1 << 20;
+/// (server, bin) counts remembered for mass ends.
+const MAX_END_SECONDS: usize = 1 << 16;
 
 /// Did the server end this session without a normal Close (no Close frame at all, or a
 /// code other than 1000/1005)? Those are the ends a restart or a crash leaves.

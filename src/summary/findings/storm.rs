@@ -16,6 +16,7 @@ pub fn probes(r: &Reconnects) -> Vec<Box<dyn Probe>> {
         storms,
         tracker: Tracker::default(),
         delays: LogHist::default(),
+        clients: Default::default(),
     })]
 }
 
@@ -23,6 +24,8 @@ struct StormProbe {
     storms: Vec<Storm>,
     tracker: Tracker,
     delays: LogHist,
+    /// The distinct clients of the named sessions (bounded like the sessions named).
+    clients: std::collections::HashSet<crate::net::Addr>,
 }
 
 impl Probe for StormProbe {
@@ -38,6 +41,9 @@ impl Probe for StormProbe {
             return false;
         }
         self.delays.add(delay.max(0) as u64);
+        if self.clients.len() < super::MAX_NAMED {
+            self.clients.insert(r.client.addr);
+        }
         true
     }
 
@@ -45,14 +51,15 @@ impl Probe for StormProbe {
         if named.total == 0 {
             return None;
         }
-        let clients: usize = self.storms.iter().map(|s| s.clients).sum();
+        let clients = self.clients.len();
         let when: Vec<String> = self
             .storms
             .iter()
             .map(|s| {
-                let mut t = String::new();
-                crate::time::write_rfc3339_micros(&mut t, s.from * 1000);
-                format!("{t} ({} clients)", s.clients)
+                let (mut a, mut b) = (String::new(), String::new());
+                crate::time::write_rfc3339_micros(&mut a, s.from * 1000);
+                crate::time::write_rfc3339_micros(&mut b, s.to * 1000);
+                format!("{a} to {b}: {} reconnects", s.reconnects)
             })
             .collect();
         Some(Finding {
