@@ -30,7 +30,7 @@ pub mod flag {
     pub const UPGRADED: u32 = 1 << 6;
 }
 
-/// What the findings need of one session (about 300 bytes).
+/// What the findings need of one session (a few hundred bytes; spilled past a cap).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Row {
     /// Which input (`summary --records` with several files), and the session's number
