@@ -1,23 +1,26 @@
 //! Command-line interface: the subcommands, the options they share, and one function that
 //! runs a report writer over the captures (`run.rs`), so that a new subcommand is a writer
-//! and a few lines here. The exit status is chosen in one place (`status.rs`); the long
-//! help texts are written from the tables they explain (`help.rs`).
+//! and a few lines here. The exit status is chosen in one place (`status.rs`); where the
+//! report goes is `output.rs`; SIGINT/SIGTERM are `signals.rs`; the long help texts are
+//! written from the tables they explain (`help.rs`).
 
 #[macro_use]
 mod help;
+mod check;
+mod output;
 mod progress;
 mod run;
+mod signals;
 mod status;
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use run::{open_output, run_records, run_report, usage_error, write_failed};
+use run::{run_records, run_report, usage_error};
 use status::Status;
-use wsclose::check::{update::write_atomically, Check, Expected, MatchMode};
 use wsclose::policy::{FindingRef, Gate, Gated, Policy, Severity as PolicySeverity};
 use wsclose::report::columns::Redact;
 use wsclose::report::csv::CsvWriter;
@@ -129,25 +132,40 @@ pub enum Command {
 /// What every subcommand that reads captures takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CaptureArgs {
-    /// pcap or pcapng files, merged by timestamp into one capture; `-` reads stdin.
+    /// pcap or pcapng files (gzip-compressed or not), merged by timestamp into one
+    /// capture; `-` reads stdin.
     #[arg(value_name = "CAPTURE")]
     pub captures: Vec<String>,
-    /// Worker threads (default: all cores). The report is the same for every value.
+    /// Worker threads (default and most: the number of cores). The report is the same
+    /// for every value.
     #[arg(short = 't', long, value_name = "N")]
     pub threads: Option<usize>,
     /// Only analyze packets matching this BPF expression (tcpdump syntax; needs the
-    /// `libpcap` build feature).
+    /// `libpcap` build feature). Numbers stay those of the unfiltered capture.
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
-    /// Print nothing on stderr but errors (no closing line, no progress).
+    /// Also give each session's numbers in the input file that holds its first packet:
+    /// columns file, file_tcp_stream, file_first_frame.
+    #[arg(long)]
+    pub per_file: bool,
+    /// Print nothing on stderr but errors (no closing line, no notes, no progress).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Do not inflate permessage-deflate messages (nor check text messages for UTF-8):
+    /// the *_bytes_inflated columns are then empty, and so are the *_largest_message
+    /// columns of compressed sessions.
+    #[arg(long)]
+    pub no_inflate: bool,
+    /// Do not pick up connections whose handshake is not in the capture (recognised by
+    /// their WebSocket framing otherwise).
+    #[arg(long)]
+    pub no_midstream: bool,
 }
 
 /// Where a report goes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct OutputArgs {
-    /// Write the report to FILE instead of stdout.
+    /// Write the report to FILE instead of stdout (`-`: stdout).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<String>,
 }
@@ -406,7 +424,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Summary(a) => summary(&a),
         Command::Sessions(a) => sessions(&a),
         Command::Frames(a) => run::run_frames(a),
-        Command::Check(a) => check(&a),
+        Command::Check(a) => check::run(&a),
     }
     .exit_code()
 }
@@ -443,41 +461,32 @@ fn sessions(a: &SessionsArgs) -> Status {
         Ok(g) => g,
         Err(s) => return s,
     };
-    let out = match open_output(&a.output) {
-        Ok(o) => o,
-        Err(s) => return s,
-    };
     let row_opts = a.rows.with(&a.redact);
-    let mut csv;
-    let mut jsonl;
-    let inner: &mut dyn wsclose::report::ReportWriter = match a.format {
-        SessionsFormat::Csv => {
-            csv = match CsvWriter::new(out) {
-                Ok(w) => w,
-                Err(e) => return write_failed(&e),
-            };
-            &mut csv
-        }
-        SessionsFormat::Jsonl => {
-            jsonl = JsonlWriter::new(out);
-            &mut jsonl
-        }
+    let per_file = a.capture.per_file;
+    let status = match a.format {
+        SessionsFormat::Csv => run_report(&a.capture, &a.output, &row_opts, |out| {
+            Ok(Gated {
+                gate: &mut gate,
+                inner: CsvWriter::with_per_file(out, per_file)?,
+            })
+        }),
+        SessionsFormat::Jsonl => run_report(&a.capture, &a.output, &row_opts, |out| {
+            Ok(Gated {
+                gate: &mut gate,
+                inner: JsonlWriter::new(out),
+            })
+        }),
     };
-    let status = run_report(
-        &a.capture,
-        &row_opts,
-        &mut Gated {
-            gate: &mut gate,
-            inner,
-        },
-    );
     judge(&gate, &row_opts, status)
 }
 
 fn summary(a: &SummaryArgs) -> Status {
     let format = match a.format {
         SummaryFormatArg::Text => SummaryFormat::Text {
-            color: use_color(a.color, a.output.output.is_some()),
+            color: use_color(
+                a.color,
+                a.output.output.as_deref().is_some_and(|o| o != "-"),
+            ),
         },
         SummaryFormatArg::Json => SummaryFormat::Json,
         SummaryFormatArg::Html => {
@@ -489,28 +498,22 @@ fn summary(a: &SummaryArgs) -> Status {
     if !a.records.is_empty() && !a.capture.captures.is_empty() {
         return usage_error("give captures or --records files, not both");
     }
-    let out = match open_output(&a.output) {
-        Ok(o) => o,
-        Err(s) => return s,
-    };
     let mut gate = Gate::new(&a.policy.fail_on);
     let row_opts = a.rows.with(&a.redact);
     let (status, report) = if a.records.is_empty() {
-        let mut w = SummaryWriter::new(out, format);
-        let status = run_report(
-            &a.capture,
-            &row_opts,
-            &mut Gated {
+        let mut w = None;
+        let status = run_report(&a.capture, &a.output, &row_opts, |out| {
+            Ok(Gated {
                 gate: &mut gate,
-                inner: &mut w,
-            },
-        );
-        (status, w.report)
+                inner: w.insert(SummaryWriter::new(out, format)),
+            })
+        });
+        (status, w.and_then(|w| w.report))
     } else {
         run_records(
             &a.records,
             format,
-            out,
+            &a.output,
             a.capture.quiet,
             &row_opts,
             &mut gate,
@@ -532,58 +535,4 @@ fn summary(a: &SummaryArgs) -> Status {
         }
     }
     judge(&gate, &row_opts, status)
-}
-
-fn check(a: &CheckArgs) -> Status {
-    let mode = match a.match_by {
-        MatchArg::Session => MatchMode::Session,
-        MatchArg::Endpoints => MatchMode::Endpoints,
-        MatchArg::Path => MatchMode::Path,
-    };
-    let expect = a.expect.display().to_string();
-    let check = match Expected::read(&a.expect)
-        .and_then(|e| Check::new(e, mode).map_err(|m| format!("{expect}: {m}")))
-    {
-        Ok(c) => c,
-        Err(m) => return usage_error(&m),
-    };
-    let mut out = match open_output(&OutputArgs {
-        output: a.output.clone(),
-    }) {
-        Ok(o) => o,
-        Err(s) => return s,
-    };
-    let mut found = check.collector();
-    let mut status = run_report(&a.capture, &a.rows.options(), &mut found);
-    if status.error {
-        eprintln!("wsclose: check: nothing compared (an input could not be read to its end)");
-        return status;
-    }
-    let cmp = check.compare(&found.rows);
-    if a.update {
-        let new = match check.updated(&found.rows) {
-            Ok(b) => b,
-            Err(e) => return usage_error(&format!("{expect}: {e}")),
-        };
-        if std::fs::read(&a.expect).ok().as_deref() != Some(&new[..]) {
-            if let Err(e) = write_atomically(&a.expect, &new) {
-                return usage_error(&format!("{expect}: cannot rewrite: {e}"));
-            }
-        }
-    } else {
-        status.failed = !cmp.passed();
-    }
-    let written = match a.format {
-        CheckFormat::Text => cmp.write_text(&mut out, a.update.then_some(expect.as_str())),
-        CheckFormat::Json => serde_json::to_writer(&mut out, &cmp.to_json(&expect, a.update))
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(out)),
-    }
-    .and_then(|()| out.flush());
-    if let Err(e) = written {
-        let w = write_failed(&e);
-        status.error |= w.error;
-        status.pipe_closed |= w.pipe_closed;
-    }
-    status
 }

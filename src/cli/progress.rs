@@ -9,6 +9,16 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Does the file at `path` start with the gzip magic (RFC 1952 §2.3.1)?
+fn is_gzip(path: &str) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 2];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == [0x1f, 0x8b]
+}
+
 /// A progress display fed by the pipeline's byte counter.
 pub struct Progress {
     pub bytes: Arc<AtomicU64>,
@@ -22,7 +32,8 @@ impl Progress {
         if quiet || !std::io::stderr().is_terminal() {
             return None;
         }
-        // The total is known when every input is a regular file.
+        // The total is known when every input is a regular file, not gzip-compressed
+        // (bytes read are counted decompressed).
         let total: Option<u64> = inputs
             .iter()
             .map(|p| {
@@ -30,7 +41,7 @@ impl Progress {
                     .then(|| {
                         std::fs::metadata(p)
                             .ok()
-                            .filter(|m| m.is_file())
+                            .filter(|m| m.is_file() && !is_gzip(p))
                             .map(|m| m.len())
                     })
                     .flatten()

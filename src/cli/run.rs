@@ -1,11 +1,11 @@
-//! Running a report writer over the captures: options, the capture, the analysis, the
-//! closing line on stderr and the run's status — the same for every subcommand.
+//! Running a report writer over the captures: options, the output, the capture, the
+//! analysis, the messages on stderr and the run's status — the same for every subcommand.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::sync::Arc;
 
-use wsclose::capture::Capture;
+use wsclose::capture::{Capture, PacketFilter, Stop};
 use wsclose::pipeline::Options;
 use wsclose::policy::Gate;
 use wsclose::report::frames::{FramesFormat, FramesWriter, Selectors};
@@ -15,122 +15,203 @@ use wsclose::report::{write_report, ReportWriter, Row, RowOptions};
 use wsclose::summary::{Builder, Report, Source};
 use wsclose::ws::timeline::TimelineSpill;
 
+use super::output::{Output, SharedOut};
 use super::progress::Progress;
-use super::status::Status;
+use super::status::{Signal, Status};
 use super::{CaptureArgs, FramesArgs, OutputArgs};
 
-pub fn usage_error(msg: &str) -> Status {
+/// One line on stderr, in the one style: `wsclose: what`.
+pub fn say(msg: &str) {
     eprintln!("wsclose: {msg}");
+}
+
+pub fn usage_error(msg: &str) -> Status {
+    say(msg);
     Status::error()
 }
 
-/// The status after a failed write: a closed pipe is not an error of ours (the reader
-/// went away, as `| head` does); anything else is.
-pub fn write_failed(e: &io::Error) -> Status {
+/// Whether `e` is, or wraps, a closed pipe (the reader went away, as `| head` does).
+fn is_broken_pipe(e: &io::Error) -> bool {
     if e.kind() == io::ErrorKind::BrokenPipe {
+        return true;
+    }
+    let mut inner: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|x| x as _);
+    while let Some(x) = inner {
+        if let Some(io) = x.downcast_ref::<io::Error>() {
+            if io.kind() == io::ErrorKind::BrokenPipe {
+                return true;
+            }
+        }
+        inner = x.source();
+    }
+    false
+}
+
+/// The status after a failed write: a closed pipe is not an error of ours; anything
+/// else is said, and the output is left as it was.
+pub fn write_failed(e: &io::Error, output: &Output) -> Status {
+    output.abandon();
+    if is_broken_pipe(e) {
         return Status {
             pipe_closed: true,
             ..Status::default()
         };
     }
-    eprintln!("wsclose: error: writing the report: {e}");
+    say(&format!("{}: cannot write the report: {e}", output.name));
     Status::error()
 }
 
-/// stdout, or the file `-o` names, buffered.
-pub fn open_output(args: &OutputArgs) -> Result<BufWriter<Box<dyn Write>>, Status> {
-    let sink: Box<dyn Write> = match &args.output {
-        Some(path) => match File::create(path) {
-            Ok(f) => Box::new(f),
-            Err(e) => return Err(usage_error(&format!("{path}: cannot create: {e}"))),
-        },
-        None => Box::new(io::stdout().lock()),
+/// The analysis options of `args`, checked (nothing is read yet).
+fn options(args: &CaptureArgs) -> Result<Options, Status> {
+    let mut opts = Options {
+        inflate: !args.no_inflate,
+        midstream: !args.no_midstream,
+        ..Options::default()
     };
-    Ok(BufWriter::with_capacity(1 << 16, sink))
-}
-
-/// The analysis options and the opened capture of `args`.
-fn open_capture(args: &CaptureArgs) -> Result<(Options, Capture), Status> {
-    let mut opts = Options::default();
     if let Some(t) = args.threads {
         if t == 0 {
             return Err(usage_error("--threads must be at least 1"));
         }
-        opts.threads = t;
+        let cores = opts.threads;
+        if t > cores {
+            // More threads than cores only costs memory and switches; the report is the
+            // same for every count.
+            if !args.quiet {
+                say(&format!(
+                    "note: --threads {t} is more than the {} here; using {cores}",
+                    wsclose::stats::plural(cores as u64, "core", "cores")
+                ));
+            }
+        } else {
+            opts.threads = t;
+        }
     }
     if args.captures.iter().filter(|c| *c == "-").count() > 1 {
         return Err(usage_error("stdin (-) can be read only once"));
     }
-    let mut capture = Capture::open(&args.captures, &opts.limits);
-    if let Some(expr) = &args.filter {
-        #[cfg(feature = "libpcap")]
-        match wsclose::filter::BpfFilter::new(expr) {
-            Ok(mut f) => {
-                capture.set_filter(Box::new(move |lt, data, len| f.matches(lt, data, len)))
-            }
-            Err(e) => return Err(usage_error(&format!("--filter: {e}"))),
-        }
-        #[cfg(not(feature = "libpcap"))]
-        {
-            let _ = (expr, &mut capture);
-            return Err(usage_error(
-                "--filter needs a build with the libpcap feature: \
-                 apt-get install libpcap-dev && cargo build --release --features libpcap",
-            ));
-        }
-    }
-    Ok((opts, capture))
+    Ok(opts)
 }
 
-/// Runs `writer` over the captures of `args`: sessions numbered 1, 2, 3 … in report
-/// order, then the end of the run; the closing line on stderr. The status says whether
-/// an input could not be read to its end or the output could not be written (`error`),
-/// or the reader closed the pipe (`pipe_closed`: the run stopped there).
-pub fn run_report(
+/// The `--filter` of `args`, compiled (a syntax error is a usage error).
+fn filter(args: &CaptureArgs) -> Result<Option<PacketFilter>, Status> {
+    let Some(expr) = &args.filter else {
+        return Ok(None);
+    };
+    #[cfg(feature = "libpcap")]
+    match wsclose::filter::BpfFilter::new(expr) {
+        Ok(mut f) => Ok(Some(Box::new(move |lt, data, len| {
+            f.matches(lt, data, len)
+        }))),
+        Err(e) => Err(usage_error(&format!("--filter: {e}"))),
+    }
+    #[cfg(not(feature = "libpcap"))]
+    {
+        let _ = expr;
+        Err(usage_error(
+            "--filter needs a build with the libpcap feature: \
+             apt-get install libpcap-dev && cargo build --release --features libpcap",
+        ))
+    }
+}
+
+/// Runs a report writer over the captures of `args` into the output of `out`: every
+/// argument is checked and the output opened before any input is read; then the
+/// sessions, numbered 1, 2, 3 … in report order, the end of the run, the messages on
+/// stderr, and the output put in place.
+pub fn run_report<W: ReportWriter>(
     args: &CaptureArgs,
+    out: &OutputArgs,
     row_opts: &RowOptions,
-    writer: &mut dyn ReportWriter,
+    make_writer: impl FnOnce(SharedOut) -> io::Result<W>,
 ) -> Status {
-    run_report_with(args, row_opts, None, writer)
+    run_report_with(args, out, row_opts, None, make_writer)
 }
 
 /// [`run_report`], keeping every session's timeline in `timeline` (`frames`).
-pub fn run_report_with(
+pub fn run_report_with<W: ReportWriter>(
     args: &CaptureArgs,
+    out: &OutputArgs,
     row_opts: &RowOptions,
     timeline: Option<Arc<TimelineSpill>>,
-    writer: &mut dyn ReportWriter,
+    make_writer: impl FnOnce(SharedOut) -> io::Result<W>,
 ) -> Status {
     if args.captures.is_empty() {
         return usage_error("no CAPTURE given (a pcap or pcapng file, or - for stdin)");
     }
-    let (mut opts, capture) = match open_capture(args) {
-        Ok(x) => x,
-        Err(status) => return status,
+    let mut opts = match options(args) {
+        Ok(o) => o,
+        Err(s) => return s,
     };
     opts.timeline = timeline;
-    let progress = Progress::start(&args.captures, args.quiet);
+    let filter = match filter(args) {
+        Ok(f) => f,
+        Err(s) => return s,
+    };
+    let output = match Output::open(out.output.as_deref(), &args.captures) {
+        Ok(o) => o,
+        Err(refused) => return usage_error(&refused.0),
+    };
+    let stop = Arc::new(Stop::default());
+    let watch = match super::signals::watch(Arc::clone(&stop), output.clone()) {
+        Ok(w) => w,
+        Err(e) => {
+            output.abandon();
+            return usage_error(&format!("cannot watch for signals: {e}"));
+        }
+    };
+
+    let mut capture = Capture::open_with(&args.captures, &opts.limits, stop);
+    if let Some(f) = filter {
+        capture.set_filter(f);
+    }
+    capture.set_per_file(args.per_file);
+    // Rows of a live capture go out as they are written.
+    output.flush_rows(capture.is_live());
+    let mut writer = match make_writer(output.writer()) {
+        Ok(w) => w,
+        Err(e) => return write_failed(&e, &output),
+    };
+    let progress = Progress::start(&args.captures, args.quiet || capture.is_live());
     opts.progress = progress.as_ref().map(|p| p.bytes.clone());
-    let result = write_report(capture, &opts, row_opts, writer);
+    let result = write_report(capture, &opts, row_opts, &mut writer);
     if let Some(p) = progress {
         p.finish();
     }
     let summary = match result {
         Ok(s) => s,
-        Err(e) => return write_failed(&e),
+        Err(e) => return write_failed(&e, &output),
     };
-    for e in &summary.errors {
-        eprintln!("wsclose: error: {e}");
+    drop(writer);
+    if let Err(e) = output.finish() {
+        return write_failed(&e, &output);
     }
+    for e in &summary.errors {
+        say(&e.to_string());
+    }
+    let signal = watch.signal();
     if !args.quiet {
-        eprintln!("wsclose: {}", summary.stats);
+        if let Some(s) = signal {
+            let cut = &summary.cut_by_stop;
+            let name = match s {
+                Signal::Int => "SIGINT",
+                Signal::Term => "SIGTERM",
+            };
+            let mut line = format!("stopped by {name}: the capture ends there");
+            if !cut.is_empty() {
+                line += &format!(
+                    " (the last record of {} was cut by the stop and is not counted)",
+                    cut.join(", ")
+                );
+            }
+            say(&line);
+        }
+        say(&summary.stats.closing(summary.errors.len()).to_string());
         if summary.stats.sessions == 0 {
-            eprintln!(
-                "wsclose: no WebSocket session (no HTTP Upgrade: websocket request) in the capture"
-            );
+            say("no WebSocket session (no HTTP Upgrade: websocket request) in the capture");
         }
     }
     Status {
+        signal,
         error: !summary.errors.is_empty(),
         ..Status::default()
     }
@@ -142,11 +223,18 @@ pub fn run_report_with(
 pub fn run_records(
     files: &[String],
     format: SummaryFormat,
-    mut out: impl Write,
+    out: &OutputArgs,
     quiet: bool,
     row_opts: &RowOptions,
     gate: &mut Gate,
 ) -> (Status, Option<Report>) {
+    if files.iter().filter(|c| *c == "-").count() > 1 {
+        return (usage_error("stdin (-) can be read only once"), None);
+    }
+    let output = match Output::open(out.output.as_deref(), files) {
+        Ok(o) => o,
+        Err(refused) => return (usage_error(&refused.0), None),
+    };
     let mut builder = Builder::default();
     let mut sources = Vec::new();
     for (i, path) in files.iter().enumerate() {
@@ -155,7 +243,10 @@ pub fn run_records(
         } else {
             match File::open(path) {
                 Ok(f) => Box::new(io::BufReader::with_capacity(1 << 16, f)),
-                Err(e) => return (usage_error(&format!("{path}: cannot open: {e}")), None),
+                Err(e) => {
+                    output.abandon();
+                    return (usage_error(&format!("{path}: cannot open: {e}")), None);
+                }
             }
         };
         let mut n = 0u64;
@@ -176,10 +267,10 @@ pub fn run_records(
                 errors: c.errors,
             }),
             Ok(None) => {
-                eprintln!(
-                    "wsclose: {path}: no \"kind\": \"capture\" line (cut short?): totals count \
-                     only its {n} sessions"
-                );
+                say(&format!(
+                    "{path}: no \"kind\": \"capture\" line (cut short?): totals count only its \
+                     {n} sessions"
+                ));
                 sources.push(Source {
                     name: path.clone(),
                     stats: wsclose::stats::Stats {
@@ -190,7 +281,8 @@ pub fn run_records(
                 });
             }
             Err(e) => {
-                eprintln!("wsclose: error: {path}: {e}");
+                output.abandon();
+                say(&format!("{path}: {e}"));
                 return (Status::error(), None);
             }
         }
@@ -198,20 +290,21 @@ pub fn run_records(
     gate.finish();
     let report = match builder.finish(sources) {
         Ok(r) => r,
-        Err(e) => return (write_failed(&e), None),
+        Err(e) => return (write_failed(&e, &output), None),
     };
-    if let Err(e) = out
+    let mut w = output.writer();
+    if let Err(e) = w
         .write_all(render(&report, format).as_bytes())
-        .and_then(|_| out.flush())
+        .and_then(|_| output.finish())
     {
-        return (write_failed(&e), Some(report));
+        return (write_failed(&e, &output), Some(report));
     }
     if !quiet {
-        eprintln!(
-            "wsclose: read {} sessions from {} record file(s)",
+        say(&format!(
+            "read {} sessions from {} record file(s)",
             report.sessions,
             files.len()
-        );
+        ));
     }
     (Status::default(), Some(report))
 }
@@ -224,10 +317,6 @@ pub fn run_frames(a: FramesArgs) -> Status {
     let spill = match TimelineSpill::new(a.tail) {
         Ok(s) => s,
         Err(e) => return usage_error(&format!("cannot create a temporary file: {e}")),
-    };
-    let out = match open_output(&a.output) {
-        Ok(o) => o,
-        Err(s) => return s,
     };
     let format = match a.format {
         super::FramesFormat::Table => FramesFormat::Table,
@@ -243,12 +332,28 @@ pub fn run_frames(a: FramesArgs) -> Status {
         redact: a.redact.mode(),
         ..RowOptions::default()
     };
-    let mut w = FramesWriter::new(out, spill.clone(), selectors, format, row_opts.redact);
-    let status = run_report_with(&a.capture, &row_opts, Some(spill), &mut w);
+    let mut w = None;
+    let status = run_report_with(
+        &a.capture,
+        &a.output,
+        &row_opts,
+        Some(spill.clone()),
+        |out| {
+            Ok(w.insert(FramesWriter::new(
+                out,
+                spill,
+                selectors,
+                format,
+                row_opts.redact,
+            )))
+        },
+    );
     if !status.error && !status.pipe_closed {
-        for s in &a.session {
-            if !w.seen_sessions.contains(s) {
-                eprintln!("wsclose: no session {s} in the capture");
+        if let Some(w) = &w {
+            for s in &a.session {
+                if !w.seen_sessions.contains(s) {
+                    say(&format!("no session {s} in the capture"));
+                }
             }
         }
     }

@@ -7,10 +7,8 @@ use super::reassembly::{Carried, HalfStream};
 use super::SegmentCtx;
 use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
 use crate::net::FlowKey;
-use crate::record::{Anomaly, At, HandshakeHeaders, SessionRecord, SideStats, TcpDir, TcpEnds};
+use crate::record::{Anomaly, AnomalyMarks, At, HandshakeHeaders, SessionRecord, TcpDir, TcpEnds};
 use crate::verdict::verdict;
-use crate::ws::counts::SideTotals;
-use crate::ws::facts::SideFacts;
 use crate::ws::session::Lent;
 use crate::ws::timeline::Kind;
 
@@ -64,6 +62,10 @@ pub struct Conn {
     pub app: App,
     /// What the connection lends to its session's calls (the timeline, the Close flag).
     pub lent: Lent,
+    /// A segment was analyzed (false while `--filter` selected none of its packets).
+    pub analyzed: bool,
+    /// A SYN was captured: the connection's first bytes are its application's first.
+    syn_seen: bool,
 }
 
 impl Conn {
@@ -91,6 +93,8 @@ impl Conn {
             last_retransmission: [At::default(); 2],
             app: App::Unknown,
             lent: Lent::default(),
+            analyzed: false,
+            syn_seen: false,
         }
     }
 
@@ -148,18 +152,10 @@ impl Conn {
     pub fn segment(&mut self, seg: &TcpSegment, payload: &[u8], ctx: &SegmentCtx<'_>) {
         let d = dir(seg.from_lo);
         let at = ctx.at;
-        self.packets += 1;
-        self.last_ts = self.last_ts.max(at.ts_ns);
-        self.last = at;
-        if self.base_seq[d].is_none() {
-            self.base_seq[d] = Some(if seg.flags & SYN != 0 {
-                seg.seq
-            } else {
-                seg.seq.wrapping_sub(1)
-            });
-        }
-        if seg.flags & RST != 0 && self.rst[d].is_none() {
-            self.rst[d] = Some(at);
+        self.lifecycle(seg, d, at);
+        self.analyzed = true;
+        if seg.flags & SYN != 0 {
+            self.syn_seen = true;
         }
         if !self.app.may_be_session() {
             if seg.flags & FIN != 0 && self.fin[d].is_none() {
@@ -168,8 +164,13 @@ impl Conn {
             return;
         }
         let Conn {
-            half, app, lent, ..
+            half,
+            app,
+            syn_seen,
+            lent,
+            ..
         } = self;
+        let started = *syn_seen;
         let limits = &ctx.limits.reassembly;
         let mut carried = Carried::Nothing;
         if seg.flags & SYN != 0 {
@@ -181,7 +182,7 @@ impl Conn {
         if seg.flags & ACK != 0 {
             let o = 1 - d;
             half[o].acked(seg.ack, limits, &mut |ev| {
-                app.on_event(o == 0, ev, ctx, lent)
+                app.on_event(o == 0, ev, started, ctx, lent)
             });
         }
         let carries = !payload.is_empty() || seg.payload_missing > 0;
@@ -192,7 +193,7 @@ impl Conn {
             let fin = seg.flags & FIN != 0;
             let missing = seg.payload_missing;
             carried = half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
-                app.on_event(d == 0, ev, ctx, lent)
+                app.on_event(d == 0, ev, started, ctx, lent)
             });
             if seg.payload_missing > 0 {
                 self.cut_packets += 1;
@@ -238,6 +239,43 @@ impl Conn {
                 self.last_retransmission[d] = at;
             }
         }
+        if seg.flags & (FIN | RST) != 0 {
+            // A closed connection lingers for late segments before it is retired: free
+            // what only more bytes of an ended direction would need.
+            for (i, h) in self.half.iter().enumerate() {
+                if h.finished() || self.rst.iter().any(Option::is_some) {
+                    self.app.direction_ended(i == 0);
+                }
+            }
+        }
+    }
+
+    /// A segment that `--filter` did not select: it counts for the connection's identity and
+    /// TCP lifecycle (packets, times, base sequence numbers, FIN, RST), not its payload.
+    pub fn shadow(&mut self, seg: &TcpSegment, at: At) {
+        let d = dir(seg.from_lo);
+        self.lifecycle(seg, d, at);
+        if seg.flags & FIN != 0 && self.fin[d].is_none() {
+            self.fin[d] = Some(at);
+        }
+    }
+
+    /// What every packet of the connection tells (the FIN is noted after the payload).
+    #[inline(always)]
+    fn lifecycle(&mut self, seg: &TcpSegment, d: usize, at: At) {
+        self.packets += 1;
+        self.last_ts = self.last_ts.max(at.ts_ns);
+        self.last = at;
+        if self.base_seq[d].is_none() {
+            self.base_seq[d] = Some(if seg.flags & SYN != 0 {
+                seg.seq
+            } else {
+                seg.seq.wrapping_sub(1)
+            });
+        }
+        if seg.flags & RST != 0 && self.rst[d].is_none() {
+            self.rst[d] = Some(at);
+        }
     }
 
     /// Delivers what is still held (holes become gaps). Called once, at the end.
@@ -247,10 +285,14 @@ impl Conn {
             limits,
         };
         let Conn {
-            half, app, lent, ..
+            half,
+            app,
+            syn_seen,
+            lent,
+            ..
         } = self;
         for (d, h) in half.iter_mut().enumerate() {
-            h.flush(&mut |ev| app.on_event(d == 0, ev, &ctx, lent));
+            h.flush(&mut |ev| app.on_event(d == 0, ev, *syn_seen, &ctx, lent));
         }
         self.note_tcp_anomalies(self.last.packet);
     }
@@ -262,150 +304,136 @@ impl Conn {
         })
     }
 
-    /// The session record, if this connection is a WebSocket session.
-    pub fn record(mut self, evicted: bool, limits: &super::ConnLimits) -> Option<SessionRecord> {
+    /// The session records of this connection (one per WebSocket session: usually one,
+    /// several when a rejected Upgrade was followed by another), appended to `out`.
+    /// Returns how many.
+    pub fn records(
+        mut self,
+        evicted: bool,
+        limits: &super::ConnLimits,
+        out: &mut Vec<SessionRecord>,
+    ) -> usize {
         self.flush(limits);
         let tcp_counts = self.tcp_counters();
-        let App::WebSocket {
-            client_is_lo,
-            session,
-        } = std::mem::take(&mut self.app)
-        else {
-            return None;
-        };
-        let s = *session;
-        if !s.is_websocket() {
-            return None;
-        }
-        let upgrade = s.upgrade();
-        let in_progress = [
-            s.in_progress(crate::record::Side::Client),
-            s.in_progress(crate::record::Side::Server),
-        ];
+        let (client_is_lo, sessions) = std::mem::take(&mut self.app).into_sessions();
         let (c, sv) = if client_is_lo { (0, 1) } else { (1, 0) };
         let (client, server) = if client_is_lo {
             (self.key.lo, self.key.hi)
         } else {
             (self.key.hi, self.key.lo)
         };
-
-        let (client_unfinished, server_unfinished) = s.unfinished_messages();
-        let counts = s.consumers.counts;
-        let facts = s.consumers.facts;
-        let mut anomalies = s.anomalies;
-        anomalies.union(counts.client.anomalies);
-        anomalies.union(counts.server.anomalies);
-        let mut marks = s.marks;
-        marks.merge(&facts.marks);
-        let mut exact = !s.inexact && !counts.client.inexact && !counts.server.inexact;
+        // What TCP says, the same for every session of the connection.
+        let mut tcp_anomalies = crate::record::Anomalies::default();
+        let mut tcp_marks = AnomalyMarks::default();
+        let mut tcp_exact = true;
         let last = self.last.packet;
         let [gaps, overflows, out_of_window] = tcp_counts;
-        let tcp_marks = [
+        let counted = [
             (Anomaly::Gap, gaps, self.tcp_firsts[0]),
             (Anomaly::ReassemblyLimit, overflows, self.tcp_firsts[1]),
             (Anomaly::OutOfWindow, out_of_window, self.tcp_firsts[2]),
         ];
-        for (a, count, first) in tcp_marks {
+        for (a, count, first) in counted {
             if count > 0 {
-                anomalies.insert(a);
-                marks.add(a, first.unwrap_or(last), count);
+                tcp_anomalies.insert(a);
+                tcp_marks.add(a, first.unwrap_or(last), count);
             }
         }
         if out_of_window > 0 {
-            exact = false;
+            tcp_exact = false;
         }
         if self.half.iter().any(|h| h.counters.cut_bytes > 0) {
-            anomalies.insert(Anomaly::CutOffPacket);
-            marks.add(
+            tcp_anomalies.insert(Anomaly::CutOffPacket);
+            tcp_marks.add(
                 Anomaly::CutOffPacket,
                 self.first_cut.unwrap_or(last),
                 self.cut_packets.max(1),
             );
         }
         if evicted {
-            anomalies.insert(Anomaly::Evicted);
-            marks.add(Anomaly::Evicted, last, 1);
-            exact = false;
+            tcp_anomalies.insert(Anomaly::Evicted);
+            tcp_marks.add(Anomaly::Evicted, last, 1);
+            tcp_exact = false;
         }
+        let tcp_dir = |d: usize| {
+            let h = &self.half[d];
+            let k = &h.counters;
+            TcpDir {
+                segments: k.segments,
+                retransmitted: k.retransmitted,
+                out_of_order: k.out_of_order,
+                gaps: k.gaps as u64,
+                last_retransmission: some_at(self.last_retransmission[d]),
+                unacked_bytes: h.unacked_bytes(),
+                last_payload: some_at(self.last_payload[d]),
+            }
+        };
+        let last_payload_before_end = some_at(if self.ended {
+            self.payload_before_end
+        } else {
+            self.last_payload_any
+        });
         let tcp = TcpEnds {
             client_fin: self.fin[c],
             server_fin: self.fin[sv],
             client_rst: self.rst[c],
             server_rst: self.rst[sv],
         };
-        let side = |stats: SideTotals, f: &SideFacts, unfinished: Option<u64>, d: usize| {
-            let k = &self.half[d].counters;
-            let (messages_before_close, bytes_before_close) =
-                f.before_close.unwrap_or((stats.messages, stats.bytes));
-            SideStats {
-                messages: stats.messages,
-                bytes: stats.bytes,
-                pings: stats.pings,
-                pongs: stats.pongs,
-                close: stats.close,
-                missing_bytes: stats.missing_bytes,
-                messages_before_close,
-                bytes_before_close,
-                largest_message: f.largest_message,
-                unfinished_message: unfinished,
-                last_data: f.last_data,
-                ping_rtt: f.ping_rtt(),
-                tcp: TcpDir {
-                    segments: k.segments,
-                    retransmitted: k.retransmitted,
-                    out_of_order: k.out_of_order,
-                    gaps: k.gaps as u64,
-                    last_retransmission: some_at(self.last_retransmission[d]),
-                    unacked_bytes: self.half[d].unacked_bytes(),
-                    last_payload: some_at(self.last_payload[d]),
+        let n = sessions.len();
+        // The timeline goes with the last session (the one its frames belong to).
+        let mut timeline = self.lent.timeline.take().map(|t| t.finish());
+        for (i, s) in sessions.into_iter().enumerate() {
+            let s = *s;
+            let (mut client_side, mut server_side, mut anomalies, mut marks, exact) = s.outcome();
+            anomalies.union(tcp_anomalies);
+            marks.merge(&tcp_marks);
+            client_side.tcp = tcp_dir(c);
+            server_side.tcp = tcp_dir(sv);
+            client_side.in_progress_at_end = s.in_progress(crate::record::Side::Client);
+            server_side.in_progress_at_end = s.in_progress(crate::record::Side::Server);
+            let upgrade = s.upgrade();
+            let verdict = verdict(&crate::record::facts(
+                upgrade,
+                &client_side,
+                &server_side,
+                tcp,
+            ));
+            let resp = s.response.unwrap_or_default();
+            out.push(SessionRecord {
+                first_packet: self.first_packet,
+                tcp_stream: self.tcp_stream,
+                client,
+                server,
+                start_ns: self.first_ts,
+                end_ns: self.last_ts,
+                packets: self.packets,
+                upgrade,
+                host: s.request.host,
+                path: s.request.path,
+                origin: s.request.origin,
+                user_agent: s.request.user_agent,
+                subprotocol: resp.protocol,
+                extensions: resp.extensions,
+                client_side,
+                server_side,
+                tcp,
+                exact: exact && tcp_exact,
+                anomalies,
+                requests_before_upgrade: s.requests_before_upgrade,
+                peer: s.peer,
+                peer_session: None,
+                closed_by: None,
+                file: None,
+                anomaly_marks: marks,
+                last_payload_before_end,
+                timeline: if i + 1 == n { timeline.take() } else { None },
+                handshake_headers: HandshakeHeaders {
+                    request: s.request.headers,
+                    response: resp.headers,
                 },
-                in_progress_at_end: None,
-            }
-        };
-        let mut client_side = side(counts.client.stats, &facts.client, client_unfinished, c);
-        let mut server_side = side(counts.server.stats, &facts.server, server_unfinished, sv);
-        client_side.in_progress_at_end = in_progress[0];
-        server_side.in_progress_at_end = in_progress[1];
-        let verdict = verdict(&crate::record::facts(
-            upgrade,
-            &client_side,
-            &server_side,
-            tcp,
-        ));
-        let last_payload_before_end = some_at(if self.ended {
-            self.payload_before_end
-        } else {
-            self.last_payload_any
-        });
-        let resp = s.response.unwrap_or_default();
-        Some(SessionRecord {
-            first_packet: self.first_packet,
-            tcp_stream: self.tcp_stream,
-            client,
-            server,
-            start_ns: self.first_ts,
-            end_ns: self.last_ts,
-            packets: self.packets,
-            upgrade,
-            host: s.request.host,
-            path: s.request.path,
-            origin: s.request.origin,
-            user_agent: s.request.user_agent,
-            subprotocol: resp.protocol,
-            extensions: resp.extensions,
-            client_side,
-            server_side,
-            tcp,
-            exact,
-            anomalies,
-            anomaly_marks: marks,
-            last_payload_before_end,
-            timeline: self.lent.timeline.take().map(|t| t.finish()),
-            handshake_headers: HandshakeHeaders {
-                request: s.request.headers,
-                response: resp.headers,
-            },
-            verdict,
-        })
+                verdict,
+            });
+        }
+        n
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod conn;
+pub mod files;
+pub mod midstream;
 pub mod reassembly;
 
 use std::cmp::Reverse;
@@ -11,8 +13,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::config::Limits;
 use crate::decode::TcpSegment;
+use crate::legs::UpgradeSeen;
 use crate::net::FlowKey;
-use crate::record::{At, SessionRecord};
+use crate::record::{At, Peer, SessionRecord};
 use crate::stats::Stats;
 use crate::ws::timeline::{Timeline, TimelineSpill};
 use app::App;
@@ -26,9 +29,14 @@ pub struct ConnLimits {
     pub reassembly: ReassemblyLimits,
     /// Bytes of an HTTP head buffered while incomplete.
     pub max_head: usize,
+    /// Inflate permessage-deflate messages and check text (`--no-inflate` turns it off).
+    pub inflate: bool,
+    /// Pick up connections without a handshake by their framing (`--no-midstream`).
+    pub midstream: bool,
 }
 
 impl ConnLimits {
+    /// From the limits, with inflation and mid-stream pickup on (see the fields).
     pub fn new(limits: &Limits) -> Self {
         ConnLimits {
             reassembly: ReassemblyLimits {
@@ -37,6 +45,8 @@ impl ConnLimits {
                 max_seq_ahead: limits.max_seq_ahead,
             },
             max_head: limits.max_handshake_bytes,
+            inflate: true,
+            midstream: true,
         }
     }
 }
@@ -140,6 +150,8 @@ pub struct Shard {
     pub new_conns: Vec<ConnRef>,
     /// Records of connections finished, not yet handed to the writer.
     pub done: Vec<SessionRecord>,
+    /// Upgrade requests completed in the current batch (for pairing proxy legs).
+    pub new_upgrades: Vec<UpgradeSeen>,
     /// First packets of live connections that are or may become sessions.
     candidates: BTreeSet<u64>,
     /// Closed connections by the capture time at which they may be retired.
@@ -147,12 +159,14 @@ pub struct Shard {
     pub stats: Stats,
     limits: ConnLimits,
     linger_ns: i64,
+    /// `--per-file` numbering (see `files.rs`).
+    pub files: Option<files::FileTracker>,
     /// Where connections keep their timelines (`frames`), if they keep one.
     timeline: Option<Arc<TimelineSpill>>,
 }
 
 impl Shard {
-    pub fn new(limits: &Limits, timeline: Option<Arc<TimelineSpill>>) -> Self {
+    pub fn new(limits: ConnLimits, linger_ns: i64, timeline: Option<Arc<TimelineSpill>>) -> Self {
         Shard {
             timeline,
             map: FxMap::default(),
@@ -161,11 +175,13 @@ impl Shard {
             free: Vec::new(),
             new_conns: Vec::new(),
             done: Vec::new(),
+            new_upgrades: Vec::new(),
             candidates: BTreeSet::new(),
             closing: BinaryHeap::new(),
             stats: Stats::default(),
-            limits: ConnLimits::new(limits),
-            linger_ns: limits.closed_linger_ns,
+            limits,
+            linger_ns,
+            files: None,
         }
     }
 
@@ -203,7 +219,17 @@ impl Shard {
     }
 
     /// One TCP segment of this shard, in capture order; `hash` is `seg.key.shard_hash()`.
-    pub fn segment(&mut self, seg: &TcpSegment, hash: u64, payload: &[u8], at: At) {
+    /// A `shadow` segment (one that `--filter` did not select) counts for the connection's
+    /// identity and TCP lifecycle only: its payload is not analyzed. Returns the slot of the
+    /// segment's connection.
+    pub fn segment(
+        &mut self,
+        seg: &TcpSegment,
+        hash: u64,
+        payload: &[u8],
+        at: At,
+        shadow: bool,
+    ) -> u32 {
         self.stats.tcp_packets += 1;
         if seg.payload_missing > 0 {
             self.stats.cut_payload += 1;
@@ -237,11 +263,25 @@ impl Shard {
         let conn = self.slab[slot as usize].as_mut().unwrap();
         let was_candidate = conn.may_be_session();
         let was_closed = conn.is_closed();
-        let ctx = SegmentCtx {
-            at,
-            limits: &self.limits,
-        };
-        conn.segment(seg, payload, &ctx);
+        if shadow {
+            conn.shadow(seg, at);
+        } else {
+            let ctx = SegmentCtx {
+                at,
+                limits: &self.limits,
+            };
+            conn.segment(seg, payload, &ctx);
+            if let Some((key, at, requests_before_upgrade)) = conn.app.take_new_upgrade() {
+                self.new_upgrades.push(UpgradeSeen {
+                    key,
+                    at,
+                    shard: 0,
+                    flow: conn.key,
+                    first_packet: conn.first_packet,
+                    requests_before_upgrade,
+                });
+            }
+        }
         if was_candidate && !conn.may_be_session() {
             self.candidates.remove(&conn.first_packet);
         }
@@ -252,6 +292,75 @@ impl Shard {
             };
             self.closing
                 .push(Reverse((conn.last_ts.saturating_add(self.linger_ns), r)));
+        }
+        slot
+    }
+
+    /// `--per-file`: the input and input packet number of the segment just given to the
+    /// connection in `slot`.
+    #[inline]
+    pub fn note_origin(&mut self, slot: u32, packet: u64, origin: crate::capture::Origin) {
+        if let (Some(f), Some(c)) = (&mut self.files, &self.slab[slot as usize]) {
+            f.note(slot, c.first_packet, packet, origin);
+        }
+    }
+
+    /// `--per-file`: the connection that opened at `first_packet` in `slot` is number
+    /// `tcp_stream` in its first input (the batch boundary counts them).
+    pub fn assign_file_streams(&mut self, mut assigned: Vec<(u32, u64, u64)>) {
+        let Some(f) = &mut self.files else { return };
+        // Connections already retired: their records wait in `done`.
+        assigned.retain(|&(slot, first_packet, n)| !f.assign(slot, first_packet, n));
+        if assigned.is_empty() {
+            return;
+        }
+        assigned.sort_unstable_by_key(|&(_, first_packet, _)| first_packet);
+        for rec in &mut self.done {
+            if let Some(file) = &mut rec.file {
+                if let Ok(i) = assigned.binary_search_by_key(&rec.first_packet, |a| a.1) {
+                    file.tcp_stream = assigned[i].2;
+                }
+            }
+        }
+    }
+
+    /// Whether the session of `u` can still take a peer: its connection is live, or its
+    /// record is among those finished in this batch.
+    pub fn has_session(&self, u: &UpgradeSeen) -> bool {
+        if let Some(&slot) = self.map.get(&u.flow) {
+            if let Some(c) = self.slab[slot as usize].as_ref() {
+                if c.first_packet == u.first_packet
+                    && c.app
+                        .sessions()
+                        .any(|s| s.requests_before_upgrade == u.requests_before_upgrade)
+                {
+                    return true;
+                }
+            }
+        }
+        self.done
+            .iter()
+            .any(|r| r.order_key() == (u.first_packet, u.requests_before_upgrade))
+    }
+
+    /// Tells the session of `u` its peer (the other leg through a proxy).
+    pub fn set_peer(&mut self, u: &UpgradeSeen, peer: Peer) {
+        if let Some(&slot) = self.map.get(&u.flow) {
+            if let Some(c) = self.slab[slot as usize].as_mut() {
+                if c.first_packet == u.first_packet {
+                    if let Some(s) = c.app.session_mut(u.requests_before_upgrade) {
+                        s.peer = Some(peer);
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some(r) = self
+            .done
+            .iter_mut()
+            .find(|r| r.order_key() == (u.first_packet, u.requests_before_upgrade))
+        {
+            r.peer = Some(peer);
         }
     }
 
@@ -292,27 +401,38 @@ impl Shard {
 
     /// Takes a connection out of the table and records what it was.
     fn retire(&mut self, slot: u32, evicted: bool) {
-        let conn = self.slab[slot as usize].take().expect("live slot");
+        let mut conn = self.slab[slot as usize].take().expect("live slot");
         self.free.push(slot);
         self.map.remove(&conn.key);
         self.candidates.remove(&conn.first_packet);
         if evicted {
             self.stats.evicted += 1;
         }
+        conn.flush(&self.limits);
         let no_payload = matches!(conn.app, App::Unknown);
         let tls = matches!(conn.app, App::Tls);
         let (gaps, gap_bytes) = conn.gap_counters();
         self.stats.gaps += gaps;
         self.stats.gap_bytes += gap_bytes;
-        // The sessions counted are the rows written: one rule for both.
-        match conn.record(evicted, &self.limits) {
-            Some(r) => {
-                self.stats.sessions += 1;
-                self.done.push(r);
+        let analyzed = conn.analyzed;
+        let first_packet = conn.first_packet;
+        // The sessions counted are the rows written (one per Upgrade on a connection):
+        // one rule for both.
+        let from = self.done.len();
+        match conn.records(evicted, &self.limits, &mut self.done) {
+            0 if !analyzed => self.stats.filtered_connections += 1,
+            0 if no_payload => self.stats.no_payload += 1,
+            0 if tls => self.stats.tls_connections += 1,
+            0 => self.stats.not_websocket += 1,
+            n => {
+                if let Some(f) = &self.files {
+                    let numbers = f.numbers(slot, first_packet);
+                    for r in &mut self.done[from..] {
+                        r.file = numbers.clone();
+                    }
+                }
+                self.stats.sessions += n as u64;
             }
-            None if no_payload => self.stats.no_payload += 1,
-            None if tls => self.stats.tls_connections += 1,
-            None => self.stats.not_websocket += 1,
         }
     }
 

@@ -7,8 +7,8 @@
 use std::io::{self, Read};
 
 use super::{
-    Anomalies, Anomaly, AnomalyMarks, At, Close, Fields, HandshakeHeaders, PingRtt, SessionRecord,
-    SideStats, TcpDir, TcpEnds,
+    Anomalies, Anomaly, AnomalyMarks, At, Close, ClosedBy, Fields, FileNumbers, HandshakeHeaders,
+    Peer, PingRtt, SessionRecord, SideStats, TcpDir, TcpEnds,
 };
 use crate::net::Endpoint;
 use crate::verdict::Upgrade;
@@ -36,11 +36,16 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         tcp,
         exact,
         anomalies,
+        requests_before_upgrade,
+        peer,
+        peer_session,
+        closed_by,
         anomaly_marks,
         last_payload_before_end,
         handshake_headers,
         timeline,
         verdict: _,
+        file,
     } = r;
     let start = b.len();
     b.extend_from_slice(&[0; 4]);
@@ -68,6 +73,39 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         w.opt_at(*at);
     }
     w.0.push(*exact as u8);
+    w.u64(*requests_before_upgrade);
+    match peer {
+        Some(Peer {
+            first_packet,
+            requests_before_upgrade,
+            front,
+        }) => {
+            w.0.push(1 + *front as u8);
+            w.u64(*first_packet);
+            w.u64(*requests_before_upgrade);
+        }
+        None => w.0.push(0),
+    }
+    w.opt64(*peer_session);
+    w.0.push(match closed_by {
+        None => 0,
+        Some(ClosedBy::Client) => 1,
+        Some(ClosedBy::Server) => 2,
+        Some(ClosedBy::Proxy) => 3,
+    });
+    match file {
+        Some(FileNumbers {
+            file,
+            tcp_stream,
+            first_frame,
+        }) => {
+            w.0.push(1);
+            w.str(file);
+            w.u64(*tcp_stream);
+            w.u64(*first_frame);
+        }
+        None => w.0.push(0),
+    }
     w.u64(anomaly_marks.iter().count() as u64);
     for m in anomaly_marks.iter() {
         w.0.push(m.anomaly as u8);
@@ -134,6 +172,33 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         server_rst: c.opt_at()?,
     };
     let exact = c.u8()? == 1;
+    let requests_before_upgrade = c.u64()?;
+    let peer = match c.u8()? {
+        0 => None,
+        t @ (1 | 2) => Some(Peer {
+            first_packet: c.u64()?,
+            requests_before_upgrade: c.u64()?,
+            front: t == 2,
+        }),
+        _ => return Err(bad("spilled record has a bad peer tag")),
+    };
+    let peer_session = c.opt64()?;
+    let closed_by = match c.u8()? {
+        0 => None,
+        1 => Some(ClosedBy::Client),
+        2 => Some(ClosedBy::Server),
+        3 => Some(ClosedBy::Proxy),
+        _ => return Err(bad("spilled record has a bad closed_by tag")),
+    };
+    let file = if c.u8()? == 1 {
+        Some(FileNumbers {
+            file: c.string()?.into(),
+            tcp_stream: c.u64()?,
+            first_frame: c.u64()?,
+        })
+    } else {
+        None
+    };
     let mut anomaly_marks = AnomalyMarks::default();
     for _ in 0..c.u64()? {
         let a = c.u8()?;
@@ -181,11 +246,16 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         tcp,
         exact,
         anomalies: Anomalies::from_bits(anomalies),
+        requests_before_upgrade,
+        peer,
+        peer_session,
+        closed_by,
         anomaly_marks,
         last_payload_before_end,
         handshake_headers,
         timeline,
         verdict,
+        file,
     }))
 }
 
@@ -205,6 +275,15 @@ impl Writer<'_> {
     fn str(&mut self, s: &str) {
         self.0.extend_from_slice(&(s.len() as u32).to_le_bytes());
         self.0.extend_from_slice(s.as_bytes());
+    }
+    fn opt64(&mut self, x: Option<u64>) {
+        match x {
+            Some(v) => {
+                self.0.push(1);
+                self.u64(v);
+            }
+            None => self.0.push(0),
+        }
     }
     fn opt16(&mut self, x: Option<u16>) {
         match x {
@@ -254,9 +333,10 @@ impl Writer<'_> {
             pongs,
             close,
             missing_bytes,
+            bytes_inflated,
+            largest_message,
             messages_before_close,
             bytes_before_close,
-            largest_message,
             unfinished_message,
             last_data,
             ping_rtt,
@@ -271,17 +351,10 @@ impl Writer<'_> {
             *missing_bytes,
             *messages_before_close,
             *bytes_before_close,
-            *largest_message,
         ] {
             self.u64(x);
         }
-        match unfinished_message {
-            Some(n) => {
-                self.0.push(1);
-                self.u64(*n);
-            }
-            None => self.0.push(0),
-        }
+        self.opt64(*unfinished_message);
         self.opt_at(*last_data);
         let PingRtt {
             answered,
@@ -322,6 +395,8 @@ impl Writer<'_> {
             Some(false) => 1,
             Some(true) => 2,
         });
+        self.opt64(*bytes_inflated);
+        self.opt64(*largest_message);
         match close {
             Some(Close { code, reason, at }) => {
                 self.0.push(1);
@@ -357,6 +432,13 @@ impl Reader<'_> {
     }
     fn i64(&mut self) -> io::Result<i64> {
         Ok(i64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn opt64(&mut self) -> io::Result<Option<u64>> {
+        Ok(if self.u8()? == 1 {
+            Some(self.u64()?)
+        } else {
+            None
+        })
     }
     fn opt16(&mut self) -> io::Result<Option<u16>> {
         Ok(if self.u8()? == 1 {
@@ -410,13 +492,8 @@ impl Reader<'_> {
             self.u64()?,
             self.u64()?,
         );
-        let (messages_before_close, bytes_before_close, largest_message) =
-            (self.u64()?, self.u64()?, self.u64()?);
-        let unfinished_message = if self.u8()? == 1 {
-            Some(self.u64()?)
-        } else {
-            None
-        };
+        let (messages_before_close, bytes_before_close) = (self.u64()?, self.u64()?);
+        let unfinished_message = self.opt64()?;
         let last_data = self.opt_at()?;
         let ping_rtt = PingRtt {
             answered: self.u64()?,
@@ -441,6 +518,7 @@ impl Reader<'_> {
             2 => Some(true),
             _ => return Err(bad("spilled record has a bad in-progress flag")),
         };
+        let (bytes_inflated, largest_message) = (self.opt64()?, self.opt64()?);
         let close = if self.u8()? == 1 {
             Some(Close {
                 code: self.opt16()?,
@@ -457,9 +535,10 @@ impl Reader<'_> {
             pongs,
             close,
             missing_bytes,
+            bytes_inflated,
+            largest_message,
             messages_before_close,
             bytes_before_close,
-            largest_message,
             unfinished_message,
             last_data,
             ping_rtt,
@@ -472,7 +551,6 @@ impl Reader<'_> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::record::Anomaly;
     use proptest::prelude::*;
 
     fn at() -> impl Strategy<Value = At> {
@@ -514,32 +592,31 @@ pub(crate) mod tests {
 
     pub(crate) fn side() -> impl Strategy<Value = SideStats> {
         (
-            any::<[u64; 8]>(),
+            any::<[u64; 7]>(),
             proptest::option::of((proptest::option::of(any::<u16>()), ".{0,8}", at())),
-            proptest::option::of(any::<u64>()),
+            any::<[Option<u64>; 3]>(),
             proptest::option::of(at()),
             ping_rtt(),
             tcp_dir(),
             proptest::option::of(any::<bool>()),
         )
             .prop_map(
-                |(n, close, unfinished_message, last_data, ping_rtt, tcp, in_progress_at_end)| {
-                    SideStats {
-                        in_progress_at_end,
-                        messages: n[0],
-                        bytes: n[1],
-                        pings: n[2],
-                        pongs: n[3],
-                        missing_bytes: n[4],
-                        messages_before_close: n[5],
-                        bytes_before_close: n[6],
-                        largest_message: n[7],
-                        close: close.map(|(code, reason, at)| Close { code, reason, at }),
-                        unfinished_message,
-                        last_data,
-                        ping_rtt,
-                        tcp,
-                    }
+                |(n, close, opt, last_data, ping_rtt, tcp, in_progress_at_end)| SideStats {
+                    in_progress_at_end,
+                    bytes_inflated: opt[0],
+                    largest_message: opt[1],
+                    messages: n[0],
+                    bytes: n[1],
+                    pings: n[2],
+                    pongs: n[3],
+                    missing_bytes: n[4],
+                    messages_before_close: n[5],
+                    bytes_before_close: n[6],
+                    close: close.map(|(code, reason, at)| Close { code, reason, at }),
+                    unfinished_message: opt[2],
+                    last_data,
+                    ping_rtt,
+                    tcp,
                 },
             )
     }
@@ -590,6 +667,17 @@ pub(crate) mod tests {
             proptest::array::uniform4(proptest::option::of(at())),
             (any::<bool>(), 0u64..(1 << Anomaly::ALL.len())),
             (
+                any::<u64>(),
+                proptest::option::of(any::<(u64, u64, bool)>()),
+                any::<Option<u64>>(),
+                proptest::option::of(prop_oneof![
+                    Just(ClosedBy::Client),
+                    Just(ClosedBy::Server),
+                    Just(ClosedBy::Proxy)
+                ]),
+            ),
+            (
+                proptest::option::of((".{0,12}", any::<[u64; 2]>())),
                 marks(),
                 proptest::option::of(at()),
                 headers(),
@@ -604,7 +692,8 @@ pub(crate) mod tests {
                     (cs, ss),
                     tcp,
                     (exact, bits),
-                    (anomaly_marks, last_payload_before_end, handshake_headers, tl),
+                    (requests_before_upgrade, peer, peer_session, closed_by),
+                    (file, anomaly_marks, last_payload_before_end, handshake_headers, tl),
                 )| {
                     let tcp = TcpEnds {
                         client_fin: tcp[0],
@@ -641,6 +730,19 @@ pub(crate) mod tests {
                         tcp,
                         exact,
                         anomalies: Anomalies::from_bits(bits),
+                        requests_before_upgrade,
+                        peer: peer.map(|(first_packet, requests_before_upgrade, front)| Peer {
+                            first_packet,
+                            requests_before_upgrade,
+                            front,
+                        }),
+                        peer_session,
+                        closed_by,
+                        file: file.map(|(f, n)| FileNumbers {
+                            file: f.into(),
+                            tcp_stream: n[0],
+                            first_frame: n[1],
+                        }),
                         anomaly_marks,
                         last_payload_before_end,
                         handshake_headers,

@@ -5,8 +5,10 @@
 
 pub mod codec;
 
+use std::sync::Arc;
+
 use crate::net::Endpoint;
-pub use crate::verdict::{Outcome, TcpEnd, Upgrade, Verdict};
+pub use crate::verdict::{ClosedBy, Outcome, TcpEnd, Upgrade, Verdict};
 
 /// What was seen that breaks RFC 6455 or TCP, or that makes counts uncertain.
 /// The order here is the order of the `anomalies` column.
@@ -72,13 +74,27 @@ pub enum Anomaly {
     FrameBeforeUpgrade,
     /// The connection was evicted because too many were open at once.
     Evicted,
+    /// No handshake in the capture: the session was recognised by its framing; counts
+    /// start at the first frame of the recognised chain.
+    Midstream,
+    /// RSV1 frames in a session whose handshake was not seen: they may be compressed
+    /// (RFC 7692) but the negotiated parameters are unknown, so they cannot be inflated.
+    CompressedContextUnknown,
+    /// A compressed message could not be inflated (RFC 7692 §7.2.2): corrupt data, or a
+    /// window lost in a gap.
+    InflateError,
+    /// Inflation stopped at a cap (a message or a direction inflated past it): sizes
+    /// from there are lower bounds.
+    InflateLimit,
+    /// A text message that is not UTF-8 (§5.6, §8.1: the peer must fail with 1007).
+    InvalidUtf8Text,
     /// The answer to the Upgrade request is missing from the capture (a gap, a snapshot
     /// length); whether it upgraded is inferred from the server's frames, if any.
     ResponseNotCaptured,
 }
 
 impl Anomaly {
-    pub const ALL: [Anomaly; 30] = [
+    pub const ALL: [Anomaly; 35] = [
         Anomaly::Gap,
         Anomaly::CutOffPacket,
         Anomaly::ReassemblyLimit,
@@ -108,6 +124,11 @@ impl Anomaly {
         Anomaly::DataAfterClose,
         Anomaly::FrameBeforeUpgrade,
         Anomaly::Evicted,
+        Anomaly::Midstream,
+        Anomaly::CompressedContextUnknown,
+        Anomaly::InflateError,
+        Anomaly::InflateLimit,
+        Anomaly::InvalidUtf8Text,
         Anomaly::ResponseNotCaptured,
     ];
 
@@ -143,6 +164,11 @@ impl Anomaly {
             Anomaly::DataAfterClose => "data frames after this side's Close frame (§5.5.1)",
             Anomaly::FrameBeforeUpgrade => "client frames before the server accepted the upgrade (§4.1)",
             Anomaly::Evicted => "the connection was evicted because too many were open at once",
+            Anomaly::Midstream => "no handshake in the capture: the session was recognised by its framing; counts start at the first frame of the recognised chain",
+            Anomaly::CompressedContextUnknown => "RSV1 frames in a session whose handshake was not seen: maybe compressed (RFC 7692), but the parameters are unknown, so not inflated",
+            Anomaly::InflateError => "a compressed message could not be inflated (RFC 7692 §7.2.2): corrupt data, or a window lost in a gap",
+            Anomaly::InflateLimit => "inflation stopped at a cap: sizes from there are lower bounds",
+            Anomaly::InvalidUtf8Text => "a text message that is not UTF-8 (§5.6, §8.1: the peer must fail with 1007)",
             Anomaly::ResponseNotCaptured => "the answer to the Upgrade is missing from the capture (lost or cut): whether it upgraded is told by the server's frames",
         }
     }
@@ -179,6 +205,11 @@ impl Anomaly {
             Anomaly::DataAfterClose => "data_after_close",
             Anomaly::FrameBeforeUpgrade => "frame_before_upgrade",
             Anomaly::Evicted => "evicted",
+            Anomaly::Midstream => "midstream",
+            Anomaly::CompressedContextUnknown => "compressed_context_unknown",
+            Anomaly::InflateError => "inflate_error",
+            Anomaly::InflateLimit => "inflate_limit",
+            Anomaly::InvalidUtf8Text => "invalid_utf8_text",
             Anomaly::ResponseNotCaptured => "response_not_captured",
         }
     }
@@ -308,12 +339,17 @@ pub struct SideStats {
     pub close: Option<Close>,
     /// Bytes of this direction's stream missing from the capture.
     pub missing_bytes: u64,
+    /// Application payload bytes of the complete data messages with permessage-deflate
+    /// (RFC 7692): inflated size of compressed messages plus wire size of the others.
+    /// `None` without the extension, without a seen handshake, or with `--no-inflate`.
+    pub bytes_inflated: Option<u64>,
+    /// The largest complete data message in application bytes (inflated when
+    /// compressed; the wire size without the extension). `None` when not knowable.
+    pub largest_message: Option<u64>,
     /// Messages and their bytes this side had sent when the session's first Close frame
     /// (from either side) was seen; all of them when there was none.
     pub messages_before_close: u64,
     pub bytes_before_close: u64,
-    /// The largest complete data message, in bytes on the wire.
-    pub largest_message: u64,
     /// A data message still unfinished at the end: its bytes announced so far by frame
     /// headers (the whole length of the frame in progress included).
     pub unfinished_message: Option<u64>,
@@ -452,7 +488,20 @@ impl<'a> FromIterator<(&'a str, &'a str)> for Fields {
     }
 }
 
-/// One WebSocket session: a TCP connection whose Upgrade request was seen.
+/// The other leg of a session through a proxy (both legs in the capture): the order key
+/// of its record, and which leg this one is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// First packet of the other leg's connection.
+    pub first_packet: u64,
+    /// The other leg's `requests_before_upgrade` (with `first_packet`, its record's key).
+    pub requests_before_upgrade: u64,
+    /// This leg is the front one (client → proxy): its request came first.
+    pub front: bool,
+}
+
+/// One WebSocket session: an Upgrade request and what followed it (or, picked up
+/// mid-stream, a connection recognised by its framing).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {
     /// Number of the connection's first packet (orders the report; the `first_frame` column).
@@ -477,6 +526,17 @@ pub struct SessionRecord {
     pub tcp: TcpEnds,
     pub exact: bool,
     pub anomalies: Anomalies,
+    /// HTTP requests on the connection before this session's Upgrade request (a rejected
+    /// Upgrade counts); 0 when the Upgrade came first. Records of one connection are
+    /// ordered by it.
+    pub requests_before_upgrade: u64,
+    /// The other leg, when this session was paired with one through a proxy.
+    pub peer: Option<Peer>,
+    /// The other leg's session number (set where records are numbered, `legs.rs`).
+    pub peer_session: Option<u64>,
+    /// Who ended it, across both legs when paired (set in `legs.rs`, from the facts of
+    /// both legs by [`crate::verdict::closed_by`]).
+    pub closed_by: Option<ClosedBy>,
     /// The first packet and count of each anomaly (where the analysis can place it).
     pub anomaly_marks: AnomalyMarks,
     /// The last packet that carried payload, in either direction, before the session's
@@ -489,6 +549,20 @@ pub struct SessionRecord {
     pub timeline: Option<crate::ws::timeline::TimelineRef>,
     /// Drawn from the facts above by [`crate::verdict::verdict`]; never set by hand.
     pub verdict: Verdict,
+    /// With `--per-file`: the numbers of the file that holds the first packet.
+    pub file: Option<FileNumbers>,
+}
+
+/// Where a session starts in the one input file that holds its first packet: the numbers
+/// Wireshark shows when it opens that file alone (`--per-file`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileNumbers {
+    /// The path as given.
+    pub file: Arc<str>,
+    /// `tcp.stream` of the connection in that file.
+    pub tcp_stream: u64,
+    /// Frame number of the connection's first packet in that file.
+    pub first_frame: u64,
 }
 
 impl SessionRecord {
@@ -511,6 +585,17 @@ impl SessionRecord {
             Upgrade::Answered(s) => Some(s),
             _ => None,
         }
+    }
+
+    /// Whether the opening handshake was in the capture (false: picked up mid-stream).
+    pub fn handshake_seen(&self) -> bool {
+        self.upgrade != Upgrade::Midstream
+    }
+
+    /// The key that orders records: the connection's first packet, then the Upgrade's
+    /// place on the connection.
+    pub fn order_key(&self) -> (u64, u64) {
+        (self.first_packet, self.requests_before_upgrade)
     }
 
     /// The side's stats.
@@ -587,9 +672,10 @@ impl SessionRecord {
                 },
             }),
             missing_bytes: 7,
+            bytes_inflated: Some(40),
+            largest_message: Some(30),
             messages_before_close: 2,
             bytes_before_close: 3,
-            largest_message: 2,
             unfinished_message: Some(70_000),
             last_data: Some(At {
                 packet: 8,
@@ -667,6 +753,15 @@ impl SessionRecord {
             tcp,
             exact: false,
             anomalies,
+            requests_before_upgrade: 2,
+            peer: None,
+            peer_session: Some(8),
+            closed_by: Some(ClosedBy::Proxy),
+            file: Some(FileNumbers {
+                file: "rotated/file-2.pcap".into(),
+                tcp_stream: 3,
+                first_frame: 4,
+            }),
             anomaly_marks,
             last_payload_before_end: Some(At {
                 packet: 8,

@@ -6,21 +6,18 @@
 //! Value forms: booleans are `true`/`false`; a count is written whenever it is known, 0
 //! included; empty means "not applicable or not knowable".
 //!
-//! Columns after `server_message_in_progress_at_end` are added by later work in this
-//! order, each with the form given: `handshake_seen` (bool),
-//! `requests_before_upgrade` (count), `client_bytes_inflated`, `server_bytes_inflated`
-//! (count; empty without permessage-deflate), `client_largest_message`,
-//! `server_largest_message` (count), `peer_session` (session number; empty when
-//! unpaired), `closed_by` (`client`/`server`/`proxy`), `tls` (`1.2`/`1.3`; empty for
-//! plaintext), `tls_cipher`, `sni`, `alpn` (text).
+//! Columns after `closed_by` are added by later work in this order, each with the form
+//! given: `tls` (`1.2`/`1.3`; empty for plaintext), `tls_cipher`, `sni`, `alpn` (text).
+//! With `--per-file`, the columns of [`PER_FILE_COLUMNS`] come last: `file` (text),
+//! `file_tcp_stream`, `file_first_frame` (counts).
 
 use std::fmt::Write as _;
 
 use super::json::Json;
 use crate::net::Endpoint;
 use crate::record::{
-    Anomalies, Anomaly, AnomalyMarks, At, Close, Fields, HandshakeHeaders, PingRtt, SessionRecord,
-    Side, SideStats, TcpDir, TcpEnds,
+    Anomalies, Anomaly, AnomalyMarks, At, Close, ClosedBy, Fields, FileNumbers, HandshakeHeaders,
+    PingRtt, SessionRecord, Side, SideStats, TcpDir, TcpEnds,
 };
 use crate::time::{write_rfc3339_micros, write_seconds_micros};
 use crate::verdict::Upgrade;
@@ -182,6 +179,10 @@ fn opt_bool<'a>(x: Option<bool>) -> Value<'a> {
 
 fn opt_count<'a>(x: Option<u16>) -> Value<'a> {
     x.map_or(Value::Empty, |c| Value::Count(c as u64))
+}
+
+fn opt_u64<'a>(x: Option<u64>) -> Value<'a> {
+    x.map_or(Value::Empty, Value::Count)
 }
 
 fn opt_side<'a>(s: Option<Side>) -> Value<'a> {
@@ -410,6 +411,52 @@ pub static COLUMNS: &[Column] = &[
         name: "server_message_in_progress_at_end",
         value: |r| opt_bool(r.rec.server_side.in_progress_at_end),
         meaning: "the same for the server",
+    },
+    Column {
+        name: "handshake_seen",
+        value: |r| Value::Bool(r.rec.handshake_seen()),
+        meaning: "false when the session was picked up mid-stream (no handshake in the capture, recognised by its framing; anomaly midstream)",
+    },
+    Column {
+        name: "requests_before_upgrade",
+        value: |r| {
+            if r.rec.handshake_seen() {
+                Value::Count(r.rec.requests_before_upgrade)
+            } else {
+                Value::Empty
+            }
+        },
+        meaning: "HTTP requests on the connection before this Upgrade (keep-alive; a rejected Upgrade counts); 0 when the Upgrade came first; empty mid-stream",
+    },
+    Column {
+        name: "client_bytes_inflated",
+        value: |r| opt_u64(r.rec.client_side.bytes_inflated),
+        meaning: "with permessage-deflate: application bytes of the client's complete data messages (inflated size when compressed, wire size otherwise); empty without the extension, without a seen handshake, or with --no-inflate",
+    },
+    Column {
+        name: "server_bytes_inflated",
+        value: |r| opt_u64(r.rec.server_side.bytes_inflated),
+        meaning: "the same for the server's messages",
+    },
+    Column {
+        name: "client_largest_message",
+        value: |r| opt_u64(r.rec.client_side.largest_message),
+        meaning: "the client's largest complete data message in application bytes (inflated when compressed; wire size without the extension); empty when not knowable",
+    },
+    Column {
+        name: "server_largest_message",
+        value: |r| opt_u64(r.rec.server_side.largest_message),
+        meaning: "the same for the server's messages",
+    },
+    Column {
+        name: "peer_session",
+        value: |r| opt_u64(r.rec.peer_session),
+        meaning: "the other leg's session number when both legs of a proxy are in the capture (same Sec-WebSocket-Key, the back leg's request within seconds of the front's); empty when unpaired",
+    },
+    Column {
+        name: "closed_by",
+        value: |r| r.rec.closed_by.map_or(Value::Empty, |c| Value::Text(c.as_str())),
+        meaning: "client, server or proxy: who sent the earliest Close frame, FIN or RST, across both legs when paired (the proxy's own packets count as proxy); empty when nothing ended",
     },
 ];
 
@@ -652,20 +699,6 @@ pub static EXTRAS: &[Extra] = &[
         meaning: "the same for the server",
     },
     Extra {
-        name: "client_largest_wire_message",
-        write: |r, j| {
-            j.u64(r.rec.client_side.largest_message);
-        },
-        meaning: "the client's largest complete data message, bytes on the wire (compressed where permessage-deflate is used)",
-    },
-    Extra {
-        name: "server_largest_wire_message",
-        write: |r, j| {
-            j.u64(r.rec.server_side.largest_message);
-        },
-        meaning: "the same for the server",
-    },
-    Extra {
         name: "client_unfinished_message",
         write: |r, j| opt_u64_json(j, r.rec.client_side.unfinished_message),
         meaning: "bytes announced so far of a data message the client left unfinished, or null",
@@ -834,7 +867,8 @@ pub fn record_from_json(
             missing_bytes: u(&format!("{p}_missing_bytes"))?,
             messages_before_close: u(&format!("{p}_messages_before_close"))?,
             bytes_before_close: u(&format!("{p}_bytes_before_close"))?,
-            largest_message: u(&format!("{p}_largest_wire_message"))?,
+            bytes_inflated: opt_u(&format!("{p}_bytes_inflated"))?,
+            largest_message: opt_u(&format!("{p}_largest_message"))?,
             unfinished_message: opt_u(&format!("{p}_unfinished_message"))?,
             last_data: at(&format!("{p}_last_data"))?,
             ping_rtt: rtt(&format!("{p}_ping_rtt"))?,
@@ -938,14 +972,78 @@ pub fn record_from_json(
         },
         // Where `frames` kept the timeline: not part of the report.
         timeline: None,
+        // Mid-stream sessions have none (the column is empty).
+        requests_before_upgrade: opt_u("requests_before_upgrade")?.unwrap_or(0),
+        // The other leg's order key is not in the report; its session number is.
+        peer: None,
+        peer_session: opt_u("peer_session")?,
+        closed_by: match text("closed_by")?.as_str() {
+            "" => None,
+            "client" => Some(ClosedBy::Client),
+            "server" => Some(ClosedBy::Server),
+            "proxy" => Some(ClosedBy::Proxy),
+            other => return Err(format!("unknown closed_by {other:?}")),
+        },
+        // Present when `--per-file` wrote them.
+        file: match (
+            o.get("file"),
+            o.get("file_tcp_stream"),
+            o.get("file_first_frame"),
+        ) {
+            (Some(J::String(f)), Some(t), Some(n)) => Some(FileNumbers {
+                file: f.as_str().into(),
+                tcp_stream: t.as_u64().ok_or("\"file_tcp_stream\" is not a count")?,
+                first_frame: n.as_u64().ok_or("\"file_first_frame\" is not a count")?,
+            }),
+            _ => None,
+        },
         verdict,
     };
     Ok((u("session")?, rec))
 }
 
-/// The column named `name`.
+/// The columns `--per-file` appends after every other: where the session starts in the
+/// input file that holds its first packet, as Wireshark numbers it when it opens that file
+/// alone. Empty without `--per-file`.
+pub static PER_FILE_COLUMNS: &[Column] = &[
+    Column {
+        name: "file",
+        value: |r| {
+            r.rec
+                .file
+                .as_ref()
+                .map_or(Value::Empty, |f| Value::Text(&f.file))
+        },
+        meaning: "(--per-file) the input file that holds the connection's first packet, as given",
+    },
+    Column {
+        name: "file_tcp_stream",
+        value: |r| {
+            r.rec
+                .file
+                .as_ref()
+                .map_or(Value::Empty, |f| Value::Count(f.tcp_stream))
+        },
+        meaning: "(--per-file) tcp.stream of the connection when that file is opened alone",
+    },
+    Column {
+        name: "file_first_frame",
+        value: |r| {
+            r.rec
+                .file
+                .as_ref()
+                .map_or(Value::Empty, |f| Value::Count(f.first_frame))
+        },
+        meaning: "(--per-file) number of the connection's first packet in that file",
+    },
+];
+
+/// The column named `name` (the `--per-file` columns included).
 pub fn column(name: &str) -> Option<&'static Column> {
-    COLUMNS.iter().find(|c| c.name == name)
+    COLUMNS
+        .iter()
+        .chain(PER_FILE_COLUMNS)
+        .find(|c| c.name == name)
 }
 
 /// The names of every column, in order.
@@ -960,7 +1058,7 @@ mod tests {
     #[test]
     fn names_are_unique() {
         let mut seen = std::collections::HashSet::new();
-        for c in COLUMNS {
+        for c in COLUMNS.iter().chain(PER_FILE_COLUMNS) {
             assert!(seen.insert(c.name), "{} twice", c.name);
             assert!(!c.meaning.is_empty(), "{} has no meaning", c.name);
         }
@@ -1030,7 +1128,33 @@ mod tests {
             ("error_code", "false"),
             ("client_message_in_progress_at_end", "false"),
             ("server_message_in_progress_at_end", ""),
+            ("handshake_seen", "true"),
+            ("requests_before_upgrade", "2"),
+            ("client_bytes_inflated", "40"),
+            ("server_bytes_inflated", ""),
+            ("client_largest_message", "30"),
+            ("server_largest_message", ""),
+            ("peer_session", "8"),
+            ("closed_by", "proxy"),
         ];
         assert_eq!(got, want);
+        let per_file: Vec<String> = PER_FILE_COLUMNS
+            .iter()
+            .map(|c| {
+                let mut s = String::new();
+                (c.value)(&row).write_text(&mut s);
+                s
+            })
+            .collect();
+        assert_eq!(per_file, ["rotated/file-2.pcap", "3", "4"]);
+        let rec = SessionRecord { file: None, ..rec };
+        let row = Row {
+            session: 7,
+            rec: &rec,
+            opts: &opts,
+        };
+        for c in PER_FILE_COLUMNS {
+            assert_eq!((c.value)(&row), Value::Empty, "{}", c.name);
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::io::{self, BufRead, Write};
 
 use super::columns::{record_from_json, EXTRAS};
 use super::json::Json;
-use super::{ReportWriter, Row, RunEnd, COLUMNS};
+use super::{ReportWriter, Row, RunEnd, COLUMNS, PER_FILE_COLUMNS};
 use crate::record::SessionRecord;
 use crate::stats::Stats;
 
@@ -20,13 +20,21 @@ pub const SCHEMA: u64 = 1;
 pub struct JsonlWriter<W: Write> {
     out: W,
     j: Json,
+    /// Write the `--per-file` columns too.
+    per_file: bool,
 }
 
 impl<W: Write> JsonlWriter<W> {
     pub fn new(out: W) -> Self {
+        Self::with_per_file(out, false)
+    }
+
+    /// With `per_file`, each session also has the `--per-file` columns (after the others).
+    pub fn with_per_file(out: W, per_file: bool) -> Self {
         JsonlWriter {
             out,
             j: Json::new(),
+            per_file,
         }
     }
 
@@ -36,10 +44,12 @@ impl<W: Write> JsonlWriter<W> {
     }
 }
 
-/// One session as a JSON object (no newline).
-pub fn session_json(row: &Row<'_>, j: &mut Json) {
+/// One session as a JSON object (no newline); with `per_file`, the `--per-file` columns
+/// follow the others.
+pub fn session_json(row: &Row<'_>, j: &mut Json, per_file: bool) {
     j.obj().key("kind").str("session");
-    for c in COLUMNS {
+    let per_file_columns: &[_] = if per_file { PER_FILE_COLUMNS } else { &[] };
+    for c in COLUMNS.iter().chain(per_file_columns) {
         j.key(c.name).value((c.value)(row));
     }
     for e in EXTRAS {
@@ -84,7 +94,7 @@ pub fn capture_json(end: &RunEnd<'_>, j: &mut Json) {
 impl<W: Write> ReportWriter for JsonlWriter<W> {
     fn session(&mut self, row: &Row<'_>) -> io::Result<()> {
         self.j.clear();
-        session_json(row, &mut self.j);
+        session_json(row, &mut self.j, self.per_file);
         self.j.out.push('\n');
         self.out.write_all(self.j.out.as_bytes())
     }
@@ -220,8 +230,13 @@ mod tests {
             }
         }
         r.verdict = crate::verdict::verdict(&r.facts());
-        // Where `frames` kept a timeline is not part of the report.
+        // Where `frames` kept a timeline is not part of the report, nor the other leg's
+        // order key; mid-stream sessions have no requests before an Upgrade.
         r.timeline = None;
+        r.peer = None;
+        if !r.handshake_seen() {
+            r.requests_before_upgrade = 0;
+        }
         r
     }
 
@@ -238,6 +253,7 @@ mod tests {
                 opts: &opts,
             },
             &mut j,
+            true,
         );
         j.out
     }
@@ -320,6 +336,7 @@ mod tests {
                     opts: &opts,
                 },
                 &mut j,
+                false,
             );
             j.out
         };

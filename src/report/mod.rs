@@ -15,7 +15,7 @@ use std::io;
 
 use crate::error::InputError;
 use crate::stats::Stats;
-pub use columns::{Column, Row, RowOptions, Value, COLUMNS};
+pub use columns::{Column, Row, RowOptions, Value, COLUMNS, PER_FILE_COLUMNS};
 
 /// What the run read, for writers that end with it.
 #[derive(Clone, Copy, Debug)]
@@ -34,6 +34,16 @@ pub trait ReportWriter {
     fn finish(&mut self, end: &RunEnd<'_>) -> io::Result<()>;
 }
 
+/// A writer lent out is a writer.
+impl<W: ReportWriter + ?Sized> ReportWriter for &mut W {
+    fn session(&mut self, row: &Row<'_>) -> io::Result<()> {
+        (**self).session(row)
+    }
+    fn finish(&mut self, end: &RunEnd<'_>) -> io::Result<()> {
+        (**self).finish(end)
+    }
+}
+
 /// Runs the analysis over `capture` into `writer`: sessions numbered 1, 2, 3 … in report
 /// order, then the end of the run. An error is the writer's (the inputs' errors are in
 /// the summary).
@@ -44,7 +54,7 @@ pub fn write_report(
     writer: &mut dyn ReportWriter,
 ) -> io::Result<crate::pipeline::Summary> {
     let mut session = 0;
-    let inputs = capture.input_names();
+    let inputs: Vec<String> = capture.input_paths().map(str::to_string).collect();
     let summary = crate::pipeline::analyze(capture, opts, &mut |rec| {
         session += 1;
         writer.session(&Row {

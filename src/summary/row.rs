@@ -195,7 +195,7 @@ impl Row {
             messages: per(&|s| s.messages),
             messages_before_close: per(&|s| s.messages_before_close),
             bytes_before_close: per(&|s| s.bytes_before_close),
-            largest: per(&|s| s.largest_message),
+            largest: per(&|s| s.largest_message.unwrap_or(0)),
             unfinished: per(&|s| s.unfinished_message.unwrap_or(0)),
             pings: per(&|s| s.pings),
             pings_answered: per(&|s| s.ping_rtt.answered),

@@ -87,7 +87,6 @@ pub struct SideFacts {
     /// (messages, bytes) this side had sent when the session's first Close frame was seen
     /// (taken from the report's counters, see [`Facts::close_seen`]).
     pub before_close: Option<(u64, u64)>,
-    pub largest_message: u64,
     pub last_data: Option<At>,
     /// Allocated at this side's first ping (most sessions' state stays small).
     pings: Option<Box<Pings>>,
@@ -179,13 +178,6 @@ impl Facts {
         }
     }
 
-    /// A data message of `side` ended: its bytes.
-    #[inline(always)]
-    pub fn message(&mut self, side: Side, bytes: u64) {
-        let s = self.side_mut(side);
-        s.largest_message = s.largest_message.max(bytes);
-    }
-
     pub fn side(&self, side: Side) -> &SideFacts {
         match side {
             Side::Client => &self.client,
@@ -209,9 +201,8 @@ impl FrameConsumer for Facts {
     fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
         match ev {
             StreamEvent::Frame(f) => self.frame(side, at, f.header.opcode),
-            StreamEvent::Message { bytes, .. } => self.message(side, bytes),
             StreamEvent::Anomaly(a) => self.marks.note(a, at.packet),
-            StreamEvent::Close(_) | StreamEvent::Gap { .. } => {}
+            StreamEvent::Message { .. } | StreamEvent::Close(_) | StreamEvent::Gap { .. } => {}
         }
     }
 }

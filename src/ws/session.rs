@@ -1,44 +1,61 @@
 //! A WebSocket session over one TCP connection: the opening handshake in both directions
 //! (RFC 6455 §4), then a [`FrameStream`] per direction whose events go to the session's
-//! consumers: the report's counters and the record's facts, and (for `frames`) the
-//! connection's timeline, which the TCP connection owns and lends to each call.
+//! consumers (the report's counters, the record's facts, and the payload consumer:
+//! permessage-deflate and the UTF-8 check), and (for `frames`) the connection's timeline,
+//! which the TCP connection owns and lends to each call.
 
 use super::counts::Counts;
+use super::deflate::Payloads;
 use super::events::{FrameConsumer, GapEffect, StreamEvent};
+use super::extensions::{self, Deflate};
 use super::facts::Facts;
 use super::frame::FrameHeader;
 use super::handshake::{self, Request, Response};
 use super::stream::FrameStream;
 use super::timeline::Timeline;
 use crate::http::head::{HeadBuffer, HeadProgress, HeadSkip};
-use crate::record::{Anomalies, Anomaly, AnomalyMarks, At, Side};
+use crate::record::{Anomalies, Anomaly, AnomalyMarks, At, Peer, Side, SideStats};
 use crate::verdict::Upgrade;
 
-/// The session's own consumers of frame events.
+/// The consumers of a session's frame events.
 #[derive(Debug, Default)]
 pub struct Consumers {
-    /// The sessions report's counters.
+    /// The report's counters.
     pub counts: Counts,
     /// The record's other facts (times, round trips, anomaly packets).
     pub facts: Facts,
+    /// Message payloads (absent with `--no-inflate`, or before the upgrade). Boxed: the
+    /// counters stay on few cache lines.
+    pub payloads: Option<Box<Payloads>>,
 }
 
-/// One match per event for both (an event per frame: this is the hot path).
+/// One match per event for the counters and the facts (an event per frame: this is the
+/// hot path).
 impl FrameConsumer for Consumers {
     #[inline(always)]
     fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
         self.counts.side(side).event(ev);
         match ev {
             StreamEvent::Frame(f) => self.facts.frame(side, at, f.header.opcode),
-            StreamEvent::Message { bytes, .. } => self.facts.message(side, bytes),
             StreamEvent::Close(_) => {
                 let (c, s) = (&self.counts.client.stats, &self.counts.server.stats);
                 self.facts
                     .close_seen([(c.messages, c.bytes), (s.messages, s.bytes)]);
             }
             StreamEvent::Anomaly(a) => self.facts.marks.note(a, at.packet),
-            StreamEvent::Gap { .. } => {}
+            StreamEvent::Message { .. } | StreamEvent::Gap { .. } => {}
         }
+        self.payloads.event(side, at, ev);
+    }
+
+    #[inline]
+    fn payload(&mut self, side: Side, header: &FrameHeader, offset: u64, bytes: &[u8]) {
+        self.payloads.payload(side, header, offset, bytes);
+    }
+
+    #[inline]
+    fn wants_payload(&self) -> bool {
+        self.payloads.is_some()
     }
 }
 
@@ -85,6 +102,7 @@ enum DirState {
 
 /// Both directions of an upgraded (or upgrading) connection.
 #[derive(Debug)]
+#[allow(clippy::vec_box)]
 pub struct WsSession {
     pub request: Request,
     pub response: Option<Response>,
@@ -92,7 +110,8 @@ pub struct WsSession {
     server: FrameStream,
     client_state: DirState,
     server_state: DirState,
-    /// What the frames add up to, per direction, and the rest of the record's facts.
+    /// What the frames add up to, per direction, their payloads, and the rest of the
+    /// record's facts.
     pub consumers: Consumers,
     /// Handshake anomalies (the frame streams' go to `consumers`), and where they were seen.
     pub anomalies: Anomalies,
@@ -107,21 +126,36 @@ pub struct WsSession {
     /// its status line ended): whether it upgraded is told by the server's frames, if any.
     response_lost: bool,
     max_head: usize,
+    /// Inflate compressed messages and check text (off with `--no-inflate`).
+    inflate: bool,
+    /// The permessage-deflate parameters of the response, when negotiated.
+    deflate: Option<Deflate>,
+    /// Picked up mid-stream: no handshake was seen.
+    pub midstream: bool,
+    /// HTTP requests on the connection before this Upgrade.
+    pub requests_before_upgrade: u64,
+    /// The other leg through a proxy, once paired.
+    pub peer: Option<Peer>,
+    /// The packet that completed the Upgrade request, until the pipeline has taken note
+    /// of it (for pairing the legs of a proxy).
+    pub request_at: Option<At>,
+    /// Sessions of rejected Upgrades before this one on the connection (keep-alive).
+    pub earlier: Vec<Box<WsSession>>,
 }
 
 impl WsSession {
     /// A session from a complete Upgrade request, completed in packet `at`; the client's
     /// bytes after it are frames.
-    pub fn new(request: Request, max_head: usize, at: At) -> Self {
-        Self::with_request(request, max_head, false, at)
+    pub fn new(request: Request, max_head: usize, inflate: bool, at: At) -> Self {
+        Self::with_request(request, max_head, inflate, false, at)
     }
 
     /// A session from a request head that was cut off: its start line and first fields
     /// are known. The client's next bytes should be frames. Whether it is a WebSocket
     /// session at all is decided by the request's fields if they were seen, else by the
     /// response (101).
-    pub fn from_cut_request(request: Request, max_head: usize, at: At) -> Self {
-        let mut s = Self::with_request(request, max_head, true, at);
+    pub fn from_cut_request(request: Request, max_head: usize, inflate: bool, at: At) -> Self {
+        let mut s = Self::with_request(request, max_head, inflate, true, at);
         s.client.expect_frame_start();
         s
     }
@@ -134,9 +168,10 @@ impl WsSession {
         max_head: usize,
         rest: Result<Vec<u8>, HeadSkip>,
         at: At,
+        inflate: bool,
         tl: &mut Lent,
     ) -> Self {
-        let mut s = Self::with_request(request, max_head, true, at);
+        let mut s = Self::with_request(request, max_head, inflate, true, at);
         s.flag(Anomaly::HandshakeTooLong, at);
         match rest {
             Ok(frames) => s.client_data(&frames, at, tl),
@@ -145,7 +180,43 @@ impl WsSession {
         s
     }
 
-    fn with_request(request: Request, max_head: usize, request_cut: bool, at: At) -> Self {
+    /// A session recognised by its framing, without a handshake (RFC 6455 §5 only): no
+    /// request, no response, RSV1 of unknown meaning. Each direction starts with framing
+    /// lost until [`start_framing`](Self::start_framing) says where frames begin. `at`: the
+    /// packet that decided it.
+    pub fn midstream(inflate: bool, at: At) -> Self {
+        let mut s = Self::with_request(Request::default(), 0, inflate, true, at);
+        s.midstream = true;
+        s.flag(Anomaly::Midstream, at);
+        // Counts start at the first frame of the recognised chain: a message in flight
+        // before it is not counted.
+        s.inexact = true;
+        s.server_state = DirState::Frames;
+        for fs in [&mut s.client, &mut s.server] {
+            fs.rsv1_unknown();
+            fs.start_lost();
+        }
+        if inflate {
+            s.consumers.payloads = Some(Box::new(Payloads::new(None)));
+        }
+        s
+    }
+
+    /// Mid-stream: `side`'s next bytes start a frame.
+    pub fn start_framing(&mut self, side: Side) {
+        match side {
+            Side::Client => self.client.start_known(),
+            Side::Server => self.server.start_known(),
+        }
+    }
+
+    fn with_request(
+        request: Request,
+        max_head: usize,
+        inflate: bool,
+        request_cut: bool,
+        at: At,
+    ) -> Self {
         let missing_key = request.key.is_none();
         let bad_version = request.version.trim() != "13";
         let mut s = WsSession {
@@ -163,6 +234,13 @@ impl WsSession {
             response_cut: false,
             response_lost: false,
             max_head,
+            inflate,
+            deflate: None,
+            midstream: false,
+            requests_before_upgrade: 0,
+            peer: None,
+            request_at: None,
+            earlier: Vec::new(),
         };
         // Fields after a cut are unknown, not missing.
         if !request_cut {
@@ -193,7 +271,26 @@ impl WsSession {
     /// Is this a WebSocket session: an Upgrade request, or (when the request was cut off)
     /// a 101 answer?
     pub fn is_websocket(&self) -> bool {
-        self.request.upgrade_websocket || (self.request_cut && self.upgraded())
+        self.midstream || self.request.upgrade_websocket || (self.request_cut && self.upgraded())
+    }
+
+    /// `side`'s stream ended (its FIN was reached, or a RST): per-direction memory that
+    /// only later bytes would need is freed.
+    pub fn direction_ended(&mut self, side: Side) {
+        if let Some(p) = &mut self.consumers.payloads {
+            p.release(side);
+        }
+    }
+
+    /// The server's bytes are read as frames: upgraded, or the answer was lost and its
+    /// frames are looked for (`upgrade()` tells which).
+    pub fn reads_server_frames(&self) -> bool {
+        matches!(self.server_state, DirState::Frames)
+    }
+
+    /// The response head is still being read.
+    pub fn is_reading_response(&self) -> bool {
+        matches!(self.server_state, DirState::Head(_))
     }
 
     pub fn upgraded(&self) -> bool {
@@ -203,6 +300,7 @@ impl WsSession {
     /// What became of the Upgrade request, as far as the capture tells.
     pub fn upgrade(&self) -> Upgrade {
         match &self.response {
+            _ if self.midstream => Upgrade::Midstream,
             Some(r) => Upgrade::Answered(r.status),
             None if self.response_lost && self.server.framing_found() => Upgrade::Inferred,
             None if self.response_lost => Upgrade::Unknown,
@@ -235,25 +333,30 @@ impl WsSession {
             }
         }
         if let DirState::Frames = self.client_state {
-            if self.response.is_none() && !self.response_lost && !d.is_empty() {
+            if self.response.is_none() && !self.response_lost && !self.midstream && !d.is_empty() {
                 self.flag(Anomaly::FrameBeforeUpgrade, at);
             }
             self.client.data(d, at, &mut (&mut self.consumers, tl));
         }
     }
 
-    /// In-order bytes from the server, delivered in packet `at`.
-    pub fn server_data(&mut self, d: &[u8], at: At, tl: &mut Lent) {
+    /// In-order bytes from the server, delivered in packet `at`. When they complete an
+    /// answer other than 101, returns the bytes after its head: the connection goes on as
+    /// HTTP (RFC 9112 keep-alive), not as this session.
+    pub fn server_data(&mut self, d: &[u8], at: At, tl: &mut Lent) -> Option<Vec<u8>> {
         let progress = match &mut self.server_state {
-            DirState::Frames => return self.server.data(d, at, &mut (&mut self.consumers, tl)),
-            DirState::Ignore => return,
+            DirState::Frames => {
+                self.server.data(d, at, &mut (&mut self.consumers, tl));
+                return None;
+            }
+            DirState::Ignore => return None,
             DirState::SkipHead(skip) => {
                 if let Some(n) = skip.scan(d) {
                     self.server_state = DirState::Frames;
                     self.server
                         .data(&d[n..], at, &mut (&mut self.consumers, tl));
                 }
-                return;
+                return None;
             }
             DirState::Head(buf) => {
                 let progress = buf.push(d, self.max_head, handshake::response);
@@ -279,7 +382,7 @@ impl WsSession {
                         }
                         None => self.lose_response(at),
                     }
-                    return;
+                    return None;
                 }
                 progress
             }
@@ -287,8 +390,12 @@ impl WsSession {
         match progress {
             HeadProgress::Complete(Some(resp), rest) => {
                 self.accept_response(resp, at);
-                if matches!(self.server_state, DirState::Frames) && !rest.is_empty() {
-                    self.server.data(&rest, at, &mut (&mut self.consumers, tl));
+                if matches!(self.server_state, DirState::Frames) {
+                    if !rest.is_empty() {
+                        self.server.data(&rest, at, &mut (&mut self.consumers, tl));
+                    }
+                } else {
+                    return Some(rest);
                 }
             }
             HeadProgress::Complete(None, _) | HeadProgress::Invalid(_) => {
@@ -297,6 +404,7 @@ impl WsSession {
             }
             HeadProgress::Incomplete | HeadProgress::TooLong => {}
         }
+        None
     }
 
     /// The response head cannot be read: what follows decides. The server's frames, once
@@ -331,6 +439,14 @@ impl WsSession {
                 // Extensions negotiated by the server may define RSV1 (RFC 7692 §6).
                 self.client.allow_rsv1();
                 self.server.allow_rsv1();
+            } else if self.response_cut {
+                // The field may have been after the cut.
+                self.client.rsv1_unknown();
+                self.server.rsv1_unknown();
+            }
+            self.deflate = extensions::permessage_deflate(&resp.extensions);
+            if self.inflate {
+                self.consumers.payloads = Some(Box::new(Payloads::new(self.deflate)));
             }
             self.server_state = DirState::Frames;
         } else {
@@ -390,5 +506,65 @@ impl WsSession {
             }
             None => self.lose_response(at),
         }
+    }
+
+    /// What the session adds to its record: each side's stats (client, server; their TCP
+    /// facts are the connection's to fill), the anomalies of the handshake and both streams
+    /// with where they were seen, and whether every count is exact.
+    pub fn outcome(&self) -> (SideStats, SideStats, Anomalies, AnomalyMarks, bool) {
+        let counts = &self.consumers.counts;
+        let facts = &self.consumers.facts;
+        let mut anomalies = self.anomalies;
+        anomalies.union(counts.client.anomalies);
+        anomalies.union(counts.server.anomalies);
+        let mut marks = self.marks.clone();
+        marks.merge(&facts.marks);
+        let mut exact = !self.inexact && !counts.client.inexact && !counts.server.inexact;
+        let (client_unfinished, server_unfinished) = self.unfinished_messages();
+        let mut side = |side: Side| {
+            let (c, f, unfinished_message) = match side {
+                Side::Client => (&counts.client, &facts.client, client_unfinished),
+                Side::Server => (&counts.server, &facts.server, server_unfinished),
+            };
+            let t = &c.stats;
+            let (messages_before_close, bytes_before_close) =
+                f.before_close.unwrap_or((t.messages, t.bytes));
+            let mut stats = SideStats {
+                messages: t.messages,
+                bytes: t.bytes,
+                pings: t.pings,
+                pongs: t.pongs,
+                close: t.close.clone(),
+                missing_bytes: t.missing_bytes,
+                bytes_inflated: None,
+                largest_message: None,
+                messages_before_close,
+                bytes_before_close,
+                unfinished_message,
+                last_data: f.last_data,
+                ping_rtt: f.ping_rtt(),
+                tcp: Default::default(),
+                in_progress_at_end: None,
+            };
+            match &self.consumers.payloads {
+                Some(p) => {
+                    let t = p.totals(side);
+                    stats.bytes_inflated = t.bytes_inflated;
+                    stats.largest_message = t.largest_message;
+                    anomalies.union(t.anomalies);
+                    exact &= !t.inexact;
+                }
+                None => {
+                    // Without inflation, sizes are known only where nothing is compressed.
+                    let compressed = self.deflate.is_some()
+                        || c.anomalies.contains(Anomaly::CompressedContextUnknown);
+                    stats.largest_message = (!compressed).then_some(c.largest_message);
+                }
+            }
+            stats
+        };
+        let client = side(Side::Client);
+        let server = side(Side::Server);
+        (client, server, anomalies, marks, exact)
     }
 }

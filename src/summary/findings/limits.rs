@@ -274,12 +274,13 @@ impl Probe for TooBigProbe {
         let o = idx(by.other());
         // The message the receiver refused: one still in progress if larger than every
         // complete one (the receiver closed on its header), else the largest.
+        // Sizes unknown (0: compressed and not inflated) are left out.
         if r.unfinished[o] > r.largest[o] {
             self.rejected.add(r.unfinished[o]);
             if r.largest[o] > 0 {
                 self.accepted.add(r.largest[o]);
             }
-        } else {
+        } else if r.largest[o] > 0 {
             self.rejected.add(r.largest[o]);
         }
         self.by.add(format!(
@@ -296,6 +297,21 @@ impl Probe for TooBigProbe {
     fn finish(self: Box<Self>, named: Named, _cx: &Context<'_>) -> Option<Finding> {
         if named.total == 0 {
             return None;
+        }
+        if self.rejected.is_empty() {
+            return Some(Finding {
+                cause: Cause::MessageTooBig,
+                severity: Cause::MessageTooBig.severity(),
+                title: format!(
+                    "{} closed with 1009 Message Too Big (message sizes unknown: compressed and \
+                     not inflated)",
+                    sessions(named.total)
+                ),
+                sessions: named.refs,
+                sessions_total: named.total,
+                evidence: vec![("refused", self.by.ev())],
+                advice: ADVICE_TOO_BIG_UNKNOWN.to_string(),
+            });
         }
         let smallest_rejected = self.rejected.min;
         let mut limit = format!("below {smallest_rejected} bytes (the smallest refused message)");
@@ -317,8 +333,8 @@ impl Probe for TooBigProbe {
             evidence.push((
                 "compressed",
                 Ev::Text(format!(
-                    "{} used permessage-deflate: sizes are on the wire, the limit applies to \
-                     the uncompressed message",
+                    "{} used permessage-deflate: complete messages are measured inflated (what \
+                     the limit applies to), a message cut short by its frames' wire size",
                     sessions(self.compressed)
                 )),
             ));
@@ -344,3 +360,9 @@ impl Probe for TooBigProbe {
         })
     }
 }
+
+/// The advice of a 1009 whose message sizes are not known.
+const ADVICE_TOO_BIG_UNKNOWN: &str = "The receiver refused a message over its size limit. It \
+     is the receiver's setting: Python websockets max_size (default 1 MiB), Node ws \
+     maxPayload (100 MiB), AWS API Gateway 128 KB per message. Run without --no-inflate to \
+     see the sizes; raise the limit or split the messages.";
