@@ -179,11 +179,11 @@ fn read_batch(
         max_ts,
     } = d;
     let fill = capture.fill_with(batch, |pkt, data| {
-        if stats.first_ts_ns.is_none() {
-            stats.first_ts_ns = Some(pkt.ts_ns);
-        }
         decode_into(buckets, stats, max_ts, pkt, data)
     });
+    if stats.first_ts_ns.is_none() {
+        stats.first_ts_ns = batch.packets.first().map(|p| p.ts_ns);
+    }
     stats.last_ts_ns = stats.last_ts_ns.max(*max_ts);
     if let Some(p) = progress {
         p.store(capture.bytes_read(), Ordering::Relaxed);

@@ -208,36 +208,17 @@ impl Conn {
             // Not a session: nobody will read its timeline.
             self.lent.timeline = None;
         }
-        if seg.flags & (FIN | RST) != 0 || carried == Carried::Retransmitted {
-            if let Some(t) = &mut self.lent.timeline {
-                if carried == Carried::Retransmitted {
-                    t.tcp(Kind::Retransmission, d == 0, at);
-                }
-                if seg.flags & FIN != 0 {
-                    t.tcp(Kind::Fin, d == 0, at);
-                }
-                if seg.flags & RST != 0 {
-                    t.tcp(Kind::Rst, d == 0, at);
-                }
-            }
-        }
         if seg.flags & FIN != 0 && self.fin[d].is_none() {
             self.fin[d] = Some(at);
         }
-        // The session's end: the last payload before it is the one before this packet.
-        if !self.ended && (seg.flags & (FIN | RST) != 0 || self.lent.close_seen) {
-            self.ended = true;
-            self.payload_before_end = self.last_payload_any;
-            if let App::WebSocket { session, .. } = &mut self.app {
-                session.consumers.facts.ended();
-            }
+        // FIN, RST, a retransmission or the session's first Close frame: the rare path.
+        let ends = seg.flags & (FIN | RST) != 0 || (self.lent.close_seen && !self.ended);
+        if ends || carried == Carried::Retransmitted {
+            self.rare(seg.flags, d, at, carried);
         }
         if carried != Carried::Nothing {
             self.last_payload[d] = at;
             self.last_payload_any = at;
-            if carried == Carried::Retransmitted {
-                self.last_retransmission[d] = at;
-            }
         }
         if seg.flags & (FIN | RST) != 0 {
             // A closed connection lingers for late segments before it is retired: free
@@ -246,6 +227,35 @@ impl Conn {
                 if h.finished() || self.rst.iter().any(Option::is_some) {
                     self.app.direction_ended(i == 0);
                 }
+            }
+        }
+    }
+
+    /// What a segment with FIN or RST, a retransmitted one, or the one that brought the
+    /// first Close frame adds: the timeline's TCP events, the session's end (the last payload
+    /// before it is the one before this packet).
+    #[cold]
+    #[inline(never)]
+    fn rare(&mut self, flags: u8, d: usize, at: At, carried: Carried) {
+        if let Some(t) = &mut self.lent.timeline {
+            if carried == Carried::Retransmitted {
+                t.tcp(Kind::Retransmission, d == 0, at);
+            }
+            if flags & FIN != 0 {
+                t.tcp(Kind::Fin, d == 0, at);
+            }
+            if flags & RST != 0 {
+                t.tcp(Kind::Rst, d == 0, at);
+            }
+        }
+        if carried == Carried::Retransmitted {
+            self.last_retransmission[d] = at;
+        }
+        if !self.ended && (flags & (FIN | RST) != 0 || self.lent.close_seen) {
+            self.ended = true;
+            self.payload_before_end = self.last_payload_any;
+            if let App::WebSocket { session, .. } = &mut self.app {
+                session.consumers.facts.ended();
             }
         }
     }

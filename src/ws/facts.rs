@@ -158,6 +158,12 @@ impl Facts {
         self.ended();
     }
 
+    /// Whether the session's first Close frame has been seen.
+    #[inline(always)]
+    pub fn close_seen_yet(&self) -> bool {
+        self.client.before_close.is_some()
+    }
+
     /// The session ended (its first Close frame, FIN or RST): the pings waiting now were
     /// not answered in time.
     pub fn ended(&mut self) {

@@ -88,6 +88,19 @@ impl FrameConsumer for Lent {
     }
 }
 
+/// Frames of one direction to the session's consumers and what the connection lends. Without
+/// a timeline (every run but `frames`) the lent part is only the first-Close flag, read from
+/// the facts after the call: the hot loop sees the session's own consumers alone.
+#[inline(always)]
+fn feed(stream: &mut FrameStream, d: &[u8], at: At, consumers: &mut Consumers, tl: &mut Lent) {
+    if tl.timeline.is_none() {
+        stream.data(d, at, consumers);
+        tl.close_seen |= consumers.facts.close_seen_yet();
+    } else {
+        stream.data(d, at, &mut (consumers, tl));
+    }
+}
+
 /// What a direction's bytes are being read as.
 #[derive(Debug)]
 enum DirState {
@@ -336,7 +349,7 @@ impl WsSession {
             if self.response.is_none() && !self.response_lost && !self.midstream && !d.is_empty() {
                 self.flag(Anomaly::FrameBeforeUpgrade, at);
             }
-            self.client.data(d, at, &mut (&mut self.consumers, tl));
+            feed(&mut self.client, d, at, &mut self.consumers, tl);
         }
     }
 
@@ -346,7 +359,7 @@ impl WsSession {
     pub fn server_data(&mut self, d: &[u8], at: At, tl: &mut Lent) -> Option<Vec<u8>> {
         let progress = match &mut self.server_state {
             DirState::Frames => {
-                self.server.data(d, at, &mut (&mut self.consumers, tl));
+                feed(&mut self.server, d, at, &mut self.consumers, tl);
                 return None;
             }
             DirState::Ignore => return None,
