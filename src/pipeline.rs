@@ -164,12 +164,14 @@ fn decode_into(
 
 use crate::config::BATCHES_IN_FLIGHT;
 
-/// Reads the next batch of `capture` into `d`, decoding as it goes.
+/// Reads the next batch of `capture` into `d`, decoding as it goes. Until `seen_first`, the
+/// first packet's time is looked for (then noted in this batch's stats).
 fn read_batch(
     capture: &mut Capture,
     d: &mut Decoded,
     n_shards: usize,
     progress: &Option<Arc<AtomicU64>>,
+    seen_first: &mut bool,
 ) -> Fill {
     d.clear(n_shards);
     let Decoded {
@@ -178,12 +180,22 @@ fn read_batch(
         stats,
         max_ts,
     } = d;
-    let fill = capture.fill_with(batch, |pkt, data| {
-        decode_into(buckets, stats, max_ts, pkt, data)
-    });
-    if stats.first_ts_ns.is_none() {
-        stats.first_ts_ns = batch.packets.first().map(|p| p.ts_ns);
-    }
+    let fill = if *seen_first {
+        capture.fill_with(batch, |pkt, data| {
+            decode_into(buckets, stats, max_ts, pkt, data)
+        })
+    } else {
+        let mut first = None;
+        let fill = capture.fill_with(batch, |pkt, data| {
+            first = first.or(Some(pkt.ts_ns));
+            decode_into(buckets, stats, max_ts, pkt, data)
+        });
+        if first.is_some() {
+            stats.first_ts_ns = first;
+            *seen_first = true;
+        }
+        fill
+    };
     stats.last_ts_ns = stats.last_ts_ns.max(*max_ts);
     if let Some(p) = progress {
         p.store(capture.bytes_read(), Ordering::Relaxed);
@@ -415,8 +427,9 @@ pub fn analyze(
     let progress = opts.progress.clone();
     if threads == 1 {
         let mut d = Decoded::default();
+        let mut seen_first = false;
         loop {
-            let fill = read_batch(&mut capture, &mut d, n_shards, &progress);
+            let fill = read_batch(&mut capture, &mut d, n_shards, &progress, &mut seen_first);
             engine.shards_over(&d, false);
             engine.boundary(out)?;
             engine.take_stats(&mut d);
@@ -445,6 +458,7 @@ pub fn analyze(
                 .spawn_scoped(scope, move || {
                     // A fixed set of batch buffers: the queue of 2 and one in each thread.
                     let mut made = 0;
+                    let mut seen_first = false;
                     loop {
                         let mut d = match back_rx.try_recv() {
                             Ok(d) => d,
@@ -457,7 +471,8 @@ pub fn analyze(
                                 Err(_) => break,
                             },
                         };
-                        let fill = read_batch(&mut capture, &mut d, n_shards, &progress);
+                        let fill =
+                            read_batch(&mut capture, &mut d, n_shards, &progress, &mut seen_first);
                         if tx.send(d).is_err() {
                             break;
                         }

@@ -564,7 +564,14 @@ fn sessions_jsonl_has_every_column_typed_and_a_closing_capture_line() {
     assert_eq!(capture["packets"], 258);
     assert_eq!(capture["inputs"], serde_json::json!([cap]));
     // The capture starts with two non-IP packets, just before session 1.
-    assert!(capture["first_packet_time"].as_str() <= lines[0]["start"].as_str());
+    let first = capture["first_packet_time"]
+        .as_str()
+        .expect("a first packet time");
+    assert!(first <= lines[0]["start"].as_str().unwrap(), "{first}");
+    // With one thread too (the reader is the caller then).
+    let one = run_ok(&["sessions", "-q", "-t", "1", "--format", "jsonl", cap]);
+    let one: Value = serde_json::from_str(one.lines().last().unwrap()).unwrap();
+    assert_eq!(one["first_packet_time"], first);
     assert_eq!(capture["last_packet_time"], lines[14]["end"]);
 }
 
