@@ -13,18 +13,20 @@
 //! so the report is byte-identical for every `--threads`.
 
 use std::io;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use rayon::prelude::*;
 
-use crate::capture::{Batch, Capture, Fill, Packet};
+use crate::capture::{Batch, Capture, DecryptionSecrets, Fill, Packet};
 use crate::config::Limits;
 use crate::decode::{decode, TcpSegment};
 use crate::error::InputError;
+use crate::flow::tls::{TlsCtx, TlsKeys, TlsOptions};
 use crate::flow::Shard;
 use crate::record::{At, SessionRecord};
 use crate::reorder::Reorder;
 use crate::stats::Stats;
+use crate::tls::KeyLog;
 
 /// How to run the analysis.
 #[derive(Clone, Debug)]
@@ -33,6 +35,11 @@ pub struct Options {
     /// (read, frame, decode) and N - 1 threads of shards. The report is the same for all N.
     pub threads: usize,
     pub limits: Limits,
+    /// TLS secrets of the `--keylog` files (pcapng Decryption Secrets Blocks are added as
+    /// they are read).
+    pub keylog: Arc<KeyLog>,
+    /// Which TLS connections give a record.
+    pub tls: TlsOptions,
 }
 
 impl Default for Options {
@@ -40,6 +47,8 @@ impl Default for Options {
         Options {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             limits: Limits::default(),
+            keylog: Arc::new(KeyLog::new()),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -174,22 +183,58 @@ struct Engine {
     now: i64,
     max_connections: usize,
     stats: Stats,
+    tls: TlsCtx,
 }
 
 impl Engine {
-    fn new(n_shards: usize, limits: &Limits) -> Self {
+    fn new(n_shards: usize, opts: &Options) -> Self {
+        let limits = &opts.limits;
+        let tls = TlsCtx {
+            keys: Arc::new(TlsKeys::new(vec![Arc::clone(&opts.keylog)])),
+            opts: opts.tls,
+        };
+        let mut shards: Vec<Shard> = (0..n_shards).map(|_| Shard::new(limits)).collect();
+        for s in &mut shards {
+            s.set_tls(tls.clone());
+        }
         Engine {
-            shards: (0..n_shards).map(|_| Shard::new(limits)).collect(),
+            shards,
             pending: Reorder::new(limits.max_pending_bytes),
             next_stream: 0,
             now: i64::MIN,
             max_connections: limits.max_connections,
             stats: Stats::default(),
+            tls,
+        }
+    }
+
+    /// Decryption Secrets Blocks read before a batch: their TLS key logs serve the
+    /// connections from this batch on (batches end before such a block, so this is where
+    /// the block is in the capture, for every thread count).
+    fn add_secrets(&mut self, blocks: &[DecryptionSecrets]) {
+        let mut keys = (*self.tls.keys).clone();
+        for b in blocks {
+            let mut log = KeyLog::new();
+            let Some(loaded) = log.add_decryption_secrets_block(b.secrets_type, &b.data) else {
+                continue;
+            };
+            let t = &mut self.stats.tls;
+            t.secrets_blocks += 1;
+            t.secrets_block_secrets += loaded.secrets as u64;
+            t.late_secrets_blocks += b.after_packets as u64;
+            keys = keys.with(Arc::new(log));
+        }
+        self.tls.keys = Arc::new(keys);
+        for s in &mut self.shards {
+            s.set_tls(self.tls.clone());
         }
     }
 
     /// Runs the shards over a decoded batch and advances the capture clock.
     fn shards_over(&mut self, d: &Decoded, parallel: bool) {
+        if !d.batch.secrets.is_empty() {
+            self.add_secrets(&d.batch.secrets);
+        }
         run_shards(&mut self.shards, d, parallel);
         if let Some(t) = d.max_ts {
             self.now = self.now.max(t);
@@ -271,7 +316,7 @@ pub fn analyze(
     // More shards than threads keeps the threads busy when connections are uneven; the
     // report does not depend on the number.
     let n_shards = if threads <= 2 { 1 } else { (threads - 1) * 4 };
-    let mut engine = Engine::new(n_shards, &opts.limits);
+    let mut engine = Engine::new(n_shards, opts);
     let files = capture.n_inputs() as u64;
     if threads == 1 {
         let mut d = Decoded::default();

@@ -1,8 +1,130 @@
 //! Counters for everything read, and for everything that could not be analyzed.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::decode::Skip;
+use crate::tls::{CipherSuite, TlsFacts, TlsState};
+
+/// TLS connections (recognised by their ClientHello) and what became of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsStats {
+    pub connections: u64,
+    pub decrypted: u64,
+    pub no_key: u64,
+    pub decrypt_failed: u64,
+    pub unsupported_cipher: u64,
+    /// The hellos were not seen whole (a gap).
+    pub handshake_missing: u64,
+    /// The handshake did not get as far as needing keys (no ServerHello, or cut short).
+    pub handshake_incomplete: u64,
+    pub with_gaps: u64,
+    /// ALPN `h2`: HTTP/2, where WebSocket (RFC 8441) is not analyzed.
+    pub h2: u64,
+    /// Rows written for connections that were not decrypted (outcome `undecrypted`).
+    pub rows: u64,
+    /// Unsupported suites (and versions, as 0x0300..0x0302 suites of SSL 3.0 to TLS 1.1
+    /// are named by their suite) and how many connections used each.
+    pub unsupported_suites: BTreeMap<u16, u64>,
+    /// Decryption Secrets Blocks read from pcapng inputs, and the secrets they held.
+    pub secrets_blocks: u64,
+    pub secrets_block_secrets: u64,
+    /// Decryption Secrets Blocks that came after packets of their file: their secrets serve
+    /// only connections whose keys were needed after them.
+    pub late_secrets_blocks: u64,
+}
+
+impl TlsStats {
+    /// Counts one TLS connection at its end.
+    pub fn add(&mut self, f: &TlsFacts) {
+        if f.state == TlsState::NotTls {
+            return;
+        }
+        self.connections += 1;
+        match f.state {
+            TlsState::Decrypting => self.decrypted += 1,
+            TlsState::NoKey => self.no_key += 1,
+            TlsState::DecryptFailed => self.decrypt_failed += 1,
+            TlsState::UnsupportedCipher => {
+                self.unsupported_cipher += 1;
+                let suite = f.cipher_suite.map_or(0, |c| c.0);
+                *self.unsupported_suites.entry(suite).or_default() += 1;
+            }
+            TlsState::HandshakeMissing => self.handshake_missing += 1,
+            TlsState::Handshake => self.handshake_incomplete += 1,
+            TlsState::NotTls => {}
+        }
+        self.with_gaps += f.anomalies.gap as u64;
+        self.h2 += (f.alpn.as_deref() == Some("h2")) as u64;
+    }
+
+    pub fn merge(&mut self, o: &TlsStats) {
+        self.connections += o.connections;
+        self.decrypted += o.decrypted;
+        self.no_key += o.no_key;
+        self.decrypt_failed += o.decrypt_failed;
+        self.unsupported_cipher += o.unsupported_cipher;
+        self.handshake_missing += o.handshake_missing;
+        self.handshake_incomplete += o.handshake_incomplete;
+        self.with_gaps += o.with_gaps;
+        self.h2 += o.h2;
+        self.rows += o.rows;
+        for (k, v) in &o.unsupported_suites {
+            *self.unsupported_suites.entry(*k).or_default() += v;
+        }
+        self.secrets_blocks += o.secrets_blocks;
+        self.secrets_block_secrets += o.secrets_block_secrets;
+        self.late_secrets_blocks += o.late_secrets_blocks;
+    }
+}
+
+/// `TLS: 5 connections (3 decrypted, 1 without key, …)`, naming unsupported suites.
+impl fmt::Display for TlsStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} TLS connection{} ({} decrypted",
+            self.connections,
+            if self.connections == 1 { "" } else { "s" },
+            self.decrypted
+        )?;
+        let mut add = |n: u64, what: &str| -> fmt::Result {
+            if n > 0 {
+                write!(f, ", {n} {what}")?;
+            }
+            Ok(())
+        };
+        add(self.no_key, "without key")?;
+        add(self.decrypt_failed, "failed to decrypt")?;
+        if self.unsupported_cipher > 0 {
+            let names: Vec<String> = self
+                .unsupported_suites
+                .iter()
+                .map(|(&s, n)| {
+                    let name = if s == 0 {
+                        "suite not seen".to_string()
+                    } else {
+                        CipherSuite(s).to_string()
+                    };
+                    format!("{name} ({n})")
+                })
+                .collect();
+            add(
+                self.unsupported_cipher,
+                &format!("with an unsupported cipher: {}", names.join(", ")),
+            )?;
+        }
+        add(self.handshake_missing, "with the handshake not captured")?;
+        add(self.handshake_incomplete, "with the handshake not finished")?;
+        add(self.with_gaps, "with gaps")?;
+        add(
+            self.h2,
+            "HTTP/2 (ALPN h2: WebSocket over HTTP/2 is not analyzed)",
+        )?;
+        add(self.rows, "reported as undecrypted")?;
+        f.write_str(")")
+    }
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -30,6 +152,7 @@ pub struct Stats {
     pub gaps: u64,
     pub gap_bytes: u64,
     pub evicted: u64,
+    pub tls: TlsStats,
 }
 
 impl Stats {
@@ -64,6 +187,7 @@ impl Stats {
         self.gaps += o.gaps;
         self.gap_bytes += o.gap_bytes;
         self.evicted += o.evicted;
+        self.tls.merge(&o.tls);
     }
 }
 
@@ -75,6 +199,9 @@ impl fmt::Display for Stats {
             "read {} packets ({} bytes) from {} input(s): {} TCP connections, {} WebSocket sessions",
             self.packets, self.bytes, self.files, self.tcp_connections, self.sessions
         )?;
+        if self.tls.connections > 0 {
+            write!(f, "; {}", self.tls)?;
+        }
         let mut not = Vec::new();
         let mut add = |n: u64, what: &str| {
             if n > 0 {
@@ -96,6 +223,13 @@ impl fmt::Display for Stats {
         add(self.not_websocket, "connections not WebSocket");
         add(self.no_payload, "connections without payload");
         add(self.evicted, "connections evicted (too many open)");
+        add(
+            self.tls.no_key
+                + self.tls.decrypt_failed
+                + self.tls.unsupported_cipher
+                + self.tls.handshake_missing,
+            "TLS connections not decrypted",
+        );
         if not.is_empty() {
             write!(f, "; everything was analyzed")
         } else {

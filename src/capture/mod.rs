@@ -35,17 +35,35 @@ pub struct Packet {
     pub origlen: u32,
 }
 
+/// A pcapng Decryption Secrets Block (a TLS key log put in the capture by `editcap
+/// --inject-secrets`), as read.
+#[derive(Clone, Debug)]
+pub struct DecryptionSecrets {
+    /// The input it was read from.
+    pub file: String,
+    /// `Secrets Type` (`0x544c534b` for a TLS key log).
+    pub secrets_type: u32,
+    pub data: Vec<u8>,
+    /// It came after packets of its file (they could not use it).
+    pub after_packets: bool,
+}
+
 /// A run of packets in capture order, with the chunks that hold their bytes.
 #[derive(Default)]
 pub struct Batch {
     pub chunks: Vec<Arc<Vec<u8>>>,
     pub packets: Vec<Packet>,
+    /// Decryption Secrets Blocks read before the batch's first packet (a batch ends before
+    /// a block that follows its packets, so that secrets apply exactly from where they
+    /// are in the capture; at the end of the capture, also those after the last packet).
+    pub secrets: Vec<DecryptionSecrets>,
 }
 
 impl Batch {
     pub fn clear(&mut self) {
         self.chunks.clear();
         self.packets.clear();
+        self.secrets.clear();
     }
 
     /// The captured bytes of `p`.
@@ -192,6 +210,26 @@ impl FileReader {
     /// Display name of the input.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether Decryption Secrets Blocks were read that were not taken yet.
+    #[inline(always)]
+    fn has_secrets(&self) -> bool {
+        matches!(&self.format, Format::Pcapng(s) if !s.secrets.is_empty())
+    }
+
+    /// Moves the Decryption Secrets Blocks read so far to `out`.
+    fn take_secrets(&mut self, out: &mut Vec<DecryptionSecrets>) {
+        if let Format::Pcapng(s) = &mut self.format {
+            for (secrets_type, data, after_packets) in s.secrets.drain(..) {
+                out.push(DecryptionSecrets {
+                    file: self.name.clone(),
+                    secrets_type,
+                    data,
+                    after_packets,
+                });
+            }
+        }
     }
 
     /// File offset of the next unread byte.
@@ -418,6 +456,10 @@ pub struct Capture {
     done: Vec<bool>,
     /// Per reader: (chunk_id, index in the current batch's chunks) of its chunk.
     batch_chunk: Vec<Option<(u64, u32)>>,
+    /// Per reader: Decryption Secrets Blocks read before its head record.
+    head_secrets: Vec<Vec<DecryptionSecrets>>,
+    /// Decryption Secrets Blocks for the next batch (they came after this one's packets).
+    pending_secrets: Vec<DecryptionSecrets>,
     next_number: u64,
     errors: Vec<InputError>,
     batch_packets: usize,
@@ -454,6 +496,8 @@ impl Capture {
             heads: vec![None; n],
             done: vec![false; n],
             batch_chunk: vec![None; n],
+            head_secrets: vec![Vec::new(); n],
+            pending_secrets: Vec::new(),
             next_number: 1,
             errors,
             batch_packets: limits.batch_packets.max(1),
@@ -488,6 +532,9 @@ impl Capture {
                 self.done[i] = true;
             }
         }
+        if self.readers[i].has_secrets() {
+            self.readers[i].take_secrets(&mut self.head_secrets[i]);
+        }
     }
 
     /// Appends up to one batch of packets to `batch` (which the caller has cleared).
@@ -506,6 +553,7 @@ impl Capture {
         for c in self.batch_chunk.iter_mut() {
             *c = None;
         }
+        batch.secrets.append(&mut self.pending_secrets);
         // Packets kept (the filter may drop some) and their captured bytes.
         let (mut kept, mut bytes) = (0usize, 0usize);
         if self.readers.len() == 1 {
@@ -518,6 +566,7 @@ impl Capture {
                         Ok(Some(r)) => r,
                         Ok(None) => {
                             self.done[0] = true;
+                            self.readers[0].take_secrets(&mut batch.secrets);
                             return Fill::End;
                         }
                         Err(e) => {
@@ -527,6 +576,15 @@ impl Capture {
                         }
                     },
                 };
+                if self.readers[0].has_secrets() {
+                    // Secrets before this packet: they apply from the next batch on.
+                    if kept > 0 {
+                        self.readers[0].take_secrets(&mut self.pending_secrets);
+                        self.heads[0] = Some(rec);
+                        return Fill::More;
+                    }
+                    self.readers[0].take_secrets(&mut batch.secrets);
+                }
                 bytes += rec.caplen as usize;
                 kept += self.push(0, rec, batch, &mut each) as usize;
             }
@@ -547,7 +605,20 @@ impl Capture {
                     }
                 }
             }
-            let Some(i) = best else { return Fill::End };
+            let Some(i) = best else {
+                for s in &mut self.head_secrets {
+                    batch.secrets.append(s);
+                }
+                return Fill::End;
+            };
+            if !self.head_secrets[i].is_empty() {
+                // Secrets before this packet: they apply from the next batch on.
+                if kept > 0 {
+                    self.pending_secrets.append(&mut self.head_secrets[i]);
+                    return Fill::More;
+                }
+                batch.secrets.append(&mut self.head_secrets[i]);
+            }
             let rec = self.heads[i].take().unwrap();
             bytes += rec.caplen as usize;
             kept += self.push(i, rec, batch, &mut each) as usize;

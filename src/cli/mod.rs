@@ -15,7 +15,9 @@ use run::{open_output, run_report, usage_error, write_failed};
 use status::Status;
 use wsclose::check::{update::write_atomically, Check, Expected, MatchMode};
 use wsclose::policy::{Gate, Gated, Policy};
+use wsclose::flow::tls::TlsOptions;
 use wsclose::report::csv::CsvWriter;
+use wsclose::report::tls::TlsCsvWriter;
 use wsclose::report::RowOptions;
 
 /// The exit status of every subcommand (README says the same).
@@ -116,7 +118,28 @@ pub enum Command {
     /// 1 and a readable diff on any difference.
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
+    /// One CSV row per TLS connection (any ALPN, decrypted or not): version, cipher suite,
+    /// SNI, ALPN, how far decryption got, what it carried, how TCP ended.
+    #[command(after_help = TLS_HELP)]
+    Tls(TlsArgs),
 }
+
+const TLS_HELP: &str = concat!(
+    "\
+EXAMPLES:
+    wsclose tls capture.pcap
+    wsclose tls --keylog sslkeys.log capture.pcap
+    wsclose tls capture-with-secrets.pcapng     # editcap --inject-secrets tls,KEYS
+
+KEYS:
+    --keylog FILE (several allowed) reads an NSS key log (SSLKEYLOGFILE of browsers,
+    OpenSSL, Python's keylog_filename, Node's keylog event). Secrets in a pcapng
+    Decryption Secrets Block are used without any option, for the connections after
+    the block: put it first (editcap --inject-secrets tls,KEYS in.pcap out.pcapng).
+
+",
+    exit_status_help!()
+);
 
 /// What every subcommand that reads captures takes.
 #[derive(clap::Args, Debug, Clone)]
@@ -134,6 +157,19 @@ pub struct CaptureArgs {
     /// Do not print the summary line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+    /// TLS key log (NSS format: SSLKEYLOGFILE) to decrypt wss:// connections; several
+    /// allowed. Decryption Secrets Blocks of pcapng inputs are used without it.
+    #[arg(long = "keylog", value_name = "FILE")]
+    pub keylog: Vec<PathBuf>,
+}
+
+/// Which sessions-report rows TLS connections that could not be decrypted get.
+#[derive(clap::Args, Debug, Clone)]
+pub struct UndecryptedArgs {
+    /// No rows for TLS connections that could not be decrypted (by default each gets one,
+    /// outcome `undecrypted`, when its ALPN is absent, http/1.1 or unknown).
+    #[arg(long = "no-undecrypted")]
+    pub no_undecrypted: bool,
 }
 
 /// Where a report goes.
@@ -189,6 +225,16 @@ pub struct SessionsArgs {
     pub rows: RowArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub undecrypted: UndecryptedArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TlsArgs {
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -210,6 +256,8 @@ pub struct CheckArgs {
     pub capture: CaptureArgs,
     #[command(flatten)]
     pub rows: RowArgs,
+    #[command(flatten)]
+    pub undecrypted: UndecryptedArgs,
     /// The expected report (CSV, as `wsclose sessions` writes it; see EXPECTED REPORT).
     #[arg(long, value_name = "FILE", required = true)]
     pub expect: PathBuf,
@@ -238,6 +286,7 @@ pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Sessions(a) => sessions(&a),
         Command::Check(a) => check(&a),
+        Command::Tls(a) => tls(&a),
     }
     .exit_code()
 }
@@ -285,6 +334,7 @@ fn sessions(a: &SessionsArgs) -> Status {
     let row_opts = a.rows.options();
     let status = run_report(
         &a.capture,
+        &a.undecrypted.tls_options(),
         &row_opts,
         &mut Gated {
             gate: &mut gate,
@@ -292,6 +342,32 @@ fn sessions(a: &SessionsArgs) -> Status {
         },
     );
     judge(&gate, &row_opts, status)
+}
+
+impl UndecryptedArgs {
+    fn tls_options(&self) -> TlsOptions {
+        TlsOptions {
+            undecrypted_rows: !self.no_undecrypted,
+            every_connection: false,
+        }
+    }
+}
+
+/// `wsclose tls`: every TLS connection, its own small report.
+fn tls(a: &TlsArgs) -> Status {
+    let out = match open_output(&a.output) {
+        Ok(o) => o,
+        Err(s) => return s,
+    };
+    let mut w = match TlsCsvWriter::new(out) {
+        Ok(w) => w,
+        Err(e) => return write_failed(&e),
+    };
+    let opts = TlsOptions {
+        undecrypted_rows: true,
+        every_connection: true,
+    };
+    run_report(&a.capture, &opts, &RowOptions::default(), &mut w)
 }
 
 fn check(a: &CheckArgs) -> Status {
@@ -314,7 +390,12 @@ fn check(a: &CheckArgs) -> Status {
         Err(s) => return s,
     };
     let mut found = check.collector();
-    let mut status = run_report(&a.capture, &a.rows.options(), &mut found);
+    let mut status = run_report(
+        &a.capture,
+        &a.undecrypted.tls_options(),
+        &a.rows.options(),
+        &mut found,
+    );
     if status.error {
         eprintln!("wsclose: check: nothing compared (an input could not be read to its end)");
         return status;

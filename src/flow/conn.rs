@@ -4,6 +4,7 @@
 
 use super::app::App;
 use super::reassembly::HalfStream;
+use super::tls::{deliver, TlsCtx, TlsLayer};
 use super::SegmentCtx;
 use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
 use crate::net::FlowKey;
@@ -37,6 +38,9 @@ pub struct Conn {
     fin: [Option<At>; 2],
     rst: [Option<At>; 2],
     pub app: App,
+    /// The TLS layer between reassembly and `app`, when the connection starts with a
+    /// ClientHello (`tls.rs`).
+    pub tls: Option<Box<TlsLayer>>,
 }
 
 impl Conn {
@@ -54,6 +58,7 @@ impl Conn {
             fin: [None; 2],
             rst: [None; 2],
             app: App::Unknown,
+            tls: None,
         }
     }
 
@@ -69,9 +74,14 @@ impl Conn {
         self.rst.iter().any(Option::is_some) || self.fin.iter().all(Option::is_some)
     }
 
-    /// Could this connection still turn out to be (or is it) a WebSocket session?
+    /// Could this connection still turn out to be (or is it) a WebSocket session, or give a
+    /// row of its own (TLS that could not be decrypted)?
+    #[inline]
     pub fn may_be_session(&self) -> bool {
-        self.app.may_be_session()
+        match &self.tls {
+            None => self.app.may_be_session(),
+            Some(t) => t.may_be_session(&self.app),
+        }
     }
 
     pub fn is_session(&self) -> bool {
@@ -96,15 +106,15 @@ impl Conn {
         if seg.flags & RST != 0 && self.rst[d].is_none() {
             self.rst[d] = Some(at);
         }
-        if self.app.may_be_session() {
-            let Conn { half, app, .. } = self;
+        if self.may_be_session() {
+            let Conn { half, app, tls, .. } = self;
             let limits = &ctx.limits.reassembly;
             if seg.flags & SYN != 0 {
                 half[d].syn(seg.seq);
             }
             if seg.flags & ACK != 0 {
                 let o = 1 - d;
-                half[o].acked(seg.ack, limits, &mut |ev| app.on_event(o == 0, ev, ctx));
+                half[o].acked(seg.ack, limits, &mut |ev| deliver(tls, app, o == 0, ev, ctx));
             }
             let carries = !payload.is_empty() || seg.payload_missing > 0;
             if seg.flags & (RST | FIN) == 0 && !carries {
@@ -114,10 +124,10 @@ impl Conn {
                 let fin = seg.flags & FIN != 0;
                 let missing = seg.payload_missing;
                 half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
-                    app.on_event(d == 0, ev, ctx)
+                    deliver(tls, app, d == 0, ev, ctx)
                 });
             }
-            if !self.app.may_be_session() {
+            if !self.may_be_session() {
                 for h in &mut self.half {
                     h.discard_held();
                 }
@@ -129,14 +139,15 @@ impl Conn {
     }
 
     /// Delivers what is still held (holes become gaps). Called once, at the end.
-    pub fn flush(&mut self, limits: &super::ConnLimits) {
+    pub fn flush(&mut self, limits: &super::ConnLimits, tls_ctx: &TlsCtx) {
         let ctx = SegmentCtx {
             at: self.last,
             limits,
+            tls: tls_ctx,
         };
-        let Conn { half, app, .. } = self;
+        let Conn { half, app, tls, .. } = self;
         for (d, h) in half.iter_mut().enumerate() {
-            h.flush(&mut |ev| app.on_event(d == 0, ev, &ctx));
+            h.flush(&mut |ev| deliver(tls, app, d == 0, ev, &ctx));
         }
     }
 
@@ -147,20 +158,142 @@ impl Conn {
         })
     }
 
-    /// The session record, if this connection is a WebSocket session.
-    pub fn record(mut self, evicted: bool, limits: &super::ConnLimits) -> Option<SessionRecord> {
-        self.flush(limits);
+    /// The session record, if this connection is a WebSocket session (over TLS or not), or
+    /// a TLS connection that gives a row of its own.
+    pub fn record(
+        mut self,
+        evicted: bool,
+        limits: &super::ConnLimits,
+        tls_ctx: &TlsCtx,
+    ) -> Option<SessionRecord> {
+        self.flush(limits, tls_ctx);
+        if let Some(t) = self.tls.take() {
+            return self.tls_record(*t, evicted);
+        }
+        self.ws_record(evicted)
+    }
+
+    /// The record of a TLS connection: its WebSocket session's with the TLS facts, or one
+    /// of its own when it was not decrypted (outcome `undecrypted`, WebSocket columns
+    /// empty) or `wsclose tls` asks for every TLS connection.
+    fn tls_record(mut self, t: TlsLayer, evicted: bool) -> Option<SessionRecord> {
+        let info = Box::new(t.info(&self.app));
+        let tls_anomalies = t.anomalies();
+        let own = t.gives_own_record(&self.app);
+        if !own && !t.may_be_session(&self.app) {
+            return None;
+        }
+        if let Some(mut r) = self.ws_record_ref(evicted) {
+            r.anomalies.union(tls_anomalies);
+            r.exact &= tls_anomalies.is_empty();
+            r.tls = Some(info);
+            return Some(r);
+        }
+        if !own {
+            return None;
+        }
+        let client_is_lo = t.client_is_lo();
+        let (c, sv) = if client_is_lo { (0, 1) } else { (1, 0) };
+        let (client, server) = if client_is_lo {
+            (self.key.lo, self.key.hi)
+        } else {
+            (self.key.hi, self.key.lo)
+        };
+        let mut anomalies = tls_anomalies;
+        let mut side = |d: usize| {
+            let k = &self.half[d].counters;
+            if k.gaps > 0 {
+                anomalies.insert(Anomaly::Gap);
+            }
+            if k.cut_bytes > 0 {
+                anomalies.insert(Anomaly::CutOffPacket);
+            }
+            if k.ooo_overflows > 0 {
+                anomalies.insert(Anomaly::ReassemblyLimit);
+            }
+            if k.out_of_window > 0 {
+                anomalies.insert(Anomaly::OutOfWindow);
+            }
+            crate::record::SideStats {
+                missing_bytes: k.gap_bytes + k.cut_bytes,
+                ..Default::default()
+            }
+        };
+        let (client_side, server_side) = (side(c), side(sv));
+        if evicted {
+            anomalies.insert(Anomaly::Evicted);
+        }
+        let tcp = TcpEnds {
+            client_fin: self.fin[c],
+            server_fin: self.fin[sv],
+            client_rst: self.rst[c],
+            server_rst: self.rst[sv],
+        };
+        // What it carried is unknown (or, for `wsclose tls`, not a WebSocket session).
+        let upgrade = crate::verdict::Upgrade::Undecrypted;
+        let verdict = verdict(&crate::record::facts(
+            upgrade,
+            &client_side,
+            &server_side,
+            tcp,
+        ));
+        self.app = App::Other;
+        Some(SessionRecord {
+            first_packet: self.first_packet,
+            tcp_stream: self.tcp_stream,
+            client,
+            server,
+            start_ns: self.first_ts,
+            end_ns: self.last_ts,
+            packets: self.packets,
+            upgrade,
+            host: String::new(),
+            path: String::new(),
+            origin: String::new(),
+            user_agent: String::new(),
+            subprotocol: String::new(),
+            extensions: String::new(),
+            client_side,
+            server_side,
+            tcp,
+            exact: false,
+            anomalies,
+            tls: Some(info),
+            verdict,
+        })
+    }
+
+    /// The WebSocket session's record, taking the session out of `app`.
+    fn ws_record_ref(&mut self, evicted: bool) -> Option<SessionRecord> {
+        let app = std::mem::take(&mut self.app);
         let App::WebSocket {
             client_is_lo,
             session,
-        } = self.app
+        } = app
         else {
+            self.app = app;
             return None;
         };
-        let s = *session;
-        if !s.is_websocket() {
+        if !session.is_websocket() {
+            self.app = App::WebSocket {
+                client_is_lo,
+                session,
+            };
             return None;
         }
+        Some(self.session_record(client_is_lo, *session, evicted))
+    }
+
+    fn ws_record(mut self, evicted: bool) -> Option<SessionRecord> {
+        self.ws_record_ref(evicted)
+    }
+
+    fn session_record(
+        &self,
+        client_is_lo: bool,
+        s: crate::ws::WsSession,
+        evicted: bool,
+    ) -> SessionRecord {
         let upgrade = s.upgrade();
         let in_progress = [
             s.in_progress(crate::record::Side::Client),
@@ -214,7 +347,7 @@ impl Conn {
             tcp,
         ));
         let resp = s.response.unwrap_or_default();
-        Some(SessionRecord {
+        SessionRecord {
             first_packet: self.first_packet,
             tcp_stream: self.tcp_stream,
             client,
@@ -234,7 +367,8 @@ impl Conn {
             tcp,
             exact,
             anomalies,
+            tls: None,
             verdict,
-        })
+        }
     }
 }

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod conn;
 pub mod reassembly;
+pub mod tls;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
@@ -39,11 +40,13 @@ impl ConnLimits {
     }
 }
 
-/// What travels with a segment into its connection: the packet it came in, and the limits.
+/// What travels with a segment into its connection: the packet it came in, the limits,
+/// and the TLS keys and options.
 #[derive(Clone, Copy, Debug)]
 pub struct SegmentCtx<'a> {
     pub at: At,
     pub limits: &'a ConnLimits,
+    pub tls: &'a tls::TlsCtx,
 }
 
 /// FxHash (rustc's hasher): fast, deterministic, good enough for 4-tuples.
@@ -144,6 +147,8 @@ pub struct Shard {
     closing: BinaryHeap<Reverse<(i64, ConnRef)>>,
     pub stats: Stats,
     limits: ConnLimits,
+    /// TLS keys (changed between batches only) and options.
+    tls: tls::TlsCtx,
     linger_ns: i64,
 }
 
@@ -160,8 +165,14 @@ impl Shard {
             closing: BinaryHeap::new(),
             stats: Stats::default(),
             limits: ConnLimits::new(limits),
+            tls: tls::TlsCtx::default(),
             linger_ns: limits.closed_linger_ns,
         }
+    }
+
+    /// The TLS keys and options of the connections' next segments (set between batches).
+    pub fn set_tls(&mut self, ctx: tls::TlsCtx) {
+        self.tls = ctx;
     }
 
     /// Live connections.
@@ -235,6 +246,7 @@ impl Shard {
         let ctx = SegmentCtx {
             at,
             limits: &self.limits,
+            tls: &self.tls,
         };
         conn.segment(seg, payload, &ctx);
         if was_candidate && !conn.may_be_session() {
@@ -295,8 +307,20 @@ impl Shard {
         let (gaps, gap_bytes) = conn.gap_counters();
         self.stats.gaps += gaps;
         self.stats.gap_bytes += gap_bytes;
+        if let Some(t) = &conn.tls {
+            self.stats.tls.add(t.facts());
+        }
         // The sessions counted are the rows written: one rule for both.
-        match conn.record(evicted, &self.limits) {
+        match conn.record(evicted, &self.limits, &self.tls) {
+            Some(r) if r.upgrade == crate::verdict::Upgrade::Undecrypted => {
+                // A TLS connection's own row (`wsclose tls` also gives decrypted ones).
+                let decrypted = r
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| t.state == crate::tls::TlsState::Decrypting);
+                self.stats.tls.rows += u64::from(!decrypted);
+                self.done.push(r);
+            }
             Some(r) => {
                 self.stats.sessions += 1;
                 self.done.push(r);

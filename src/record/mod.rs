@@ -6,6 +6,7 @@
 pub mod codec;
 
 use crate::net::Endpoint;
+pub use crate::tls::{CipherSuite, TlsState, TlsVersion};
 pub use crate::verdict::{Outcome, TcpEnd, Upgrade, Verdict};
 
 /// What was seen that breaks RFC 6455 or TCP, or that makes counts uncertain.
@@ -75,10 +76,21 @@ pub enum Anomaly {
     /// The answer to the Upgrade request is missing from the capture (a gap, a snapshot
     /// length); whether it upgraded is inferred from the server's frames, if any.
     ResponseNotCaptured,
+    /// TLS: the key log has no secrets for this connection (at least not when they were
+    /// needed: a Decryption Secrets Block after the connection's handshake).
+    TlsNoKey,
+    /// TLS: secrets were found but records do not authenticate with them (a key log of
+    /// another capture), or a record failed after others had decrypted.
+    TlsDecryptFailed,
+    /// TLS: a cipher suite (or protocol version) that is not decrypted; named on stderr.
+    TlsUnsupportedCipher,
+    /// TLS: ciphertext was missing (a TCP gap) or had to be skipped; the plaintext after it
+    /// was found again by trial decryption, or not at all (RFC 8446 §5.3).
+    TlsGap,
 }
 
 impl Anomaly {
-    pub const ALL: [Anomaly; 30] = [
+    pub const ALL: [Anomaly; 34] = [
         Anomaly::Gap,
         Anomaly::CutOffPacket,
         Anomaly::ReassemblyLimit,
@@ -109,6 +121,10 @@ impl Anomaly {
         Anomaly::FrameBeforeUpgrade,
         Anomaly::Evicted,
         Anomaly::ResponseNotCaptured,
+        Anomaly::TlsNoKey,
+        Anomaly::TlsDecryptFailed,
+        Anomaly::TlsUnsupportedCipher,
+        Anomaly::TlsGap,
     ];
 
     /// The token written in the `anomalies` column.
@@ -144,6 +160,10 @@ impl Anomaly {
             Anomaly::FrameBeforeUpgrade => "frame_before_upgrade",
             Anomaly::Evicted => "evicted",
             Anomaly::ResponseNotCaptured => "response_not_captured",
+            Anomaly::TlsNoKey => "tls_no_key",
+            Anomaly::TlsDecryptFailed => "tls_decrypt_failed",
+            Anomaly::TlsUnsupportedCipher => "tls_unsupported_cipher",
+            Anomaly::TlsGap => "tls_gap",
         }
     }
 }
@@ -237,6 +257,65 @@ pub struct SideStats {
     pub in_progress_at_end: Option<bool>,
 }
 
+/// What the plaintext of a TLS connection was, as far as it was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsCarries {
+    /// Not decrypted: unknown.
+    Unknown,
+    /// Decrypted, no application data.
+    Nothing,
+    /// An HTTP request whose head did not end (or was not an Upgrade yet).
+    Http,
+    /// A WebSocket session (an Upgrade request).
+    WebSocket,
+    /// Something else (HTTP without an Upgrade, HTTP/2, …): not followed further.
+    Other,
+}
+
+impl TlsCarries {
+    pub const ALL: [TlsCarries; 5] = [
+        TlsCarries::Unknown,
+        TlsCarries::Nothing,
+        TlsCarries::Http,
+        TlsCarries::WebSocket,
+        TlsCarries::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsCarries::Unknown => "unknown",
+            TlsCarries::Nothing => "nothing",
+            TlsCarries::Http => "http",
+            TlsCarries::WebSocket => "websocket",
+            TlsCarries::Other => "other",
+        }
+    }
+}
+
+/// What the TLS layer learned of a `wss://` connection (RFC 8446, RFC 5246): the
+/// record's `tls*`, `sni` and `alpn` columns and the `tls` report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// The negotiated version; `None` when no ServerHello was seen.
+    pub version: Option<TlsVersion>,
+    pub cipher: Option<CipherSuite>,
+    /// `server_name` of the ClientHello (empty when none was sent).
+    pub sni: String,
+    /// The protocol the server selected (`None`: none, or not knowable: TLS 1.3 without
+    /// keys, where it is encrypted).
+    pub alpn: Option<String>,
+    /// The protocols the client offered, comma-separated.
+    pub alpn_offered: String,
+    /// How far decryption got.
+    pub state: TlsState,
+    /// An abbreviated TLS 1.2 handshake or a TLS 1.3 PSK handshake.
+    pub resumed: bool,
+    pub carries: TlsCarries,
+    /// Records seen and records decrypted, both directions.
+    pub records: u64,
+    pub decrypted_records: u64,
+}
+
 /// One WebSocket session: a TCP connection whose Upgrade request was seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -262,6 +341,9 @@ pub struct SessionRecord {
     pub tcp: TcpEnds,
     pub exact: bool,
     pub anomalies: Anomalies,
+    /// The TLS layer's facts, for `wss://` (and for TLS connections that could not be
+    /// decrypted, whose record has `Upgrade::Undecrypted`); `None` for plaintext.
+    pub tls: Option<Box<TlsInfo>>,
     /// Drawn from the facts above by [`crate::verdict::verdict`]; never set by hand.
     pub verdict: Verdict,
 }
@@ -380,6 +462,7 @@ impl SessionRecord {
             tcp,
             exact: false,
             anomalies,
+            tls: None,
         }
     }
 }

@@ -18,6 +18,8 @@ use std::fmt::Write as _;
 
 use crate::net::Endpoint;
 use crate::record::{Anomalies, Close, SessionRecord, Side, SideStats};
+#[cfg(test)]
+use crate::record::{CipherSuite, TlsCarries, TlsInfo, TlsState, TlsVersion};
 use crate::time::{write_rfc3339_micros, write_seconds_micros};
 use crate::verdict::{is_error_code, DEFAULT_ALLOWED_CODES};
 
@@ -340,6 +342,45 @@ pub static COLUMNS: &[Column] = &[
         value: |r| opt_bool(r.rec.server_side.in_progress_at_end),
         meaning: "the same for the server",
     },
+    Column {
+        name: "tls",
+        value: |r| {
+            r.rec
+                .tls
+                .as_ref()
+                .and_then(|t| t.version)
+                .map_or(Value::Empty, |v| Value::Text(v.as_str()))
+        },
+        meaning: "TLS version of a wss:// connection: 1.2 or 1.3; empty for plaintext (or when no ServerHello was seen)",
+    },
+    Column {
+        name: "tls_cipher",
+        value: |r| {
+            r.rec
+                .tls
+                .as_ref()
+                .and_then(|t| t.cipher)
+                .and_then(|c| c.name())
+                .map_or(Value::Empty, Value::Text)
+        },
+        meaning: "the TLS cipher suite, by its IANA name as Wireshark shows it",
+    },
+    Column {
+        name: "sni",
+        value: |r| r.rec.tls.as_ref().map_or(Value::Empty, |t| Value::Text(&t.sni)),
+        meaning: "server_name of the TLS ClientHello; empty when none was sent",
+    },
+    Column {
+        name: "alpn",
+        value: |r| {
+            r.rec
+                .tls
+                .as_ref()
+                .and_then(|t| t.alpn.as_deref())
+                .map_or(Value::Empty, Value::Text)
+        },
+        meaning: "the ALPN protocol the server selected; empty when none, or not knowable (TLS 1.3 without keys)",
+    },
 ];
 
 /// The column named `name`.
@@ -355,6 +396,38 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_columns_of_a_wss_row() {
+        let mut rec = SessionRecord::example();
+        rec.tls = Some(Box::new(TlsInfo {
+            version: Some(TlsVersion::Tls13),
+            cipher: Some(CipherSuite(0x1301)),
+            sni: "chat.example.com".into(),
+            alpn: Some("http/1.1".into()),
+            alpn_offered: "h2,http/1.1".into(),
+            state: TlsState::Decrypting,
+            resumed: false,
+            carries: TlsCarries::WebSocket,
+            records: 9,
+            decrypted_records: 9,
+        }));
+        let opts = RowOptions::default();
+        let row = Row {
+            session: 1,
+            rec: &rec,
+            opts: &opts,
+        };
+        let cell = |name: &str| {
+            let mut s = String::new();
+            (column(name).unwrap().value)(&row).write_text(&mut s);
+            s
+        };
+        assert_eq!(cell("tls"), "1.3");
+        assert_eq!(cell("tls_cipher"), "TLS_AES_128_GCM_SHA256");
+        assert_eq!(cell("sni"), "chat.example.com");
+        assert_eq!(cell("alpn"), "http/1.1");
+    }
 
     #[test]
     fn names_are_unique() {
@@ -429,6 +502,10 @@ mod tests {
             ("error_code", "false"),
             ("client_message_in_progress_at_end", "false"),
             ("server_message_in_progress_at_end", ""),
+            ("tls", ""),
+            ("tls_cipher", ""),
+            ("sni", ""),
+            ("alpn", ""),
         ];
         assert_eq!(got, want);
     }

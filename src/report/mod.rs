@@ -4,6 +4,7 @@
 
 pub mod columns;
 pub mod csv;
+pub mod tls;
 
 use std::io;
 

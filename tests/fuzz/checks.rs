@@ -678,6 +678,7 @@ pub fn capture(data: &[u8]) {
     let opts = Options {
         threads: 1,
         limits: limits.clone(),
+        ..Options::default()
     };
     let (readers, errors) = match reader(data, &limits) {
         Ok(r) => (vec![r], vec![]),
