@@ -8,9 +8,9 @@ use std::sync::Arc;
 use wsclose::capture::Capture;
 use wsclose::flow::tls::TlsOptions;
 use wsclose::pipeline::Options;
+use wsclose::report::{write_report, ReportWriter, RowOptions};
 use wsclose::stats::Stats;
 use wsclose::tls::KeyLog;
-use wsclose::report::{write_report, ReportWriter, RowOptions};
 
 use super::status::Status;
 use super::{CaptureArgs, OutputArgs};

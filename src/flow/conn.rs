@@ -114,7 +114,9 @@ impl Conn {
             }
             if seg.flags & ACK != 0 {
                 let o = 1 - d;
-                half[o].acked(seg.ack, limits, &mut |ev| deliver(tls, app, o == 0, ev, ctx));
+                half[o].acked(seg.ack, limits, &mut |ev| {
+                    deliver(tls, app, o == 0, ev, ctx)
+                });
             }
             let carries = !payload.is_empty() || seg.payload_missing > 0;
             if seg.flags & (RST | FIN) == 0 && !carries {

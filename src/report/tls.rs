@@ -10,7 +10,10 @@ use super::{ReportWriter, RunEnd};
 use crate::record::{TlsInfo, TlsState};
 
 fn tls<'a>(r: &Row<'a>) -> &'a TlsInfo {
-    r.rec.tls.as_deref().expect("the tls report has TLS records only")
+    r.rec
+        .tls
+        .as_deref()
+        .expect("the tls report has TLS records only")
 }
 
 /// The sessions report's column `name`, reused here.

@@ -8,5 +8,6 @@ mod columns;
 mod exit_status;
 mod golden;
 mod policy;
+mod tls;
 mod truth;
 mod util;
