@@ -566,6 +566,11 @@ impl Capture {
                         Ok(Some(r)) => r,
                         Ok(None) => {
                             self.done[0] = true;
+                            if self.readers[0].has_secrets() && kept > 0 {
+                                // After the last packet: a batch of their own.
+                                self.readers[0].take_secrets(&mut self.pending_secrets);
+                                return Fill::More;
+                            }
                             self.readers[0].take_secrets(&mut batch.secrets);
                             return Fill::End;
                         }
@@ -606,10 +611,17 @@ impl Capture {
                 }
             }
             let Some(i) = best else {
+                let late = self.head_secrets.iter().any(|s| !s.is_empty()) && kept > 0;
+                let to = if late {
+                    // After the last packet: a batch of their own.
+                    &mut self.pending_secrets
+                } else {
+                    &mut batch.secrets
+                };
                 for s in &mut self.head_secrets {
-                    batch.secrets.append(s);
+                    to.append(s);
                 }
-                return Fill::End;
+                return if late { Fill::More } else { Fill::End };
             };
             if !self.head_secrets[i].is_empty() {
                 // Secrets before this packet: they apply from the next batch on.
@@ -680,5 +692,7 @@ impl Capture {
     }
 }
 
+#[cfg(test)]
+mod secrets_tests;
 #[cfg(test)]
 mod tests;

@@ -80,7 +80,7 @@ impl Conn {
     pub fn may_be_session(&self) -> bool {
         match &self.tls {
             None => self.app.may_be_session(),
-            Some(t) => t.may_be_session(&self.app),
+            Some(t) => t.may_be_session(),
         }
     }
 
@@ -182,7 +182,7 @@ impl Conn {
         let info = Box::new(t.info(&self.app));
         let tls_anomalies = t.anomalies();
         let own = t.gives_own_record(&self.app);
-        if !own && !t.may_be_session(&self.app) {
+        if !own && !t.may_be_session() {
             return None;
         }
         if let Some(mut r) = self.ws_record_ref(evicted) {

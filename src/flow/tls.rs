@@ -86,7 +86,7 @@ pub struct TlsLayer {
     client_is_lo: bool,
     opts: TlsOptions,
     /// This connection can no longer give a record (latched: the shard's watermark relies
-    /// on a connection never becoming a candidate again).
+    /// on a connection never becoming a candidate again). Decided after each event.
     dropped: bool,
 }
 
@@ -150,10 +150,13 @@ impl TlsLayer {
     }
 
     /// Could this connection still give a record (a session over TLS, or a row of its own)?
-    pub fn may_be_session(&self, app: &App) -> bool {
-        !self.dropped && self.may_give_record(app)
+    /// Decided after each event (what it depends on changes only with events).
+    #[inline]
+    pub fn may_be_session(&self) -> bool {
+        !self.dropped
     }
 
+    #[inline]
     fn may_give_record(&self, app: &App) -> bool {
         let f = self.conn.facts();
         match f.state {
@@ -242,5 +245,104 @@ pub fn may_be_http1(f: &TlsFacts) -> bool {
         Some(p) => p == "http/1.1",
         None if f.version == Some(tls::TlsVersion::Tls12) => true,
         None => f.alpn_offered.is_empty() || f.alpn_offered.iter().any(|p| p == "http/1.1"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Limits;
+    use crate::flow::ConnLimits;
+    use crate::record::At;
+    use crate::tls::TlsVersion;
+
+    fn facts(version: Option<TlsVersion>, alpn: Option<&str>, offered: &[&str]) -> TlsFacts {
+        let mut f = TlsConn::new().facts().clone();
+        f.version = version;
+        f.alpn = alpn.map(str::to_string);
+        f.alpn_offered = offered.iter().map(|s| s.to_string()).collect();
+        f
+    }
+
+    #[test]
+    fn where_websocket_may_live() {
+        use TlsVersion::*;
+        let table = [
+            (
+                facts(Some(Tls12), Some("http/1.1"), &["h2", "http/1.1"]),
+                true,
+            ),
+            (facts(Some(Tls12), Some("h2"), &["h2", "http/1.1"]), false),
+            // TLS 1.2: the ServerHello is in the clear, so no ALPN means none was chosen.
+            (facts(Some(Tls12), None, &["h2"]), true),
+            // TLS 1.3 without keys: the choice is encrypted; the offer decides.
+            (facts(Some(Tls13), None, &[]), true),
+            (facts(Some(Tls13), None, &["h2", "http/1.1"]), true),
+            (facts(Some(Tls13), None, &["h2"]), false),
+            (facts(None, None, &["h2"]), false),
+        ];
+        for (i, (f, want)) in table.iter().enumerate() {
+            assert_eq!(may_be_http1(f), *want, "case {i}");
+        }
+    }
+
+    fn run(events: &[(bool, &[u8])]) -> (Option<Box<TlsLayer>>, App) {
+        let limits = ConnLimits::new(&Limits::default());
+        let tls_ctx = TlsCtx::default();
+        let mut tls = None;
+        let mut app = App::Unknown;
+        for (i, (from_lo, bytes)) in events.iter().enumerate() {
+            let ctx = SegmentCtx {
+                at: At {
+                    packet: i as u64 + 1,
+                    ts_ns: 0,
+                },
+                limits: &limits,
+                tls: &tls_ctx,
+            };
+            deliver(&mut tls, &mut app, *from_lo, Event::Data(bytes), &ctx);
+        }
+        (tls, app)
+    }
+
+    /// The start of a TLS 1.2 ClientHello record (length 0x200).
+    const HELLO: [u8; 11] = [22, 3, 1, 2, 0, 1, 0, 1, 0xfc, 3, 3];
+
+    #[test]
+    fn tls_is_recognised_by_the_clienthello_on_any_port() {
+        let (tls, app) = run(&[(false, &HELLO)]);
+        let t = tls.expect("a TLS layer");
+        assert!(!t.client_is_lo() && t.may_be_session());
+        assert!(matches!(app, App::Unknown));
+        // A plaintext request never enters the TLS layer.
+        let (tls, app) = run(&[(true, b"GET /chat HTTP/1.1\r\n")]);
+        assert!(tls.is_none() && matches!(app, App::Request { .. }));
+        // Three bytes that may still be a ClientHello go to TLS, which gives up on them
+        // (and the connection) when the rest is not TLS.
+        let (tls, _) = run(&[(true, &HELLO[..3])]);
+        assert!(tls.as_ref().is_some_and(|t| t.may_be_session()));
+        let (tls, _) = run(&[(true, &HELLO[..3]), (true, b"xxxxxxxxxxxxxxxx")]);
+        let t = tls.unwrap();
+        assert_eq!(t.facts().state, TlsState::NotTls);
+        assert!(!t.may_be_session());
+    }
+
+    #[test]
+    fn keys_answer_in_order() {
+        let cr = [9u8; 32];
+        let line = |s: &str| format!("CLIENT_RANDOM {} {}\n", "09".repeat(32), s.repeat(48));
+        let mut a = KeyLog::new();
+        a.add_text(line("aa").as_bytes());
+        let mut b = KeyLog::new();
+        b.add_text(line("bb").as_bytes());
+        let keys = TlsKeys::new(vec![Arc::new(KeyLog::new())]);
+        assert!(keys.is_empty() && keys.secrets(&cr).is_none());
+        let keys = keys.with(Arc::new(a)).with(Arc::new(b));
+        let got = keys.secrets(&cr).unwrap().master_secret.unwrap();
+        assert_eq!(
+            got.as_bytes(),
+            &[0xaa; 48][..],
+            "the first log that knows it"
+        );
     }
 }

@@ -481,3 +481,100 @@ fn every_subcommand_that_reads_captures_takes_keylog() {
     assert_eq!(code, 2);
     assert!(stderr.contains("--keylog /nonexistent/keys"), "{stderr}");
 }
+
+/// A generated wss:// capture (synth, TLS 1.3 AES-128-GCM, with its key log) against the
+/// generator's truth: every column the truth names, for every thread count; and the same
+/// sessions as the plaintext capture of the same seed.
+#[test]
+fn generated_wss_captures_agree_with_their_generator() {
+    use wsclose_synth::{generate_with_keylog, GenConfig, Mix};
+    let tmp = std::env::temp_dir();
+    let pid = std::process::id();
+    let mut reports = Vec::new();
+    for tls in [false, true] {
+        let cfg = GenConfig {
+            seed: 11,
+            sessions: 40,
+            mix: Mix { chat: 9, bulk: 1 },
+            target_bytes: 3 << 20,
+            concurrency: 8,
+            reorder_fraction: 0.3,
+            // Gaps only in the plaintext capture (a TLS one has none): none here, so that
+            // the two captures hold the same sessions.
+            gap_fraction: 0.0,
+            header_gap_fraction: 0.0,
+            tls,
+            ..GenConfig::default()
+        };
+        let (mut cap, mut keys, mut truth) = (Vec::new(), Vec::new(), Vec::new());
+        generate_with_keylog(&cfg, &mut cap, &mut keys, |e| {
+            truth.push(e);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(keys.is_empty(), !tls);
+        let path = tmp.join(format!("wsclose-test-{pid}-gen-{tls}.pcap"));
+        let kpath = tmp.join(format!("wsclose-test-{pid}-gen-{tls}.keys"));
+        std::fs::write(&path, &cap).unwrap();
+        std::fs::write(&kpath, &keys).unwrap();
+        let k = kpath.display().to_string();
+        let args: &[&str] = if tls { &["--keylog", &k] } else { &[] };
+        let (report, stderr, code) = wsclose("sessions", 2, args, &path);
+        assert_eq!(code, 0, "{stderr}");
+        for t in [1, 3] {
+            assert!(
+                wsclose("sessions", t, args, &path).0 == report,
+                "--threads {t}"
+            );
+        }
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_file(&kpath).unwrap();
+        let got = rows(&report);
+        assert_eq!(got.len(), truth.len(), "tls={tls}");
+        let mut errors = Vec::new();
+        for (g, t) in got.iter().zip(&truth) {
+            for (col, want) in wsclose_synth::COLUMNS.iter().zip(&t.values) {
+                if want != "*" && &g[*col] != want {
+                    errors.push(format!(
+                        "tls={tls} {}: {col} = {:?}, the generator says {want:?}",
+                        g["client"], g[*col]
+                    ));
+                }
+            }
+            let tls_cols = (
+                g["tls"].as_str(),
+                g["tls_cipher"].as_str(),
+                g["alpn"].as_str(),
+            );
+            let want = if tls {
+                ("1.3", "TLS_AES_128_GCM_SHA256", "http/1.1")
+            } else {
+                ("", "", "")
+            };
+            assert_eq!(tls_cols, want);
+        }
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+        if tls {
+            assert!(
+                stderr.contains("TLS connections (") && stderr.contains(" decrypted"),
+                "{stderr}"
+            );
+            assert!(!stderr.contains("without key"), "{stderr}");
+        }
+        reports.push(report);
+    }
+    // The same sessions, ending for ending (with a size target, the TLS capture's sessions
+    // wrap up a little sooner: its records take more bytes).
+    let strip = |r: &str| -> Vec<Vec<String>> {
+        rows(r)
+            .iter()
+            .map(|m| {
+                ["client", "path", "close_code", "outcome"]
+                    .iter()
+                    .map(|c| m[*c].clone())
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(strip(&reports[0]), strip(&reports[1]));
+}
