@@ -113,6 +113,8 @@ pub struct FileReader {
     pool: Vec<Arc<Vec<u8>>>,
     chunk_bytes: usize,
     max_record: usize,
+    /// Decryption Secrets Blocks were read and not taken yet (see `take_secrets`).
+    got_secrets: bool,
 }
 
 const PCAPNG_SHB: u32 = 0x0A0D_0D0A;
@@ -152,6 +154,7 @@ impl FileReader {
             pool: Vec::new(),
             chunk_bytes: limits.chunk_bytes.max(64 * 1024),
             max_record: limits.max_record_bytes,
+            got_secrets: false,
         };
         if !r.ensure(4)? {
             let avail = r.filled - r.pos;
@@ -215,12 +218,14 @@ impl FileReader {
     /// Whether Decryption Secrets Blocks were read that were not taken yet.
     #[inline(always)]
     fn has_secrets(&self) -> bool {
-        matches!(&self.format, Format::Pcapng(s) if !s.secrets.is_empty())
+        self.got_secrets
     }
 
     /// Moves the Decryption Secrets Blocks read so far to `out`.
     fn take_secrets(&mut self, out: &mut Vec<DecryptionSecrets>) {
+        self.got_secrets = false;
         if let Format::Pcapng(s) = &mut self.format {
+            s.got_secrets = false;
             for (secrets_type, data, after_packets) in s.secrets.drain(..) {
                 out.push(DecryptionSecrets {
                     file: self.name.clone(),
@@ -420,6 +425,7 @@ impl FileReader {
         };
         let block = &self.buf[start..start + block_len];
         let res = section.block(block);
+        self.got_secrets |= section.got_secrets;
         self.pos += block_len;
         match res {
             Ok(Some(p)) => Ok(Some(RawRecord {

@@ -37,6 +37,8 @@ pub struct Section {
     any_packet: bool,
     /// Decryption Secrets Blocks read and not yet taken: (secrets type, data, after packets).
     pub secrets: Vec<(u32, Vec<u8>, bool)>,
+    /// `secrets` is not empty (one flag for the packet loop to test).
+    pub got_secrets: bool,
 }
 
 /// A packet found in a block: where its data starts inside the block.
@@ -198,6 +200,7 @@ impl Section {
                 }
                 self.secrets
                     .push((ty, b[16..16 + n].to_vec(), self.any_packet));
+                self.got_secrets = true;
                 Ok(None)
             }
             _ => Ok(None),

@@ -11,6 +11,37 @@ use crate::net::FlowKey;
 use crate::record::{Anomaly, At, SessionRecord, TcpEnds};
 use crate::verdict::verdict;
 
+/// Hands one segment to reassembly (its direction's bytes, and what its ACK says of the
+/// other's); in-order events of direction `d` go to `sink(d, event)`.
+#[inline(always)]
+fn reassemble(
+    half: &mut [HalfStream; 2],
+    seg: &TcpSegment,
+    payload: &[u8],
+    limits: &super::reassembly::ReassemblyLimits,
+    sink: &mut impl FnMut(usize, super::reassembly::Event<'_>),
+) {
+    let d = dir(seg.from_lo);
+    if seg.flags & SYN != 0 {
+        half[d].syn(seg.seq);
+    }
+    if seg.flags & ACK != 0 {
+        let o = 1 - d;
+        half[o].acked(seg.ack, limits, &mut |ev| sink(o, ev));
+    }
+    let carries = !payload.is_empty() || seg.payload_missing > 0;
+    if seg.flags & (RST | FIN) == 0 && !carries {
+        // A bare ACK (half the packets of a chat capture): no delivery to try.
+        half[d].bare(seg.seq, limits);
+    } else if seg.flags & RST == 0 {
+        let fin = seg.flags & FIN != 0;
+        let missing = seg.payload_missing;
+        half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
+            sink(d, ev)
+        });
+    }
+}
+
 /// Index of a direction: 0 for packets from `key.lo`, 1 from `key.hi`.
 fn dir(from_lo: bool) -> usize {
     if from_lo {
@@ -107,25 +138,16 @@ impl Conn {
             self.rst[d] = Some(at);
         }
         if self.may_be_session() {
-            let Conn { half, app, tls, .. } = self;
             let limits = &ctx.limits.reassembly;
-            if seg.flags & SYN != 0 {
-                half[d].syn(seg.seq);
-            }
-            if seg.flags & ACK != 0 {
-                let o = 1 - d;
-                half[o].acked(seg.ack, limits, &mut |ev| {
-                    deliver(tls, app, o == 0, ev, ctx)
+            let Conn { half, app, tls, .. } = self;
+            if tls.is_none() && !matches!(app, App::Unknown) {
+                // Plaintext, application known (the hot path): straight to the app.
+                reassemble(half, seg, payload, limits, &mut |d, ev| {
+                    app.on_event(d == 0, ev, ctx)
                 });
-            }
-            let carries = !payload.is_empty() || seg.payload_missing > 0;
-            if seg.flags & (RST | FIN) == 0 && !carries {
-                // A bare ACK (half the packets of a chat capture): no delivery to try.
-                half[d].bare(seg.seq, limits);
-            } else if seg.flags & RST == 0 {
-                let fin = seg.flags & FIN != 0;
-                let missing = seg.payload_missing;
-                half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
+            } else {
+                // The first bytes (is it TLS?) or TLS.
+                reassemble(half, seg, payload, limits, &mut |d, ev| {
                     deliver(tls, app, d == 0, ev, ctx)
                 });
             }

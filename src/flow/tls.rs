@@ -93,8 +93,24 @@ pub struct TlsLayer {
 /// Hands one reassembled event of the direction from `key.lo` (`from_lo`) to the
 /// application layer: through TLS when the connection carries it. TLS is recognised by
 /// the first bytes of the connection's payload (a ClientHello, RFC 8446 §4.1.2).
-#[inline]
+#[inline(always)]
 pub fn deliver(
+    tls: &mut Option<Box<TlsLayer>>,
+    app: &mut App,
+    from_lo: bool,
+    ev: Event<'_>,
+    ctx: &SegmentCtx<'_>,
+) {
+    // A plaintext connection whose application is known: straight on (the hot path).
+    if tls.is_none() && !matches!(app, App::Unknown) {
+        app.on_event(from_lo, ev, ctx);
+    } else {
+        deliver_tls(tls, app, from_lo, ev, ctx);
+    }
+}
+
+#[inline(never)]
+fn deliver_tls(
     tls: &mut Option<Box<TlsLayer>>,
     app: &mut App,
     from_lo: bool,
@@ -105,7 +121,7 @@ pub fn deliver(
         t.on_event(app, from_lo, ev, ctx);
         return;
     }
-    if let (App::Unknown, Event::Data(bytes)) = (&*app, &ev) {
+    if let Event::Data(bytes) = ev {
         // An HTTP request never starts with 0x16: a few bytes that may still be a
         // ClientHello go to the TLS layer, which says NotTls if they are not.
         if tls::probe_client_hello(bytes) != Probe::NotTls {
