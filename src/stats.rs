@@ -23,9 +23,9 @@ pub struct TlsStats {
     pub h2: u64,
     /// Rows written for connections that were not decrypted (outcome `undecrypted`).
     pub rows: u64,
-    /// Unsupported suites (and versions, as 0x0300..0x0302 suites of SSL 3.0 to TLS 1.1
-    /// are named by their suite) and how many connections used each.
-    pub unsupported_suites: BTreeMap<u16, u64>,
+    /// Unsupported (version, suite) pairs and how many connections used each: a suite this
+    /// layer does not decrypt, or one it does in a version it does not (SSL 3.0 to TLS 1.1).
+    pub unsupported_suites: BTreeMap<(&'static str, u16), u64>,
     /// Decryption Secrets Blocks read from pcapng inputs, and the secrets they held.
     pub secrets_blocks: u64,
     pub secrets_block_secrets: u64,
@@ -47,8 +47,9 @@ impl TlsStats {
             TlsState::DecryptFailed => self.decrypt_failed += 1,
             TlsState::UnsupportedCipher => {
                 self.unsupported_cipher += 1;
+                let version = f.version.map_or("?", |v| v.as_str());
                 let suite = f.cipher_suite.map_or(0, |c| c.0);
-                *self.unsupported_suites.entry(suite).or_default() += 1;
+                *self.unsupported_suites.entry((version, suite)).or_default() += 1;
             }
             TlsState::HandshakeMissing => self.handshake_missing += 1,
             TlsState::Handshake => self.handshake_incomplete += 1,
@@ -100,13 +101,18 @@ impl fmt::Display for TlsStats {
             let names: Vec<String> = self
                 .unsupported_suites
                 .iter()
-                .map(|(&s, n)| {
+                .map(|(&(v, s), n)| {
                     let name = if s == 0 {
                         "suite not seen".to_string()
                     } else {
                         CipherSuite(s).to_string()
                     };
-                    format!("{name} ({n})")
+                    let v = if v == "ssl3" {
+                        "SSL 3.0".into()
+                    } else {
+                        format!("TLS {v}")
+                    };
+                    format!("{name} in {v} ({n})")
                 })
                 .collect();
             add(
@@ -235,5 +241,38 @@ impl fmt::Display for Stats {
         } else {
             write!(f, "; not analyzed: {}", not.join(", "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::{TlsConn, TlsVersion};
+
+    #[test]
+    fn tls_connections_are_counted_and_unsupported_suites_named() {
+        let mut t = TlsStats::default();
+        let mut f = TlsConn::new().facts().clone();
+        f.state = TlsState::Decrypting;
+        f.alpn = Some("h2".into());
+        t.add(&f);
+        f.alpn = None;
+        f.state = TlsState::NoKey;
+        t.add(&f);
+        f.state = TlsState::UnsupportedCipher;
+        f.version = Some(TlsVersion::Tls12);
+        f.cipher_suite = Some(CipherSuite(0xC0AC));
+        t.add(&f);
+        t.add(&f);
+        f.state = TlsState::NotTls;
+        t.add(&f);
+        let mut all = TlsStats::default();
+        all.merge(&t);
+        assert_eq!(
+            all.to_string(),
+            "4 TLS connections (1 decrypted, 1 without key, 2 with an unsupported cipher: \
+             TLS_ECDHE_ECDSA_WITH_AES_128_CCM in TLS 1.2 (2), \
+             1 HTTP/2 (ALPN h2: WebSocket over HTTP/2 is not analyzed))"
+        );
     }
 }
