@@ -29,6 +29,7 @@ pub mod error;
 pub mod filter;
 pub mod flow;
 pub mod http;
+pub mod legs;
 pub mod net;
 pub mod pipeline;
 pub mod policy;

@@ -13,7 +13,8 @@
 //! so the report is byte-identical for every `--threads`.
 
 use std::io;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -22,7 +23,8 @@ use crate::config::Limits;
 use crate::decode::{decode, TcpSegment};
 use crate::error::InputError;
 use crate::flow::tls::{TlsCtx, TlsKeys, TlsOptions};
-use crate::flow::Shard;
+use crate::flow::{ConnLimits, Shard};
+use crate::legs::{peer_of, Legs, Pairing};
 use crate::record::{At, SessionRecord};
 use crate::reorder::Reorder;
 use crate::stats::Stats;
@@ -35,6 +37,12 @@ pub struct Options {
     /// (read, frame, decode) and N - 1 threads of shards. The report is the same for all N.
     pub threads: usize,
     pub limits: Limits,
+    /// Inflate permessage-deflate messages and check text messages for UTF-8 (RFC 7692,
+    /// RFC 6455 §8.1); `--no-inflate` turns it off.
+    pub inflate: bool,
+    /// Recognise connections whose handshake was not captured by their framing;
+    /// `--no-midstream` turns it off.
+    pub midstream: bool,
     /// TLS secrets of the `--keylog` files (pcapng Decryption Secrets Blocks are added as
     /// they are read).
     pub keylog: Arc<KeyLog>,
@@ -47,6 +55,8 @@ impl Default for Options {
         Options {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             limits: Limits::default(),
+            inflate: true,
+            midstream: true,
             keylog: Arc::new(KeyLog::new()),
             tls: TlsOptions::default(),
         }
@@ -58,6 +68,8 @@ impl Default for Options {
 pub struct Summary {
     pub stats: Stats,
     pub errors: Vec<InputError>,
+    /// Inputs whose last record a stop request cut short (not errors).
+    pub cut_by_stop: Vec<String>,
 }
 
 /// A decoded segment with what the shards need of its packet, so that they read one
@@ -69,8 +81,13 @@ struct Item {
     ts_ns: i64,
     /// Chunk of the batch holding the payload; `seg.payload_off` is an offset in it.
     chunk: u32,
+    /// Not selected by `--filter`: for the connection's numbering and lifecycle only.
+    shadow: bool,
     seg: TcpSegment,
 }
+
+// The shadow flag lives in the padding after `chunk`: items stay 104 bytes.
+const _: () = assert!(std::mem::size_of::<Item>() <= 104);
 
 /// A batch's segments, decoded as they were read, bucketed by shard.
 #[derive(Default)]
@@ -102,6 +119,28 @@ fn decode_into(
     data: &[u8],
 ) {
     *max_ts = Some(max_ts.map_or(pkt.ts_ns, |m| m.max(pkt.ts_ns)));
+    if pkt.filtered_out {
+        // Not analyzed, but its connection keeps the number it has in the whole capture.
+        if let Ok(mut seg) = decode(pkt.linktype, data) {
+            let hash = seg.key.shard_hash();
+            let n = buckets.len();
+            let s = if n == 1 {
+                0
+            } else {
+                ((hash >> 32) % n as u64) as usize
+            };
+            seg.payload_off += pkt.off;
+            buckets[s].push(Item {
+                hash,
+                packet: pkt.number,
+                ts_ns: pkt.ts_ns,
+                chunk: pkt.chunk,
+                shadow: true,
+                seg,
+            });
+        }
+        return;
+    }
     match decode(pkt.linktype, data) {
         Ok(mut seg) => {
             // Hashed here, on the reader thread: the shards reuse it for lookups.
@@ -118,10 +157,11 @@ fn decode_into(
                 packet: pkt.number,
                 ts_ns: pkt.ts_ns,
                 chunk: pkt.chunk,
+                shadow: false,
                 seg,
             });
         }
-        Err(skip) => stats.skip(skip),
+        Err(skip) => stats.skip(skip, pkt.linktype),
     }
 }
 
@@ -148,6 +188,7 @@ fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
     const FAR: usize = 16;
     const NEAR: usize = 8;
     let chunks = &d.batch.chunks;
+    let per_file = !d.batch.origins.is_empty();
     let run = |(s, shard): (usize, &mut Shard)| {
         let items = &d.buckets[s];
         for (i, it) in items.iter().enumerate() {
@@ -166,7 +207,12 @@ fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
                 packet: it.packet,
                 ts_ns: it.ts_ns,
             };
-            shard.segment(&it.seg, it.hash, payload, at);
+            let slot = shard.segment(&it.seg, it.hash, payload, at, it.shadow);
+            if per_file {
+                if let Some(o) = d.batch.origin(it.packet) {
+                    shard.note_origin(slot, it.packet, o);
+                }
+            }
         }
     };
     if parallel {
@@ -178,7 +224,14 @@ fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
 
 struct Engine {
     shards: Vec<Shard>,
+    /// `--per-file`: appearances counted per input.
+    file_counters: Option<crate::flow::files::FileCounters>,
     pending: Reorder,
+    /// Pairs proxy legs by Sec-WebSocket-Key (batch boundary), and numbers records and
+    /// links the legs on the way out.
+    pairing: Pairing,
+    legs: Legs,
+    pair_window_ns: i64,
     next_stream: u64,
     now: i64,
     max_connections: usize,
@@ -187,19 +240,35 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(n_shards: usize, opts: &Options) -> Self {
+    fn new(n_shards: usize, opts: &Options, paths: Option<Arc<[Arc<str>]>>) -> Self {
         let limits = &opts.limits;
+        let conn = ConnLimits {
+            inflate: opts.inflate,
+            midstream: opts.midstream,
+            ..ConnLimits::new(limits)
+        };
+        let mut shards: Vec<Shard> = (0..n_shards)
+            .map(|_| Shard::new(conn, limits.closed_linger_ns))
+            .collect();
         let tls = TlsCtx {
             keys: Arc::new(TlsKeys::new(vec![Arc::clone(&opts.keylog)])),
             opts: opts.tls,
         };
-        let mut shards: Vec<Shard> = (0..n_shards).map(|_| Shard::new(limits)).collect();
         for s in &mut shards {
             s.set_tls(tls.clone());
         }
+        if let Some(p) = &paths {
+            for s in &mut shards {
+                s.files = Some(crate::flow::files::FileTracker::new(Arc::clone(p)));
+            }
+        }
         Engine {
+            file_counters: paths.map(|_| Default::default()),
             shards,
             pending: Reorder::new(limits.max_pending_bytes),
+            pairing: Pairing::default(),
+            legs: Legs::default(),
+            pair_window_ns: limits.pair_window_ns,
             next_stream: 0,
             now: i64::MIN,
             max_connections: limits.max_connections,
@@ -249,6 +318,26 @@ impl Engine {
 
     /// Batch boundary: everything here is decided from shard-independent data.
     fn boundary(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
+        if let Some(counters) = &mut self.file_counters {
+            // --per-file: the connections' numbers in their first input, counted over all
+            // shards in packet order.
+            let all: Vec<_> = self
+                .shards
+                .iter_mut()
+                .enumerate()
+                .flat_map(|(i, s)| {
+                    let f = s.files.as_mut().expect("per-file tracker");
+                    f.appearances.drain(..).map(move |a| (i, a))
+                })
+                .collect();
+            let mut per_shard = vec![Vec::new(); self.shards.len()];
+            counters.count(all, |shard, slot, first_packet, n| {
+                per_shard[shard].push((slot, first_packet, n))
+            });
+            for (s, assigned) in self.shards.iter_mut().zip(per_shard) {
+                s.assign_file_streams(assigned);
+            }
+        }
         // tcp.stream: connections are numbered in the order of their first packet.
         let mut firsts: Vec<u64> = self
             .shards
@@ -262,7 +351,30 @@ impl Engine {
         }
         self.next_stream += firsts.len() as u64;
 
+        // Proxy legs: the batch's Upgrade requests against the recent ones, by key.
         let now = self.now;
+        let mut seen = Vec::new();
+        for (i, s) in self.shards.iter_mut().enumerate() {
+            seen.extend(s.new_upgrades.drain(..).map(|mut u| {
+                u.shard = i;
+                u
+            }));
+        }
+        if !seen.is_empty() || now != i64::MIN {
+            let shards = &mut self.shards;
+            self.pairing
+                .batch(seen, self.pair_window_ns, now, &mut |front, back| {
+                    if !(shards[front.shard].has_session(front)
+                        && shards[back.shard].has_session(back))
+                    {
+                        return false;
+                    }
+                    shards[front.shard].set_peer(front, peer_of(back, true));
+                    shards[back.shard].set_peer(back, peer_of(front, false));
+                    true
+                });
+        }
+
         for s in &mut self.shards {
             s.expire(now);
         }
@@ -293,7 +405,9 @@ impl Engine {
             }
             watermark = watermark.min(s.watermark());
         }
-        self.pending.emit_below(watermark, out)
+        let legs = &mut self.legs;
+        self.pending
+            .emit_below(watermark, &mut |r| legs.push(r, &mut *out))
     }
 
     fn finish(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
@@ -301,7 +415,8 @@ impl Engine {
             s.finish();
             self.stats.add(&s.stats);
         }
-        self.emit(out)
+        self.emit(out)?;
+        self.legs.finish(out)
     }
 }
 
@@ -316,7 +431,10 @@ pub fn analyze(
     // More shards than threads keeps the threads busy when connections are uneven; the
     // report does not depend on the number.
     let n_shards = if threads <= 2 { 1 } else { (threads - 1) * 4 };
-    let mut engine = Engine::new(n_shards, opts);
+    let paths: Option<Arc<[Arc<str>]>> = capture
+        .per_file()
+        .then(|| capture.input_paths().map(Arc::from).collect());
+    let mut engine = Engine::new(n_shards, opts, paths);
     let files = capture.n_inputs() as u64;
     if threads == 1 {
         let mut d = Decoded::default();
@@ -403,5 +521,6 @@ pub fn analyze(
     Ok(Summary {
         stats,
         errors: capture.take_errors(),
+        cut_by_stop: std::mem::take(&mut capture.cut_by_stop),
     })
 }

@@ -290,12 +290,12 @@ impl fmt::Display for PolicyResult {
 }
 
 /// A report writer that shows every session to a [`Gate`] and passes it on unchanged.
-pub struct Gated<'a> {
+pub struct Gated<'a, W: ReportWriter> {
     pub gate: &'a mut Gate,
-    pub inner: &'a mut dyn ReportWriter,
+    pub inner: W,
 }
 
-impl ReportWriter for Gated<'_> {
+impl<W: ReportWriter> ReportWriter for Gated<'_, W> {
     fn session(&mut self, row: &Row<'_>) -> io::Result<()> {
         self.gate.session(row);
         self.inner.session(row)

@@ -1,19 +1,21 @@
 //! Command-line interface: the subcommands, the options they share, and one function that
 //! runs a report writer over the captures (`run.rs`), so that a new subcommand is a writer
-//! and a few lines here. The exit status is chosen in one place (`status.rs`).
+//! and a few lines here. The exit status is chosen in one place (`status.rs`); where the
+//! report goes is `output.rs`; SIGINT/SIGTERM are `signals.rs`.
 
+mod check;
+mod output;
 mod run;
+mod signals;
 mod status;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use run::{open_output, run_report, usage_error, write_failed};
+use run::{run_report, usage_error};
 use status::Status;
-use wsclose::check::{update::write_atomically, Check, Expected, MatchMode};
 use wsclose::flow::tls::TlsOptions;
 use wsclose::policy::{Gate, Gated, Policy};
 use wsclose::report::csv::CsvWriter;
@@ -144,19 +146,34 @@ KEYS:
 /// What every subcommand that reads captures takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CaptureArgs {
-    /// pcap or pcapng files, merged by timestamp into one capture; `-` reads stdin.
+    /// pcap or pcapng files (gzip-compressed or not), merged by timestamp into one
+    /// capture; `-` reads stdin.
     #[arg(required = true, value_name = "CAPTURE")]
     pub captures: Vec<String>,
-    /// Worker threads (default: all cores). The report is the same for every value.
+    /// Worker threads (default and most: the number of cores). The report is the same
+    /// for every value.
     #[arg(short = 't', long, value_name = "N")]
     pub threads: Option<usize>,
     /// Only analyze packets matching this BPF expression (tcpdump syntax; needs the
-    /// `libpcap` build feature).
+    /// `libpcap` build feature). Numbers stay those of the unfiltered capture.
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
-    /// Do not print the summary line on stderr.
+    /// Also give each session's numbers in the input file that holds its first packet:
+    /// columns file, file_tcp_stream, file_first_frame.
+    #[arg(long)]
+    pub per_file: bool,
+    /// Do not print the summary line (nor notes) on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Do not inflate permessage-deflate messages (nor check text messages for UTF-8):
+    /// the *_bytes_inflated columns are then empty, and so are the *_largest_message
+    /// columns of compressed sessions.
+    #[arg(long)]
+    pub no_inflate: bool,
+    /// Do not pick up connections whose handshake is not in the capture (recognised by
+    /// their WebSocket framing otherwise).
+    #[arg(long)]
+    pub no_midstream: bool,
     /// TLS key log (NSS format: SSLKEYLOGFILE) to decrypt wss:// connections; several
     /// allowed. Decryption Secrets Blocks of pcapng inputs are used without it.
     #[arg(long = "keylog", value_name = "FILE")]
@@ -172,10 +189,19 @@ pub struct UndecryptedArgs {
     pub no_undecrypted: bool,
 }
 
+impl UndecryptedArgs {
+    pub(crate) fn tls_options(&self) -> TlsOptions {
+        TlsOptions {
+            undecrypted_rows: !self.no_undecrypted,
+            every_connection: false,
+        }
+    }
+}
+
 /// Where a report goes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct OutputArgs {
-    /// Write the report to FILE instead of stdout.
+    /// Write the report to FILE instead of stdout (`-`: stdout).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<String>,
 }
@@ -285,7 +311,7 @@ pub struct CheckArgs {
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Sessions(a) => sessions(&a),
-        Command::Check(a) => check(&a),
+        Command::Check(a) => check::run(&a),
         Command::Tls(a) => tls(&a),
     }
     .exit_code()
@@ -323,108 +349,29 @@ fn sessions(a: &SessionsArgs) -> Status {
         Ok(g) => g,
         Err(s) => return s,
     };
-    let out = match open_output(&a.output) {
-        Ok(o) => o,
-        Err(s) => return s,
-    };
-    let mut csv = match CsvWriter::new(out) {
-        Ok(w) => w,
-        Err(e) => return write_failed(&e),
-    };
     let row_opts = a.rows.options();
-    let status = run_report(
-        &a.capture,
-        &a.undecrypted.tls_options(),
-        &row_opts,
-        &mut Gated {
+    let per_file = a.capture.per_file;
+    let tls = a.undecrypted.tls_options();
+    let status = run_report(&a.capture, &tls, &a.output, &row_opts, |out| {
+        Ok(Gated {
             gate: &mut gate,
-            inner: &mut csv,
-        },
-    );
+            inner: CsvWriter::with_per_file(out, per_file)?,
+        })
+    });
     judge(&gate, &row_opts, status)
-}
-
-impl UndecryptedArgs {
-    fn tls_options(&self) -> TlsOptions {
-        TlsOptions {
-            undecrypted_rows: !self.no_undecrypted,
-            every_connection: false,
-        }
-    }
 }
 
 /// `wsclose tls`: every TLS connection, its own small report.
 fn tls(a: &TlsArgs) -> Status {
-    let out = match open_output(&a.output) {
-        Ok(o) => o,
-        Err(s) => return s,
-    };
-    let mut w = match TlsCsvWriter::new(out) {
-        Ok(w) => w,
-        Err(e) => return write_failed(&e),
-    };
     let opts = TlsOptions {
         undecrypted_rows: true,
         every_connection: true,
     };
-    run_report(&a.capture, &opts, &RowOptions::default(), &mut w)
-}
-
-fn check(a: &CheckArgs) -> Status {
-    let mode = match a.match_by {
-        MatchArg::Session => MatchMode::Session,
-        MatchArg::Endpoints => MatchMode::Endpoints,
-        MatchArg::Path => MatchMode::Path,
-    };
-    let expect = a.expect.display().to_string();
-    let check = match Expected::read(&a.expect)
-        .and_then(|e| Check::new(e, mode).map_err(|m| format!("{expect}: {m}")))
-    {
-        Ok(c) => c,
-        Err(m) => return usage_error(&m),
-    };
-    let mut out = match open_output(&OutputArgs {
-        output: a.output.clone(),
-    }) {
-        Ok(o) => o,
-        Err(s) => return s,
-    };
-    let mut found = check.collector();
-    let mut status = run_report(
+    run_report(
         &a.capture,
-        &a.undecrypted.tls_options(),
-        &a.rows.options(),
-        &mut found,
-    );
-    if status.error {
-        eprintln!("wsclose: check: nothing compared (an input could not be read to its end)");
-        return status;
-    }
-    let cmp = check.compare(&found.rows);
-    if a.update {
-        let new = match check.updated(&found.rows) {
-            Ok(b) => b,
-            Err(e) => return usage_error(&format!("{expect}: {e}")),
-        };
-        if std::fs::read(&a.expect).ok().as_deref() != Some(&new[..]) {
-            if let Err(e) = write_atomically(&a.expect, &new) {
-                return usage_error(&format!("{expect}: cannot rewrite: {e}"));
-            }
-        }
-    } else {
-        status.failed = !cmp.passed();
-    }
-    let written = match a.format {
-        CheckFormat::Text => cmp.write_text(&mut out, a.update.then_some(expect.as_str())),
-        CheckFormat::Json => serde_json::to_writer(&mut out, &cmp.to_json(&expect, a.update))
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(out)),
-    }
-    .and_then(|()| out.flush());
-    if let Err(e) = written {
-        let w = write_failed(&e);
-        status.error |= w.error;
-        status.pipe_closed |= w.pipe_closed;
-    }
-    status
+        &opts,
+        &a.output,
+        &RowOptions::default(),
+        TlsCsvWriter::new,
+    )
 }

@@ -8,7 +8,7 @@ use super::tls::{deliver, TlsCtx, TlsLayer};
 use super::SegmentCtx;
 use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
 use crate::net::FlowKey;
-use crate::record::{Anomaly, At, SessionRecord, TcpEnds};
+use crate::record::{Anomaly, At, SessionRecord, TcpEnds, TlsInfo};
 use crate::verdict::verdict;
 
 /// Hands one segment to reassembly (its direction's bytes, and what its ACK says of the
@@ -69,6 +69,10 @@ pub struct Conn {
     fin: [Option<At>; 2],
     rst: [Option<At>; 2],
     pub app: App,
+    /// A segment was analyzed (false while `--filter` selected none of its packets).
+    pub analyzed: bool,
+    /// A SYN was captured: the connection's first bytes are its application's first.
+    syn_seen: bool,
     /// The TLS layer between reassembly and `app`, when the connection starts with a
     /// ClientHello (`tls.rs`).
     pub tls: Option<Box<TlsLayer>>,
@@ -89,6 +93,8 @@ impl Conn {
             fin: [None; 2],
             rst: [None; 2],
             app: App::Unknown,
+            analyzed: false,
+            syn_seen: false,
             tls: None,
         }
     }
@@ -124,6 +130,65 @@ impl Conn {
     pub fn segment(&mut self, seg: &TcpSegment, payload: &[u8], ctx: &SegmentCtx<'_>) {
         let d = dir(seg.from_lo);
         let at = ctx.at;
+        self.lifecycle(seg, d, at);
+        self.analyzed = true;
+        if seg.flags & SYN != 0 {
+            self.syn_seen = true;
+        }
+        if self.may_be_session() {
+            let Conn {
+                half,
+                app,
+                syn_seen,
+                tls,
+                ..
+            } = self;
+            let started = *syn_seen;
+            let limits = &ctx.limits.reassembly;
+            if tls.is_none() && !matches!(app, App::Unknown) {
+                // Plaintext, application known (the hot path): straight to the app.
+                reassemble(half, seg, payload, limits, &mut |d, ev| {
+                    app.on_event(d == 0, ev, started, ctx)
+                });
+            } else {
+                // The first bytes (is it TLS?) or TLS.
+                reassemble(half, seg, payload, limits, &mut |d, ev| {
+                    deliver(tls, app, d == 0, ev, started, ctx)
+                });
+            }
+            if !self.may_be_session() {
+                for h in &mut self.half {
+                    h.discard_held();
+                }
+            }
+        }
+        if seg.flags & FIN != 0 && self.fin[d].is_none() {
+            self.fin[d] = Some(at);
+        }
+        if seg.flags & (FIN | RST) != 0 {
+            // A closed connection lingers for late segments before it is retired: free
+            // what only more bytes of an ended direction would need.
+            for (i, h) in self.half.iter().enumerate() {
+                if h.finished() || self.rst.iter().any(Option::is_some) {
+                    self.app.direction_ended(i == 0);
+                }
+            }
+        }
+    }
+
+    /// A segment that `--filter` did not select: it counts for the connection's identity and
+    /// TCP lifecycle (packets, times, base sequence numbers, FIN, RST), not its payload.
+    pub fn shadow(&mut self, seg: &TcpSegment, at: At) {
+        let d = dir(seg.from_lo);
+        self.lifecycle(seg, d, at);
+        if seg.flags & FIN != 0 && self.fin[d].is_none() {
+            self.fin[d] = Some(at);
+        }
+    }
+
+    /// What every packet of the connection tells (the FIN is noted after the payload).
+    #[inline(always)]
+    fn lifecycle(&mut self, seg: &TcpSegment, d: usize, at: At) {
         self.packets += 1;
         self.last_ts = self.last_ts.max(at.ts_ns);
         self.last = at;
@@ -137,29 +202,6 @@ impl Conn {
         if seg.flags & RST != 0 && self.rst[d].is_none() {
             self.rst[d] = Some(at);
         }
-        if self.may_be_session() {
-            let limits = &ctx.limits.reassembly;
-            let Conn { half, app, tls, .. } = self;
-            if tls.is_none() && !matches!(app, App::Unknown) {
-                // Plaintext, application known (the hot path): straight to the app.
-                reassemble(half, seg, payload, limits, &mut |d, ev| {
-                    app.on_event(d == 0, ev, ctx)
-                });
-            } else {
-                // The first bytes (is it TLS?) or TLS.
-                reassemble(half, seg, payload, limits, &mut |d, ev| {
-                    deliver(tls, app, d == 0, ev, ctx)
-                });
-            }
-            if !self.may_be_session() {
-                for h in &mut self.half {
-                    h.discard_held();
-                }
-            }
-        }
-        if seg.flags & FIN != 0 && self.fin[d].is_none() {
-            self.fin[d] = Some(at);
-        }
     }
 
     /// Delivers what is still held (holes become gaps). Called once, at the end.
@@ -169,9 +211,15 @@ impl Conn {
             limits,
             tls: tls_ctx,
         };
-        let Conn { half, app, tls, .. } = self;
+        let Conn {
+            half,
+            app,
+            syn_seen,
+            tls,
+            ..
+        } = self;
         for (d, h) in half.iter_mut().enumerate() {
-            h.flush(&mut |ev| deliver(tls, app, d == 0, ev, &ctx));
+            h.flush(&mut |ev| deliver(tls, app, d == 0, ev, *syn_seen, &ctx));
         }
     }
 
@@ -182,40 +230,126 @@ impl Conn {
         })
     }
 
-    /// The session record, if this connection is a WebSocket session (over TLS or not), or
-    /// a TLS connection that gives a row of its own.
-    pub fn record(
+    /// The session records of this connection (one per WebSocket session: usually one,
+    /// several when a rejected Upgrade was followed by another, over TLS or not; or, for a
+    /// TLS connection that could not be decrypted, one of its own), appended to `out`.
+    /// Returns how many.
+    pub fn records(
         mut self,
         evicted: bool,
         limits: &super::ConnLimits,
         tls_ctx: &TlsCtx,
-    ) -> Option<SessionRecord> {
+        out: &mut Vec<SessionRecord>,
+    ) -> usize {
         self.flush(limits, tls_ctx);
-        if let Some(t) = self.tls.take() {
-            return self.tls_record(*t, evicted);
+        let tls = self.tls.take();
+        if tls.as_ref().is_some_and(|t| !t.may_be_session()) {
+            return 0;
         }
-        self.ws_record(evicted)
+        let tls_info = tls.as_ref().map(|t| (t.info(&self.app), t.anomalies()));
+        let own = tls.as_ref().is_some_and(|t| t.gives_own_record(&self.app));
+        let (client_is_lo, sessions) = std::mem::take(&mut self.app).into_sessions();
+        if sessions.is_empty() {
+            return match (tls, tls_info) {
+                (Some(t), Some((info, _))) if own => {
+                    out.push(self.tls_record(&t, info, evicted));
+                    1
+                }
+                _ => 0,
+            };
+        }
+        let (c, sv) = if client_is_lo { (0, 1) } else { (1, 0) };
+        let (client, server) = if client_is_lo {
+            (self.key.lo, self.key.hi)
+        } else {
+            (self.key.hi, self.key.lo)
+        };
+        // What TCP says, the same for every session of the connection.
+        let mut tcp_anomalies = crate::record::Anomalies::default();
+        let mut tcp_exact = true;
+        for h in &self.half {
+            let k = &h.counters;
+            if k.gaps > 0 {
+                tcp_anomalies.insert(Anomaly::Gap);
+            }
+            if k.cut_bytes > 0 {
+                tcp_anomalies.insert(Anomaly::CutOffPacket);
+            }
+            if k.ooo_overflows > 0 {
+                tcp_anomalies.insert(Anomaly::ReassemblyLimit);
+            }
+            if k.out_of_window > 0 {
+                tcp_anomalies.insert(Anomaly::OutOfWindow);
+                tcp_exact = false;
+            }
+        }
+        if evicted {
+            tcp_anomalies.insert(Anomaly::Evicted);
+            tcp_exact = false;
+        }
+        let tcp = TcpEnds {
+            client_fin: self.fin[c],
+            server_fin: self.fin[sv],
+            client_rst: self.rst[c],
+            server_rst: self.rst[sv],
+        };
+        let n = sessions.len();
+        for s in sessions {
+            let s = *s;
+            let (mut client_side, mut server_side, mut anomalies, exact) = s.outcome();
+            anomalies.union(tcp_anomalies);
+            client_side.in_progress_at_end = s.in_progress(crate::record::Side::Client);
+            server_side.in_progress_at_end = s.in_progress(crate::record::Side::Server);
+            let upgrade = s.upgrade();
+            let verdict = verdict(&crate::record::facts(
+                upgrade,
+                &client_side,
+                &server_side,
+                tcp,
+            ));
+            let resp = s.response.unwrap_or_default();
+            out.push(SessionRecord {
+                first_packet: self.first_packet,
+                tcp_stream: self.tcp_stream,
+                client,
+                server,
+                start_ns: self.first_ts,
+                end_ns: self.last_ts,
+                packets: self.packets,
+                upgrade,
+                host: s.request.host,
+                path: s.request.path,
+                origin: s.request.origin,
+                user_agent: s.request.user_agent,
+                subprotocol: resp.protocol,
+                extensions: resp.extensions,
+                client_side,
+                server_side,
+                tcp,
+                exact: exact && tcp_exact,
+                anomalies,
+                requests_before_upgrade: s.requests_before_upgrade,
+                peer: s.peer,
+                peer_session: None,
+                closed_by: None,
+                file: None,
+                tls: None,
+                verdict,
+            });
+            if let Some((info, tls_anomalies)) = &tls_info {
+                let r = out.last_mut().expect("just pushed");
+                r.anomalies.union(*tls_anomalies);
+                r.exact &= tls_anomalies.is_empty();
+                r.tls = Some(Box::new(info.clone()));
+            }
+        }
+        n
     }
 
-    /// The record of a TLS connection: its WebSocket session's with the TLS facts, or one
-    /// of its own when it was not decrypted (outcome `undecrypted`, WebSocket columns
-    /// empty) or `wsclose tls` asks for every TLS connection.
-    fn tls_record(mut self, t: TlsLayer, evicted: bool) -> Option<SessionRecord> {
-        let info = Box::new(t.info(&self.app));
-        let tls_anomalies = t.anomalies();
-        let own = t.gives_own_record(&self.app);
-        if !own && !t.may_be_session() {
-            return None;
-        }
-        if let Some(mut r) = self.ws_record_ref(evicted) {
-            r.anomalies.union(tls_anomalies);
-            r.exact &= tls_anomalies.is_empty();
-            r.tls = Some(info);
-            return Some(r);
-        }
-        if !own {
-            return None;
-        }
+    /// The row of a TLS connection that carried no session that could be read: not
+    /// decrypted (outcome `undecrypted`, WebSocket columns empty), or, for `wsclose tls`,
+    /// whatever it carried.
+    fn tls_record(&self, t: &TlsLayer, info: TlsInfo, evicted: bool) -> SessionRecord {
         let client_is_lo = t.client_is_lo();
         let (c, sv) = if client_is_lo { (0, 1) } else { (1, 0) };
         let (client, server) = if client_is_lo {
@@ -223,7 +357,7 @@ impl Conn {
         } else {
             (self.key.hi, self.key.lo)
         };
-        let mut anomalies = tls_anomalies;
+        let mut anomalies = t.anomalies();
         let mut side = |d: usize| {
             let k = &self.half[d].counters;
             if k.gaps > 0 {
@@ -261,8 +395,7 @@ impl Conn {
             &server_side,
             tcp,
         ));
-        self.app = App::Other;
-        Some(SessionRecord {
+        SessionRecord {
             first_packet: self.first_packet,
             tcp_stream: self.tcp_stream,
             client,
@@ -282,116 +415,12 @@ impl Conn {
             tcp,
             exact: false,
             anomalies,
-            tls: Some(info),
-            verdict,
-        })
-    }
-
-    /// The WebSocket session's record, taking the session out of `app`.
-    fn ws_record_ref(&mut self, evicted: bool) -> Option<SessionRecord> {
-        let app = std::mem::take(&mut self.app);
-        let App::WebSocket {
-            client_is_lo,
-            session,
-        } = app
-        else {
-            self.app = app;
-            return None;
-        };
-        if !session.is_websocket() {
-            self.app = App::WebSocket {
-                client_is_lo,
-                session,
-            };
-            return None;
-        }
-        Some(self.session_record(client_is_lo, *session, evicted))
-    }
-
-    fn ws_record(mut self, evicted: bool) -> Option<SessionRecord> {
-        self.ws_record_ref(evicted)
-    }
-
-    fn session_record(
-        &self,
-        client_is_lo: bool,
-        s: crate::ws::WsSession,
-        evicted: bool,
-    ) -> SessionRecord {
-        let upgrade = s.upgrade();
-        let in_progress = [
-            s.in_progress(crate::record::Side::Client),
-            s.in_progress(crate::record::Side::Server),
-        ];
-        let (c, sv) = if client_is_lo { (0, 1) } else { (1, 0) };
-        let (client, server) = if client_is_lo {
-            (self.key.lo, self.key.hi)
-        } else {
-            (self.key.hi, self.key.lo)
-        };
-
-        let counts = s.counts;
-        let mut anomalies = s.anomalies;
-        anomalies.union(counts.client.anomalies);
-        anomalies.union(counts.server.anomalies);
-        let mut exact = !s.inexact && !counts.client.inexact && !counts.server.inexact;
-        for h in &self.half {
-            let k = &h.counters;
-            if k.gaps > 0 {
-                anomalies.insert(Anomaly::Gap);
-            }
-            if k.cut_bytes > 0 {
-                anomalies.insert(Anomaly::CutOffPacket);
-            }
-            if k.ooo_overflows > 0 {
-                anomalies.insert(Anomaly::ReassemblyLimit);
-            }
-            if k.out_of_window > 0 {
-                anomalies.insert(Anomaly::OutOfWindow);
-                exact = false;
-            }
-        }
-        if evicted {
-            anomalies.insert(Anomaly::Evicted);
-            exact = false;
-        }
-        let tcp = TcpEnds {
-            client_fin: self.fin[c],
-            server_fin: self.fin[sv],
-            client_rst: self.rst[c],
-            server_rst: self.rst[sv],
-        };
-        let (mut client_side, mut server_side) = (counts.client.stats, counts.server.stats);
-        client_side.in_progress_at_end = in_progress[0];
-        server_side.in_progress_at_end = in_progress[1];
-        let verdict = verdict(&crate::record::facts(
-            upgrade,
-            &client_side,
-            &server_side,
-            tcp,
-        ));
-        let resp = s.response.unwrap_or_default();
-        SessionRecord {
-            first_packet: self.first_packet,
-            tcp_stream: self.tcp_stream,
-            client,
-            server,
-            start_ns: self.first_ts,
-            end_ns: self.last_ts,
-            packets: self.packets,
-            upgrade,
-            host: s.request.host,
-            path: s.request.path,
-            origin: s.request.origin,
-            user_agent: s.request.user_agent,
-            subprotocol: resp.protocol,
-            extensions: resp.extensions,
-            client_side,
-            server_side,
-            tcp,
-            exact,
-            anomalies,
-            tls: None,
+            requests_before_upgrade: 0,
+            peer: None,
+            peer_session: None,
+            closed_by: None,
+            file: None,
+            tls: Some(Box::new(info)),
             verdict,
         }
     }

@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod conn;
+pub mod files;
+pub mod midstream;
 pub mod reassembly;
 pub mod tls;
 
@@ -12,8 +14,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::config::Limits;
 use crate::decode::TcpSegment;
+use crate::legs::UpgradeSeen;
 use crate::net::FlowKey;
-use crate::record::{At, SessionRecord};
+use crate::record::{At, Peer, SessionRecord};
 use crate::stats::Stats;
 use app::App;
 use conn::Conn;
@@ -25,9 +28,14 @@ pub struct ConnLimits {
     pub reassembly: ReassemblyLimits,
     /// Bytes of an HTTP head buffered while incomplete.
     pub max_head: usize,
+    /// Inflate permessage-deflate messages and check text (`--no-inflate` turns it off).
+    pub inflate: bool,
+    /// Pick up connections without a handshake by their framing (`--no-midstream`).
+    pub midstream: bool,
 }
 
 impl ConnLimits {
+    /// From the limits, with inflation and mid-stream pickup on (see the fields).
     pub fn new(limits: &Limits) -> Self {
         ConnLimits {
             reassembly: ReassemblyLimits {
@@ -36,6 +44,8 @@ impl ConnLimits {
                 max_seq_ahead: limits.max_seq_ahead,
             },
             max_head: limits.max_handshake_bytes,
+            inflate: true,
+            midstream: true,
         }
     }
 }
@@ -141,6 +151,8 @@ pub struct Shard {
     pub new_conns: Vec<ConnRef>,
     /// Records of connections finished, not yet handed to the writer.
     pub done: Vec<SessionRecord>,
+    /// Upgrade requests completed in the current batch (for pairing proxy legs).
+    pub new_upgrades: Vec<UpgradeSeen>,
     /// First packets of live connections that are or may become sessions.
     candidates: BTreeSet<u64>,
     /// Closed connections by the capture time at which they may be retired.
@@ -150,10 +162,12 @@ pub struct Shard {
     /// TLS keys (changed between batches only) and options.
     tls: tls::TlsCtx,
     linger_ns: i64,
+    /// `--per-file` numbering (see `files.rs`).
+    pub files: Option<files::FileTracker>,
 }
 
 impl Shard {
-    pub fn new(limits: &Limits) -> Self {
+    pub fn new(limits: ConnLimits, linger_ns: i64) -> Self {
         Shard {
             map: FxMap::default(),
             cache: vec![CacheEntry::EMPTY; FLOW_CACHE],
@@ -161,12 +175,14 @@ impl Shard {
             free: Vec::new(),
             new_conns: Vec::new(),
             done: Vec::new(),
+            new_upgrades: Vec::new(),
             candidates: BTreeSet::new(),
             closing: BinaryHeap::new(),
             stats: Stats::default(),
-            limits: ConnLimits::new(limits),
+            limits,
             tls: tls::TlsCtx::default(),
-            linger_ns: limits.closed_linger_ns,
+            linger_ns,
+            files: None,
         }
     }
 
@@ -209,7 +225,17 @@ impl Shard {
     }
 
     /// One TCP segment of this shard, in capture order; `hash` is `seg.key.shard_hash()`.
-    pub fn segment(&mut self, seg: &TcpSegment, hash: u64, payload: &[u8], at: At) {
+    /// A `shadow` segment (one that `--filter` did not select) counts for the connection's
+    /// identity and TCP lifecycle only: its payload is not analyzed. Returns the slot of the
+    /// segment's connection.
+    pub fn segment(
+        &mut self,
+        seg: &TcpSegment,
+        hash: u64,
+        payload: &[u8],
+        at: At,
+        shadow: bool,
+    ) -> u32 {
         self.stats.tcp_packets += 1;
         if seg.payload_missing > 0 {
             self.stats.cut_payload += 1;
@@ -243,12 +269,26 @@ impl Shard {
         let conn = self.slab[slot as usize].as_mut().unwrap();
         let was_candidate = conn.may_be_session();
         let was_closed = conn.is_closed();
-        let ctx = SegmentCtx {
-            at,
-            limits: &self.limits,
-            tls: &self.tls,
-        };
-        conn.segment(seg, payload, &ctx);
+        if shadow {
+            conn.shadow(seg, at);
+        } else {
+            let ctx = SegmentCtx {
+                at,
+                limits: &self.limits,
+                tls: &self.tls,
+            };
+            conn.segment(seg, payload, &ctx);
+            if let Some((key, at, requests_before_upgrade)) = conn.app.take_new_upgrade() {
+                self.new_upgrades.push(UpgradeSeen {
+                    key,
+                    at,
+                    shard: 0,
+                    flow: conn.key,
+                    first_packet: conn.first_packet,
+                    requests_before_upgrade,
+                });
+            }
+        }
         if was_candidate && !conn.may_be_session() {
             self.candidates.remove(&conn.first_packet);
         }
@@ -259,6 +299,75 @@ impl Shard {
             };
             self.closing
                 .push(Reverse((conn.last_ts.saturating_add(self.linger_ns), r)));
+        }
+        slot
+    }
+
+    /// `--per-file`: the input and input packet number of the segment just given to the
+    /// connection in `slot`.
+    #[inline]
+    pub fn note_origin(&mut self, slot: u32, packet: u64, origin: crate::capture::Origin) {
+        if let (Some(f), Some(c)) = (&mut self.files, &self.slab[slot as usize]) {
+            f.note(slot, c.first_packet, packet, origin);
+        }
+    }
+
+    /// `--per-file`: the connection that opened at `first_packet` in `slot` is number
+    /// `tcp_stream` in its first input (the batch boundary counts them).
+    pub fn assign_file_streams(&mut self, mut assigned: Vec<(u32, u64, u64)>) {
+        let Some(f) = &mut self.files else { return };
+        // Connections already retired: their records wait in `done`.
+        assigned.retain(|&(slot, first_packet, n)| !f.assign(slot, first_packet, n));
+        if assigned.is_empty() {
+            return;
+        }
+        assigned.sort_unstable_by_key(|&(_, first_packet, _)| first_packet);
+        for rec in &mut self.done {
+            if let Some(file) = &mut rec.file {
+                if let Ok(i) = assigned.binary_search_by_key(&rec.first_packet, |a| a.1) {
+                    file.tcp_stream = assigned[i].2;
+                }
+            }
+        }
+    }
+
+    /// Whether the session of `u` can still take a peer: its connection is live, or its
+    /// record is among those finished in this batch.
+    pub fn has_session(&self, u: &UpgradeSeen) -> bool {
+        if let Some(&slot) = self.map.get(&u.flow) {
+            if let Some(c) = self.slab[slot as usize].as_ref() {
+                if c.first_packet == u.first_packet
+                    && c.app
+                        .sessions()
+                        .any(|s| s.requests_before_upgrade == u.requests_before_upgrade)
+                {
+                    return true;
+                }
+            }
+        }
+        self.done
+            .iter()
+            .any(|r| r.order_key() == (u.first_packet, u.requests_before_upgrade))
+    }
+
+    /// Tells the session of `u` its peer (the other leg through a proxy).
+    pub fn set_peer(&mut self, u: &UpgradeSeen, peer: Peer) {
+        if let Some(&slot) = self.map.get(&u.flow) {
+            if let Some(c) = self.slab[slot as usize].as_mut() {
+                if c.first_packet == u.first_packet {
+                    if let Some(s) = c.app.session_mut(u.requests_before_upgrade) {
+                        s.peer = Some(peer);
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some(r) = self
+            .done
+            .iter_mut()
+            .find(|r| r.order_key() == (u.first_packet, u.requests_before_upgrade))
+        {
+            r.peer = Some(peer);
         }
     }
 
@@ -296,37 +405,51 @@ impl Shard {
 
     /// Takes a connection out of the table and records what it was.
     fn retire(&mut self, slot: u32, evicted: bool) {
-        let conn = self.slab[slot as usize].take().expect("live slot");
+        let mut conn = self.slab[slot as usize].take().expect("live slot");
         self.free.push(slot);
         self.map.remove(&conn.key);
         self.candidates.remove(&conn.first_packet);
         if evicted {
             self.stats.evicted += 1;
         }
+        conn.flush(&self.limits, &self.tls);
         let no_payload = matches!(conn.app, App::Unknown);
         let (gaps, gap_bytes) = conn.gap_counters();
         self.stats.gaps += gaps;
         self.stats.gap_bytes += gap_bytes;
+        let analyzed = conn.analyzed;
+        let first_packet = conn.first_packet;
+        // The sessions counted are the rows written (one per Upgrade on a connection):
+        // one rule for both.
         if let Some(t) = &conn.tls {
             self.stats.tls.add(t.facts());
         }
-        // The sessions counted are the rows written: one rule for both.
-        match conn.record(evicted, &self.limits, &self.tls) {
-            Some(r) if r.upgrade == crate::verdict::Upgrade::Undecrypted => {
-                // A TLS connection's own row (`wsclose tls` also gives decrypted ones).
-                let decrypted = r
-                    .tls
-                    .as_ref()
-                    .is_some_and(|t| t.state == crate::tls::TlsState::Decrypting);
-                self.stats.tls.rows += u64::from(!decrypted);
-                self.done.push(r);
+        let from = self.done.len();
+        match conn.records(evicted, &self.limits, &self.tls, &mut self.done) {
+            0 if !analyzed => self.stats.filtered_connections += 1,
+            0 if no_payload => self.stats.no_payload += 1,
+            0 => self.stats.not_websocket += 1,
+            n => {
+                if let Some(f) = &self.files {
+                    let numbers = f.numbers(slot, first_packet);
+                    for r in &mut self.done[from..] {
+                        r.file = numbers.clone();
+                    }
+                }
+                // A TLS connection's own row (outcome undecrypted; `wsclose tls` also
+                // gives decrypted connections that carried no session one) is not a session.
+                let own = self.done[from..]
+                    .iter()
+                    .filter(|r| r.upgrade == crate::verdict::Upgrade::Undecrypted)
+                    .map(|r| {
+                        r.tls
+                            .as_ref()
+                            .is_some_and(|t| t.state == crate::tls::TlsState::Decrypting)
+                    })
+                    .fold((0, 0), |(all, dec), d| (all + 1, dec + u64::from(d)));
+                self.stats.tls.rows += own.0 - own.1;
+                self.stats.sessions += n as u64 - own.0;
             }
-            Some(r) => {
-                self.stats.sessions += 1;
-                self.done.push(r);
-            }
-            None if no_payload => self.stats.no_payload += 1,
-            None => self.stats.not_websocket += 1,
         }
     }
 

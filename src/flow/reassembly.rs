@@ -67,6 +67,10 @@ pub struct HalfStream {
     held_bytes: usize,
     /// Stream offset of the FIN, once seen.
     fin_at: Option<u64>,
+    /// `base` came from a segment without SYN or payload (a connection picked up
+    /// mid-stream) and no byte has been placed yet: it may be a keep-alive or zero-window
+    /// probe, sent one below the next byte (RFC 9293 §3.8.6.1, RFC 1122 §4.2.3.6).
+    tentative: bool,
     pub counters: HalfCounters,
 }
 
@@ -100,6 +104,9 @@ impl HalfStream {
     /// is counted.
     #[inline]
     pub fn bare(&mut self, seq: u32, limits: &ReassemblyLimits) {
+        if self.base.is_none() {
+            self.tentative = true;
+        }
         let base = *self.base.get_or_insert(seq);
         if self.offset(base, seq) - self.next as i64 > limits.max_seq_ahead as i64 {
             self.counters.out_of_window += 1;
@@ -118,9 +125,16 @@ impl HalfStream {
         limits: &ReassemblyLimits,
         sink: &mut impl FnMut(Event<'_>),
     ) {
-        let base = *self.base.get_or_insert(seq);
-        let start = self.offset(base, seq);
+        let mut base = *self.base.get_or_insert(seq);
+        let mut start = self.offset(base, seq);
+        if self.settle(start) {
+            base = base.wrapping_add(1);
+            start = self.offset(base, seq);
+        }
         let len = data.len() as u64 + missing as u64;
+        if len > 0 {
+            self.tentative = false;
+        }
         if start < 0 && start + (len as i64) <= 0 {
             // Entirely before the first byte we know of (e.g. a keep-alive probe at ISN).
             return;
@@ -154,6 +168,17 @@ impl HalfStream {
             return;
         }
         self.hold(start, data, missing, limits, sink);
+    }
+
+    /// A tentative base one below the first byte placed (`offset` 1) was a probe's
+    /// sequence number: the stream starts one later. Returns whether it moved.
+    fn settle(&mut self, offset: i64) -> bool {
+        if !self.tentative || offset != 1 || self.next != 0 || !self.held.is_empty() {
+            return false;
+        }
+        self.tentative = false;
+        self.base = self.base.map(|b| b.wrapping_add(1));
+        true
     }
 
     /// Delivers a segment that starts at or before `next`; where held bytes (seen earlier)
@@ -294,6 +319,9 @@ impl HalfStream {
     pub fn acked(&mut self, ack: u32, limits: &ReassemblyLimits, sink: &mut impl FnMut(Event<'_>)) {
         let Some(base) = self.base else { return };
         let mut to = self.offset(base, ack);
+        if self.settle(to) {
+            return;
+        }
         if let Some(f) = self.fin_at {
             // The FIN occupies one sequence number.
             to = to.min(f as i64);

@@ -93,19 +93,21 @@ pub struct TlsLayer {
 /// Hands one reassembled event of the direction from `key.lo` (`from_lo`) to the
 /// application layer: through TLS when the connection carries it. TLS is recognised by
 /// the first bytes of the connection's payload (a ClientHello, RFC 8446 §4.1.2).
+/// `started`: the connection's first bytes are in the capture (its SYN was seen).
 #[inline(always)]
 pub fn deliver(
     tls: &mut Option<Box<TlsLayer>>,
     app: &mut App,
     from_lo: bool,
     ev: Event<'_>,
+    started: bool,
     ctx: &SegmentCtx<'_>,
 ) {
     // A plaintext connection whose application is known: straight on (the hot path).
     if tls.is_none() && !matches!(app, App::Unknown) {
-        app.on_event(from_lo, ev, ctx);
+        app.on_event(from_lo, ev, started, ctx);
     } else {
-        deliver_tls(tls, app, from_lo, ev, ctx);
+        deliver_tls(tls, app, from_lo, ev, started, ctx);
     }
 }
 
@@ -115,6 +117,7 @@ fn deliver_tls(
     app: &mut App,
     from_lo: bool,
     ev: Event<'_>,
+    started: bool,
     ctx: &SegmentCtx<'_>,
 ) {
     if let Some(t) = tls {
@@ -135,7 +138,7 @@ fn deliver_tls(
             return;
         }
     }
-    app.on_event(from_lo, ev, ctx);
+    app.on_event(from_lo, ev, started, ctx);
 }
 
 impl TlsLayer {
@@ -148,9 +151,11 @@ impl TlsLayer {
             ts_ns: ctx.at.ts_ns,
         };
         let dir = usize::from(!from_lo);
+        // The plaintext starts with the TLS stream (a ClientHello): its first bytes are the
+        // application's first.
         self.conn
             .on_event(dir, ev, tctx, &*ctx.tls.keys, &mut |d, ev| {
-                app.on_event(d == 0, ev, ctx)
+                app.on_event(d == 0, ev, true, ctx)
             });
         if !self.may_give_record(app) {
             self.dropped = true;
@@ -208,11 +213,11 @@ impl TlsLayer {
     pub fn info(&self, app: &App) -> TlsInfo {
         let f = self.conn.facts();
         let carries = match app {
+            _ if app.is_session() => TlsCarries::WebSocket,
             App::Unknown if f.state == TlsState::Decrypting => TlsCarries::Nothing,
             App::Unknown => TlsCarries::Unknown,
-            App::Request { .. } => TlsCarries::Http,
-            App::WebSocket { .. } => TlsCarries::WebSocket,
-            App::Other => TlsCarries::Other,
+            App::Http(_) => TlsCarries::Http,
+            App::WebSocket { .. } | App::Probe(_) | App::Other => TlsCarries::Other,
         };
         TlsInfo {
             version: f.version,
@@ -316,7 +321,7 @@ mod tests {
                 limits: &limits,
                 tls: &tls_ctx,
             };
-            deliver(&mut tls, &mut app, *from_lo, Event::Data(bytes), &ctx);
+            deliver(&mut tls, &mut app, *from_lo, Event::Data(bytes), true, &ctx);
         }
         (tls, app)
     }
@@ -332,7 +337,7 @@ mod tests {
         assert!(matches!(app, App::Unknown));
         // A plaintext request never enters the TLS layer.
         let (tls, app) = run(&[(true, b"GET /chat HTTP/1.1\r\n")]);
-        assert!(tls.is_none() && matches!(app, App::Request { .. }));
+        assert!(tls.is_none() && matches!(app, App::Http(_)));
         // Three bytes that may still be a ClientHello go to TLS, which gives up on them
         // (and the connection) when the rest is not TLS.
         let (tls, _) = run(&[(true, &HELLO[..3])]);

@@ -7,8 +7,8 @@
 use std::io::{self, Read};
 
 use super::{
-    Anomalies, At, CipherSuite, Close, SessionRecord, SideStats, TcpEnds, TlsCarries, TlsInfo,
-    TlsState, TlsVersion,
+    Anomalies, At, CipherSuite, Close, ClosedBy, FileNumbers, Peer, SessionRecord, SideStats,
+    TcpEnds, TlsCarries, TlsInfo, TlsState, TlsVersion,
 };
 use crate::net::Endpoint;
 use crate::verdict::Upgrade;
@@ -35,8 +35,13 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         tcp,
         exact,
         anomalies,
+        requests_before_upgrade,
+        peer,
+        peer_session,
+        closed_by,
         tls,
         verdict: _,
+        file,
     } = r;
     let start = b.len();
     b.extend_from_slice(&[0; 4]);
@@ -64,6 +69,39 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         w.opt_at(*at);
     }
     w.0.push(*exact as u8);
+    w.u64(*requests_before_upgrade);
+    match peer {
+        Some(Peer {
+            first_packet,
+            requests_before_upgrade,
+            front,
+        }) => {
+            w.0.push(1 + *front as u8);
+            w.u64(*first_packet);
+            w.u64(*requests_before_upgrade);
+        }
+        None => w.0.push(0),
+    }
+    w.opt64(*peer_session);
+    w.0.push(match closed_by {
+        None => 0,
+        Some(ClosedBy::Client) => 1,
+        Some(ClosedBy::Server) => 2,
+        Some(ClosedBy::Proxy) => 3,
+    });
+    match file {
+        Some(FileNumbers {
+            file,
+            tcp_stream,
+            first_frame,
+        }) => {
+            w.0.push(1);
+            w.str(file);
+            w.u64(*tcp_stream);
+            w.u64(*first_frame);
+        }
+        None => w.0.push(0),
+    }
     w.tls(tls.as_deref());
     let len = (b.len() - start - 4) as u32;
     b[start..start + 4].copy_from_slice(&len.to_le_bytes());
@@ -107,6 +145,33 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         server_rst: c.opt_at()?,
     };
     let exact = c.u8()? == 1;
+    let requests_before_upgrade = c.u64()?;
+    let peer = match c.u8()? {
+        0 => None,
+        t @ (1 | 2) => Some(Peer {
+            first_packet: c.u64()?,
+            requests_before_upgrade: c.u64()?,
+            front: t == 2,
+        }),
+        _ => return Err(bad("spilled record has a bad peer tag")),
+    };
+    let peer_session = c.opt64()?;
+    let closed_by = match c.u8()? {
+        0 => None,
+        1 => Some(ClosedBy::Client),
+        2 => Some(ClosedBy::Server),
+        3 => Some(ClosedBy::Proxy),
+        _ => return Err(bad("spilled record has a bad closed_by tag")),
+    };
+    let file = if c.u8()? == 1 {
+        Some(FileNumbers {
+            file: c.string()?.into(),
+            tcp_stream: c.u64()?,
+            first_frame: c.u64()?,
+        })
+    } else {
+        None
+    };
     let tls = c.tls()?;
     if !c.0.is_empty() {
         return Err(bad("spilled record has trailing bytes"));
@@ -132,8 +197,13 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         tcp,
         exact,
         anomalies: Anomalies::from_bits(anomalies),
+        requests_before_upgrade,
+        peer,
+        peer_session,
+        closed_by,
         tls,
         verdict,
+        file,
     }))
 }
 
@@ -175,6 +245,15 @@ impl Writer<'_> {
     fn str(&mut self, s: &str) {
         self.0.extend_from_slice(&(s.len() as u32).to_le_bytes());
         self.0.extend_from_slice(s.as_bytes());
+    }
+    fn opt64(&mut self, x: Option<u64>) {
+        match x {
+            Some(v) => {
+                self.0.push(1);
+                self.u64(v);
+            }
+            None => self.0.push(0),
+        }
     }
     fn opt16(&mut self, x: Option<u16>) {
         match x {
@@ -263,6 +342,8 @@ impl Writer<'_> {
             pongs,
             close,
             missing_bytes,
+            bytes_inflated,
+            largest_message,
             in_progress_at_end,
         } = s;
         for x in [*messages, *bytes, *pings, *pongs, *missing_bytes] {
@@ -273,6 +354,8 @@ impl Writer<'_> {
             Some(false) => 1,
             Some(true) => 2,
         });
+        self.opt64(*bytes_inflated);
+        self.opt64(*largest_message);
         match close {
             Some(Close { code, reason, at }) => {
                 self.0.push(1);
@@ -308,6 +391,13 @@ impl Reader<'_> {
     }
     fn i64(&mut self) -> io::Result<i64> {
         Ok(i64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn opt64(&mut self) -> io::Result<Option<u64>> {
+        Ok(if self.u8()? == 1 {
+            Some(self.u64()?)
+        } else {
+            None
+        })
     }
     fn opt16(&mut self) -> io::Result<Option<u16>> {
         Ok(if self.u8()? == 1 {
@@ -409,6 +499,7 @@ impl Reader<'_> {
             2 => Some(true),
             _ => return Err(bad("spilled record has a bad in-progress flag")),
         };
+        let (bytes_inflated, largest_message) = (self.opt64()?, self.opt64()?);
         let close = if self.u8()? == 1 {
             Some(Close {
                 code: self.opt16()?,
@@ -425,6 +516,8 @@ impl Reader<'_> {
             pongs,
             close,
             missing_bytes,
+            bytes_inflated,
+            largest_message,
             in_progress_at_end,
         })
     }
@@ -444,10 +537,13 @@ pub(crate) mod tests {
         (
             any::<[u64; 5]>(),
             proptest::option::of((proptest::option::of(any::<u16>()), ".{0,8}", at())),
+            any::<[Option<u64>; 2]>(),
             proptest::option::of(any::<bool>()),
         )
-            .prop_map(|(n, close, in_progress_at_end)| SideStats {
+            .prop_map(|(n, close, inflated, in_progress_at_end)| SideStats {
                 in_progress_at_end,
+                bytes_inflated: inflated[0],
+                largest_message: inflated[1],
                 messages: n[0],
                 bytes: n[1],
                 pings: n[2],
@@ -513,9 +609,29 @@ pub(crate) mod tests {
             (side(), side()),
             proptest::array::uniform4(proptest::option::of(at())),
             (any::<bool>(), 0u64..(1 << Anomaly::ALL.len()), tls()),
+            (
+                any::<u64>(),
+                proptest::option::of(any::<(u64, u64, bool)>()),
+                any::<Option<u64>>(),
+                proptest::option::of(prop_oneof![
+                    Just(ClosedBy::Client),
+                    Just(ClosedBy::Server),
+                    Just(ClosedBy::Proxy)
+                ]),
+            ),
+            proptest::option::of((".{0,12}", any::<[u64; 2]>())),
         )
             .prop_map(
-                |((n, ts), (c, s, upgrade), texts, (cs, ss), tcp, (exact, bits, tls))| {
+                |(
+                    (n, ts),
+                    (c, s, upgrade),
+                    texts,
+                    (cs, ss),
+                    tcp,
+                    (exact, bits, tls),
+                    (requests_before_upgrade, peer, peer_session, closed_by),
+                    file,
+                )| {
                     let tcp = TcpEnds {
                         client_fin: tcp[0],
                         server_fin: tcp[1],
@@ -551,6 +667,19 @@ pub(crate) mod tests {
                         tcp,
                         exact,
                         anomalies: Anomalies::from_bits(bits),
+                        requests_before_upgrade,
+                        peer: peer.map(|(first_packet, requests_before_upgrade, front)| Peer {
+                            first_packet,
+                            requests_before_upgrade,
+                            front,
+                        }),
+                        peer_session,
+                        closed_by,
+                        file: file.map(|(f, n)| FileNumbers {
+                            file: f.into(),
+                            tcp_stream: n[0],
+                            first_frame: n[1],
+                        }),
                         tls,
                     }
                 },

@@ -5,9 +5,11 @@
 
 pub mod codec;
 
+use std::sync::Arc;
+
 use crate::net::Endpoint;
 pub use crate::tls::{CipherSuite, TlsState, TlsVersion};
-pub use crate::verdict::{Outcome, TcpEnd, Upgrade, Verdict};
+pub use crate::verdict::{ClosedBy, Outcome, TcpEnd, Upgrade, Verdict};
 
 /// What was seen that breaks RFC 6455 or TCP, or that makes counts uncertain.
 /// The order here is the order of the `anomalies` column.
@@ -73,6 +75,20 @@ pub enum Anomaly {
     FrameBeforeUpgrade,
     /// The connection was evicted because too many were open at once.
     Evicted,
+    /// No handshake in the capture: the session was recognised by its framing; counts
+    /// start at the first frame of the recognised chain.
+    Midstream,
+    /// RSV1 frames in a session whose handshake was not seen: they may be compressed
+    /// (RFC 7692) but the negotiated parameters are unknown, so they cannot be inflated.
+    CompressedContextUnknown,
+    /// A compressed message could not be inflated (RFC 7692 §7.2.2): corrupt data, or a
+    /// window lost in a gap.
+    InflateError,
+    /// Inflation stopped at a cap (a message or a direction inflated past it): sizes
+    /// from there are lower bounds.
+    InflateLimit,
+    /// A text message that is not UTF-8 (§5.6, §8.1: the peer must fail with 1007).
+    InvalidUtf8Text,
     /// The answer to the Upgrade request is missing from the capture (a gap, a snapshot
     /// length); whether it upgraded is inferred from the server's frames, if any.
     ResponseNotCaptured,
@@ -90,7 +106,7 @@ pub enum Anomaly {
 }
 
 impl Anomaly {
-    pub const ALL: [Anomaly; 34] = [
+    pub const ALL: [Anomaly; 39] = [
         Anomaly::Gap,
         Anomaly::CutOffPacket,
         Anomaly::ReassemblyLimit,
@@ -120,6 +136,11 @@ impl Anomaly {
         Anomaly::DataAfterClose,
         Anomaly::FrameBeforeUpgrade,
         Anomaly::Evicted,
+        Anomaly::Midstream,
+        Anomaly::CompressedContextUnknown,
+        Anomaly::InflateError,
+        Anomaly::InflateLimit,
+        Anomaly::InvalidUtf8Text,
         Anomaly::ResponseNotCaptured,
         Anomaly::TlsNoKey,
         Anomaly::TlsDecryptFailed,
@@ -159,6 +180,11 @@ impl Anomaly {
             Anomaly::DataAfterClose => "data_after_close",
             Anomaly::FrameBeforeUpgrade => "frame_before_upgrade",
             Anomaly::Evicted => "evicted",
+            Anomaly::Midstream => "midstream",
+            Anomaly::CompressedContextUnknown => "compressed_context_unknown",
+            Anomaly::InflateError => "inflate_error",
+            Anomaly::InflateLimit => "inflate_limit",
+            Anomaly::InvalidUtf8Text => "invalid_utf8_text",
             Anomaly::ResponseNotCaptured => "response_not_captured",
             Anomaly::TlsNoKey => "tls_no_key",
             Anomaly::TlsDecryptFailed => "tls_decrypt_failed",
@@ -252,9 +278,28 @@ pub struct SideStats {
     pub close: Option<Close>,
     /// Bytes of this direction's stream missing from the capture.
     pub missing_bytes: u64,
+    /// Application payload bytes of the complete data messages with permessage-deflate
+    /// (RFC 7692): inflated size of compressed messages plus wire size of the others.
+    /// `None` without the extension, without a seen handshake, or with `--no-inflate`.
+    pub bytes_inflated: Option<u64>,
+    /// The largest complete data message in application bytes (inflated when
+    /// compressed; the wire size without the extension). `None` when not knowable.
+    pub largest_message: Option<u64>,
     /// A frame or fragmented message was started and not finished when the connection or
     /// the capture ended; `None` when frame boundaries were not known then (or no frames).
     pub in_progress_at_end: Option<bool>,
+}
+
+/// The other leg of a session through a proxy (both legs in the capture): the order key
+/// of its record, and which leg this one is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// First packet of the other leg's connection.
+    pub first_packet: u64,
+    /// The other leg's `requests_before_upgrade` (with `first_packet`, its record's key).
+    pub requests_before_upgrade: u64,
+    /// This leg is the front one (client → proxy): its request came first.
+    pub front: bool,
 }
 
 /// What the plaintext of a TLS connection was, as far as it was read.
@@ -264,11 +309,11 @@ pub enum TlsCarries {
     Unknown,
     /// Decrypted, no application data.
     Nothing,
-    /// An HTTP request whose head did not end (or was not an Upgrade yet).
+    /// HTTP/1.1 without a WebSocket Upgrade (keep-alive requests followed).
     Http,
     /// A WebSocket session (an Upgrade request).
     WebSocket,
-    /// Something else (HTTP without an Upgrade, HTTP/2, …): not followed further.
+    /// Something else (HTTP/2, another protocol): not followed further.
     Other,
 }
 
@@ -316,7 +361,8 @@ pub struct TlsInfo {
     pub decrypted_records: u64,
 }
 
-/// One WebSocket session: a TCP connection whose Upgrade request was seen.
+/// One WebSocket session: an Upgrade request and what followed it (or, picked up
+/// mid-stream, a connection recognised by its framing).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {
     /// Number of the connection's first packet (orders the report; the `first_frame` column).
@@ -341,11 +387,36 @@ pub struct SessionRecord {
     pub tcp: TcpEnds,
     pub exact: bool,
     pub anomalies: Anomalies,
+    /// HTTP requests on the connection before this session's Upgrade request (a rejected
+    /// Upgrade counts); 0 when the Upgrade came first. Records of one connection are
+    /// ordered by it.
+    pub requests_before_upgrade: u64,
+    /// The other leg, when this session was paired with one through a proxy.
+    pub peer: Option<Peer>,
+    /// The other leg's session number (set where records are numbered, `legs.rs`).
+    pub peer_session: Option<u64>,
+    /// Who ended it, across both legs when paired (set in `legs.rs`, from the facts of
+    /// both legs by [`crate::verdict::closed_by`]).
+    pub closed_by: Option<ClosedBy>,
     /// The TLS layer's facts, for `wss://` (and for TLS connections that could not be
     /// decrypted, whose record has `Upgrade::Undecrypted`); `None` for plaintext.
     pub tls: Option<Box<TlsInfo>>,
     /// Drawn from the facts above by [`crate::verdict::verdict`]; never set by hand.
     pub verdict: Verdict,
+    /// With `--per-file`: the numbers of the file that holds the first packet.
+    pub file: Option<FileNumbers>,
+}
+
+/// Where a session starts in the one input file that holds its first packet: the numbers
+/// Wireshark shows when it opens that file alone (`--per-file`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileNumbers {
+    /// The path as given.
+    pub file: Arc<str>,
+    /// `tcp.stream` of the connection in that file.
+    pub tcp_stream: u64,
+    /// Frame number of the connection's first packet in that file.
+    pub first_frame: u64,
 }
 
 impl SessionRecord {
@@ -368,6 +439,17 @@ impl SessionRecord {
             Upgrade::Answered(s) => Some(s),
             _ => None,
         }
+    }
+
+    /// Whether the opening handshake was in the capture (false: picked up mid-stream).
+    pub fn handshake_seen(&self) -> bool {
+        self.upgrade != Upgrade::Midstream
+    }
+
+    /// The key that orders records: the connection's first packet, then the Upgrade's
+    /// place on the connection.
+    pub fn order_key(&self) -> (u64, u64) {
+        (self.first_packet, self.requests_before_upgrade)
     }
 
     /// The side's stats.
@@ -418,6 +500,8 @@ impl SessionRecord {
                 },
             }),
             missing_bytes: 7,
+            bytes_inflated: Some(40),
+            largest_message: Some(30),
             in_progress_at_end: Some(false),
         };
         let server_side = SideStats {
@@ -462,6 +546,15 @@ impl SessionRecord {
             tcp,
             exact: false,
             anomalies,
+            requests_before_upgrade: 2,
+            peer: None,
+            peer_session: Some(8),
+            closed_by: Some(ClosedBy::Proxy),
+            file: Some(FileNumbers {
+                file: "rotated/file-2.pcap".into(),
+                tcp_stream: 3,
+                first_frame: 4,
+            }),
             tls: None,
         }
     }

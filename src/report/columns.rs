@@ -6,13 +6,10 @@
 //! Value forms: booleans are `true`/`false`; a count is written whenever it is known, 0
 //! included; empty means "not applicable or not knowable".
 //!
-//! Columns after `server_message_in_progress_at_end` are added by later work in this
-//! order, each with the form given: `handshake_seen` (bool),
-//! `requests_before_upgrade` (count), `client_bytes_inflated`, `server_bytes_inflated`
-//! (count; empty without permessage-deflate), `client_largest_message`,
-//! `server_largest_message` (count), `peer_session` (session number; empty when
-//! unpaired), `closed_by` (`client`/`server`/`proxy`), `tls` (`1.2`/`1.3`; empty for
-//! plaintext), `tls_cipher`, `sni`, `alpn` (text).
+//! Columns after `closed_by` are added by later work in this order, each with the form
+//! given: `tls` (`1.2`/`1.3`; empty for plaintext), `tls_cipher`, `sni`, `alpn` (text).
+//! With `--per-file`, the columns of [`PER_FILE_COLUMNS`] come last: `file` (text),
+//! `file_tcp_stream`, `file_first_frame` (counts).
 
 use std::fmt::Write as _;
 
@@ -21,7 +18,7 @@ use crate::record::{Anomalies, Close, SessionRecord, Side, SideStats};
 #[cfg(test)]
 use crate::record::{CipherSuite, TlsCarries, TlsInfo, TlsState, TlsVersion};
 use crate::time::{write_rfc3339_micros, write_seconds_micros};
-use crate::verdict::{is_error_code, DEFAULT_ALLOWED_CODES};
+use crate::verdict::{is_error_code, Upgrade, DEFAULT_ALLOWED_CODES};
 
 /// One cell, typed: text writers format it, JSON keeps its type.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -116,6 +113,10 @@ fn opt_bool<'a>(x: Option<bool>) -> Value<'a> {
 
 fn opt_count<'a>(x: Option<u16>) -> Value<'a> {
     x.map_or(Value::Empty, |c| Value::Count(c as u64))
+}
+
+fn opt_u64<'a>(x: Option<u64>) -> Value<'a> {
+    x.map_or(Value::Empty, Value::Count)
 }
 
 fn opt_side<'a>(s: Option<Side>) -> Value<'a> {
@@ -343,6 +344,56 @@ pub static COLUMNS: &[Column] = &[
         meaning: "the same for the server",
     },
     Column {
+        name: "handshake_seen",
+        value: |r| match r.rec.upgrade {
+            // TLS that could not be decrypted: whether it carried a handshake is unknown.
+            Upgrade::Undecrypted => Value::Empty,
+            _ => Value::Bool(r.rec.handshake_seen()),
+        },
+        meaning: "false when the session was picked up mid-stream (no handshake in the capture, recognised by its framing; anomaly midstream)",
+    },
+    Column {
+        name: "requests_before_upgrade",
+        value: |r| {
+            if r.rec.handshake_seen() && r.rec.upgrade != Upgrade::Undecrypted {
+                Value::Count(r.rec.requests_before_upgrade)
+            } else {
+                Value::Empty
+            }
+        },
+        meaning: "HTTP requests on the connection before this Upgrade (keep-alive; a rejected Upgrade counts); 0 when the Upgrade came first; empty mid-stream",
+    },
+    Column {
+        name: "client_bytes_inflated",
+        value: |r| opt_u64(r.rec.client_side.bytes_inflated),
+        meaning: "with permessage-deflate: application bytes of the client's complete data messages (inflated size when compressed, wire size otherwise); empty without the extension, without a seen handshake, or with --no-inflate",
+    },
+    Column {
+        name: "server_bytes_inflated",
+        value: |r| opt_u64(r.rec.server_side.bytes_inflated),
+        meaning: "the same for the server's messages",
+    },
+    Column {
+        name: "client_largest_message",
+        value: |r| opt_u64(r.rec.client_side.largest_message),
+        meaning: "the client's largest complete data message in application bytes (inflated when compressed; wire size without the extension); empty when not knowable",
+    },
+    Column {
+        name: "server_largest_message",
+        value: |r| opt_u64(r.rec.server_side.largest_message),
+        meaning: "the same for the server's messages",
+    },
+    Column {
+        name: "peer_session",
+        value: |r| opt_u64(r.rec.peer_session),
+        meaning: "the other leg's session number when both legs of a proxy are in the capture (same Sec-WebSocket-Key, the back leg's request within seconds of the front's); empty when unpaired",
+    },
+    Column {
+        name: "closed_by",
+        value: |r| r.rec.closed_by.map_or(Value::Empty, |c| Value::Text(c.as_str())),
+        meaning: "client, server or proxy: who sent the earliest Close frame, FIN or RST, across both legs when paired (the proxy's own packets count as proxy); empty when nothing ended",
+    },
+    Column {
         name: "tls",
         value: |r| {
             r.rec
@@ -383,9 +434,48 @@ pub static COLUMNS: &[Column] = &[
     },
 ];
 
-/// The column named `name`.
+/// The columns `--per-file` appends after every other: where the session starts in the
+/// input file that holds its first packet, as Wireshark numbers it when it opens that file
+/// alone. Empty without `--per-file`.
+pub static PER_FILE_COLUMNS: &[Column] = &[
+    Column {
+        name: "file",
+        value: |r| {
+            r.rec
+                .file
+                .as_ref()
+                .map_or(Value::Empty, |f| Value::Text(&f.file))
+        },
+        meaning: "(--per-file) the input file that holds the connection's first packet, as given",
+    },
+    Column {
+        name: "file_tcp_stream",
+        value: |r| {
+            r.rec
+                .file
+                .as_ref()
+                .map_or(Value::Empty, |f| Value::Count(f.tcp_stream))
+        },
+        meaning: "(--per-file) tcp.stream of the connection when that file is opened alone",
+    },
+    Column {
+        name: "file_first_frame",
+        value: |r| {
+            r.rec
+                .file
+                .as_ref()
+                .map_or(Value::Empty, |f| Value::Count(f.first_frame))
+        },
+        meaning: "(--per-file) number of the connection's first packet in that file",
+    },
+];
+
+/// The column named `name` (the `--per-file` columns included).
 pub fn column(name: &str) -> Option<&'static Column> {
-    COLUMNS.iter().find(|c| c.name == name)
+    COLUMNS
+        .iter()
+        .chain(PER_FILE_COLUMNS)
+        .find(|c| c.name == name)
 }
 
 /// The names of every column, in order.
@@ -432,7 +522,7 @@ mod tests {
     #[test]
     fn names_are_unique() {
         let mut seen = std::collections::HashSet::new();
-        for c in COLUMNS {
+        for c in COLUMNS.iter().chain(PER_FILE_COLUMNS) {
             assert!(seen.insert(c.name), "{} twice", c.name);
             assert!(!c.meaning.is_empty(), "{} has no meaning", c.name);
         }
@@ -502,11 +592,37 @@ mod tests {
             ("error_code", "false"),
             ("client_message_in_progress_at_end", "false"),
             ("server_message_in_progress_at_end", ""),
+            ("handshake_seen", "true"),
+            ("requests_before_upgrade", "2"),
+            ("client_bytes_inflated", "40"),
+            ("server_bytes_inflated", ""),
+            ("client_largest_message", "30"),
+            ("server_largest_message", ""),
+            ("peer_session", "8"),
+            ("closed_by", "proxy"),
             ("tls", ""),
             ("tls_cipher", ""),
             ("sni", ""),
             ("alpn", ""),
         ];
         assert_eq!(got, want);
+        let per_file: Vec<String> = PER_FILE_COLUMNS
+            .iter()
+            .map(|c| {
+                let mut s = String::new();
+                (c.value)(&row).write_text(&mut s);
+                s
+            })
+            .collect();
+        assert_eq!(per_file, ["rotated/file-2.pcap", "3", "4"]);
+        let rec = SessionRecord { file: None, ..rec };
+        let row = Row {
+            session: 7,
+            rec: &rec,
+            opts: &opts,
+        };
+        for c in PER_FILE_COLUMNS {
+            assert_eq!((c.value)(&row), Value::Empty, "{}", c.name);
+        }
     }
 }

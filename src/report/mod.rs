@@ -10,7 +10,7 @@ use std::io;
 
 use crate::error::InputError;
 use crate::stats::Stats;
-pub use columns::{Column, Row, RowOptions, Value, COLUMNS};
+pub use columns::{Column, Row, RowOptions, Value, COLUMNS, PER_FILE_COLUMNS};
 
 /// What the run read, for writers that end with it.
 #[derive(Clone, Copy, Debug)]
@@ -25,6 +25,16 @@ pub trait ReportWriter {
     fn session(&mut self, row: &Row<'_>) -> io::Result<()>;
     /// The end of the run. Writers flush here.
     fn finish(&mut self, end: &RunEnd<'_>) -> io::Result<()>;
+}
+
+/// A writer lent out is a writer.
+impl<W: ReportWriter + ?Sized> ReportWriter for &mut W {
+    fn session(&mut self, row: &Row<'_>) -> io::Result<()> {
+        (**self).session(row)
+    }
+    fn finish(&mut self, end: &RunEnd<'_>) -> io::Result<()> {
+        (**self).finish(end)
+    }
 }
 
 /// Runs the analysis over `capture` into `writer`: sessions numbered 1, 2, 3 … in report

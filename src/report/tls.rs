@@ -112,7 +112,7 @@ pub static TLS_COLUMNS: &[Column] = &[
     Column {
         name: "carries",
         value: |r| Value::Text(tls(r).carries.as_str()),
-        meaning: "what the plaintext was: websocket | http (a request not finished) | other (HTTP without Upgrade, HTTP/2, …) | nothing | unknown (not decrypted)",
+        meaning: "what the plaintext was: websocket | http (HTTP/1.1 without an Upgrade) | other (HTTP/2, another protocol) | nothing | unknown (not decrypted)",
     },
     Column {
         name: "ws_outcome",

@@ -13,6 +13,8 @@ pub struct SideCounts {
     pub anomalies: Anomalies,
     /// A count of this direction is a lower bound.
     pub inexact: bool,
+    /// The largest complete data message's payload bytes on the wire.
+    pub largest_message: u64,
 }
 
 impl SideCounts {
@@ -26,6 +28,7 @@ impl SideCounts {
             StreamEvent::Message { bytes, .. } => {
                 self.stats.messages += 1;
                 self.stats.bytes += bytes;
+                self.largest_message = self.largest_message.max(bytes);
             }
             StreamEvent::Close(c) => {
                 if self.stats.close.is_none() {

@@ -1,14 +1,46 @@
 //! A WebSocket session over one TCP connection: the opening handshake in both directions
 //! (RFC 6455 §4), then a [`FrameStream`] per direction whose events go to the session's
-//! consumers (today the report's counters).
+//! consumers (the report's counters, and the payload consumer: permessage-deflate and the
+//! UTF-8 check).
 
 use super::counts::Counts;
+use super::deflate::Payloads;
 use super::events::{FrameConsumer, GapEffect, StreamEvent};
+use super::extensions::{self, Deflate};
+use super::frame::FrameHeader;
 use super::handshake::{self, Request, Response};
 use super::stream::FrameStream;
 use crate::http::head::{HeadBuffer, HeadProgress, HeadSkip};
-use crate::record::{Anomalies, Anomaly, At, Side};
+use crate::record::{Anomalies, Anomaly, At, Peer, Side, SideStats};
 use crate::verdict::Upgrade;
+
+/// The consumers of a session's frame events.
+#[derive(Debug, Default)]
+pub struct Consumers {
+    /// The report's counters.
+    pub counts: Counts,
+    /// Message payloads (absent with `--no-inflate`, or before the upgrade). Boxed: the
+    /// counters stay on few cache lines.
+    pub payloads: Option<Box<Payloads>>,
+}
+
+impl FrameConsumer for Consumers {
+    #[inline]
+    fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
+        self.counts.event(side, at, ev);
+        self.payloads.event(side, at, ev);
+    }
+
+    #[inline]
+    fn payload(&mut self, side: Side, header: &FrameHeader, offset: u64, bytes: &[u8]) {
+        self.payloads.payload(side, header, offset, bytes);
+    }
+
+    #[inline]
+    fn wants_payload(&self) -> bool {
+        self.payloads.is_some()
+    }
+}
 
 /// What a direction's bytes are being read as.
 #[derive(Debug)]
@@ -24,6 +56,7 @@ enum DirState {
 
 /// Both directions of an upgraded (or upgrading) connection.
 #[derive(Debug)]
+#[allow(clippy::vec_box)]
 pub struct WsSession {
     pub request: Request,
     pub response: Option<Response>,
@@ -31,8 +64,8 @@ pub struct WsSession {
     server: FrameStream,
     client_state: DirState,
     server_state: DirState,
-    /// What the frames add up to, per direction.
-    pub counts: Counts,
+    /// What the frames add up to, per direction, and their payloads.
+    pub consumers: Consumers,
     /// Handshake anomalies (the frame streams' go to `counts`).
     pub anomalies: Anomalies,
     /// Something the report depends on could not be read (handshake lost in a gap).
@@ -45,20 +78,35 @@ pub struct WsSession {
     /// its status line ended): whether it upgraded is told by the server's frames, if any.
     response_lost: bool,
     max_head: usize,
+    /// Inflate compressed messages and check text (off with `--no-inflate`).
+    inflate: bool,
+    /// The permessage-deflate parameters of the response, when negotiated.
+    deflate: Option<Deflate>,
+    /// Picked up mid-stream: no handshake was seen.
+    pub midstream: bool,
+    /// HTTP requests on the connection before this Upgrade.
+    pub requests_before_upgrade: u64,
+    /// The other leg through a proxy, once paired.
+    pub peer: Option<Peer>,
+    /// The packet that completed the Upgrade request, until the pipeline has taken note
+    /// of it (for pairing the legs of a proxy).
+    pub request_at: Option<At>,
+    /// Sessions of rejected Upgrades before this one on the connection (keep-alive).
+    pub earlier: Vec<Box<WsSession>>,
 }
 
 impl WsSession {
     /// A session from a complete Upgrade request; the client's bytes after it are frames.
-    pub fn new(request: Request, max_head: usize) -> Self {
-        Self::with_request(request, max_head, false)
+    pub fn new(request: Request, max_head: usize, inflate: bool) -> Self {
+        Self::with_request(request, max_head, inflate, false)
     }
 
     /// A session from a request head that was cut off: its start line and first fields
     /// are known. The client's next bytes should be frames. Whether it is a WebSocket
     /// session at all is decided by the request's fields if they were seen, else by the
     /// response (101).
-    pub fn from_cut_request(request: Request, max_head: usize) -> Self {
-        let mut s = Self::with_request(request, max_head, true);
+    pub fn from_cut_request(request: Request, max_head: usize, inflate: bool) -> Self {
+        let mut s = Self::with_request(request, max_head, inflate, true);
         s.client.expect_frame_start();
         s
     }
@@ -71,8 +119,9 @@ impl WsSession {
         max_head: usize,
         rest: Result<Vec<u8>, HeadSkip>,
         at: At,
+        inflate: bool,
     ) -> Self {
-        let mut s = Self::with_request(request, max_head, true);
+        let mut s = Self::with_request(request, max_head, inflate, true);
         s.anomalies.insert(Anomaly::HandshakeTooLong);
         match rest {
             Ok(frames) => s.client_data(&frames, at),
@@ -81,7 +130,36 @@ impl WsSession {
         s
     }
 
-    fn with_request(request: Request, max_head: usize, request_cut: bool) -> Self {
+    /// A session recognised by its framing, without a handshake (RFC 6455 §5 only): no
+    /// request, no response, RSV1 of unknown meaning. Each direction starts with framing
+    /// lost until [`start_framing`](Self::start_framing) says where frames begin.
+    pub fn midstream(inflate: bool) -> Self {
+        let mut s = Self::with_request(Request::default(), 0, inflate, true);
+        s.midstream = true;
+        s.anomalies.insert(Anomaly::Midstream);
+        // Counts start at the first frame of the recognised chain: a message in flight
+        // before it is not counted.
+        s.inexact = true;
+        s.server_state = DirState::Frames;
+        for fs in [&mut s.client, &mut s.server] {
+            fs.rsv1_unknown();
+            fs.start_lost();
+        }
+        if inflate {
+            s.consumers.payloads = Some(Box::new(Payloads::new(None)));
+        }
+        s
+    }
+
+    /// Mid-stream: `side`'s next bytes start a frame.
+    pub fn start_framing(&mut self, side: Side) {
+        match side {
+            Side::Client => self.client.start_known(),
+            Side::Server => self.server.start_known(),
+        }
+    }
+
+    fn with_request(request: Request, max_head: usize, inflate: bool, request_cut: bool) -> Self {
         let mut anomalies = Anomalies::default();
         // Fields after a cut are unknown, not missing.
         if !request_cut {
@@ -99,20 +177,46 @@ impl WsSession {
             server: FrameStream::new(Side::Server),
             client_state: DirState::Frames,
             server_state: DirState::Head(HeadBuffer::default()),
-            counts: Counts::default(),
+            consumers: Consumers::default(),
             anomalies,
             inexact: false,
             request_cut,
             response_cut: false,
             response_lost: false,
             max_head,
+            inflate,
+            deflate: None,
+            midstream: false,
+            requests_before_upgrade: 0,
+            peer: None,
+            request_at: None,
+            earlier: Vec::new(),
         }
     }
 
     /// Is this a WebSocket session: an Upgrade request, or (when the request was cut off)
     /// a 101 answer?
     pub fn is_websocket(&self) -> bool {
-        self.request.upgrade_websocket || (self.request_cut && self.upgraded())
+        self.midstream || self.request.upgrade_websocket || (self.request_cut && self.upgraded())
+    }
+
+    /// `side`'s stream ended (its FIN was reached, or a RST): per-direction memory that
+    /// only later bytes would need is freed.
+    pub fn direction_ended(&mut self, side: Side) {
+        if let Some(p) = &mut self.consumers.payloads {
+            p.release(side);
+        }
+    }
+
+    /// The server's bytes are read as frames: upgraded, or the answer was lost and its
+    /// frames are looked for (`upgrade()` tells which).
+    pub fn reads_server_frames(&self) -> bool {
+        matches!(self.server_state, DirState::Frames)
+    }
+
+    /// The response head is still being read.
+    pub fn is_reading_response(&self) -> bool {
+        matches!(self.server_state, DirState::Head(_))
     }
 
     pub fn upgraded(&self) -> bool {
@@ -122,6 +226,7 @@ impl WsSession {
     /// What became of the Upgrade request, as far as the capture tells.
     pub fn upgrade(&self) -> Upgrade {
         match &self.response {
+            _ if self.midstream => Upgrade::Midstream,
             Some(r) => Upgrade::Answered(r.status),
             None if self.response_lost && self.server.framing_found() => Upgrade::Inferred,
             None if self.response_lost => Upgrade::Unknown,
@@ -154,24 +259,29 @@ impl WsSession {
             }
         }
         if let DirState::Frames = self.client_state {
-            if self.response.is_none() && !self.response_lost && !d.is_empty() {
+            if self.response.is_none() && !self.response_lost && !self.midstream && !d.is_empty() {
                 self.anomalies.insert(Anomaly::FrameBeforeUpgrade);
             }
-            self.client.data(d, at, &mut self.counts);
+            self.client.data(d, at, &mut self.consumers);
         }
     }
 
-    /// In-order bytes from the server, delivered in packet `at`.
-    pub fn server_data(&mut self, d: &[u8], at: At) {
+    /// In-order bytes from the server, delivered in packet `at`. When they complete an
+    /// answer other than 101, returns the bytes after its head: the connection goes on as
+    /// HTTP (RFC 9112 keep-alive), not as this session.
+    pub fn server_data(&mut self, d: &[u8], at: At) -> Option<Vec<u8>> {
         let progress = match &mut self.server_state {
-            DirState::Frames => return self.server.data(d, at, &mut self.counts),
-            DirState::Ignore => return,
+            DirState::Frames => {
+                self.server.data(d, at, &mut self.consumers);
+                return None;
+            }
+            DirState::Ignore => return None,
             DirState::SkipHead(skip) => {
                 if let Some(n) = skip.scan(d) {
                     self.server_state = DirState::Frames;
-                    self.server.data(&d[n..], at, &mut self.counts);
+                    self.server.data(&d[n..], at, &mut self.consumers);
                 }
-                return;
+                return None;
             }
             DirState::Head(buf) => {
                 let progress = buf.push(d, self.max_head, handshake::response);
@@ -186,14 +296,16 @@ impl WsSession {
                             self.accept_response(r);
                             if let DirState::Frames = self.server_state {
                                 match rest {
-                                    Ok(frames) => self.server.data(&frames, at, &mut self.counts),
+                                    Ok(frames) => {
+                                        self.server.data(&frames, at, &mut self.consumers)
+                                    }
                                     Err(skip) => self.server_state = DirState::SkipHead(skip),
                                 }
                             }
                         }
                         None => self.lose_response(),
                     }
-                    return;
+                    return None;
                 }
                 progress
             }
@@ -201,8 +313,12 @@ impl WsSession {
         match progress {
             HeadProgress::Complete(Some(resp), rest) => {
                 self.accept_response(resp);
-                if matches!(self.server_state, DirState::Frames) && !rest.is_empty() {
-                    self.server.data(&rest, at, &mut self.counts);
+                if matches!(self.server_state, DirState::Frames) {
+                    if !rest.is_empty() {
+                        self.server.data(&rest, at, &mut self.consumers);
+                    }
+                } else {
+                    return Some(rest);
                 }
             }
             HeadProgress::Complete(None, _) | HeadProgress::Invalid(_) => {
@@ -211,6 +327,7 @@ impl WsSession {
             }
             HeadProgress::Incomplete | HeadProgress::TooLong => {}
         }
+        None
     }
 
     /// The response head cannot be read: what follows decides. The server's frames, once
@@ -245,6 +362,14 @@ impl WsSession {
                 // Extensions negotiated by the server may define RSV1 (RFC 7692 §6).
                 self.client.allow_rsv1();
                 self.server.allow_rsv1();
+            } else if self.response_cut {
+                // The field may have been after the cut.
+                self.client.rsv1_unknown();
+                self.server.rsv1_unknown();
+            }
+            self.deflate = extensions::permessage_deflate(&resp.extensions);
+            if self.inflate {
+                self.consumers.payloads = Some(Box::new(Payloads::new(self.deflate)));
             }
             self.server_state = DirState::Frames;
         } else {
@@ -257,7 +382,7 @@ impl WsSession {
 
     /// A gap outside the frames: counted as missing, nothing else.
     fn unframed_gap(&mut self, side: Side, n: u64, at: At) {
-        self.counts.event(
+        self.consumers.counts.event(
             side,
             at,
             StreamEvent::Gap {
@@ -270,7 +395,7 @@ impl WsSession {
     /// Missing bytes in the client's direction, noticed at packet `at`.
     pub fn client_gap(&mut self, n: u64, at: At) {
         match self.client_state {
-            DirState::Frames => self.client.gap(n, at, &mut self.counts),
+            DirState::Frames => self.client.gap(n, at, &mut self.consumers),
             DirState::SkipHead(_) => {
                 // Where the head ended may be in the gap: find the frames after it.
                 self.unframed_gap(Side::Client, n, at);
@@ -284,7 +409,7 @@ impl WsSession {
     /// Missing bytes in the server's direction, noticed at packet `at`.
     pub fn server_gap(&mut self, n: u64, at: At) {
         let cut_response = match &self.server_state {
-            DirState::Frames => return self.server.gap(n, at, &mut self.counts),
+            DirState::Frames => return self.server.gap(n, at, &mut self.consumers),
             DirState::Ignore => return self.unframed_gap(Side::Server, n, at),
             DirState::SkipHead(_) => {
                 self.unframed_gap(Side::Server, n, at);
@@ -307,5 +432,41 @@ impl WsSession {
             }
             None => self.lose_response(),
         }
+    }
+
+    /// What the session adds to its record: each side's stats (client, server), the
+    /// anomalies of the handshake and both streams, and whether every count is exact.
+    pub fn outcome(&self) -> (SideStats, SideStats, Anomalies, bool) {
+        let counts = &self.consumers.counts;
+        let mut anomalies = self.anomalies;
+        anomalies.union(counts.client.anomalies);
+        anomalies.union(counts.server.anomalies);
+        let mut exact = !self.inexact && !counts.client.inexact && !counts.server.inexact;
+        let mut side = |side: Side| {
+            let c = match side {
+                Side::Client => &counts.client,
+                Side::Server => &counts.server,
+            };
+            let mut stats = c.stats.clone();
+            match &self.consumers.payloads {
+                Some(p) => {
+                    let t = p.totals(side);
+                    stats.bytes_inflated = t.bytes_inflated;
+                    stats.largest_message = t.largest_message;
+                    anomalies.union(t.anomalies);
+                    exact &= !t.inexact;
+                }
+                None => {
+                    // Without inflation, sizes are known only where nothing is compressed.
+                    let compressed = self.deflate.is_some()
+                        || c.anomalies.contains(Anomaly::CompressedContextUnknown);
+                    stats.largest_message = (!compressed).then_some(c.largest_message);
+                }
+            }
+            stats
+        };
+        let client = side(Side::Client);
+        let server = side(Side::Server);
+        (client, server, anomalies, exact)
     }
 }

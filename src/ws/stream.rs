@@ -33,14 +33,31 @@ enum Sync {
     Lost,
     /// Found again: the first frames may continue a message whose start was lost.
     AfterResync,
+    /// Picked up mid-stream, before the first frame was found: like `Lost`, but finding
+    /// frames is the start, not a resync.
+    Unstarted,
+    /// Picked up mid-stream at a frame: a message in flight before it is not counted.
+    Started,
+}
+
+/// What RSV1 may mean in this direction (RFC 6455 §5.2: only an extension defines it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rsv1 {
+    /// No extension was negotiated: RSV1 is a violation.
+    Reserved,
+    /// An extension that uses it was negotiated (RFC 7692 permessage-deflate).
+    Negotiated,
+    /// The handshake was not seen: RSV1 on a message's first frame may be compression
+    /// with unknown parameters (`compressed_context_unknown`).
+    Unknown,
 }
 
 /// Frame-level state of one direction.
 #[derive(Debug)]
 pub struct FrameStream {
     side: Side,
-    /// An extension that uses RSV1 was negotiated (RFC 7692 permessage-deflate).
-    rsv1_allowed: bool,
+    /// What RSV1 may mean.
+    rsv1: Rsv1,
     /// Header bytes carried over from the previous delivery.
     carry: [u8; MAX_HEADER_LEN],
     carry_len: u8,
@@ -59,7 +76,7 @@ impl FrameStream {
     pub fn new(side: Side) -> Self {
         FrameStream {
             side,
-            rsv1_allowed: false,
+            rsv1: Rsv1::Reserved,
             carry: [0; MAX_HEADER_LEN],
             carry_len: 0,
             current: None,
@@ -76,7 +93,12 @@ impl FrameStream {
     }
 
     pub fn allow_rsv1(&mut self) {
-        self.rsv1_allowed = true;
+        self.rsv1 = Rsv1::Negotiated;
+    }
+
+    /// The handshake was not seen: whether RSV1 was negotiated is unknown.
+    pub fn rsv1_unknown(&mut self) {
+        self.rsv1 = Rsv1::Unknown;
     }
 
     /// The stream resumes after a handshake head that was cut off: the next bytes should
@@ -93,7 +115,7 @@ impl FrameStream {
 
     /// Whether frame boundaries are known now (framing was found, or never lost).
     pub fn framing_found(&self) -> bool {
-        matches!(self.sync, Sync::Known | Sync::AfterResync)
+        matches!(self.sync, Sync::Known | Sync::AfterResync | Sync::Started)
     }
 
     /// Whether a frame or a fragmented message was started and not finished; `None` when
@@ -101,6 +123,17 @@ impl FrameStream {
     pub fn in_progress(&self) -> Option<bool> {
         self.framing_found()
             .then(|| self.current.is_some() || self.message.is_some() || self.carry_len > 0)
+    }
+
+    /// Frame boundaries are not known yet (picked up mid-stream): wait for a segment
+    /// boundary where whole frames start.
+    pub fn start_lost(&mut self) {
+        self.sync = Sync::Unstarted;
+    }
+
+    /// The next bytes start a frame (mid-stream, where a chain of frames was recognised).
+    pub fn start_known(&mut self) {
+        self.sync = Sync::Started;
     }
 
     /// In-order bytes of this direction, as the reassembler delivers them: each delivery
@@ -121,6 +154,12 @@ impl FrameStream {
             }
             self.sync = Sync::AfterResync;
             c.event(self.side, at, StreamEvent::Anomaly(Anomaly::Resync));
+        }
+        if self.sync == Sync::Unstarted {
+            if !self.plausible_framing(d) {
+                return;
+            }
+            self.sync = Sync::Started;
         }
         while !d.is_empty() {
             if self.current.is_some() {
@@ -204,7 +243,7 @@ impl FrameStream {
 
     /// `n` bytes of this direction are missing (noticed at packet `at`).
     pub fn gap<C: FrameConsumer>(&mut self, n: u64, at: At, c: &mut C) {
-        if self.sync == Sync::Lost {
+        if matches!(self.sync, Sync::Lost | Sync::Unstarted) {
             c.event(
                 self.side,
                 at,
@@ -276,7 +315,7 @@ impl FrameStream {
         let control = opcode::is_control(h.opcode);
         !(opcode::is_reserved(h.opcode)
             || h.masking_key.is_some() != self.is_client()
-            || (h.rsv != 0 && !(self.rsv1_allowed && h.rsv == 0b100 && !control))
+            || (h.rsv != 0 && !(self.rsv1 != Rsv1::Reserved && h.rsv == 0b100 && !control))
             || (control && (!h.fin || h.payload_len > MAX_CONTROL_PAYLOAD as u64))
             || h.len_msb_set)
     }
@@ -312,10 +351,14 @@ impl FrameStream {
             _ => {}
         }
         // RFC 7692 §6.1: RSV1 marks a compressed message, on its first frame only.
-        let rsv1_ok =
-            self.rsv1_allowed && h.rsv == 0b100 && !control && h.opcode != opcode::CONTINUATION;
+        let rsv1_ok = self.rsv1 != Rsv1::Reserved
+            && h.rsv == 0b100
+            && !control
+            && h.opcode != opcode::CONTINUATION;
         if h.rsv != 0 && !rsv1_ok {
             flag(Anomaly::ReservedBitsSet);
+        } else if h.rsv != 0 && self.rsv1 == Rsv1::Unknown {
+            flag(Anomaly::CompressedContextUnknown);
         }
         if opcode::is_reserved(h.opcode) {
             flag(Anomaly::ReservedOpcode);
@@ -367,7 +410,7 @@ impl FrameStream {
                         StreamEvent::Anomaly(Anomaly::UnfinishedMessage),
                     );
                 }
-                if self.sync == Sync::AfterResync {
+                if matches!(self.sync, Sync::AfterResync | Sync::Started) {
                     self.sync = Sync::Known;
                 }
                 self.message = Some((h.opcode, h.payload_len));
@@ -380,6 +423,12 @@ impl FrameStream {
                     *bytes += h.payload_len;
                     if h.fin {
                         self.finish_message(at, c);
+                    }
+                }
+                // Mid-stream: the rest of a message whose start was before the capture's.
+                None if self.sync == Sync::Started => {
+                    if h.fin {
+                        self.sync = Sync::Known;
                     }
                 }
                 None if self.sync == Sync::AfterResync => {

@@ -380,6 +380,24 @@ pub fn write_fixtures(dir: &Path) -> io::Result<Vec<PathBuf>> {
         o.truth("pcapng-sections", &[a.expected(), b.expected()])?;
     }
 
+    // pcapng-tsresol-binary: big-endian pcapng, if_tsresol 0x94 (2^-20 s units) and an
+    // if_tsoffset of 1,000,000,000 s (timestamps count from 2001-09-09)
+    {
+        let mut a = conn("10.1.9.1:50090", "192.0.2.80:80", 61, 63, 123_456_789, 26);
+        basic(&mut a);
+        let mut pa = Vec::new();
+        drain(&mut a, 0, &mut pa);
+        let p = dir.join("pcapng-tsresol-binary.pcapng");
+        let mut w = PcapngWriter::new(BufWriter::new(File::create(&p)?), true)?;
+        let i = w.add_interface_with(1, 0, 0x94, 1_000_000_000)?;
+        for x in &pa {
+            w.write_packet(i, x.ts, &Link::ethernet().frame(&x.ip, x.from_client))?;
+        }
+        w.into_inner()?.flush()?;
+        o.files.push(p);
+        o.truth("pcapng-tsresol-binary", &[a.expected()])?;
+    }
+
     // pcap-be-nsec: big-endian classic pcap with nanosecond timestamps
     {
         let mut a = conn("10.1.7.1:50080", "192.0.2.80:80", 51, 53, 123_456_789, 24);

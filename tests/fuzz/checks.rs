@@ -602,6 +602,7 @@ pub fn small_limits() -> Limits {
         max_seq_ahead: 1 << 20,
         max_pending_bytes: 4096,
         closed_linger_ns: 1_000_000_000,
+        pair_window_ns: 1_000_000_000,
     }
 }
 

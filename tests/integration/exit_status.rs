@@ -62,9 +62,15 @@ fn a_closed_pipe_keeps_what_was_decided() {
     let other = "fixtures/expected/real/real-py-clean.csv";
     let (err, code) = with_closed_stdout(&["check", "-q", "-", "--expect", other], MIXED);
     assert_eq!(code, 1, "{err}");
+    // The report's rows go out as they are written (a live input): whether the policy
+    // had matched when the pipe was found closed depends on when the reader left. Either
+    // way nothing is said of the pipe, and a 1 comes with the sessions it matched.
     let (err, code) = with_closed_stdout(&["sessions", "-q", "-", "--fail-on", "reset"], MIXED);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("--fail-on reset: 2 sessions: 9, 10"), "{err}");
+    match code {
+        0 => assert!(err.is_empty(), "{err}"),
+        1 => assert!(err.contains("--fail-on reset: 2 sessions: 9, 10"), "{err}"),
+        _ => panic!("exit {code}: {err}"),
+    }
 }
 
 #[test]
@@ -74,7 +80,7 @@ fn a_failed_write_is_2() {
     }
     let (_, err, code) = run(&["sessions", MIXED, "-o", "/dev/full"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("writing the report"), "{err}");
+    assert!(err.contains("cannot write the report"), "{err}");
     let (_, err, code) = run(&[
         "check",
         MIXED,

@@ -53,6 +53,14 @@ fn real_captures_match_expected_reports() {
 }
 
 #[test]
+fn reach_and_proxy_captures_match_expected_reports() {
+    let n = check_dir("reach", &root().join("fixtures/reach"));
+    assert!(n >= 17, "only {n} reach captures found");
+    let n = check_dir("proxy", &root().join("fixtures/proxy"));
+    assert!(n >= 8, "only {n} proxy captures found");
+}
+
+#[test]
 fn synthetic_captures_match_expected_reports() {
     let n = check_dir("synthetic", &root().join("fixtures/synthetic"));
     assert!(n >= 10, "only {n} synthetic captures found");

@@ -431,12 +431,12 @@ fn the_tls_report_lists_every_connection_whatever_it_carries() {
             )
         })
         .collect();
-    // The page load (GET /page, /favicon.ico), an unused preconnect, and the WebSocket
-    // connection, which resumes the page's TLS session.
+    // The page load (GET /page, /favicon.ico: HTTP/1.1 without an Upgrade), an unused
+    // preconnect, and the WebSocket connection, which resumes the page's TLS session.
     assert_eq!(
         cells,
         [
-            ("decrypted", "other", "", "false"),
+            ("decrypted", "http", "", "false"),
             ("decrypted", "nothing", "", "false"),
             ("decrypted", "websocket", "clean", "true"),
         ]

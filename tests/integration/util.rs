@@ -99,6 +99,14 @@ pub fn captures_in(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// A fresh, empty directory for one test (`name` keeps tests apart).
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wsclose-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 /// Runs `wsclose` with `args`; returns (stdout, stderr, exit code).
 pub fn run(args: &[&str]) -> (String, String, i32) {
     let out = wsclose(args);
@@ -228,4 +236,54 @@ pub fn udp_only_pcap() -> Vec<u8> {
     f.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28, 0, 0, 0]);
     f.extend_from_slice(&ip);
     f
+}
+
+/// The records of a classic pcap file: (global header, records with their headers).
+pub fn pcap_records(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let be = match &bytes[..4] {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => false,
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => true,
+        m => panic!("not a classic pcap: {m:?}"),
+    };
+    let mut recs = Vec::new();
+    let mut i = 24;
+    while i + 16 <= bytes.len() {
+        let b: [u8; 4] = bytes[i + 8..i + 12].try_into().unwrap();
+        let caplen = if be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        } as usize;
+        recs.push(bytes[i..i + 16 + caplen].to_vec());
+        i += 16 + caplen;
+    }
+    (bytes[..24].to_vec(), recs)
+}
+
+/// Splits a classic pcap into files of `per_file` records in `dir` (as a capture tool
+/// rotating its output would): `part-00001.pcap`, … in order.
+pub fn split_pcap(bytes: &[u8], per_file: usize, dir: &Path) -> Vec<PathBuf> {
+    let (header, recs) = pcap_records(bytes);
+    recs.chunks(per_file)
+        .enumerate()
+        .map(|(i, c)| {
+            let p = dir.join(format!("part-{:05}.pcap", i + 1));
+            let mut f = header.clone();
+            for r in c {
+                f.extend_from_slice(r);
+            }
+            std::fs::write(&p, f).unwrap();
+            p
+        })
+        .collect()
+}
+
+/// Rows of a CSV report as maps from column name to value (header first in `s`).
+pub fn rows_by_name(s: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let rows = parse_csv(s);
+    let header = rows[0].clone();
+    rows[1..]
+        .iter()
+        .map(|r| header.iter().cloned().zip(r.iter().cloned()).collect())
+        .collect()
 }
