@@ -18,15 +18,17 @@ use std::sync::{mpsc, Arc};
 
 use rayon::prelude::*;
 
-use crate::capture::{Batch, Capture, Fill, Packet};
+use crate::capture::{Batch, Capture, DecryptionSecrets, Fill, Packet};
 use crate::config::Limits;
 use crate::decode::{decode, TcpSegment};
 use crate::error::InputError;
+use crate::flow::tls::{TlsCtx, TlsKeys, TlsOptions};
 use crate::flow::{ConnLimits, Shard};
 use crate::legs::{peer_of, Legs, Pairing};
 use crate::record::{At, SessionRecord};
 use crate::reorder::Reorder;
 use crate::stats::Stats;
+use crate::tls::KeyLog;
 
 /// How to run the analysis.
 #[derive(Clone, Debug)]
@@ -45,6 +47,11 @@ pub struct Options {
     /// Recognise connections whose handshake was not captured by their framing;
     /// `--no-midstream` turns it off.
     pub midstream: bool,
+    /// TLS secrets of the `--keylog` files (pcapng Decryption Secrets Blocks are added as
+    /// they are read).
+    pub keylog: Arc<KeyLog>,
+    /// Which TLS connections give a record.
+    pub tls: TlsOptions,
 }
 
 impl Default for Options {
@@ -56,6 +63,8 @@ impl Default for Options {
             timeline: None,
             inflate: true,
             midstream: true,
+            keylog: Arc::new(KeyLog::new()),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -258,6 +267,7 @@ struct Engine {
     now: i64,
     max_connections: usize,
     stats: Stats,
+    tls: TlsCtx,
 }
 
 impl Engine {
@@ -271,6 +281,13 @@ impl Engine {
         let mut shards: Vec<Shard> = (0..n_shards)
             .map(|_| Shard::new(conn, limits.closed_linger_ns, opts.timeline.clone()))
             .collect();
+        let tls = TlsCtx {
+            keys: Arc::new(TlsKeys::new(vec![Arc::clone(&opts.keylog)])),
+            opts: opts.tls,
+        };
+        for s in &mut shards {
+            s.set_tls(tls.clone());
+        }
         if let Some(p) = &paths {
             for s in &mut shards {
                 s.files = Some(crate::flow::files::FileTracker::new(Arc::clone(p)));
@@ -287,11 +304,37 @@ impl Engine {
             now: i64::MIN,
             max_connections: limits.max_connections,
             stats: Stats::default(),
+            tls,
+        }
+    }
+
+    /// Decryption Secrets Blocks read before a batch: their TLS key logs serve the
+    /// connections from this batch on (batches end before such a block, so this is where
+    /// the block is in the capture, for every thread count).
+    fn add_secrets(&mut self, blocks: &[DecryptionSecrets]) {
+        let mut keys = (*self.tls.keys).clone();
+        for b in blocks {
+            let mut log = KeyLog::new();
+            let Some(loaded) = log.add_decryption_secrets_block(b.secrets_type, &b.data) else {
+                continue;
+            };
+            let t = &mut self.stats.tls;
+            t.secrets_blocks += 1;
+            t.secrets_block_secrets += loaded.secrets as u64;
+            t.late_secrets_blocks += b.after_packets as u64;
+            keys = keys.with(Arc::new(log));
+        }
+        self.tls.keys = Arc::new(keys);
+        for s in &mut self.shards {
+            s.set_tls(self.tls.clone());
         }
     }
 
     /// Runs the shards over a decoded batch and advances the capture clock.
     fn shards_over(&mut self, d: &Decoded, parallel: bool) {
+        if !d.batch.secrets.is_empty() {
+            self.add_secrets(&d.batch.secrets);
+        }
         run_shards(&mut self.shards, d, parallel);
         if let Some(t) = d.max_ts {
             self.now = self.now.max(t);

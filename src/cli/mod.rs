@@ -21,11 +21,13 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use run::{run_records, run_report, usage_error};
 use status::Status;
+use wsclose::flow::tls::TlsOptions;
 use wsclose::policy::{FindingRef, Gate, Gated, Policy, Severity as PolicySeverity};
 use wsclose::report::columns::Redact;
 use wsclose::report::csv::CsvWriter;
 use wsclose::report::jsonl::JsonlWriter;
 use wsclose::report::summary::{SummaryFormat, SummaryWriter};
+use wsclose::report::tls::TlsCsvWriter;
 use wsclose::report::RowOptions;
 use wsclose::summary::findings::Severity;
 
@@ -127,7 +129,28 @@ pub enum Command {
     /// 1 and a readable diff on any difference.
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
+    /// One CSV row per TLS connection (any ALPN, decrypted or not): version, cipher suite,
+    /// SNI, ALPN, how far decryption got, what it carried, how TCP ended.
+    #[command(after_help = TLS_HELP)]
+    Tls(TlsArgs),
 }
+
+const TLS_HELP: &str = concat!(
+    "\
+EXAMPLES:
+    wsclose tls capture.pcap
+    wsclose tls --keylog sslkeys.log capture.pcap
+    wsclose tls capture-with-secrets.pcapng     # editcap --inject-secrets tls,KEYS
+
+KEYS:
+    --keylog FILE (several allowed) reads an NSS key log (SSLKEYLOGFILE of browsers,
+    OpenSSL, Python's keylog_filename, Node's keylog event). Secrets in a pcapng
+    Decryption Secrets Block are used without any option, for the connections after
+    the block: put it first (editcap --inject-secrets tls,KEYS in.pcap out.pcapng).
+
+",
+    exit_status_help!()
+);
 
 /// What every subcommand that reads captures takes.
 #[derive(clap::Args, Debug, Clone)]
@@ -160,6 +183,28 @@ pub struct CaptureArgs {
     /// their WebSocket framing otherwise).
     #[arg(long)]
     pub no_midstream: bool,
+    /// TLS key log (NSS format: SSLKEYLOGFILE) to decrypt wss:// connections; several
+    /// allowed. Decryption Secrets Blocks of pcapng inputs are used without it.
+    #[arg(long = "keylog", value_name = "FILE")]
+    pub keylog: Vec<PathBuf>,
+}
+
+/// Which sessions-report rows TLS connections that could not be decrypted get.
+#[derive(clap::Args, Debug, Clone)]
+pub struct UndecryptedArgs {
+    /// No rows for TLS connections that could not be decrypted (by default each gets one,
+    /// outcome `undecrypted`, when its ALPN is absent, http/1.1 or unknown).
+    #[arg(long = "no-undecrypted")]
+    pub no_undecrypted: bool,
+}
+
+impl UndecryptedArgs {
+    pub(crate) fn tls_options(&self) -> TlsOptions {
+        TlsOptions {
+            undecrypted_rows: !self.no_undecrypted,
+            every_connection: false,
+        }
+    }
 }
 
 /// Where a report goes.
@@ -331,6 +376,16 @@ pub struct SessionsArgs {
     pub format: SessionsFormat,
     #[command(flatten)]
     pub redact: RedactArgs,
+    #[command(flatten)]
+    pub undecrypted: UndecryptedArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TlsArgs {
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -352,6 +407,8 @@ pub struct CheckArgs {
     pub capture: CaptureArgs,
     #[command(flatten)]
     pub rows: RowArgs,
+    #[command(flatten)]
+    pub undecrypted: UndecryptedArgs,
     /// The expected report (CSV, as `wsclose sessions` writes it; see EXPECTED REPORT).
     #[arg(long, value_name = "FILE", required = true)]
     pub expect: PathBuf,
@@ -385,7 +442,7 @@ pub fn command() -> clap::Command {
         .mut_subcommand("frames", |c| c.after_long_help(help::frames_long()))
 }
 
-const SUBCOMMANDS: [&str; 5] = ["summary", "sessions", "frames", "check", "help"];
+const SUBCOMMANDS: [&str; 6] = ["summary", "sessions", "frames", "check", "tls", "help"];
 
 /// `wsclose CAPTURE...` means `wsclose summary CAPTURE...`; `wsclose -- FILE` reads a
 /// capture named like a subcommand.
@@ -425,6 +482,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Sessions(a) => sessions(&a),
         Command::Frames(a) => run::run_frames(a),
         Command::Check(a) => check::run(&a),
+        Command::Tls(a) => tls(&a),
     }
     .exit_code()
 }
@@ -463,17 +521,18 @@ fn sessions(a: &SessionsArgs) -> Status {
     };
     let row_opts = a.rows.with(&a.redact);
     let per_file = a.capture.per_file;
+    let tls = a.undecrypted.tls_options();
     let status = match a.format {
-        SessionsFormat::Csv => run_report(&a.capture, &a.output, &row_opts, |out| {
+        SessionsFormat::Csv => run_report(&a.capture, &tls, &a.output, &row_opts, |out| {
             Ok(Gated {
                 gate: &mut gate,
                 inner: CsvWriter::with_per_file(out, per_file)?,
             })
         }),
-        SessionsFormat::Jsonl => run_report(&a.capture, &a.output, &row_opts, |out| {
+        SessionsFormat::Jsonl => run_report(&a.capture, &tls, &a.output, &row_opts, |out| {
             Ok(Gated {
                 gate: &mut gate,
-                inner: JsonlWriter::new(out),
+                inner: JsonlWriter::with_per_file(out, per_file),
             })
         }),
     };
@@ -502,7 +561,8 @@ fn summary(a: &SummaryArgs) -> Status {
     let row_opts = a.rows.with(&a.redact);
     let (status, report) = if a.records.is_empty() {
         let mut w = None;
-        let status = run_report(&a.capture, &a.output, &row_opts, |out| {
+        let tls = TlsOptions::default();
+        let status = run_report(&a.capture, &tls, &a.output, &row_opts, |out| {
             Ok(Gated {
                 gate: &mut gate,
                 inner: w.insert(SummaryWriter::new(out, format)),
@@ -535,4 +595,19 @@ fn summary(a: &SummaryArgs) -> Status {
         }
     }
     judge(&gate, &row_opts, status)
+}
+
+/// `wsclose tls`: every TLS connection, its own small report.
+fn tls(a: &TlsArgs) -> Status {
+    let opts = TlsOptions {
+        undecrypted_rows: true,
+        every_connection: true,
+    };
+    run_report(
+        &a.capture,
+        &opts,
+        &a.output,
+        &RowOptions::default(),
+        TlsCsvWriter::new,
+    )
 }

@@ -6,13 +6,16 @@ use std::io::{self, Write};
 use std::sync::Arc;
 
 use wsclose::capture::{Capture, PacketFilter, Stop};
+use wsclose::flow::tls::TlsOptions;
 use wsclose::pipeline::Options;
 use wsclose::policy::Gate;
 use wsclose::report::frames::{FramesFormat, FramesWriter, Selectors};
 use wsclose::report::jsonl::read_jsonl;
 use wsclose::report::summary::{render, SummaryFormat};
 use wsclose::report::{write_report, ReportWriter, Row, RowOptions};
+use wsclose::stats::Stats;
 use wsclose::summary::{Builder, Report, Source};
+use wsclose::tls::KeyLog;
 use wsclose::ws::timeline::TimelineSpill;
 
 use super::output::{Output, SharedOut};
@@ -61,11 +64,36 @@ pub fn write_failed(e: &io::Error, output: &Output) -> Status {
     Status::error()
 }
 
-/// The analysis options of `args`, checked (nothing is read yet).
-fn options(args: &CaptureArgs) -> Result<Options, Status> {
+/// The secrets of the `--keylog` files. A line that is not a key log line is counted
+/// and said (never shown: it may hold a secret); the others are used.
+fn load_keylogs(args: &CaptureArgs) -> Result<KeyLog, Status> {
+    let mut log = KeyLog::new();
+    for path in &args.keylog {
+        let name = path.display();
+        let loaded = log
+            .add_file(path)
+            .map_err(|e| usage_error(&format!("--keylog {name}: cannot read: {e}")))?;
+        if loaded.malformed > 0 && !args.quiet {
+            say(&format!(
+                "--keylog {name}: {} not in the key log format (the first: line {}); the others are used",
+                wsclose::stats::plural(loaded.malformed as u64, "line is", "lines are"),
+                loaded.first_malformed_line.unwrap_or(0)
+            ));
+        }
+        if loaded.secrets == 0 && !args.quiet {
+            say(&format!("--keylog {name}: no TLS secrets in it"));
+        }
+    }
+    Ok(log)
+}
+
+/// The analysis options of `args`, checked (nothing is read yet but the key logs).
+fn options(args: &CaptureArgs, tls: &TlsOptions) -> Result<Options, Status> {
     let mut opts = Options {
         inflate: !args.no_inflate,
         midstream: !args.no_midstream,
+        keylog: Arc::new(load_keylogs(args)?),
+        tls: *tls,
         ..Options::default()
     };
     if let Some(t) = args.threads {
@@ -120,16 +148,18 @@ fn filter(args: &CaptureArgs) -> Result<Option<PacketFilter>, Status> {
 /// stderr, and the output put in place.
 pub fn run_report<W: ReportWriter>(
     args: &CaptureArgs,
+    tls: &TlsOptions,
     out: &OutputArgs,
     row_opts: &RowOptions,
     make_writer: impl FnOnce(SharedOut) -> io::Result<W>,
 ) -> Status {
-    run_report_with(args, out, row_opts, None, make_writer)
+    run_report_with(args, tls, out, row_opts, None, make_writer)
 }
 
 /// [`run_report`], keeping every session's timeline in `timeline` (`frames`).
 pub fn run_report_with<W: ReportWriter>(
     args: &CaptureArgs,
+    tls: &TlsOptions,
     out: &OutputArgs,
     row_opts: &RowOptions,
     timeline: Option<Arc<TimelineSpill>>,
@@ -138,7 +168,7 @@ pub fn run_report_with<W: ReportWriter>(
     if args.captures.is_empty() {
         return usage_error("no CAPTURE given (a pcap or pcapng file, or - for stdin)");
     }
-    let mut opts = match options(args) {
+    let mut opts = match options(args, tls) {
         Ok(o) => o,
         Err(s) => return s,
     };
@@ -206,8 +236,11 @@ pub fn run_report_with<W: ReportWriter>(
             say(&line);
         }
         say(&summary.stats.closing(summary.errors.len()).to_string());
-        if summary.stats.sessions == 0 {
+        if summary.stats.sessions == 0 && summary.stats.tls.rows == 0 && !tls.every_connection {
             say("no WebSocket session (no HTTP Upgrade: websocket request) in the capture");
+        }
+        for hint in tls_hints(&summary.stats, !opts.keylog.is_empty()) {
+            say(&hint);
         }
     }
     Status {
@@ -335,6 +368,7 @@ pub fn run_frames(a: FramesArgs) -> Status {
     let mut w = None;
     let status = run_report_with(
         &a.capture,
+        &TlsOptions::default(),
         &a.output,
         &row_opts,
         Some(spill.clone()),
@@ -358,4 +392,48 @@ pub fn run_frames(a: FramesArgs) -> Status {
         }
     }
     status
+}
+
+/// What to do about TLS connections that were not decrypted: one line per cause.
+fn tls_hints(stats: &Stats, keylog_given: bool) -> Vec<String> {
+    let t = &stats.tls;
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    let mut hints = Vec::new();
+    if t.no_key > 0 {
+        let n = t.no_key;
+        hints.push(if t.late_secrets_blocks > 0 {
+            format!(
+                "{n} TLS connection{} had no key when it was needed; {} Decryption Secrets \
+                 Block{} came after packets of the capture and serve{} only the connections \
+                 after {}: put the secrets first (editcap --inject-secrets tls,KEYS in.pcap out.pcapng)",
+                plural(n),
+                t.late_secrets_blocks,
+                plural(t.late_secrets_blocks),
+                if t.late_secrets_blocks == 1 { "s" } else { "" },
+                if t.late_secrets_blocks == 1 { "it" } else { "them" },
+            )
+        } else if !keylog_given && t.secrets_blocks == 0 {
+            format!(
+                "{n} TLS connection{} not decrypted: no key log (give one with --keylog FILE, \
+                 as SSLKEYLOGFILE writes it, or put it in a pcapng: editcap --inject-secrets tls,FILE)",
+                plural(n)
+            )
+        } else {
+            format!(
+                "{n} TLS connection{} without key: the key log has no secrets for {} client random",
+                plural(n),
+                if n == 1 { "its" } else { "their" }
+            )
+        });
+    }
+    if t.decrypt_failed > 0 {
+        let n = t.decrypt_failed;
+        hints.push(format!(
+            "{n} TLS connection{} failed to decrypt: {} records do not authenticate with the \
+             key log's secrets (a key log of another capture?)",
+            plural(n),
+            if n == 1 { "its" } else { "their" }
+        ));
+    }
+    hints
 }

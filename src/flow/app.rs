@@ -37,16 +37,8 @@ pub enum App {
         client_is_lo: bool,
         session: Box<WsSession>,
     },
-    /// TLS (the first bytes are a handshake record): encrypted, not followed further.
-    Tls,
     /// Anything else: not followed further.
     Other,
-}
-
-/// Could `prefix` start a TLS handshake record (RFC 8446 §5.1: content type 22, legacy
-/// version 3.x)?
-fn may_be_tls(prefix: &[u8]) -> bool {
-    prefix.len() >= 2 && prefix[0] == 0x16 && prefix[1] == 0x03
 }
 
 /// A request sent and not answered yet.
@@ -424,7 +416,7 @@ impl App {
     /// Could this connection still turn out to be (or is it) a WebSocket session?
     pub fn may_be_session(&self) -> bool {
         match self {
-            App::Other | App::Tls => false,
+            App::Other => false,
             App::Http(h) => !h.lost || h.sessions().next().is_some(),
             _ => true,
         }
@@ -551,7 +543,7 @@ impl App {
         tl: &mut Lent,
     ) {
         match self {
-            App::Other | App::Tls => {}
+            App::Other => {}
             App::Unknown => {
                 let probe = ctx.limits.midstream && !(started && matches!(ev, Event::Data(_)));
                 match ev {
@@ -559,7 +551,6 @@ impl App {
                         *self = App::Http(Box::new(Http::new(from_lo)));
                         self.on_event(from_lo, Event::Data(bytes), started, ctx, tl);
                     }
-                    Event::Data(bytes) if may_be_tls(bytes) => *self = App::Tls,
                     // No handshake here: its start was not captured, or was lost.
                     ev if probe => {
                         *self = App::Probe(Box::default());
@@ -664,6 +655,7 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         SegmentCtx {
             at: At::default(),
             limits,
+            tls: Box::leak(Box::default()),
         }
     }
 

@@ -4,10 +4,13 @@
 
 use super::app::App;
 use super::reassembly::{Carried, HalfStream};
+use super::tls::{deliver, TlsCtx, TlsLayer};
 use super::SegmentCtx;
 use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
 use crate::net::FlowKey;
-use crate::record::{Anomaly, AnomalyMarks, At, HandshakeHeaders, SessionRecord, TcpDir, TcpEnds};
+use crate::record::{
+    Anomalies, Anomaly, AnomalyMarks, At, HandshakeHeaders, SessionRecord, TcpDir, TcpEnds, TlsInfo,
+};
 use crate::verdict::verdict;
 use crate::ws::session::Lent;
 use crate::ws::timeline::Kind;
@@ -15,6 +18,39 @@ use crate::ws::timeline::Kind;
 /// A moment kept as a plain value (packet 0: none) as an option.
 fn some_at(at: At) -> Option<At> {
     (at.packet != 0).then_some(at)
+}
+
+/// Hands one segment to reassembly (its direction's bytes, and what its ACK says of the
+/// other's); in-order events of direction `d` go to `sink(d, event)`. Returns what the
+/// segment carried.
+#[inline(always)]
+fn reassemble(
+    half: &mut [HalfStream; 2],
+    seg: &TcpSegment,
+    payload: &[u8],
+    limits: &super::reassembly::ReassemblyLimits,
+    sink: &mut impl FnMut(usize, super::reassembly::Event<'_>),
+) -> Carried {
+    let d = dir(seg.from_lo);
+    if seg.flags & SYN != 0 {
+        half[d].syn(seg.seq);
+    }
+    if seg.flags & ACK != 0 {
+        let o = 1 - d;
+        half[o].acked(seg.ack, limits, &mut |ev| sink(o, ev));
+    }
+    let carries = !payload.is_empty() || seg.payload_missing > 0;
+    if seg.flags & (RST | FIN) == 0 && !carries {
+        // A bare ACK (half the packets of a chat capture): no delivery to try.
+        half[d].bare(seg.seq, limits);
+    } else if seg.flags & RST == 0 {
+        let fin = seg.flags & FIN != 0;
+        let missing = seg.payload_missing;
+        return half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
+            sink(d, ev)
+        });
+    }
+    Carried::Nothing
 }
 
 /// Index of a direction: 0 for packets from `key.lo`, 1 from `key.hi`.
@@ -43,6 +79,14 @@ pub struct Conn {
     /// The first FIN and the first RST of each direction.
     fin: [Option<At>; 2],
     rst: [Option<At>; 2],
+    pub app: App,
+    /// A segment was analyzed (false while `--filter` selected none of its packets).
+    pub analyzed: bool,
+    /// A SYN was captured: the connection's first bytes are its application's first.
+    syn_seen: bool,
+    /// The TLS layer between reassembly and `app`, when the connection starts with a
+    /// ClientHello (`tls.rs`).
+    pub tls: Option<Box<TlsLayer>>,
     /// The last segment of each direction, and of either, that carried payload (packet 0:
     /// none yet; plain values, so that keeping them costs no branch per segment).
     last_payload: [At; 2],
@@ -59,13 +103,8 @@ pub struct Conn {
     first_cut: Option<u64>,
     /// The last retransmitted segment of each direction (packet 0: none).
     last_retransmission: [At; 2],
-    pub app: App,
     /// What the connection lends to its session's calls (the timeline, the Close flag).
     pub lent: Lent,
-    /// A segment was analyzed (false while `--filter` selected none of its packets).
-    pub analyzed: bool,
-    /// A SYN was captured: the connection's first bytes are its application's first.
-    syn_seen: bool,
 }
 
 impl Conn {
@@ -82,6 +121,10 @@ impl Conn {
             base_seq: [None; 2],
             fin: [None; 2],
             rst: [None; 2],
+            app: App::Unknown,
+            analyzed: false,
+            syn_seen: false,
+            tls: None,
             last_payload: [At::default(); 2],
             last_payload_any: At::default(),
             ended: false,
@@ -91,10 +134,7 @@ impl Conn {
             cut_packets: 0,
             first_cut: None,
             last_retransmission: [At::default(); 2],
-            app: App::Unknown,
             lent: Lent::default(),
-            analyzed: false,
-            syn_seen: false,
         }
     }
 
@@ -138,9 +178,14 @@ impl Conn {
         self.rst.iter().any(Option::is_some) || self.fin.iter().all(Option::is_some)
     }
 
-    /// Could this connection still turn out to be (or is it) a WebSocket session?
+    /// Could this connection still turn out to be (or is it) a WebSocket session, or give a
+    /// row of its own (TLS that could not be decrypted)?
+    #[inline]
     pub fn may_be_session(&self) -> bool {
-        self.app.may_be_session()
+        match &self.tls {
+            None => self.app.may_be_session(),
+            Some(t) => t.may_be_session(),
+        }
     }
 
     pub fn is_session(&self) -> bool {
@@ -157,7 +202,7 @@ impl Conn {
         if seg.flags & SYN != 0 {
             self.syn_seen = true;
         }
-        if !self.app.may_be_session() {
+        if !self.may_be_session() {
             if seg.flags & FIN != 0 && self.fin[d].is_none() {
                 self.fin[d] = Some(at);
             }
@@ -167,41 +212,34 @@ impl Conn {
             half,
             app,
             syn_seen,
+            tls,
             lent,
             ..
         } = self;
         let started = *syn_seen;
         let limits = &ctx.limits.reassembly;
-        let mut carried = Carried::Nothing;
         if seg.flags & SYN != 0 {
-            half[d].syn(seg.seq);
             if let Some(t) = &mut lent.timeline {
                 t.tcp(Kind::Syn, d == 0, at);
             }
         }
-        if seg.flags & ACK != 0 {
-            let o = 1 - d;
-            half[o].acked(seg.ack, limits, &mut |ev| {
-                app.on_event(o == 0, ev, started, ctx, lent)
-            });
-        }
-        let carries = !payload.is_empty() || seg.payload_missing > 0;
-        if seg.flags & (RST | FIN) == 0 && !carries {
-            // A bare ACK (half the packets of a chat capture): no delivery to try.
-            half[d].bare(seg.seq, limits);
-        } else if seg.flags & RST == 0 {
-            let fin = seg.flags & FIN != 0;
-            let missing = seg.payload_missing;
-            carried = half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
+        let carried = if tls.is_none() && !matches!(app, App::Unknown) {
+            // Plaintext, application known (the hot path): straight to the app.
+            reassemble(half, seg, payload, limits, &mut |d, ev| {
                 app.on_event(d == 0, ev, started, ctx, lent)
-            });
-            if seg.payload_missing > 0 {
-                self.cut_packets += 1;
-                self.first_cut.get_or_insert(at.packet);
-            }
+            })
+        } else {
+            // The first bytes (is it TLS?) or TLS.
+            reassemble(half, seg, payload, limits, &mut |d, ev| {
+                deliver(tls, app, d == 0, ev, started, ctx, lent)
+            })
+        };
+        if seg.payload_missing > 0 && seg.flags & RST == 0 {
+            self.cut_packets += 1;
+            self.first_cut.get_or_insert(at.packet);
         }
         self.note_tcp_anomalies(at.packet);
-        if !self.app.may_be_session() {
+        if !self.may_be_session() {
             for h in &mut self.half {
                 h.discard_held();
             }
@@ -289,22 +327,87 @@ impl Conn {
     }
 
     /// Delivers what is still held (holes become gaps). Called once, at the end.
-    pub fn flush(&mut self, limits: &super::ConnLimits) {
+    pub fn flush(&mut self, limits: &super::ConnLimits, tls_ctx: &TlsCtx) {
         let ctx = SegmentCtx {
             at: self.last,
             limits,
+            tls: tls_ctx,
         };
         let Conn {
             half,
             app,
             syn_seen,
+            tls,
             lent,
             ..
         } = self;
         for (d, h) in half.iter_mut().enumerate() {
-            h.flush(&mut |ev| app.on_event(d == 0, ev, *syn_seen, &ctx, lent));
+            h.flush(&mut |ev| deliver(tls, app, d == 0, ev, *syn_seen, &ctx, lent));
         }
         self.note_tcp_anomalies(self.last.packet);
+    }
+
+    /// What TCP says of this connection, the same for every session of it: its anomalies
+    /// with where they were first seen, and whether its counts are exact.
+    fn tcp_anomalies(&self, evicted: bool) -> (Anomalies, AnomalyMarks, bool) {
+        let mut anomalies = Anomalies::default();
+        let mut marks = AnomalyMarks::default();
+        let mut exact = true;
+        let last = self.last.packet;
+        let [gaps, overflows, out_of_window] = self.tcp_counters();
+        let counted = [
+            (Anomaly::Gap, gaps, self.tcp_firsts[0]),
+            (Anomaly::ReassemblyLimit, overflows, self.tcp_firsts[1]),
+            (Anomaly::OutOfWindow, out_of_window, self.tcp_firsts[2]),
+        ];
+        for (a, count, first) in counted {
+            if count > 0 {
+                anomalies.insert(a);
+                marks.add(a, first.unwrap_or(last), count);
+            }
+        }
+        if out_of_window > 0 {
+            exact = false;
+        }
+        if self.half.iter().any(|h| h.counters.cut_bytes > 0) {
+            anomalies.insert(Anomaly::CutOffPacket);
+            marks.add(
+                Anomaly::CutOffPacket,
+                self.first_cut.unwrap_or(last),
+                self.cut_packets.max(1),
+            );
+        }
+        if evicted {
+            anomalies.insert(Anomaly::Evicted);
+            marks.add(Anomaly::Evicted, last, 1);
+            exact = false;
+        }
+        (anomalies, marks, exact)
+    }
+
+    /// The TCP facts of direction `d` (0: from `key.lo`).
+    fn tcp_dir(&self, d: usize) -> TcpDir {
+        let h = &self.half[d];
+        let k = &h.counters;
+        TcpDir {
+            segments: k.segments,
+            retransmitted: k.retransmitted,
+            out_of_order: k.out_of_order,
+            gaps: k.gaps as u64,
+            last_retransmission: some_at(self.last_retransmission[d]),
+            unacked_bytes: h.unacked_bytes(),
+            last_payload: some_at(self.last_payload[d]),
+        }
+    }
+
+    /// The last packet with payload before the session's end (before the capture's end
+    /// when it never ended).
+    fn last_payload_before_end(&self) -> Option<At> {
+        some_at(if self.ended {
+            self.payload_before_end
+        } else {
+            self.last_payload_any
+        })
     }
 
     /// Gaps declared in both directions, and their bytes.
@@ -315,17 +418,33 @@ impl Conn {
     }
 
     /// The session records of this connection (one per WebSocket session: usually one,
-    /// several when a rejected Upgrade was followed by another), appended to `out`.
+    /// several when a rejected Upgrade was followed by another, over TLS or not; or, for a
+    /// TLS connection that could not be decrypted, one of its own), appended to `out`.
     /// Returns how many.
     pub fn records(
         mut self,
         evicted: bool,
         limits: &super::ConnLimits,
+        tls_ctx: &TlsCtx,
         out: &mut Vec<SessionRecord>,
     ) -> usize {
-        self.flush(limits);
-        let tcp_counts = self.tcp_counters();
+        self.flush(limits, tls_ctx);
+        let tls = self.tls.take();
+        if tls.as_ref().is_some_and(|t| !t.may_be_session()) {
+            return 0;
+        }
+        let tls_info = tls.as_ref().map(|t| (t.info(&self.app), t.anomalies()));
+        let own = tls.as_ref().is_some_and(|t| t.gives_own_record(&self.app));
         let (client_is_lo, sessions) = std::mem::take(&mut self.app).into_sessions();
+        if sessions.is_empty() {
+            return match (tls, tls_info) {
+                (Some(t), Some((info, _))) if own => {
+                    out.push(self.tls_record(&t, info, evicted));
+                    1
+                }
+                _ => 0,
+            };
+        }
         let (c, sv) = if client_is_lo { (0, 1) } else { (1, 0) };
         let (client, server) = if client_is_lo {
             (self.key.lo, self.key.hi)
@@ -333,56 +452,8 @@ impl Conn {
             (self.key.hi, self.key.lo)
         };
         // What TCP says, the same for every session of the connection.
-        let mut tcp_anomalies = crate::record::Anomalies::default();
-        let mut tcp_marks = AnomalyMarks::default();
-        let mut tcp_exact = true;
-        let last = self.last.packet;
-        let [gaps, overflows, out_of_window] = tcp_counts;
-        let counted = [
-            (Anomaly::Gap, gaps, self.tcp_firsts[0]),
-            (Anomaly::ReassemblyLimit, overflows, self.tcp_firsts[1]),
-            (Anomaly::OutOfWindow, out_of_window, self.tcp_firsts[2]),
-        ];
-        for (a, count, first) in counted {
-            if count > 0 {
-                tcp_anomalies.insert(a);
-                tcp_marks.add(a, first.unwrap_or(last), count);
-            }
-        }
-        if out_of_window > 0 {
-            tcp_exact = false;
-        }
-        if self.half.iter().any(|h| h.counters.cut_bytes > 0) {
-            tcp_anomalies.insert(Anomaly::CutOffPacket);
-            tcp_marks.add(
-                Anomaly::CutOffPacket,
-                self.first_cut.unwrap_or(last),
-                self.cut_packets.max(1),
-            );
-        }
-        if evicted {
-            tcp_anomalies.insert(Anomaly::Evicted);
-            tcp_marks.add(Anomaly::Evicted, last, 1);
-            tcp_exact = false;
-        }
-        let tcp_dir = |d: usize| {
-            let h = &self.half[d];
-            let k = &h.counters;
-            TcpDir {
-                segments: k.segments,
-                retransmitted: k.retransmitted,
-                out_of_order: k.out_of_order,
-                gaps: k.gaps as u64,
-                last_retransmission: some_at(self.last_retransmission[d]),
-                unacked_bytes: h.unacked_bytes(),
-                last_payload: some_at(self.last_payload[d]),
-            }
-        };
-        let last_payload_before_end = some_at(if self.ended {
-            self.payload_before_end
-        } else {
-            self.last_payload_any
-        });
+        let (tcp_anomalies, tcp_marks, tcp_exact) = self.tcp_anomalies(evicted);
+        let last_payload_before_end = self.last_payload_before_end();
         let tcp = TcpEnds {
             client_fin: self.fin[c],
             server_fin: self.fin[sv],
@@ -397,8 +468,8 @@ impl Conn {
             let (mut client_side, mut server_side, mut anomalies, mut marks, exact) = s.outcome();
             anomalies.union(tcp_anomalies);
             marks.merge(&tcp_marks);
-            client_side.tcp = tcp_dir(c);
-            server_side.tcp = tcp_dir(sv);
+            client_side.tcp = self.tcp_dir(c);
+            server_side.tcp = self.tcp_dir(sv);
             client_side.in_progress_at_end = s.in_progress(crate::record::Side::Client);
             server_side.in_progress_at_end = s.in_progress(crate::record::Side::Server);
             let upgrade = s.upgrade();
@@ -434,6 +505,7 @@ impl Conn {
                 peer_session: None,
                 closed_by: None,
                 file: None,
+                tls: None,
                 anomaly_marks: marks,
                 last_payload_before_end,
                 timeline: if i + 1 == n { timeline.take() } else { None },
@@ -443,7 +515,84 @@ impl Conn {
                 },
                 verdict,
             });
+            if let Some((info, tls_anomalies)) = &tls_info {
+                let r = out.last_mut().expect("just pushed");
+                r.anomalies.union(*tls_anomalies);
+                r.exact &= tls_anomalies.is_empty();
+                r.tls = Some(Box::new(info.clone()));
+            }
         }
         n
+    }
+
+    /// The row of a TLS connection that carried no session that could be read: not
+    /// decrypted (outcome `undecrypted`, WebSocket columns empty), or, for `wsclose tls`,
+    /// whatever it carried.
+    fn tls_record(&mut self, t: &TlsLayer, info: TlsInfo, evicted: bool) -> SessionRecord {
+        let client_is_lo = t.client_is_lo();
+        let (c, sv) = if client_is_lo { (0, 1) } else { (1, 0) };
+        let (client, server) = if client_is_lo {
+            (self.key.lo, self.key.hi)
+        } else {
+            (self.key.hi, self.key.lo)
+        };
+        let mut anomalies = t.anomalies();
+        let (tcp_anomalies, anomaly_marks, _) = self.tcp_anomalies(evicted);
+        anomalies.union(tcp_anomalies);
+        let side = |d: usize| {
+            let k = &self.half[d].counters;
+            crate::record::SideStats {
+                missing_bytes: k.gap_bytes + k.cut_bytes,
+                tcp: self.tcp_dir(d),
+                ..Default::default()
+            }
+        };
+        let (client_side, server_side) = (side(c), side(sv));
+        let tcp = TcpEnds {
+            client_fin: self.fin[c],
+            server_fin: self.fin[sv],
+            client_rst: self.rst[c],
+            server_rst: self.rst[sv],
+        };
+        // What it carried is unknown (or, for `wsclose tls`, not a WebSocket session).
+        let upgrade = crate::verdict::Upgrade::Undecrypted;
+        let verdict = verdict(&crate::record::facts(
+            upgrade,
+            &client_side,
+            &server_side,
+            tcp,
+        ));
+        SessionRecord {
+            first_packet: self.first_packet,
+            tcp_stream: self.tcp_stream,
+            client,
+            server,
+            start_ns: self.first_ts,
+            end_ns: self.last_ts,
+            packets: self.packets,
+            upgrade,
+            host: String::new(),
+            path: String::new(),
+            origin: String::new(),
+            user_agent: String::new(),
+            subprotocol: String::new(),
+            extensions: String::new(),
+            client_side,
+            server_side,
+            tcp,
+            exact: false,
+            anomalies,
+            requests_before_upgrade: 0,
+            peer: None,
+            peer_session: None,
+            closed_by: None,
+            file: None,
+            tls: Some(Box::new(info)),
+            anomaly_marks,
+            last_payload_before_end: self.last_payload_before_end(),
+            handshake_headers: HandshakeHeaders::default(),
+            timeline: self.lent.timeline.take().map(|t| t.finish()),
+            verdict,
+        }
     }
 }

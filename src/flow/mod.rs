@@ -6,6 +6,7 @@ pub mod conn;
 pub mod files;
 pub mod midstream;
 pub mod reassembly;
+pub mod tls;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
@@ -51,11 +52,13 @@ impl ConnLimits {
     }
 }
 
-/// What travels with a segment into its connection: the packet it came in, and the limits.
+/// What travels with a segment into its connection: the packet it came in, the limits,
+/// and the TLS keys and options.
 #[derive(Clone, Copy, Debug)]
 pub struct SegmentCtx<'a> {
     pub at: At,
     pub limits: &'a ConnLimits,
+    pub tls: &'a tls::TlsCtx,
 }
 
 /// FxHash (rustc's hasher): fast, deterministic, good enough for 4-tuples.
@@ -158,6 +161,8 @@ pub struct Shard {
     closing: BinaryHeap<Reverse<(i64, ConnRef)>>,
     pub stats: Stats,
     limits: ConnLimits,
+    /// TLS keys (changed between batches only) and options.
+    tls: tls::TlsCtx,
     linger_ns: i64,
     /// `--per-file` numbering (see `files.rs`).
     pub files: Option<files::FileTracker>,
@@ -180,9 +185,15 @@ impl Shard {
             closing: BinaryHeap::new(),
             stats: Stats::default(),
             limits,
+            tls: tls::TlsCtx::default(),
             linger_ns,
             files: None,
         }
+    }
+
+    /// The TLS keys and options of the connections' next segments (set between batches).
+    pub fn set_tls(&mut self, ctx: tls::TlsCtx) {
+        self.tls = ctx;
     }
 
     /// Live connections.
@@ -269,6 +280,7 @@ impl Shard {
             let ctx = SegmentCtx {
                 at,
                 limits: &self.limits,
+                tls: &self.tls,
             };
             conn.segment(seg, payload, &ctx);
             if let Some((key, at, requests_before_upgrade)) = conn.app.take_new_upgrade() {
@@ -408,9 +420,8 @@ impl Shard {
         if evicted {
             self.stats.evicted += 1;
         }
-        conn.flush(&self.limits);
+        conn.flush(&self.limits, &self.tls);
         let no_payload = matches!(conn.app, App::Unknown);
-        let tls = matches!(conn.app, App::Tls);
         let (gaps, gap_bytes) = conn.gap_counters();
         self.stats.gaps += gaps;
         self.stats.gap_bytes += gap_bytes;
@@ -418,11 +429,13 @@ impl Shard {
         let first_packet = conn.first_packet;
         // The sessions counted are the rows written (one per Upgrade on a connection):
         // one rule for both.
+        if let Some(t) = &conn.tls {
+            self.stats.tls.add(t.facts());
+        }
         let from = self.done.len();
-        match conn.records(evicted, &self.limits, &mut self.done) {
+        match conn.records(evicted, &self.limits, &self.tls, &mut self.done) {
             0 if !analyzed => self.stats.filtered_connections += 1,
             0 if no_payload => self.stats.no_payload += 1,
-            0 if tls => self.stats.tls_connections += 1,
             0 => self.stats.not_websocket += 1,
             n => {
                 if let Some(f) = &self.files {
@@ -431,7 +444,19 @@ impl Shard {
                         r.file = numbers.clone();
                     }
                 }
-                self.stats.sessions += n as u64;
+                // A TLS connection's own row (outcome undecrypted; `wsclose tls` also
+                // gives decrypted connections that carried no session one) is not a session.
+                let own = self.done[from..]
+                    .iter()
+                    .filter(|r| r.upgrade == crate::verdict::Upgrade::Undecrypted)
+                    .map(|r| {
+                        r.tls
+                            .as_ref()
+                            .is_some_and(|t| t.state == crate::tls::TlsState::Decrypting)
+                    })
+                    .fold((0, 0), |(all, dec), d| (all + 1, dec + u64::from(d)));
+                self.stats.tls.rows += own.0 - own.1;
+                self.stats.sessions += n as u64 - own.0;
             }
         }
     }

@@ -7,8 +7,9 @@
 use std::io::{self, Read};
 
 use super::{
-    Anomalies, Anomaly, AnomalyMarks, At, Close, ClosedBy, Fields, FileNumbers, HandshakeHeaders,
-    Peer, PingRtt, SessionRecord, SideStats, TcpDir, TcpEnds,
+    Anomalies, Anomaly, AnomalyMarks, At, CipherSuite, Close, ClosedBy, Fields, FileNumbers,
+    HandshakeHeaders, Peer, PingRtt, SessionRecord, SideStats, TcpDir, TcpEnds, TlsCarries,
+    TlsInfo, TlsState, TlsVersion,
 };
 use crate::net::Endpoint;
 use crate::verdict::Upgrade;
@@ -44,6 +45,7 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         last_payload_before_end,
         handshake_headers,
         timeline,
+        tls,
         verdict: _,
         file,
     } = r;
@@ -130,6 +132,7 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         }
         None => w.0.push(0),
     }
+    w.tls(tls.as_deref());
     let len = (b.len() - start - 4) as u32;
     b[start..start + 4].copy_from_slice(&len.to_le_bytes());
 }
@@ -222,6 +225,7 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
     } else {
         None
     };
+    let tls = c.tls()?;
     if !c.0.is_empty() {
         return Err(bad("spilled record has trailing bytes"));
     }
@@ -254,9 +258,32 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         last_payload_before_end,
         handshake_headers,
         timeline,
+        tls,
         verdict,
         file,
     }))
+}
+
+/// TLS versions and states by their index in the spilled form.
+const TLS_VERSIONS: [TlsVersion; 5] = [
+    TlsVersion::Ssl30,
+    TlsVersion::Tls10,
+    TlsVersion::Tls11,
+    TlsVersion::Tls12,
+    TlsVersion::Tls13,
+];
+const TLS_STATES: [TlsState; 7] = [
+    TlsState::Handshake,
+    TlsState::Decrypting,
+    TlsState::NoKey,
+    TlsState::DecryptFailed,
+    TlsState::UnsupportedCipher,
+    TlsState::HandshakeMissing,
+    TlsState::NotTls,
+];
+
+fn index_of<T: PartialEq>(all: &[T], x: &T) -> u8 {
+    all.iter().position(|a| a == x).expect("listed") as u8
 }
 
 fn bad(what: &str) -> io::Error {
@@ -324,6 +351,45 @@ impl Writer<'_> {
         };
         self.0.push(tag);
         self.0.extend_from_slice(&status.to_le_bytes());
+    }
+    fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                self.0.push(1);
+                self.str(s);
+            }
+            None => self.0.push(0),
+        }
+    }
+    fn tls(&mut self, t: Option<&TlsInfo>) {
+        let Some(t) = t else {
+            self.0.push(0);
+            return;
+        };
+        let TlsInfo {
+            version,
+            cipher,
+            sni,
+            alpn,
+            alpn_offered,
+            state,
+            resumed,
+            carries,
+            records,
+            decrypted_records,
+        } = t;
+        self.0.push(1);
+        self.0
+            .push(version.map_or(u8::MAX, |v| index_of(&TLS_VERSIONS, &v)));
+        self.opt16(cipher.map(|c| c.0));
+        self.str(sni);
+        self.opt_str(alpn.as_deref());
+        self.str(alpn_offered);
+        self.0.push(index_of(&TLS_STATES, state));
+        self.0.push(*resumed as u8);
+        self.0.push(index_of(&TlsCarries::ALL, carries));
+        self.u64(*records);
+        self.u64(*decrypted_records);
     }
     fn side(&mut self, s: &SideStats) {
         let SideStats {
@@ -483,6 +549,48 @@ impl Reader<'_> {
             5 => Upgrade::Undecrypted,
             _ => return Err(bad("spilled record has a bad upgrade tag")),
         })
+    }
+    fn opt_string(&mut self) -> io::Result<Option<String>> {
+        Ok(if self.u8()? == 1 {
+            Some(self.string()?)
+        } else {
+            None
+        })
+    }
+    fn tls(&mut self) -> io::Result<Option<Box<TlsInfo>>> {
+        if self.u8()? == 0 {
+            return Ok(None);
+        }
+        let version = match self.u8()? {
+            u8::MAX => None,
+            i => Some(
+                *TLS_VERSIONS
+                    .get(i as usize)
+                    .ok_or_else(|| bad("spilled record has a bad TLS version"))?,
+            ),
+        };
+        let cipher = self.opt16()?.map(CipherSuite);
+        let (sni, alpn, alpn_offered) = (self.string()?, self.opt_string()?, self.string()?);
+        let state = *TLS_STATES
+            .get(self.u8()? as usize)
+            .ok_or_else(|| bad("spilled record has a bad TLS state"))?;
+        let resumed = self.u8()? == 1;
+        let carries = *TlsCarries::ALL
+            .get(self.u8()? as usize)
+            .ok_or_else(|| bad("spilled record has a bad TLS payload kind"))?;
+        let (records, decrypted_records) = (self.u64()?, self.u64()?);
+        Ok(Some(Box::new(TlsInfo {
+            version,
+            cipher,
+            sni,
+            alpn,
+            alpn_offered,
+            state,
+            resumed,
+            carries,
+            records,
+            decrypted_records,
+        })))
     }
     fn side(&mut self) -> io::Result<SideStats> {
         let (messages, bytes, pings, pongs, missing_bytes) = (
@@ -657,6 +765,42 @@ pub(crate) mod tests {
         ]
     }
 
+    fn tls() -> impl Strategy<Value = Option<Box<TlsInfo>>> {
+        proptest::option::of(
+            (
+                (
+                    proptest::option::of(proptest::sample::select(&TLS_VERSIONS[..])),
+                    proptest::option::of(any::<u16>()),
+                    ".{0,8}",
+                    proptest::option::of(".{0,8}"),
+                    ".{0,8}",
+                ),
+                (
+                    proptest::sample::select(&TLS_STATES[..]),
+                    any::<bool>(),
+                    proptest::sample::select(&TlsCarries::ALL[..]),
+                    any::<[u64; 2]>(),
+                ),
+            )
+                .prop_map(
+                    |((version, cipher, sni, alpn, alpn_offered), (state, resumed, carries, n))| {
+                        Box::new(TlsInfo {
+                            version,
+                            cipher: cipher.map(CipherSuite),
+                            sni,
+                            alpn,
+                            alpn_offered,
+                            state,
+                            resumed,
+                            carries,
+                            records: n[0],
+                            decrypted_records: n[1],
+                        })
+                    },
+                ),
+        )
+    }
+
     /// Any record (with its verdict drawn from its facts, as the analysis makes them).
     pub(crate) fn record() -> impl Strategy<Value = SessionRecord> {
         (
@@ -665,7 +809,7 @@ pub(crate) mod tests {
             proptest::collection::vec(".{0,12}", 6),
             (side(), side()),
             proptest::array::uniform4(proptest::option::of(at())),
-            (any::<bool>(), 0u64..(1 << Anomaly::ALL.len())),
+            (any::<bool>(), 0u64..(1 << Anomaly::ALL.len()), tls()),
             (
                 any::<u64>(),
                 proptest::option::of(any::<(u64, u64, bool)>()),
@@ -691,7 +835,7 @@ pub(crate) mod tests {
                     texts,
                     (cs, ss),
                     tcp,
-                    (exact, bits),
+                    (exact, bits, tls),
                     (requests_before_upgrade, peer, peer_session, closed_by),
                     (file, anomaly_marks, last_payload_before_end, handshake_headers, tl),
                 )| {
@@ -751,6 +895,7 @@ pub(crate) mod tests {
                             events: t[1],
                             omitted: t[2],
                         }),
+                        tls,
                     }
                 },
             )

@@ -8,6 +8,7 @@ pub mod codec;
 use std::sync::Arc;
 
 use crate::net::Endpoint;
+pub use crate::tls::{CipherSuite, TlsState, TlsVersion};
 pub use crate::verdict::{ClosedBy, Outcome, TcpEnd, Upgrade, Verdict};
 
 /// What was seen that breaks RFC 6455 or TCP, or that makes counts uncertain.
@@ -91,10 +92,21 @@ pub enum Anomaly {
     /// The answer to the Upgrade request is missing from the capture (a gap, a snapshot
     /// length); whether it upgraded is inferred from the server's frames, if any.
     ResponseNotCaptured,
+    /// TLS: the key log has no secrets for this connection (at least not when they were
+    /// needed: a Decryption Secrets Block after the connection's handshake).
+    TlsNoKey,
+    /// TLS: secrets were found but records do not authenticate with them (a key log of
+    /// another capture), or a record failed after others had decrypted.
+    TlsDecryptFailed,
+    /// TLS: a cipher suite (or protocol version) that is not decrypted; named on stderr.
+    TlsUnsupportedCipher,
+    /// TLS: ciphertext was missing (a TCP gap) or had to be skipped; the plaintext after it
+    /// was found again by trial decryption, or not at all (RFC 8446 §5.3).
+    TlsGap,
 }
 
 impl Anomaly {
-    pub const ALL: [Anomaly; 35] = [
+    pub const ALL: [Anomaly; 39] = [
         Anomaly::Gap,
         Anomaly::CutOffPacket,
         Anomaly::ReassemblyLimit,
@@ -130,6 +142,10 @@ impl Anomaly {
         Anomaly::InflateLimit,
         Anomaly::InvalidUtf8Text,
         Anomaly::ResponseNotCaptured,
+        Anomaly::TlsNoKey,
+        Anomaly::TlsDecryptFailed,
+        Anomaly::TlsUnsupportedCipher,
+        Anomaly::TlsGap,
     ];
 
     /// What the token means, for README and `sessions --help`.
@@ -169,6 +185,10 @@ impl Anomaly {
             Anomaly::InflateError => "a compressed message could not be inflated (RFC 7692 §7.2.2): corrupt data, or a window lost in a gap",
             Anomaly::InflateLimit => "inflation stopped at a cap: sizes from there are lower bounds",
             Anomaly::InvalidUtf8Text => "a text message that is not UTF-8 (§5.6, §8.1: the peer must fail with 1007)",
+            Anomaly::TlsNoKey => "TLS: the key log has no secrets for this connection (at least not when they were needed)",
+            Anomaly::TlsDecryptFailed => "TLS: secrets were found but records do not authenticate with them (a key log of another capture)",
+            Anomaly::TlsUnsupportedCipher => "TLS: a cipher suite or version that is not decrypted (named on stderr)",
+            Anomaly::TlsGap => "TLS: ciphertext was missing (a TCP gap) or skipped; the plaintext after it was found again by trial decryption, or not at all",
             Anomaly::ResponseNotCaptured => "the answer to the Upgrade is missing from the capture (lost or cut): whether it upgraded is told by the server's frames",
         }
     }
@@ -211,6 +231,10 @@ impl Anomaly {
             Anomaly::InflateLimit => "inflate_limit",
             Anomaly::InvalidUtf8Text => "invalid_utf8_text",
             Anomaly::ResponseNotCaptured => "response_not_captured",
+            Anomaly::TlsNoKey => "tls_no_key",
+            Anomaly::TlsDecryptFailed => "tls_decrypt_failed",
+            Anomaly::TlsUnsupportedCipher => "tls_unsupported_cipher",
+            Anomaly::TlsGap => "tls_gap",
         }
     }
 }
@@ -500,6 +524,65 @@ pub struct Peer {
     pub front: bool,
 }
 
+/// What the plaintext of a TLS connection was, as far as it was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsCarries {
+    /// Not decrypted: unknown.
+    Unknown,
+    /// Decrypted, no application data.
+    Nothing,
+    /// HTTP/1.1 without a WebSocket Upgrade (keep-alive requests followed).
+    Http,
+    /// A WebSocket session (an Upgrade request).
+    WebSocket,
+    /// Something else (HTTP/2, another protocol): not followed further.
+    Other,
+}
+
+impl TlsCarries {
+    pub const ALL: [TlsCarries; 5] = [
+        TlsCarries::Unknown,
+        TlsCarries::Nothing,
+        TlsCarries::Http,
+        TlsCarries::WebSocket,
+        TlsCarries::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsCarries::Unknown => "unknown",
+            TlsCarries::Nothing => "nothing",
+            TlsCarries::Http => "http",
+            TlsCarries::WebSocket => "websocket",
+            TlsCarries::Other => "other",
+        }
+    }
+}
+
+/// What the TLS layer learned of a `wss://` connection (RFC 8446, RFC 5246): the
+/// record's `tls*`, `sni` and `alpn` columns and the `tls` report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// The negotiated version; `None` when no ServerHello was seen.
+    pub version: Option<TlsVersion>,
+    pub cipher: Option<CipherSuite>,
+    /// `server_name` of the ClientHello (empty when none was sent).
+    pub sni: String,
+    /// The protocol the server selected (`None`: none, or not knowable: TLS 1.3 without
+    /// keys, where it is encrypted).
+    pub alpn: Option<String>,
+    /// The protocols the client offered, comma-separated.
+    pub alpn_offered: String,
+    /// How far decryption got.
+    pub state: TlsState,
+    /// An abbreviated TLS 1.2 handshake or a TLS 1.3 PSK handshake.
+    pub resumed: bool,
+    pub carries: TlsCarries,
+    /// Records seen and records decrypted, both directions.
+    pub records: u64,
+    pub decrypted_records: u64,
+}
+
 /// One WebSocket session: an Upgrade request and what followed it (or, picked up
 /// mid-stream, a connection recognised by its framing).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -547,6 +630,9 @@ pub struct SessionRecord {
     /// Where the session's timeline of frames and TCP events was kept (`frames` only);
     /// not a fact of the session, and not in the reports.
     pub timeline: Option<crate::ws::timeline::TimelineRef>,
+    /// The TLS layer's facts, for `wss://` (and for TLS connections that could not be
+    /// decrypted, whose record has `Upgrade::Undecrypted`); `None` for plaintext.
+    pub tls: Option<Box<TlsInfo>>,
     /// Drawn from the facts above by [`crate::verdict::verdict`]; never set by hand.
     pub verdict: Verdict,
     /// With `--per-file`: the numbers of the file that holds the first packet.
@@ -774,6 +860,7 @@ impl SessionRecord {
                 response: [("Upgrade", "websocket")].into_iter().collect(),
             },
             timeline: None,
+            tls: None,
         }
     }
 }

@@ -19,9 +19,10 @@ use crate::record::{
     Anomalies, Anomaly, AnomalyMarks, At, Close, ClosedBy, Fields, FileNumbers, HandshakeHeaders,
     PingRtt, SessionRecord, Side, SideStats, TcpDir, TcpEnds,
 };
+#[cfg(test)]
+use crate::record::{CipherSuite, TlsCarries, TlsInfo, TlsState, TlsVersion};
 use crate::time::{write_rfc3339_micros, write_seconds_micros};
-use crate::verdict::Upgrade;
-use crate::verdict::{is_error_code, DEFAULT_ALLOWED_CODES};
+use crate::verdict::{is_error_code, Upgrade, DEFAULT_ALLOWED_CODES};
 
 /// One cell, typed: text writers format it, JSON keeps its type.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -414,13 +415,17 @@ pub static COLUMNS: &[Column] = &[
     },
     Column {
         name: "handshake_seen",
-        value: |r| Value::Bool(r.rec.handshake_seen()),
+        value: |r| match r.rec.upgrade {
+            // TLS that could not be decrypted: whether it carried a handshake is unknown.
+            Upgrade::Undecrypted => Value::Empty,
+            _ => Value::Bool(r.rec.handshake_seen()),
+        },
         meaning: "false when the session was picked up mid-stream (no handshake in the capture, recognised by its framing; anomaly midstream)",
     },
     Column {
         name: "requests_before_upgrade",
         value: |r| {
-            if r.rec.handshake_seen() {
+            if r.rec.handshake_seen() && r.rec.upgrade != Upgrade::Undecrypted {
                 Value::Count(r.rec.requests_before_upgrade)
             } else {
                 Value::Empty
@@ -457,6 +462,45 @@ pub static COLUMNS: &[Column] = &[
         name: "closed_by",
         value: |r| r.rec.closed_by.map_or(Value::Empty, |c| Value::Text(c.as_str())),
         meaning: "client, server or proxy: who sent the earliest Close frame, FIN or RST, across both legs when paired (the proxy's own packets count as proxy); empty when nothing ended",
+    },
+    Column {
+        name: "tls",
+        value: |r| {
+            r.rec
+                .tls
+                .as_ref()
+                .and_then(|t| t.version)
+                .map_or(Value::Empty, |v| Value::Text(v.as_str()))
+        },
+        meaning: "TLS version of a wss:// connection: 1.2 or 1.3; empty for plaintext (or when no ServerHello was seen)",
+    },
+    Column {
+        name: "tls_cipher",
+        value: |r| {
+            r.rec
+                .tls
+                .as_ref()
+                .and_then(|t| t.cipher)
+                .and_then(|c| c.name())
+                .map_or(Value::Empty, Value::Text)
+        },
+        meaning: "the TLS cipher suite, by its IANA name as Wireshark shows it",
+    },
+    Column {
+        name: "sni",
+        value: |r| r.rec.tls.as_ref().map_or(Value::Empty, |t| Value::Text(&t.sni)),
+        meaning: "server_name of the TLS ClientHello; empty when none was sent",
+    },
+    Column {
+        name: "alpn",
+        value: |r| {
+            r.rec
+                .tls
+                .as_ref()
+                .and_then(|t| t.alpn.as_deref())
+                .map_or(Value::Empty, Value::Text)
+        },
+        meaning: "the ALPN protocol the server selected; empty when none, or not knowable (TLS 1.3 without keys)",
     },
 ];
 
@@ -719,6 +763,42 @@ pub static EXTRAS: &[Extra] = &[
         meaning: "the same for the server's pings",
     },
     Extra {
+        name: "tls_facts",
+        write: |r, j| match &r.rec.tls {
+            Some(t) => {
+                j.obj().key("version");
+                match t.version {
+                    Some(v) => j.str(v.as_str()),
+                    None => j.null(),
+                };
+                j.key("cipher_suite");
+                opt_u64_json(j, t.cipher.map(|c| c.0 as u64));
+                j.key("sni").str(&t.sni).key("alpn");
+                match &t.alpn {
+                    Some(a) => j.str(a),
+                    None => j.null(),
+                };
+                j.key("alpn_offered")
+                    .str(&t.alpn_offered)
+                    .key("state")
+                    .str(t.state.as_str())
+                    .key("resumed")
+                    .bool(t.resumed)
+                    .key("carries")
+                    .str(t.carries.as_str())
+                    .key("records")
+                    .u64(t.records)
+                    .key("decrypted_records")
+                    .u64(t.decrypted_records)
+                    .end_obj();
+            }
+            None => {
+                j.null();
+            }
+        },
+        meaning: "wss://: {version, cipher_suite (number), sni, alpn, alpn_offered, state (decrypting, no_key, decrypt_failed, unsupported_cipher, handshake_missing, handshake), resumed, carries, records, decrypted_records}; null for plaintext",
+    },
+    Extra {
         name: "client_tcp",
         write: |r, j| tcp_json(j, &r.rec.client_side.tcp),
         meaning: "the client's TCP segments: {segments (with payload), retransmitted, out_of_order, gaps, unacked_bytes at the end, last_retransmission, last_payload}",
@@ -729,6 +809,49 @@ pub static EXTRAS: &[Extra] = &[
         meaning: "the same for the server",
     },
 ];
+
+/// The `tls_facts` key read back.
+fn tls_from_json(
+    m: &serde_json::Map<String, serde_json::Value>,
+) -> Result<crate::record::TlsInfo, String> {
+    use crate::record::{CipherSuite, TlsCarries, TlsInfo, TlsState, TlsVersion};
+    use serde_json::Value as J;
+    let text = |k: &str| m.get(k).and_then(J::as_str).unwrap_or_default();
+    let n = |k: &str| m.get(k).and_then(J::as_u64).unwrap_or(0);
+    let version = match m.get("version") {
+        Some(J::String(v)) => Some(
+            TlsVersion::ALL
+                .into_iter()
+                .find(|x| x.as_str() == v)
+                .ok_or_else(|| format!("unknown TLS version {v:?}"))?,
+        ),
+        _ => None,
+    };
+    let state = TlsState::ALL
+        .into_iter()
+        .find(|x| x.as_str() == text("state"))
+        .ok_or_else(|| format!("unknown TLS state {:?}", text("state")))?;
+    let carries = TlsCarries::ALL
+        .into_iter()
+        .find(|x| x.as_str() == text("carries"))
+        .ok_or_else(|| format!("unknown TLS carries {:?}", text("carries")))?;
+    Ok(TlsInfo {
+        version,
+        cipher: m
+            .get("cipher_suite")
+            .and_then(J::as_u64)
+            .and_then(|c| u16::try_from(c).ok())
+            .map(CipherSuite),
+        sni: text("sni").to_string(),
+        alpn: m.get("alpn").and_then(J::as_str).map(str::to_string),
+        alpn_offered: text("alpn_offered").to_string(),
+        state,
+        resumed: m.get("resumed").and_then(J::as_bool).unwrap_or(false),
+        carries,
+        records: n("records"),
+        decrypted_records: n("decrypted_records"),
+    })
+}
 
 /// Reads a `"kind": "session"` line of the JSON Lines report back into its session number
 /// and record (the verdict drawn again from the facts). Times keep what the report wrote
@@ -984,6 +1107,11 @@ pub fn record_from_json(
             "proxy" => Some(ClosedBy::Proxy),
             other => return Err(format!("unknown closed_by {other:?}")),
         },
+        tls: match get("tls_facts")? {
+            J::Null => None,
+            J::Object(m) => Some(Box::new(tls_from_json(m)?)),
+            _ => return Err("\"tls_facts\" is not an object".to_string()),
+        },
         // Present when `--per-file` wrote them.
         file: match (
             o.get("file"),
@@ -1054,6 +1182,38 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_columns_of_a_wss_row() {
+        let mut rec = SessionRecord::example();
+        rec.tls = Some(Box::new(TlsInfo {
+            version: Some(TlsVersion::Tls13),
+            cipher: Some(CipherSuite(0x1301)),
+            sni: "chat.example.com".into(),
+            alpn: Some("http/1.1".into()),
+            alpn_offered: "h2,http/1.1".into(),
+            state: TlsState::Decrypting,
+            resumed: false,
+            carries: TlsCarries::WebSocket,
+            records: 9,
+            decrypted_records: 9,
+        }));
+        let opts = RowOptions::default();
+        let row = Row {
+            session: 1,
+            rec: &rec,
+            opts: &opts,
+        };
+        let cell = |name: &str| {
+            let mut s = String::new();
+            (column(name).unwrap().value)(&row).write_text(&mut s);
+            s
+        };
+        assert_eq!(cell("tls"), "1.3");
+        assert_eq!(cell("tls_cipher"), "TLS_AES_128_GCM_SHA256");
+        assert_eq!(cell("sni"), "chat.example.com");
+        assert_eq!(cell("alpn"), "http/1.1");
+    }
 
     #[test]
     fn names_are_unique() {
@@ -1136,6 +1296,10 @@ mod tests {
             ("server_largest_message", ""),
             ("peer_session", "8"),
             ("closed_by", "proxy"),
+            ("tls", ""),
+            ("tls_cipher", ""),
+            ("sni", ""),
+            ("alpn", ""),
         ];
         assert_eq!(got, want);
         let per_file: Vec<String> = PER_FILE_COLUMNS

@@ -10,6 +10,7 @@ pub mod jsonl;
 pub mod summary;
 pub mod summary_json;
 pub mod summary_text;
+pub mod tls;
 
 use std::io;
 

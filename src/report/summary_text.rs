@@ -10,6 +10,7 @@ use crate::summary::dist::LogHist;
 use crate::summary::findings::{Ev, Finding, Severity};
 use crate::summary::Report;
 use crate::time::write_rfc3339_micros;
+use crate::verdict::Outcome;
 
 /// Columns the text fits in.
 pub const WIDTH: usize = 100;
@@ -212,11 +213,22 @@ pub fn write(report: &Report, st: Style, out: &mut String) {
         .iter()
         .flat_map(|x| x.inputs.iter().map(String::as_str))
         .collect();
+    // Rows of TLS connections that could not be decrypted are not WebSocket sessions.
+    let undecrypted = report
+        .by_outcome
+        .iter()
+        .find(|(o, _)| *o == Outcome::Undecrypted)
+        .map_or(0, |(_, n)| *n);
     let head = format!(
-        "{} in {}",
-        match report.sessions {
+        "{}{} in {}",
+        match report.sessions - undecrypted {
             1 => "1 WebSocket session".to_string(),
             n => format!("{} WebSocket sessions", group(n)),
+        },
+        match undecrypted {
+            0 => String::new(),
+            1 => " and 1 TLS connection not decrypted".to_string(),
+            n => format!(" and {} TLS connections not decrypted", group(n)),
         },
         if inputs.is_empty() {
             "-".to_string()
@@ -411,7 +423,10 @@ fn not_analyzed(report: &Report) -> String {
             v.push(format!("{} {what}", group(n)));
         }
     };
-    add(s.tls_connections, "TLS connections (encrypted)");
+    add(
+        s.tls.no_key + s.tls.decrypt_failed + s.tls.unsupported_cipher + s.tls.handshake_missing,
+        "TLS connections not decrypted",
+    );
     add(s.not_websocket, "connections not WebSocket");
     add(s.no_payload, "connections without payload");
     add(s.non_tcp, "non-TCP packets");

@@ -224,6 +224,10 @@ impl Builder {
         if r.outcome.is_abnormal() {
             self.abnormal += 1;
         }
+        if rec.upgrade == crate::verdict::Upgrade::Undecrypted {
+            // A TLS connection that could not be decrypted: no WebSocket facts to judge.
+            return Ok(());
+        }
         if !r.has(row::flag::EXACT) {
             self.inexact += 1;
         }
@@ -303,11 +307,16 @@ impl Builder {
                 self.inexact
             ));
         }
-        if stats.tls_connections > 0 {
+        let undecrypted = stats.tls.no_key
+            + stats.tls.decrypt_failed
+            + stats.tls.unsupported_cipher
+            + stats.tls.handshake_missing;
+        if undecrypted > 0 {
             notes.push(format!(
-                "{} TLS connections were not analyzed (encrypted): WebSocket over TLS (wss://) \
-                 is not in these numbers",
-                stats.tls_connections
+                "{undecrypted} TLS connections were not decrypted (no key, a wrong key log, an \
+                 unsupported suite or a handshake not captured): what they carried is not in \
+                 the findings, codes and distributions (their rows are counted as undecrypted; \
+                 give the key log with --keylog)"
             ));
         }
         if self.scan.reconnects.saturated() {

@@ -13,5 +13,6 @@ mod live;
 mod policy;
 mod reach;
 mod summary;
+mod tls;
 mod truth;
 mod util;

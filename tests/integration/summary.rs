@@ -725,3 +725,31 @@ fn fail_on_findings_judges_the_summary() {
     assert_eq!(code, 1);
     assert!(err2.contains("abnormal: 12 sessions"), "{err2}");
 }
+
+#[test]
+fn undecrypted_tls_rows_are_counted_and_judged_by_nothing() {
+    let cap = "fixtures/tls/tls12.pcap";
+    let plain = run_ok(&["-q", "--color", "never", cap]);
+    assert!(
+        plain.starts_with(
+            "wsclose summary: 0 WebSocket sessions and 6 TLS connections not decrypted"
+        ),
+        "{plain}"
+    );
+    assert!(plain.contains("FINDINGS\n  none"), "{plain}");
+    assert!(plain.contains("sessions 6: undecrypted 6"), "{plain}");
+    // With the keys, the sessions inside are judged.
+    let keys = run_ok(&[
+        "-q",
+        "--color",
+        "never",
+        "--keylog",
+        "fixtures/tls/tls12.keys",
+        cap,
+    ]);
+    assert!(
+        keys.starts_with("wsclose summary: 6 WebSocket sessions in"),
+        "{keys}"
+    );
+    assert!(keys.contains("server_error"), "{keys}");
+}
