@@ -72,6 +72,20 @@ pub const FLOW_CACHE: usize = 1 << 13;
 /// hold one.
 pub const BATCHES_IN_FLIGHT: usize = 4;
 
+/// Ping round trips kept per direction for the median; past it, every other kept sample is
+/// dropped and only every second later one is kept (a regular subsample, deterministic).
+pub const MAX_RTT_SAMPLES: usize = 64;
+
+/// Pings waiting for their pong that are remembered per direction (older ones are counted
+/// as unanswered but their times are not kept).
+pub const MAX_PENDING_PINGS: usize = 16;
+
+/// Header fields of each handshake head kept for the JSON report.
+pub const MAX_KEPT_HEADERS: usize = 32;
+
+/// Bytes of each kept header value (longer values are cut, with `…`).
+pub const MAX_KEPT_HEADER_VALUE: usize = 256;
+
 /// Inflated bytes of one compressed message past which inflation of that message stops
 /// (RFC 7692: a decompression bomb). The message still counts; its size, and with
 /// context takeover the sizes of its direction's later compressed messages, become lower
@@ -103,3 +117,45 @@ pub const MAX_HELD_LEGS: usize = 16 * 1024;
 /// `BATCHES_IN_FLIGHT + 1` chunks): an input alone reads `Limits::chunk_bytes` at a time,
 /// many inputs open at once share this, down to `capture::MIN_CHUNK` each.
 pub const INPUT_BUFFER_BYTES: usize = 16 << 20;
+
+// TLS decryption (`src/tls`, issue 11): per direction or per connection, never global.
+
+/// A partial TLS record held per direction of a connection: the 5-byte header and the
+/// longest TLS 1.2 ciphertext, 2^14 + 2048 bytes (RFC 5246 §6.2.3). Counted against the
+/// connection's memory like the out-of-order segments.
+pub const MAX_TLS_RECORD_BUFFER: usize = 5 + (1 << 14) + 2048;
+
+/// Longest TLS handshake message kept whole (ClientHello, ServerHello,
+/// EncryptedExtensions, KeyUpdate); others are skipped by count. A larger hello is cut
+/// off and its facts (SNI, ALPN) lost.
+pub const MAX_TLS_HANDSHAKE_MESSAGE: usize = 1 << 16;
+
+/// After a gap that hides a TLS record header: candidate record headers tried in the
+/// bytes that follow before the direction is given up (RFC 8446 §5.3: the sequence number
+/// is part of the nonce, so it is recovered by trial decryption).
+pub const MAX_TLS_RESYNC_CANDIDATES: u32 = 16;
+
+/// After such a gap: bytes scanned for a candidate header before giving up.
+pub const MAX_TLS_RESYNC_SCAN_BYTES: usize = 256 * 1024;
+
+/// After such a gap: sequence numbers tried per candidate (the records the gap may hold;
+/// fewer when the gap is too short to hold that many records).
+pub const MAX_TLS_RESYNC_SEQ_TRIALS: u64 = 256;
+
+/// After such a gap, for TLS 1.3: sequence numbers tried under the next keys (the
+/// application keys after the handshake, or the next generation after a KeyUpdate,
+/// RFC 8446 §4.6.3).
+pub const MAX_TLS_RESYNC_NEXT_KEY_TRIALS: u64 = 16;
+
+/// Records that may fail to decrypt and be skipped while a direction may still be sending
+/// something there is no key for: rejected 0-RTT data, or handshake records when the key
+/// log has only the application secrets (RFC 8446 §4.2.10: the server skips the same).
+pub const MAX_TLS_SKIPPED_RECORDS: u32 = 64;
+
+/// TLS records in a row that fail to authenticate (without a gap) before the direction
+/// is given up.
+pub const MAX_TLS_FAILURES_IN_ROW: u32 = 4;
+
+/// 0-RTT records held (whole, ciphertext) until the server's answer says whether they
+/// were accepted: bytes per connection.
+pub const MAX_TLS_EARLY_DATA_HELD: usize = 2 * MAX_TLS_RECORD_BUFFER;

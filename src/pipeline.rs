@@ -13,20 +13,22 @@
 //! so the report is byte-identical for every `--threads`.
 
 use std::io;
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 
 use rayon::prelude::*;
 
-use crate::capture::{Batch, Capture, Fill, Packet};
+use crate::capture::{Batch, Capture, DecryptionSecrets, Fill, Packet};
 use crate::config::Limits;
 use crate::decode::{decode, TcpSegment};
 use crate::error::InputError;
+use crate::flow::tls::{TlsCtx, TlsKeys, TlsOptions};
 use crate::flow::{ConnLimits, Shard};
 use crate::legs::{peer_of, Legs, Pairing};
 use crate::record::{At, SessionRecord};
 use crate::reorder::Reorder;
 use crate::stats::Stats;
+use crate::tls::KeyLog;
 
 /// How to run the analysis.
 #[derive(Clone, Debug)]
@@ -35,12 +37,21 @@ pub struct Options {
     /// (read, frame, decode) and N - 1 threads of shards. The report is the same for all N.
     pub threads: usize,
     pub limits: Limits,
+    /// Bytes of input read so far, updated after every batch (for a progress display).
+    pub progress: Option<Arc<AtomicU64>>,
+    /// Keep every session's timeline of frames and TCP events there (`frames`).
+    pub timeline: Option<Arc<crate::ws::timeline::TimelineSpill>>,
     /// Inflate permessage-deflate messages and check text messages for UTF-8 (RFC 7692,
     /// RFC 6455 §8.1); `--no-inflate` turns it off.
     pub inflate: bool,
     /// Recognise connections whose handshake was not captured by their framing;
     /// `--no-midstream` turns it off.
     pub midstream: bool,
+    /// TLS secrets of the `--keylog` files (pcapng Decryption Secrets Blocks are added as
+    /// they are read).
+    pub keylog: Arc<KeyLog>,
+    /// Which TLS connections give a record.
+    pub tls: TlsOptions,
 }
 
 impl Default for Options {
@@ -48,8 +59,12 @@ impl Default for Options {
         Options {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             limits: Limits::default(),
+            progress: None,
+            timeline: None,
             inflate: true,
             midstream: true,
+            keylog: Arc::new(KeyLog::new()),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -158,8 +173,15 @@ fn decode_into(
 
 use crate::config::BATCHES_IN_FLIGHT;
 
-/// Reads the next batch of `capture` into `d`, decoding as it goes.
-fn read_batch(capture: &mut Capture, d: &mut Decoded, n_shards: usize) -> Fill {
+/// Reads the next batch of `capture` into `d`, decoding as it goes. Until `seen_first`, the
+/// first packet's time is looked for (then noted in this batch's stats).
+fn read_batch(
+    capture: &mut Capture,
+    d: &mut Decoded,
+    n_shards: usize,
+    progress: &Option<Arc<AtomicU64>>,
+    seen_first: &mut bool,
+) -> Fill {
     d.clear(n_shards);
     let Decoded {
         batch,
@@ -167,9 +189,27 @@ fn read_batch(capture: &mut Capture, d: &mut Decoded, n_shards: usize) -> Fill {
         stats,
         max_ts,
     } = d;
-    capture.fill_with(batch, |pkt, data| {
-        decode_into(buckets, stats, max_ts, pkt, data)
-    })
+    let fill = if *seen_first {
+        capture.fill_with(batch, |pkt, data| {
+            decode_into(buckets, stats, max_ts, pkt, data)
+        })
+    } else {
+        let mut first = None;
+        let fill = capture.fill_with(batch, |pkt, data| {
+            first = first.or(Some(pkt.ts_ns));
+            decode_into(buckets, stats, max_ts, pkt, data)
+        });
+        if first.is_some() {
+            stats.first_ts_ns = first;
+            *seen_first = true;
+        }
+        fill
+    };
+    stats.last_ts_ns = stats.last_ts_ns.max(*max_ts);
+    if let Some(p) = progress {
+        p.store(capture.bytes_read(), Ordering::Relaxed);
+    }
+    fill
 }
 
 /// Runs every shard over a decoded batch: each shard takes its own segments, in order.
@@ -227,6 +267,7 @@ struct Engine {
     now: i64,
     max_connections: usize,
     stats: Stats,
+    tls: TlsCtx,
 }
 
 impl Engine {
@@ -238,8 +279,15 @@ impl Engine {
             ..ConnLimits::new(limits)
         };
         let mut shards: Vec<Shard> = (0..n_shards)
-            .map(|_| Shard::new(conn, limits.closed_linger_ns))
+            .map(|_| Shard::new(conn, limits.closed_linger_ns, opts.timeline.clone()))
             .collect();
+        let tls = TlsCtx {
+            keys: Arc::new(TlsKeys::new(vec![Arc::clone(&opts.keylog)])),
+            opts: opts.tls,
+        };
+        for s in &mut shards {
+            s.set_tls(tls.clone());
+        }
         if let Some(p) = &paths {
             for s in &mut shards {
                 s.files = Some(crate::flow::files::FileTracker::new(Arc::clone(p)));
@@ -256,11 +304,37 @@ impl Engine {
             now: i64::MIN,
             max_connections: limits.max_connections,
             stats: Stats::default(),
+            tls,
+        }
+    }
+
+    /// Decryption Secrets Blocks read before a batch: their TLS key logs serve the
+    /// connections from this batch on (batches end before such a block, so this is where
+    /// the block is in the capture, for every thread count).
+    fn add_secrets(&mut self, blocks: &[DecryptionSecrets]) {
+        let mut keys = (*self.tls.keys).clone();
+        for b in blocks {
+            let mut log = KeyLog::new();
+            let Some(loaded) = log.add_decryption_secrets_block(b.secrets_type, &b.data) else {
+                continue;
+            };
+            let t = &mut self.stats.tls;
+            t.secrets_blocks += 1;
+            t.secrets_block_secrets += loaded.secrets as u64;
+            t.late_secrets_blocks += b.after_packets as u64;
+            keys = keys.with(Arc::new(log));
+        }
+        self.tls.keys = Arc::new(keys);
+        for s in &mut self.shards {
+            s.set_tls(self.tls.clone());
         }
     }
 
     /// Runs the shards over a decoded batch and advances the capture clock.
     fn shards_over(&mut self, d: &Decoded, parallel: bool) {
+        if !d.batch.secrets.is_empty() {
+            self.add_secrets(&d.batch.secrets);
+        }
         run_shards(&mut self.shards, d, parallel);
         if let Some(t) = d.max_ts {
             self.now = self.now.max(t);
@@ -393,10 +467,12 @@ pub fn analyze(
         .then(|| capture.input_paths().map(Arc::from).collect());
     let mut engine = Engine::new(n_shards, opts, paths);
     let files = capture.n_inputs() as u64;
+    let progress = opts.progress.clone();
     if threads == 1 {
         let mut d = Decoded::default();
+        let mut seen_first = false;
         loop {
-            let fill = read_batch(&mut capture, &mut d, n_shards);
+            let fill = read_batch(&mut capture, &mut d, n_shards, &progress, &mut seen_first);
             engine.shards_over(&d, false);
             engine.boundary(out)?;
             engine.take_stats(&mut d);
@@ -425,6 +501,7 @@ pub fn analyze(
                 .spawn_scoped(scope, move || {
                     // A fixed set of batch buffers: the queue of 2 and one in each thread.
                     let mut made = 0;
+                    let mut seen_first = false;
                     loop {
                         let mut d = match back_rx.try_recv() {
                             Ok(d) => d,
@@ -437,7 +514,8 @@ pub fn analyze(
                                 Err(_) => break,
                             },
                         };
-                        let fill = read_batch(&mut capture, &mut d, n_shards);
+                        let fill =
+                            read_batch(&mut capture, &mut d, n_shards, &progress, &mut seen_first);
                         if tx.send(d).is_err() {
                             break;
                         }

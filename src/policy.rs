@@ -213,7 +213,10 @@ impl Gate {
 
     /// Looks at one session of the report.
     pub fn session(&mut self, row: &Row<'_>) {
-        self.sessions += 1;
+        // A TLS connection that could not be decrypted is not known to be a session.
+        if row.rec.upgrade != crate::verdict::Upgrade::Undecrypted {
+            self.sessions += 1;
+        }
         for r in &mut self.results {
             if r.policy.matches_session(row) {
                 r.sessions_total += 1;
@@ -317,6 +320,7 @@ mod tests {
         match allowed {
             Some(a) => RowOptions {
                 allowed_codes: a.to_vec(),
+                ..RowOptions::default()
             },
             None => RowOptions::default(),
         }
@@ -522,6 +526,18 @@ mod tests {
         gate.finish();
         let lines: Vec<String> = gate.failures().map(|r| r.to_string()).collect();
         assert_eq!(lines, ["empty: no WebSocket session in the capture"]);
+
+        // Rows of TLS connections that could not be decrypted are not sessions.
+        let mut undecrypted = rec(Outcome::Undecrypted, None, &[Anomaly::TlsNoKey]);
+        undecrypted.upgrade = crate::verdict::Upgrade::Undecrypted;
+        let mut gate = Gate::new(&[Policy::Empty]);
+        gate.session(&Row {
+            session: 1,
+            rec: &undecrypted,
+            opts: &o,
+        });
+        gate.finish();
+        assert!(gate.failed());
     }
 
     #[test]

@@ -1,9 +1,137 @@
 //! Counters for everything read, and for everything that could not be analyzed, and the
 //! closing line on stderr that says them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::decode::Skip;
+use crate::tls::{CipherSuite, TlsFacts, TlsState};
+
+/// TLS connections (recognised by their ClientHello) and what became of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsStats {
+    pub connections: u64,
+    pub decrypted: u64,
+    pub no_key: u64,
+    pub decrypt_failed: u64,
+    pub unsupported_cipher: u64,
+    /// The hellos were not seen whole (a gap).
+    pub handshake_missing: u64,
+    /// The handshake did not get as far as needing keys (no ServerHello, or cut short).
+    pub handshake_incomplete: u64,
+    pub with_gaps: u64,
+    /// ALPN `h2`: HTTP/2, where WebSocket (RFC 8441) is not analyzed.
+    pub h2: u64,
+    /// Rows written for connections that were not decrypted (outcome `undecrypted`).
+    pub rows: u64,
+    /// Unsupported (version, suite) pairs and how many connections used each: a suite this
+    /// layer does not decrypt, or one it does in a version it does not (SSL 3.0 to TLS 1.1).
+    pub unsupported_suites: BTreeMap<(&'static str, u16), u64>,
+    /// Decryption Secrets Blocks read from pcapng inputs, and the secrets they held.
+    pub secrets_blocks: u64,
+    pub secrets_block_secrets: u64,
+    /// Decryption Secrets Blocks that came after packets of their file: their secrets serve
+    /// only connections whose keys were needed after them.
+    pub late_secrets_blocks: u64,
+}
+
+impl TlsStats {
+    /// Counts one TLS connection at its end.
+    pub fn add(&mut self, f: &TlsFacts) {
+        if f.state == TlsState::NotTls {
+            return;
+        }
+        self.connections += 1;
+        match f.state {
+            TlsState::Decrypting => self.decrypted += 1,
+            TlsState::NoKey => self.no_key += 1,
+            TlsState::DecryptFailed => self.decrypt_failed += 1,
+            TlsState::UnsupportedCipher => {
+                self.unsupported_cipher += 1;
+                let version = f.version.map_or("?", |v| v.as_str());
+                let suite = f.cipher_suite.map_or(0, |c| c.0);
+                *self.unsupported_suites.entry((version, suite)).or_default() += 1;
+            }
+            TlsState::HandshakeMissing => self.handshake_missing += 1,
+            TlsState::Handshake => self.handshake_incomplete += 1,
+            TlsState::NotTls => {}
+        }
+        self.with_gaps += f.anomalies.gap as u64;
+        self.h2 += (f.alpn.as_deref() == Some("h2")) as u64;
+    }
+
+    pub fn merge(&mut self, o: &TlsStats) {
+        self.connections += o.connections;
+        self.decrypted += o.decrypted;
+        self.no_key += o.no_key;
+        self.decrypt_failed += o.decrypt_failed;
+        self.unsupported_cipher += o.unsupported_cipher;
+        self.handshake_missing += o.handshake_missing;
+        self.handshake_incomplete += o.handshake_incomplete;
+        self.with_gaps += o.with_gaps;
+        self.h2 += o.h2;
+        self.rows += o.rows;
+        for (k, v) in &o.unsupported_suites {
+            *self.unsupported_suites.entry(*k).or_default() += v;
+        }
+        self.secrets_blocks += o.secrets_blocks;
+        self.secrets_block_secrets += o.secrets_block_secrets;
+        self.late_secrets_blocks += o.late_secrets_blocks;
+    }
+}
+
+/// `TLS: 5 connections (3 decrypted, 1 without key, …)`, naming unsupported suites.
+impl fmt::Display for TlsStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} TLS connection{} ({} decrypted",
+            self.connections,
+            if self.connections == 1 { "" } else { "s" },
+            self.decrypted
+        )?;
+        let mut add = |n: u64, what: &str| -> fmt::Result {
+            if n > 0 {
+                write!(f, ", {n} {what}")?;
+            }
+            Ok(())
+        };
+        add(self.no_key, "without key")?;
+        add(self.decrypt_failed, "failed to decrypt")?;
+        if self.unsupported_cipher > 0 {
+            let names: Vec<String> = self
+                .unsupported_suites
+                .iter()
+                .map(|(&(v, s), n)| {
+                    let name = if s == 0 {
+                        "suite not seen".to_string()
+                    } else {
+                        CipherSuite(s).to_string()
+                    };
+                    let v = if v == "ssl3" {
+                        "SSL 3.0".into()
+                    } else {
+                        format!("TLS {v}")
+                    };
+                    format!("{name} in {v} ({n})")
+                })
+                .collect();
+            add(
+                self.unsupported_cipher,
+                &format!("with an unsupported cipher: {}", names.join(", ")),
+            )?;
+        }
+        add(self.handshake_missing, "with the handshake not captured")?;
+        add(self.handshake_incomplete, "with the handshake not finished")?;
+        add(self.with_gaps, "with gaps")?;
+        add(
+            self.h2,
+            "HTTP/2 (ALPN h2: WebSocket over HTTP/2 is not analyzed)",
+        )?;
+        add(self.rows, "reported as undecrypted")?;
+        f.write_str(")")
+    }
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -36,6 +164,10 @@ pub struct Stats {
     pub gaps: u64,
     pub gap_bytes: u64,
     pub evicted: u64,
+    pub tls: TlsStats,
+    /// Time of the first packet in capture order, and the latest packet time (ns).
+    pub first_ts_ns: Option<i64>,
+    pub last_ts_ns: Option<i64>,
 }
 
 impl Stats {
@@ -88,6 +220,121 @@ impl Stats {
         self.gaps += o.gaps;
         self.gap_bytes += o.gap_bytes;
         self.evicted += o.evicted;
+        self.tls.merge(&o.tls);
+        // The first packet is the first batch's (batches are added in capture order).
+        self.first_ts_ns = self.first_ts_ns.or(o.first_ts_ns);
+        self.last_ts_ns = self.last_ts_ns.max(o.last_ts_ns);
+    }
+}
+
+impl Stats {
+    /// Every counter by name, in a fixed order (the JSON report's `"kind": "capture"` line
+    /// writes them; `summary --records` reads them back). Destructured without `..`: a
+    /// counter added to `Stats` and forgotten here fails to compile.
+    pub fn counters(&self) -> [(&'static str, u64); 33] {
+        let Stats {
+            packets,
+            bytes,
+            files,
+            filtered,
+            tcp_packets,
+            non_ip,
+            non_tcp,
+            ip_fragments,
+            unknown_linktype,
+            unknown_linktypes: _,
+            malformed,
+            cut_headers,
+            cut_payload,
+            tcp_connections,
+            sessions,
+            not_websocket,
+            no_payload,
+            filtered_connections,
+            gaps,
+            gap_bytes,
+            evicted,
+            ref tls,
+            first_ts_ns: _,
+            last_ts_ns: _,
+        } = *self;
+        [
+            ("packets", packets),
+            ("bytes", bytes),
+            ("files", files),
+            ("filtered", filtered),
+            ("tcp_packets", tcp_packets),
+            ("non_ip", non_ip),
+            ("non_tcp", non_tcp),
+            ("ip_fragments", ip_fragments),
+            ("unknown_linktype", unknown_linktype),
+            ("malformed", malformed),
+            ("cut_headers", cut_headers),
+            ("cut_payload", cut_payload),
+            ("tcp_connections", tcp_connections),
+            ("sessions", sessions),
+            ("not_websocket", not_websocket),
+            ("no_payload", no_payload),
+            ("filtered_connections", filtered_connections),
+            ("gaps", gaps),
+            ("gap_bytes", gap_bytes),
+            ("evicted", evicted),
+            ("tls_connections", tls.connections),
+            ("tls_decrypted", tls.decrypted),
+            ("tls_no_key", tls.no_key),
+            ("tls_decrypt_failed", tls.decrypt_failed),
+            ("tls_unsupported_cipher", tls.unsupported_cipher),
+            ("tls_handshake_missing", tls.handshake_missing),
+            ("tls_handshake_incomplete", tls.handshake_incomplete),
+            ("tls_with_gaps", tls.with_gaps),
+            ("tls_h2", tls.h2),
+            ("tls_rows", tls.rows),
+            ("tls_secrets_blocks", tls.secrets_blocks),
+            ("tls_secrets_block_secrets", tls.secrets_block_secrets),
+            ("tls_late_secrets_blocks", tls.late_secrets_blocks),
+        ]
+    }
+
+    /// Sets the counter named `name` (as [`Stats::counters`] names it); false if unknown.
+    pub fn set_counter(&mut self, name: &str, v: u64) -> bool {
+        let slot = match name {
+            "packets" => &mut self.packets,
+            "bytes" => &mut self.bytes,
+            "files" => &mut self.files,
+            "filtered" => &mut self.filtered,
+            "tcp_packets" => &mut self.tcp_packets,
+            "non_ip" => &mut self.non_ip,
+            "non_tcp" => &mut self.non_tcp,
+            "ip_fragments" => &mut self.ip_fragments,
+            "unknown_linktype" => &mut self.unknown_linktype,
+            "malformed" => &mut self.malformed,
+            "cut_headers" => &mut self.cut_headers,
+            "cut_payload" => &mut self.cut_payload,
+            "tcp_connections" => &mut self.tcp_connections,
+            "sessions" => &mut self.sessions,
+            "not_websocket" => &mut self.not_websocket,
+            "no_payload" => &mut self.no_payload,
+            "filtered_connections" => &mut self.filtered_connections,
+            "gaps" => &mut self.gaps,
+            "gap_bytes" => &mut self.gap_bytes,
+            "evicted" => &mut self.evicted,
+            "tls_connections" => &mut self.tls.connections,
+            "tls_decrypted" => &mut self.tls.decrypted,
+            "tls_no_key" => &mut self.tls.no_key,
+            "tls_decrypt_failed" => &mut self.tls.decrypt_failed,
+            "tls_unsupported_cipher" => &mut self.tls.unsupported_cipher,
+            "tls_handshake_missing" => &mut self.tls.handshake_missing,
+            "tls_handshake_incomplete" => &mut self.tls.handshake_incomplete,
+            "tls_with_gaps" => &mut self.tls.with_gaps,
+            "tls_h2" => &mut self.tls.h2,
+            "tls_rows" => &mut self.tls.rows,
+            "tls_secrets_blocks" => &mut self.tls.secrets_blocks,
+            "tls_secrets_block_secrets" => &mut self.tls.secrets_block_secrets,
+            "tls_late_secrets_blocks" => &mut self.tls.late_secrets_blocks,
+            _ => return false,
+        };
+        *slot = v;
+        true
     }
 
     /// The closing line, for a run in which `input_errors` inputs could not be read to
@@ -209,6 +456,9 @@ impl fmt::Display for Closing<'_> {
             ),
             plural(s.sessions, "WebSocket session", "WebSocket sessions"),
         )?;
+        if s.tls.connections > 0 {
+            write!(f, "; {}", s.tls)?;
+        }
         let mut not = Vec::new();
         let mut add = |n: u64, one: &str, many: &str| {
             if n > 0 {
@@ -272,6 +522,14 @@ impl fmt::Display for Closing<'_> {
             "input not read to its end (said above)",
             "inputs not read to their end (said above)",
         );
+        add(
+            s.tls.no_key
+                + s.tls.decrypt_failed
+                + s.tls.unsupported_cipher
+                + s.tls.handshake_missing,
+            "TLS connection not decrypted",
+            "TLS connections not decrypted",
+        );
         if not.is_empty() {
             write!(f, "; everything was analyzed")
         } else {
@@ -290,6 +548,7 @@ impl fmt::Display for Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::{TlsConn, TlsVersion};
 
     #[test]
     fn singular_plural_and_errors() {
@@ -340,6 +599,33 @@ mod tests {
                  1 packet of unsupported link type 4000"
             ),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn tls_connections_are_counted_and_unsupported_suites_named() {
+        let mut t = TlsStats::default();
+        let mut f = TlsConn::new().facts().clone();
+        f.state = TlsState::Decrypting;
+        f.alpn = Some("h2".into());
+        t.add(&f);
+        f.alpn = None;
+        f.state = TlsState::NoKey;
+        t.add(&f);
+        f.state = TlsState::UnsupportedCipher;
+        f.version = Some(TlsVersion::Tls12);
+        f.cipher_suite = Some(CipherSuite(0xC0AC));
+        t.add(&f);
+        t.add(&f);
+        f.state = TlsState::NotTls;
+        t.add(&f);
+        let mut all = TlsStats::default();
+        all.merge(&t);
+        assert_eq!(
+            all.to_string(),
+            "4 TLS connections (1 decrypted, 1 without key, 2 with an unsupported cipher: \
+             TLS_ECDHE_ECDSA_WITH_AES_128_CCM in TLS 1.2 (2), \
+             1 HTTP/2 (ALPN h2: WebSocket over HTTP/2 is not analyzed))"
         );
     }
 }

@@ -51,6 +51,19 @@ pub struct Origin {
     pub number: u64,
 }
 
+/// A pcapng Decryption Secrets Block (a TLS key log put in the capture by `editcap
+/// --inject-secrets`), as read.
+#[derive(Clone, Debug)]
+pub struct DecryptionSecrets {
+    /// The input it was read from.
+    pub file: String,
+    /// `Secrets Type` (`0x544c534b` for a TLS key log).
+    pub secrets_type: u32,
+    pub data: Vec<u8>,
+    /// It came after packets of its file (they could not use it).
+    pub after_packets: bool,
+}
+
 /// A run of packets in capture order, with the chunks that hold their bytes.
 #[derive(Default)]
 pub struct Batch {
@@ -61,6 +74,10 @@ pub struct Batch {
     /// With [`Capture::set_per_file`]: the origin of every packet read into this batch
     /// (filtered out or not), indexed by `number - first_number`.
     pub origins: Vec<Origin>,
+    /// Decryption Secrets Blocks read before the batch's first packet (a batch ends before
+    /// a block that follows its packets, so that secrets apply exactly from where they are
+    /// in the capture; blocks after an input's last packet come in the next batch).
+    pub secrets: Vec<DecryptionSecrets>,
 }
 
 impl Batch {
@@ -68,6 +85,7 @@ impl Batch {
         self.chunks.clear();
         self.packets.clear();
         self.origins.clear();
+        self.secrets.clear();
     }
 
     /// Where packet `number` of this batch comes from (per-file mode only).
@@ -109,6 +127,8 @@ struct Input {
     /// Kept open since the pre-pass (stdin, a FIFO, an in-memory reader, a lone input),
     /// with its first record; other inputs are opened again when the merge needs them.
     kept: Option<(FileReader, RawRecord)>,
+    /// Decryption Secrets Blocks before the kept first record.
+    kept_secrets: Vec<DecryptionSecrets>,
 }
 
 /// An input the merge is reading.
@@ -144,6 +164,10 @@ pub struct Capture {
     heap: BinaryHeap<Reverse<(i64, u32, u32)>>,
     /// Records of the open inputs, by slot, waiting in the heap.
     heads: Vec<Option<RawRecord>>,
+    /// Decryption Secrets Blocks read before each head, by slot.
+    head_secrets: Vec<Vec<DecryptionSecrets>>,
+    /// Decryption Secrets Blocks for the next batch.
+    pending_secrets: Vec<DecryptionSecrets>,
     /// A live input whose next record has not arrived yet: the merge waits for it.
     waiting: Option<u32>,
     next_number: u64,
@@ -190,6 +214,7 @@ impl Capture {
                 name: name.clone(),
                 first_ts: None,
                 kept: None,
+                kept_secrets: Vec::new(),
             };
             if ctl.stop.is_requested() {
                 cap.inputs.push(input);
@@ -229,6 +254,7 @@ impl Capture {
                 name: r.name().to_string(),
                 first_ts: None,
                 kept: None,
+                kept_secrets: Vec::new(),
             };
             cap.pre_pass(&mut input, r, true);
             cap.inputs.push(input);
@@ -246,6 +272,8 @@ impl Capture {
             n_open: 0,
             heap: BinaryHeap::new(),
             heads: Vec::new(),
+            head_secrets: Vec::new(),
+            pending_secrets: Vec::new(),
             waiting: None,
             next_number: 1,
             errors: Vec::new(),
@@ -277,6 +305,8 @@ impl Capture {
             Ok(Some(rec)) => {
                 input.first_ts = Some(rec.ts_ns);
                 if keep {
+                    // (An input opened again reads its secrets again.)
+                    r.take_secrets(&mut input.kept_secrets);
                     input.kept = Some((r, rec));
                 }
             }
@@ -362,6 +392,7 @@ impl Capture {
         self.next_open += 1;
         let chunk = self.chunk_for(self.n_open + 1);
         let inp = &mut self.inputs[input as usize];
+        let mut secrets = std::mem::take(&mut inp.kept_secrets);
         let (reader, first) = match inp.kept.take() {
             Some(k) => k,
             None => {
@@ -375,7 +406,10 @@ impl Capture {
                     Err(e) => return self.input_error(e),
                 };
                 match r.next_record() {
-                    Ok(Some(rec)) => (r, rec),
+                    Ok(Some(rec)) => {
+                        r.take_secrets(&mut secrets);
+                        (r, rec)
+                    }
                     Ok(None) => {
                         self.bytes_closed += r.offset();
                         return;
@@ -392,9 +426,11 @@ impl Capture {
             None => {
                 self.open.push(None);
                 self.heads.push(None);
+                self.head_secrets.push(Vec::new());
                 self.open.len() - 1
             }
         };
+        self.head_secrets[slot] = secrets;
         self.open[slot] = Some(Open {
             input,
             rank,
@@ -438,11 +474,16 @@ impl Capture {
         match o.reader.next_record() {
             Ok(Some(r)) => {
                 let rank = o.rank;
+                if o.reader.has_secrets() {
+                    o.reader.take_secrets(&mut self.head_secrets[slot]);
+                }
                 self.heads[slot] = Some(r);
                 self.heap.push(Reverse((r.ts_ns, rank, slot as u32)));
                 true
             }
             Ok(None) => {
+                // Secrets after the input's last packet: for the next batch.
+                o.reader.take_secrets(&mut self.pending_secrets);
                 self.close(slot);
                 true
             }
@@ -511,6 +552,7 @@ impl Capture {
         }
         batch.first_number = self.next_number;
         batch.origins.clear();
+        batch.secrets.append(&mut self.pending_secrets);
         self.batch_chunk_bytes = 0;
         if self.ctl.stop.is_requested() && !self.stopped {
             self.on_stop();
@@ -543,10 +585,24 @@ impl Capture {
             {
                 self.open_next();
             }
-            let Some(Reverse((_, _, slot))) = self.heap.pop() else {
-                return Fill::End;
+            let Some(Reverse(entry)) = self.heap.pop() else {
+                return if self.pending_secrets.is_empty() {
+                    Fill::End
+                } else {
+                    // Secrets after the last packet: a batch of their own.
+                    Fill::More
+                };
             };
-            let slot = slot as usize;
+            let slot = entry.2 as usize;
+            if !self.head_secrets[slot].is_empty() {
+                // Secrets before this packet: they serve it and what follows, so they
+                // start a batch.
+                if kept > 0 {
+                    self.heap.push(Reverse(entry));
+                    return Fill::More;
+                }
+                batch.secrets.append(&mut self.head_secrets[slot]);
+            }
             if self.n_open == 1 && self.next_open == self.order.len() {
                 // One input left: no merge, records go straight from the reader.
                 return self.fill_one(slot, batch, kept, bytes, each);
@@ -585,19 +641,30 @@ impl Capture {
                 Ok(Some(r))
                     if kept < self.batch_packets
                         && bytes < self.batch_bytes
-                        && self.batch_chunk_bytes < self.max_batch_chunk_bytes =>
+                        && self.batch_chunk_bytes < self.max_batch_chunk_bytes
+                        && !o.reader.has_secrets() =>
                 {
                     rec = r
                 }
                 Ok(Some(r)) => {
+                    // The batch is full, or secrets come before `r` (they start the next).
                     let rank = o.rank;
+                    if o.reader.has_secrets() {
+                        o.reader.take_secrets(&mut self.head_secrets[slot]);
+                    }
                     self.heads[slot] = Some(r);
                     self.heap.push(Reverse((r.ts_ns, rank, slot as u32)));
                     return Fill::More;
                 }
                 Ok(None) => {
+                    // Secrets after the last packet: a batch of their own.
+                    o.reader.take_secrets(&mut self.pending_secrets);
                     self.close(slot);
-                    return Fill::End;
+                    return if self.pending_secrets.is_empty() {
+                        Fill::End
+                    } else {
+                        Fill::More
+                    };
                 }
                 Err(e) if e.is_would_block() => {
                     self.waiting = Some(slot as u32);
@@ -686,5 +753,7 @@ impl Capture {
     }
 }
 
+#[cfg(test)]
+mod secrets_tests;
 #[cfg(test)]
 mod tests;

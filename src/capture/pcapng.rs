@@ -13,6 +13,7 @@ const IDB: u32 = 0x0000_0001;
 const OPB: u32 = 0x0000_0002;
 const SPB: u32 = 0x0000_0003;
 const EPB: u32 = 0x0000_0006;
+const DSB: u32 = 0x0000_000A;
 const BOM: u32 = 0x1A2B_3C4D;
 
 /// One interface of a section (one IDB).
@@ -33,6 +34,12 @@ pub struct Section {
     big_endian: bool,
     ifaces: Vec<Interface>,
     last_ts_ns: i64,
+    /// A packet block was read (so a Decryption Secrets Block now comes after packets).
+    any_packet: bool,
+    /// Decryption Secrets Blocks read and not yet taken: (secrets type, data, after packets).
+    pub secrets: Vec<(u32, Vec<u8>, bool)>,
+    /// `secrets` is not empty (one flag for the packet loop to test).
+    pub got_secrets: bool,
 }
 
 /// A packet found in a block: where its data starts inside the block.
@@ -136,6 +143,7 @@ impl Section {
                 let iface = *self.iface(if_id)?;
                 let ts_ns = ticks_to_ns(((hi as u64) << 32) | lo as u64, &iface);
                 self.last_ts_ns = ts_ns;
+                self.any_packet = true;
                 Ok(Some(BlockPacket {
                     ts_ns,
                     linktype: iface.linktype,
@@ -154,6 +162,7 @@ impl Section {
                 if iface.snaplen != 0 {
                     caplen = caplen.min(iface.snaplen);
                 }
+                self.any_packet = true;
                 // A Simple Packet Block has no timestamp: it inherits the previous packet's.
                 Ok(Some(BlockPacket {
                     ts_ns: self.last_ts_ns,
@@ -162,6 +171,20 @@ impl Section {
                     caplen,
                     origlen,
                 }))
+            }
+            DSB => {
+                // Secrets Type, Secrets Length, Secrets Data (padded to 32 bits), options.
+                if len < 20 {
+                    return Err(bad("decryption secrets block too short"));
+                }
+                let (ty, n) = (rd(b, 8, be), rd(b, 12, be) as usize);
+                if 16 + n + 4 > len {
+                    return Err(bad("secrets length runs past the end of the block"));
+                }
+                self.secrets
+                    .push((ty, b[16..16 + n].to_vec(), self.any_packet));
+                self.got_secrets = true;
+                Ok(None)
             }
             _ => Ok(None),
         }

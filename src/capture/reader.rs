@@ -59,6 +59,8 @@ pub struct FileReader {
     failed: Option<InputError>,
     /// About how many bytes the input has (see [`Source::size_hint`]).
     size_hint: Option<u64>,
+    /// Decryption Secrets Blocks were read and not taken yet (see `take_secrets`).
+    got_secrets: bool,
 }
 
 const PCAPNG_SHB: u32 = 0x0A0D_0D0A;
@@ -111,6 +113,7 @@ impl FileReader {
             live: src.live,
             failed: None,
             size_hint: src.size_hint,
+            got_secrets: false,
         };
         // The file header is read whole, waiting on a live input if need be.
         let ok = loop {
@@ -192,6 +195,29 @@ impl FileReader {
     /// Not a regular file (stdin, a pipe, a FIFO).
     pub fn is_live(&self) -> bool {
         self.live
+    }
+
+    /// Whether Decryption Secrets Blocks were read (before the record just returned, or
+    /// at the end) that were not taken yet.
+    #[inline(always)]
+    pub(super) fn has_secrets(&self) -> bool {
+        self.got_secrets
+    }
+
+    /// Moves the Decryption Secrets Blocks read so far to `out`.
+    pub(super) fn take_secrets(&mut self, out: &mut Vec<super::DecryptionSecrets>) {
+        self.got_secrets = false;
+        if let Format::Pcapng(s) = &mut self.format {
+            s.got_secrets = false;
+            for (secrets_type, data, after_packets) in s.secrets.drain(..) {
+                out.push(super::DecryptionSecrets {
+                    file: self.name.clone(),
+                    secrets_type,
+                    data,
+                    after_packets,
+                });
+            }
+        }
     }
 
     /// Bytes of each chunk read from now on.
@@ -419,6 +445,7 @@ impl FileReader {
         };
         let block = &self.buf[start..start + block_len];
         let res = section.block(block);
+        self.got_secrets |= section.got_secrets;
         self.pos += block_len;
         match res {
             Ok(Some(p)) => Ok(Some(RawRecord {

@@ -87,7 +87,8 @@ pub fn run(a: &CheckArgs) -> Status {
         output: a.output.clone(),
     };
     let mut writer = None;
-    let mut status = run_report(&a.capture, &output, &a.rows.options(), |out| {
+    let tls = a.undecrypted.tls_options();
+    let mut status = run_report(&a.capture, &tls, &output, &a.rows.options(), |out| {
         Ok(writer.insert(CheckWriter {
             args: a,
             check: &check,

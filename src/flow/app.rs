@@ -15,6 +15,7 @@ use crate::http::head::{HeadBuffer, HeadProgress};
 use crate::http::message::{self, BodyProgress, BodyReader};
 use crate::record::At;
 use crate::ws::handshake::{self, Request};
+use crate::ws::session::Lent;
 use crate::ws::WsSession;
 
 /// What the connection carries, as far as we know. (Sessions stay boxed in vectors: they
@@ -105,20 +106,25 @@ impl Http {
     }
 
     /// The client's bytes.
-    fn client_data(&mut self, d: &[u8], ctx: &SegmentCtx<'_>) {
-        let mut rest = self.client_step(d, ctx);
+    fn client_data(&mut self, d: &[u8], ctx: &SegmentCtx<'_>, tl: &mut Lent) {
+        let mut rest = self.client_step(d, ctx, tl);
         while let Some(r) = rest {
-            rest = self.client_step(&r, ctx);
+            rest = self.client_step(&r, ctx, tl);
         }
     }
 
     /// Reads the client's bytes up to the end of a head: returns the bytes after it.
-    fn client_step(&mut self, mut d: &[u8], ctx: &SegmentCtx<'_>) -> Option<Vec<u8>> {
+    fn client_step(
+        &mut self,
+        mut d: &[u8],
+        ctx: &SegmentCtx<'_>,
+        tl: &mut Lent,
+    ) -> Option<Vec<u8>> {
         while !d.is_empty() && !self.lost {
             match &mut self.client {
                 Reading::Session => {
                     if let Some(s) = &mut self.session {
-                        s.client_data(d, ctx.at);
+                        s.client_data(d, ctx.at, tl);
                     }
                     return None;
                 }
@@ -168,6 +174,7 @@ impl Http {
                                         rest,
                                         ctx.at,
                                         ctx.limits.inflate,
+                                        tl,
                                     ));
                                     s.requests_before_upgrade = self.requests;
                                     self.pending.push_back(Pending {
@@ -210,7 +217,12 @@ impl Http {
             upgrade,
         });
         if upgrade {
-            let mut s = Box::new(WsSession::new(req, ctx.limits.max_head, ctx.limits.inflate));
+            let mut s = Box::new(WsSession::new(
+                req,
+                ctx.limits.max_head,
+                ctx.limits.inflate,
+                at,
+            ));
             s.requests_before_upgrade = self.requests;
             s.request_at = Some(at);
             self.session = Some(s);
@@ -227,23 +239,28 @@ impl Http {
 
     /// The server's bytes. Returns true once the current session is upgraded (the
     /// connection is WebSocket from here on).
-    fn server_data(&mut self, d: &[u8], ctx: &SegmentCtx<'_>) -> bool {
-        let mut step = self.server_step(d, ctx);
+    fn server_data(&mut self, d: &[u8], ctx: &SegmentCtx<'_>, tl: &mut Lent) -> bool {
+        let mut step = self.server_step(d, ctx, tl);
         while let Err(rest) = step {
-            step = self.server_step(&rest, ctx);
+            step = self.server_step(&rest, ctx, tl);
         }
         step.unwrap_or(false)
     }
 
     /// Reads the server's bytes up to the end of a head: `Err` holds the bytes after it.
-    fn server_step(&mut self, mut d: &[u8], ctx: &SegmentCtx<'_>) -> Result<bool, Vec<u8>> {
+    fn server_step(
+        &mut self,
+        mut d: &[u8],
+        ctx: &SegmentCtx<'_>,
+        tl: &mut Lent,
+    ) -> Result<bool, Vec<u8>> {
         while !d.is_empty() && !self.lost {
             if self.pending.front().is_some_and(|p| p.upgrade)
                 && matches!(self.server, Reading::Head(_))
             {
                 // The answer to the Upgrade: the session reads it.
                 let s = self.session.as_mut().expect("an Upgrade is pending");
-                let rest = s.server_data(d, ctx.at);
+                let rest = s.server_data(d, ctx.at, tl);
                 if s.reads_server_frames() {
                     // Upgraded (or its answer was lost and frames will tell).
                     return Ok(true);
@@ -328,11 +345,11 @@ impl Http {
     }
 
     /// Missing bytes in the client's direction.
-    fn client_gap(&mut self, n: u64, at: At, ctx: &SegmentCtx<'_>) -> Option<App> {
+    fn client_gap(&mut self, n: u64, at: At, ctx: &SegmentCtx<'_>, tl: &mut Lent) -> Option<App> {
         match &mut self.client {
             Reading::Session => {
                 if let Some(s) = &mut self.session {
-                    s.client_gap(n, at);
+                    s.client_gap(n, at, tl);
                 }
             }
             Reading::Body(b) => {
@@ -350,6 +367,7 @@ impl Http {
                             req,
                             ctx.limits.max_head,
                             ctx.limits.inflate,
+                            at,
                         ));
                         s.requests_before_upgrade = self.requests;
                         s.earlier = std::mem::take(&mut self.finished);
@@ -366,12 +384,12 @@ impl Http {
     }
 
     /// Missing bytes in the server's direction.
-    fn server_gap(&mut self, n: u64, at: At) -> bool {
+    fn server_gap(&mut self, n: u64, at: At, tl: &mut Lent) -> bool {
         if self.pending.front().is_some_and(|p| p.upgrade)
             && matches!(self.server, Reading::Head(_))
         {
             let s = self.session.as_mut().expect("an Upgrade is pending");
-            s.server_gap(n, at);
+            s.server_gap(n, at, tl);
             if s.reads_server_frames() {
                 return true;
             }
@@ -514,8 +532,16 @@ impl Http {
 impl App {
     /// Hands one reassembled event of the direction from `key.lo` (`from_lo`) or `key.hi`
     /// to the application layer. `started`: the connection's SYN was captured, so its
-    /// first bytes are its application's first bytes.
-    pub fn on_event(&mut self, from_lo: bool, ev: Event<'_>, started: bool, ctx: &SegmentCtx<'_>) {
+    /// first bytes are its application's first bytes. `tl` is what the connection lends to
+    /// the session's calls.
+    pub fn on_event(
+        &mut self,
+        from_lo: bool,
+        ev: Event<'_>,
+        started: bool,
+        ctx: &SegmentCtx<'_>,
+        tl: &mut Lent,
+    ) {
         match self {
             App::Other => {}
             App::Unknown => {
@@ -523,12 +549,12 @@ impl App {
                 match ev {
                     Event::Data(bytes) if handshake::may_be_request(bytes) => {
                         *self = App::Http(Box::new(Http::new(from_lo)));
-                        self.on_event(from_lo, Event::Data(bytes), started, ctx);
+                        self.on_event(from_lo, Event::Data(bytes), started, ctx, tl);
                     }
                     // No handshake here: its start was not captured, or was lost.
                     ev if probe => {
                         *self = App::Probe(Box::default());
-                        self.on_event(from_lo, ev, started, ctx);
+                        self.on_event(from_lo, ev, started, ctx, tl);
                     }
                     _ => *self = App::Other,
                 }
@@ -542,7 +568,12 @@ impl App {
                     };
                     *self = App::WebSocket {
                         client_is_lo,
-                        session: Box::new(p.into_session(client_is_lo, ctx.limits.inflate)),
+                        session: Box::new(p.into_session(
+                            client_is_lo,
+                            ctx.limits.inflate,
+                            ctx.at,
+                            tl,
+                        )),
                     };
                 }
             },
@@ -550,17 +581,17 @@ impl App {
                 let client = h.client_is_lo == from_lo;
                 let upgraded = match (ev, client) {
                     (Event::Data(b), true) => {
-                        h.client_data(b, ctx);
+                        h.client_data(b, ctx, tl);
                         false
                     }
-                    (Event::Data(b), false) => h.server_data(b, ctx),
+                    (Event::Data(b), false) => h.server_data(b, ctx, tl),
                     (Event::Gap(n), true) => {
-                        if let Some(app) = h.client_gap(n, ctx.at, ctx) {
+                        if let Some(app) = h.client_gap(n, ctx.at, ctx, tl) {
                             *self = app;
                         }
                         false
                     }
-                    (Event::Gap(n), false) => h.server_gap(n, ctx.at),
+                    (Event::Gap(n), false) => h.server_gap(n, ctx.at, tl),
                 };
                 if upgraded {
                     let App::Http(h) = std::mem::take(self) else {
@@ -586,12 +617,12 @@ impl App {
             } => {
                 let client = *client_is_lo == from_lo;
                 match (ev, client) {
-                    (Event::Data(b), true) => session.client_data(b, ctx.at),
+                    (Event::Data(b), true) => session.client_data(b, ctx.at, tl),
                     (Event::Data(b), false) => {
-                        session.server_data(b, ctx.at);
+                        session.server_data(b, ctx.at, tl);
                     }
-                    (Event::Gap(n), true) => session.client_gap(n, ctx.at),
-                    (Event::Gap(n), false) => session.server_gap(n, ctx.at),
+                    (Event::Gap(n), true) => session.client_gap(n, ctx.at, tl),
+                    (Event::Gap(n), false) => session.server_gap(n, ctx.at, tl),
                 }
             }
         }
@@ -624,6 +655,7 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         SegmentCtx {
             at: At::default(),
             limits,
+            tls: Box::leak(Box::default()),
         }
     }
 
@@ -632,7 +664,13 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         let limits = ConnLimits::new(&Limits::default());
         let mut app = App::Unknown;
         for (client, b) in events {
-            app.on_event(*client, Event::Data(b), true, &ctx(&limits));
+            app.on_event(
+                *client,
+                Event::Data(b),
+                true,
+                &ctx(&limits),
+                &mut Lent::default(),
+            );
         }
         app
     }
@@ -686,11 +724,13 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
                 let cut = cut.min(p.len());
                 let started = piece != 10;
                 if gap == 0 {
-                    app.on_event(client, Event::Gap(cut as u64 + 1), started, &ctx(&limits));
+                    let ev = Event::Gap(cut as u64 + 1);
+                    app.on_event(client, ev, started, &ctx(&limits), &mut Lent::default());
                 }
                 for part in [&p[..cut], &p[cut..]] {
                     if !part.is_empty() {
-                        app.on_event(client, Event::Data(part), started, &ctx(&limits));
+                        let ev = Event::Data(part);
+                        app.on_event(client, ev, started, &ctx(&limits), &mut Lent::default());
                     }
                 }
                 let _ = app.take_new_upgrade();

@@ -6,6 +6,7 @@ pub mod conn;
 pub mod files;
 pub mod midstream;
 pub mod reassembly;
+pub mod tls;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
@@ -17,9 +18,11 @@ use crate::legs::UpgradeSeen;
 use crate::net::FlowKey;
 use crate::record::{At, Peer, SessionRecord};
 use crate::stats::Stats;
+use crate::ws::timeline::{Timeline, TimelineSpill};
 use app::App;
 use conn::Conn;
 use reassembly::ReassemblyLimits;
+use std::sync::Arc;
 
 /// The limits of one connection's analysis (from [`Limits`]).
 #[derive(Clone, Copy, Debug)]
@@ -49,11 +52,13 @@ impl ConnLimits {
     }
 }
 
-/// What travels with a segment into its connection: the packet it came in, and the limits.
+/// What travels with a segment into its connection: the packet it came in, the limits,
+/// and the TLS keys and options.
 #[derive(Clone, Copy, Debug)]
 pub struct SegmentCtx<'a> {
     pub at: At,
     pub limits: &'a ConnLimits,
+    pub tls: &'a tls::TlsCtx,
 }
 
 /// FxHash (rustc's hasher): fast, deterministic, good enough for 4-tuples.
@@ -156,14 +161,19 @@ pub struct Shard {
     closing: BinaryHeap<Reverse<(i64, ConnRef)>>,
     pub stats: Stats,
     limits: ConnLimits,
+    /// TLS keys (changed between batches only) and options.
+    tls: tls::TlsCtx,
     linger_ns: i64,
     /// `--per-file` numbering (see `files.rs`).
     pub files: Option<files::FileTracker>,
+    /// Where connections keep their timelines (`frames`), if they keep one.
+    timeline: Option<Arc<TimelineSpill>>,
 }
 
 impl Shard {
-    pub fn new(limits: ConnLimits, linger_ns: i64) -> Self {
+    pub fn new(limits: ConnLimits, linger_ns: i64, timeline: Option<Arc<TimelineSpill>>) -> Self {
         Shard {
+            timeline,
             map: FxMap::default(),
             cache: vec![CacheEntry::EMPTY; FLOW_CACHE],
             slab: Vec::new(),
@@ -175,9 +185,15 @@ impl Shard {
             closing: BinaryHeap::new(),
             stats: Stats::default(),
             limits,
+            tls: tls::TlsCtx::default(),
             linger_ns,
             files: None,
         }
+    }
+
+    /// The TLS keys and options of the connections' next segments (set between batches).
+    pub fn set_tls(&mut self, ctx: tls::TlsCtx) {
+        self.tls = ctx;
     }
 
     /// Live connections.
@@ -264,6 +280,7 @@ impl Shard {
             let ctx = SegmentCtx {
                 at,
                 limits: &self.limits,
+                tls: &self.tls,
             };
             conn.segment(seg, payload, &ctx);
             if let Some((key, at, requests_before_upgrade)) = conn.app.take_new_upgrade() {
@@ -370,7 +387,10 @@ impl Shard {
     }
 
     fn open(&mut self, key: FlowKey, at: At) -> u32 {
-        let conn = Conn::new(key, at);
+        let mut conn = Conn::new(key, at);
+        if let Some(spill) = &self.timeline {
+            conn.lent.timeline = Some(Box::new(Timeline::new(spill.clone())));
+        }
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slab[s as usize] = Some(conn);
@@ -400,7 +420,7 @@ impl Shard {
         if evicted {
             self.stats.evicted += 1;
         }
-        conn.flush(&self.limits);
+        conn.flush(&self.limits, &self.tls);
         let no_payload = matches!(conn.app, App::Unknown);
         let (gaps, gap_bytes) = conn.gap_counters();
         self.stats.gaps += gaps;
@@ -409,8 +429,11 @@ impl Shard {
         let first_packet = conn.first_packet;
         // The sessions counted are the rows written (one per Upgrade on a connection):
         // one rule for both.
+        if let Some(t) = &conn.tls {
+            self.stats.tls.add(t.facts());
+        }
         let from = self.done.len();
-        match conn.records(evicted, &self.limits, &mut self.done) {
+        match conn.records(evicted, &self.limits, &self.tls, &mut self.done) {
             0 if !analyzed => self.stats.filtered_connections += 1,
             0 if no_payload => self.stats.no_payload += 1,
             0 => self.stats.not_websocket += 1,
@@ -421,7 +444,19 @@ impl Shard {
                         r.file = numbers.clone();
                     }
                 }
-                self.stats.sessions += n as u64;
+                // A TLS connection's own row (outcome undecrypted; `wsclose tls` also
+                // gives decrypted connections that carried no session one) is not a session.
+                let own = self.done[from..]
+                    .iter()
+                    .filter(|r| r.upgrade == crate::verdict::Upgrade::Undecrypted)
+                    .map(|r| {
+                        r.tls
+                            .as_ref()
+                            .is_some_and(|t| t.state == crate::tls::TlsState::Decrypting)
+                    })
+                    .fold((0, 0), |(all, dec), d| (all + 1, dec + u64::from(d)));
+                self.stats.tls.rows += own.0 - own.1;
+                self.stats.sessions += n as u64 - own.0;
             }
         }
     }

@@ -20,6 +20,18 @@ pub enum Event<'a> {
     Gap(u64),
 }
 
+/// What a segment carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carried {
+    /// No payload (or a keep-alive probe).
+    Nothing,
+    /// Payload beyond what was seen before (possibly ahead of a hole).
+    New,
+    /// Payload starting before the highest sequence number already seen: a
+    /// retransmission, a duplicate, or bytes that fill a hole.
+    Retransmitted,
+}
+
 /// Why a gap was declared (for the counters).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HalfCounters {
@@ -32,6 +44,17 @@ pub struct HalfCounters {
     pub ooo_overflows: u32,
     /// Segments too far from the expected sequence number to be believed.
     pub out_of_window: u32,
+    /// Segments that carried payload (keep-alive probes not counted).
+    pub segments: u64,
+    /// Of those, segments that started before the highest sequence number already seen:
+    /// retransmissions and duplicates, including those that fill a hole.
+    pub retransmitted: u64,
+    /// Of those, segments that jumped ahead of bytes never seen (the segment before them
+    /// was lost before the capture point, or comes later).
+    pub out_of_order: u64,
+    /// Gaps, out-of-order overflows and out-of-window segments together (a change says
+    /// one of them just happened).
+    pub anomalies: u32,
 }
 
 #[derive(Debug)]
@@ -67,6 +90,11 @@ pub struct HalfStream {
     held_bytes: usize,
     /// Stream offset of the FIN, once seen.
     fin_at: Option<u64>,
+    /// Highest stream offset seen sent (the end of the furthest segment).
+    max_end: u64,
+    /// The latest acknowledgment number the peer sent for this direction, once it sent
+    /// one (kept raw: a store per ACK; unwrapped only when asked).
+    peer_ack: Option<u32>,
     /// `base` came from a segment without SYN or payload (a connection picked up
     /// mid-stream) and no byte has been placed yet: it may be a keep-alive or zero-window
     /// probe, sent one below the next byte (RFC 9293 §3.8.6.1, RFC 1122 §4.2.3.6).
@@ -78,6 +106,19 @@ impl HalfStream {
     /// Stream offset of the next byte to deliver (bytes delivered plus gaps).
     pub fn position(&self) -> u64 {
         self.next
+    }
+
+    /// Bytes sent that the peer had not acknowledged (0 when it never acknowledged any:
+    /// the capture may not see its direction).
+    pub fn unacked_bytes(&self) -> u64 {
+        match (self.base, self.peer_ack) {
+            (Some(base), Some(ack)) => {
+                let acked = self.offset(base, ack).max(0) as u64;
+                // The FIN takes a sequence number: an ACK of it is one past the data.
+                self.max_end.saturating_sub(acked)
+            }
+            _ => 0,
+        }
     }
 
     /// True once every byte up to the FIN has been delivered or declared a gap.
@@ -110,11 +151,13 @@ impl HalfStream {
         let base = *self.base.get_or_insert(seq);
         if self.offset(base, seq) - self.next as i64 > limits.max_seq_ahead as i64 {
             self.counters.out_of_window += 1;
+            self.counters.anomalies += 1;
         }
     }
 
     /// One segment in this direction: `data` present in the capture, `missing` bytes
-    /// after it cut off by the snapshot length, and whether it carries FIN.
+    /// after it cut off by the snapshot length, and whether it carries FIN. Returns
+    /// what it carried (a keep-alive probe carries nothing).
     #[inline]
     pub fn segment(
         &mut self,
@@ -124,7 +167,7 @@ impl HalfStream {
         fin: bool,
         limits: &ReassemblyLimits,
         sink: &mut impl FnMut(Event<'_>),
-    ) {
+    ) -> Carried {
         let mut base = *self.base.get_or_insert(seq);
         let mut start = self.offset(base, seq);
         if self.settle(start) {
@@ -137,11 +180,12 @@ impl HalfStream {
         }
         if start < 0 && start + (len as i64) <= 0 {
             // Entirely before the first byte we know of (e.g. a keep-alive probe at ISN).
-            return;
+            return Carried::Nothing;
         }
         if start - self.next as i64 > limits.max_seq_ahead as i64 {
             self.counters.out_of_window += 1;
-            return;
+            self.counters.anomalies += 1;
+            return Carried::Nothing;
         }
         // Bytes before offset 0 are not part of the stream we follow.
         let (start, data, missing, len) = if start < 0 {
@@ -158,16 +202,36 @@ impl HalfStream {
             self.fin_at = Some(end.max(self.next));
         }
         if len == 0 {
-            return;
+            return Carried::Nothing;
         }
+        // A keep-alive probe repeats the last byte before the next one (RFC 9293 §3.8.4).
+        let keepalive = len == 1 && end <= self.next;
+        if keepalive {
+            return Carried::Nothing;
+        }
+        let k = &mut self.counters;
+        k.segments += 1;
+        let kind = if start < self.max_end {
+            k.retransmitted += 1;
+            Carried::Retransmitted
+        } else {
+            if start > self.max_end {
+                // Bytes before it were never seen: lost before the capture point (then
+                // retransmitted or given up as a gap) or overtaken.
+                k.out_of_order += 1;
+            }
+            Carried::New
+        };
+        self.max_end = self.max_end.max(end);
         if end <= self.next {
-            return;
+            return kind;
         }
         if start <= self.next {
             self.deliver_new(start, data, missing, sink);
-            return;
+            return kind;
         }
         self.hold(start, data, missing, limits, sink);
+        kind
     }
 
     /// A tentative base one below the first byte placed (`offset` 1) was a probe's
@@ -183,6 +247,7 @@ impl HalfStream {
 
     /// Delivers a segment that starts at or before `next`; where held bytes (seen earlier)
     /// overlap it, they win.
+    #[inline(always)]
     fn deliver_new(
         &mut self,
         start: u64,
@@ -206,6 +271,7 @@ impl HalfStream {
 
     /// Delivers bytes `[next, upto)` of a segment starting at `start` whose first
     /// `data.len()` bytes are present (the rest were cut off), and moves `next` to `upto`.
+    #[inline]
     fn deliver_range(
         &mut self,
         start: u64,
@@ -257,6 +323,7 @@ impl HalfStream {
             // Holes have not filled in time: give up on them, oldest first, say so, and
             // move on until this segment fits (or is itself next in the stream).
             self.counters.ooo_overflows += 1;
+            self.counters.anomalies += 1;
             while start > self.next && over(self) {
                 let to = self.held.first().map_or(start, |h| h.start.min(start));
                 self.gap_to(to, sink);
@@ -307,6 +374,7 @@ impl HalfStream {
         if to > self.next {
             let n = to - self.next;
             self.counters.gaps += 1;
+            self.counters.anomalies += 1;
             self.counters.gap_bytes += n;
             sink(Event::Gap(n));
             self.next = to;
@@ -319,6 +387,7 @@ impl HalfStream {
     pub fn acked(&mut self, ack: u32, limits: &ReassemblyLimits, sink: &mut impl FnMut(Event<'_>)) {
         let Some(base) = self.base else { return };
         let mut to = self.offset(base, ack);
+        self.peer_ack = Some(ack);
         if self.settle(to) {
             return;
         }

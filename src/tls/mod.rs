@@ -66,44 +66,17 @@ pub use self::keylog::{
 pub use self::suite::CipherSuite;
 pub use crate::flow::reassembly::Event;
 
-// Limits. They move to `config.rs` when the layer is wired in; they are per direction (or
-// per connection), never global, so they act the same for any thread count.
-
-/// A partial record held per direction: the header and the longest TLS 1.2 ciphertext
-/// (2^14 + 2048, RFC 5246 §6.2.3).
-pub const MAX_RECORD_BUFFER: usize = record::HEADER_LEN + record::MAX_CIPHERTEXT_LEN;
-
-/// Longest handshake message kept whole (ClientHello, ServerHello, EncryptedExtensions,
-/// KeyUpdate); others are skipped by count. A larger hello is cut off and its facts lost.
-pub const MAX_HANDSHAKE_MESSAGE: usize = 1 << 16;
-
-/// After a gap that hides a record header: candidate record headers tried in the bytes
-/// that follow before the direction is given up.
-pub const MAX_RESYNC_CANDIDATES: u32 = 16;
-
-/// After such a gap: bytes scanned for a candidate header before giving up.
-pub const MAX_RESYNC_SCAN_BYTES: usize = 256 * 1024;
-
-/// After such a gap: sequence numbers tried per candidate (the records the gap may hold;
-/// fewer when the gap is too short to hold that many records).
-pub const MAX_RESYNC_SEQ_TRIALS: u64 = 256;
-
-/// After such a gap, for TLS 1.3: sequence numbers tried under the next keys (the
-/// application keys after the handshake, or the next generation after a KeyUpdate).
-pub const MAX_RESYNC_NEXT_KEY_TRIALS: u64 = 16;
-
-/// Records that may fail to decrypt and be skipped while a direction may still be sending
-/// something this layer has no key for: rejected 0-RTT data, or handshake records when the
-/// key log has only the application secrets (RFC 8446 §4.2.10: the server skips the same).
-pub const MAX_SKIPPED_RECORDS: u32 = 64;
-
-/// Records in a row that fail to authenticate (without a gap) before the direction is
-/// given up.
-pub const MAX_FAILURES_IN_ROW: u32 = 4;
-
-/// 0-RTT records held (whole, ciphertext) until the server's answer says whether they
-/// were accepted: bytes per connection.
-pub const MAX_EARLY_DATA_HELD: usize = 2 * MAX_RECORD_BUFFER;
+// Limits, per direction (or per connection), never global, so they act the same for any
+// thread count. They live in `config.rs` with every other cap.
+pub use crate::config::{
+    MAX_TLS_EARLY_DATA_HELD as MAX_EARLY_DATA_HELD, MAX_TLS_FAILURES_IN_ROW as MAX_FAILURES_IN_ROW,
+    MAX_TLS_HANDSHAKE_MESSAGE as MAX_HANDSHAKE_MESSAGE, MAX_TLS_RECORD_BUFFER as MAX_RECORD_BUFFER,
+    MAX_TLS_RESYNC_CANDIDATES as MAX_RESYNC_CANDIDATES,
+    MAX_TLS_RESYNC_NEXT_KEY_TRIALS as MAX_RESYNC_NEXT_KEY_TRIALS,
+    MAX_TLS_RESYNC_SCAN_BYTES as MAX_RESYNC_SCAN_BYTES,
+    MAX_TLS_RESYNC_SEQ_TRIALS as MAX_RESYNC_SEQ_TRIALS,
+    MAX_TLS_SKIPPED_RECORDS as MAX_SKIPPED_RECORDS,
+};
 
 /// What the first bytes of a connection's payload say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

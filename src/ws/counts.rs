@@ -4,12 +4,27 @@
 
 use super::events::{FrameConsumer, GapEffect, StreamEvent};
 use super::frame::opcode;
-use crate::record::{Anomalies, Anomaly, At, Side, SideStats};
+use crate::record::{Anomalies, Anomaly, At, Close, Side};
+
+/// The report's counts of one direction (the record's `SideStats` takes them over).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SideTotals {
+    /// Complete data messages (text + binary); a fragmented message counts once.
+    pub messages: u64,
+    /// Payload bytes of the frames of those messages, as on the wire.
+    pub bytes: u64,
+    pub pings: u64,
+    pub pongs: u64,
+    /// The first Close frame this side sent.
+    pub close: Option<Close>,
+    /// Bytes of this direction's stream missing from the capture.
+    pub missing_bytes: u64,
+}
 
 /// What one direction's frames add up to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SideCounts {
-    pub stats: SideStats,
+    pub stats: SideTotals,
     pub anomalies: Anomalies,
     /// A count of this direction is a lower bound.
     pub inexact: bool,
@@ -18,7 +33,8 @@ pub struct SideCounts {
 }
 
 impl SideCounts {
-    fn event(&mut self, ev: StreamEvent<'_>) {
+    #[inline(always)]
+    pub(crate) fn event(&mut self, ev: StreamEvent<'_>) {
         match ev {
             StreamEvent::Frame(f) => match f.header.opcode {
                 opcode::PING => self.stats.pings += 1,
@@ -62,6 +78,7 @@ pub struct Counts {
 }
 
 impl Counts {
+    #[inline(always)]
     pub fn side(&mut self, side: Side) -> &mut SideCounts {
         match side {
             Side::Client => &mut self.client,

@@ -92,6 +92,24 @@ impl FrameStream {
         self.side == Side::Client
     }
 
+    /// A data message unfinished at this point: its bytes announced so far (the frames
+    /// completed plus the whole length of a data frame in progress). `None` when no data
+    /// message is in progress, or when framing is lost.
+    pub fn unfinished_message(&self) -> Option<u64> {
+        if matches!(self.sync, Sync::Lost) {
+            return None;
+        }
+        let current = self
+            .current
+            .map(|c| (c.header.opcode, c.header.payload_len));
+        match (self.message, current) {
+            (Some((_, done)), Some((opcode::CONTINUATION, n))) => Some(done + n),
+            (Some((_, done)), _) => Some(done),
+            (None, Some((opcode::TEXT | opcode::BINARY, n))) => Some(n),
+            _ => None,
+        }
+    }
+
     pub fn allow_rsv1(&mut self) {
         self.rsv1 = Rsv1::Negotiated;
     }
@@ -511,7 +529,7 @@ impl FrameStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::SideStats;
+    use crate::ws::counts::SideTotals;
     use crate::ws::counts::{Counts, SideCounts};
 
     /// A client stream and what its events add up to.
@@ -545,7 +563,7 @@ mod tests {
                 Side::Server => &self.counts.server,
             }
         }
-        fn stats(&self) -> &SideStats {
+        fn stats(&self) -> &SideTotals {
             &self.side().stats
         }
     }
