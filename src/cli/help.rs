@@ -75,6 +75,7 @@ pub const SUMMARY_SHORT: &str = concat!(
 EXAMPLES:
     wsclose capture.pcap
     wsclose summary --format json capture.pcap > summary.json
+    wsclose summary --format html -o report.html capture.pcap   (open it in a browser)
     wsclose sessions --format jsonl a.pcap > a.jsonl; wsclose summary --records a.jsonl
     wsclose summary --fail-on finding=idle_timeout ci.pcap
     tcpdump -i eth0 -w - 'tcp port 443' | wsclose summary -

@@ -19,12 +19,13 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use run::{run_records, run_report, usage_error};
+use run::{run_records, run_report, run_report_with, usage_error};
 use status::Status;
 use wsclose::flow::tls::TlsOptions;
 use wsclose::policy::{FindingRef, Gate, Gated, Policy, Severity as PolicySeverity};
 use wsclose::report::columns::Redact;
 use wsclose::report::csv::CsvWriter;
+use wsclose::report::html::{ring_spill, HtmlWriter};
 use wsclose::report::jsonl::JsonlWriter;
 use wsclose::report::summary::{SummaryFormat, SummaryWriter};
 use wsclose::report::tls::TlsCsvWriter;
@@ -298,7 +299,9 @@ pub struct SummaryArgs {
     pub capture: CaptureArgs,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// text for people (fits 100 columns), json for programs (one object, schema 1).
+    /// text for people (fits 100 columns), json for programs (one object, schema 1),
+    /// html: one self-contained page (timeline, findings, histograms, drill-down) to open
+    /// in a browser or attach to a ticket (`-o report.html`).
     #[arg(long, value_enum, default_value = "text")]
     pub format: SummaryFormatArg,
     /// Colour in the text form: auto = when stdout is a terminal and NO_COLOR is not set.
@@ -540,44 +543,70 @@ fn sessions(a: &SessionsArgs) -> Status {
 }
 
 fn summary(a: &SummaryArgs) -> Status {
+    // `None`: the HTML page (report/html), a writer of its own.
     let format = match a.format {
-        SummaryFormatArg::Text => SummaryFormat::Text {
+        SummaryFormatArg::Text => Some(SummaryFormat::Text {
             color: use_color(
                 a.color,
                 a.output.output.as_deref().is_some_and(|o| o != "-"),
             ),
-        },
-        SummaryFormatArg::Json => SummaryFormat::Json,
-        SummaryFormatArg::Html => {
-            return usage_error(
-                "--format html is not available yet (its own issue); use text or json",
-            )
-        }
+        }),
+        SummaryFormatArg::Json => Some(SummaryFormat::Json),
+        SummaryFormatArg::Html => None,
     };
     if !a.records.is_empty() && !a.capture.captures.is_empty() {
         return usage_error("give captures or --records files, not both");
     }
+    if format.is_none() && !a.records.is_empty() {
+        return usage_error(
+            "--format html reads captures (its timeline and drill-down need them); \
+             summarize --records as text or json",
+        );
+    }
     let mut gate = Gate::new(&a.policy.fail_on);
     let row_opts = a.rows.with(&a.redact);
-    let (status, report) = if a.records.is_empty() {
-        let mut w = None;
-        let tls = TlsOptions::default();
-        let status = run_report(&a.capture, &tls, &a.output, &row_opts, |out| {
-            Ok(Gated {
-                gate: &mut gate,
-                inner: w.insert(SummaryWriter::new(out, format)),
-            })
-        });
-        (status, w.and_then(|w| w.report))
-    } else {
-        run_records(
+    let tls = TlsOptions::default();
+    let (status, report) = match format {
+        Some(format) if a.records.is_empty() => {
+            let mut w = None;
+            let status = run_report(&a.capture, &tls, &a.output, &row_opts, |out| {
+                Ok(Gated {
+                    gate: &mut gate,
+                    inner: w.insert(SummaryWriter::new(out, format)),
+                })
+            });
+            (status, w.and_then(|w| w.report))
+        }
+        Some(format) => run_records(
             &a.records,
             format,
             &a.output,
             a.capture.quiet,
             &row_opts,
             &mut gate,
-        )
+        ),
+        None => {
+            // Each session's ring of last frame events, for the drill-down.
+            let spill = match ring_spill() {
+                Ok(s) => s,
+                Err(e) => return usage_error(&format!("cannot create a temporary file: {e}")),
+            };
+            let mut w = None;
+            let status = run_report_with(
+                &a.capture,
+                &tls,
+                &a.output,
+                &row_opts,
+                Some(spill.clone()),
+                |out| {
+                    Ok(Gated {
+                        gate: &mut gate,
+                        inner: w.insert(HtmlWriter::new(out, Some(spill))),
+                    })
+                },
+            );
+            (status, w.and_then(|w| w.report))
+        }
     };
     // Findings go to the policies once the summary is written.
     if let Some(report) = &report {

@@ -15,12 +15,14 @@ use sha2::{Digest, Sha256};
 use wsclose::capture::Capture;
 use wsclose::pipeline::{analyze, Options};
 use wsclose::record::SessionRecord;
-use wsclose::report::html::marks::{MarkStore, NoRedaction};
-use wsclose::report::html::stub::{self, Cause, Ev, Finding, SessionRef, Severity};
-use wsclose::report::html::{adapter, page_data, render, HtmlWriter};
-use wsclose::report::{write_report, RowOptions};
+use wsclose::report::columns::Redact;
+use wsclose::report::html::marks::MarkStore;
+use wsclose::report::html::{adapter, page_data, render};
+use wsclose::summary::dist::LogHist;
+use wsclose::summary::findings::{Cause, Ev, Finding, SessionRef, Severity};
+use wsclose::summary::{Builder, Source};
 
-use crate::util::{parse_csv, root, sessions};
+use crate::util::{parse_csv, root, run, sessions};
 
 /// The captures the page is proven on: a restart storm, an idle timeout through a real
 /// nginx, healthy sessions, and Close reasons full of markup.
@@ -40,16 +42,18 @@ fn out_dir() -> PathBuf {
     d
 }
 
-/// The page of `capture`, as `summary --format html` writes it.
+/// The page of `capture`, as `wsclose summary --format html -o FILE` writes it.
 fn page_of(capture: &str) -> String {
-    let opts = Options {
-        threads: 2,
-        ..Options::default()
-    };
-    let cap = Capture::open(&[capture.to_string()], &opts.limits);
-    let mut w = HtmlWriter::new(Vec::new(), vec![capture.to_string()]);
-    write_report(cap, &opts, &RowOptions::default(), &mut w).unwrap();
-    String::from_utf8(w.into_inner()).unwrap()
+    let stem = Path::new(capture)
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let file = out_dir().join(format!("{stem}.cli.html"));
+    let f = file.display().to_string();
+    let (_, err, code) = run(&["summary", "--format", "html", "-q", "-o", &f, capture]);
+    assert_eq!(code, 0, "{capture}: {err}");
+    std::fs::read_to_string(&file).unwrap()
 }
 
 fn records(capture: &str) -> Vec<SessionRecord> {
@@ -194,12 +198,47 @@ fn check_static(name: &str, html: &str) -> serde_json::Value {
     data
 }
 
+/// The page says what the JSON summary says: totals and findings (cause, severity, title,
+/// sessions).
+fn same_as_json_summary(name: &str, data: &serde_json::Value) {
+    let (json, err, code) = run(&["summary", "--format", "json", "-q", name]);
+    assert_eq!(code, 0, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let (page, want) = (&data["findings"], &summary["findings"]);
+    assert_eq!(
+        page.as_array().unwrap().len(),
+        want.as_array().unwrap().len(),
+        "{name}"
+    );
+    for (p, w) in page
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(want.as_array().unwrap())
+    {
+        for k in ["cause", "severity", "title", "sessions", "sessions_total"] {
+            assert_eq!(p[k], w[k], "{name}: finding {k}");
+        }
+    }
+    assert_eq!(
+        data["totals"]["sessions"], summary["totals"]["sessions"],
+        "{name}"
+    );
+}
+
 #[test]
 fn pages_are_self_contained_and_escape_what_the_capture_says() {
     for name in PAGES {
         let html = page_of(name);
-        check_static(name, &html);
+        let data = check_static(name, &html);
+        same_as_json_summary(name, &data);
     }
+    // The restart storm is named on the page.
+    let html = page_of("fixtures/why/why-restart.pcap");
+    assert!(html.contains("data-cause=\"server_shutdown\""));
+    assert!(html.contains("data-cause=\"reconnect_storm\""));
+    assert!(!page_of("fixtures/why/why-healthy.pcap").contains("<li class=\"finding "));
+    assert!(page_of("fixtures/proxy/proxy-nginx-idle.pcap").contains("data-cause=\"idle_timeout\""));
     let html = page_of("fixtures/html/html-hostile.pcap");
     assert!(!html.contains(XSS), "the reason is never written raw");
     assert!(!html.contains("<img"));
@@ -209,19 +248,19 @@ fn pages_are_self_contained_and_escape_what_the_capture_says() {
     assert!(html.contains("&lt;script&gt;alert(2)&lt;/script&gt; &amp; &quot;q&quot; &#39;q&#39;"));
 }
 
-/// A page whose findings name sessions (the summary's own findings come with issue 7):
-/// findings with markup in their texts, named sessions, an interval to mark.
+/// A page whose findings have markup in their texts (the summary's own do not), name
+/// sessions, and mark an interval.
 fn page_with_findings() -> String {
     let capture = "fixtures/html/html-hostile.pcap";
     let recs = records(capture);
-    let mut b = stub::Builder::default();
+    let mut b = Builder::default();
     let mut marks = MarkStore::default();
     for (i, r) in recs.iter().enumerate() {
-        b.add(r);
-        marks.add(i as u64 + 1, r, &NoRedaction).unwrap();
+        b.add(0, i as u64 + 1, r).unwrap();
+        marks.add(i as u64 + 1, r, Redact::Secrets).unwrap();
     }
-    let mut report = b.finish(Default::default());
-    let mut spread = stub::LogHist::default();
+    let mut report = b.finish(vec![Source::default()]).unwrap();
+    let mut spread = LogHist::default();
     for r in &recs {
         spread.add(((r.end_ns - r.start_ns) / 1000) as u64);
     }
@@ -259,7 +298,7 @@ fn page_with_findings() -> String {
         &mut marks,
         &adapter::Inputs {
             names: &[capture.to_string()],
-            rings: &|_| None,
+            rings: &|_| Ok(None),
         },
     )
     .unwrap();
@@ -515,5 +554,63 @@ fn check_all(pages: &[PathBuf], datas: &[serde_json::Value], results: &[serde_js
     assert!(
         last["interaction"]["drill_rows"].as_u64().unwrap() >= 3,
         "the drill-down shows a named session's moments"
+    );
+}
+
+/// `--redact` hides query-string values and payload previews on the page as in every
+/// other output; by default the previews of the named sessions' last frames are there.
+#[test]
+fn redact_hides_query_values_and_previews() {
+    let data = |args: &[&str]| -> serde_json::Value {
+        let file = out_dir().join(format!("redact-{}.html", args.len()));
+        let f = file.display().to_string();
+        let mut a = vec!["summary", "--format", "html", "-q", "-o", &f];
+        a.extend_from_slice(args);
+        let (_, err, code) = run(&a);
+        assert_eq!(code, 0, "{err}");
+        let html = std::fs::read_to_string(&file).unwrap();
+        check_static("fixtures/why/why-restart.pcap", &html)
+    };
+    let previews = |d: &serde_json::Value| -> Vec<String> {
+        d["drill"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["events"].as_array().unwrap().clone())
+            .filter(|e| e[2] == "frame" && e[3] == "text")
+            .map(|e| e[8].as_str().unwrap().to_string())
+            .collect()
+    };
+    let paths = |d: &serde_json::Value| -> Vec<String> {
+        let t = &d["timeline"];
+        t["path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                t["dict"][i.as_u64().unwrap() as usize]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let plain = data(&["fixtures/why/why-restart.pcap"]);
+    let p = previews(&plain);
+    assert!(
+        !p.is_empty() && p.iter().all(|x| !x.starts_with("<redacted")),
+        "{p:?}"
+    );
+    assert!(paths(&plain).iter().all(|p| p.contains("sid=R")));
+    let hidden = data(&["--redact", "fixtures/why/why-restart.pcap"]);
+    let p = previews(&hidden);
+    assert!(
+        !p.is_empty() && p.iter().all(|x| x.starts_with("<redacted ")),
+        "{p:?}"
+    );
+    let paths = paths(&hidden);
+    assert!(
+        paths.iter().all(|p| p.contains("sid=<redacted>")),
+        "{paths:?}"
     );
 }

@@ -7,12 +7,15 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io;
 
-use super::marks::{MarkStore, MAX_KEPT};
+use super::marks::{Mark, MarkStore, MAX_KEPT};
 use super::page::{
     CaptureFacts, CodeRow, Drill, FindingView, Histogram, Interval, PageData, ReasonRow,
     Reconnects, Totals, Who, MAX_CODES, MAX_REASONS,
 };
-use super::stub::{bucket_low, describe, Ev, Finding, LogHist, Report};
+use crate::summary::codes::describe;
+use crate::summary::dist::{bucket_low, LogHist};
+use crate::summary::findings::{Ev, Finding};
+use crate::summary::{CodeLine, Report};
 use crate::verdict::Outcome;
 
 /// Bins of a histogram on the page, at most.
@@ -21,13 +24,17 @@ pub const HIST_BINS: usize = 40;
 /// in turn).
 pub const MAX_DRILL: usize = 500;
 
+/// The frame events kept for a session (and how many before them were not).
+pub type Rings<'a> = dyn Fn(&Mark) -> io::Result<Option<(Vec<super::page::DrillEvent>, u64)>> + 'a;
+
 /// What the page is built from, beside the summary.
 pub struct Inputs<'a> {
     /// The inputs as named on the command line.
     pub names: &'a [String],
-    /// The last frame events of sessions, by session number (issue 7's rings); the page
-    /// falls back to the record's own end events for sessions without one.
-    pub rings: &'a dyn Fn(u64) -> Option<Vec<super::page::DrillEvent>>,
+    /// The last frame events of a session, read from where its mark says its ring was
+    /// kept; the page falls back to the record's own moments for sessions without.
+    /// With the events, how many earlier ones were not kept.
+    pub rings: &'a Rings<'a>,
 }
 
 /// The page of `report`, with the timeline of `marks`.
@@ -137,21 +144,22 @@ pub fn page_data(
                 .map(|s| (s.from, s.to, s.reconnects, s.clients as u64))
                 .collect(),
         },
-        drill: drill(&report.findings, inputs.rings),
+        drill: drill(&report.findings, marks, inputs.rings)?,
         timeline,
         notes,
     })
 }
 
 /// The capture's first and last packet (µs), when the counters know them.
-fn capture_span(_report: &Report) -> (Option<i64>, Option<i64>) {
-    (None, None)
+fn capture_span(report: &Report) -> (Option<i64>, Option<i64>) {
+    let us = |t: Option<i64>| t.map(|t| t.div_euclid(1000));
+    (us(report.stats.first_ts_ns), us(report.stats.last_ts_ns))
 }
 
 /// The close codes: the [`MAX_CODES`] most used, in code order, and what the others add up
 /// to.
 fn codes(report: &Report) -> (Vec<CodeRow>, (u64, u64, u64)) {
-    let mut v: Vec<&super::stub::CodeLine> = report.close_codes.iter().collect();
+    let mut v: Vec<&CodeLine> = report.close_codes.iter().collect();
     v.sort_by(|a, b| {
         (b.client + b.server)
             .cmp(&(a.client + a.server))
@@ -181,34 +189,50 @@ fn codes(report: &Report) -> (Vec<CodeRow>, (u64, u64, u64)) {
     (rows, others)
 }
 
-/// The drill-down: the first sessions of each finding in turn, up to [`MAX_DRILL`], those
-/// that have events.
-fn drill(
-    findings: &[Finding],
-    rings: &dyn Fn(u64) -> Option<Vec<super::page::DrillEvent>>,
-) -> Vec<Drill> {
+/// The sessions whose last frames the page embeds: the first sessions of each finding in
+/// turn, up to [`MAX_DRILL`].
+fn drill_sessions(findings: &[Finding]) -> HashSet<u64> {
     let mut seen = HashSet::new();
-    let mut out = Vec::new();
     let longest = findings.iter().map(|f| f.sessions.len()).max().unwrap_or(0);
-    'all: for i in 0..longest {
+    for i in 0..longest {
         for f in findings {
-            let Some(s) = f.sessions.get(i) else { continue };
-            if !seen.insert(s.session) {
-                continue;
-            }
-            if let Some(events) = rings(s.session) {
-                out.push(Drill {
-                    session: s.session,
-                    events,
-                });
-            }
             if seen.len() >= MAX_DRILL {
-                break 'all;
+                return seen;
+            }
+            if let Some(s) = f.sessions.get(i) {
+                seen.insert(s.session);
             }
         }
     }
-    out.sort_by_key(|d| d.session);
-    out
+    seen
+}
+
+/// The drill-down: the frame events of the sessions [`drill_sessions`] picks, those that
+/// have a ring, in session order.
+fn drill(findings: &[Finding], marks: &mut MarkStore, rings: &Rings<'_>) -> io::Result<Vec<Drill>> {
+    let want = drill_sessions(findings);
+    let mut out = Vec::new();
+    let mut err = None;
+    if !want.is_empty() {
+        marks.for_each(&mut |m| {
+            if err.is_some() || !want.contains(&m.session) {
+                return;
+            }
+            match rings(m) {
+                Ok(Some((events, omitted))) => out.push(Drill {
+                    session: m.session,
+                    events,
+                    omitted,
+                }),
+                Ok(None) => {}
+                Err(e) => err = Some(e),
+            }
+        })?;
+    }
+    match err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// Seconds for people: `60.0 s`, `2.50 s`, `0.120 s`.
@@ -394,8 +418,8 @@ pub fn histogram(name: &str, meaning: &str, seconds: bool, h: &LogHist) -> Histo
 
 #[cfg(test)]
 mod tests {
-    use super::super::stub::{Cause, SessionRef, Severity};
     use super::*;
+    use crate::summary::findings::{Cause, SessionRef, Severity};
 
     fn hist(values: &[u64]) -> LogHist {
         let mut h = LogHist::default();
@@ -501,24 +525,11 @@ mod tests {
             named(Cause::IdleTimeout, big),
             named(Cause::ServerError, vec![7, 8, 1000]),
         ];
-        let ring = |s: u64| {
-            (s % 2 == 0).then(|| {
-                vec![super::super::page::DrillEvent {
-                    t_us: s as i64,
-                    ..Default::default()
-                }]
-            })
-        };
-        let d = drill(&findings, &ring);
-        let sessions: Vec<u64> = d.iter().map(|x| x.session).collect();
-        // 8 comes from the second finding although the first names 1,000 sessions; 7 has
-        // no ring; 1000 once; only sessions with a ring; at most MAX_DRILL looked at.
-        assert!(sessions.contains(&8) && !sessions.contains(&7));
-        assert_eq!(sessions.iter().filter(|s| **s == 1000).count(), 1);
-        assert!(sessions.iter().all(|s| s % 2 == 0));
-        assert!(sessions.len() <= MAX_DRILL / 2 + 1, "{}", sessions.len());
-        assert!(sessions.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(d[0].events[0].t_us, d[0].session as i64);
+        let s = drill_sessions(&findings);
+        // 7 and 8 come from the second finding although the first names 1,000 sessions.
+        assert!(s.contains(&7) && s.contains(&8) && s.contains(&1000));
+        assert_eq!(s.len(), MAX_DRILL);
+        assert!(!s.contains(&(1000 + MAX_DRILL as u64)));
     }
 
     #[test]

@@ -13,7 +13,9 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
 use crate::net::{Addr, Endpoint};
 use crate::record::{Anomaly, SessionRecord, Side};
+use crate::report::columns::{redact_query, Redact};
 use crate::verdict::{Outcome, TcpEnd};
+use crate::ws::timeline::TimelineRef;
 
 /// Sessions the page draws individually, at most.
 pub const MAX_KEPT: usize = 20_000;
@@ -68,6 +70,9 @@ pub struct Mark {
     pub host: u32,
     /// 0 when no answer was seen.
     pub http_status: u16,
+    /// Where the session's last frame events are (the ring kept for the drill-down), when
+    /// they were kept.
+    pub ring: Option<TimelineRef>,
     /// Index in [`Outcome::ALL`].
     pub outcome: u8,
     /// 0 none, 1 client, 2 server.
@@ -140,30 +145,14 @@ impl Dict {
     }
 }
 
-/// How texts are hidden before they reach the page (issue 7 defines the modes; until its
-/// `Redact` lands, the hook passes texts through).
-pub trait Redaction {
-    /// The request target as the page may show it.
-    fn path(&self, path: &str, out: &mut String);
-}
-
-/// Shows everything.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoRedaction;
-
-impl Redaction for NoRedaction {
-    fn path(&self, path: &str, out: &mut String) {
-        out.push_str(path);
-    }
-}
-
 impl Mark {
-    /// The mark of `rec`, numbered `session`; its texts go into `dict`.
+    /// The mark of `rec`, numbered `session`; its texts go into `dict`, hidden as `redact`
+    /// says (query-string values with `--redact`, as in every output).
     pub fn from_record(
         session: u64,
         rec: &SessionRecord,
         dict: &mut Dict,
-        redact: &dyn Redaction,
+        redact: Redact,
         scratch: &mut String,
     ) -> Mark {
         let v = &rec.verdict;
@@ -187,7 +176,11 @@ impl Mark {
             flags |= flag::GAP;
         }
         scratch.clear();
-        redact.path(&rec.path, scratch);
+        if redact == Redact::All {
+            redact_query(&rec.path, scratch);
+        } else {
+            scratch.push_str(&rec.path);
+        }
         Mark {
             session,
             tcp_stream: rec.tcp_stream,
@@ -203,6 +196,7 @@ impl Mark {
             path: dict.intern(scratch),
             host: dict.intern(&rec.host),
             http_status: rec.http_status().unwrap_or(0),
+            ring: rec.timeline,
             outcome: Outcome::ALL
                 .iter()
                 .position(|o| *o == v.outcome)
@@ -228,7 +222,7 @@ impl Mark {
 
 /// Bytes of one encoded mark.
 pub const ENCODED_LEN: usize =
-    8 * 2 + 8 * 2 + 8 * 2 + 2 * 2 + 4 * 2 + 8 + 18 * 2 + 8 * 2 + 4 * 2 + 2 + 5;
+    8 * 2 + 8 * 2 + 8 * 2 + 2 * 2 + 4 * 2 + 8 + 18 * 2 + 8 * 2 + 4 * 2 + 2 + 1 + 8 * 3 + 5;
 
 /// Appends `m` to `b` ([`ENCODED_LEN`] bytes).
 pub fn encode(m: &Mark, b: &mut Vec<u8>) {
@@ -247,6 +241,7 @@ pub fn encode(m: &Mark, b: &mut Vec<u8>) {
         path,
         host,
         http_status,
+        ring,
         outcome,
         first_close_by,
         tcp_end,
@@ -278,6 +273,11 @@ pub fn encode(m: &Mark, b: &mut Vec<u8>) {
         b.extend_from_slice(&x.to_le_bytes());
     }
     b.extend_from_slice(&http_status.to_le_bytes());
+    let r = ring.unwrap_or_default();
+    b.push(ring.is_some() as u8);
+    for x in [r.last_chunk, r.events, r.omitted] {
+        b.extend_from_slice(&x.to_le_bytes());
+    }
     b.extend_from_slice(&[outcome, first_close_by, tcp_end, tcp_end_by, flags]);
 }
 
@@ -307,6 +307,13 @@ pub fn decode(b: &[u8]) -> Mark {
     let messages = [u64_(take(8)), u64_(take(8))];
     let (path, host) = (u32_(take(4)), u32_(take(4)));
     let http_status = u16_(take(2));
+    let has_ring = take(1)[0] == 1;
+    let r = TimelineRef {
+        last_chunk: u64_(take(8)),
+        events: u64_(take(8)),
+        omitted: u64_(take(8)),
+    };
+    let ring = has_ring.then_some(r);
     let s = take(5);
     Mark {
         session,
@@ -323,6 +330,7 @@ pub fn decode(b: &[u8]) -> Mark {
         path,
         host,
         http_status,
+        ring,
         outcome: s[0],
         first_close_by: s[1],
         tcp_end: s[2],
@@ -546,12 +554,7 @@ impl MarkStore {
     }
 
     /// Adds the session `session` (numbered as the sessions report numbers it).
-    pub fn add(
-        &mut self,
-        session: u64,
-        rec: &SessionRecord,
-        redact: &dyn Redaction,
-    ) -> io::Result<()> {
+    pub fn add(&mut self, session: u64, rec: &SessionRecord, redact: Redact) -> io::Result<()> {
         let m = Mark::from_record(session, rec, &mut self.dict, redact, &mut self.scratch);
         self.push(m)
     }
@@ -815,6 +818,7 @@ mod tests {
             path: 0,
             host: 0,
             http_status: 101,
+            ring: None,
             outcome: o,
             first_close_by: 2,
             tcp_end: 0,
@@ -834,7 +838,7 @@ mod tests {
             close in any::<[i64; 2]>(), codes in any::<[u16; 2]>(), reason in any::<[u32; 2]>(),
             at in any::<i64>(), a in any::<[u64; 4]>(), ports in any::<[u16; 2]>(),
             msgs in any::<[u64; 2]>(), texts in any::<[u32; 2]>(), status in any::<u16>(),
-            small in any::<[u8; 5]>(),
+            small in any::<[u8; 5]>(), ring in proptest::option::of(any::<[u64; 3]>()),
         ) {
             let m = Mark {
                 session, tcp_stream: session ^ 7, start, end, close_at: close, close_code: codes,
@@ -842,6 +846,7 @@ mod tests {
                 client: Endpoint { addr: Addr(a[0], a[1]), port: ports[0] },
                 server: Endpoint { addr: Addr(a[2], a[3]), port: ports[1] },
                 messages: msgs, path: texts[0], host: texts[1], http_status: status,
+                ring: ring.map(|r| TimelineRef { last_chunk: r[0], events: r[1], omitted: r[2] }),
                 outcome: small[0], first_close_by: small[1], tcp_end: small[2],
                 tcp_end_by: small[3], flags: small[4],
             };

@@ -657,7 +657,7 @@
 
   // ---- drill-down ----------------------------------------------------------------------
   var drillBy = new Map();
-  data.drill.forEach(function (d) { drillBy.set(d.session, d.events); });
+  data.drill.forEach(function (d) { drillBy.set(d.session, d); });
   var select = document.getElementById('drill-select');
   var MAX_OPTIONS = 300;
   function fillDrillOptions() {
@@ -702,12 +702,14 @@
     while (body.firstChild) body.removeChild(body.firstChild);
     var i = bySession.get(s);
     head.textContent = i === undefined ? 'session ' + s + ' (aggregated: not drawn one by one)' : describe(i);
-    var events = drillBy.get(s);
-    if (events) {
-      events.forEach(function (e) {
+    var d = drillBy.get(s);
+    if (d) {
+      if (d.omitted) body.appendChild(row(['', '', '', '(' + d.omitted + ' earlier events not kept)', '', '', '', '', '']));
+      d.events.forEach(function (e) {
         var what = e[7] ? e[7] : e[8];
-        body.appendChild(row([(e[0] / 1e6).toFixed(6), e[1], e[2], e[3], e[2] === 'frame' ? String(e[4]) : '',
-          e[2] === 'frame' ? e[5] : '', e[6], what]));
+        var frame = e[2] === 'frame';
+        body.appendChild(row([(e[0] / 1e6).toFixed(6), e[9], e[1], e[2], e[3], frame ? String(e[4]) : '',
+          frame ? e[5] : (e[2] === 'gap' ? e[5] : ''), e[6], what]));
       });
     } else if (i !== undefined) {
       // No frame ring for this session: its record's own moments.
@@ -717,8 +719,8 @@
       if (T.tcp_end_at[i] >= 0) ev.push([T.tcp_end_at[i], SIDES[T.tcp_end_by[i]], TCP_END[T.tcp_end[i]], '', '', '', '', '']);
       ev.push([T.duration[i], '', 'last packet', '', '', '', '', '']);
       ev.sort(function (a, b) { return a[0] - b[0]; });
-      ev.forEach(function (e) { body.appendChild(row([(e[0] / 1e6).toFixed(6)].concat(e.slice(1)))); });
-      body.appendChild(row(['', '', '(the frames before the end were not kept for this session: its record\'s moments are shown)', '', '', '', '', '']));
+      ev.forEach(function (e) { body.appendChild(row([(e[0] / 1e6).toFixed(6), ''].concat(e.slice(1)))); });
+      body.appendChild(row(['', '', '', '(the frames before the end were not kept for this session: its record\'s moments are shown)', '', '', '', '', '']));
     }
     if (i !== undefined) select.value = select.querySelector('option[value="' + s + '"]') ? String(s) : '';
   }

@@ -153,6 +153,8 @@ pub struct Reconnects {
 pub struct Drill {
     pub session: u64,
     pub events: Vec<DrillEvent>,
+    /// Events before these that were not kept.
+    pub omitted: u64,
 }
 
 /// One frame or TCP event (as `frames --format jsonl` names them).
@@ -160,6 +162,8 @@ pub struct Drill {
 pub struct DrillEvent {
     /// µs since the session's first packet.
     pub t_us: i64,
+    /// The packet, as Wireshark numbers it.
+    pub packet: u64,
     /// `client` or `server`.
     pub dir: String,
     /// `frame`, `syn`, `fin`, `rst`, `gap`, `retransmission`.
@@ -253,9 +257,10 @@ impl PageData {
             },
             "drill": self.drill.iter().map(|d| json!({
                 "session": n(d.session),
+                "omitted": n(d.omitted),
                 "events": d.events.iter().map(|e| json!([
                     e.t_us, e.dir, e.kind, e.opcode, e.fin, e.len, e.close_code,
-                    e.close_reason, e.preview,
+                    e.close_reason, e.preview, e.packet,
                 ])).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         });

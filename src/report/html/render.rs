@@ -274,7 +274,7 @@ pub fn render(page: &PageData, out: &mut impl Write) -> io::Result<()> {
          <p><label>Session <select id=\"drill-select\"><option value=\"\">(click one on the \
          timeline, or pick one a finding names)</option></select></label></p>\n\
          <p id=\"drill-head\"></p>\n<table id=\"drill-table\"><thead><tr><th>t (s)</th>\
-         <th>from</th><th>event</th><th>opcode</th><th>fin</th><th>len</th><th>code</th>\
+         <th>packet</th><th>from</th><th>event</th><th>opcode</th><th>fin</th><th>len</th><th>code</th>\
          <th>reason / preview</th></tr></thead><tbody></tbody></table>\n</section>\n",
     );
 
