@@ -6,7 +6,7 @@ from the capture would open one), the DOM's text, the findings' elements, images
 paint timing, and a screenshot.
 
     check_page.py [--chromium PATH | --firefox PATH] [--screenshot-dir DIR] [--width W]
-                  [--height H] [--interact] PAGE.html...
+                  [--height H] [--interact] [--redraw] [--shot-height H] PAGE.html...
 
 Needs Python `websockets` (asyncio API: 10.x and later). Exit status 0 when every page
 loaded and drew (the checks on the results are the caller's), 2 on a failure to drive
@@ -132,6 +132,33 @@ INTERACT = r"""
 """
 
 
+# How long the timeline takes to redraw while zooming and panning: 40 wheel and drag steps,
+# each awaited to its frame; the median and worst frame in ms.
+REDRAW = r"""
+(async () => {
+  const c = document.querySelector('#tl');
+  const r = c.getBoundingClientRect();
+  const frame = () => new Promise((ok) => requestAnimationFrame(() => ok()));
+  const times = [];
+  for (let k = 0; k < 40; k++) {
+    const t0 = performance.now();
+    const x = r.left + r.width * (0.2 + 0.6 * ((k * 7) % 10) / 10), y = r.top + r.height / 2;
+    if (k % 2 === 0) {
+      c.dispatchEvent(new WheelEvent('wheel', { clientX: x, clientY: y, deltaY: k < 20 ? -120 : 120, bubbles: true, cancelable: true }));
+    } else {
+      c.dispatchEvent(new MouseEvent('mousedown', { clientX: x, clientY: y, bubbles: true }));
+      c.dispatchEvent(new MouseEvent('mousemove', { clientX: x + 40, clientY: y + 10, bubbles: true }));
+      window.dispatchEvent(new MouseEvent('mouseup', { clientX: x + 40, clientY: y + 10, bubbles: true }));
+    }
+    await frame();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return { median_ms: times[20], worst_ms: times[39] };
+})()
+"""
+
+
 class Cdp:
     def __init__(self, ws):
         self.ws = ws
@@ -182,7 +209,7 @@ def page_target(port, timeout=20):
     raise RuntimeError("no page target")
 
 
-async def check(chromium, page, shot_dir, width, height, interact, shot_height=4000):
+async def check(chromium, page, shot_dir, width, height, interact, shot_height=4000, redraw=False):
     profile = tempfile.mkdtemp(prefix="wsclose-chromium-")
     proc = subprocess.Popen(
         [chromium, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"],
@@ -222,6 +249,9 @@ async def check(chromium, page, shot_dir, width, height, interact, shot_height=4
             if "exceptionDetails" in r:
                 raise RuntimeError(f"probe failed: {r['exceptionDetails']}")
             probe = r["result"]["value"]
+            if redraw:
+                r = await cdp.call("Runtime.evaluate", expression=REDRAW, returnByValue=True, awaitPromise=True)
+                probe["redraw"] = r.get("result", {}).get("value")
             if interact:
                 r = await cdp.call("Runtime.evaluate", expression=INTERACT, returnByValue=True)
                 if "exceptionDetails" in r:
@@ -379,6 +409,7 @@ def main():
     ap.add_argument("--height", type=int, default=900)
     ap.add_argument("--interact", action="store_true", help="also click, zoom, pan and hover")
     ap.add_argument("--shot-height", type=int, default=4000, help="screenshot at most this tall")
+    ap.add_argument("--redraw", action="store_true", help="also time the timeline's redraws while zooming and panning")
     ap.add_argument("pages", nargs="+")
     a = ap.parse_args()
     ok = True
@@ -387,7 +418,7 @@ def main():
             if a.firefox:
                 r = asyncio.run(check_firefox(a.firefox, p, a.screenshot_dir, a.width, a.height, a.interact))
             else:
-                r = asyncio.run(check(a.chromium, p, a.screenshot_dir, a.width, a.height, a.interact, a.shot_height))
+                r = asyncio.run(check(a.chromium, p, a.screenshot_dir, a.width, a.height, a.interact, a.shot_height, a.redraw))
         except Exception as e:  # noqa: BLE001 - reported to the caller as data
             r = {"page": p, "failure": f"{type(e).__name__}: {e}"}
             ok = False

@@ -30,7 +30,7 @@ pub const MAX_DICT_BYTES: usize = 8 << 20;
 /// Distinct lane keys (servers, client addresses) counted; later ones go to "other".
 pub const MAX_LANE_KEYS: usize = 1 << 20;
 /// Marks kept in memory before they are spilled (bytes).
-pub const MAX_MARK_MEMORY: usize = 16 << 20;
+pub const MAX_MARK_MEMORY: usize = 4 << 20;
 /// "No time": the moment did not happen.
 pub const NONE: i64 = i64::MIN;
 /// What a text past [`MAX_DICT_BYTES`] reads as.

@@ -4,10 +4,9 @@
 //! the summary; `render.rs` writes it. Its JSON form (`to_json`) is what the page's script
 //! reads; the server-rendered text is written from the same fields.
 
-use serde_json::{json, Value};
-
-use super::marks::Timeline;
+use super::marks::{Lanes, Timeline};
 use crate::record::Side;
+use crate::report::json::Json;
 use crate::verdict::Outcome;
 
 /// The page's data.
@@ -177,94 +176,176 @@ pub struct DrillEvent {
     pub preview: String,
 }
 
-/// A number JSON can hold exactly in a browser (integers up to 2^53).
-fn n(x: u64) -> Value {
-    json!(x)
+/// Seconds and counts rounded to µs, so that the file does not carry float noise.
+fn f(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
 }
 
-/// Seconds and counts rounded to µs, so that the file does not carry float noise.
-fn f(x: f64) -> Value {
-    json!((x * 1e6).round() / 1e6)
+/// A key and what writes its value.
+type Writes<'a> = (&'a str, &'a dyn Fn(&mut Json));
+
+/// An array of integers.
+fn ints<T: Copy + Into<i128>>(j: &mut Json, v: &[T]) {
+    j.arr();
+    for x in v {
+        let x: i128 = (*x).into();
+        match u64::try_from(x) {
+            Ok(u) => j.u64(u),
+            Err(_) => j.i64(x as i64),
+        };
+    }
+    j.end_arr();
+}
+
+fn strs<S: AsRef<str>>(j: &mut Json, v: &[S]) {
+    j.arr();
+    for x in v {
+        j.str(x.as_ref());
+    }
+    j.end_arr();
+}
+
+fn lanes(j: &mut Json, l: &Lanes) {
+    j.obj().key("labels");
+    strs(j, &l.labels);
+    j.key("sessions");
+    ints(j, &l.sessions);
+    j.key("of");
+    ints(j, &l.of);
+    j.key("bins");
+    ints(j, &l.bins);
+    j.end_obj();
 }
 
 impl PageData {
     /// The JSON the page's script reads (not yet escaped for HTML: `render` does that).
+    /// Written as it goes (no tree of values: the columns of 20,000 sessions stay flat).
     pub fn to_json(&self) -> String {
+        let mut j = Json::new();
+        j.obj().key("schema").u64(1);
+        j.key("generator").str(&self.generator);
+        j.key("inputs");
+        strs(&mut j, &self.inputs);
+        j.key("outcomes");
+        strs(&mut j, &Outcome::ALL.map(|o| o.as_str()));
+        j.key("totals").obj();
+        j.key("sessions").u64(self.totals.sessions);
+        j.key("abnormal").u64(self.totals.abnormal);
+        j.key("by_outcome").arr();
+        for (_, k) in &self.totals.by_outcome {
+            j.u64(*k);
+        }
+        j.end_arr().end_obj();
+        j.key("findings").arr();
+        for x in &self.findings {
+            j.obj();
+            j.key("cause").str(&x.cause);
+            j.key("severity").str(&x.severity);
+            j.key("title").str(&x.title);
+            j.key("sessions");
+            ints(&mut j, &x.sessions);
+            j.key("sessions_total").u64(x.sessions_total);
+            j.key("mark");
+            match &x.mark {
+                Some(m) => {
+                    j.obj().key("dist").str(&m.dist);
+                    j.key("lo").f64(f(m.lo)).key("hi").f64(f(m.hi));
+                    j.key("label").str(&m.label).end_obj();
+                }
+                None => {
+                    j.null();
+                }
+            }
+            j.end_obj();
+        }
+        j.end_arr();
+        j.key("distributions").arr();
+        for h in &self.distributions {
+            j.obj().key("name").str(&h.name);
+            j.key("seconds").bool(h.seconds);
+            j.key("count").u64(h.count);
+            j.key("zeros").u64(h.zeros);
+            j.key("bins").arr();
+            for (lo, hi, k) in &h.bins {
+                j.arr().f64(f(*lo)).f64(f(*hi)).u64(*k).end_arr();
+            }
+            j.end_arr().end_obj();
+        }
+        j.end_arr();
         let t = &self.timeline;
         let c = &t.columns;
-        let lanes = |l: &super::marks::Lanes| json!({"labels": l.labels, "sessions": l.sessions, "of": l.of, "bins": l.bins});
-        let v = json!({
-            "schema": 1,
-            "generator": self.generator,
-            "inputs": self.inputs,
-            "outcomes": Outcome::ALL.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
-            "totals": {
-                "sessions": n(self.totals.sessions),
-                "abnormal": n(self.totals.abnormal),
-                "by_outcome": self.totals.by_outcome.iter().map(|(_, k)| *k).collect::<Vec<_>>(),
-            },
-            "findings": self.findings.iter().map(|x| json!({
-                "cause": x.cause,
-                "severity": x.severity,
-                "title": x.title,
-                "sessions": x.sessions,
-                "sessions_total": n(x.sessions_total),
-                "mark": x.mark.as_ref().map(|m| json!({
-                    "dist": m.dist, "lo": f(m.lo), "hi": f(m.hi), "label": m.label,
-                })),
-            })).collect::<Vec<_>>(),
-            "distributions": self.distributions.iter().map(|h| json!({
-                "name": h.name,
-                "seconds": h.seconds,
-                "count": n(h.count),
-                "zeros": n(h.zeros),
-                "bins": h.bins.iter().map(|(lo, hi, k)| json!([f(*lo), f(*hi), k])).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-            "timeline": {
-                "t0_us": t.t0,
-                "span_us": t.span,
-                "bin_us": t.bin_us,
-                "aggregated": n(t.aggregated),
-                "dict": t.dict,
-                "session": c.session,
-                "tcp_stream": c.tcp_stream,
-                "start": delta(&c.start),
-                "duration": c.duration,
-                "close_at_c": c.close_at[0],
-                "close_at_s": c.close_at[1],
-                "code_c": c.close_code[0],
-                "code_s": c.close_code[1],
-                "reason_c": c.reason[0],
-                "reason_s": c.reason[1],
-                "tcp_end": c.tcp_end,
-                "tcp_end_by": c.tcp_end_by,
-                "tcp_end_at": c.tcp_end_at,
-                "first_close_by": c.first_close_by,
-                "outcome": c.outcome,
-                "client": c.client,
-                "server": c.server,
-                "path": c.path,
-                "host": c.host,
-                "http_status": c.http_status,
-                "messages_c": c.messages[0],
-                "messages_s": c.messages[1],
-                "flags": c.flags,
-                "lanes": {
-                    "server": lanes(&t.by_server),
-                    "client": lanes(&t.by_client),
-                    "outcome": lanes(&t.by_outcome),
-                },
-            },
-            "drill": self.drill.iter().map(|d| json!({
-                "session": n(d.session),
-                "omitted": n(d.omitted),
-                "events": d.events.iter().map(|e| json!([
-                    e.t_us, e.dir, e.kind, e.opcode, e.fin, e.len, e.close_code,
-                    e.close_reason, e.preview, e.packet,
-                ])).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        });
-        v.to_string()
+        j.key("timeline").obj();
+        j.key("t0_us").i64(t.t0);
+        j.key("span_us").i64(t.span);
+        j.key("bin_us").i64(t.bin_us);
+        j.key("aggregated").u64(t.aggregated);
+        j.key("dict");
+        strs(&mut j, &t.dict);
+        let cols: [Writes<'_>; 26] = [
+            ("session", &|j| ints(j, &c.session)),
+            ("tcp_stream", &|j| ints(j, &c.tcp_stream)),
+            ("start", &|j| ints(j, &delta(&c.start))),
+            ("duration", &|j| ints(j, &c.duration)),
+            ("close_at_c", &|j| ints(j, &c.close_at[0])),
+            ("close_at_s", &|j| ints(j, &c.close_at[1])),
+            ("code_c", &|j| ints(j, &c.close_code[0])),
+            ("code_s", &|j| ints(j, &c.close_code[1])),
+            ("reason_c", &|j| ints(j, &c.reason[0])),
+            ("reason_s", &|j| ints(j, &c.reason[1])),
+            ("tcp_end", &|j| ints(j, &c.tcp_end)),
+            ("tcp_end_by", &|j| ints(j, &c.tcp_end_by)),
+            ("tcp_end_at", &|j| ints(j, &c.tcp_end_at)),
+            ("first_close_by", &|j| ints(j, &c.first_close_by)),
+            ("outcome", &|j| ints(j, &c.outcome)),
+            ("client", &|j| ints(j, &c.client)),
+            ("server", &|j| ints(j, &c.server)),
+            ("path", &|j| ints(j, &c.path)),
+            ("host", &|j| ints(j, &c.host)),
+            ("http_status", &|j| ints(j, &c.http_status)),
+            ("messages_c", &|j| ints(j, &c.messages[0])),
+            ("messages_s", &|j| ints(j, &c.messages[1])),
+            ("flags", &|j| ints(j, &c.flags)),
+            ("lanes", &|j| {
+                j.obj().key("server");
+                lanes(j, &t.by_server);
+                j.key("client");
+                lanes(j, &t.by_client);
+                j.key("outcome");
+                lanes(j, &t.by_outcome);
+                j.end_obj();
+            }),
+            ("named_kept", &|j| {
+                j.u64(t.named_kept);
+            }),
+            ("named_total", &|j| {
+                j.u64(t.named_total);
+            }),
+        ];
+        for (k, w) in cols {
+            j.key(k);
+            w(&mut j);
+        }
+        j.end_obj();
+        j.key("drill").arr();
+        for d in &self.drill {
+            j.obj().key("session").u64(d.session);
+            j.key("omitted").u64(d.omitted);
+            j.key("events").arr();
+            for e in &d.events {
+                j.arr().i64(e.t_us).str(&e.dir).str(&e.kind).str(&e.opcode);
+                j.bool(e.fin).u64(e.len);
+                match e.close_code {
+                    Some(c) => j.u64(c as u64),
+                    None => j.null(),
+                };
+                j.str(&e.close_reason).str(&e.preview).u64(e.packet);
+                j.end_arr();
+            }
+            j.end_arr().end_obj();
+        }
+        j.end_arr();
+        j.end_obj();
+        j.out
     }
 }
 
@@ -301,7 +382,7 @@ mod tests {
             },
             ..PageData::default()
         };
-        let v: Value = serde_json::from_str(&p.to_json()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
         assert_eq!(v["schema"], 1);
         assert_eq!(v["totals"]["sessions"], 3);
         assert_eq!(v["outcomes"].as_array().unwrap().len(), Outcome::ALL.len());
