@@ -209,7 +209,8 @@ def page_target(port, timeout=20):
     raise RuntimeError("no page target")
 
 
-async def check(chromium, page, shot_dir, width, height, interact, shot_height=4000, redraw=False):
+async def check(chromium, page, shot_dir, width, height, interact, shot_height=4000, redraw=False,
+                before_shot=None):
     profile = tempfile.mkdtemp(prefix="wsclose-chromium-")
     proc = subprocess.Popen(
         [chromium, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"],
@@ -261,6 +262,10 @@ async def check(chromium, page, shot_dir, width, height, interact, shot_height=4
                 # Let the scheduled frames draw (errors in them are collected below).
                 await cdp.call("Runtime.evaluate", awaitPromise=True, expression=
                                "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            if before_shot:
+                await cdp.call("Runtime.evaluate", expression=before_shot, awaitPromise=True)
+                await cdp.call("Runtime.evaluate", awaitPromise=True, expression=
+                               "new Promise(r => setTimeout(() => requestAnimationFrame(() => requestAnimationFrame(r)), 300))")
             # A screenshot makes headless Chromium present a frame (and record its paint).
             shot = None
             m = await cdp.call("Page.getLayoutMetrics")
@@ -410,6 +415,7 @@ def main():
     ap.add_argument("--interact", action="store_true", help="also click, zoom, pan and hover")
     ap.add_argument("--shot-height", type=int, default=4000, help="screenshot at most this tall")
     ap.add_argument("--redraw", action="store_true", help="also time the timeline's redraws while zooming and panning")
+    ap.add_argument("--before-shot", help="JavaScript to run before the screenshot (e.g. a click)")
     ap.add_argument("pages", nargs="+")
     a = ap.parse_args()
     ok = True
@@ -418,7 +424,8 @@ def main():
             if a.firefox:
                 r = asyncio.run(check_firefox(a.firefox, p, a.screenshot_dir, a.width, a.height, a.interact))
             else:
-                r = asyncio.run(check(a.chromium, p, a.screenshot_dir, a.width, a.height, a.interact, a.shot_height, a.redraw))
+                r = asyncio.run(check(a.chromium, p, a.screenshot_dir, a.width, a.height, a.interact, a.shot_height, a.redraw,
+                                      a.before_shot))
         except Exception as e:  # noqa: BLE001 - reported to the caller as data
             r = {"page": p, "failure": f"{type(e).__name__}: {e}"}
             ok = False
