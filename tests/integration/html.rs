@@ -248,6 +248,32 @@ fn pages_are_self_contained_and_escape_what_the_capture_says() {
     assert!(html.contains("&lt;script&gt;alert(2)&lt;/script&gt; &amp; &quot;q&quot; &#39;q&#39;"));
 }
 
+/// The page of `capture` built from its records, drawing at most `max_kept` sessions one by
+/// one (the rest go into time bins).
+fn page_drawing_few(capture: &str, max_kept: usize) -> String {
+    let recs = records(capture);
+    let mut b = Builder::default();
+    let mut marks = MarkStore::default();
+    for (i, r) in recs.iter().enumerate() {
+        b.add(0, i as u64 + 1, r).unwrap();
+        marks.add(i as u64 + 1, r, Redact::Secrets).unwrap();
+    }
+    let report = b.finish(vec![Source::default()]).unwrap();
+    let page = page_data(
+        &report,
+        &mut marks,
+        &adapter::Inputs {
+            names: &[capture.to_string()],
+            rings: &|_| Ok(None),
+            max_kept,
+        },
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    render(&page, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
 /// A page whose findings have markup in their texts (the summary's own do not), name
 /// sessions, and mark an interval.
 fn page_with_findings() -> String {
@@ -299,6 +325,7 @@ fn page_with_findings() -> String {
         &adapter::Inputs {
             names: &[capture.to_string()],
             rings: &|_| Ok(None),
+            max_kept: adapter::MAX_KEPT,
         },
     )
     .unwrap();
@@ -495,6 +522,16 @@ fn browser_pages(dir: &Path) -> (Vec<PathBuf>, Vec<serde_json::Value>) {
     let p = dir.join("hostile-findings.html");
     std::fs::write(&p, &html).unwrap();
     pages.push(p);
+    // Sessions aggregated into bins: 15 sessions, 5 drawn one by one.
+    let name = "fixtures/captures/real-mixed-endings.pcap";
+    let html = page_drawing_few(name, 5);
+    let data = check_static(name, &html);
+    assert_eq!(data["timeline"]["aggregated"], 10);
+    assert!(html.contains("<span id=\"aggregated\" data-count=\"10\">10</span>"));
+    datas.push(data);
+    let p = dir.join("aggregated.html");
+    std::fs::write(&p, &html).unwrap();
+    pages.push(p);
     (pages, datas)
 }
 
@@ -544,12 +581,16 @@ fn check_all(pages: &[PathBuf], datas: &[serde_json::Value], results: &[serde_js
     }
     assert_eq!(seen.len(), pages.len());
     // The hostile reasons are on the page as text, and nothing of them ran.
-    for r in &results[4..] {
+    for r in &results[4..6] {
         let text = r["text"].as_str().unwrap();
         assert!(text.contains(XSS), "the reason reads as text");
         assert!(text.contains("<script>alert(2)</script> & \"q\" 'q'"));
     }
     let last = &results[5];
+    assert!(results[6]["text"]
+        .as_str()
+        .unwrap()
+        .contains("10 aggregated into time bins"));
     assert!(last["interaction"]["drill_options"].as_u64().unwrap() >= 2);
     assert!(
         last["interaction"]["drill_rows"].as_u64().unwrap() >= 3,

@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io;
 
-use super::marks::{Mark, MarkStore, MAX_KEPT};
+pub use super::marks::MAX_KEPT;
+use super::marks::{Mark, MarkStore};
 use super::page::{
     CaptureFacts, CodeRow, Drill, FindingView, Histogram, Interval, PageData, ReasonRow,
     Reconnects, Totals, Who, MAX_CODES, MAX_REASONS,
@@ -35,6 +36,8 @@ pub struct Inputs<'a> {
     /// kept; the page falls back to the record's own moments for sessions without.
     /// With the events, how many earlier ones were not kept.
     pub rings: &'a Rings<'a>,
+    /// Sessions drawn one by one, at most ([`MAX_KEPT`]).
+    pub max_kept: usize,
 }
 
 /// The page of `report`, with the timeline of `marks`.
@@ -50,7 +53,7 @@ pub fn page_data(
         .collect();
     let (first_us, last_us) = capture_span(report);
     let span = first_us.zip(last_us);
-    let timeline = marks.timeline(&named, span, MAX_KEPT)?;
+    let timeline = marks.timeline(&named, span, inputs.max_kept)?;
     let mut notes = report.notes.clone();
     if timeline.aggregated > 0 {
         notes.push(format!(

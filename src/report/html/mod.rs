@@ -147,6 +147,7 @@ impl<W: Write> ReportWriter for HtmlWriter<W> {
             &adapter::Inputs {
                 names: end.inputs,
                 rings: &rings,
+                max_kept: adapter::MAX_KEPT,
             },
         )?;
         render(&page, &mut self.out)?;
