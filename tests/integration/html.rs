@@ -384,6 +384,7 @@ fn find_python() -> Option<String> {
         candidates.push(venv.display().to_string());
     }
     candidates.push("python3".into());
+    candidates.push("/usr/bin/python3".into());
     candidates.into_iter().find(|p| {
         Command::new(p)
             .args(["-c", "import websockets"])
