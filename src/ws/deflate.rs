@@ -52,7 +52,7 @@ thread_local! {
         output: vec![0; 32 * 1024],
         inflater: Decompress::new_with_window_bits(false, 15),
         tables: Tables::default(),
-        fast_output: vec![0; (1 << 15) + FAST_MAX_OUTPUT],
+        fast_output: vec![0; FAST_MAX_OUTPUT],
     });
 }
 
@@ -197,6 +197,17 @@ impl History {
         let keep = keep.min(self.end);
         self.buf.copy_within(self.end - keep..self.end, 0);
         self.end = keep;
+    }
+
+    /// Makes room after the history for a message inflated in place (the fast path):
+    /// the last window moves to the front when less than half the slack is free.
+    /// Returns how many history bytes distances may reach.
+    fn prepare(&mut self, window: usize) -> usize {
+        self.allocate(window);
+        if self.end > window && self.buf.len() - self.end < Self::slack(window) / 2 {
+            self.keep_last(window);
+        }
+        self.end.min(window)
     }
 
     fn push(&mut self, out: &[u8], window: usize) {
@@ -344,20 +355,19 @@ impl Direction {
             None => input[..n].copy_from_slice(bytes),
         }
         input[n..].copy_from_slice(&TAIL);
-        // The window is copied in front of the output, in the per-thread buffer: a
-        // sequential copy that the prefetcher streams, where decoding in place in the
-        // (cold) history cost a cache miss per match and was slower by the clock.
-        let out = &mut s.fast_output[..];
-        let window = self.history.window();
-        out[..window.len()].copy_from_slice(window);
-        let start = window.len();
-        let Some(end) = inflate::message(input, out, start, start, &mut s.tables) else {
+        let (out, start, window) = if self.no_context_takeover {
+            (&mut s.fast_output[..], 0, 0)
+        } else {
+            let w = self.history.prepare(1 << self.window_bits);
+            (&mut self.history.buf[..], self.history.end, w)
+        };
+        let Some(end) = inflate::message(input, out, start, window, &mut s.tables) else {
             return false;
         };
-        let made = &out[start..end];
         if !self.no_context_takeover {
-            self.history.push(made, 1 << self.window_bits);
+            self.history.end = end;
         }
+        let made = &out[start..end];
         self.msg.size = made.len() as u64;
         self.inflated += made.len() as u64;
         if self.msg.text {
