@@ -52,7 +52,7 @@ thread_local! {
         output: vec![0; 32 * 1024],
         inflater: Decompress::new_with_window_bits(false, 15),
         tables: Tables::default(),
-        fast_output: vec![0; FAST_MAX_OUTPUT],
+        fast_output: Vec::with_capacity(FAST_MAX_OUTPUT),
     });
 }
 
@@ -159,65 +159,61 @@ struct Message {
 }
 
 /// The last uncompressed bytes of a direction's compressed messages, kept contiguous for
-/// `inflateSetDictionary` and for the fast path, which inflates straight after them:
-/// `buf[..end]`, appended at the end, and the last window moved to the front when the
-/// slack is used up (a memmove per slack's worth of output, not per message).
+/// `inflateSetDictionary`: appended at the end, and the last window moved to the front
+/// when the slack is used up (a memmove per slack's worth of output, not per message).
 #[derive(Debug, Default)]
 struct History {
-    /// Window plus slack bytes once allocated (at the first compressed message).
-    buf: Vec<u8>,
-    end: usize,
+    bytes: Vec<u8>,
     window: usize,
 }
 
 impl History {
     fn is_empty(&self) -> bool {
-        self.end == 0
+        self.bytes.is_empty()
     }
 
     /// The last `window` bytes.
     fn window(&self) -> &[u8] {
-        &self.buf[self.end.saturating_sub(self.window)..self.end]
+        &self.bytes[self.bytes.len().saturating_sub(self.window)..]
     }
 
-    /// Free room kept after the window.
+    /// Free room kept after the window, so that the window moves to the front once per
+    /// slack's worth of output.
     fn slack(window: usize) -> usize {
         (window / 4).max(4096)
     }
 
-    fn allocate(&mut self, window: usize) {
-        self.window = window;
-        if self.buf.is_empty() {
-            self.buf = vec![0; window + Self::slack(window)];
-        }
-    }
-
-    /// Keeps only the last `keep` bytes, at the front.
-    fn keep_last(&mut self, keep: usize) {
-        let keep = keep.min(self.end);
-        self.buf.copy_within(self.end - keep..self.end, 0);
-        self.end = keep;
-    }
-
     /// Makes room after the history for a message inflated in place (the fast path):
-    /// the last window moves to the front when less than half the slack is free.
-    /// Returns how many history bytes distances may reach.
+    /// allocated at the first use, the last window moved to the front when less than
+    /// half the slack is free. Returns how many history bytes distances may reach.
     fn prepare(&mut self, window: usize) -> usize {
-        self.allocate(window);
-        if self.end > window && self.buf.len() - self.end < Self::slack(window) / 2 {
-            self.keep_last(window);
+        self.window = window;
+        let slack = Self::slack(window);
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve_exact(window + slack);
         }
-        self.end.min(window)
+        if self.bytes.len() > window && self.bytes.capacity() - self.bytes.len() < slack / 2 {
+            let from = self.bytes.len() - window;
+            self.bytes.copy_within(from.., 0);
+            self.bytes.truncate(window);
+        }
+        self.bytes.len().min(window)
     }
 
     fn push(&mut self, out: &[u8], window: usize) {
-        self.allocate(window);
-        let out = &out[out.len().saturating_sub(window)..];
-        if self.end + out.len() > self.buf.len() {
-            self.keep_last(window.saturating_sub(out.len()));
+        self.window = window;
+        let slack = Self::slack(window);
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve_exact(window + slack);
         }
-        self.buf[self.end..self.end + out.len()].copy_from_slice(out);
-        self.end += out.len();
+        let out = &out[out.len().saturating_sub(window)..];
+        if self.bytes.len() + out.len() > window + slack {
+            let keep = window.saturating_sub(out.len()).min(self.bytes.len());
+            let from = self.bytes.len() - keep;
+            self.bytes.copy_within(from.., 0);
+            self.bytes.truncate(keep);
+        }
+        self.bytes.extend_from_slice(out);
     }
 }
 
@@ -355,19 +351,19 @@ impl Direction {
             None => input[..n].copy_from_slice(bytes),
         }
         input[n..].copy_from_slice(&TAIL);
-        let (out, start, window) = if self.no_context_takeover {
-            (&mut s.fast_output[..], 0, 0)
+        let (out, window) = if self.no_context_takeover {
+            s.fast_output.clear();
+            (&mut s.fast_output, 0)
         } else {
             let w = self.history.prepare(1 << self.window_bits);
-            (&mut self.history.buf[..], self.history.end, w)
+            (&mut self.history.bytes, w)
         };
-        let Some(end) = inflate::message(input, out, start, window, &mut s.tables) else {
+        let start = out.len();
+        if inflate::message(input, out, window, &mut s.tables).is_none() {
+            out.truncate(start);
             return false;
-        };
-        if !self.no_context_takeover {
-            self.history.end = end;
         }
-        let made = &out[start..end];
+        let made = &out[start..];
         self.msg.size = made.len() as u64;
         self.inflated += made.len() as u64;
         if self.msg.text {
@@ -564,7 +560,7 @@ impl Payloads {
         self.dirs
             .iter()
             .map(|d| {
-                d.history.buf.capacity()
+                d.history.bytes.capacity()
                     + d.inflater
                         .as_ref()
                         .map_or(0, |_| (1usize << d.window_bits.max(9)) + 20 * 1024)

@@ -42,10 +42,8 @@ const CL_ORDER: [usize; 19] = [
 pub struct Huffman {
     count: [u16; MAX_BITS + 1],
     symbol: [u16; 288],
-    /// Indexed by the next `root` input bits: `symbol << 4 | length`; 0 = a longer code.
+    /// Indexed by the next `ROOT` input bits: `symbol << 4 | length`; 0 = a longer code.
     fast: [u16; 1 << ROOT],
-    /// The longest code, at most `ROOT`: the bits that index `fast`.
-    root: u32,
 }
 
 impl Huffman {
@@ -54,7 +52,6 @@ impl Huffman {
             count: [0; MAX_BITS + 1],
             symbol: [0; 288],
             fast: [0; 1 << ROOT],
-            root: 0,
         }
     }
 
@@ -86,24 +83,22 @@ impl Huffman {
                 offs[l as usize] += 1;
             }
         }
-        let longest = (1..=MAX_BITS).rev().find(|&l| self.count[l] != 0);
-        self.root = longest.unwrap_or(1).min(ROOT as usize) as u32;
-        // The table for `len` bits is the one for `len - 1` bits twice over, plus the
-        // codes of `len` bits. Canonical codes are consecutive within a length, in
-        // symbol order (§3.2.2).
-        self.fast[0] = 0;
-        let mut size = 1;
+        self.fast = [0; 1 << ROOT];
+        // Canonical codes: consecutive within a length, in symbol order (§3.2.2).
         let mut code: u32 = 0;
         let mut index = 0usize;
-        for len in 1..=self.root as usize {
-            self.fast.copy_within(0..size, size);
-            size <<= 1;
+        for len in 1..=ROOT as usize {
             for _ in 0..self.count[len] {
                 let sym = self.symbol[index];
                 index += 1;
                 // The stream holds a code's bits from its most significant one (§3.1.1).
                 let rev = code.reverse_bits() >> (32 - len);
-                self.fast[rev as usize] = sym << 4 | len as u16;
+                let entry = sym << 4 | len as u16;
+                let mut i = rev as usize;
+                while i < 1 << ROOT {
+                    self.fast[i] = entry;
+                    i += 1 << len;
+                }
                 code += 1;
             }
             code <<= 1;
@@ -197,7 +192,7 @@ impl Bits<'_> {
         if self.cnt < MAX_BITS as u32 {
             self.refill();
         }
-        let e = h.fast[(self.buf & ((1 << h.root) - 1)) as usize];
+        let e = h.fast[(self.buf & ((1 << ROOT) - 1)) as usize];
         let len = (e & 15) as u32;
         if len != 0 {
             if len > self.cnt {
@@ -229,17 +224,12 @@ impl Bits<'_> {
 }
 
 /// Inflates `input` (a whole message's payload with `00 00 ff ff` appended, RFC 7692
-/// §7.2.2) into `out` from `at` on; the `window` bytes before `at` are the history that
-/// distances may reach (`window` <= `at`). Returns where the output ends. `None`:
-/// declined (see the module doc), with junk written after `at`.
-pub fn message(
-    input: &[u8],
-    out: &mut [u8],
-    mut at: usize,
-    window: usize,
-    t: &mut Tables,
-) -> Option<usize> {
-    let base = at - window;
+/// §7.2.2) by appending to `out`, whose last `window` bytes are the history that
+/// distances may reach (`window` <= `out.len()`). Never grows `out` past its capacity.
+/// `None`: declined (see the module doc); `out` then holds junk past its original length,
+/// which the caller truncates.
+pub fn message(input: &[u8], out: &mut Vec<u8>, window: usize, t: &mut Tables) -> Option<()> {
+    let base = out.len() - window;
     let mut b = Bits {
         data: input,
         pos: 0,
@@ -249,18 +239,18 @@ pub fn message(
     loop {
         if b.cnt == 0 && b.pos == input.len() {
             // Input ends after a block (the appended empty stored block): done.
-            return Some(at);
+            return Some(());
         }
         if b.bits(1)? != 0 {
             // BFINAL: the stream ends inside the message; zlib says what follows.
             return None;
         }
         match b.bits(2)? {
-            0 => at = stored(&mut b, out, at)?,
-            1 => at = codes(&mut b, out, at, base, &t.fixed_lit, &t.fixed_dist)?,
+            0 => stored(&mut b, out)?,
+            1 => codes(&mut b, out, base, &t.fixed_lit, &t.fixed_dist)?,
             2 => {
                 dynamic_tables(&mut b, t)?;
-                at = codes(&mut b, out, at, base, &t.lit, &t.dist)?;
+                codes(&mut b, out, base, &t.lit, &t.dist)?;
             }
             _ => return None,
         }
@@ -268,7 +258,7 @@ pub fn message(
 }
 
 /// A stored block (§3.2.4), after its header bits.
-fn stored(b: &mut Bits<'_>, out: &mut [u8], at: usize) -> Option<usize> {
+fn stored(b: &mut Bits<'_>, out: &mut Vec<u8>) -> Option<()> {
     // Skip to a byte boundary; the bytes still in the bit buffer go back to the input.
     let drop = b.cnt % 8;
     b.buf >>= drop;
@@ -284,9 +274,12 @@ fn stored(b: &mut Bits<'_>, out: &mut [u8], at: usize) -> Option<usize> {
     }
     b.pos += 4;
     let d = b.data.get(b.pos..b.pos + len as usize)?;
-    out.get_mut(at..at + d.len())?.copy_from_slice(d);
+    if out.capacity() - out.len() < d.len() {
+        return None;
+    }
+    out.extend_from_slice(d);
     b.pos += len as usize;
-    Some(at + d.len())
+    Some(())
 }
 
 /// A dynamic block's code definitions (§3.2.7) into `t.lit` and `t.dist`.
@@ -343,21 +336,22 @@ fn dynamic_tables(b: &mut Bits<'_>, t: &mut Tables) -> Option<()> {
 /// reach back to `out[base]`.
 fn codes(
     b: &mut Bits<'_>,
-    out: &mut [u8],
-    mut at: usize,
+    out: &mut Vec<u8>,
     base: usize,
     lit: &Huffman,
     dist: &Huffman,
-) -> Option<usize> {
+) -> Option<()> {
     loop {
         let sym = b.decode(lit)?;
         if sym < 256 {
-            *out.get_mut(at)? = sym as u8;
-            at += 1;
+            if out.len() == out.capacity() {
+                return None;
+            }
+            out.push(sym as u8);
             continue;
         }
         if sym == 256 {
-            return Some(at);
+            return Some(());
         }
         let s = (sym - 257) as usize;
         if s >= 29 {
@@ -369,22 +363,20 @@ fn codes(
             return None;
         }
         let d = DIST_BASE[ds] as usize + b.bits(DIST_EXTRA[ds] as u32)? as usize;
-        if d > at - base || len > out.len() - at {
+        let at = out.len();
+        if d > at - base || out.capacity() - at < len {
             return None;
         }
         let from = at - d;
-        let (src, dst) = out.split_at_mut(at);
-        let dst = &mut dst[..len];
         if d >= len {
-            dst.copy_from_slice(&src[from..from + len]);
+            out.extend_from_within(from..from + len);
         } else {
             // Overlapping: the copy repeats the last `d` bytes (§3.2.3).
-            dst[..d].copy_from_slice(&src[from..]);
-            for i in d..len {
-                dst[i] = dst[i - d];
+            for i in 0..len {
+                let c = out[from + i];
+                out.push(c);
             }
         }
-        at += len;
     }
 }
 
@@ -407,10 +399,10 @@ mod tests {
 
     /// What [`message`] makes of `input` after `dict`: `Some` output or declined.
     fn fast(dict: &[u8], input: &[u8], cap: usize) -> Option<Vec<u8>> {
-        let mut out = vec![0xaa; dict.len() + cap];
-        out[..dict.len()].copy_from_slice(dict);
-        let end = message(input, &mut out, dict.len(), dict.len(), &mut Tables::default())?;
-        Some(out[dict.len()..end].to_vec())
+        let mut out = Vec::with_capacity(dict.len() + cap);
+        out.extend_from_slice(dict);
+        message(input, &mut out, dict.len(), &mut Tables::default())?;
+        Some(out[dict.len()..].to_vec())
     }
 
     fn sync_message(c: &mut Compress, m: &[u8]) -> Vec<u8> {
