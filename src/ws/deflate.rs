@@ -25,7 +25,6 @@ use flate2::{Decompress, FlushDecompress, Status};
 use super::events::{FrameConsumer, GapEffect, StreamEvent};
 use super::extensions::Deflate;
 use super::frame::{opcode, FrameHeader};
-use super::inflate::{self, Tables};
 use crate::config::{MAX_INFLATED_DIRECTION, MAX_INFLATED_MESSAGE};
 use crate::record::{Anomalies, Anomaly, At, Side};
 
@@ -40,10 +39,6 @@ struct Scratch {
     input: Vec<u8>,
     output: Vec<u8>,
     inflater: Decompress,
-    /// The fast path's Huffman tables, and its output in directions without context
-    /// takeover (with it, the output goes straight after the direction's history).
-    tables: Tables,
-    fast_output: Vec<u8>,
 }
 
 thread_local! {
@@ -51,15 +46,8 @@ thread_local! {
         input: vec![0; 16 * 1024],
         output: vec![0; 32 * 1024],
         inflater: Decompress::new_with_window_bits(false, 15),
-        tables: Tables::default(),
-        fast_output: Vec::with_capacity(FAST_MAX_OUTPUT),
     });
 }
-
-/// The largest inflated message the fast path ([`inflate::message`]) takes in a direction
-/// without context takeover; with it, the history's free room is the bound. Larger
-/// messages go to zlib (their per-byte speed is zlib's forte, not their per-message cost).
-const FAST_MAX_OUTPUT: usize = 64 * 1024;
 
 /// Unmasks `data` (payload bytes starting at payload offset `pos`, §5.3) into `out`.
 fn unmask_into(data: &[u8], key: [u8; 4], pos: u64, out: &mut [u8]) {
@@ -177,32 +165,9 @@ impl History {
         &self.bytes[self.bytes.len().saturating_sub(self.window)..]
     }
 
-    /// Free room kept after the window, so that the window moves to the front once per
-    /// slack's worth of output.
-    fn slack(window: usize) -> usize {
-        (window / 4).max(4096)
-    }
-
-    /// Makes room after the history for a message inflated in place (the fast path):
-    /// allocated at the first use, the last window moved to the front when less than
-    /// half the slack is free. Returns how many history bytes distances may reach.
-    fn prepare(&mut self, window: usize) -> usize {
-        self.window = window;
-        let slack = Self::slack(window);
-        if self.bytes.capacity() == 0 {
-            self.bytes.reserve_exact(window + slack);
-        }
-        if self.bytes.len() > window && self.bytes.capacity() - self.bytes.len() < slack / 2 {
-            let from = self.bytes.len() - window;
-            self.bytes.copy_within(from.., 0);
-            self.bytes.truncate(window);
-        }
-        self.bytes.len().min(window)
-    }
-
     fn push(&mut self, out: &[u8], window: usize) {
         self.window = window;
-        let slack = Self::slack(window);
+        let slack = (window / 4).max(4096);
         if self.bytes.capacity() == 0 {
             self.bytes.reserve_exact(window + slack);
         }
@@ -332,45 +297,6 @@ impl Direction {
                 return;
             }
         }
-    }
-
-    /// A whole compressed message (`bytes`: its payload as on the wire) inflated by the
-    /// fast path, in place after the history. `false`: declined with nothing changed,
-    /// for zlib to inflate.
-    fn fast_message(&mut self, bytes: &[u8], key: Option<[u8; 4]>, s: &mut Scratch) -> bool {
-        let n = bytes.len();
-        // Far from the direction's cap, so that no check in between could have fired.
-        if n + TAIL.len() > s.input.len()
-            || self.inflated + 2 * FAST_MAX_OUTPUT as u64 > MAX_INFLATED_DIRECTION
-        {
-            return false;
-        }
-        let input = &mut s.input[..n + TAIL.len()];
-        match key {
-            Some(k) => unmask_into(bytes, k, 0, &mut input[..n]),
-            None => input[..n].copy_from_slice(bytes),
-        }
-        input[n..].copy_from_slice(&TAIL);
-        let (out, window) = if self.no_context_takeover {
-            s.fast_output.clear();
-            (&mut s.fast_output, 0)
-        } else {
-            let w = self.history.prepare(1 << self.window_bits);
-            (&mut self.history.bytes, w)
-        };
-        let start = out.len();
-        if inflate::message(input, out, window, &mut s.tables).is_none() {
-            out.truncate(start);
-            return false;
-        }
-        let made = &out[start..];
-        self.msg.size = made.len() as u64;
-        self.inflated += made.len() as u64;
-        if self.msg.text {
-            self.msg.utf8.feed(made);
-        }
-        self.msg.inflated = true;
-        true
     }
 
     /// Payload bytes of a compressed message that spans deliveries, unmasked: inflated
@@ -620,14 +546,10 @@ impl FrameConsumer for Payloads {
             && header.opcode != opcode::CONTINUATION;
         SCRATCH.with(|s| {
             let s = &mut *s.borrow_mut();
-            if whole && d.fast_message(bytes, header.masking_key, s) {
-                return;
-            }
             let Scratch {
                 input,
                 output,
                 inflater,
-                ..
             } = s;
             if whole {
                 inflater.reset(false);

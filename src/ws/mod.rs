@@ -9,7 +9,6 @@ pub mod extensions;
 pub mod facts;
 pub mod frame;
 pub mod handshake;
-pub mod inflate;
 pub mod session;
 pub mod stream;
 pub mod timeline;
