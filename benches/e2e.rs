@@ -69,6 +69,7 @@ fn run(bytes: &'static [u8], threads: usize) -> Vec<SessionRecord> {
     let opts = Options {
         threads,
         limits: Limits::default(),
+        ..Options::default()
     };
     let mut records = Vec::new();
     let summary = analyze(capture(bytes, &opts.limits), &opts, &mut |r| {

@@ -5,12 +5,20 @@
 //!                it is in cache) -> segments bucketed by shard (bounded queue of 2 batches)
 //! other threads: shards, each over its own segments in capture order -> sessions
 //! per batch:     boundary (sequential, deterministic): tcp_stream numbers, expiry,
-//!                eviction, records written in first-packet order up to the watermark
+//!                eviction, recognition window, memory budget, records written in
+//!                first-packet order up to the watermark (or as they end, `Order::End`)
 //! ```
 //!
 //! Every decision that changes output is made either inside one connection (which one
 //! shard owns) or at a batch boundary from data that does not depend on the shard count,
 //! so the report is byte-identical for every `--threads`.
+//!
+//! Streaming: in first-packet order a record is written as soon as no connection that
+//! started before it is or may become a session. A connection stops holding the report
+//! back once it is a non-session (its first payload was not an Upgrade request), or
+//! when it is the oldest one waited for and has shown no handshake within the
+//! recognition window (`Limits::recognise_ns`, `recognise_bytes`). At the end of the
+//! input, connections are retired oldest first and each record is written at once.
 
 use std::io;
 use std::sync::mpsc;
@@ -26,6 +34,18 @@ use crate::record::{At, SessionRecord};
 use crate::reorder::Reorder;
 use crate::stats::Stats;
 
+/// The order in which records are handed over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// The order of the connections' first packets (deterministic; the default).
+    #[default]
+    FirstPacket,
+    /// As sessions end (are retired: closed and quiet for the linger time, evicted, or at
+    /// the end of the input); records that end at the same batch boundary in first-packet
+    /// order. For live use: a session is not held back by an older one still open.
+    End,
+}
+
 /// How to run the analysis.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -33,6 +53,7 @@ pub struct Options {
     /// (read, frame, decode) and N - 1 threads of shards. The report is the same for all N.
     pub threads: usize,
     pub limits: Limits,
+    pub order: Order,
 }
 
 impl Default for Options {
@@ -40,6 +61,7 @@ impl Default for Options {
         Options {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             limits: Limits::default(),
+            order: Order::default(),
         }
     }
 }
@@ -49,6 +71,17 @@ impl Default for Options {
 pub struct Summary {
     pub stats: Stats,
     pub errors: Vec<InputError>,
+    /// The buffers under the memory budget (`Limits::memory_budget`).
+    pub buffered: Buffered,
+}
+
+/// What the per-connection buffers held together, at batch boundaries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Buffered {
+    /// The most they held at a boundary, before the budget was enforced.
+    pub peak: usize,
+    /// The most they held once it was enforced (at most the budget).
+    pub peak_within_budget: usize,
 }
 
 /// A decoded segment with what the shards need of its packet, so that they read one
@@ -173,17 +206,24 @@ struct Engine {
     next_stream: u64,
     now: i64,
     max_connections: usize,
+    memory_budget: usize,
+    order: Order,
+    buffered: Buffered,
     stats: Stats,
 }
 
 impl Engine {
-    fn new(n_shards: usize, limits: &Limits) -> Self {
+    fn new(n_shards: usize, opts: &Options) -> Self {
+        let limits = &opts.limits;
         Engine {
             shards: (0..n_shards).map(|_| Shard::new(limits)).collect(),
             pending: Reorder::new(limits.max_pending_bytes),
             next_stream: 0,
             now: i64::MIN,
             max_connections: limits.max_connections,
+            memory_budget: limits.memory_budget,
+            order: opts.order,
+            buffered: Buffered::default(),
             stats: Stats::default(),
         }
     }
@@ -211,6 +251,8 @@ impl Engine {
             .flat_map(|s| s.new_conns.iter().map(|r| r.first_packet))
             .collect();
         firsts.sort_unstable();
+        // A connection promoted to the full table in its first batch is listed twice.
+        firsts.dedup();
         let base = self.next_stream;
         for s in &mut self.shards {
             s.assign_streams(|f| base + firsts.binary_search(&f).expect("new connection") as u64);
@@ -236,22 +278,90 @@ impl Engine {
                 self.shards[i].evict(r);
             }
         }
+        self.recognition_window(now);
+        self.memory_budget();
         self.emit(out)
     }
 
-    /// Writes finished records whose first packet is before every possible later record.
-    fn emit(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
-        let mut watermark = u64::MAX;
-        for s in &mut self.shards {
-            for r in s.done.drain(..) {
-                self.pending.push(r)?;
-            }
-            watermark = watermark.min(s.watermark());
-        }
-        self.pending.emit_below(watermark, out)
+    /// The connection the report waits for (the earliest first packet of a connection
+    /// that is or may become a session, over all shards): (first packet, shard, id).
+    fn front(&self) -> Option<(u64, usize, crate::flow::ConnId)> {
+        self.shards
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.front().map(|(f, id)| (f, i, id)))
+            .min()
     }
 
+    /// While the connection the report waits for has shown no handshake within the
+    /// recognition window, it is given up on (in the global first-packet order, so the
+    /// same connections for any number of shards).
+    fn recognition_window(&mut self, now: i64) {
+        while let Some((first, i, id)) = self.front() {
+            if !self.shards[i].give_up_if_unrecognised(first, id, now) {
+                break;
+            }
+        }
+    }
+
+    /// Past the budget, connections give up their buffers, oldest first packet first,
+    /// until what is held is within it.
+    fn memory_budget(&mut self) {
+        let mut total: usize = self.shards.iter().map(Shard::charged).sum();
+        self.buffered.peak = self.buffered.peak.max(total);
+        if total > self.memory_budget {
+            let mut holders: Vec<(u64, usize, u32)> = self
+                .shards
+                .iter()
+                .enumerate()
+                .flat_map(|(i, s)| s.holders().map(move |(f, slot)| (f, i, slot)))
+                .collect();
+            holders.sort_unstable();
+            for (_, i, slot) in holders {
+                if total <= self.memory_budget {
+                    break;
+                }
+                total -= self.shards[i].release(slot).min(total);
+            }
+            total = self.shards.iter().map(Shard::charged).sum();
+        }
+        self.buffered.peak_within_budget = self.buffered.peak_within_budget.max(total);
+    }
+
+    /// Hands over finished records: in first-packet order those whose first packet is
+    /// before every possible later record; in end order all, as they ended.
+    fn emit(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
+        match self.order {
+            Order::FirstPacket => {
+                let mut watermark = u64::MAX;
+                for s in &mut self.shards {
+                    for r in s.done.drain(..) {
+                        self.pending.push(r)?;
+                    }
+                    watermark = watermark.min(s.watermark());
+                }
+                self.pending.emit_below(watermark, out)
+            }
+            Order::End => {
+                let mut ended: Vec<SessionRecord> = self
+                    .shards
+                    .iter_mut()
+                    .flat_map(|s| s.done.drain(..))
+                    .collect();
+                ended.sort_unstable_by_key(|r| r.first_packet);
+                ended.into_iter().try_for_each(out)
+            }
+        }
+    }
+
+    /// End of the input: connections that are or may become sessions are retired oldest
+    /// first and each record is written at once (memory stays that of the connections,
+    /// not connections and records); then the others.
     fn finish(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
+        while let Some((_, i, _)) = self.front() {
+            self.shards[i].retire_front();
+            self.emit(out)?;
+        }
         for s in &mut self.shards {
             s.finish();
             self.stats.add(&s.stats);
@@ -271,7 +381,7 @@ pub fn analyze(
     // More shards than threads keeps the threads busy when connections are uneven; the
     // report does not depend on the number.
     let n_shards = if threads <= 2 { 1 } else { (threads - 1) * 4 };
-    let mut engine = Engine::new(n_shards, &opts.limits);
+    let mut engine = Engine::new(n_shards, opts);
     let files = capture.n_inputs() as u64;
     if threads == 1 {
         let mut d = Decoded::default();
@@ -358,5 +468,6 @@ pub fn analyze(
     Ok(Summary {
         stats,
         errors: capture.take_errors(),
+        buffered: engine.buffered,
     })
 }

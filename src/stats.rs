@@ -30,6 +30,12 @@ pub struct Stats {
     pub gaps: u64,
     pub gap_bytes: u64,
     pub evicted: u64,
+    /// Connections whose buffers were given up under the memory budget, and the bytes.
+    pub memory_budget: u64,
+    pub memory_budget_bytes: u64,
+    /// Connections given up on without a handshake within the recognition window (10 s
+    /// of capture time or 64 KiB per direction) whose later payload was not followed.
+    pub unrecognised: u64,
 }
 
 impl Stats {
@@ -64,6 +70,9 @@ impl Stats {
         self.gaps += o.gaps;
         self.gap_bytes += o.gap_bytes;
         self.evicted += o.evicted;
+        self.memory_budget += o.memory_budget;
+        self.memory_budget_bytes += o.memory_budget_bytes;
+        self.unrecognised += o.unrecognised;
     }
 }
 
@@ -96,6 +105,17 @@ impl fmt::Display for Stats {
         add(self.not_websocket, "connections not WebSocket");
         add(self.no_payload, "connections without payload");
         add(self.evicted, "connections evicted (too many open)");
+        add(
+            self.memory_budget,
+            &format!(
+                "connections over the memory budget ({} bytes of buffers given up; --memory raises it)",
+                self.memory_budget_bytes
+            ),
+        );
+        add(
+            self.unrecognised,
+            "connections given up on (no handshake within 10 s or 64 KiB)",
+        );
         if not.is_empty() {
             write!(f, "; everything was analyzed")
         } else {

@@ -435,7 +435,11 @@ fn report(pcap: &[u8], threads: usize) -> Vec<Vec<String>> {
     )
     .expect("capture header");
     let cap = Capture::from_readers(vec![r], vec![], &limits);
-    let opts = Options { threads, limits };
+    let opts = Options {
+        threads,
+        limits,
+        ..Options::default()
+    };
     let mut csv = CsvWriter::new(Vec::new()).unwrap();
     let mut session = 0;
     let summary = analyze(cap, &opts, &mut |rec| {

@@ -3,6 +3,7 @@
 //! This is the room where the application layer is recognised and dispatched; TCP
 //! (`conn.rs`) only hands it in-order bytes and gaps per direction.
 
+use super::memory::MemoryCharge;
 use super::reassembly::Event;
 use super::SegmentCtx;
 use crate::http::head::{HeadBuffer, HeadProgress};
@@ -39,6 +40,24 @@ impl App {
         matches!(self, App::WebSocket { session, .. } if session.is_websocket())
     }
 
+    /// Not yet known to be a session or not: no payload, or a request head still arriving.
+    /// Such a connection may be given up on (`ConnLimits::recognise_*`).
+    pub fn undecided(&self) -> bool {
+        matches!(self, App::Unknown | App::Request { .. })
+    }
+
+    /// What a request head cut off (by a gap, or given up under the memory budget) leaves:
+    /// a session from its whole lines, if they make a request, else nothing to follow.
+    fn cut_request(client_is_lo: bool, head: &HeadBuffer, max_head: usize) -> App {
+        match head.prefix().and_then(|h| handshake::request(&h)) {
+            Some(req) => App::WebSocket {
+                client_is_lo,
+                session: Box::new(WsSession::from_cut_request(req, max_head)),
+            },
+            None => App::Other,
+        }
+    }
+
     /// Hands one reassembled event of the direction from `key.lo` (`from_lo`) or `key.hi`
     /// to the application layer.
     pub fn on_event(&mut self, from_lo: bool, ev: Event<'_>, ctx: &SegmentCtx<'_>) {
@@ -72,13 +91,7 @@ impl App {
                     Event::Gap(_) => {
                         // The request was cut off: keep what its whole lines say, and let the
                         // response decide.
-                        *self = match head.prefix().and_then(|h| handshake::request(&h)) {
-                            Some(req) => App::WebSocket {
-                                client_is_lo,
-                                session: Box::new(WsSession::from_cut_request(req, max_head)),
-                            },
-                            None => App::Other,
-                        };
+                        *self = App::cut_request(client_is_lo, head, max_head);
                         return;
                     }
                 };
@@ -120,6 +133,29 @@ impl App {
         App::WebSocket {
             client_is_lo,
             session,
+        }
+    }
+}
+
+impl MemoryCharge for App {
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        match self {
+            App::Request { head, .. } => head.memory_charge(),
+            App::WebSocket { session, .. } => session.memory_charge(),
+            App::Unknown | App::Other => 0,
+        }
+    }
+
+    /// A request head being gathered is read as cut off where it is; a session gives up
+    /// what it holds.
+    fn release_memory(&mut self, ctx: &SegmentCtx<'_>) {
+        match self {
+            App::Request { client_is_lo, head } => {
+                *self = App::cut_request(*client_is_lo, head, ctx.limits.max_head);
+            }
+            App::WebSocket { session, .. } => session.release_memory(ctx),
+            App::Unknown | App::Other => {}
         }
     }
 }

@@ -3,8 +3,9 @@
 //! the session record.
 
 use super::app::App;
+use super::memory::MemoryCharge;
 use super::reassembly::HalfStream;
-use super::SegmentCtx;
+use super::{ConnLimits, SegmentCtx};
 use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
 use crate::net::FlowKey;
 use crate::record::{Anomaly, At, SessionRecord, TcpEnds};
@@ -37,6 +38,31 @@ pub struct Conn {
     fin: [Option<At>; 2],
     rst: [Option<At>; 2],
     pub app: App,
+    /// What the application layer held after its last event (kept here so that a segment
+    /// that reaches no event costs nothing to account).
+    app_charge: u32,
+    /// The charge the shard counts for this connection (see `flow::memory`).
+    pub charged: usize,
+    /// Given up on: no handshake within the recognition window. Not followed further.
+    gave_up: bool,
+    /// Payload arrived after it was given up on (not analyzed; counted).
+    pub ignored_payload: bool,
+    /// The memory budget made it give up buffers (anomaly `memory_budget`).
+    pub over_budget: bool,
+}
+
+/// What a connection that carried no payload knows, to become a full [`Conn`].
+#[derive(Clone, Copy, Debug)]
+pub struct Embryonic {
+    pub first: At,
+    pub last_ts: i64,
+    pub packets: u64,
+    pub tcp_stream: u64,
+    pub base_seq: [Option<u32>; 2],
+    /// Whether each direction's stream start is known: it is then `base_seq + 1`.
+    pub stream_started: [bool; 2],
+    pub rst: [Option<At>; 2],
+    pub gave_up: bool,
 }
 
 impl Conn {
@@ -54,9 +80,34 @@ impl Conn {
             fin: [None; 2],
             rst: [None; 2],
             app: App::Unknown,
+            app_charge: 0,
+            charged: 0,
+            gave_up: false,
+            ignored_payload: false,
+            over_budget: false,
         }
     }
 
+    /// The full state of a connection that carried no payload so far (`embryo.rs`),
+    /// exactly as if it had been a `Conn` from its first packet.
+    pub fn from_embryonic(key: FlowKey, e: Embryonic) -> Self {
+        let half = |d: usize| {
+            HalfStream::starting_at(
+                e.stream_started[d].then(|| e.base_seq[d].unwrap_or(0).wrapping_add(1)),
+            )
+        };
+        Conn {
+            first_ts: e.first.ts_ns,
+            last_ts: e.last_ts,
+            packets: e.packets,
+            tcp_stream: e.tcp_stream,
+            half: [half(0), half(1)],
+            base_seq: e.base_seq,
+            rst: e.rst,
+            gave_up: e.gave_up,
+            ..Conn::new(key, e.first)
+        }
+    }
     /// A SYN that starts a new connection on this 4-tuple, as Wireshark decides it: a SYN
     /// without ACK whose sequence number differs from the base of its direction.
     pub fn is_reuse(&self, seg: &TcpSegment) -> bool {
@@ -70,10 +121,55 @@ impl Conn {
     }
 
     /// Could this connection still turn out to be (or is it) a WebSocket session?
+    #[inline]
     pub fn may_be_session(&self) -> bool {
-        self.app.may_be_session()
+        !self.gave_up && self.app.may_be_session()
     }
 
+    /// Not yet known to be a session or not (and not given up on).
+    pub fn undecided(&self) -> bool {
+        !self.gave_up && self.app.undecided()
+    }
+
+    /// No handshake within the recognition window: not a session. What it holds is
+    /// dropped and its later payload is not followed (counted if there is any).
+    pub fn give_up_recognition(&mut self) {
+        self.gave_up = true;
+        if let App::Request { .. } = self.app {
+            self.app = App::Other;
+            self.ignored_payload = true;
+        }
+        for h in &mut self.half {
+            h.discard_held();
+        }
+        self.app_charge = self.app.memory_charge() as u32;
+    }
+
+    /// What this connection's buffers hold now (held segments, and the application
+    /// layer's charge after its last event).
+    #[inline]
+    pub fn memory_charge(&self) -> usize {
+        self.half[0].memory_charge() + self.half[1].memory_charge() + self.app_charge as usize
+    }
+
+    /// The memory budget is spent: holes before held data become gaps and the held bytes
+    /// are delivered, heads being gathered are read as cut off, the application layer's
+    /// consumers give up theirs. Returns the bytes released.
+    pub fn release_memory(&mut self, limits: &ConnLimits) -> usize {
+        let before = self.memory_charge();
+        let ctx = SegmentCtx {
+            at: self.last,
+            limits,
+        };
+        let Conn { half, app, .. } = self;
+        for (d, h) in half.iter_mut().enumerate() {
+            h.release_held(&mut |ev| app.on_event(d == 0, ev, &ctx));
+        }
+        app.release_memory(&ctx);
+        self.app_charge = self.app.memory_charge() as u32;
+        self.over_budget = true;
+        before.saturating_sub(self.memory_charge())
+    }
     pub fn is_session(&self) -> bool {
         self.app.is_session()
     }
@@ -96,7 +192,13 @@ impl Conn {
         if seg.flags & RST != 0 && self.rst[d].is_none() {
             self.rst[d] = Some(at);
         }
-        if self.app.may_be_session() {
+        let carries = !payload.is_empty() || seg.payload_missing > 0;
+        if self.gave_up && carries && matches!(self.app, App::Unknown) {
+            self.app = App::Other;
+            self.ignored_payload = true;
+        }
+        if self.may_be_session() {
+            let mut touched = false;
             let Conn { half, app, .. } = self;
             let limits = &ctx.limits.reassembly;
             if seg.flags & SYN != 0 {
@@ -104,9 +206,11 @@ impl Conn {
             }
             if seg.flags & ACK != 0 {
                 let o = 1 - d;
-                half[o].acked(seg.ack, limits, &mut |ev| app.on_event(o == 0, ev, ctx));
+                half[o].acked(seg.ack, limits, &mut |ev| {
+                    touched = true;
+                    app.on_event(o == 0, ev, ctx)
+                });
             }
-            let carries = !payload.is_empty() || seg.payload_missing > 0;
             if seg.flags & (RST | FIN) == 0 && !carries {
                 // A bare ACK (half the packets of a chat capture): no delivery to try.
                 half[d].bare(seg.seq, limits);
@@ -114,8 +218,20 @@ impl Conn {
                 let fin = seg.flags & FIN != 0;
                 let missing = seg.payload_missing;
                 half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
+                    touched = true;
                     app.on_event(d == 0, ev, ctx)
                 });
+            }
+            if touched {
+                self.app_charge = self.app.memory_charge() as u32;
+                if self.app.undecided()
+                    && self
+                        .half
+                        .iter()
+                        .any(|h| h.position() > ctx.limits.recognise_bytes)
+                {
+                    self.give_up_recognition();
+                }
             }
             if !self.app.may_be_session() {
                 for h in &mut self.half {
@@ -129,7 +245,7 @@ impl Conn {
     }
 
     /// Delivers what is still held (holes become gaps). Called once, at the end.
-    pub fn flush(&mut self, limits: &super::ConnLimits) {
+    pub fn flush(&mut self, limits: &ConnLimits) {
         let ctx = SegmentCtx {
             at: self.last,
             limits,
@@ -140,6 +256,16 @@ impl Conn {
         }
     }
 
+    #[cfg(test)]
+    pub(crate) fn last_for_test(&self) -> At {
+        self.last
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_last_for_test(&mut self, at: At) {
+        self.last = at;
+    }
+
     /// Gaps declared in both directions, and their bytes.
     pub fn gap_counters(&self) -> (u64, u64) {
         self.half.iter().fold((0, 0), |(g, b), h| {
@@ -148,7 +274,7 @@ impl Conn {
     }
 
     /// The session record, if this connection is a WebSocket session.
-    pub fn record(mut self, evicted: bool, limits: &super::ConnLimits) -> Option<SessionRecord> {
+    pub fn record(mut self, evicted: bool, limits: &ConnLimits) -> Option<SessionRecord> {
         self.flush(limits);
         let App::WebSocket {
             client_is_lo,
@@ -188,6 +314,10 @@ impl Conn {
         }
         if evicted {
             anomalies.insert(Anomaly::Evicted);
+            exact = false;
+        }
+        if self.over_budget {
+            anomalies.insert(Anomaly::MemoryBudget);
             exact = false;
         }
         let upgrade = match &s.response {

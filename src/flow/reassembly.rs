@@ -71,6 +71,20 @@ pub struct HalfStream {
 }
 
 impl HalfStream {
+    /// A direction whose stream starts at sequence number `base` (when known) and has
+    /// delivered nothing yet: what a connection that carried no payload knows of it.
+    pub fn starting_at(base: Option<u32>) -> Self {
+        HalfStream {
+            base,
+            ..Default::default()
+        }
+    }
+
+    /// Sequence number of stream offset 0, once known.
+    pub fn base(&self) -> Option<u32> {
+        self.base
+    }
+
     /// Stream offset of the next byte to deliver (bytes delivered plus gaps).
     pub fn position(&self) -> u64 {
         self.next
@@ -210,6 +224,10 @@ impl HalfStream {
             }
             let seg = self.held.remove(0);
             self.held_bytes -= seg.data.len();
+            if self.held.is_empty() {
+                // Nothing held: no buffer either (the memory budget counts capacity).
+                self.held = Vec::new();
+            }
             if seg.end() > self.next {
                 self.deliver_range(seg.start, &seg.data, seg.end(), sink);
             }
@@ -330,6 +348,28 @@ impl HalfStream {
     /// Bytes currently held out of order.
     pub fn held_bytes(&self) -> usize {
         self.held_bytes
+    }
+
+    /// What the held segments take in memory (their bytes and the list), for the budget.
+    #[inline]
+    pub fn memory_charge(&self) -> usize {
+        self.held_bytes + self.held.capacity() * std::mem::size_of::<HeldSegment>()
+    }
+
+    /// The memory budget is spent: every hole before held data is declared a gap now (as
+    /// when the per-direction cap is reached) and the held bytes are delivered, so that
+    /// nothing stays held. Returns whether anything was held.
+    pub fn release_held(&mut self, sink: &mut impl FnMut(Event<'_>)) -> bool {
+        if self.held.is_empty() {
+            return false;
+        }
+        while let Some(first) = self.held.first() {
+            let to = first.start;
+            self.gap_to(to, sink);
+            self.drain(sink);
+        }
+        self.held = Vec::new();
+        true
     }
 }
 

@@ -72,10 +72,13 @@ pub enum Anomaly {
     FrameBeforeUpgrade,
     /// The connection was evicted because too many were open at once.
     Evicted,
+    /// The memory budget was spent: buffers of this connection were given up (held
+    /// out-of-order data became a gap, a handshake head was read as cut off).
+    MemoryBudget,
 }
 
 impl Anomaly {
-    pub const ALL: [Anomaly; 29] = [
+    pub const ALL: [Anomaly; 30] = [
         Anomaly::Gap,
         Anomaly::CutOffPacket,
         Anomaly::ReassemblyLimit,
@@ -105,6 +108,7 @@ impl Anomaly {
         Anomaly::DataAfterClose,
         Anomaly::FrameBeforeUpgrade,
         Anomaly::Evicted,
+        Anomaly::MemoryBudget,
     ];
 
     /// The token written in the `anomalies` column.
@@ -139,6 +143,7 @@ impl Anomaly {
             Anomaly::DataAfterClose => "data_after_close",
             Anomaly::FrameBeforeUpgrade => "frame_before_upgrade",
             Anomaly::Evicted => "evicted",
+            Anomaly::MemoryBudget => "memory_budget",
         }
     }
 }

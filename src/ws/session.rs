@@ -6,6 +6,8 @@ use super::counts::Counts;
 use super::events::{FrameConsumer, GapEffect, StreamEvent};
 use super::handshake::{self, Request, Response};
 use super::stream::FrameStream;
+use crate::flow::memory::MemoryCharge;
+use crate::flow::SegmentCtx;
 use crate::http::head::{HeadBuffer, HeadProgress};
 use crate::record::{Anomalies, Anomaly, At, Side};
 
@@ -179,14 +181,22 @@ impl WsSession {
 
     /// Missing bytes in the server's direction, noticed at packet `at`.
     pub fn server_gap(&mut self, n: u64, at: At) {
-        let cut_response = match &self.server_state {
+        match &self.server_state {
             DirState::Frames => return self.server.gap(n, at, &mut self.counts),
             DirState::Ignore => return self.unframed_gap(Side::Server, n, at),
-            DirState::Head(buf) => buf.prefix().and_then(|h| handshake::response(&h)),
-        };
+            DirState::Head(_) => {}
+        }
         self.unframed_gap(Side::Server, n, at);
-        // The response head was cut: its status line may still be whole.
-        match cut_response {
+        self.response_cut_off();
+    }
+
+    /// The response head being gathered ends here (a gap, or the memory budget): its
+    /// status line and whole fields may still be readable.
+    fn response_cut_off(&mut self) {
+        let DirState::Head(buf) = &self.server_state else {
+            return;
+        };
+        match buf.prefix().and_then(|h| handshake::response(&h)) {
             Some(r) => {
                 self.response_cut = true;
                 let upgraded = r.status == 101;
@@ -202,5 +212,24 @@ impl WsSession {
                 self.client_state = DirState::Ignore;
             }
         }
+    }
+}
+
+impl MemoryCharge for WsSession {
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        let head = match &self.server_state {
+            DirState::Head(b) => b.memory_charge(),
+            _ => 0,
+        };
+        head + self.counts.memory_charge()
+    }
+
+    /// A response head being gathered is read as cut off; the consumers give up theirs.
+    fn release_memory(&mut self, ctx: &SegmentCtx<'_>) {
+        if matches!(&self.server_state, DirState::Head(b) if b.memory_charge() > 0) {
+            self.response_cut_off();
+        }
+        self.counts.release_memory(ctx.at);
     }
 }

@@ -7,10 +7,12 @@
 //! * [`scenario`]: ground-truth tracking ([`ExpectedSession`]) and the
 //!   streaming scenario generator ([`generate`]).
 //! * [`fixtures`]: the hand-built fixture captures.
+//! * [`crowd`]: a million connections at once, streamed (memory measurements).
 //!
 //! Everything is driven by the seeded [`Rng`]: the same configuration always
 //! produces byte-identical output.
 
+pub mod crowd;
 pub mod fixtures;
 pub mod packet;
 pub mod pcap;
