@@ -265,9 +265,9 @@ fn bench_frame_stream(c: &mut Criterion) {
         assert_eq!(
             (
                 frames,
-                fs.stats.messages,
-                fs.stats.bytes,
-                fs.stats.pings,
+                fs.messages,
+                fs.bytes,
+                fs.pings,
                 fs.inexact
             ),
             (

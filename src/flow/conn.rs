@@ -11,6 +11,11 @@ use crate::net::FlowKey;
 use crate::record::{Anomaly, At, SessionRecord, TcpEnds};
 use crate::verdict::{verdict, Upgrade};
 
+/// Whether a FIN or RST slot holds a packet (packet numbers start at 1).
+fn seen(at: &At) -> bool {
+    at.packet != 0
+}
+
 /// Index of a direction: 0 for packets from `key.lo`, 1 from `key.hi`.
 fn dir(from_lo: bool) -> usize {
     if from_lo {
@@ -34,15 +39,16 @@ pub struct Conn {
     half: [HalfStream; 2],
     /// Wireshark's base sequence number per direction (decides port reuse).
     base_seq: [Option<u32>; 2],
-    /// The first FIN and the first RST of each direction.
-    fin: [Option<At>; 2],
-    rst: [Option<At>; 2],
+    /// The first FIN and the first RST of each direction (packet 0: none yet; packets are
+    /// numbered from 1, and an `Option` would take 8 bytes more each).
+    fin: [At; 2],
+    rst: [At; 2],
     pub app: App,
     /// What the application layer held after its last event (kept here so that a segment
     /// that reaches no event costs nothing to account).
     app_charge: u32,
     /// The charge the shard counts for this connection (see `flow::memory`).
-    pub charged: usize,
+    pub charged: u32,
     /// Given up on: no handshake within the recognition window. Not followed further.
     gave_up: bool,
     /// Payload arrived after it was given up on (not analyzed; counted).
@@ -77,8 +83,8 @@ impl Conn {
             tcp_stream: u64::MAX,
             half: Default::default(),
             base_seq: [None; 2],
-            fin: [None; 2],
-            rst: [None; 2],
+            fin: [At::default(); 2],
+            rst: [At::default(); 2],
             app: App::Unknown,
             app_charge: 0,
             charged: 0,
@@ -103,7 +109,7 @@ impl Conn {
             tcp_stream: e.tcp_stream,
             half: [half(0), half(1)],
             base_seq: e.base_seq,
-            rst: e.rst,
+            rst: e.rst.map(Option::unwrap_or_default),
             gave_up: e.gave_up,
             ..Conn::new(key, e.first)
         }
@@ -117,7 +123,7 @@ impl Conn {
 
     /// FIN both ways, or RST.
     pub fn is_closed(&self) -> bool {
-        self.rst.iter().any(Option::is_some) || self.fin.iter().all(Option::is_some)
+        self.rst.iter().any(seen) || self.fin.iter().all(seen)
     }
 
     /// Could this connection still turn out to be (or is it) a WebSocket session?
@@ -142,14 +148,17 @@ impl Conn {
         for h in &mut self.half {
             h.discard_held();
         }
-        self.app_charge = self.app.memory_charge() as u32;
+        self.app_charge = u32::try_from(self.app.memory_charge()).unwrap_or(u32::MAX);
     }
 
     /// What this connection's buffers hold now (held segments, and the application
     /// layer's charge after its last event).
     #[inline]
-    pub fn memory_charge(&self) -> usize {
-        self.half[0].memory_charge() + self.half[1].memory_charge() + self.app_charge as usize
+    pub fn memory_charge(&self) -> u32 {
+        let n = self.half[0].memory_charge() + self.half[1].memory_charge();
+        u32::try_from(n)
+            .unwrap_or(u32::MAX)
+            .saturating_add(self.app_charge)
     }
 
     /// The memory budget is spent: holes before held data become gaps and the held bytes
@@ -166,9 +175,9 @@ impl Conn {
             h.release_held(&mut |ev| app.on_event(d == 0, ev, &ctx));
         }
         app.release_memory(&ctx);
-        self.app_charge = self.app.memory_charge() as u32;
+        self.app_charge = u32::try_from(self.app.memory_charge()).unwrap_or(u32::MAX);
         self.over_budget = true;
-        before.saturating_sub(self.memory_charge())
+        before.saturating_sub(self.memory_charge()) as usize
     }
     pub fn is_session(&self) -> bool {
         self.app.is_session()
@@ -189,8 +198,8 @@ impl Conn {
                 seg.seq.wrapping_sub(1)
             });
         }
-        if seg.flags & RST != 0 && self.rst[d].is_none() {
-            self.rst[d] = Some(at);
+        if seg.flags & RST != 0 && !seen(&self.rst[d]) {
+            self.rst[d] = at;
         }
         let carries = !payload.is_empty() || seg.payload_missing > 0;
         if self.gave_up && carries && matches!(self.app, App::Unknown) {
@@ -223,7 +232,7 @@ impl Conn {
                 });
             }
             if touched {
-                self.app_charge = self.app.memory_charge() as u32;
+                self.app_charge = u32::try_from(self.app.memory_charge()).unwrap_or(u32::MAX);
                 if self.app.undecided()
                     && self
                         .half
@@ -239,8 +248,8 @@ impl Conn {
                 }
             }
         }
-        if seg.flags & FIN != 0 && self.fin[d].is_none() {
-            self.fin[d] = Some(at);
+        if seg.flags & FIN != 0 && !seen(&self.fin[d]) {
+            self.fin[d] = at;
         }
     }
 
@@ -291,7 +300,7 @@ impl Conn {
             (self.key.hi, self.key.lo)
         };
 
-        let counts = s.counts;
+        let counts = &s.counts;
         let mut anomalies = s.anomalies;
         anomalies.union(counts.client.anomalies);
         anomalies.union(counts.server.anomalies);
@@ -320,24 +329,23 @@ impl Conn {
             anomalies.insert(Anomaly::MemoryBudget);
             exact = false;
         }
-        let upgrade = match &s.response {
-            Some(r) => Upgrade::Answered(r.status),
+        let upgrade = match s.status() {
+            Some(status) => Upgrade::Answered(status),
             None => Upgrade::Unanswered,
         };
         let tcp = TcpEnds {
-            client_fin: self.fin[c],
-            server_fin: self.fin[sv],
-            client_rst: self.rst[c],
-            server_rst: self.rst[sv],
+            client_fin: seen(&self.fin[c]).then_some(self.fin[c]),
+            server_fin: seen(&self.fin[sv]).then_some(self.fin[sv]),
+            client_rst: seen(&self.rst[c]).then_some(self.rst[c]),
+            server_rst: seen(&self.rst[sv]).then_some(self.rst[sv]),
         };
-        let (client_side, server_side) = (counts.client.stats, counts.server.stats);
+        let (client_side, server_side) = (counts.client.stats(), counts.server.stats());
         let verdict = verdict(&crate::record::facts(
             upgrade,
             &client_side,
             &server_side,
             tcp,
         ));
-        let resp = s.response.unwrap_or_default();
         Some(SessionRecord {
             first_packet: self.first_packet,
             tcp_stream: self.tcp_stream,
@@ -347,12 +355,12 @@ impl Conn {
             end_ns: self.last_ts,
             packets: self.packets,
             upgrade,
-            host: s.request.host,
-            path: s.request.path,
-            origin: s.request.origin,
-            user_agent: s.request.user_agent,
-            subprotocol: resp.protocol,
-            extensions: resp.extensions,
+            host: s.host().to_string(),
+            path: s.path().to_string(),
+            origin: s.origin().to_string(),
+            user_agent: s.user_agent().to_string(),
+            subprotocol: s.subprotocol().to_string(),
+            extensions: s.extensions().to_string(),
             client_side,
             server_side,
             tcp,

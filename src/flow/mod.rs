@@ -44,7 +44,8 @@ impl ConnLimits {
     pub fn new(limits: &Limits) -> Self {
         ConnLimits {
             reassembly: ReassemblyLimits {
-                max_held_bytes: limits.max_ooo_bytes,
+                // Held bytes are counted in a u32 (at most this plus one segment).
+                max_held_bytes: limits.max_ooo_bytes.min(u32::MAX as usize >> 1),
                 max_held_segments: limits.max_ooo_segments,
                 max_seq_ahead: limits.max_seq_ahead,
             },
@@ -307,7 +308,7 @@ impl Shard {
         let conn = self.conns[slot as usize].as_mut().unwrap();
         let (old, new) = (conn.charged, conn.memory_charge());
         conn.charged = new;
-        self.charged = self.charged - old + new;
+        self.charged = self.charged - old as usize + new as usize;
         if old == 0 && new > 0 {
             self.holders.insert(conn.first_packet, slot);
         } else if old > 0 && new == 0 {
@@ -416,7 +417,7 @@ impl Shard {
             .remove();
         self.candidates.remove(conn.first_packet);
         if conn.charged > 0 {
-            self.charged -= conn.charged;
+            self.charged -= conn.charged as usize;
             self.holders.remove(&conn.first_packet);
         }
         conn.flush(&self.limits);

@@ -56,27 +56,50 @@ pub struct ReassemblyLimits {
     pub max_seq_ahead: u32,
 }
 
+/// `HalfStream::fin_end` before a FIN is seen.
+const NO_FIN: u64 = u64::MAX;
+
 /// One direction of a TCP connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HalfStream {
     /// Sequence number of stream offset 0 (ISN + 1, or the first sequence number seen).
     base: Option<u32>,
     /// Stream offset of the next byte to deliver.
     next: u64,
     held: Vec<HeldSegment>,
-    held_bytes: usize,
-    /// Stream offset of the FIN, once seen.
-    fin_at: Option<u64>,
+    /// Bytes in `held` (at most `max_held_bytes` plus a segment: u32 keeps the state of
+    /// an idle connection small).
+    held_bytes: u32,
+    /// Stream offset of the FIN, once seen ([`NO_FIN`] before).
+    fin_end: u64,
     pub counters: HalfCounters,
 }
 
+impl Default for HalfStream {
+    fn default() -> Self {
+        HalfStream {
+            base: None,
+            next: 0,
+            held: Vec::new(),
+            held_bytes: 0,
+            fin_end: NO_FIN,
+            counters: HalfCounters::default(),
+        }
+    }
+}
+
 impl HalfStream {
+    /// Stream offset of the FIN, once seen.
+    fn fin_at(&self) -> Option<u64> {
+        (self.fin_end != NO_FIN).then_some(self.fin_end)
+    }
+
     /// A direction whose stream starts at sequence number `base` (when known) and has
     /// delivered nothing yet: what a connection that carried no payload knows of it.
     pub fn starting_at(base: Option<u32>) -> Self {
         HalfStream {
             base,
-            ..Default::default()
+            ..HalfStream::default()
         }
     }
 
@@ -92,7 +115,7 @@ impl HalfStream {
 
     /// True once every byte up to the FIN has been delivered or declared a gap.
     pub fn finished(&self) -> bool {
-        self.fin_at.is_some_and(|f| self.next >= f)
+        self.fin_at().is_some_and(|f| self.next >= f)
     }
 
     /// Unwraps `seq` to a stream offset near the current position.
@@ -154,8 +177,8 @@ impl HalfStream {
             (start as u64, data, missing, len)
         };
         let end = start + len;
-        if fin && self.fin_at.is_none() {
-            self.fin_at = Some(end.max(self.next));
+        if fin && self.fin_at().is_none() {
+            self.fin_end = end.max(self.next).min(NO_FIN - 1);
         }
         if len == 0 {
             return;
@@ -223,7 +246,7 @@ impl HalfStream {
                 break;
             }
             let seg = self.held.remove(0);
-            self.held_bytes -= seg.data.len();
+            self.held_bytes -= seg.data.len() as u32;
             if self.held.is_empty() {
                 // Nothing held: no buffer either (the memory budget counts capacity).
                 self.held = Vec::new();
@@ -243,7 +266,7 @@ impl HalfStream {
         sink: &mut impl FnMut(Event<'_>),
     ) {
         let over = |h: &Self| {
-            h.held_bytes + data.len() > limits.max_held_bytes
+            h.held_bytes as usize + data.len() > limits.max_held_bytes
                 || h.held.len() >= limits.max_held_segments
         };
         if over(self) {
@@ -291,7 +314,7 @@ impl HalfStream {
                 missing: (b - a.max(db)) as u32,
             };
             let at = self.held.partition_point(|h| h.start < a);
-            self.held_bytes += seg.data.len();
+            self.held_bytes += seg.data.len() as u32;
             self.held.insert(at, seg);
         }
     }
@@ -311,7 +334,7 @@ impl HalfStream {
     pub fn acked(&mut self, ack: u32, limits: &ReassemblyLimits, sink: &mut impl FnMut(Event<'_>)) {
         let Some(base) = self.base else { return };
         let mut to = self.offset(base, ack);
-        if let Some(f) = self.fin_at {
+        if let Some(f) = self.fin_at() {
             // The FIN occupies one sequence number.
             to = to.min(f as i64);
         }
@@ -334,7 +357,7 @@ impl HalfStream {
             self.gap_to(to, sink);
             self.drain(sink);
         }
-        if let Some(f) = self.fin_at {
+        if let Some(f) = self.fin_at() {
             self.gap_to(f, sink);
         }
     }
@@ -347,13 +370,13 @@ impl HalfStream {
 
     /// Bytes currently held out of order.
     pub fn held_bytes(&self) -> usize {
-        self.held_bytes
+        self.held_bytes as usize
     }
 
     /// What the held segments take in memory (their bytes and the list), for the budget.
     #[inline]
     pub fn memory_charge(&self) -> usize {
-        self.held_bytes + self.held.capacity() * std::mem::size_of::<HeldSegment>()
+        self.held_bytes as usize + self.held.capacity() * std::mem::size_of::<HeldSegment>()
     }
 
     /// The memory budget is spent: every hole before held data is declared a gap now (as

@@ -4,36 +4,55 @@
 
 use super::events::{FrameConsumer, GapEffect, StreamEvent};
 use super::frame::opcode;
-use crate::record::{Anomalies, Anomaly, At, Side, SideStats};
+use crate::record::{Anomalies, Anomaly, At, Close, Side, SideStats};
 
-/// What one direction's frames add up to.
+/// What one direction's frames add up to: the fields of [`SideStats`], with the Close
+/// frame boxed (most of a session's life has none, and a million open sessions should
+/// not carry room for two each).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SideCounts {
-    pub stats: SideStats,
+    pub messages: u64,
+    pub bytes: u64,
+    pub pings: u64,
+    pub pongs: u64,
+    pub close: Option<Box<Close>>,
+    pub missing_bytes: u64,
     pub anomalies: Anomalies,
     /// A count of this direction is a lower bound.
     pub inexact: bool,
 }
 
 impl SideCounts {
+    /// What this direction sent, as the record has it.
+    pub fn stats(&self) -> SideStats {
+        SideStats {
+            messages: self.messages,
+            bytes: self.bytes,
+            pings: self.pings,
+            pongs: self.pongs,
+            close: self.close.as_deref().cloned(),
+            missing_bytes: self.missing_bytes,
+        }
+    }
+
     fn event(&mut self, ev: StreamEvent<'_>) {
         match ev {
             StreamEvent::Frame(f) => match f.header.opcode {
-                opcode::PING => self.stats.pings += 1,
-                opcode::PONG => self.stats.pongs += 1,
+                opcode::PING => self.pings += 1,
+                opcode::PONG => self.pongs += 1,
                 _ => {}
             },
             StreamEvent::Message { bytes, .. } => {
-                self.stats.messages += 1;
-                self.stats.bytes += bytes;
+                self.messages += 1;
+                self.bytes += bytes;
             }
             StreamEvent::Close(c) => {
-                if self.stats.close.is_none() {
-                    self.stats.close = Some(c.clone());
+                if self.close.is_none() {
+                    self.close = Some(Box::new(c.clone()));
                 }
             }
             StreamEvent::Gap { bytes, effect } => {
-                self.stats.missing_bytes += bytes;
+                self.missing_bytes += bytes;
                 if matches!(
                     effect,
                     GapEffect::InsideClosePayload | GapEffect::FramingLost

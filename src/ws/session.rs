@@ -12,24 +12,75 @@ use crate::http::head::{HeadBuffer, HeadProgress};
 use crate::record::{Anomalies, Anomaly, At, Side};
 
 /// What a direction's bytes are being read as.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DirState {
-    /// An HTTP head, buffered while incomplete.
-    Head(HeadBuffer),
+    /// An HTTP head (the server's: `WsSession::server_head`), buffered while incomplete.
+    Head,
     Frames,
     /// Nothing more to learn from this direction.
     Ignore,
 }
 
+/// Short texts in one allocation: a session keeps its handshake's texts for its whole
+/// life, and a million open sessions should not pay for six strings each.
+#[derive(Debug, Default)]
+struct Texts {
+    buf: Box<str>,
+    ends: [u32; TEXTS],
+}
+
+const TEXTS: usize = 6;
+const HOST: usize = 0;
+const PATH: usize = 1;
+const ORIGIN: usize = 2;
+const USER_AGENT: usize = 3;
+const SUBPROTOCOL: usize = 4;
+const EXTENSIONS: usize = 5;
+
+impl Texts {
+    fn new(parts: [&str; TEXTS]) -> Self {
+        let mut buf = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = [0; TEXTS];
+        for (e, p) in ends.iter_mut().zip(parts) {
+            buf.push_str(p);
+            *e = buf.len() as u32;
+        }
+        Texts {
+            buf: buf.into_boxed_str(),
+            ends,
+        }
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.buf[start as usize..self.ends[i] as usize]
+    }
+
+    /// The same texts with `i` set to `v`.
+    fn with(&self, i: usize, v: &str) -> Self {
+        let mut parts: [&str; TEXTS] = std::array::from_fn(|k| self.get(k));
+        parts[i] = v;
+        Texts::new(parts)
+    }
+}
+
 /// Both directions of an upgraded (or upgrading) connection.
 #[derive(Debug)]
 pub struct WsSession {
-    pub request: Request,
-    pub response: Option<Response>,
+    /// Host, path, origin, user agent of the request; subprotocol and extensions of the
+    /// response.
+    texts: Texts,
+    /// The request's Sec-WebSocket-Key, until the response is checked against it.
+    key: Option<Box<str>>,
+    /// The request has `Upgrade: websocket`.
+    upgrade_requested: bool,
+    /// The status of the response, once seen.
+    status: Option<u16>,
     client: FrameStream,
     server: FrameStream,
     client_state: DirState,
     server_state: DirState,
+    server_head: HeadBuffer,
     /// What the frames add up to, per direction.
     pub counts: Counts,
     /// Handshake anomalies (the frame streams' go to `counts`).
@@ -40,7 +91,7 @@ pub struct WsSession {
     pub request_cut: bool,
     /// The response head was cut off: fields after the cut are unknown, not missing.
     response_cut: bool,
-    max_head: usize,
+    max_head: u32,
 }
 
 impl WsSession {
@@ -71,35 +122,80 @@ impl WsSession {
             }
         }
         WsSession {
-            request,
-            response: None,
+            texts: Texts::new([
+                &request.host,
+                &request.path,
+                &request.origin,
+                &request.user_agent,
+                "",
+                "",
+            ]),
+            key: request.key.map(String::into_boxed_str),
+            upgrade_requested: request.upgrade_websocket,
+            status: None,
             client: FrameStream::new(Side::Client),
             server: FrameStream::new(Side::Server),
             client_state: DirState::Frames,
-            server_state: DirState::Head(HeadBuffer::default()),
+            server_state: DirState::Head,
+            server_head: HeadBuffer::default(),
             counts: Counts::default(),
             anomalies,
             inexact: false,
             request_cut,
             response_cut: false,
-            max_head,
+            max_head: max_head.min(u32::MAX as usize) as u32,
         }
+    }
+
+    /// The request's Host.
+    pub fn host(&self) -> &str {
+        self.texts.get(HOST)
+    }
+
+    /// The request target (path and query).
+    pub fn path(&self) -> &str {
+        self.texts.get(PATH)
+    }
+
+    /// The request's Origin.
+    pub fn origin(&self) -> &str {
+        self.texts.get(ORIGIN)
+    }
+
+    /// The request's User-Agent.
+    pub fn user_agent(&self) -> &str {
+        self.texts.get(USER_AGENT)
+    }
+
+    /// Sec-WebSocket-Protocol of the response.
+    pub fn subprotocol(&self) -> &str {
+        self.texts.get(SUBPROTOCOL)
+    }
+
+    /// Sec-WebSocket-Extensions of the response.
+    pub fn extensions(&self) -> &str {
+        self.texts.get(EXTENSIONS)
+    }
+
+    /// The status of the response to the Upgrade request, once seen.
+    pub fn status(&self) -> Option<u16> {
+        self.status
     }
 
     /// Is this a WebSocket session: an Upgrade request, or (when the request was cut off)
     /// a 101 answer?
     pub fn is_websocket(&self) -> bool {
-        self.request.upgrade_websocket || (self.request_cut && self.upgraded())
+        self.upgrade_requested || (self.request_cut && self.upgraded())
     }
 
     pub fn upgraded(&self) -> bool {
-        self.response.as_ref().is_some_and(|r| r.status == 101)
+        self.status == Some(101)
     }
 
     /// In-order bytes from the client, delivered in packet `at`.
     pub fn client_data(&mut self, d: &[u8], at: At) {
         if let DirState::Frames = self.client_state {
-            if self.response.is_none() && !d.is_empty() {
+            if self.status.is_none() && !d.is_empty() {
                 self.anomalies.insert(Anomaly::FrameBeforeUpgrade);
             }
             self.client.data(d, at, &mut self.counts);
@@ -108,10 +204,12 @@ impl WsSession {
 
     /// In-order bytes from the server, delivered in packet `at`.
     pub fn server_data(&mut self, d: &[u8], at: At) {
-        let progress = match &mut self.server_state {
+        let progress = match self.server_state {
             DirState::Frames => return self.server.data(d, at, &mut self.counts),
             DirState::Ignore => return,
-            DirState::Head(buf) => buf.push(d, self.max_head, handshake::response),
+            DirState::Head => self
+                .server_head
+                .push(d, self.max_head as usize, handshake::response),
         };
         match progress {
             HeadProgress::Complete(Some(resp), rest) => {
@@ -123,11 +221,13 @@ impl WsSession {
             HeadProgress::Complete(None, _) | HeadProgress::Invalid(_) => {
                 self.anomalies.insert(Anomaly::BadHandshakeResponse);
                 self.server_state = DirState::Ignore;
+                self.server_head = HeadBuffer::default();
             }
             HeadProgress::Incomplete => {}
             HeadProgress::TooLong => {
                 self.anomalies.insert(Anomaly::HandshakeTooLong);
                 self.server_state = DirState::Ignore;
+                self.server_head = HeadBuffer::default();
             }
         }
     }
@@ -138,7 +238,7 @@ impl WsSession {
             if !resp.upgrade_websocket && whole_heads {
                 self.anomalies.insert(Anomaly::MissingUpgradeHeader);
             }
-            match (&resp.accept, &self.request.key) {
+            match (&resp.accept, &self.key) {
                 (None, _) if !self.response_cut => self.anomalies.insert(Anomaly::MissingAccept),
                 (Some(a), Some(k)) if a.trim() != handshake::accept_for_key(k) => {
                     self.anomalies.insert(Anomaly::InvalidAccept)
@@ -156,7 +256,15 @@ impl WsSession {
             self.server_state = DirState::Ignore;
             self.client_state = DirState::Ignore;
         }
-        self.response = Some(resp);
+        self.status = Some(resp.status);
+        self.key = None;
+        self.server_head = HeadBuffer::default();
+        if !resp.protocol.is_empty() || !resp.extensions.is_empty() {
+            self.texts = self
+                .texts
+                .with(SUBPROTOCOL, &resp.protocol)
+                .with(EXTENSIONS, &resp.extensions);
+        }
     }
 
     /// A gap outside the frames: counted as missing, nothing else.
@@ -181,10 +289,10 @@ impl WsSession {
 
     /// Missing bytes in the server's direction, noticed at packet `at`.
     pub fn server_gap(&mut self, n: u64, at: At) {
-        match &self.server_state {
+        match self.server_state {
             DirState::Frames => return self.server.gap(n, at, &mut self.counts),
             DirState::Ignore => return self.unframed_gap(Side::Server, n, at),
-            DirState::Head(_) => {}
+            DirState::Head => {}
         }
         self.unframed_gap(Side::Server, n, at);
         self.response_cut_off();
@@ -193,10 +301,14 @@ impl WsSession {
     /// The response head being gathered ends here (a gap, or the memory budget): its
     /// status line and whole fields may still be readable.
     fn response_cut_off(&mut self) {
-        let DirState::Head(buf) = &self.server_state else {
+        if self.server_state != DirState::Head {
             return;
-        };
-        match buf.prefix().and_then(|h| handshake::response(&h)) {
+        }
+        match self
+            .server_head
+            .prefix()
+            .and_then(|h| handshake::response(&h))
+        {
             Some(r) => {
                 self.response_cut = true;
                 let upgraded = r.status == 101;
@@ -210,6 +322,7 @@ impl WsSession {
                 self.inexact = true;
                 self.server_state = DirState::Ignore;
                 self.client_state = DirState::Ignore;
+                self.server_head = HeadBuffer::default();
             }
         }
     }
@@ -218,16 +331,12 @@ impl WsSession {
 impl MemoryCharge for WsSession {
     #[inline]
     fn memory_charge(&self) -> usize {
-        let head = match &self.server_state {
-            DirState::Head(b) => b.memory_charge(),
-            _ => 0,
-        };
-        head + self.counts.memory_charge()
+        self.server_head.memory_charge() + self.counts.memory_charge()
     }
 
     /// A response head being gathered is read as cut off; the consumers give up theirs.
     fn release_memory(&mut self, ctx: &SegmentCtx<'_>) {
-        if matches!(&self.server_state, DirState::Head(b) if b.memory_charge() > 0) {
+        if self.server_head.memory_charge() > 0 {
             self.response_cut_off();
         }
         self.counts.release_memory(ctx.at);

@@ -59,8 +59,8 @@ impl Probe {
             Side::Server => &self.counts.server,
         }
     }
-    fn stats(&self) -> &SideStats {
-        &self.counts().stats
+    fn stats(&self) -> SideStats {
+        self.counts().stats()
     }
     fn anomalies(&self) -> Anomalies {
         self.counts().anomalies
