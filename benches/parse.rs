@@ -263,13 +263,7 @@ fn bench_frame_stream(c: &mut Criterion) {
     ] {
         let (fs, frames) = run_stream(&input);
         assert_eq!(
-            (
-                frames,
-                fs.messages,
-                fs.bytes,
-                fs.pings,
-                fs.inexact
-            ),
+            (frames, fs.messages, fs.bytes, fs.pings, fs.inexact),
             (
                 input.frames,
                 input.messages,

@@ -5,10 +5,11 @@
 //!        [--concurrency N] [--gap-fraction F] [--header-gap-fraction F]
 //!        [--reorder-fraction F] [-o FILE|-] [--expected FILE]
 //! gencap fixtures DIR
-//! gencap crowd syn-only|open-sessions N [--v6-every K] [-o FILE|-]
+//! gencap crowd syn-only|open-sessions|holding N [--v6-every K] [--hold BYTES] [-o FILE|-]
 //! ```
-//! `crowd` writes N connections open at once (memory measurements): unanswered SYNs, or
-//! WebSocket sessions that never close.
+//! `crowd` writes N connections open at once (memory measurements): unanswered SYNs,
+//! WebSocket sessions that never close, or sessions that all hold BYTES (default 64K) of
+//! out-of-order data at once before they close.
 //! The capture goes to stdout by default; a summary goes to stderr.
 
 use std::fs::File;
@@ -21,7 +22,7 @@ use wsclose_synth::{csv_header, fixtures, generate_with, GenConfig, Mix};
 const USAGE: &str =
     "usage: gencap [--seed N] [--sessions N] [--mix chat|bulk|mixed|C:B] [--bytes SIZE[K|M|G]] \
 [--concurrency N] [--gap-fraction F] [--header-gap-fraction F] [--reorder-fraction F] \
-[-o FILE|-] [--expected FILE]\n       gencap fixtures DIR\n       gencap crowd syn-only|open-sessions N [--v6-every K] [-o FILE|-]";
+[-o FILE|-] [--expected FILE]\n       gencap fixtures DIR\n       gencap crowd syn-only|open-sessions|holding N [--v6-every K] [--hold BYTES] [-o FILE|-]";
 
 /// `gencap crowd KIND N [--v6-every K] [-o FILE|-]`.
 fn crowd(args: &[String]) -> Result<(), String> {
@@ -29,6 +30,7 @@ fn crowd(args: &[String]) -> Result<(), String> {
     let kind = match args.first().map(String::as_str) {
         Some("syn-only") => CrowdKind::SynOnly,
         Some("open-sessions") => CrowdKind::OpenSessions,
+        Some("holding") => CrowdKind::Holding { bytes: 64 << 10 },
         _ => return Err(USAGE.into()),
     };
     let n = args.get(1).and_then(|v| v.parse().ok()).ok_or(USAGE)?;
@@ -44,6 +46,12 @@ fn crowd(args: &[String]) -> Result<(), String> {
         let v = it.next().ok_or(USAGE)?;
         match a.as_str() {
             "--v6-every" => c.v6_every = v.parse().map_err(|_| USAGE)?,
+            "--hold" => {
+                let b = parse_size(v)
+                    .and_then(|b| u32::try_from(b).ok())
+                    .ok_or(USAGE)?;
+                c.kind = CrowdKind::Holding { bytes: b };
+            }
             "-o" | "--output" => out = v.clone(),
             _ => return Err(USAGE.into()),
         }

@@ -60,6 +60,27 @@ pub struct CaptureArgs {
     /// Do not print the summary line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Memory for the buffers of all connections together (out-of-order data, handshake
+    /// heads being gathered): bytes, or a number with K, M or G. Past it the connections
+    /// that started first give theirs up (anomaly memory_budget) [default: 256M].
+    #[arg(long, value_name = "SIZE", value_parser = wsclose::config::parse_size)]
+    pub memory: Option<usize>,
+    /// Connections tracked at once; past it the longest-idle tenth is evicted (anomaly
+    /// evicted) [default: 1048576].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// Row order: `first` (the order of the connections' first packets; rows flow as soon
+    /// as every session that started earlier is written) or `end` (each session as it
+    /// ends, for live captures; tcp_stream is the stable key).
+    #[arg(long, value_enum, default_value_t = Order::First)]
+    pub order: Order,
+}
+
+/// `--order`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    First,
+    End,
 }
 
 /// Where a report goes.

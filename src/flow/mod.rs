@@ -579,16 +579,14 @@ impl Shard {
     }
 
     /// End of the capture, oldest first: retires the connection [`front`](Self::front)
-    /// names.
+    /// names (one without payload makes no record: it waits for [`finish`](Self::finish)).
     pub fn retire_front(&mut self) {
         let Some((first_packet, id)) = self.front() else {
             return;
         };
-        let r = ConnRef { first_packet, id };
-        if self.last_ts(r).is_some() {
+        if id & EMBRYO == 0 && self.last_ts(ConnRef { first_packet, id }).is_some() {
             self.retire(id, false);
         }
-        debug_assert!(self.front() != Some((first_packet, id)));
         self.candidates.remove(first_packet);
     }
 
@@ -599,11 +597,11 @@ impl Shard {
                 self.retire(slot, false);
             }
         }
-        for slot in 0..self.embryos.slots() {
-            if self.embryos.live(slot).is_some() {
-                self.retire(slot | EMBRYO, false);
-            }
-        }
+        // Connections without payload: counted, and dropped all at once.
+        self.stats.no_payload += self.embryos.len() as u64;
+        self.embryos = Embryos::default();
+        self.table = HashTable::new();
+        self.candidates = Candidates::default();
         self.closing.clear();
     }
 }

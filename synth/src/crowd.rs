@@ -6,13 +6,18 @@
 //! * [`CrowdKind::OpenSessions`]: each connection is a WebSocket session that stays open:
 //!   the TCP handshake, a browser-like Upgrade request, `101`, one text message each way,
 //!   the last ACK; no Close frame, no FIN. Sessions start 10 µs apart, one after the other.
+//! * [`CrowdKind::Holding`]: sessions that all hold out-of-order data at once. Three
+//!   rounds over all sessions: (1) handshake; (2) the client sends one binary message of
+//!   `bytes` in 1000-byte segments, all but the first, which the capture sees late (the
+//!   analyzer must hold the rest); (3) the first segment, the server's ACK, a Close each
+//!   way (1000), FIN each way. Round `r` of session `i` is at T0 + r s + i·10 µs.
 //!
 //! Every 4-tuple is distinct. Deterministic: the same configuration gives the same bytes.
 
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::packet::{build_tcp, IpOpts, TcpFields, ACK, PSH, SYN};
+use crate::packet::{build_tcp, IpOpts, TcpFields, ACK, FIN, PSH, SYN};
 use crate::pcap::{pcap_global_header, Link, PcapOpts};
 use crate::ws::{self, ClientHandshake};
 use crate::Rng;
@@ -22,6 +27,10 @@ use crate::Rng;
 pub enum CrowdKind {
     SynOnly,
     OpenSessions,
+    /// Each client message has this many payload bytes (1000 of them sent late).
+    Holding {
+        bytes: u32,
+    },
 }
 
 /// A crowd's shape.
@@ -41,6 +50,8 @@ const T0: u64 = 1_704_067_200_000_000_000;
 /// The crowd's capture, as pcap bytes (Ethernet, µs timestamps), produced on demand.
 pub struct CrowdCapture {
     crowd: Crowd,
+    /// Next (round, connection).
+    round: u64,
     next: u64,
     rng: Rng,
     link: Link,
@@ -52,6 +63,7 @@ impl CrowdCapture {
     pub fn new(crowd: Crowd) -> Self {
         CrowdCapture {
             crowd,
+            round: 0,
             next: 0,
             rng: Rng::new(crowd.seed),
             link: Link::ethernet(),
@@ -93,6 +105,92 @@ impl CrowdCapture {
         self.buf.extend_from_slice(&frame);
     }
 
+    fn rounds(&self) -> u64 {
+        match self.crowd.kind {
+            CrowdKind::Holding { .. } => 3,
+            _ => 1,
+        }
+    }
+
+    /// Appends round `round` of session `i` of a `Holding` crowd.
+    fn holding(&mut self, round: u64, i: u64, bytes: u32) {
+        let (c, s) = self.endpoints(i);
+        let o = IpOpts::default();
+        let tcp = |seq: u32, ack: u32, flags: u8| TcpFields {
+            seq,
+            ack,
+            flags,
+            window: 65_535,
+            options: Vec::new(),
+        };
+        // Everything of session i follows from i, whatever the round.
+        let mut rng = Rng::new(self.crowd.seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let (cisn, sisn) = (rng.next_u64() as u32, rng.next_u64() as u32);
+        let hs = ClientHandshake::new("hold.example", "/h", &mut rng);
+        let req = hs.to_bytes();
+        let resp = ws::server_accept(&hs.key, None);
+        let mask = (rng.next_u64() as u32).to_be_bytes();
+        let mut payload = vec![0u8; bytes as usize];
+        rng.fill(&mut payload);
+        let msg = ws::encode_frame(true, 0, ws::OP_BINARY, Some(mask), &payload);
+        let c_close = ws::encode_frame(
+            true,
+            0,
+            ws::OP_CLOSE,
+            Some(mask),
+            &ws::close_payload(Some(1000), ""),
+        );
+        let s_close = ws::encode_frame(
+            true,
+            0,
+            ws::OP_CLOSE,
+            None,
+            &ws::close_payload(Some(1000), ""),
+        );
+        let (c1, s1) = (cisn.wrapping_add(1), sisn.wrapping_add(1));
+        let c2 = c1.wrapping_add(req.len() as u32);
+        let s2 = s1.wrapping_add(resp.len() as u32);
+        let c3 = c2.wrapping_add(msg.len() as u32);
+        let c4 = c3.wrapping_add(c_close.len() as u32);
+        let s3 = s2.wrapping_add(s_close.len() as u32);
+        let mut pkts: Vec<(bool, TcpFields, Vec<u8>)> = Vec::new();
+        match round {
+            0 => {
+                pkts.push((true, tcp(cisn, 0, SYN), vec![]));
+                pkts.push((false, tcp(sisn, c1, SYN | ACK), vec![]));
+                pkts.push((true, tcp(c1, s1, ACK), vec![]));
+                pkts.push((true, tcp(c1, s1, PSH | ACK), req));
+                pkts.push((false, tcp(s1, c2, PSH | ACK), resp));
+            }
+            1 => {
+                for (k, part) in msg.chunks(1000).enumerate().skip(1) {
+                    let seq = c2.wrapping_add(k as u32 * 1000);
+                    pkts.push((true, tcp(seq, s2, ACK), part.to_vec()));
+                }
+            }
+            _ => {
+                let first = msg[..1000.min(msg.len())].to_vec();
+                pkts.push((true, tcp(c2, s2, PSH | ACK), first));
+                pkts.push((false, tcp(s2, c3, ACK), vec![]));
+                pkts.push((true, tcp(c3, s2, PSH | ACK), c_close));
+                pkts.push((false, tcp(s2, c4, PSH | ACK), s_close));
+                pkts.push((true, tcp(c4, s3, FIN | ACK), vec![]));
+                pkts.push((false, tcp(s3, c4.wrapping_add(1), FIN | ACK), vec![]));
+                pkts.push((
+                    true,
+                    tcp(c4.wrapping_add(1), s3.wrapping_add(1), ACK),
+                    vec![],
+                ));
+            }
+        }
+        let t = T0 + round * 1_000_000_000 + i * 10_000;
+        for (k, (from_client, f, payload)) in pkts.iter().enumerate() {
+            let (src, dst) = if *from_client { (c, s) } else { (s, c) };
+            let ip = build_tcp(src, dst, f, payload, &o);
+            self.packet(t + k as u64, *from_client, &ip);
+        }
+    }
+
     /// Appends connection `i`'s packets to the buffer.
     fn connection(&mut self, i: u64) {
         let (c, s) = self.endpoints(i);
@@ -110,6 +208,7 @@ impl CrowdCapture {
                 let ip = build_tcp(c, s, &tcp(cisn, 0, SYN), &[], &o);
                 self.packet(T0 + i * 1_000, true, &ip);
             }
+            CrowdKind::Holding { bytes } => self.holding(self.round, i, bytes),
             CrowdKind::OpenSessions => {
                 let sisn = self.rng.next_u64() as u32;
                 let hs =
@@ -151,6 +250,10 @@ impl CrowdCapture {
 impl Read for CrowdCapture {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.buf.len() {
+            if self.next == self.crowd.connections && self.round + 1 < self.rounds() {
+                self.round += 1;
+                self.next = 0;
+            }
             if self.next == self.crowd.connections {
                 return Ok(0);
             }

@@ -4,5 +4,6 @@
 mod cli;
 mod columns;
 mod golden;
+mod memory;
 mod truth;
 mod util;
