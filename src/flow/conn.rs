@@ -207,7 +207,10 @@ impl Conn {
             self.ignored_payload = true;
         }
         if self.may_be_session() {
-            let mut touched = false;
+            // Every event delivered moves a direction's position: that is how the
+            // application layer's charge is known to be worth a look (the closures stay
+            // as small as they were, for the inliner).
+            let before = self.half[0].position() + self.half[1].position();
             let Conn { half, app, .. } = self;
             let limits = &ctx.limits.reassembly;
             if seg.flags & SYN != 0 {
@@ -215,10 +218,7 @@ impl Conn {
             }
             if seg.flags & ACK != 0 {
                 let o = 1 - d;
-                half[o].acked(seg.ack, limits, &mut |ev| {
-                    touched = true;
-                    app.on_event(o == 0, ev, ctx)
-                });
+                half[o].acked(seg.ack, limits, &mut |ev| app.on_event(o == 0, ev, ctx));
             }
             if seg.flags & (RST | FIN) == 0 && !carries {
                 // A bare ACK (half the packets of a chat capture): no delivery to try.
@@ -227,11 +227,10 @@ impl Conn {
                 let fin = seg.flags & FIN != 0;
                 let missing = seg.payload_missing;
                 half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
-                    touched = true;
                     app.on_event(d == 0, ev, ctx)
                 });
             }
-            if touched {
+            if self.half[0].position() + self.half[1].position() != before {
                 self.app_charge = u32::try_from(self.app.memory_charge()).unwrap_or(u32::MAX);
                 if self.app.undecided()
                     && self

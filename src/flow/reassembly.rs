@@ -195,6 +195,7 @@ impl HalfStream {
 
     /// Delivers a segment that starts at or before `next`; where held bytes (seen earlier)
     /// overlap it, they win.
+    #[inline(always)]
     fn deliver_new(
         &mut self,
         start: u64,
@@ -218,6 +219,7 @@ impl HalfStream {
 
     /// Delivers bytes `[next, upto)` of a segment starting at `start` whose first
     /// `data.len()` bytes are present (the rest were cut off), and moves `next` to `upto`.
+    #[inline]
     fn deliver_range(
         &mut self,
         start: u64,
@@ -248,8 +250,7 @@ impl HalfStream {
             let seg = self.held.remove(0);
             self.held_bytes -= seg.data.len() as u32;
             if self.held.is_empty() {
-                // Nothing held: no buffer either (the memory budget counts capacity).
-                self.held = Vec::new();
+                self.free_held();
             }
             if seg.end() > self.next {
                 self.deliver_range(seg.start, &seg.data, seg.end(), sink);
@@ -331,6 +332,7 @@ impl HalfStream {
 
     /// The peer acknowledged `ack`: bytes before it reached the peer, so a hole before it
     /// will never be filled in this capture.
+    #[inline]
     pub fn acked(&mut self, ack: u32, limits: &ReassemblyLimits, sink: &mut impl FnMut(Event<'_>)) {
         let Some(base) = self.base else { return };
         let mut to = self.offset(base, ack);
@@ -360,6 +362,14 @@ impl HalfStream {
         if let Some(f) = self.fin_at() {
             self.gap_to(f, sink);
         }
+    }
+
+    /// Nothing held: no buffer either (the memory budget counts capacity). Out of line,
+    /// so that the delivery path stays small enough to be inlined.
+    #[cold]
+    #[inline(never)]
+    fn free_held(&mut self) {
+        self.held = Vec::new();
     }
 
     /// Forgets held data (the application is no longer interested in this stream).
