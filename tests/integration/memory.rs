@@ -681,3 +681,101 @@ fn end_order_holds_the_same_sessions_as_first_packet_order() {
         }
     }
 }
+
+/// Past `--max-connections`, connections are evicted whatever table they are in (here
+/// SYN-only ones, in the compact table): counted, the same for every thread count, and
+/// the sessions around them still reported.
+#[test]
+fn max_connections_evicts_connections_without_payload_too() {
+    let mut pk = Vec::new();
+    let mut a = conn("10.0.0.1:40001", "10.0.0.9:80", 0, 1);
+    open(&mut a);
+    drain(&mut a, &mut pk);
+    for i in 0..2000u32 {
+        if i % 50 == 0 {
+            // A stays busy, so it is never the longest idle.
+            a.tcp.clock_ns = a.tcp.clock_ns.max(T0 + S + i as u64 * 1000);
+            a.ping(Side::Client, b"k");
+            a.pong(Side::Server, b"k");
+        }
+        let mut s = conn(
+            &format!("10.2.{}.{}:6000", i / 250, i % 250 + 1),
+            "10.0.0.9:80",
+            S + i as u64 * 1000,
+            7000 + i as u64,
+        );
+        s.tcp.emit(
+            Side::Client,
+            i * 7,
+            wsclose_synth::packet::SYN,
+            65535,
+            vec![],
+            vec![],
+        );
+        drain(&mut s, &mut pk);
+    }
+    a.tcp.wait(2 * S);
+    close(&mut a);
+    drain(&mut a, &mut pk);
+    let bytes = pcap(pk);
+    let run_with = |threads: usize| {
+        let mut o = opts(threads);
+        o.limits.max_connections = 100;
+        o.limits.batch_packets = 128;
+        report(&bytes, &o)
+    };
+    let (one, s) = run_with(1);
+    assert!(s.stats.evicted >= 1900, "{}", s.stats);
+    assert_eq!(s.stats.tcp_connections, 2001);
+    let rows = parse_csv(&one);
+    assert_eq!(rows.len(), 2, "{one}");
+    let col = |n: &str| rows[0].iter().position(|c| c == n).unwrap();
+    assert_eq!(rows[1][col("client_pings")], "40");
+    assert_eq!(rows[1][col("exact")], "true", "{one}");
+    for t in [2, 3] {
+        let (other, so) = run_with(t);
+        assert_eq!(other, one, "threads {t}");
+        assert_eq!(so.stats, s.stats);
+    }
+    let dir = std::env::temp_dir().join(format!("wsclose-maxconn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("syns.pcap");
+    std::fs::write(&file, &bytes).unwrap();
+    let out = wsclose(&[
+        "sessions",
+        "--max-connections",
+        "100",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connections evicted"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The byte side of the recognition window: a request head that grows past
+/// `recognise_bytes` (while still under the head's own cap) is given up on.
+#[test]
+fn a_head_past_the_recognition_bytes_is_given_up() {
+    let mut pk = Vec::new();
+    let mut ws = conn("10.0.0.1:40000", "10.0.0.2:80", 0, 1);
+    ws.tcp.handshake();
+    ws.tcp.send(Side::Client, b"GET /never-ending HTTP/1.1\r\n");
+    for _ in 0..10 {
+        ws.tcp.send(
+            Side::Client,
+            &[b"X-Pad: ", &[b'a'; 90][..], b"\r\n"].concat(),
+        );
+    }
+    drain(&mut ws, &mut pk);
+    let bytes = pcap(pk);
+    let mut o = opts(1);
+    let (recs, s) = run(&bytes, &o);
+    assert!(recs.is_empty());
+    assert_eq!(s.stats.unrecognised, 0, "still a head being gathered");
+    o.limits.recognise_bytes = 512;
+    let (recs, s) = run(&bytes, &o);
+    assert!(recs.is_empty());
+    assert_eq!(s.stats.unrecognised, 1);
+    assert!(s.stats.to_string().contains("given up on"), "{}", s.stats);
+}
