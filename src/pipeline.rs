@@ -66,6 +66,24 @@ impl Default for Options {
     }
 }
 
+/// Where records go: each record in report order, and a word after each batch boundary
+/// that handed some over (a writer flushes there, so that the rows of a live capture
+/// appear as they are found). Any `FnMut(SessionRecord) -> io::Result<()>` is one.
+pub trait RecordSink {
+    fn record(&mut self, rec: SessionRecord) -> io::Result<()>;
+
+    /// The records handed over so far are all the report has up to this point of the input.
+    fn written(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<F: FnMut(SessionRecord) -> io::Result<()>> RecordSink for F {
+    fn record(&mut self, rec: SessionRecord) -> io::Result<()> {
+        self(rec)
+    }
+}
+
 /// What the analysis read, and the inputs that could not be read to their end.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -243,7 +261,7 @@ impl Engine {
     }
 
     /// Batch boundary: everything here is decided from shard-independent data.
-    fn boundary(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
+    fn boundary(&mut self, out: &mut dyn RecordSink) -> io::Result<()> {
         // tcp.stream: connections are numbered in the order of their first packet.
         let mut firsts: Vec<u64> = self
             .shards
@@ -280,7 +298,10 @@ impl Engine {
         }
         self.recognition_window(now);
         self.memory_budget();
-        self.emit(out)
+        if self.emit(out)? > 0 {
+            out.written()?;
+        }
+        Ok(())
     }
 
     /// The connection the report waits for (the earliest first packet of a connection
@@ -329,8 +350,14 @@ impl Engine {
     }
 
     /// Hands over finished records: in first-packet order those whose first packet is
-    /// before every possible later record; in end order all, as they ended.
-    fn emit(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
+    /// before every possible later record; in end order all, as they ended. Returns how
+    /// many.
+    fn emit(&mut self, out: &mut dyn RecordSink) -> io::Result<usize> {
+        let mut n = 0;
+        let mut out = |r: SessionRecord| {
+            n += 1;
+            out.record(r)
+        };
         match self.order {
             Order::FirstPacket => {
                 let mut watermark = u64::MAX;
@@ -340,7 +367,7 @@ impl Engine {
                     }
                     watermark = watermark.min(s.watermark());
                 }
-                self.pending.emit_below(watermark, out)
+                self.pending.emit_below(watermark, &mut out)?;
             }
             Order::End => {
                 let mut ended: Vec<SessionRecord> = self
@@ -349,15 +376,16 @@ impl Engine {
                     .flat_map(|s| s.done.drain(..))
                     .collect();
                 ended.sort_unstable_by_key(|r| r.first_packet);
-                ended.into_iter().try_for_each(out)
+                ended.into_iter().try_for_each(&mut out)?;
             }
         }
+        Ok(n)
     }
 
     /// End of the input: connections that are or may become sessions are retired oldest
     /// first and each record is written at once (memory stays that of the connections,
     /// not connections and records); then the others.
-    fn finish(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
+    fn finish(&mut self, out: &mut dyn RecordSink) -> io::Result<()> {
         while let Some((_, i, _)) = self.front() {
             self.shards[i].retire_front();
             self.emit(out)?;
@@ -366,16 +394,27 @@ impl Engine {
             s.finish();
             self.stats.add(&s.stats);
         }
-        self.emit(out)
+        self.emit(out)?;
+        Ok(())
     }
 }
 
 /// Runs the analysis over `capture`, handing each session record to `out` in the order of
-/// the connections' first packets.
+/// the connections' first packets (or as they end, `Order::End`), as soon as it is known.
 pub fn analyze(
-    mut capture: Capture,
+    capture: Capture,
     opts: &Options,
     out: &mut dyn FnMut(SessionRecord) -> io::Result<()>,
+) -> io::Result<Summary> {
+    analyze_into(capture, opts, &mut |r| out(r))
+}
+
+/// [`analyze`] into a [`RecordSink`], which also hears when a batch boundary has handed
+/// records over.
+pub fn analyze_into(
+    mut capture: Capture,
+    opts: &Options,
+    out: &mut dyn RecordSink,
 ) -> io::Result<Summary> {
     let threads = opts.threads.max(1);
     // More shards than threads keeps the threads busy when connections are uneven; the

@@ -779,3 +779,65 @@ fn a_head_past_the_recognition_bytes_is_given_up() {
     assert_eq!(s.stats.unrecognised, 1);
     assert!(s.stats.to_string().contains("given up on"), "{}", s.stats);
 }
+
+/// On a pipe that stays open, rows appear as they are found: `wsclose sessions -` writes
+/// (and flushes) a finished session while its input is still open.
+#[test]
+fn rows_appear_on_a_pipe_before_it_closes() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let mut pk = Vec::new();
+    let mut b = conn("10.0.0.2:40002", "10.0.0.9:80", 0, 2);
+    open(&mut b);
+    close(&mut b);
+    drain(&mut b, &mut pk);
+    // 300 s of sessions with 20 KB messages afterwards: several batches past the linger.
+    for i in 0..300u64 {
+        let mut f = conn(
+            &format!("10.3.{}.{}:5000", i / 200, i % 200 + 1),
+            "10.0.0.9:80",
+            S + i * S,
+            500 + i,
+        );
+        open(&mut f);
+        f.message(Side::Server, wsclose_synth::ws::OP_BINARY, &[7u8; 20_000]);
+        close(&mut f);
+        drain(&mut f, &mut pk);
+    }
+    let bytes = pcap(pk);
+    assert!(bytes.len() > 6 << 20);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .args(["sessions", "--threads", "2", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    stdin.write_all(&bytes).unwrap();
+    stdin.flush().unwrap();
+    // The input is still open: the header and B's row must come anyway.
+    let wait = std::time::Duration::from_secs(20);
+    let header = rx
+        .recv_timeout(wait)
+        .expect("the header while the input is open");
+    assert!(header.starts_with("session,"));
+    let first = rx
+        .recv_timeout(wait)
+        .expect("a row while the input is open");
+    assert!(first.contains("10.0.0.2:40002"), "{first}");
+    drop(stdin);
+    let rest: Vec<String> = rx.iter().collect();
+    assert_eq!(rest.len(), 300);
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+}
