@@ -118,7 +118,7 @@ pub static COLUMNS: &[Column] = &[
     Column {
         name: "session",
         value: |r| Value::Count(r.session),
-        meaning: "1, 2, 3 … in the order of the connections' first packets",
+        meaning: "1, 2, 3 … in the order of the connections' first packets (--order end: in the order written)",
     },
     Column {
         name: "tcp_stream",
