@@ -184,8 +184,11 @@ impl Conn {
     }
 
     /// One segment of this connection, in capture order: `payload` is what the capture
-    /// holds of it, `ctx` its packet and the limits.
-    pub fn segment(&mut self, seg: &TcpSegment, payload: &[u8], ctx: &SegmentCtx<'_>) {
+    /// holds of it, `ctx` its packet and the limits. Returns whether what its buffers hold
+    /// may have changed ([`memory_charge`](Self::memory_charge)).
+    #[inline]
+    pub fn segment(&mut self, seg: &TcpSegment, payload: &[u8], ctx: &SegmentCtx<'_>) -> bool {
+        let mut charge_moved = false;
         let d = dir(seg.from_lo);
         let at = ctx.at;
         self.packets += 1;
@@ -226,11 +229,14 @@ impl Conn {
             } else if seg.flags & RST == 0 {
                 let fin = seg.flags & FIN != 0;
                 let missing = seg.payload_missing;
+                let held = half[d].memory_charge();
                 half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
                     app.on_event(d == 0, ev, ctx)
                 });
+                charge_moved = half[d].memory_charge() != held;
             }
             if self.half[0].position() + self.half[1].position() != before {
+                charge_moved = true;
                 self.app_charge = u32::try_from(self.app.memory_charge()).unwrap_or(u32::MAX);
                 if self.app.undecided()
                     && self
@@ -245,11 +251,13 @@ impl Conn {
                 for h in &mut self.half {
                     h.discard_held();
                 }
+                charge_moved = true;
             }
         }
         if seg.flags & FIN != 0 && !seen(&self.fin[d]) {
             self.fin[d] = at;
         }
+        charge_moved
     }
 
     /// Delivers what is still held (holes become gaps). Called once, at the end.

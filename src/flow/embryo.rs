@@ -493,7 +493,9 @@ mod tests {
                     };
                     full.segment(&sg, &[], &ctx);
                     match promoted.as_mut() {
-                        Some(c) => c.segment(&sg, &[], &ctx),
+                        Some(c) => {
+                            c.segment(&sg, &[], &ctx);
+                        }
                         None => {
                             if !table.at(slot).try_segment(&sg, false, at, &LIMITS) {
                                 let (key, e) = table.take(slot);

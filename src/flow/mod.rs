@@ -286,7 +286,7 @@ impl Shard {
             at,
             limits: &self.limits,
         };
-        conn.segment(seg, payload, &ctx);
+        let charge_moved = conn.segment(seg, payload, &ctx);
         if was_candidate && !conn.may_be_session() {
             self.candidates.remove(conn.first_packet);
         }
@@ -298,7 +298,7 @@ impl Shard {
             self.closing
                 .push(Reverse((conn.last_ts.saturating_add(self.linger_ns), r)));
         }
-        if conn.memory_charge() != conn.charged {
+        if charge_moved && conn.memory_charge() != conn.charged {
             self.account(slot);
         }
     }
