@@ -5,11 +5,12 @@
 //!        [--concurrency N] [--gap-fraction F] [--header-gap-fraction F]
 //!        [--reorder-fraction F] [-o FILE|-] [--expected FILE]
 //! gencap fixtures DIR
-//! gencap crowd syn-only|open-sessions|holding N [--v6-every K] [--hold BYTES] [-o FILE|-]
+//! gencap crowd syn-only|open-sessions|holding|half-heads N [--v6-every K] [--hold BYTES] [-o FILE|-]
 //! ```
 //! `crowd` writes N connections open at once (memory measurements): unanswered SYNs,
-//! WebSocket sessions that never close, or sessions that all hold BYTES (default 64K) of
-//! out-of-order data at once before they close.
+//! WebSocket sessions that never close, sessions that all hold BYTES (default 64K) of
+//! out-of-order data at once before they close, or Upgrade request heads of BYTES
+//! (default 12K) that never end.
 //! The capture goes to stdout by default; a summary goes to stderr.
 
 use std::fs::File;
@@ -22,7 +23,7 @@ use wsclose_synth::{csv_header, fixtures, generate_with, GenConfig, Mix};
 const USAGE: &str =
     "usage: gencap [--seed N] [--sessions N] [--mix chat|bulk|mixed|C:B] [--bytes SIZE[K|M|G]] \
 [--concurrency N] [--gap-fraction F] [--header-gap-fraction F] [--reorder-fraction F] \
-[-o FILE|-] [--expected FILE]\n       gencap fixtures DIR\n       gencap crowd syn-only|open-sessions|holding N [--v6-every K] [--hold BYTES] [-o FILE|-]";
+[-o FILE|-] [--expected FILE]\n       gencap fixtures DIR\n       gencap crowd syn-only|open-sessions|holding|half-heads N [--v6-every K] [--hold BYTES] [-o FILE|-]";
 
 /// `gencap crowd KIND N [--v6-every K] [-o FILE|-]`.
 fn crowd(args: &[String]) -> Result<(), String> {
@@ -31,6 +32,7 @@ fn crowd(args: &[String]) -> Result<(), String> {
         Some("syn-only") => CrowdKind::SynOnly,
         Some("open-sessions") => CrowdKind::OpenSessions,
         Some("holding") => CrowdKind::Holding { bytes: 64 << 10 },
+        Some("half-heads") => CrowdKind::HalfHeads { bytes: 12 << 10 },
         _ => return Err(USAGE.into()),
     };
     let n = args.get(1).and_then(|v| v.parse().ok()).ok_or(USAGE)?;
@@ -50,7 +52,10 @@ fn crowd(args: &[String]) -> Result<(), String> {
                 let b = parse_size(v)
                     .and_then(|b| u32::try_from(b).ok())
                     .ok_or(USAGE)?;
-                c.kind = CrowdKind::Holding { bytes: b };
+                c.kind = match c.kind {
+                    CrowdKind::HalfHeads { .. } => CrowdKind::HalfHeads { bytes: b },
+                    _ => CrowdKind::Holding { bytes: b },
+                };
             }
             "-o" | "--output" => out = v.clone(),
             _ => return Err(USAGE.into()),

@@ -114,6 +114,7 @@ impl Conn {
             ..Conn::new(key, e.first)
         }
     }
+
     /// A SYN that starts a new connection on this 4-tuple, as Wireshark decides it: a SYN
     /// without ACK whose sequence number differs from the base of its direction.
     pub fn is_reuse(&self, seg: &TcpSegment) -> bool {

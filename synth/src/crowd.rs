@@ -12,6 +12,10 @@
 //!   analyzer must hold the rest); (3) the first segment, the server's ACK, a Close each
 //!   way (1000), FIN each way. Round `r` of session `i` is at T0 + r s + i·10 µs.
 //!
+//! * [`CrowdKind::HalfHeads`]: connections whose Upgrade request head never ends: the TCP
+//!   handshake, then `bytes` of request head (a `GET` line and `X-Pad` fields), no blank
+//!   line, nothing more. 1 µs apart.
+//!
 //! Every 4-tuple is distinct. Deterministic: the same configuration gives the same bytes.
 
 use std::io::{self, Read};
@@ -29,6 +33,10 @@ pub enum CrowdKind {
     OpenSessions,
     /// Each client message has this many payload bytes (1000 of them sent late).
     Holding {
+        bytes: u32,
+    },
+    /// Each request head has this many bytes, and no end.
+    HalfHeads {
         bytes: u32,
     },
 }
@@ -209,6 +217,28 @@ impl CrowdCapture {
                 self.packet(T0 + i * 1_000, true, &ip);
             }
             CrowdKind::Holding { bytes } => self.holding(self.round, i, bytes),
+            CrowdKind::HalfHeads { bytes } => {
+                let sisn = self.rng.next_u64() as u32;
+                let (c1, s1) = (cisn.wrapping_add(1), sisn.wrapping_add(1));
+                let mut head = b"GET /slow HTTP/1.1\r\nHost: slow.example\r\n".to_vec();
+                while head.len() + 100 <= bytes as usize {
+                    head.extend_from_slice(b"X-Pad: ");
+                    head.extend_from_slice(&[b'a'; 91]);
+                    head.extend_from_slice(b"\r\n");
+                }
+                let t = T0 + i * 1_000;
+                let syn = build_tcp(c, s, &tcp(cisn, 0, SYN), &[], &o);
+                let syn_ack = build_tcp(s, c, &tcp(sisn, c1, SYN | ACK), &[], &o);
+                let ack = build_tcp(c, s, &tcp(c1, s1, ACK), &[], &o);
+                self.packet(t, true, &syn);
+                self.packet(t + 1, false, &syn_ack);
+                self.packet(t + 2, true, &ack);
+                for (k, part) in head.chunks(1400).enumerate() {
+                    let seq = c1.wrapping_add(k as u32 * 1400);
+                    let ip = build_tcp(c, s, &tcp(seq, s1, PSH | ACK), part, &o);
+                    self.packet(t + 3 + k as u64, true, &ip);
+                }
+            }
             CrowdKind::OpenSessions => {
                 let sisn = self.rng.next_u64() as u32;
                 let hs =
