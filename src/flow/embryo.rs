@@ -9,7 +9,7 @@
 //! else — payload, a FIN, an ACK that acknowledges bytes the capture does not hold (a
 //! gap), a segment out of the window, RST from both sides or a late one — needs the full
 //! state: [`Embryo::try_segment`] then leaves the embryo
-//! untouched and the shard promotes it ([`Embryos::promote`]) before the segment is
+//! untouched and the shard promotes it (`Shard::promote`) before the segment is
 //! processed, so the result is the same as if the connection had been full from the start.
 
 use super::conn::Embryonic;
