@@ -841,3 +841,33 @@ fn rows_appear_on_a_pipe_before_it_closes() {
     assert!(child.wait().unwrap().success());
     reader.join().unwrap();
 }
+
+/// With no budget at all and small batches (buffers given up at every boundary), every
+/// fixture gives the same report for any number of threads, in both orders.
+#[test]
+fn a_zero_budget_is_deterministic_on_every_fixture() {
+    let mut marked = 0;
+    for dir in ["fixtures/captures", "fixtures/synthetic"] {
+        for cap in crate::util::captures_in(&root().join(dir)) {
+            let bytes = std::fs::read(&cap).unwrap();
+            for order in [Order::FirstPacket, Order::End] {
+                let with = |threads: usize| {
+                    let mut o = opts(threads);
+                    o.order = order;
+                    o.limits.memory_budget = 0;
+                    o.limits.batch_packets = 8;
+                    report(&bytes, &o)
+                };
+                let (one, s) = with(1);
+                assert_eq!(s.buffered.peak_within_budget, 0, "{}", cap.display());
+                marked += one.matches("memory_budget").count();
+                for t in [2, 3, 4] {
+                    let (other, so) = with(t);
+                    assert_eq!(other, one, "{} threads {t} {order:?}", cap.display());
+                    assert_eq!(so.stats, s.stats);
+                }
+            }
+        }
+    }
+    assert!(marked > 0, "no fixture held anything at a boundary");
+}
