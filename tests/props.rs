@@ -620,3 +620,41 @@ fn known_bug_reassembly_cap_exceeded() {
     let seed = std::fs::read(seed_dir("reassembly").join("overflow")).unwrap();
     checks::reassembly_checked(&seed, true);
 }
+
+/// The seed `capture/memory-budget-heads.pcap` (four Upgrade heads being gathered at one
+/// batch boundary) takes the capture target through the memory budget under its small
+/// limits: the oldest heads are given up, the sessions say so.
+#[test]
+fn the_budget_seed_reaches_the_budget() {
+    let bytes = std::fs::read(seed_dir("capture").join("memory-budget-heads.pcap")).unwrap();
+    let limits = checks::small_limits();
+    let r = FileReader::from_reader("seed".into(), Box::new(Cursor::new(bytes)), &limits).unwrap();
+    let opts = Options {
+        threads: 1,
+        limits: limits.clone(),
+        ..Options::default()
+    };
+    let mut marked = 0;
+    let summary = analyze(
+        Capture::from_readers(vec![r], vec![], &limits),
+        &opts,
+        &mut |rec| {
+            if rec
+                .anomalies
+                .iter()
+                .any(|a| a == wsclose::record::Anomaly::MemoryBudget)
+            {
+                marked += 1;
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert!(
+        marked > 0 && summary.stats.memory_budget > 0,
+        "{}",
+        summary.stats
+    );
+    assert!(summary.buffered.peak > limits.memory_budget);
+    assert!(summary.buffered.peak_within_budget <= limits.memory_budget);
+}

@@ -602,7 +602,7 @@ pub fn small_limits() -> Limits {
         max_seq_ahead: 1 << 20,
         max_pending_bytes: 4096,
         closed_linger_ns: 1_000_000_000,
-        memory_budget: 4096,
+        memory_budget: 1024,
         recognise_ns: 1_000_000_000,
         recognise_bytes: 1024,
     }
