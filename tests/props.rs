@@ -659,7 +659,6 @@ fn the_budget_seed_reaches_the_budget() {
     assert!(summary.buffered.peak_within_budget <= limits.memory_budget);
 }
 
-
 /// Known bug, found by the capture target (issue 9's re-run): a Close reason that is valid
 /// UTF-8 keeps its control characters, so a reason with a line feed makes a CSV row of two
 /// lines (quoted: valid CSV, but `wc -l`, `grep` and `head` see two rows). The check wants
