@@ -3,13 +3,16 @@
 //!
 //!     CARGO_TARGET_DIR=/work/target-bench cargo bench -j 2 --bench e2e [-- FILTER]
 //!
-//! Sizes can be changed with E2E_CHAT_MB / E2E_BULK_MB (defaults 64 and 96).
+//! Sizes can be changed with E2E_CHAT_MB / E2E_BULK_MB (defaults 64 and 96). The TLS
+//! cases (`e2e_chat_tls`, `e2e_bulk_tls`) are the same sessions as `wss://` (TLS 1.3,
+//! AES-128-GCM), decrypted with the generator's key log.
 //!
 //! Before timing, the answer is checked: the CSV report is compared column by column with
 //! the generator's ground truth (the columns of `synth::COLUMNS`, `*` = not compared), and
 //! the 1-thread and 2-thread reports must be byte-identical.
 
 use std::io::Cursor;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
@@ -19,12 +22,15 @@ use wsclose::pipeline::{analyze, Options};
 use wsclose::record::SessionRecord;
 use wsclose::report::csv::CsvWriter;
 use wsclose::report::{ReportWriter, Row};
-use wsclose_synth::{generate, ExpectedSession, GenConfig, Mix, COLUMNS};
+use wsclose::tls::KeyLog;
+use wsclose_synth::{generate_with_keylog, ExpectedSession, GenConfig, Mix, COLUMNS};
 
 struct Input {
     name: &'static str,
     bytes: &'static [u8],
     expected: Vec<ExpectedSession>,
+    /// The key log of a TLS capture (empty for plaintext).
+    keys: Arc<KeyLog>,
 }
 
 fn env_mb(var: &str, default: u64) -> u64 {
@@ -34,17 +40,26 @@ fn env_mb(var: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn make_input(name: &'static str, mix: Mix, sessions: u64, mb: u64, seed: u64) -> Input {
+fn make_input(name: &'static str, mix: Mix, sessions: u64, mb: u64, seed: u64, tls: bool) -> Input {
     let cfg = GenConfig {
         seed,
         sessions,
         mix,
         target_bytes: mb << 20,
+        tls,
         ..GenConfig::default()
     };
     let t = Instant::now();
     let mut bytes = Vec::with_capacity((mb as usize + 8) << 20);
-    let expected = generate(&cfg, &mut bytes).expect("generate");
+    let mut expected = Vec::new();
+    let mut keylog = Vec::new();
+    generate_with_keylog(&cfg, &mut bytes, &mut keylog, |e| {
+        expected.push(e);
+        Ok(())
+    })
+    .expect("generate");
+    let mut keys = KeyLog::new();
+    keys.add_text(&keylog);
     eprintln!(
         "e2e/{name}: generated {:.1} MB, {} sessions in {:.1}s",
         bytes.len() as f64 / 1e6,
@@ -56,6 +71,7 @@ fn make_input(name: &'static str, mix: Mix, sessions: u64, mb: u64, seed: u64) -
         name,
         bytes: Vec::leak(bytes),
         expected,
+        keys: Arc::new(keys),
     }
 }
 
@@ -65,10 +81,12 @@ fn capture(bytes: &'static [u8], limits: &Limits) -> Capture {
     Capture::from_readers(vec![r], vec![], limits)
 }
 
-fn run(bytes: &'static [u8], threads: usize) -> Vec<SessionRecord> {
+fn run(input: &Input, threads: usize) -> Vec<SessionRecord> {
+    let bytes = input.bytes;
     let opts = Options {
         threads,
         limits: Limits::default(),
+        keylog: Arc::clone(&input.keys),
         ..Options::default()
     };
     let mut records = Vec::new();
@@ -91,6 +109,7 @@ fn render(records: &[SessionRecord]) -> Vec<u8> {
         let row = Row {
             session: i as u64 + 1,
             rec,
+            opts: &Default::default(),
         };
         rep.session(&row).expect("csv row");
     }
@@ -144,14 +163,17 @@ fn check(name: &str, csv: &[u8], expected: &[ExpectedSession]) {
 }
 
 fn bench_e2e(c: &mut Criterion) {
+    let (chat, bulk) = (env_mb("E2E_CHAT_MB", 64), env_mb("E2E_BULK_MB", 96));
     let inputs = [
-        make_input("chat", Mix::CHAT, 600, env_mb("E2E_CHAT_MB", 64), 21),
-        make_input("bulk", Mix::BULK, 16, env_mb("E2E_BULK_MB", 96), 22),
+        make_input("chat", Mix::CHAT, 600, chat, 21, false),
+        make_input("bulk", Mix::BULK, 16, bulk, 22, false),
+        make_input("chat_tls", Mix::CHAT, 600, chat, 21, true),
+        make_input("bulk_tls", Mix::BULK, 16, bulk, 22, true),
     ];
     for input in &inputs {
-        let one = render(&run(input.bytes, 1));
+        let one = render(&run(input, 1));
         check(input.name, &one, &input.expected);
-        let two = render(&run(input.bytes, 2));
+        let two = render(&run(input, 2));
         assert!(
             one == two,
             "e2e/{}: threads=1 and threads=2 reports differ ({} vs {} bytes)",
@@ -170,7 +192,7 @@ fn bench_e2e(c: &mut Criterion) {
         g.sampling_mode(SamplingMode::Flat);
         for threads in [1, 2] {
             g.bench_function(format!("threads{threads}"), |b| {
-                b.iter(|| run(input.bytes, threads).len())
+                b.iter(|| run(input, threads).len())
             });
         }
         g.finish();

@@ -3,7 +3,7 @@
 //! ```text
 //! gencap [--seed N] [--sessions N] [--mix chat|bulk|mixed|C:B] [--bytes 2G]
 //!        [--concurrency N] [--gap-fraction F] [--header-gap-fraction F]
-//!        [--reorder-fraction F] [-o FILE|-] [--expected FILE]
+//!        [--reorder-fraction F] [-o FILE|-] [--expected FILE] [--tls [--keylog FILE]]
 //! gencap fixtures DIR
 //! gencap crowd syn-only|open-sessions|holding|half-heads N [--v6-every K] [--hold BYTES] [-o FILE|-]
 //! ```
@@ -11,19 +11,21 @@
 //! WebSocket sessions that never close, sessions that all hold BYTES (default 64K) of
 //! out-of-order data at once before they close, or Upgrade request heads of BYTES
 //! (default 12K) that never end.
-//! The capture goes to stdout by default; a summary goes to stderr.
+//! The capture goes to stdout by default; a summary goes to stderr. `--tls` writes the
+//! same sessions as `wss://` (TLS 1.3, TLS_AES_128_GCM_SHA256) and their key log to
+//! `--keylog FILE` (default: the output file with `.keys` in place of its extension).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use wsclose_synth::{csv_header, fixtures, generate_with, GenConfig, Mix};
+use wsclose_synth::{csv_header, fixtures, generate_with_keylog, GenConfig, Mix};
 
 const USAGE: &str =
     "usage: gencap [--seed N] [--sessions N] [--mix chat|bulk|mixed|C:B] [--bytes SIZE[K|M|G]] \
 [--concurrency N] [--gap-fraction F] [--header-gap-fraction F] [--reorder-fraction F] \
-[-o FILE|-] [--expected FILE]\n       gencap fixtures DIR\n       gencap crowd syn-only|open-sessions|holding|half-heads N [--v6-every K] [--hold BYTES] [-o FILE|-]";
+[-o FILE|-] [--expected FILE] [--tls [--keylog FILE]]\n       gencap fixtures DIR\n       gencap crowd syn-only|open-sessions|holding|half-heads N [--v6-every K] [--hold BYTES] [-o FILE|-]";
 
 /// `gencap crowd KIND N [--v6-every K] [-o FILE|-]`.
 fn crowd(args: &[String]) -> Result<(), String> {
@@ -97,6 +99,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
     let mut cfg = GenConfig::default();
     let mut out = "-".to_string();
     let mut expected: Option<String> = None;
+    let mut keylog: Option<String> = None;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         let mut val = || {
@@ -136,6 +139,8 @@ fn run(args: Vec<String>) -> Result<(), String> {
             }
             "-o" | "--output" => out = val()?,
             "--expected" => expected = Some(val()?),
+            "--tls" => cfg.tls = true,
+            "--keylog" => keylog = Some(val()?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -152,6 +157,21 @@ fn run(args: Vec<String>) -> Result<(), String> {
         }
         None => None,
     };
+    let keylog = match (cfg.tls, keylog) {
+        (false, Some(_)) => return Err(format!("--keylog needs --tls\n{USAGE}")),
+        (false, None) => None,
+        (true, Some(k)) => Some(k),
+        (true, None) if out != "-" => {
+            Some(Path::new(&out).with_extension("keys").display().to_string())
+        }
+        (true, None) => return Err(format!("--tls to stdout needs --keylog FILE\n{USAGE}")),
+    };
+    let mut keys: Box<dyn Write> = match &keylog {
+        Some(k) => Box::new(BufWriter::new(
+            File::create(k).map_err(|e| format!("{k}: {e}"))?,
+        )),
+        None => Box::new(io::sink()),
+    };
     let start = std::time::Instant::now();
     let mut on_session = |e: wsclose_synth::ExpectedSession| -> io::Result<()> {
         if let Some(w) = exp_w.as_mut() {
@@ -162,7 +182,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
     let summary = if out == "-" {
         let stdout = io::stdout();
         let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
-        let s = generate_with(&cfg, &mut w, &mut on_session);
+        let s = generate_with_keylog(&cfg, &mut w, &mut keys, &mut on_session);
         w.flush().map_err(|e| e.to_string())?;
         s
     } else {
@@ -170,13 +190,17 @@ fn run(args: Vec<String>) -> Result<(), String> {
             1 << 20,
             File::create(&out).map_err(|e| format!("{out}: {e}"))?,
         );
-        let s = generate_with(&cfg, &mut w, &mut on_session);
+        let s = generate_with_keylog(&cfg, &mut w, &mut keys, &mut on_session);
         w.flush().map_err(|e| e.to_string())?;
         s
     }
     .map_err(|e| e.to_string())?;
     if let Some(mut w) = exp_w {
         w.flush().map_err(|e| e.to_string())?;
+    }
+    keys.flush().map_err(|e| e.to_string())?;
+    if let Some(k) = &keylog {
+        eprintln!("gencap: key log in {k}");
     }
     let secs = start.elapsed().as_secs_f64();
     eprintln!(

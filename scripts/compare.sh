@@ -9,6 +9,7 @@ usage() {
     cat <<'EOF'
 usage: scripts/compare.sh [--no-build] CAPTURE [CAPTURE...]
        scripts/compare.sh [--no-build] --scale [GENCAP-ARGS...]
+       scripts/compare.sh [--no-build] --tls [GENCAP-ARGS...]
 
 Mode 1 (captures): for each CAPTURE, times RUNS runs of
   wsclose sessions -q CAPTURE -o /dev/null --threads T   (T in THREADS)
@@ -23,6 +24,14 @@ directory outside the repository (GENCAP-ARGS are gencap's flags; default
 "--seed 7 --mix chat --bytes 500M"; the FACTORx capture has FACTOR times --bytes), runs
 wsclose on both and prints the time ratio and the peak RSS of each. Target: FACTOR x data
 => <= FACTOR*1.05 x time, same RSS. The temporary files are removed at the end.
+
+Mode 3 (--tls): generates the same sessions as plaintext and as wss:// (gencap --tls: TLS 1.3,
+TLS_AES_128_GCM_SHA256, with its key log) into a temporary directory (default GENCAP-ARGS
+"--seed 7 --mix chat --bytes 300M"), runs wsclose on both (the TLS one with --keylog) and
+prints the time ratio TLS/plaintext and the peak RSS of each. Target: <= 2x the time,
+RSS <= 64 MiB.
+
+In mode 1, a CAPTURE with a key log beside it (NAME.keys) is read with --keylog NAME.keys.
 
 Options:
   --no-build   use the existing target/release binaries (default: cargo build --release first)
@@ -51,6 +60,7 @@ FACTOR=${FACTOR:-10}
 JOBS=${JOBS:-2}
 BUILD=1
 SCALE=0
+TLS=0
 
 case "$RUNS" in '' | *[!0-9]* | 0) die "RUNS must be a positive integer" ;; esac
 case "$TSHARK_MAX_MB" in '' | *[!0-9]*) die "TSHARK_MAX_MB must be an integer (MB)" ;; esac
@@ -62,6 +72,7 @@ while [ $# -gt 0 ]; do
         -h | --help) usage; exit 0 ;;
         --no-build) BUILD=0 ;;
         --scale) SCALE=1 ;;
+        --tls) TLS=1 ;;
         *) args+=("$1") ;;
     esac
     shift
@@ -75,7 +86,7 @@ GENCAP=$TARGET/release/examples/gencap
 TIME=/usr/bin/time
 [ -x "$TIME" ] || die "$TIME (GNU time) is needed for wall time and peak RSS: apt-get install time"
 
-if [ "$SCALE" = 0 ] && [ ${#args[@]} -eq 0 ]; then
+if [ "$SCALE" = 0 ] && [ "$TLS" = 0 ] && [ ${#args[@]} -eq 0 ]; then
     usage >&2
     exit 2
 fi
@@ -173,8 +184,13 @@ run_captures() {
         echo "== $name ($mb MB): warming the page cache, counting packets" >&2
         cat -- "$cap" >/dev/null
         packets=$(packet_count "$cap")
+        local keys=()
+        if [ -r "${cap%.*}.keys" ]; then
+            keys=(--keylog "${cap%.*}.keys")
+            echo "  key log: ${cap%.*}.keys" >&2
+        fi
         for t in $THREADS; do
-            measure "wsclose --threads $t" "$WSCLOSE" sessions -q "$cap" -o /dev/null --threads "$t"
+            measure "wsclose --threads $t" "$WSCLOSE" sessions -q "${keys[@]}" "$cap" -o /dev/null --threads "$t"
             row "$name" "wsclose --threads $t" "$bytes" "$packets"
             W["ws$t"]=$M_WALL
         done
@@ -267,7 +283,53 @@ run_scale() {
     echo "($RUNS runs each; $(nproc) cores; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))"
 }
 
-if [ "$SCALE" = 1 ]; then
+run_tls() {
+    local spec=("$@") t i pb tb pp tp
+    [ -x "$GENCAP" ] || die "$GENCAP not found (build it, or drop --no-build)"
+    [ ${#spec[@]} -gt 0 ] || spec=(--seed 7 --mix chat --bytes 300M)
+    for ((i = 0; i < ${#spec[@]}; i++)); do
+        case "${spec[$i]}" in
+            -o | --output | --expected | --tls | --keylog) die "--tls: do not pass ${spec[$i]}" ;;
+        esac
+    done
+    echo "== tls: generating plaintext and wss:// (${spec[*]}) in $WORK" >&2
+    "$GENCAP" "${spec[@]}" -o "$WORK/plain.pcap"
+    "$GENCAP" "${spec[@]}" --tls -o "$WORK/tls.pcap" --keylog "$WORK/tls.keys"
+    pb=$(file_bytes "$WORK/plain.pcap")
+    tb=$(file_bytes "$WORK/tls.pcap")
+    cat "$WORK/plain.pcap" "$WORK/tls.pcap" >/dev/null
+    pp=$(packet_count "$WORK/plain.pcap")
+    tp=$("$WSCLOSE" sessions --keylog "$WORK/tls.keys" "$WORK/tls.pcap" -o /dev/null 2>&1 >/dev/null |
+        sed -n 's/.*read \([0-9][0-9]*\) packets.*/\1/p' | head -n 1)
+    "$WSCLOSE" sessions --keylog "$WORK/tls.keys" "$WORK/tls.pcap" -o /dev/null 2>&1 | sed 's/^/  /' >&2
+    local -A W R
+    for t in $THREADS; do
+        # Interleaved: plaintext, then TLS, per thread count.
+        measure "plain --threads $t" "$WSCLOSE" sessions -q "$WORK/plain.pcap" -o /dev/null --threads "$t"
+        row "plain.pcap" "wsclose --threads $t" "$pb" "$pp"
+        W["p_$t"]=$M_WALL R["p_$t"]=$M_RSS
+        measure "tls --threads $t" "$WSCLOSE" sessions -q --keylog "$WORK/tls.keys" "$WORK/tls.pcap" -o /dev/null --threads "$t"
+        row "tls.pcap" "wsclose --threads $t" "$tb" "${tp:-0}"
+        W["t_$t"]=$M_WALL R["t_$t"]=$M_RSS
+    done
+    print_table
+    echo
+    echo "TLS capture / plaintext capture: $(ratio "$tb" "$pb") x the bytes (target: time ratio <= 2, RSS <= 64 MiB)"
+    for t in $THREADS; do
+        local tr verdict
+        tr=$(ratio "${W[t_$t]}" "${W[p_$t]}")
+        verdict=$(awk -v r="$tr" -v m="${R[t_$t]}" 'BEGIN {
+            print (r <= 2 && m <= 64 * 1024) ? "ok" : "OVER TARGET" }')
+        printf 'threads %s: time %ss -> %ss, ratio %s; peak RSS %.1f -> %.1f MiB (%s)\n' "$t" \
+            "${W[p_$t]}" "${W[t_$t]}" "$tr" \
+            "$(awk -v m="${R[p_$t]}" 'BEGIN { print m / 1024 }')" "$(awk -v m="${R[t_$t]}" 'BEGIN { print m / 1024 }')" "$verdict"
+    done
+    echo "($RUNS runs each; $(nproc) cores; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))"
+}
+
+if [ "$TLS" = 1 ]; then
+    run_tls ${args[@]+"${args[@]}"}
+elif [ "$SCALE" = 1 ]; then
     run_scale ${args[@]+"${args[@]}"}
 else
     run_captures "${args[@]}"

@@ -2,7 +2,14 @@
 """Cross-check wsclose's per-session report against tshark's dissection.
 
 Usage:
-    scripts/crosscheck_tshark.py [--wsclose PATH] [--tshark PATH] [--max-mb N] [-v] CAPTURE...
+    scripts/crosscheck_tshark.py [--wsclose PATH] [--tshark PATH] [--max-mb N] [-v]
+                                 [--keylog FILE | --keylog-beside] [--tls-port PORT]...
+                                 CAPTURE...
+
+wss://: --keylog FILE gives both tools the key log (wsclose --keylog FILE, tshark
+-o tls.keylog_file:FILE); --keylog-beside uses CAPTURE's own NAME.keys; --tls-port P
+makes tshark dissect port P as TLS (-d tcp.port==P,tls; 443 needs none). Rows wsclose
+reports as `undecrypted` are left out (tshark shows no WebSocket for them either).
 
 For each capture (checked one at a time, never merged) this runs
 `wsclose sessions -q CAPTURE` and
@@ -232,8 +239,8 @@ def ws_frame_from_layer(frame_no: int, ws: dict) -> WsFrame | None:
     return f
 
 
-def run_tshark(tshark: str, capture: str) -> dict[int, TStream]:
-    cmd = [tshark, "-r", capture, *TSHARK_PREFS, "-Y", "websocket || http",
+def run_tshark(tshark: str, capture: str, tls: list[str] | None = None) -> dict[int, TStream]:
+    cmd = [tshark, "-r", capture, *TSHARK_PREFS, *(tls or []), "-Y", "websocket || http",
            "-T", "json", "-j", TSHARK_JSON_FILTER]
     p = subprocess.run(cmd, capture_output=True)
     err = "\n".join(l for l in p.stderr.decode(errors="replace").splitlines()
@@ -364,8 +371,9 @@ def is_ws_session(st: TStream) -> bool:
 # ---------------------------------------------------------------- wsclose side
 
 
-def run_wsclose(wsclose: str, capture: str) -> list[dict]:
-    p = subprocess.run([wsclose, "sessions", "-q", capture], capture_output=True)
+def run_wsclose(wsclose: str, capture: str, keylog: str | None = None) -> list[dict]:
+    extra = ["--keylog", keylog] if keylog else []
+    p = subprocess.run([wsclose, "sessions", "-q", *extra, capture], capture_output=True)
     if p.returncode not in (0,):
         sys.stderr.write(p.stderr.decode(errors="replace"))
         if p.returncode != 2 or not p.stdout:
@@ -495,8 +503,17 @@ def check_capture(capture: str, args, totals: Totals, out) -> None:
     if size_mb > args.max_mb:
         raise RuntimeError(f"{capture} is {size_mb:.1f} MB, over --max-mb {args.max_mb:g} "
                            "(tshark JSON would need minutes and GBs)")
-    rows = run_wsclose(args.wsclose, capture)
-    streams = run_tshark(args.tshark, capture)
+    keylog = args.keylog
+    if args.keylog_beside:
+        keylog = os.path.splitext(capture)[0] + ".keys"
+    tls = []
+    if keylog:
+        tls += ["-o", f"tls.keylog_file:{keylog}"]
+    for port in args.tls_port:
+        tls += ["-d", f"tcp.port=={port},tls"]
+    rows = [r for r in run_wsclose(args.wsclose, capture, keylog)
+            if r.get("outcome") != "undecrypted"]
+    streams = run_tshark(args.tshark, capture, tls)
     before = Totals(**vars(totals))
     by_stream: dict[int, list[dict]] = {}
     for r in rows:
@@ -525,6 +542,12 @@ def main(argv=None) -> int:
                     help="dump tshark's frame list for sessions with mismatches")
     ap.add_argument("--max-mb", type=float, default=20.0,
                     help="refuse captures larger than this (default 20)")
+    ap.add_argument("--keylog", metavar="FILE",
+                    help="TLS key log for both tools (wss:// captures)")
+    ap.add_argument("--keylog-beside", action="store_true",
+                    help="use each capture's NAME.keys as its key log")
+    ap.add_argument("--tls-port", action="append", default=[], metavar="PORT",
+                    help="have tshark dissect this TCP port as TLS (repeatable)")
     ap.add_argument("captures", nargs="+", metavar="CAPTURE")
     args = ap.parse_args(argv)
     totals = Totals()

@@ -46,6 +46,9 @@ pub struct Limits {
     pub max_pending_bytes: usize,
     /// Capture time a closed connection (FIN both ways or RST) is kept for late segments.
     pub closed_linger_ns: i64,
+    /// Capture time after an Upgrade request within which the other leg's request (the
+    /// same Sec-WebSocket-Key) pairs the two as legs of one session through a proxy.
+    pub pair_window_ns: i64,
 }
 
 impl Default for Limits {
@@ -65,6 +68,7 @@ impl Default for Limits {
             max_seq_ahead: 1 << 30,
             max_pending_bytes: 8 << 20,
             closed_linger_ns: 120_000_000_000,
+            pair_window_ns: 5_000_000_000,
         }
     }
 }
@@ -117,6 +121,80 @@ pub const FLOW_CACHE: usize = 1 << 13;
 /// long the run is. Each file keeps as many spare chunks, since every batch in flight may
 /// hold one.
 pub const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Inflated bytes of one compressed message past which inflation of that message stops
+/// (RFC 7692: a decompression bomb). The message still counts; its size, and with
+/// context takeover the sizes of its direction's later compressed messages, become lower
+/// bounds (`inflate_limit`, exact=false).
+pub const MAX_INFLATED_MESSAGE: u64 = 64 << 20;
+
+/// Inflated bytes of one direction of a connection past which its compressed messages
+/// are no longer inflated (the same consequences as [`MAX_INFLATED_MESSAGE`]).
+pub const MAX_INFLATED_DIRECTION: u64 = 1 << 30;
+
+/// Bytes of each direction, from the connection's first captured byte, in which a
+/// connection without a seen handshake may be recognised as WebSocket by its framing.
+pub const MIDSTREAM_PROBE_BYTES: u64 = 64 * 1024;
+
+/// Upgrade requests followed on one connection (keep-alive: a rejected Upgrade, then
+/// another); after that many the connection's further requests are not followed.
+pub const MAX_UPGRADES_PER_CONNECTION: usize = 16;
+
+/// HTTP requests sent ahead of their responses (pipelining) that are followed on one
+/// connection before the Upgrade; more is not followed.
+pub const MAX_PIPELINED_REQUESTS: usize = 32;
+
+/// Records held back on their way out while a proxy leg waits for its peer to be numbered
+/// (`legs.rs`); past it the oldest waiting leg is written unpaired, and so is its peer.
+/// Records wait only while the peer's connection, started within the pairing window, is
+/// still open.
+pub const MAX_HELD_LEGS: usize = 16 * 1024;
+/// Read buffers of all open capture inputs together (each open input keeps up to
+/// `BATCHES_IN_FLIGHT + 1` chunks): an input alone reads `Limits::chunk_bytes` at a time,
+/// many inputs open at once share this, down to `capture::MIN_CHUNK` each.
+pub const INPUT_BUFFER_BYTES: usize = 16 << 20;
+
+// TLS decryption (`src/tls`, issue 11): per direction or per connection, never global.
+
+/// A partial TLS record held per direction of a connection: the 5-byte header and the
+/// longest TLS 1.2 ciphertext, 2^14 + 2048 bytes (RFC 5246 §6.2.3). Counted against the
+/// connection's memory like the out-of-order segments.
+pub const MAX_TLS_RECORD_BUFFER: usize = 5 + (1 << 14) + 2048;
+
+/// Longest TLS handshake message kept whole (ClientHello, ServerHello,
+/// EncryptedExtensions, KeyUpdate); others are skipped by count. A larger hello is cut
+/// off and its facts (SNI, ALPN) lost.
+pub const MAX_TLS_HANDSHAKE_MESSAGE: usize = 1 << 16;
+
+/// After a gap that hides a TLS record header: candidate record headers tried in the
+/// bytes that follow before the direction is given up (RFC 8446 §5.3: the sequence number
+/// is part of the nonce, so it is recovered by trial decryption).
+pub const MAX_TLS_RESYNC_CANDIDATES: u32 = 16;
+
+/// After such a gap: bytes scanned for a candidate header before giving up.
+pub const MAX_TLS_RESYNC_SCAN_BYTES: usize = 256 * 1024;
+
+/// After such a gap: sequence numbers tried per candidate (the records the gap may hold;
+/// fewer when the gap is too short to hold that many records).
+pub const MAX_TLS_RESYNC_SEQ_TRIALS: u64 = 256;
+
+/// After such a gap, for TLS 1.3: sequence numbers tried under the next keys (the
+/// application keys after the handshake, or the next generation after a KeyUpdate,
+/// RFC 8446 §4.6.3).
+pub const MAX_TLS_RESYNC_NEXT_KEY_TRIALS: u64 = 16;
+
+/// Records that may fail to decrypt and be skipped while a direction may still be sending
+/// something there is no key for: rejected 0-RTT data, or handshake records when the key
+/// log has only the application secrets (RFC 8446 §4.2.10: the server skips the same).
+pub const MAX_TLS_SKIPPED_RECORDS: u32 = 64;
+
+/// TLS records in a row that fail to authenticate (without a gap) before the direction
+/// is given up.
+pub const MAX_TLS_FAILURES_IN_ROW: u32 = 4;
+
+/// 0-RTT records held (whole, ciphertext) until the server's answer says whether they
+/// were accepted: bytes per connection.
+pub const MAX_TLS_EARLY_DATA_HELD: usize = 2 * MAX_TLS_RECORD_BUFFER;
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,7 @@
 //! parsing → session record → report writer; see ARCHITECTURE.md.
 
 pub mod capture;
+pub mod check;
 pub mod config;
 pub mod decode;
 pub mod error;
@@ -28,12 +29,15 @@ pub mod error;
 pub mod filter;
 pub mod flow;
 pub mod http;
+pub mod legs;
 pub mod net;
 pub mod pipeline;
+pub mod policy;
 pub mod record;
 pub mod reorder;
 pub mod report;
 pub mod stats;
 pub mod time;
+pub mod tls;
 pub mod verdict;
 pub mod ws;

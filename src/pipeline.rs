@@ -22,17 +22,21 @@
 
 use std::io;
 use std::sync::mpsc;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::capture::{Batch, Capture, Fill, Packet};
+use crate::capture::{Batch, Capture, DecryptionSecrets, Fill, Packet};
 use crate::config::Limits;
 use crate::decode::{decode, TcpSegment};
 use crate::error::InputError;
-use crate::flow::Shard;
+use crate::flow::tls::{TlsCtx, TlsKeys, TlsOptions};
+use crate::flow::{ConnLimits, Shard};
+use crate::legs::{peer_of, Legs, Pairing};
 use crate::record::{At, SessionRecord};
 use crate::reorder::Reorder;
 use crate::stats::Stats;
+use crate::tls::KeyLog;
 
 /// The order in which records are handed over.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,6 +57,18 @@ pub struct Options {
     /// (read, frame, decode) and N - 1 threads of shards. The report is the same for all N.
     pub threads: usize,
     pub limits: Limits,
+    /// Inflate permessage-deflate messages and check text messages for UTF-8 (RFC 7692,
+    /// RFC 6455 §8.1); `--no-inflate` turns it off.
+    pub inflate: bool,
+    /// Recognise connections whose handshake was not captured by their framing;
+    /// `--no-midstream` turns it off.
+    pub midstream: bool,
+    /// TLS secrets of the `--keylog` files (pcapng Decryption Secrets Blocks are added as
+    /// they are read).
+    pub keylog: Arc<KeyLog>,
+    /// Which TLS connections give a record.
+    pub tls: TlsOptions,
+    /// Row order (`--order`).
     pub order: Order,
 }
 
@@ -62,6 +78,10 @@ impl Default for Options {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             limits: Limits::default(),
             order: Order::default(),
+            inflate: true,
+            midstream: true,
+            keylog: Arc::new(KeyLog::new()),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -89,6 +109,8 @@ impl<F: FnMut(SessionRecord) -> io::Result<()>> RecordSink for F {
 pub struct Summary {
     pub stats: Stats,
     pub errors: Vec<InputError>,
+    /// Inputs whose last record a stop request cut short (not errors).
+    pub cut_by_stop: Vec<String>,
     /// The buffers under the memory budget (`Limits::memory_budget`).
     pub buffered: Buffered,
 }
@@ -111,8 +133,13 @@ struct Item {
     ts_ns: i64,
     /// Chunk of the batch holding the payload; `seg.payload_off` is an offset in it.
     chunk: u32,
+    /// Not selected by `--filter`: for the connection's numbering and lifecycle only.
+    shadow: bool,
     seg: TcpSegment,
 }
+
+// The shadow flag lives in the padding after `chunk`: items stay 104 bytes.
+const _: () = assert!(std::mem::size_of::<Item>() <= 104);
 
 /// A batch's segments, decoded as they were read, bucketed by shard.
 #[derive(Default)]
@@ -144,6 +171,28 @@ fn decode_into(
     data: &[u8],
 ) {
     *max_ts = Some(max_ts.map_or(pkt.ts_ns, |m| m.max(pkt.ts_ns)));
+    if pkt.filtered_out {
+        // Not analyzed, but its connection keeps the number it has in the whole capture.
+        if let Ok(mut seg) = decode(pkt.linktype, data) {
+            let hash = seg.key.shard_hash();
+            let n = buckets.len();
+            let s = if n == 1 {
+                0
+            } else {
+                ((hash >> 32) % n as u64) as usize
+            };
+            seg.payload_off += pkt.off;
+            buckets[s].push(Item {
+                hash,
+                packet: pkt.number,
+                ts_ns: pkt.ts_ns,
+                chunk: pkt.chunk,
+                shadow: true,
+                seg,
+            });
+        }
+        return;
+    }
     match decode(pkt.linktype, data) {
         Ok(mut seg) => {
             // Hashed here, on the reader thread: the shards reuse it for lookups.
@@ -160,10 +209,11 @@ fn decode_into(
                 packet: pkt.number,
                 ts_ns: pkt.ts_ns,
                 chunk: pkt.chunk,
+                shadow: false,
                 seg,
             });
         }
-        Err(skip) => stats.skip(skip),
+        Err(skip) => stats.skip(skip, pkt.linktype),
     }
 }
 
@@ -190,6 +240,7 @@ fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
     const FAR: usize = 16;
     const NEAR: usize = 8;
     let chunks = &d.batch.chunks;
+    let per_file = !d.batch.origins.is_empty();
     let run = |(s, shard): (usize, &mut Shard)| {
         let items = &d.buckets[s];
         for (i, it) in items.iter().enumerate() {
@@ -208,7 +259,12 @@ fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
                 packet: it.packet,
                 ts_ns: it.ts_ns,
             };
-            shard.segment(&it.seg, it.hash, payload, at);
+            let slot = shard.segment(&it.seg, it.hash, payload, at, it.shadow);
+            if per_file {
+                if let Some(o) = d.batch.origin(it.packet) {
+                    shard.note_origin(slot, it.packet, o);
+                }
+            }
         }
     };
     if parallel {
@@ -220,7 +276,14 @@ fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
 
 struct Engine {
     shards: Vec<Shard>,
+    /// `--per-file`: appearances counted per input.
+    file_counters: Option<crate::flow::files::FileCounters>,
     pending: Reorder,
+    /// Pairs proxy legs by Sec-WebSocket-Key (batch boundary), and numbers records and
+    /// links the legs on the way out.
+    pairing: Pairing,
+    legs: Legs,
+    pair_window_ns: i64,
     next_stream: u64,
     now: i64,
     max_connections: usize,
@@ -228,14 +291,39 @@ struct Engine {
     order: Order,
     buffered: Buffered,
     stats: Stats,
+    tls: TlsCtx,
 }
 
 impl Engine {
-    fn new(n_shards: usize, opts: &Options) -> Self {
+    fn new(n_shards: usize, opts: &Options, paths: Option<Arc<[Arc<str>]>>) -> Self {
         let limits = &opts.limits;
+        let conn = ConnLimits {
+            inflate: opts.inflate,
+            midstream: opts.midstream,
+            ..ConnLimits::new(limits)
+        };
+        let mut shards: Vec<Shard> = (0..n_shards)
+            .map(|_| Shard::new(conn, limits.closed_linger_ns, limits.recognise_ns))
+            .collect();
+        let tls = TlsCtx {
+            keys: Arc::new(TlsKeys::new(vec![Arc::clone(&opts.keylog)])),
+            opts: opts.tls,
+        };
+        for s in &mut shards {
+            s.set_tls(tls.clone());
+        }
+        if let Some(p) = &paths {
+            for s in &mut shards {
+                s.files = Some(crate::flow::files::FileTracker::new(Arc::clone(p)));
+            }
+        }
         Engine {
-            shards: (0..n_shards).map(|_| Shard::new(limits)).collect(),
+            file_counters: paths.map(|_| Default::default()),
+            shards,
             pending: Reorder::new(limits.max_pending_bytes),
+            pairing: Pairing::default(),
+            legs: Legs::default(),
+            pair_window_ns: limits.pair_window_ns,
             next_stream: 0,
             now: i64::MIN,
             max_connections: limits.max_connections,
@@ -243,11 +331,37 @@ impl Engine {
             order: opts.order,
             buffered: Buffered::default(),
             stats: Stats::default(),
+            tls,
+        }
+    }
+
+    /// Decryption Secrets Blocks read before a batch: their TLS key logs serve the
+    /// connections from this batch on (batches end before such a block, so this is where
+    /// the block is in the capture, for every thread count).
+    fn add_secrets(&mut self, blocks: &[DecryptionSecrets]) {
+        let mut keys = (*self.tls.keys).clone();
+        for b in blocks {
+            let mut log = KeyLog::new();
+            let Some(loaded) = log.add_decryption_secrets_block(b.secrets_type, &b.data) else {
+                continue;
+            };
+            let t = &mut self.stats.tls;
+            t.secrets_blocks += 1;
+            t.secrets_block_secrets += loaded.secrets as u64;
+            t.late_secrets_blocks += b.after_packets as u64;
+            keys = keys.with(Arc::new(log));
+        }
+        self.tls.keys = Arc::new(keys);
+        for s in &mut self.shards {
+            s.set_tls(self.tls.clone());
         }
     }
 
     /// Runs the shards over a decoded batch and advances the capture clock.
     fn shards_over(&mut self, d: &Decoded, parallel: bool) {
+        if !d.batch.secrets.is_empty() {
+            self.add_secrets(&d.batch.secrets);
+        }
         run_shards(&mut self.shards, d, parallel);
         if let Some(t) = d.max_ts {
             self.now = self.now.max(t);
@@ -262,6 +376,26 @@ impl Engine {
 
     /// Batch boundary: everything here is decided from shard-independent data.
     fn boundary(&mut self, out: &mut dyn RecordSink) -> io::Result<()> {
+        if let Some(counters) = &mut self.file_counters {
+            // --per-file: the connections' numbers in their first input, counted over all
+            // shards in packet order.
+            let all: Vec<_> = self
+                .shards
+                .iter_mut()
+                .enumerate()
+                .flat_map(|(i, s)| {
+                    let f = s.files.as_mut().expect("per-file tracker");
+                    f.appearances.drain(..).map(move |a| (i, a))
+                })
+                .collect();
+            let mut per_shard = vec![Vec::new(); self.shards.len()];
+            counters.count(all, |shard, slot, first_packet, n| {
+                per_shard[shard].push((slot, first_packet, n))
+            });
+            for (s, assigned) in self.shards.iter_mut().zip(per_shard) {
+                s.assign_file_streams(assigned);
+            }
+        }
         // tcp.stream: connections are numbered in the order of their first packet.
         let mut firsts: Vec<u64> = self
             .shards
@@ -277,7 +411,30 @@ impl Engine {
         }
         self.next_stream += firsts.len() as u64;
 
+        // Proxy legs: the batch's Upgrade requests against the recent ones, by key.
         let now = self.now;
+        let mut seen = Vec::new();
+        for (i, s) in self.shards.iter_mut().enumerate() {
+            seen.extend(s.new_upgrades.drain(..).map(|mut u| {
+                u.shard = i;
+                u
+            }));
+        }
+        if !seen.is_empty() || now != i64::MIN {
+            let shards = &mut self.shards;
+            self.pairing
+                .batch(seen, self.pair_window_ns, now, &mut |front, back| {
+                    if !(shards[front.shard].has_session(front)
+                        && shards[back.shard].has_session(back))
+                    {
+                        return false;
+                    }
+                    shards[front.shard].set_peer(front, peer_of(back, true));
+                    shards[back.shard].set_peer(back, peer_of(front, false));
+                    true
+                });
+        }
+
         for s in &mut self.shards {
             s.expire(now);
         }
@@ -325,11 +482,18 @@ impl Engine {
         }
     }
 
-    /// Past the budget, connections give up their buffers, oldest first packet first,
-    /// until what is held is within it.
+    /// Past the budget, connections free their spare buffers, then give up what they
+    /// hold, oldest first packet first, until what is held is within it.
     fn memory_budget(&mut self) {
         let mut total: usize = self.shards.iter().map(Shard::charged).sum();
         self.buffered.peak = self.buffered.peak.max(total);
+        if total > self.memory_budget {
+            // First what costs nothing: buffers that hold nothing now (scratch space).
+            for s in &mut self.shards {
+                s.trim();
+            }
+            total = self.shards.iter().map(Shard::charged).sum();
+        }
         if total > self.memory_budget {
             let mut holders: Vec<(u64, usize, u32)> = self
                 .shards
@@ -358,6 +522,7 @@ impl Engine {
             n += 1;
             out.record(r)
         };
+        let legs = &mut self.legs;
         match self.order {
             Order::FirstPacket => {
                 let mut watermark = u64::MAX;
@@ -367,7 +532,8 @@ impl Engine {
                     }
                     watermark = watermark.min(s.watermark());
                 }
-                self.pending.emit_below(watermark, &mut out)?;
+                self.pending
+                    .emit_below(watermark, &mut |r| legs.push(r, &mut out))?;
             }
             Order::End => {
                 let mut ended: Vec<SessionRecord> = self
@@ -375,8 +541,10 @@ impl Engine {
                     .iter_mut()
                     .flat_map(|s| s.done.drain(..))
                     .collect();
-                ended.sort_unstable_by_key(|r| r.first_packet);
-                ended.into_iter().try_for_each(&mut out)?;
+                ended.sort_unstable_by_key(SessionRecord::order_key);
+                for r in ended {
+                    legs.push_ended(r, &mut out)?;
+                }
             }
         }
         Ok(n)
@@ -395,7 +563,10 @@ impl Engine {
             self.stats.add(&s.stats);
         }
         self.emit(out)?;
-        Ok(())
+        match self.order {
+            Order::FirstPacket => self.legs.finish(&mut |r| out.record(r)),
+            Order::End => self.legs.finish_ended(&mut |r| out.record(r)),
+        }
     }
 }
 
@@ -420,7 +591,10 @@ pub fn analyze_into(
     // More shards than threads keeps the threads busy when connections are uneven; the
     // report does not depend on the number.
     let n_shards = if threads <= 2 { 1 } else { (threads - 1) * 4 };
-    let mut engine = Engine::new(n_shards, opts);
+    let paths: Option<Arc<[Arc<str>]>> = capture
+        .per_file()
+        .then(|| capture.input_paths().map(Arc::from).collect());
+    let mut engine = Engine::new(n_shards, opts, paths);
     let files = capture.n_inputs() as u64;
     if threads == 1 {
         let mut d = Decoded::default();
@@ -508,5 +682,6 @@ pub fn analyze_into(
         stats,
         errors: capture.take_errors(),
         buffered: engine.buffered,
+        cut_by_stop: std::mem::take(&mut capture.cut_by_stop),
     })
 }

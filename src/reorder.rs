@@ -15,12 +15,13 @@ use std::io::{self, BufReader, BufWriter, Seek, SeekFrom, Write};
 use crate::record::codec::{decode, encode};
 use crate::record::SessionRecord;
 
-/// A record ordered by its first frame (unique per connection).
+/// A record ordered by its connection's first packet, then by the Upgrade's place on
+/// the connection (unique per record).
 struct ByFirstPacket(SessionRecord);
 
 impl PartialEq for ByFirstPacket {
     fn eq(&self, o: &Self) -> bool {
-        self.0.first_packet == o.0.first_packet
+        self.0.order_key() == o.0.order_key()
     }
 }
 impl Eq for ByFirstPacket {}
@@ -31,7 +32,7 @@ impl PartialOrd for ByFirstPacket {
 }
 impl Ord for ByFirstPacket {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.0.first_packet.cmp(&o.0.first_packet)
+        self.0.order_key().cmp(&o.0.order_key())
     }
 }
 
@@ -116,12 +117,12 @@ impl Reorder {
         out: &mut dyn FnMut(SessionRecord) -> io::Result<()>,
     ) -> io::Result<()> {
         loop {
-            let mem = self.heap.peek().map(|Reverse(p)| p.0.first_packet);
+            let mem = self.heap.peek().map(|Reverse(p)| p.0.order_key());
             let disk = self
                 .runs
                 .iter()
                 .enumerate()
-                .filter_map(|(i, r)| r.head.as_ref().map(|h| (h.first_packet, i)))
+                .filter_map(|(i, r)| r.head.as_ref().map(|h| (h.order_key(), i)))
                 .min();
             let take_disk = match (mem, disk) {
                 (Some(m), Some((d, _))) => d < m,
@@ -130,7 +131,7 @@ impl Reorder {
             };
             if take_disk {
                 let (f, i) = disk.unwrap();
-                if f >= watermark {
+                if f.0 >= watermark {
                     return Ok(());
                 }
                 let run = &mut self.runs[i];
@@ -142,7 +143,7 @@ impl Reorder {
                 out(r)?;
             } else {
                 match mem {
-                    Some(m) if m < watermark => {
+                    Some(m) if m.0 < watermark => {
                         let Reverse(ByFirstPacket(r)) = self.heap.pop().unwrap();
                         self.held_bytes = self.held_bytes.saturating_sub(approx_size(&r));
                         out(r)?;

@@ -196,6 +196,103 @@ pub fn verdict(f: &SessionFacts) -> Verdict {
     }
 }
 
+/// Who ended a session: the sender of its earliest Close frame, FIN or RST.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClosedBy {
+    Client,
+    Server,
+    /// A proxy between them: its own packets on either leg (the front leg's server side,
+    /// the back leg's client side) came first.
+    Proxy,
+}
+
+impl ClosedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClosedBy::Client => "client",
+            ClosedBy::Server => "server",
+            ClosedBy::Proxy => "proxy",
+        }
+    }
+}
+
+/// What ends a session: a Close frame (RFC 6455 §5.5.1), a FIN or a RST (RFC 9293 §3.6,
+/// §3.5.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EndKind {
+    Close,
+    Fin,
+    Rst,
+}
+
+/// Every ending packet of one leg: (when, kind, sent by the leg's client).
+fn endings(f: &SessionFacts) -> impl Iterator<Item = (At, EndKind, bool)> {
+    let t = f.tcp;
+    [
+        (f.client_close.map(|c| c.0), EndKind::Close, true),
+        (f.server_close.map(|c| c.0), EndKind::Close, false),
+        (t.client_fin, EndKind::Fin, true),
+        (t.server_fin, EndKind::Fin, false),
+        (t.client_rst, EndKind::Rst, true),
+        (t.server_rst, EndKind::Rst, false),
+    ]
+    .into_iter()
+    .filter_map(|(at, k, c)| at.map(|at| (at, k, c)))
+}
+
+/// Who ended the session. Alone: the side of its earliest Close frame, FIN or RST. With
+/// the other leg of a proxy (`peer`: its facts, and whether `own` is the front leg): the
+/// earliest such packet across both legs, where the proxy's own packets (the front leg's
+/// server side, the back leg's client side) count as `Proxy` unless the real client or
+/// server sent a packet of the same kind no later on the other leg.
+pub fn closed_by(own: &SessionFacts, peer: Option<(&SessionFacts, bool)>) -> Option<ClosedBy> {
+    let Some((other, own_is_front)) = peer else {
+        let first = endings(own).min_by_key(|e| e.0.packet)?;
+        return Some(if first.2 {
+            ClosedBy::Client
+        } else {
+            ClosedBy::Server
+        });
+    };
+    let (front, back) = if own_is_front {
+        (own, other)
+    } else {
+        (other, own)
+    };
+    // (when, kind, who, the leg it was on: true for the front)
+    let all = endings(front)
+        .map(|(at, k, c)| {
+            (
+                at,
+                k,
+                if c { ClosedBy::Client } else { ClosedBy::Proxy },
+                true,
+            )
+        })
+        .chain(endings(back).map(|(at, k, c)| {
+            (
+                at,
+                k,
+                if c { ClosedBy::Proxy } else { ClosedBy::Server },
+                false,
+            )
+        }));
+    let (at, kind, who, on_front) = all.min_by_key(|e| e.0.packet)?;
+    if who != ClosedBy::Proxy {
+        return Some(who);
+    }
+    // The proxy relays what an endpoint sent on the other leg.
+    let (real, leg) = if on_front {
+        (ClosedBy::Server, back)
+    } else {
+        (ClosedBy::Client, front)
+    };
+    let real_is_client = real == ClosedBy::Client;
+    let relayed =
+        endings(leg).any(|(a, k, c)| k == kind && c == real_is_client && a.packet <= at.packet);
+    Some(if relayed { real } else { ClosedBy::Proxy })
+}
+
 /// Close codes that count as a normal end unless the user says otherwise (`--allow-codes`):
 /// 1000 normal closure, 1001 going away, 1005 no status received (§7.4.1).
 pub const DEFAULT_ALLOWED_CODES: [u16; 3] = [1000, 1001, 1005];
@@ -433,6 +530,40 @@ mod tests {
         assert!(is_error_code(Some(4001), &allowed));
         assert!(!is_error_code(Some(4001), &[1000, 4001]));
         assert!(is_error_code(Some(1001), &[1000, 4001]));
+    }
+
+    fn who(own: &str, peer: Option<(&str, bool)>) -> &'static str {
+        let own = facts(own);
+        let peer = peer.map(|(p, front)| (facts(p), front));
+        closed_by(&own, peer.as_ref().map(|(p, front)| (p, *front))).map_or("-", ClosedBy::as_str)
+    }
+
+    #[test]
+    fn closed_by_one_leg_and_both() {
+        // One leg: the earliest Close frame, FIN or RST.
+        assert_eq!(who("101", None), "-");
+        assert_eq!(
+            who("101 c:close=1000@5 s:close=1000@6 s:fin@7", None),
+            "client"
+        );
+        assert_eq!(who("101 s:fin@7 c:rst@9", None), "server");
+        assert_eq!(who("101 c:close=1000@8 s:rst@7", None), "server");
+        // Both legs (nginx idle timeout): the proxy's FIN to the server came first.
+        let front = "101 s:fin@20 c:fin@21";
+        let back = "101 c:fin@19 s:fin@22";
+        assert_eq!(who(front, Some((back, true))), "proxy");
+        assert_eq!(who(back, Some((front, false))), "proxy");
+        // The client's Close frame on the front leg, relayed to the back leg later.
+        let front = "101 c:close=1000@10 s:close=1000@13 s:fin@14 c:fin@15";
+        let back = "101 c:close=1000@11 s:close=1000@12 s:fin@16 c:fin@17";
+        assert_eq!(who(front, Some((back, true))), "client");
+        assert_eq!(who(back, Some((front, false))), "client");
+        // The server reset the back leg; the proxy then ended the front leg.
+        let front = "101 s:fin@31 c:fin@32";
+        let back = "101 s:rst@30";
+        assert_eq!(who(front, Some((back, true))), "server");
+        // Alone, the front leg only shows its server side (the proxy) ending it.
+        assert_eq!(who(front, None), "server");
     }
 
     #[test]

@@ -444,7 +444,11 @@ fn report(pcap: &[u8], threads: usize) -> Vec<Vec<String>> {
     let mut session = 0;
     let summary = analyze(cap, &opts, &mut |rec| {
         session += 1;
-        csv.session(&Row { session, rec: &rec })
+        csv.session(&Row {
+            session,
+            rec: &rec,
+            opts: &Default::default(),
+        })
     })
     .unwrap();
     assert!(summary.errors.is_empty(), "{:?}", summary.errors);
@@ -659,16 +663,14 @@ fn the_budget_seed_reaches_the_budget() {
     assert!(summary.buffered.peak_within_budget <= limits.memory_budget);
 }
 
-/// Known bug, found by the capture target (issue 9's re-run): a Close reason that is valid
-/// UTF-8 keeps its control characters, so a reason with a line feed makes a CSV row of two
+/// Found by the capture target (issue 9's re-run), fixed: a Close reason that is valid
+/// UTF-8 kept its control characters, so a reason with a line feed made a CSV row of two
 /// lines (quoted: valid CSV, but `wc -l`, `grep` and `head` see two rows). The check wants
-/// one line per record. The fix belongs to the reason's escaping (`ws::close::escape_reason`:
-/// control characters as `\xNN`, as invalid UTF-8 bytes already are) and the column's
-/// documented form. Once fixed, move the file to tests/fuzz/regressions/capture/.
+/// one line per record; reasons now write control characters as `\xNN`
+/// (`ws::close::escape_reason`). The input is also replayed by `known_bugs_regressions`.
 #[test]
-#[ignore = "known bug: control characters in Close reasons (tests/fuzz/known-bugs)"]
-fn known_bug_close_reason_with_a_line_feed() {
+fn close_reason_with_a_line_feed_stays_on_one_row() {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fuzz/known-bugs/capture/close_reason_newline");
+        .join("tests/fuzz/regressions/capture/close_reason_newline");
     checks::capture(&std::fs::read(p).unwrap());
 }

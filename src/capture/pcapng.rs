@@ -1,9 +1,10 @@
 //! pcapng blocks (draft-ietf-opsawg-pcapng): section headers, interface descriptions
 //! and the three packet blocks. Packet blocks are read in place, by hand, because they
-//! are the hot path; the rarer SHB/IDB go through `pcap-parser`, which decodes options
-//! such as `if_tsresol` and `if_tsoffset`.
+//! are the hot path; the rarer SHB goes through `pcap-parser`. Interface Description Blocks
+//! are read here too: their `if_tsresol` may be a power of two (high bit set, §4.2), which
+//! `pcap-parser` 0.17 rejects, and `if_tsoffset` is in the section's byte order.
 
-use pcap_parser::pcapng::{parse_block_be, parse_block_le, parse_sectionheaderblock, Block};
+use pcap_parser::pcapng::parse_sectionheaderblock;
 
 use crate::error::InputErrorKind;
 
@@ -12,6 +13,7 @@ const IDB: u32 = 0x0000_0001;
 const OPB: u32 = 0x0000_0002;
 const SPB: u32 = 0x0000_0003;
 const EPB: u32 = 0x0000_0006;
+const DSB: u32 = 0x0000_000A;
 const BOM: u32 = 0x1A2B_3C4D;
 
 /// One interface of a section (one IDB).
@@ -32,6 +34,12 @@ pub struct Section {
     big_endian: bool,
     ifaces: Vec<Interface>,
     last_ts_ns: i64,
+    /// A packet block was read (so a Decryption Secrets Block now comes after packets).
+    any_packet: bool,
+    /// Decryption Secrets Blocks read and not yet taken: (secrets type, data, after packets).
+    pub secrets: Vec<(u32, Vec<u8>, bool)>,
+    /// `secrets` is not empty (one flag for the packet loop to test).
+    pub got_secrets: bool,
 }
 
 /// A packet found in a block: where its data starts inside the block.
@@ -111,26 +119,8 @@ impl Section {
                 Ok(None)
             }
             IDB => {
-                let parsed = if be {
-                    parse_block_be(b)
-                } else {
-                    parse_block_le(b)
-                };
-                let Ok((_, Block::InterfaceDescription(idb))) = parsed else {
-                    return Err(bad("unparsable interface description"));
-                };
-                let units_per_sec = idb
-                    .ts_resolution()
-                    .ok_or_else(|| bad("if_tsresol out of range"))?;
-                if units_per_sec == 0 {
-                    return Err(bad("if_tsresol out of range"));
-                }
-                self.ifaces.push(Interface {
-                    linktype: (idb.linktype.0 & 0xffff) as u16,
-                    snaplen: idb.snaplen,
-                    units_per_sec,
-                    offset_s: idb.if_tsoffset,
-                });
+                let idb = interface(b, be).map_err(bad)?;
+                self.ifaces.push(idb);
                 Ok(None)
             }
             EPB | OPB => {
@@ -153,6 +143,7 @@ impl Section {
                 let iface = *self.iface(if_id)?;
                 let ts_ns = ticks_to_ns(((hi as u64) << 32) | lo as u64, &iface);
                 self.last_ts_ns = ts_ns;
+                self.any_packet = true;
                 Ok(Some(BlockPacket {
                     ts_ns,
                     linktype: iface.linktype,
@@ -171,6 +162,7 @@ impl Section {
                 if iface.snaplen != 0 {
                     caplen = caplen.min(iface.snaplen);
                 }
+                self.any_packet = true;
                 // A Simple Packet Block has no timestamp: it inherits the previous packet's.
                 Ok(Some(BlockPacket {
                     ts_ns: self.last_ts_ns,
@@ -179,6 +171,20 @@ impl Section {
                     caplen,
                     origlen,
                 }))
+            }
+            DSB => {
+                // Secrets Type, Secrets Length, Secrets Data (padded to 32 bits), options.
+                if len < 20 {
+                    return Err(bad("decryption secrets block too short"));
+                }
+                let (ty, n) = (rd(b, 8, be), rd(b, 12, be) as usize);
+                if 16 + n + 4 > len {
+                    return Err(bad("secrets length runs past the end of the block"));
+                }
+                self.secrets
+                    .push((ty, b[16..16 + n].to_vec(), self.any_packet));
+                self.got_secrets = true;
+                Ok(None)
             }
             _ => Ok(None),
         }
@@ -191,6 +197,70 @@ impl Section {
                 if_id,
                 known: self.ifaces.len(),
             })
+    }
+}
+
+/// Option codes of an Interface Description Block (§4.2).
+const OPT_ENDOFOPT: u16 = 0;
+const IF_TSRESOL: u16 = 9;
+const IF_TSOFFSET: u16 = 14;
+
+/// An Interface Description Block (§4.2): link type, snaplen, and the options that decide
+/// timestamps.
+fn interface(b: &[u8], be: bool) -> Result<Interface, &'static str> {
+    if b.len() < 20 {
+        return Err("interface description too short");
+    }
+    let u16_at = |i: usize| {
+        if be {
+            u16::from_be_bytes([b[i], b[i + 1]])
+        } else {
+            u16::from_le_bytes([b[i], b[i + 1]])
+        }
+    };
+    let mut iface = Interface {
+        linktype: u16_at(8),
+        snaplen: rd(b, 12, be),
+        units_per_sec: 1_000_000,
+        offset_s: 0,
+    };
+    let end = b.len() - 4;
+    let mut i = 16;
+    while i + 4 <= end {
+        let (code, len) = (u16_at(i), u16_at(i + 2) as usize);
+        let v = i + 4;
+        if v + len > end {
+            return Err("interface option runs past the end of the block");
+        }
+        match code {
+            OPT_ENDOFOPT => break,
+            IF_TSRESOL if len >= 1 => {
+                iface.units_per_sec = ts_resolution(b[v]).ok_or("if_tsresol out of range")?;
+            }
+            IF_TSOFFSET if len >= 8 => {
+                let x: [u8; 8] = b[v..v + 8].try_into().expect("8 bytes");
+                iface.offset_s = if be {
+                    i64::from_be_bytes(x)
+                } else {
+                    i64::from_le_bytes(x)
+                };
+            }
+            _ => {}
+        }
+        i = v + len.div_ceil(4) * 4;
+    }
+    Ok(iface)
+}
+
+/// Timestamp units per second for an `if_tsresol` value (§4.2): with the most significant
+/// bit clear, the rest is a power of 10; set, a power of 2 (0x94: 2^20 units per second).
+/// `None` when the number of units does not fit in 64 bits.
+pub fn ts_resolution(v: u8) -> Option<u64> {
+    let e = (v & 0x7f) as u32;
+    if v & 0x80 == 0 {
+        10u64.checked_pow(e)
+    } else {
+        1u64.checked_shl(e).filter(|_| e < 64)
     }
 }
 

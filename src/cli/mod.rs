@@ -1,36 +1,110 @@
 //! Command-line interface: the subcommands, the options they share, and one function that
 //! runs a report writer over the captures (`run.rs`), so that a new subcommand is a writer
-//! and a few lines here.
+//! and a few lines here. The exit status is chosen in one place (`status.rs`); where the
+//! report goes is `output.rs`; SIGINT/SIGTERM are `signals.rs`.
 
+mod check;
+mod output;
 mod run;
+mod signals;
+mod status;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
-use run::{open_output, run_report};
+use run::{run_report, usage_error};
+use status::Status;
+use wsclose::flow::tls::TlsOptions;
+use wsclose::policy::{Gate, Gated, Policy};
 use wsclose::report::csv::CsvWriter;
+use wsclose::report::tls::TlsCsvWriter;
+use wsclose::report::RowOptions;
 
-const SESSIONS_HELP: &str = "\
+/// The exit status of every subcommand (README says the same).
+macro_rules! exit_status_help {
+    () => {
+        "\
+EXIT STATUS:
+    0    ok
+    1    a check or a --fail-on policy failed (the report is still written in full)
+    2    usage error, an input that could not be read to its end (the sessions seen
+         before the error are still written), or a failed output write
+    130  stopped by SIGINT; 143 stopped by SIGTERM
+    When several apply, the first of 130/143, 2, 1, 0 wins. A reader that closes the
+    pipe (as `| head` does) is not a failure: wsclose stops quietly, and the status is
+    what was decided before (a check's result, policies already matched)."
+    };
+}
+
+const SESSIONS_HELP: &str = concat!(
+    "\
 EXAMPLES:
     wsclose sessions capture.pcap
     wsclose sessions rotated-1.pcap rotated-2.pcap -o sessions.csv
     tcpdump -i eth0 -w - 'tcp port 8080' | wsclose sessions -
     wsclose sessions --threads 1 big.pcapng > sessions.csv
+    wsclose sessions --fail-on abnormal --fail-on error_code ci.pcap -o sessions.csv
 
 TCP END:
     tcp_end is rst when any RST was seen, else fin when any FIN was seen, else open;
     tcp_end_by is the side that sent the first packet of that kind (the first RST when
     tcp_end is rst, else the first FIN).
 
-EXIT STATUS:
-    0  the report was written
-    1  a check or policy failed (reserved for checks)
-    2  usage error, or an input could not be read to its end (the sessions seen
-       before the error are still reported)";
+POLICIES (--fail-on, several allowed; `-` may replace `_`):
+    abnormal         a session with abnormal=true
+    reset            outcome=reset
+    no_close_frame   outcome=no_close_frame
+    rejected         outcome=rejected
+    error_code       a close code that is set and not allowed: not 1000, 1001 or 1005,
+                     or not in --allow-codes when given
+    anomaly[=TOKEN]  a session with any anomaly, or with this token (e.g. anomaly=gap)
+    empty            no WebSocket session at all
+    finding[=CAUSE]  (summary only) a finding with this cause; bare: any warning or error
+    The whole report is written, then stderr names the sessions each policy matched,
+    and the exit status is 1.
+
+",
+    exit_status_help!()
+);
+
+const CHECK_HELP: &str = concat!(
+    "\
+EXAMPLES:
+    wsclose check ci.pcap --expect ci.expected.csv
+    wsclose check ci.pcap --expect ci.expected.csv --match path
+    wsclose check ci.pcap --expect ci.expected.csv --update     # accept what was found
+    wsclose check ci.pcap --expect ci.expected.csv --format json > check.json
+
+EXPECTED REPORT:
+    A CSV that `wsclose sessions` wrote, possibly edited by hand. Columns are found by
+    name: leave a column out to ignore it. In a cell, `*` accepts any value (a literal
+    star is `\\*`); on a numeric column, `A..B` accepts A to B, both included, and
+    `..B` and `A..` are open ranges (decimals allowed, e.g. duration_s 0..2.5). A file
+    with only a header names the columns; `--update` then fills in the rows.
+
+MATCHING (--match):
+    session    by the session number (the default)
+    endpoints  by client IP and server ip:port; the client's port is not compared;
+               equal keys pair in first-packet order
+    path       by the handshake's path; equal paths pair in first-packet order
+    With endpoints or path, the session column is not compared.
+
+OUTPUT:
+    One block per differing session (column: expected vs found), a line per missing
+    and unexpected session, and a last line with the verdict; `--format json` gives
+    one JSON object instead. Exit 1 on any difference, 0 when all match; on an input
+    error nothing is compared (exit 2). `--update` rewrites the expected file
+    atomically: it keeps its columns, its `*` cells and the ranges the found value
+    satisfies; every other cell takes the found value; exit 0.
+
+",
+    exit_status_help!()
+);
 
 #[derive(Parser, Debug)]
-#[command(name = "wsclose", version, about = "Why did my WebSocket connections close? Reports every WebSocket session in packet captures.", after_help = SESSIONS_HELP)]
+#[command(name = "wsclose", version, about = "Why did my WebSocket connections close? Reports every WebSocket session in packet captures.", after_help = concat!("Run `wsclose help SUBCOMMAND` for its examples.\n\n", exit_status_help!()))]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -42,24 +116,68 @@ pub enum Command {
     /// first, how TCP ended, and whether the counts are exact.
     #[command(after_help = SESSIONS_HELP)]
     Sessions(SessionsArgs),
+    /// Compare the sessions report of the captures with an expected report (for CI): exit
+    /// 1 and a readable diff on any difference.
+    #[command(after_help = CHECK_HELP)]
+    Check(CheckArgs),
+    /// One CSV row per TLS connection (any ALPN, decrypted or not): version, cipher suite,
+    /// SNI, ALPN, how far decryption got, what it carried, how TCP ended.
+    #[command(after_help = TLS_HELP)]
+    Tls(TlsArgs),
 }
+
+const TLS_HELP: &str = concat!(
+    "\
+EXAMPLES:
+    wsclose tls capture.pcap
+    wsclose tls --keylog sslkeys.log capture.pcap
+    wsclose tls capture-with-secrets.pcapng     # editcap --inject-secrets tls,KEYS
+
+KEYS:
+    --keylog FILE (several allowed) reads an NSS key log (SSLKEYLOGFILE of browsers,
+    OpenSSL, Python's keylog_filename, Node's keylog event). Secrets in a pcapng
+    Decryption Secrets Block are used without any option, for the connections after
+    the block: put it first (editcap --inject-secrets tls,KEYS in.pcap out.pcapng).
+
+",
+    exit_status_help!()
+);
 
 /// What every subcommand that reads captures takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CaptureArgs {
-    /// pcap or pcapng files, merged by timestamp into one capture; `-` reads stdin.
+    /// pcap or pcapng files (gzip-compressed or not), merged by timestamp into one
+    /// capture; `-` reads stdin.
     #[arg(required = true, value_name = "CAPTURE")]
     pub captures: Vec<String>,
-    /// Worker threads (default: all cores). The report is the same for every value.
+    /// Worker threads (default and most: the number of cores). The report is the same
+    /// for every value.
     #[arg(short = 't', long, value_name = "N")]
     pub threads: Option<usize>,
     /// Only analyze packets matching this BPF expression (tcpdump syntax; needs the
-    /// `libpcap` build feature).
+    /// `libpcap` build feature). Numbers stay those of the unfiltered capture.
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
-    /// Do not print the summary line on stderr.
+    /// Also give each session's numbers in the input file that holds its first packet:
+    /// columns file, file_tcp_stream, file_first_frame.
+    #[arg(long)]
+    pub per_file: bool,
+    /// Do not print the summary line (nor notes) on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Do not inflate permessage-deflate messages (nor check text messages for UTF-8):
+    /// the *_bytes_inflated columns are then empty, and so are the *_largest_message
+    /// columns of compressed sessions.
+    #[arg(long)]
+    pub no_inflate: bool,
+    /// Do not pick up connections whose handshake is not in the capture (recognised by
+    /// their WebSocket framing otherwise).
+    #[arg(long)]
+    pub no_midstream: bool,
+    /// TLS key log (NSS format: SSLKEYLOGFILE) to decrypt wss:// connections; several
+    /// allowed. Decryption Secrets Blocks of pcapng inputs are used without it.
+    #[arg(long = "keylog", value_name = "FILE")]
+    pub keylog: Vec<PathBuf>,
     /// Memory for the buffers of all connections together (out-of-order data, handshake
     /// heads being gathered): bytes, or a number with K, M or G. Past it the connections
     /// that started first give theirs up (anomaly memory_budget) [default: 256M].
@@ -76,6 +194,24 @@ pub struct CaptureArgs {
     pub order: Order,
 }
 
+/// Which sessions-report rows TLS connections that could not be decrypted get.
+#[derive(clap::Args, Debug, Clone)]
+pub struct UndecryptedArgs {
+    /// No rows for TLS connections that could not be decrypted (by default each gets one,
+    /// outcome `undecrypted`, when its ALPN is absent, http/1.1 or unknown).
+    #[arg(long = "no-undecrypted")]
+    pub no_undecrypted: bool,
+}
+
+impl UndecryptedArgs {
+    pub(crate) fn tls_options(&self) -> TlsOptions {
+        TlsOptions {
+            undecrypted_rows: !self.no_undecrypted,
+            every_connection: false,
+        }
+    }
+}
+
 /// `--order`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Order {
@@ -86,9 +222,44 @@ pub enum Order {
 /// Where a report goes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct OutputArgs {
-    /// Write the report to FILE instead of stdout.
+    /// Write the report to FILE instead of stdout (`-`: stdout).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<String>,
+}
+
+/// How values are read out of the records (every report of session records takes them).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RowArgs {
+    /// Close codes that are not errors, replacing 1000,1001,1005: for the `error_code`
+    /// column and the `error_code` policy.
+    #[arg(
+        long = "allow-codes",
+        value_name = "CODES",
+        value_delimiter = ',',
+        num_args = 1
+    )]
+    pub allow_codes: Option<Vec<u16>>,
+}
+
+impl RowArgs {
+    pub fn options(&self) -> RowOptions {
+        match &self.allow_codes {
+            Some(codes) => RowOptions {
+                allowed_codes: codes.clone(),
+            },
+            None => RowOptions::default(),
+        }
+    }
+}
+
+/// Policies that fail the run (every report of session records takes them).
+#[derive(clap::Args, Debug, Clone)]
+pub struct PolicyArgs {
+    /// Exit 1 (after writing the whole report) when a session matches POLICY: abnormal,
+    /// reset, no_close_frame, rejected, error_code, anomaly[=TOKEN], empty. Repeat it or
+    /// separate with commas.
+    #[arg(long = "fail-on", value_name = "POLICY", value_delimiter = ',')]
+    pub fail_on: Vec<Policy>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -97,20 +268,131 @@ pub struct SessionsArgs {
     pub capture: CaptureArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub rows: RowArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub undecrypted: UndecryptedArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TlsArgs {
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MatchArg {
+    Session,
+    Endpoints,
+    Path,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+    #[command(flatten)]
+    pub rows: RowArgs,
+    #[command(flatten)]
+    pub undecrypted: UndecryptedArgs,
+    /// The expected report (CSV, as `wsclose sessions` writes it; see EXPECTED REPORT).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub expect: PathBuf,
+    /// How expected and found sessions are paired.
+    #[arg(
+        long = "match",
+        value_enum,
+        default_value = "session",
+        value_name = "BY"
+    )]
+    pub match_by: MatchArg,
+    /// Rewrite the expected file from what was found (keeping its columns, `*` cells and
+    /// the ranges still satisfied).
+    #[arg(long)]
+    pub update: bool,
+    /// The diff as readable text or as one JSON object.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: CheckFormat,
+    /// Write the diff to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<String>,
 }
 
 /// Runs the parsed command line.
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Sessions(a) => {
-            let out = match open_output(&a.output) {
-                Ok(o) => o,
-                Err(code) => return code,
-            };
-            match CsvWriter::new(out) {
-                Ok(mut w) => run_report(&a.capture, &mut w),
-                Err(e) => run::write_failed(e),
-            }
+        Command::Sessions(a) => sessions(&a),
+        Command::Check(a) => check::run(&a),
+        Command::Tls(a) => tls(&a),
+    }
+    .exit_code()
+}
+
+/// Prints what each failed policy matched; the status says whether any did.
+fn judge(gate: &Gate, row_opts: &RowOptions, mut status: Status) -> Status {
+    for r in gate.failures() {
+        if r.policy == Policy::ErrorCode {
+            let allowed: Vec<String> = row_opts.allowed_codes.iter().map(u16::to_string).collect();
+            eprintln!(
+                "wsclose: --fail-on {r} (allowed codes: {})",
+                allowed.join(",")
+            );
+        } else {
+            eprintln!("wsclose: --fail-on {r}");
         }
     }
+    status.failed |= gate.failed();
+    status
+}
+
+/// Policies that the sessions report can judge.
+fn session_policies(args: &PolicyArgs) -> Result<Gate, Status> {
+    if let Some(p) = args.fail_on.iter().find(|p| p.needs_findings()) {
+        return Err(usage_error(&format!(
+            "--fail-on {p}: findings are in the summary report, not in sessions"
+        )));
+    }
+    Ok(Gate::new(&args.fail_on))
+}
+
+fn sessions(a: &SessionsArgs) -> Status {
+    let mut gate = match session_policies(&a.policy) {
+        Ok(g) => g,
+        Err(s) => return s,
+    };
+    let row_opts = a.rows.options();
+    let per_file = a.capture.per_file;
+    let tls = a.undecrypted.tls_options();
+    let status = run_report(&a.capture, &tls, &a.output, &row_opts, |out| {
+        Ok(Gated {
+            gate: &mut gate,
+            inner: CsvWriter::with_per_file(out, per_file)?,
+        })
+    });
+    judge(&gate, &row_opts, status)
+}
+
+/// `wsclose tls`: every TLS connection, its own small report.
+fn tls(a: &TlsArgs) -> Status {
+    let opts = TlsOptions {
+        undecrypted_rows: true,
+        every_connection: true,
+    };
+    run_report(
+        &a.capture,
+        &opts,
+        &a.output,
+        &RowOptions::default(),
+        TlsCsvWriter::new,
+    )
 }

@@ -35,6 +35,11 @@ impl Candidates {
         (self.q[i].1 != GONE).then_some(i)
     }
 
+    /// The id of the connection that started at `first_packet`.
+    pub fn get(&self, first_packet: u64) -> Option<ConnId> {
+        self.find(first_packet).map(|i| self.q[i].1)
+    }
+
     /// The id of the connection that started at `first_packet`, to change it.
     pub fn get_mut(&mut self, first_packet: u64) -> Option<&mut ConnId> {
         let i = self.find(first_packet)?;

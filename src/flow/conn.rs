@@ -5,15 +5,82 @@
 use super::app::App;
 use super::memory::MemoryCharge;
 use super::reassembly::HalfStream;
+use super::tls::{deliver, TlsCtx, TlsLayer};
 use super::{ConnLimits, SegmentCtx};
 use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
 use crate::net::FlowKey;
-use crate::record::{Anomaly, At, SessionRecord, TcpEnds};
-use crate::verdict::{verdict, Upgrade};
+use crate::record::{Anomaly, At, SessionRecord, TcpEnds, TlsInfo};
+use crate::verdict::verdict;
 
-/// Whether a FIN or RST slot holds a packet (packet numbers start at 1).
+/// Hands one segment to reassembly (its direction's bytes, and what its ACK says of the
+/// other's); in-order events of direction `d` go to `sink(d, event)`.
+#[inline(always)]
+fn reassemble(
+    half: &mut [HalfStream; 2],
+    seg: &TcpSegment,
+    payload: &[u8],
+    limits: &super::reassembly::ReassemblyLimits,
+    sink: &mut impl FnMut(usize, super::reassembly::Event<'_>),
+) {
+    let d = dir(seg.from_lo);
+    if seg.flags & SYN != 0 {
+        half[d].syn(seg.seq);
+    }
+    if seg.flags & ACK != 0 {
+        let o = 1 - d;
+        half[o].acked(seg.ack, limits, &mut |ev| sink(o, ev));
+    }
+    let carries = !payload.is_empty() || seg.payload_missing > 0;
+    if seg.flags & (RST | FIN) == 0 && !carries {
+        // A bare ACK (half the packets of a chat capture): no delivery to try.
+        half[d].bare(seg.seq, limits);
+    } else if seg.flags & RST == 0 {
+        let fin = seg.flags & FIN != 0;
+        let missing = seg.payload_missing;
+        half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
+            sink(d, ev)
+        });
+    }
+}
+
+/// Whether a FIN or RST slot holds a packet (packets are numbered from 1).
 fn seen(at: &At) -> bool {
     at.packet != 0
+}
+
+/// The first FIN and the first RST of each direction, allocated at the first of them
+/// (most of an open connection's life has none; packet 0 in a slot: none yet).
+#[derive(Clone, Debug, Default)]
+struct Ends(Option<Box<EndPackets>>);
+
+#[derive(Clone, Copy, Debug, Default)]
+struct EndPackets {
+    fin: [At; 2],
+    rst: [At; 2],
+}
+
+impl Ends {
+    #[inline]
+    fn get(&self) -> EndPackets {
+        self.0.as_deref().copied().unwrap_or_default()
+    }
+
+    fn fin(&self, d: usize) -> At {
+        self.get().fin[d]
+    }
+
+    fn rst(&self, d: usize) -> At {
+        self.get().rst[d]
+    }
+
+    /// Notes the FIN (`rst` false) or RST of direction `d` at `at`, if it is the first.
+    fn note(&mut self, rst: bool, d: usize, at: At) {
+        let e = self.0.get_or_insert_with(Box::default);
+        let slot = if rst { &mut e.rst[d] } else { &mut e.fin[d] };
+        if !seen(slot) {
+            *slot = at;
+        }
+    }
 }
 
 /// Index of a direction: 0 for packets from `key.lo`, 1 from `key.hi`.
@@ -38,14 +105,21 @@ pub struct Conn {
     pub tcp_stream: u64,
     half: [HalfStream; 2],
     /// Wireshark's base sequence number per direction (decides port reuse).
-    base_seq: [Option<u32>; 2],
-    /// The first FIN and the first RST of each direction (packet 0: none yet; packets are
-    /// numbered from 1, and an `Option` would take 8 bytes more each).
-    fin: [At; 2],
-    rst: [At; 2],
+    base_seq: [u32; 2],
+    /// Whether each `base_seq` is known.
+    base_known: [bool; 2],
+    /// The first FIN and the first RST of each direction.
+    ends: Ends,
     pub app: App,
-    /// What the application layer held after its last event (kept here so that a segment
-    /// that reaches no event costs nothing to account).
+    /// A segment was analyzed (false while `--filter` selected none of its packets).
+    pub analyzed: bool,
+    /// A SYN was captured: the connection's first bytes are its application's first.
+    syn_seen: bool,
+    /// The TLS layer between reassembly and `app`, when the connection starts with a
+    /// ClientHello (`tls.rs`).
+    pub tls: Option<Box<TlsLayer>>,
+    /// What the application layer (and TLS) held after its last event (kept here so that
+    /// a segment that reaches no event costs nothing to account).
     app_charge: u32,
     /// The charge the shard counts for this connection (see `flow::memory`).
     pub charged: u32,
@@ -67,7 +141,11 @@ pub struct Embryonic {
     pub base_seq: [Option<u32>; 2],
     /// Whether each direction's stream start is known: it is then `base_seq + 1`.
     pub stream_started: [bool; 2],
+    /// Whether that start came from a segment without SYN (`HalfStream`'s tentative base).
+    pub tentative: [bool; 2],
     pub rst: [Option<At>; 2],
+    pub analyzed: bool,
+    pub syn_seen: bool,
     pub gave_up: bool,
 }
 
@@ -82,10 +160,13 @@ impl Conn {
             packets: 0,
             tcp_stream: u64::MAX,
             half: Default::default(),
-            base_seq: [None; 2],
-            fin: [At::default(); 2],
-            rst: [At::default(); 2],
+            base_seq: [0; 2],
+            base_known: [false; 2],
+            ends: Ends::default(),
             app: App::Unknown,
+            analyzed: false,
+            syn_seen: false,
+            tls: None,
             app_charge: 0,
             charged: 0,
             gave_up: false,
@@ -100,6 +181,7 @@ impl Conn {
         let half = |d: usize| {
             HalfStream::starting_at(
                 e.stream_started[d].then(|| e.base_seq[d].unwrap_or(0).wrapping_add(1)),
+                e.tentative[d],
             )
         };
         Conn {
@@ -108,8 +190,16 @@ impl Conn {
             packets: e.packets,
             tcp_stream: e.tcp_stream,
             half: [half(0), half(1)],
-            base_seq: e.base_seq,
-            rst: e.rst.map(Option::unwrap_or_default),
+            base_seq: e.base_seq.map(|b| b.unwrap_or(0)),
+            base_known: e.base_seq.map(|b| b.is_some()),
+            ends: Ends(e.rst.iter().any(Option::is_some).then(|| {
+                Box::new(EndPackets {
+                    rst: e.rst.map(Option::unwrap_or_default),
+                    ..EndPackets::default()
+                })
+            })),
+            analyzed: e.analyzed,
+            syn_seen: e.syn_seen,
             gave_up: e.gave_up,
             ..Conn::new(key, e.first)
         }
@@ -118,42 +208,73 @@ impl Conn {
     /// A SYN that starts a new connection on this 4-tuple, as Wireshark decides it: a SYN
     /// without ACK whose sequence number differs from the base of its direction.
     pub fn is_reuse(&self, seg: &TcpSegment) -> bool {
-        seg.flags & (SYN | ACK) == SYN
-            && self.base_seq[dir(seg.from_lo)].is_some_and(|b| b != seg.seq)
+        seg.flags & (SYN | ACK) == SYN && {
+            let d = dir(seg.from_lo);
+            self.base_known[d] && self.base_seq[d] != seg.seq
+        }
     }
 
     /// FIN both ways, or RST.
     pub fn is_closed(&self) -> bool {
-        self.rst.iter().any(seen) || self.fin.iter().all(seen)
+        self.ends
+            .0
+            .as_ref()
+            .is_some_and(|e| e.rst.iter().any(seen) || e.fin.iter().all(seen))
     }
 
-    /// Could this connection still turn out to be (or is it) a WebSocket session?
+    /// Could this connection still turn out to be (or is it) a WebSocket session, or give a
+    /// row of its own (TLS that could not be decrypted)?
     #[inline]
     pub fn may_be_session(&self) -> bool {
-        !self.gave_up && self.app.may_be_session()
+        !self.gave_up
+            && match &self.tls {
+                None => self.app.may_be_session(),
+                Some(t) => t.may_be_session(),
+            }
     }
 
-    /// Not yet known to be a session or not (and not given up on).
+    /// Not yet known to be a session (or to give a row) or not, and not given up on: no
+    /// payload, an HTTP connection without an Upgrade so far, a connection being probed
+    /// for mid-stream framing without a chain of frames, a TLS handshake (see
+    /// [`App::undecided`]).
     pub fn undecided(&self) -> bool {
-        !self.gave_up && self.app.undecided()
+        !self.gave_up
+            && match &self.tls {
+                None => self.app.undecided(),
+                Some(t) => t.undecided(&self.app),
+            }
     }
 
     /// No handshake within the recognition window: not a session. What it holds is
     /// dropped and its later payload is not followed (counted if there is any).
     pub fn give_up_recognition(&mut self) {
         self.gave_up = true;
-        if let App::Request { .. } = self.app {
-            self.app = App::Other;
+        if !matches!(self.app, App::Unknown) || self.tls.is_some() {
             self.ignored_payload = true;
+        }
+        if !matches!(self.app, App::Unknown) {
+            self.app = App::Other;
+        }
+        if let Some(t) = &mut self.tls {
+            // Its own row is given up too (not a session, and nothing to hold the report
+            // back for); its facts still count in the TLS statistics.
+            t.give_up();
         }
         for h in &mut self.half {
             h.discard_held();
         }
-        self.app_charge = u32::try_from(self.app.memory_charge()).unwrap_or(u32::MAX);
+        self.app_charge = self.layers_charge();
     }
 
-    /// What this connection's buffers hold now (held segments, and the application
-    /// layer's charge after its last event).
+    /// What the application layer and the TLS layer hold now.
+    #[inline]
+    fn layers_charge(&self) -> u32 {
+        let tls = self.tls.as_ref().map_or(0, |t| t.held_bytes());
+        u32::try_from(self.app.memory_charge() + tls).unwrap_or(u32::MAX)
+    }
+
+    /// What this connection's buffers hold now (held segments, and the application and
+    /// TLS layers' charge after their last event).
     #[inline]
     pub fn memory_charge(&self) -> u32 {
         let n = self.half[0].memory_charge() + self.half[1].memory_charge();
@@ -162,24 +283,52 @@ impl Conn {
             .saturating_add(self.app_charge)
     }
 
+    /// Frees buffers that hold nothing now (spare capacity, scratch space): nothing is
+    /// lost. Returns the bytes released.
+    pub fn trim_memory(&mut self) -> usize {
+        let before = self.memory_charge();
+        if let Some(t) = &mut self.tls {
+            t.trim_memory();
+        }
+        self.app_charge = self.layers_charge();
+        before.saturating_sub(self.memory_charge()) as usize
+    }
+
     /// The memory budget is spent: holes before held data become gaps and the held bytes
-    /// are delivered, heads being gathered are read as cut off, the application layer's
-    /// consumers give up theirs. Returns the bytes released.
-    pub fn release_memory(&mut self, limits: &ConnLimits) -> usize {
+    /// are delivered, heads being gathered are read as cut off, the TLS layer lets go of
+    /// partial records, the application layer's consumers give up theirs. Returns the
+    /// bytes released.
+    pub fn release_memory(&mut self, limits: &ConnLimits, tls_ctx: &TlsCtx) -> usize {
         let before = self.memory_charge();
         let ctx = SegmentCtx {
             at: self.last,
             limits,
+            tls: tls_ctx,
         };
-        let Conn { half, app, .. } = self;
+        let Conn {
+            half,
+            app,
+            syn_seen,
+            tls,
+            ..
+        } = self;
         for (d, h) in half.iter_mut().enumerate() {
-            h.release_held(&mut |ev| app.on_event(d == 0, ev, &ctx));
+            h.release_held(&mut |ev| deliver(tls, app, d == 0, ev, *syn_seen, &ctx));
+        }
+        if let Some(t) = tls {
+            t.release_memory(app, &ctx);
         }
         app.release_memory(&ctx);
-        self.app_charge = u32::try_from(self.app.memory_charge()).unwrap_or(u32::MAX);
+        if !self.may_be_session() {
+            for h in &mut self.half {
+                h.discard_held();
+            }
+        }
+        self.app_charge = self.layers_charge();
         self.over_budget = true;
         before.saturating_sub(self.memory_charge()) as usize
     }
+
     pub fn is_session(&self) -> bool {
         self.app.is_session()
     }
@@ -192,21 +341,15 @@ impl Conn {
         let mut charge_moved = false;
         let d = dir(seg.from_lo);
         let at = ctx.at;
-        self.packets += 1;
-        self.last_ts = self.last_ts.max(at.ts_ns);
-        self.last = at;
-        if self.base_seq[d].is_none() {
-            self.base_seq[d] = Some(if seg.flags & SYN != 0 {
-                seg.seq
-            } else {
-                seg.seq.wrapping_sub(1)
-            });
+        self.lifecycle(seg, d, at);
+        self.analyzed = true;
+        if seg.flags & SYN != 0 {
+            self.syn_seen = true;
         }
-        if seg.flags & RST != 0 && !seen(&self.rst[d]) {
-            self.rst[d] = at;
-        }
-        let carries = !payload.is_empty() || seg.payload_missing > 0;
-        if self.gave_up && carries && matches!(self.app, App::Unknown) {
+        if self.gave_up
+            && (!payload.is_empty() || seg.payload_missing > 0)
+            && matches!(self.app, App::Unknown)
+        {
             self.app = App::Other;
             self.ignored_payload = true;
         }
@@ -215,31 +358,36 @@ impl Conn {
             // application layer's charge is known to be worth a look (the closures stay
             // as small as they were, for the inliner).
             let before = self.half[0].position() + self.half[1].position();
-            let Conn { half, app, .. } = self;
+            let held = self.half[d].memory_charge();
+            let Conn {
+                half,
+                app,
+                syn_seen,
+                tls,
+                ..
+            } = self;
+            let started = *syn_seen;
             let limits = &ctx.limits.reassembly;
-            if seg.flags & SYN != 0 {
-                half[d].syn(seg.seq);
-            }
-            if seg.flags & ACK != 0 {
-                let o = 1 - d;
-                half[o].acked(seg.ack, limits, &mut |ev| app.on_event(o == 0, ev, ctx));
-            }
-            if seg.flags & (RST | FIN) == 0 && !carries {
-                // A bare ACK (half the packets of a chat capture): no delivery to try.
-                half[d].bare(seg.seq, limits);
-            } else if seg.flags & RST == 0 {
-                let fin = seg.flags & FIN != 0;
-                let missing = seg.payload_missing;
-                let held = half[d].memory_charge();
-                half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
-                    app.on_event(d == 0, ev, ctx)
+            if tls.is_none() && !matches!(app, App::Unknown) {
+                // Plaintext, application known (the hot path): straight to the app.
+                reassemble(half, seg, payload, limits, &mut |d, ev| {
+                    app.on_event(d == 0, ev, started, ctx)
                 });
-                charge_moved = half[d].memory_charge() != held;
+            } else {
+                // The first bytes (is it TLS?) or TLS.
+                reassemble(half, seg, payload, limits, &mut |d, ev| {
+                    deliver(tls, app, d == 0, ev, started, ctx)
+                });
             }
+            charge_moved = self.half[d].memory_charge() != held;
             if self.half[0].position() + self.half[1].position() != before {
                 charge_moved = true;
-                self.app_charge = u32::try_from(self.app.memory_charge()).unwrap_or(u32::MAX);
-                if self.app.undecided()
+                self.app_charge = self.layers_charge();
+                // A probe for mid-stream framing has a window of its own (the same
+                // bytes per direction, from where each direction's chain may start): it
+                // decides, and is not given up on, by bytes.
+                if self.undecided()
+                    && !matches!(self.app, App::Probe(_))
                     && self
                         .half
                         .iter()
@@ -248,28 +396,75 @@ impl Conn {
                     self.give_up_recognition();
                 }
             }
-            if !self.app.may_be_session() {
+            if !self.may_be_session() {
                 for h in &mut self.half {
                     h.discard_held();
                 }
                 charge_moved = true;
             }
         }
-        if seg.flags & FIN != 0 && !seen(&self.fin[d]) {
-            self.fin[d] = at;
+        if seg.flags & FIN != 0 {
+            self.ends.note(false, d, at);
+        }
+        if seg.flags & (FIN | RST) != 0 {
+            // A closed connection lingers for late segments before it is retired: free
+            // what only more bytes of an ended direction would need.
+            for (i, h) in self.half.iter().enumerate() {
+                if h.finished() || self.ends.get().rst.iter().any(seen) {
+                    self.app.direction_ended(i == 0);
+                }
+            }
+            self.app_charge = self.layers_charge();
+            charge_moved = true;
         }
         charge_moved
     }
 
+    /// A segment that `--filter` did not select: it counts for the connection's identity and
+    /// TCP lifecycle (packets, times, base sequence numbers, FIN, RST), not its payload.
+    pub fn shadow(&mut self, seg: &TcpSegment, at: At) {
+        let d = dir(seg.from_lo);
+        self.lifecycle(seg, d, at);
+        if seg.flags & FIN != 0 {
+            self.ends.note(false, d, at);
+        }
+    }
+
+    /// What every packet of the connection tells (the FIN is noted after the payload).
+    #[inline(always)]
+    fn lifecycle(&mut self, seg: &TcpSegment, d: usize, at: At) {
+        self.packets += 1;
+        self.last_ts = self.last_ts.max(at.ts_ns);
+        self.last = at;
+        if !self.base_known[d] {
+            self.base_known[d] = true;
+            self.base_seq[d] = if seg.flags & SYN != 0 {
+                seg.seq
+            } else {
+                seg.seq.wrapping_sub(1)
+            };
+        }
+        if seg.flags & RST != 0 {
+            self.ends.note(true, d, at);
+        }
+    }
+
     /// Delivers what is still held (holes become gaps). Called once, at the end.
-    pub fn flush(&mut self, limits: &ConnLimits) {
+    pub fn flush(&mut self, limits: &ConnLimits, tls_ctx: &TlsCtx) {
         let ctx = SegmentCtx {
             at: self.last,
             limits,
+            tls: tls_ctx,
         };
-        let Conn { half, app, .. } = self;
+        let Conn {
+            half,
+            app,
+            syn_seen,
+            tls,
+            ..
+        } = self;
         for (d, h) in half.iter_mut().enumerate() {
-            h.flush(&mut |ev| app.on_event(d == 0, ev, &ctx));
+            h.flush(&mut |ev| deliver(tls, app, d == 0, ev, *syn_seen, &ctx));
         }
     }
 
@@ -290,31 +485,139 @@ impl Conn {
         })
     }
 
-    /// The session record, if this connection is a WebSocket session.
-    pub fn record(mut self, evicted: bool, limits: &ConnLimits) -> Option<SessionRecord> {
-        self.flush(limits);
-        let App::WebSocket {
-            client_is_lo,
-            session,
-        } = self.app
-        else {
-            return None;
-        };
-        let s = *session;
+    /// The session records of this connection (one per WebSocket session: usually one,
+    /// several when a rejected Upgrade was followed by another, over TLS or not; or, for a
+    /// TLS connection that could not be decrypted, one of its own), appended to `out`.
+    /// Returns how many.
+    pub fn records(
+        mut self,
+        evicted: bool,
+        limits: &ConnLimits,
+        tls_ctx: &TlsCtx,
+        out: &mut Vec<SessionRecord>,
+    ) -> usize {
+        self.flush(limits, tls_ctx);
+        let tls = self.tls.take();
+        if tls.as_ref().is_some_and(|t| !t.may_be_session()) {
+            return 0;
+        }
+        let tls_info = tls.as_ref().map(|t| (t.info(&self.app), t.anomalies()));
+        let own = tls.as_ref().is_some_and(|t| t.gives_own_record(&self.app));
+        let (client_is_lo, sessions) = std::mem::take(&mut self.app).into_sessions();
+        if sessions.is_empty() {
+            return match (tls, tls_info) {
+                (Some(t), Some((info, _))) if own => {
+                    out.push(self.tls_record(&t, info, evicted));
+                    1
+                }
+                _ => 0,
+            };
+        }
         let (c, sv) = if client_is_lo { (0, 1) } else { (1, 0) };
         let (client, server) = if client_is_lo {
             (self.key.lo, self.key.hi)
         } else {
             (self.key.hi, self.key.lo)
         };
-
-        let counts = &s.counts;
-        let mut anomalies = s.anomalies;
-        anomalies.union(counts.client.anomalies);
-        anomalies.union(counts.server.anomalies);
-        let mut exact = !s.inexact && !counts.client.inexact && !counts.server.inexact;
+        // What TCP says, the same for every session of the connection.
+        let mut tcp_anomalies = crate::record::Anomalies::default();
+        let mut tcp_exact = true;
         for h in &self.half {
             let k = &h.counters;
+            if k.gaps > 0 {
+                tcp_anomalies.insert(Anomaly::Gap);
+            }
+            if k.cut_bytes > 0 {
+                tcp_anomalies.insert(Anomaly::CutOffPacket);
+            }
+            if k.ooo_overflows > 0 {
+                tcp_anomalies.insert(Anomaly::ReassemblyLimit);
+            }
+            if k.out_of_window > 0 {
+                tcp_anomalies.insert(Anomaly::OutOfWindow);
+                tcp_exact = false;
+            }
+        }
+        if evicted {
+            tcp_anomalies.insert(Anomaly::Evicted);
+            tcp_exact = false;
+        }
+        if self.over_budget {
+            tcp_anomalies.insert(Anomaly::MemoryBudget);
+            tcp_exact = false;
+        }
+        let tcp = TcpEnds {
+            client_fin: Some(self.ends.fin(c)).filter(seen),
+            server_fin: Some(self.ends.fin(sv)).filter(seen),
+            client_rst: Some(self.ends.rst(c)).filter(seen),
+            server_rst: Some(self.ends.rst(sv)).filter(seen),
+        };
+        let n = sessions.len();
+        for s in sessions {
+            let s = *s;
+            let (mut client_side, mut server_side, mut anomalies, exact) = s.outcome();
+            anomalies.union(tcp_anomalies);
+            client_side.in_progress_at_end = s.in_progress(crate::record::Side::Client);
+            server_side.in_progress_at_end = s.in_progress(crate::record::Side::Server);
+            let upgrade = s.upgrade();
+            let verdict = verdict(&crate::record::facts(
+                upgrade,
+                &client_side,
+                &server_side,
+                tcp,
+            ));
+            out.push(SessionRecord {
+                first_packet: self.first_packet,
+                tcp_stream: self.tcp_stream,
+                client,
+                server,
+                start_ns: self.first_ts,
+                end_ns: self.last_ts,
+                packets: self.packets,
+                upgrade,
+                host: s.host().to_string(),
+                path: s.path().to_string(),
+                origin: s.origin().to_string(),
+                user_agent: s.user_agent().to_string(),
+                subprotocol: s.subprotocol().to_string(),
+                extensions: s.extensions().to_string(),
+                client_side,
+                server_side,
+                tcp,
+                exact: exact && tcp_exact,
+                anomalies,
+                requests_before_upgrade: s.requests_before_upgrade,
+                peer: s.peer(),
+                peer_session: None,
+                closed_by: None,
+                file: None,
+                tls: None,
+                verdict,
+            });
+            if let Some((info, tls_anomalies)) = &tls_info {
+                let r = out.last_mut().expect("just pushed");
+                r.anomalies.union(*tls_anomalies);
+                r.exact &= tls_anomalies.is_empty();
+                r.tls = Some(Box::new(info.clone()));
+            }
+        }
+        n
+    }
+
+    /// The row of a TLS connection that carried no session that could be read: not
+    /// decrypted (outcome `undecrypted`, WebSocket columns empty), or, for `wsclose tls`,
+    /// whatever it carried.
+    fn tls_record(&self, t: &TlsLayer, info: TlsInfo, evicted: bool) -> SessionRecord {
+        let client_is_lo = t.client_is_lo();
+        let (c, sv) = if client_is_lo { (0, 1) } else { (1, 0) };
+        let (client, server) = if client_is_lo {
+            (self.key.lo, self.key.hi)
+        } else {
+            (self.key.hi, self.key.lo)
+        };
+        let mut anomalies = t.anomalies();
+        let mut side = |d: usize| {
+            let k = &self.half[d].counters;
             if k.gaps > 0 {
                 anomalies.insert(Anomaly::Gap);
             }
@@ -326,35 +629,34 @@ impl Conn {
             }
             if k.out_of_window > 0 {
                 anomalies.insert(Anomaly::OutOfWindow);
-                exact = false;
             }
-        }
+            crate::record::SideStats {
+                missing_bytes: k.gap_bytes + k.cut_bytes,
+                ..Default::default()
+            }
+        };
+        let (client_side, server_side) = (side(c), side(sv));
         if evicted {
             anomalies.insert(Anomaly::Evicted);
-            exact = false;
         }
         if self.over_budget {
             anomalies.insert(Anomaly::MemoryBudget);
-            exact = false;
         }
-        let upgrade = match s.status() {
-            Some(status) => Upgrade::Answered(status),
-            None => Upgrade::Unanswered,
-        };
         let tcp = TcpEnds {
-            client_fin: seen(&self.fin[c]).then_some(self.fin[c]),
-            server_fin: seen(&self.fin[sv]).then_some(self.fin[sv]),
-            client_rst: seen(&self.rst[c]).then_some(self.rst[c]),
-            server_rst: seen(&self.rst[sv]).then_some(self.rst[sv]),
+            client_fin: Some(self.ends.fin(c)).filter(seen),
+            server_fin: Some(self.ends.fin(sv)).filter(seen),
+            client_rst: Some(self.ends.rst(c)).filter(seen),
+            server_rst: Some(self.ends.rst(sv)).filter(seen),
         };
-        let (client_side, server_side) = (counts.client.stats(), counts.server.stats());
+        // What it carried is unknown (or, for `wsclose tls`, not a WebSocket session).
+        let upgrade = crate::verdict::Upgrade::Undecrypted;
         let verdict = verdict(&crate::record::facts(
             upgrade,
             &client_side,
             &server_side,
             tcp,
         ));
-        Some(SessionRecord {
+        SessionRecord {
             first_packet: self.first_packet,
             tcp_stream: self.tcp_stream,
             client,
@@ -363,18 +665,24 @@ impl Conn {
             end_ns: self.last_ts,
             packets: self.packets,
             upgrade,
-            host: s.host().to_string(),
-            path: s.path().to_string(),
-            origin: s.origin().to_string(),
-            user_agent: s.user_agent().to_string(),
-            subprotocol: s.subprotocol().to_string(),
-            extensions: s.extensions().to_string(),
+            host: String::new(),
+            path: String::new(),
+            origin: String::new(),
+            user_agent: String::new(),
+            subprotocol: String::new(),
+            extensions: String::new(),
             client_side,
             server_side,
             tcp,
-            exact,
+            exact: false,
             anomalies,
+            requests_before_upgrade: 0,
+            peer: None,
+            peer_session: None,
+            closed_by: None,
+            file: None,
+            tls: Some(Box::new(info)),
             verdict,
-        })
+        }
     }
 }

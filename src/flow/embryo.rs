@@ -24,6 +24,12 @@ const STARTED: [u64; 2] = [1 << 50, 1 << 51];
 const RST_FROM: [u64; 2] = [1 << 52, 1 << 53];
 const V6: u64 = 1 << 54;
 const GAVE_UP: u64 = 1 << 55;
+/// A direction's stream was started by a segment without SYN (`HalfStream`'s tentative
+/// base: a keep-alive probe may sit one below the first byte).
+const TENTATIVE: [u64; 2] = [1 << 56, 1 << 57];
+const SYN_SEEN: u64 = 1 << 58;
+/// A segment was analyzed (not only shadow segments of `--filter`).
+const ANALYZED: u64 = 1 << 59;
 const STREAM_MASK: u64 = (1 << 48) - 1;
 
 /// One connection without payload (64 bytes).
@@ -84,6 +90,11 @@ impl Embryo {
         self.has(GAVE_UP)
     }
 
+    /// A segment was analyzed (false while `--filter` selected none of its packets).
+    pub fn analyzed(&self) -> bool {
+        self.has(ANALYZED)
+    }
+
     pub fn give_up_recognition(&mut self) {
         self.stream |= GAVE_UP;
     }
@@ -112,7 +123,10 @@ impl Embryo {
             tcp_stream: self.tcp_stream(),
             base_seq: [base(0), base(1)],
             stream_started: [self.has(STARTED[0]), self.has(STARTED[1])],
+            tentative: [self.has(TENTATIVE[0]), self.has(TENTATIVE[1])],
             rst: [rst(0), rst(1)],
+            analyzed: self.analyzed(),
+            syn_seen: self.has(SYN_SEEN),
             gave_up: self.gave_up(),
         }
     }
@@ -127,7 +141,37 @@ impl Embryo {
         at: At,
         limits: &ReassemblyLimits,
     ) -> bool {
-        if carries || seg.flags & FIN != 0 || self.packets == u32::MAX {
+        if carries {
+            return false;
+        }
+        let mut marks = ANALYZED;
+        if seg.flags & SYN != 0 {
+            marks |= SYN_SEEN;
+        }
+        self.take(seg, at, limits, !self.gave_up(), marks)
+    }
+
+    /// A segment that `--filter` did not select, as `Conn::shadow` would take it (its
+    /// payload does not matter); false, and nothing changed, when that needs the full
+    /// state.
+    #[inline]
+    pub fn try_shadow(&mut self, seg: &TcpSegment, at: At, limits: &ReassemblyLimits) -> bool {
+        self.take(seg, at, limits, false, 0)
+    }
+
+    /// A segment without payload: the lifecycle (base sequence numbers, RST, packets,
+    /// times) and, with `streams`, what reassembly would do with it; `marks` are flags to
+    /// set.
+    #[inline]
+    fn take(
+        &mut self,
+        seg: &TcpSegment,
+        at: At,
+        limits: &ReassemblyLimits,
+        streams: bool,
+        marks: u64,
+    ) -> bool {
+        if seg.flags & FIN != 0 || self.packets == u32::MAX {
             return false;
         }
         let d = dir(seg.from_lo);
@@ -152,15 +196,20 @@ impl Embryo {
             }
             stream |= RST_FROM[d];
         }
-        if !self.gave_up() {
+        if streams {
             // The stream of a direction starts after its SYN, or at the first sequence
-            // number seen; here that is always base_seq + 1, or the state is not compact.
+            // number seen (tentatively, without SYN); here that is always base_seq + 1,
+            // or the state is not compact.
+            let syn = seg.flags & SYN != 0;
             let start = |stream: &mut u64, at_seq: u32| {
                 if *stream & STARTED[d] == 0 {
                     if at_seq != base_d.wrapping_add(1) {
                         return false;
                     }
                     *stream |= STARTED[d];
+                    if !syn {
+                        *stream |= TENTATIVE[d];
+                    }
                 }
                 true
             };
@@ -184,7 +233,7 @@ impl Embryo {
                 }
             }
         }
-        self.stream = stream;
+        self.stream = stream | marks;
         self.base_seq[d] = base_d;
         self.rst_after = rst_after;
         self.packets += 1;
@@ -315,6 +364,14 @@ impl Embryos {
         self.free.push(slot);
         self.live -= 1;
         (key, e)
+    }
+
+    /// Live embryos that had a segment analyzed (see [`Embryo::analyzed`]).
+    pub fn analyzed(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|e| e.first_packet != 0 && e.analyzed())
+            .count()
     }
 
     /// (last packet time, first packet, slot) of every live embryo.
@@ -465,6 +522,7 @@ mod tests {
             for v6 in [false, true] {
                 let k = key(v6);
                 let ctx_limits = crate::flow::ConnLimits::new(&crate::config::Limits::default());
+                let tls_ctx = crate::flow::tls::TlsCtx::default();
                 let mut full = Conn::new(
                     k,
                     At {
@@ -490,6 +548,7 @@ mod tests {
                     let ctx = crate::flow::SegmentCtx {
                         at,
                         limits: &ctx_limits,
+                        tls: &tls_ctx,
                     };
                     full.segment(&sg, &[], &ctx);
                     match promoted.as_mut() {

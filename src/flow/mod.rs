@@ -2,7 +2,7 @@
 //! time, and the session records they turn into.
 //!
 //! Two tables hold the connections: a compact one for connections that have carried no
-//! payload (`embryo.rs`: SYN-only connections, scans, floods; 72 bytes each) and the full
+//! payload (`embryo.rs`: SYN-only connections, scans, floods; 64 bytes each) and the full
 //! one (`conn.rs`), which a connection joins at its first segment that needs more. The
 //! hash table maps a 4-tuple to a 4-byte id of either; the keys live in the tables.
 
@@ -10,8 +10,11 @@ pub mod app;
 pub mod candidates;
 pub mod conn;
 pub mod embryo;
+pub mod files;
 pub mod memory;
+pub mod midstream;
 pub mod reassembly;
+pub mod tls;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -22,8 +25,9 @@ use hashbrown::HashTable;
 
 use crate::config::Limits;
 use crate::decode::{TcpSegment, ACK, SYN};
+use crate::legs::UpgradeSeen;
 use crate::net::FlowKey;
-use crate::record::{At, SessionRecord};
+use crate::record::{At, Peer, SessionRecord};
 use crate::stats::Stats;
 use app::App;
 use conn::Conn;
@@ -38,9 +42,14 @@ pub struct ConnLimits {
     pub max_head: usize,
     /// Bytes per direction a connection may carry before it is recognised.
     pub recognise_bytes: u64,
+    /// Inflate permessage-deflate messages and check text (`--no-inflate` turns it off).
+    pub inflate: bool,
+    /// Pick up connections without a handshake by their framing (`--no-midstream`).
+    pub midstream: bool,
 }
 
 impl ConnLimits {
+    /// From the limits, with inflation and mid-stream pickup on (see the fields).
     pub fn new(limits: &Limits) -> Self {
         ConnLimits {
             reassembly: ReassemblyLimits {
@@ -51,15 +60,19 @@ impl ConnLimits {
             },
             max_head: limits.max_handshake_bytes,
             recognise_bytes: limits.recognise_bytes,
+            inflate: true,
+            midstream: true,
         }
     }
 }
 
-/// What travels with a segment into its connection: the packet it came in, and the limits.
+/// What travels with a segment into its connection: the packet it came in, the limits,
+/// and the TLS keys and options.
 #[derive(Clone, Copy, Debug)]
 pub struct SegmentCtx<'a> {
     pub at: At,
     pub limits: &'a ConnLimits,
+    pub tls: &'a tls::TlsCtx,
 }
 
 use crate::config::FLOW_CACHE;
@@ -142,6 +155,8 @@ pub struct Shard {
     pub new_conns: Vec<ConnRef>,
     /// Records of connections finished, not yet handed to the writer.
     pub done: Vec<SessionRecord>,
+    /// Upgrade requests completed in the current batch (for pairing proxy legs).
+    pub new_upgrades: Vec<UpgradeSeen>,
     /// Live connections that are or may become sessions, by first packet.
     candidates: Candidates,
     /// Closed connections by the capture time at which they may be retired.
@@ -152,12 +167,18 @@ pub struct Shard {
     charged: usize,
     pub stats: Stats,
     limits: ConnLimits,
+    /// TLS keys (changed between batches only) and options.
+    tls: tls::TlsCtx,
     linger_ns: i64,
     recognise_ns: i64,
+    /// `--per-file` numbering (see `files.rs`).
+    pub files: Option<files::FileTracker>,
 }
 
 impl Shard {
-    pub fn new(limits: &Limits) -> Self {
+    /// A shard with these limits, closed connections kept `linger_ns` of capture time,
+    /// connections given `recognise_ns` to show a handshake (`Limits`).
+    pub fn new(limits: ConnLimits, linger_ns: i64, recognise_ns: i64) -> Self {
         Shard {
             table: HashTable::new(),
             cache: vec![CacheEntry::EMPTY; FLOW_CACHE],
@@ -166,15 +187,23 @@ impl Shard {
             embryos: Embryos::default(),
             new_conns: Vec::new(),
             done: Vec::new(),
+            new_upgrades: Vec::new(),
             candidates: Candidates::default(),
             closing: BinaryHeap::new(),
             holders: BTreeMap::new(),
             charged: 0,
             stats: Stats::default(),
-            limits: ConnLimits::new(limits),
-            linger_ns: limits.closed_linger_ns,
-            recognise_ns: limits.recognise_ns,
+            limits,
+            tls: tls::TlsCtx::default(),
+            linger_ns,
+            recognise_ns,
+            files: None,
         }
+    }
+
+    /// The TLS keys and options of the connections' next segments (set between batches).
+    pub fn set_tls(&mut self, ctx: tls::TlsCtx) {
+        self.tls = ctx;
     }
 
     /// Live connections.
@@ -237,7 +266,17 @@ impl Shard {
     }
 
     /// One TCP segment of this shard, in capture order; `hash` is `seg.key.shard_hash()`.
-    pub fn segment(&mut self, seg: &TcpSegment, hash: u64, payload: &[u8], at: At) {
+    /// A `shadow` segment (one that `--filter` did not select) counts for the connection's
+    /// identity and TCP lifecycle only: its payload is not analyzed. Returns the id of the
+    /// segment's connection.
+    pub fn segment(
+        &mut self,
+        seg: &TcpSegment,
+        hash: u64,
+        payload: &[u8],
+        at: At,
+        shadow: bool,
+    ) -> ConnId {
         self.stats.tcp_packets += 1;
         if seg.payload_missing > 0 {
             self.stats.cut_payload += 1;
@@ -264,7 +303,12 @@ impl Shard {
             let carries = !payload.is_empty() || seg.payload_missing > 0;
             let e = self.embryos.at(id & !EMBRYO);
             let was_closed = e.is_closed();
-            if e.try_segment(seg, carries, at, &self.limits.reassembly) {
+            let compact = if shadow {
+                e.try_shadow(seg, at, &self.limits.reassembly)
+            } else {
+                e.try_segment(seg, carries, at, &self.limits.reassembly)
+            };
+            if compact {
                 if !was_closed && e.is_closed() {
                     let r = ConnRef {
                         first_packet: e.first_packet,
@@ -273,7 +317,7 @@ impl Shard {
                     self.closing
                         .push(Reverse((e.last_ts.saturating_add(self.linger_ns), r)));
                 }
-                return;
+                return id;
             }
             id = self.promote(id, hash);
             self.remember(ci, seg.key, id);
@@ -282,11 +326,26 @@ impl Shard {
         let conn = self.conns[slot as usize].as_mut().unwrap();
         let was_candidate = conn.may_be_session();
         let was_closed = conn.is_closed();
-        let ctx = SegmentCtx {
-            at,
-            limits: &self.limits,
-        };
-        let charge_moved = conn.segment(seg, payload, &ctx);
+        let mut charge_moved = false;
+        if shadow {
+            conn.shadow(seg, at);
+        } else {
+            let ctx = SegmentCtx {
+                at,
+                limits: &self.limits,
+                tls: &self.tls,
+            };
+            charge_moved = conn.segment(seg, payload, &ctx);
+            if let Some((key, at, requests_before_upgrade)) = conn.app.take_new_upgrade() {
+                self.new_upgrades.push(UpgradeSeen {
+                    key,
+                    at,
+                    shard: 0,
+                    first_packet: conn.first_packet,
+                    requests_before_upgrade,
+                });
+            }
+        }
         if was_candidate && !conn.may_be_session() {
             self.candidates.remove(conn.first_packet);
         }
@@ -300,6 +359,90 @@ impl Shard {
         }
         if charge_moved && conn.memory_charge() != conn.charged {
             self.account(slot);
+        }
+        slot
+    }
+
+    /// `--per-file`: the input and input packet number of the segment just given to the
+    /// connection `id`.
+    #[inline]
+    pub fn note_origin(&mut self, id: ConnId, packet: u64, origin: crate::capture::Origin) {
+        if let Some(f) = &mut self.files {
+            let first_packet = if id & EMBRYO == 0 {
+                self.conns[id as usize].as_ref().map(|c| c.first_packet)
+            } else {
+                self.embryos.live(id & !EMBRYO).map(|e| e.first_packet)
+            };
+            if let Some(first_packet) = first_packet {
+                f.note(id, first_packet, packet, origin);
+            }
+        }
+    }
+
+    /// `--per-file`: the connection that opened at `first_packet` as `id` is number
+    /// `tcp_stream` in its first input (the batch boundary counts them).
+    pub fn assign_file_streams(&mut self, mut assigned: Vec<(ConnId, u64, u64)>) {
+        let Some(f) = &mut self.files else { return };
+        // Connections already retired: their records wait in `done`.
+        assigned.retain(|&(id, first_packet, n)| !f.assign(id, first_packet, n));
+        if assigned.is_empty() {
+            return;
+        }
+        assigned.sort_unstable_by_key(|&(_, first_packet, _)| first_packet);
+        for rec in &mut self.done {
+            if let Some(file) = &mut rec.file {
+                if let Ok(i) = assigned.binary_search_by_key(&rec.first_packet, |a| a.1) {
+                    file.tcp_stream = assigned[i].2;
+                }
+            }
+        }
+    }
+
+    /// The live full connection that opened at `first_packet` and may be a session (a
+    /// connection with a session is one; found among the candidates).
+    fn full_conn(&self, first_packet: u64) -> Option<u32> {
+        self.candidates
+            .get(first_packet)
+            .filter(|&id| id & EMBRYO == 0)
+            .filter(|&id| {
+                self.conns[id as usize]
+                    .as_ref()
+                    .is_some_and(|c| c.first_packet == first_packet)
+            })
+    }
+
+    /// Whether the session of `u` can still take a peer: its connection is live, or its
+    /// record is among those finished in this batch.
+    pub fn has_session(&self, u: &UpgradeSeen) -> bool {
+        if let Some(slot) = self.full_conn(u.first_packet) {
+            let c = self.conns[slot as usize].as_ref().expect("live");
+            if c.app
+                .sessions()
+                .any(|s| s.requests_before_upgrade == u.requests_before_upgrade)
+            {
+                return true;
+            }
+        }
+        self.done
+            .iter()
+            .any(|r| r.order_key() == (u.first_packet, u.requests_before_upgrade))
+    }
+
+    /// Tells the session of `u` its peer (the other leg through a proxy).
+    pub fn set_peer(&mut self, u: &UpgradeSeen, peer: Peer) {
+        if let Some(slot) = self.full_conn(u.first_packet) {
+            let c = self.conns[slot as usize].as_mut().expect("live");
+            if let Some(s) = c.app.session_mut(u.requests_before_upgrade) {
+                s.set_peer(peer);
+                return;
+            }
+        }
+        if let Some(r) = self
+            .done
+            .iter_mut()
+            .find(|r| r.order_key() == (u.first_packet, u.requests_before_upgrade))
+        {
+            r.peer = Some(peer);
         }
     }
 
@@ -391,6 +534,9 @@ impl Shard {
             self.closing
                 .push(Reverse((e.last_ts.saturating_add(self.linger_ns), r)));
         }
+        if let Some(f) = &mut self.files {
+            f.promote(id, slot, e.first_packet);
+        }
         slot
     }
 
@@ -406,7 +552,7 @@ impl Shard {
                 .expect("an embryo is in the table")
                 .remove();
             self.candidates.remove(e.first_packet);
-            self.stats.no_payload += 1;
+            self.count_without_payload(e.analyzed());
             return;
         }
         let mut conn = self.conns[id as usize].take().expect("live slot");
@@ -420,20 +566,57 @@ impl Shard {
             self.charged -= conn.charged as usize;
             self.holders.remove(&conn.first_packet);
         }
-        conn.flush(&self.limits);
-        match &conn.app {
-            _ if conn.is_session() => self.stats.sessions += 1,
-            App::Unknown => self.stats.no_payload += 1,
-            _ => self.stats.not_websocket += 1,
-        }
+        conn.flush(&self.limits, &self.tls);
+        let no_payload = matches!(conn.app, App::Unknown);
         if conn.ignored_payload {
             self.stats.unrecognised += 1;
         }
         let (gaps, gap_bytes) = conn.gap_counters();
         self.stats.gaps += gaps;
         self.stats.gap_bytes += gap_bytes;
-        if let Some(r) = conn.record(evicted, &self.limits) {
-            self.done.push(r);
+        let analyzed = conn.analyzed;
+        let first_packet = conn.first_packet;
+        // The sessions counted are the rows written (one per Upgrade on a connection):
+        // one rule for both.
+        if let Some(t) = &conn.tls {
+            self.stats.tls.add(t.facts());
+        }
+        let from = self.done.len();
+        match conn.records(evicted, &self.limits, &self.tls, &mut self.done) {
+            0 if !analyzed => self.stats.filtered_connections += 1,
+            0 if no_payload => self.stats.no_payload += 1,
+            0 => self.stats.not_websocket += 1,
+            n => {
+                if let Some(f) = &self.files {
+                    let numbers = f.numbers(id, first_packet);
+                    for r in &mut self.done[from..] {
+                        r.file = numbers.clone();
+                    }
+                }
+                // A TLS connection's own row (outcome undecrypted; `wsclose tls` also
+                // gives decrypted connections that carried no session one) is not a session.
+                let own = self.done[from..]
+                    .iter()
+                    .filter(|r| r.upgrade == crate::verdict::Upgrade::Undecrypted)
+                    .map(|r| {
+                        r.tls
+                            .as_ref()
+                            .is_some_and(|t| t.state == crate::tls::TlsState::Decrypting)
+                    })
+                    .fold((0, 0), |(all, dec), d| (all + 1, dec + u64::from(d)));
+                self.stats.tls.rows += own.0 - own.1;
+                self.stats.sessions += n as u64 - own.0;
+            }
+        }
+    }
+
+    /// A connection that carried no payload is retired: counted as such, or as filtered
+    /// out when `--filter` selected none of its packets.
+    fn count_without_payload(&mut self, analyzed: bool) {
+        if analyzed {
+            self.stats.no_payload += 1;
+        } else {
+            self.stats.filtered_connections += 1;
         }
     }
 
@@ -527,6 +710,20 @@ impl Shard {
         self.holders.iter().map(|(&f, &s)| (f, s))
     }
 
+    /// The memory budget is spent: every connection frees the buffers that hold nothing
+    /// now (nothing is lost). Returns the bytes released.
+    pub fn trim(&mut self) -> usize {
+        let slots: Vec<u32> = self.holders.values().copied().collect();
+        let mut released = 0;
+        for slot in slots {
+            if let Some(c) = self.conns[slot as usize].as_mut() {
+                released += c.trim_memory();
+                self.account(slot);
+            }
+        }
+        released
+    }
+
     /// The memory budget is spent: full connection `slot` gives up its buffers. Returns
     /// the bytes released.
     pub fn release(&mut self, slot: u32) -> usize {
@@ -535,7 +732,7 @@ impl Shard {
         };
         let was_candidate = conn.may_be_session();
         let first_time = !conn.over_budget;
-        let released = conn.release_memory(&self.limits);
+        let released = conn.release_memory(&self.limits, &self.tls);
         if was_candidate && !conn.may_be_session() {
             self.candidates.remove(conn.first_packet);
         }
@@ -598,7 +795,9 @@ impl Shard {
             }
         }
         // Connections without payload: counted, and dropped all at once.
-        self.stats.no_payload += self.embryos.len() as u64;
+        let analyzed = self.embryos.analyzed();
+        self.stats.no_payload += analyzed as u64;
+        self.stats.filtered_connections += (self.embryos.len() - analyzed) as u64;
         self.embryos = Embryos::default();
         self.table = HashTable::new();
         self.candidates = Candidates::default();

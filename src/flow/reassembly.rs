@@ -34,6 +34,118 @@ pub struct HalfCounters {
     pub out_of_window: u32,
 }
 
+/// A direction's counters, allocated at the first thing counted: most directions never
+/// count anything, and an idle connection should not carry room for them. Reads see
+/// zeros until then; a write allocates.
+#[derive(Clone, Debug, Default)]
+pub struct LazyCounters(Option<Box<HalfCounters>>);
+
+static NO_COUNTS: HalfCounters = HalfCounters {
+    gaps: 0,
+    gap_bytes: 0,
+    cut_bytes: 0,
+    ooo_overflows: 0,
+    out_of_window: 0,
+};
+
+impl std::ops::Deref for LazyCounters {
+    type Target = HalfCounters;
+    #[inline]
+    fn deref(&self) -> &HalfCounters {
+        self.0.as_deref().unwrap_or(&NO_COUNTS)
+    }
+}
+
+impl std::ops::DerefMut for LazyCounters {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut HalfCounters {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+/// The segments held out of order and their bytes, allocated while there are any (reads
+/// of an empty list touch no memory; a write allocates).
+#[derive(Debug, Default)]
+struct Held(Option<Box<HeldList>>);
+
+#[derive(Debug, Default)]
+struct HeldList {
+    segs: Vec<HeldSegment>,
+    /// Bytes in `segs` (at most `max_held_bytes` plus a segment).
+    bytes: u32,
+}
+
+static NOT_HELD: Vec<HeldSegment> = Vec::new();
+
+impl Held {
+    /// Bytes held.
+    #[inline]
+    fn bytes(&self) -> u32 {
+        self.0.as_ref().map_or(0, |h| h.bytes)
+    }
+
+    #[inline]
+    fn add_bytes(&mut self, n: u32) {
+        self.0.get_or_insert_with(Box::default).bytes += n;
+    }
+
+    #[inline]
+    fn sub_bytes(&mut self, n: u32) {
+        if let Some(h) = &mut self.0 {
+            h.bytes -= n;
+        }
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = Vec<HeldSegment>;
+    #[inline]
+    fn deref(&self) -> &Vec<HeldSegment> {
+        self.0.as_ref().map_or(&NOT_HELD, |h| &h.segs)
+    }
+}
+
+impl std::ops::DerefMut for Held {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Vec<HeldSegment> {
+        &mut self.0.get_or_insert_with(Box::default).segs
+    }
+}
+
+/// Where a direction's stream starts: the sequence number of stream offset 0, once known,
+/// and whether it is tentative (see `HalfStream::settle`). 8 bytes, as an `Option<u32>`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Base {
+    seq: u32,
+    known: bool,
+    /// Set from a segment without SYN or payload (a connection picked up mid-stream) and
+    /// no byte placed yet: it may be a keep-alive or zero-window probe, sent one below the
+    /// next byte (RFC 9293 §3.8.6.1, RFC 1122 §4.2.3.6).
+    tentative: bool,
+}
+
+impl Base {
+    #[inline]
+    fn get(self) -> Option<u32> {
+        self.known.then_some(self.seq)
+    }
+
+    #[inline]
+    fn is_none(self) -> bool {
+        !self.known
+    }
+
+    /// The start, set to `seq` if not known yet.
+    #[inline]
+    fn get_or_insert(&mut self, seq: u32) -> u32 {
+        if !self.known {
+            self.seq = seq;
+            self.known = true;
+        }
+        self.seq
+    }
+}
+
 #[derive(Debug)]
 struct HeldSegment {
     start: u64,
@@ -63,27 +175,23 @@ const NO_FIN: u64 = u64::MAX;
 #[derive(Debug)]
 pub struct HalfStream {
     /// Sequence number of stream offset 0 (ISN + 1, or the first sequence number seen).
-    base: Option<u32>,
+    base: Base,
     /// Stream offset of the next byte to deliver.
     next: u64,
-    held: Vec<HeldSegment>,
-    /// Bytes in `held` (at most `max_held_bytes` plus a segment: u32 keeps the state of
-    /// an idle connection small).
-    held_bytes: u32,
+    held: Held,
     /// Stream offset of the FIN, once seen ([`NO_FIN`] before).
     fin_end: u64,
-    pub counters: HalfCounters,
+    pub counters: LazyCounters,
 }
 
 impl Default for HalfStream {
     fn default() -> Self {
         HalfStream {
-            base: None,
+            base: Base::default(),
             next: 0,
-            held: Vec::new(),
-            held_bytes: 0,
+            held: Held::default(),
             fin_end: NO_FIN,
-            counters: HalfCounters::default(),
+            counters: LazyCounters::default(),
         }
     }
 }
@@ -94,18 +202,23 @@ impl HalfStream {
         (self.fin_end != NO_FIN).then_some(self.fin_end)
     }
 
-    /// A direction whose stream starts at sequence number `base` (when known) and has
-    /// delivered nothing yet: what a connection that carried no payload knows of it.
-    pub fn starting_at(base: Option<u32>) -> Self {
+    /// A direction whose stream starts at sequence number `base` (when known; `tentative`
+    /// when a segment without SYN set it) and has delivered nothing yet: what a connection
+    /// that carried no payload knows of it.
+    pub fn starting_at(base: Option<u32>, tentative: bool) -> Self {
         HalfStream {
-            base,
+            base: Base {
+                seq: base.unwrap_or(0),
+                known: base.is_some(),
+                tentative: tentative && base.is_some(),
+            },
             ..HalfStream::default()
         }
     }
 
     /// Sequence number of stream offset 0, once known.
     pub fn base(&self) -> Option<u32> {
-        self.base
+        self.base.get()
     }
 
     /// Stream offset of the next byte to deliver (bytes delivered plus gaps).
@@ -127,7 +240,7 @@ impl HalfStream {
     /// A SYN: the stream starts after it (the SYN occupies one sequence number).
     pub fn syn(&mut self, seq: u32) {
         if self.base.is_none() {
-            self.base = Some(seq.wrapping_add(1));
+            self.base.get_or_insert(seq.wrapping_add(1));
         }
     }
 
@@ -137,7 +250,10 @@ impl HalfStream {
     /// is counted.
     #[inline]
     pub fn bare(&mut self, seq: u32, limits: &ReassemblyLimits) {
-        let base = *self.base.get_or_insert(seq);
+        if self.base.is_none() {
+            self.base.tentative = true;
+        }
+        let base = self.base.get_or_insert(seq);
         if self.offset(base, seq) - self.next as i64 > limits.max_seq_ahead as i64 {
             self.counters.out_of_window += 1;
         }
@@ -155,9 +271,16 @@ impl HalfStream {
         limits: &ReassemblyLimits,
         sink: &mut impl FnMut(Event<'_>),
     ) {
-        let base = *self.base.get_or_insert(seq);
-        let start = self.offset(base, seq);
+        let mut base = self.base.get_or_insert(seq);
+        let mut start = self.offset(base, seq);
+        if self.settle(start) {
+            base = base.wrapping_add(1);
+            start = self.offset(base, seq);
+        }
         let len = data.len() as u64 + missing as u64;
+        if len > 0 {
+            self.base.tentative = false;
+        }
         if start < 0 && start + (len as i64) <= 0 {
             // Entirely before the first byte we know of (e.g. a keep-alive probe at ISN).
             return;
@@ -191,6 +314,17 @@ impl HalfStream {
             return;
         }
         self.hold(start, data, missing, limits, sink);
+    }
+
+    /// A tentative base one below the first byte placed (`offset` 1) was a probe's
+    /// sequence number: the stream starts one later. Returns whether it moved.
+    fn settle(&mut self, offset: i64) -> bool {
+        if !self.base.tentative || offset != 1 || self.next != 0 || !self.held.is_empty() {
+            return false;
+        }
+        self.base.tentative = false;
+        self.base.seq = self.base.seq.wrapping_add(1);
+        true
     }
 
     /// Delivers a segment that starts at or before `next`; where held bytes (seen earlier)
@@ -248,7 +382,7 @@ impl HalfStream {
                 break;
             }
             let seg = self.held.remove(0);
-            self.held_bytes -= seg.data.len() as u32;
+            self.held.sub_bytes(seg.data.len() as u32);
             if self.held.is_empty() {
                 self.free_held();
             }
@@ -267,7 +401,7 @@ impl HalfStream {
         sink: &mut impl FnMut(Event<'_>),
     ) {
         let over = |h: &Self| {
-            h.held_bytes as usize + data.len() > limits.max_held_bytes
+            h.held.bytes() as usize + data.len() > limits.max_held_bytes
                 || h.held.len() >= limits.max_held_segments
         };
         if over(self) {
@@ -291,7 +425,7 @@ impl HalfStream {
         let data_end = start + data.len() as u64;
         let mut cur = start;
         let mut pieces: Vec<(u64, u64)> = Vec::new();
-        for h in &self.held {
+        for h in self.held.iter() {
             if h.end() <= cur {
                 continue;
             }
@@ -315,7 +449,7 @@ impl HalfStream {
                 missing: (b - a.max(db)) as u32,
             };
             let at = self.held.partition_point(|h| h.start < a);
-            self.held_bytes += seg.data.len() as u32;
+            self.held.add_bytes(seg.data.len() as u32);
             self.held.insert(at, seg);
         }
     }
@@ -334,8 +468,11 @@ impl HalfStream {
     /// will never be filled in this capture.
     #[inline]
     pub fn acked(&mut self, ack: u32, limits: &ReassemblyLimits, sink: &mut impl FnMut(Event<'_>)) {
-        let Some(base) = self.base else { return };
+        let Some(base) = self.base.get() else { return };
         let mut to = self.offset(base, ack);
+        if self.settle(to) {
+            return;
+        }
         if let Some(f) = self.fin_at() {
             // The FIN occupies one sequence number.
             to = to.min(f as i64);
@@ -369,24 +506,27 @@ impl HalfStream {
     #[cold]
     #[inline(never)]
     fn free_held(&mut self) {
-        self.held = Vec::new();
+        self.held = Held::default();
     }
 
     /// Forgets held data (the application is no longer interested in this stream).
     pub fn discard_held(&mut self) {
-        self.held = Vec::new();
-        self.held_bytes = 0;
+        self.held = Held::default();
     }
 
     /// Bytes currently held out of order.
     pub fn held_bytes(&self) -> usize {
-        self.held_bytes as usize
+        self.held.bytes() as usize
     }
 
     /// What the held segments take in memory (their bytes and the list), for the budget.
     #[inline]
     pub fn memory_charge(&self) -> usize {
-        self.held_bytes as usize + self.held.capacity() * std::mem::size_of::<HeldSegment>()
+        self.held.0.as_ref().map_or(0, |h| {
+            h.bytes as usize
+                + std::mem::size_of::<HeldList>()
+                + h.segs.capacity() * std::mem::size_of::<HeldSegment>()
+        })
     }
 
     /// The memory budget is spent: every hole before held data is declared a gap now (as
@@ -401,7 +541,7 @@ impl HalfStream {
             self.gap_to(to, sink);
             self.drain(sink);
         }
-        self.held = Vec::new();
+        self.held = Held::default();
         true
     }
 }

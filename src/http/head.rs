@@ -123,7 +123,8 @@ pub enum HeadProgress<T> {
     Complete(T, Vec<u8>),
     /// More bytes are needed.
     Incomplete,
-    /// More than the cap was buffered without the head ending.
+    /// More than the cap was buffered without the head ending, or the head has more
+    /// header lines than a head may have.
     TooLong,
     /// Not an HTTP head.
     Invalid(HeadError),
@@ -178,6 +179,12 @@ impl HeadBuffer {
                     HeadProgress::Incomplete
                 }
             }
+            Err(HeadError::TooManyFields) => {
+                if was_empty {
+                    self.buf.extend_from_slice(d);
+                }
+                HeadProgress::TooLong
+            }
             Err(e) => HeadProgress::Invalid(e),
         }
     }
@@ -185,6 +192,40 @@ impl HeadBuffer {
     /// The whole lines of the head so far, when it was cut off (a gap, a snapshot length).
     pub fn prefix(&self) -> Option<Head<'_>> {
         parse_head_prefix(&self.buf)
+    }
+
+    /// After `TooLong`: where the head ends, if it ended in what was seen — the bytes
+    /// after it — else the state of a [`HeadSkip`] that goes on looking.
+    pub fn overflow(&self) -> Result<Vec<u8>, HeadSkip> {
+        let mut skip = HeadSkip::default();
+        match skip.scan(&self.buf) {
+            Some(end) => Ok(self.buf[end..].to_vec()),
+            None => Err(skip),
+        }
+    }
+}
+
+/// Passes over the rest of a head that outgrew the buffer cap, looking for its end (the
+/// empty line, RFC 9112 §2.1) without keeping its bytes, so that what follows the head can
+/// still be read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeadSkip {
+    /// 0: inside a line; 1: just after a LF; 2: just after LF CR.
+    state: u8,
+}
+
+impl HeadSkip {
+    /// Scans `d`; returns the offset just past the head's end if it is in `d`.
+    pub fn scan(&mut self, d: &[u8]) -> Option<usize> {
+        for (i, &b) in d.iter().enumerate() {
+            self.state = match (self.state, b) {
+                (1 | 2, b'\n') => return Some(i + 1),
+                (1, b'\r') => 2,
+                (_, b'\n') => 1,
+                _ => 0,
+            };
+        }
+        None
     }
 }
 
@@ -231,6 +272,48 @@ mod tests {
             b.push(b"\x16\x03\x01 binary\n\0\n", 1024, status),
             HeadProgress::Invalid(HeadError::NotHttp)
         ));
+    }
+
+    #[test]
+    fn the_end_of_a_skipped_head_is_found_across_deliveries() {
+        let head = b"GET / HTTP/1.1\r\nX: aaaaaaaaaaaaaaaa\r\n\r\nFRAMES";
+        let end = head.len() - 6;
+        for held in 0..end {
+            for cut in held..head.len() {
+                let mut s = HeadSkip::default();
+                assert_eq!(s.scan(&head[..held]), None);
+                let got = match s.scan(&head[held..cut]) {
+                    Some(n) => held + n,
+                    None => cut + s.scan(&head[cut..]).expect("end found"),
+                };
+                assert_eq!(got, end, "held {held} cut {cut}");
+            }
+        }
+        let mut s = HeadSkip::default();
+        assert_eq!(s.scan(b"HTTP/1.1 101 X\nA: b\n\nrest"), Some(21));
+        assert_eq!(HeadSkip::default().scan(b"no end\r\n"), None);
+    }
+
+    #[test]
+    fn a_head_with_too_many_lines_in_one_delivery_still_ends_where_it_ends() {
+        let mut head: Vec<u8> = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..200 {
+            head.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"\r\nFRAMES");
+        let mut b = HeadBuffer::default();
+        assert!(matches!(
+            b.push(&head, 1 << 20, status),
+            HeadProgress::TooLong
+        ));
+        assert_eq!(b.overflow().unwrap(), b"FRAMES");
+        let mut b = HeadBuffer::default();
+        assert!(matches!(
+            b.push(&head[..100], 50, status),
+            HeadProgress::TooLong
+        ));
+        let mut skip = b.overflow().unwrap_err();
+        assert_eq!(skip.scan(&head[100..]), Some(head.len() - 100 - 6));
     }
 
     #[test]

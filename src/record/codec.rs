@@ -6,7 +6,10 @@
 
 use std::io::{self, Read};
 
-use super::{Anomalies, At, Close, SessionRecord, SideStats, TcpEnds};
+use super::{
+    Anomalies, At, CipherSuite, Close, ClosedBy, FileNumbers, Peer, SessionRecord, SideStats,
+    TcpEnds, TlsCarries, TlsInfo, TlsState, TlsVersion,
+};
 use crate::net::Endpoint;
 use crate::verdict::Upgrade;
 
@@ -32,7 +35,13 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         tcp,
         exact,
         anomalies,
+        requests_before_upgrade,
+        peer,
+        peer_session,
+        closed_by,
+        tls,
         verdict: _,
+        file,
     } = r;
     let start = b.len();
     b.extend_from_slice(&[0; 4]);
@@ -60,6 +69,40 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         w.opt_at(*at);
     }
     w.0.push(*exact as u8);
+    w.u64(*requests_before_upgrade);
+    match peer {
+        Some(Peer {
+            first_packet,
+            requests_before_upgrade,
+            front,
+        }) => {
+            w.0.push(1 + *front as u8);
+            w.u64(*first_packet);
+            w.u64(*requests_before_upgrade);
+        }
+        None => w.0.push(0),
+    }
+    w.opt64(*peer_session);
+    w.0.push(match closed_by {
+        None => 0,
+        Some(ClosedBy::Client) => 1,
+        Some(ClosedBy::Server) => 2,
+        Some(ClosedBy::Proxy) => 3,
+    });
+    match file {
+        Some(FileNumbers {
+            file,
+            tcp_stream,
+            first_frame,
+        }) => {
+            w.0.push(1);
+            w.str(file);
+            w.u64(*tcp_stream);
+            w.u64(*first_frame);
+        }
+        None => w.0.push(0),
+    }
+    w.tls(tls.as_deref());
     let len = (b.len() - start - 4) as u32;
     b[start..start + 4].copy_from_slice(&len.to_le_bytes());
 }
@@ -102,6 +145,34 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         server_rst: c.opt_at()?,
     };
     let exact = c.u8()? == 1;
+    let requests_before_upgrade = c.u64()?;
+    let peer = match c.u8()? {
+        0 => None,
+        t @ (1 | 2) => Some(Peer {
+            first_packet: c.u64()?,
+            requests_before_upgrade: c.u64()?,
+            front: t == 2,
+        }),
+        _ => return Err(bad("spilled record has a bad peer tag")),
+    };
+    let peer_session = c.opt64()?;
+    let closed_by = match c.u8()? {
+        0 => None,
+        1 => Some(ClosedBy::Client),
+        2 => Some(ClosedBy::Server),
+        3 => Some(ClosedBy::Proxy),
+        _ => return Err(bad("spilled record has a bad closed_by tag")),
+    };
+    let file = if c.u8()? == 1 {
+        Some(FileNumbers {
+            file: c.string()?.into(),
+            tcp_stream: c.u64()?,
+            first_frame: c.u64()?,
+        })
+    } else {
+        None
+    };
+    let tls = c.tls()?;
     if !c.0.is_empty() {
         return Err(bad("spilled record has trailing bytes"));
     }
@@ -126,8 +197,36 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         tcp,
         exact,
         anomalies: Anomalies::from_bits(anomalies),
+        requests_before_upgrade,
+        peer,
+        peer_session,
+        closed_by,
+        tls,
         verdict,
+        file,
     }))
+}
+
+/// TLS versions and states by their index in the spilled form.
+const TLS_VERSIONS: [TlsVersion; 5] = [
+    TlsVersion::Ssl30,
+    TlsVersion::Tls10,
+    TlsVersion::Tls11,
+    TlsVersion::Tls12,
+    TlsVersion::Tls13,
+];
+const TLS_STATES: [TlsState; 7] = [
+    TlsState::Handshake,
+    TlsState::Decrypting,
+    TlsState::NoKey,
+    TlsState::DecryptFailed,
+    TlsState::UnsupportedCipher,
+    TlsState::HandshakeMissing,
+    TlsState::NotTls,
+];
+
+fn index_of<T: PartialEq>(all: &[T], x: &T) -> u8 {
+    all.iter().position(|a| a == x).expect("listed") as u8
 }
 
 fn bad(what: &str) -> io::Error {
@@ -146,6 +245,15 @@ impl Writer<'_> {
     fn str(&mut self, s: &str) {
         self.0.extend_from_slice(&(s.len() as u32).to_le_bytes());
         self.0.extend_from_slice(s.as_bytes());
+    }
+    fn opt64(&mut self, x: Option<u64>) {
+        match x {
+            Some(v) => {
+                self.0.push(1);
+                self.u64(v);
+            }
+            None => self.0.push(0),
+        }
     }
     fn opt16(&mut self, x: Option<u16>) {
         match x {
@@ -187,6 +295,45 @@ impl Writer<'_> {
         self.0.push(tag);
         self.0.extend_from_slice(&status.to_le_bytes());
     }
+    fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                self.0.push(1);
+                self.str(s);
+            }
+            None => self.0.push(0),
+        }
+    }
+    fn tls(&mut self, t: Option<&TlsInfo>) {
+        let Some(t) = t else {
+            self.0.push(0);
+            return;
+        };
+        let TlsInfo {
+            version,
+            cipher,
+            sni,
+            alpn,
+            alpn_offered,
+            state,
+            resumed,
+            carries,
+            records,
+            decrypted_records,
+        } = t;
+        self.0.push(1);
+        self.0
+            .push(version.map_or(u8::MAX, |v| index_of(&TLS_VERSIONS, &v)));
+        self.opt16(cipher.map(|c| c.0));
+        self.str(sni);
+        self.opt_str(alpn.as_deref());
+        self.str(alpn_offered);
+        self.0.push(index_of(&TLS_STATES, state));
+        self.0.push(*resumed as u8);
+        self.0.push(index_of(&TlsCarries::ALL, carries));
+        self.u64(*records);
+        self.u64(*decrypted_records);
+    }
     fn side(&mut self, s: &SideStats) {
         let SideStats {
             messages,
@@ -195,10 +342,20 @@ impl Writer<'_> {
             pongs,
             close,
             missing_bytes,
+            bytes_inflated,
+            largest_message,
+            in_progress_at_end,
         } = s;
         for x in [*messages, *bytes, *pings, *pongs, *missing_bytes] {
             self.u64(x);
         }
+        self.0.push(match in_progress_at_end {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        });
+        self.opt64(*bytes_inflated);
+        self.opt64(*largest_message);
         match close {
             Some(Close { code, reason, at }) => {
                 self.0.push(1);
@@ -234,6 +391,13 @@ impl Reader<'_> {
     }
     fn i64(&mut self) -> io::Result<i64> {
         Ok(i64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn opt64(&mut self) -> io::Result<Option<u64>> {
+        Ok(if self.u8()? == 1 {
+            Some(self.u64()?)
+        } else {
+            None
+        })
     }
     fn opt16(&mut self) -> io::Result<Option<u16>> {
         Ok(if self.u8()? == 1 {
@@ -279,6 +443,48 @@ impl Reader<'_> {
             _ => return Err(bad("spilled record has a bad upgrade tag")),
         })
     }
+    fn opt_string(&mut self) -> io::Result<Option<String>> {
+        Ok(if self.u8()? == 1 {
+            Some(self.string()?)
+        } else {
+            None
+        })
+    }
+    fn tls(&mut self) -> io::Result<Option<Box<TlsInfo>>> {
+        if self.u8()? == 0 {
+            return Ok(None);
+        }
+        let version = match self.u8()? {
+            u8::MAX => None,
+            i => Some(
+                *TLS_VERSIONS
+                    .get(i as usize)
+                    .ok_or_else(|| bad("spilled record has a bad TLS version"))?,
+            ),
+        };
+        let cipher = self.opt16()?.map(CipherSuite);
+        let (sni, alpn, alpn_offered) = (self.string()?, self.opt_string()?, self.string()?);
+        let state = *TLS_STATES
+            .get(self.u8()? as usize)
+            .ok_or_else(|| bad("spilled record has a bad TLS state"))?;
+        let resumed = self.u8()? == 1;
+        let carries = *TlsCarries::ALL
+            .get(self.u8()? as usize)
+            .ok_or_else(|| bad("spilled record has a bad TLS payload kind"))?;
+        let (records, decrypted_records) = (self.u64()?, self.u64()?);
+        Ok(Some(Box::new(TlsInfo {
+            version,
+            cipher,
+            sni,
+            alpn,
+            alpn_offered,
+            state,
+            resumed,
+            carries,
+            records,
+            decrypted_records,
+        })))
+    }
     fn side(&mut self) -> io::Result<SideStats> {
         let (messages, bytes, pings, pongs, missing_bytes) = (
             self.u64()?,
@@ -287,6 +493,13 @@ impl Reader<'_> {
             self.u64()?,
             self.u64()?,
         );
+        let in_progress_at_end = match self.u8()? {
+            0 => None,
+            1 => Some(false),
+            2 => Some(true),
+            _ => return Err(bad("spilled record has a bad in-progress flag")),
+        };
+        let (bytes_inflated, largest_message) = (self.opt64()?, self.opt64()?);
         let close = if self.u8()? == 1 {
             Some(Close {
                 code: self.opt16()?,
@@ -303,6 +516,9 @@ impl Reader<'_> {
             pongs,
             close,
             missing_bytes,
+            bytes_inflated,
+            largest_message,
+            in_progress_at_end,
         })
     }
 }
@@ -321,8 +537,13 @@ pub(crate) mod tests {
         (
             any::<[u64; 5]>(),
             proptest::option::of((proptest::option::of(any::<u16>()), ".{0,8}", at())),
+            any::<[Option<u64>; 2]>(),
+            proptest::option::of(any::<bool>()),
         )
-            .prop_map(|(n, close)| SideStats {
+            .prop_map(|(n, close, inflated, in_progress_at_end)| SideStats {
+                in_progress_at_end,
+                bytes_inflated: inflated[0],
+                largest_message: inflated[1],
                 messages: n[0],
                 bytes: n[1],
                 pings: n[2],
@@ -343,6 +564,42 @@ pub(crate) mod tests {
         ]
     }
 
+    fn tls() -> impl Strategy<Value = Option<Box<TlsInfo>>> {
+        proptest::option::of(
+            (
+                (
+                    proptest::option::of(proptest::sample::select(&TLS_VERSIONS[..])),
+                    proptest::option::of(any::<u16>()),
+                    ".{0,8}",
+                    proptest::option::of(".{0,8}"),
+                    ".{0,8}",
+                ),
+                (
+                    proptest::sample::select(&TLS_STATES[..]),
+                    any::<bool>(),
+                    proptest::sample::select(&TlsCarries::ALL[..]),
+                    any::<[u64; 2]>(),
+                ),
+            )
+                .prop_map(
+                    |((version, cipher, sni, alpn, alpn_offered), (state, resumed, carries, n))| {
+                        Box::new(TlsInfo {
+                            version,
+                            cipher: cipher.map(CipherSuite),
+                            sni,
+                            alpn,
+                            alpn_offered,
+                            state,
+                            resumed,
+                            carries,
+                            records: n[0],
+                            decrypted_records: n[1],
+                        })
+                    },
+                ),
+        )
+    }
+
     /// Any record (with its verdict drawn from its facts, as the analysis makes them).
     pub(crate) fn record() -> impl Strategy<Value = SessionRecord> {
         (
@@ -351,10 +608,30 @@ pub(crate) mod tests {
             proptest::collection::vec(".{0,12}", 6),
             (side(), side()),
             proptest::array::uniform4(proptest::option::of(at())),
-            (any::<bool>(), 0u64..(1 << Anomaly::ALL.len())),
+            (any::<bool>(), 0u64..(1 << Anomaly::ALL.len()), tls()),
+            (
+                any::<u64>(),
+                proptest::option::of(any::<(u64, u64, bool)>()),
+                any::<Option<u64>>(),
+                proptest::option::of(prop_oneof![
+                    Just(ClosedBy::Client),
+                    Just(ClosedBy::Server),
+                    Just(ClosedBy::Proxy)
+                ]),
+            ),
+            proptest::option::of((".{0,12}", any::<[u64; 2]>())),
         )
             .prop_map(
-                |((n, ts), (c, s, upgrade), texts, (cs, ss), tcp, (exact, bits))| {
+                |(
+                    (n, ts),
+                    (c, s, upgrade),
+                    texts,
+                    (cs, ss),
+                    tcp,
+                    (exact, bits, tls),
+                    (requests_before_upgrade, peer, peer_session, closed_by),
+                    file,
+                )| {
                     let tcp = TcpEnds {
                         client_fin: tcp[0],
                         server_fin: tcp[1],
@@ -390,6 +667,20 @@ pub(crate) mod tests {
                         tcp,
                         exact,
                         anomalies: Anomalies::from_bits(bits),
+                        requests_before_upgrade,
+                        peer: peer.map(|(first_packet, requests_before_upgrade, front)| Peer {
+                            first_packet,
+                            requests_before_upgrade,
+                            front,
+                        }),
+                        peer_session,
+                        closed_by,
+                        file: file.map(|(f, n)| FileNumbers {
+                            file: f.into(),
+                            tcp_stream: n[0],
+                            first_frame: n[1],
+                        }),
+                        tls,
                     }
                 },
             )

@@ -5,8 +5,11 @@
 
 pub mod codec;
 
+use std::sync::Arc;
+
 use crate::net::Endpoint;
-pub use crate::verdict::{Outcome, TcpEnd, Upgrade, Verdict};
+pub use crate::tls::{CipherSuite, TlsState, TlsVersion};
+pub use crate::verdict::{ClosedBy, Outcome, TcpEnd, Upgrade, Verdict};
 
 /// What was seen that breaks RFC 6455 or TCP, or that makes counts uncertain.
 /// The order here is the order of the `anomalies` column.
@@ -72,13 +75,42 @@ pub enum Anomaly {
     FrameBeforeUpgrade,
     /// The connection was evicted because too many were open at once.
     Evicted,
+    /// No handshake in the capture: the session was recognised by its framing; counts
+    /// start at the first frame of the recognised chain.
+    Midstream,
+    /// RSV1 frames in a session whose handshake was not seen: they may be compressed
+    /// (RFC 7692) but the negotiated parameters are unknown, so they cannot be inflated.
+    CompressedContextUnknown,
+    /// A compressed message could not be inflated (RFC 7692 §7.2.2): corrupt data, or a
+    /// window lost in a gap.
+    InflateError,
+    /// Inflation stopped at a cap (a message or a direction inflated past it): sizes
+    /// from there are lower bounds.
+    InflateLimit,
+    /// A text message that is not UTF-8 (§5.6, §8.1: the peer must fail with 1007).
+    InvalidUtf8Text,
+    /// The answer to the Upgrade request is missing from the capture (a gap, a snapshot
+    /// length); whether it upgraded is inferred from the server's frames, if any.
+    ResponseNotCaptured,
+    /// TLS: the key log has no secrets for this connection (at least not when they were
+    /// needed: a Decryption Secrets Block after the connection's handshake).
+    TlsNoKey,
+    /// TLS: secrets were found but records do not authenticate with them (a key log of
+    /// another capture), or a record failed after others had decrypted.
+    TlsDecryptFailed,
+    /// TLS: a cipher suite (or protocol version) that is not decrypted; named on stderr.
+    TlsUnsupportedCipher,
+    /// TLS: ciphertext was missing (a TCP gap) or had to be skipped; the plaintext after it
+    /// was found again by trial decryption, or not at all (RFC 8446 §5.3).
+    TlsGap,
     /// The memory budget was spent: buffers of this connection were given up (held
-    /// out-of-order data became a gap, a handshake head was read as cut off).
+    /// out-of-order data became a gap, a handshake head was read as cut off, a probe or
+    /// TLS layer let go of what it held).
     MemoryBudget,
 }
 
 impl Anomaly {
-    pub const ALL: [Anomaly; 30] = [
+    pub const ALL: [Anomaly; 40] = [
         Anomaly::Gap,
         Anomaly::CutOffPacket,
         Anomaly::ReassemblyLimit,
@@ -108,6 +140,16 @@ impl Anomaly {
         Anomaly::DataAfterClose,
         Anomaly::FrameBeforeUpgrade,
         Anomaly::Evicted,
+        Anomaly::Midstream,
+        Anomaly::CompressedContextUnknown,
+        Anomaly::InflateError,
+        Anomaly::InflateLimit,
+        Anomaly::InvalidUtf8Text,
+        Anomaly::ResponseNotCaptured,
+        Anomaly::TlsNoKey,
+        Anomaly::TlsDecryptFailed,
+        Anomaly::TlsUnsupportedCipher,
+        Anomaly::TlsGap,
         Anomaly::MemoryBudget,
     ];
 
@@ -143,6 +185,16 @@ impl Anomaly {
             Anomaly::DataAfterClose => "data_after_close",
             Anomaly::FrameBeforeUpgrade => "frame_before_upgrade",
             Anomaly::Evicted => "evicted",
+            Anomaly::Midstream => "midstream",
+            Anomaly::CompressedContextUnknown => "compressed_context_unknown",
+            Anomaly::InflateError => "inflate_error",
+            Anomaly::InflateLimit => "inflate_limit",
+            Anomaly::InvalidUtf8Text => "invalid_utf8_text",
+            Anomaly::ResponseNotCaptured => "response_not_captured",
+            Anomaly::TlsNoKey => "tls_no_key",
+            Anomaly::TlsDecryptFailed => "tls_decrypt_failed",
+            Anomaly::TlsUnsupportedCipher => "tls_unsupported_cipher",
+            Anomaly::TlsGap => "tls_gap",
             Anomaly::MemoryBudget => "memory_budget",
         }
     }
@@ -232,9 +284,91 @@ pub struct SideStats {
     pub close: Option<Close>,
     /// Bytes of this direction's stream missing from the capture.
     pub missing_bytes: u64,
+    /// Application payload bytes of the complete data messages with permessage-deflate
+    /// (RFC 7692): inflated size of compressed messages plus wire size of the others.
+    /// `None` without the extension, without a seen handshake, or with `--no-inflate`.
+    pub bytes_inflated: Option<u64>,
+    /// The largest complete data message in application bytes (inflated when
+    /// compressed; the wire size without the extension). `None` when not knowable.
+    pub largest_message: Option<u64>,
+    /// A frame or fragmented message was started and not finished when the connection or
+    /// the capture ended; `None` when frame boundaries were not known then (or no frames).
+    pub in_progress_at_end: Option<bool>,
 }
 
-/// One WebSocket session: a TCP connection whose Upgrade request was seen.
+/// The other leg of a session through a proxy (both legs in the capture): the order key
+/// of its record, and which leg this one is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// First packet of the other leg's connection.
+    pub first_packet: u64,
+    /// The other leg's `requests_before_upgrade` (with `first_packet`, its record's key).
+    pub requests_before_upgrade: u64,
+    /// This leg is the front one (client → proxy): its request came first.
+    pub front: bool,
+}
+
+/// What the plaintext of a TLS connection was, as far as it was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsCarries {
+    /// Not decrypted: unknown.
+    Unknown,
+    /// Decrypted, no application data.
+    Nothing,
+    /// HTTP/1.1 without a WebSocket Upgrade (keep-alive requests followed).
+    Http,
+    /// A WebSocket session (an Upgrade request).
+    WebSocket,
+    /// Something else (HTTP/2, another protocol): not followed further.
+    Other,
+}
+
+impl TlsCarries {
+    pub const ALL: [TlsCarries; 5] = [
+        TlsCarries::Unknown,
+        TlsCarries::Nothing,
+        TlsCarries::Http,
+        TlsCarries::WebSocket,
+        TlsCarries::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsCarries::Unknown => "unknown",
+            TlsCarries::Nothing => "nothing",
+            TlsCarries::Http => "http",
+            TlsCarries::WebSocket => "websocket",
+            TlsCarries::Other => "other",
+        }
+    }
+}
+
+/// What the TLS layer learned of a `wss://` connection (RFC 8446, RFC 5246): the
+/// record's `tls*`, `sni` and `alpn` columns and the `tls` report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// The negotiated version; `None` when no ServerHello was seen.
+    pub version: Option<TlsVersion>,
+    pub cipher: Option<CipherSuite>,
+    /// `server_name` of the ClientHello (empty when none was sent).
+    pub sni: String,
+    /// The protocol the server selected (`None`: none, or not knowable: TLS 1.3 without
+    /// keys, where it is encrypted).
+    pub alpn: Option<String>,
+    /// The protocols the client offered, comma-separated.
+    pub alpn_offered: String,
+    /// How far decryption got.
+    pub state: TlsState,
+    /// An abbreviated TLS 1.2 handshake or a TLS 1.3 PSK handshake.
+    pub resumed: bool,
+    pub carries: TlsCarries,
+    /// Records seen and records decrypted, both directions.
+    pub records: u64,
+    pub decrypted_records: u64,
+}
+
+/// One WebSocket session: an Upgrade request and what followed it (or, picked up
+/// mid-stream, a connection recognised by its framing).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {
     /// Number of the connection's first packet (orders the report; the `first_frame` column).
@@ -259,8 +393,36 @@ pub struct SessionRecord {
     pub tcp: TcpEnds,
     pub exact: bool,
     pub anomalies: Anomalies,
+    /// HTTP requests on the connection before this session's Upgrade request (a rejected
+    /// Upgrade counts); 0 when the Upgrade came first. Records of one connection are
+    /// ordered by it.
+    pub requests_before_upgrade: u64,
+    /// The other leg, when this session was paired with one through a proxy.
+    pub peer: Option<Peer>,
+    /// The other leg's session number (set where records are numbered, `legs.rs`).
+    pub peer_session: Option<u64>,
+    /// Who ended it, across both legs when paired (set in `legs.rs`, from the facts of
+    /// both legs by [`crate::verdict::closed_by`]).
+    pub closed_by: Option<ClosedBy>,
+    /// The TLS layer's facts, for `wss://` (and for TLS connections that could not be
+    /// decrypted, whose record has `Upgrade::Undecrypted`); `None` for plaintext.
+    pub tls: Option<Box<TlsInfo>>,
     /// Drawn from the facts above by [`crate::verdict::verdict`]; never set by hand.
     pub verdict: Verdict,
+    /// With `--per-file`: the numbers of the file that holds the first packet.
+    pub file: Option<FileNumbers>,
+}
+
+/// Where a session starts in the one input file that holds its first packet: the numbers
+/// Wireshark shows when it opens that file alone (`--per-file`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileNumbers {
+    /// The path as given.
+    pub file: Arc<str>,
+    /// `tcp.stream` of the connection in that file.
+    pub tcp_stream: u64,
+    /// Frame number of the connection's first packet in that file.
+    pub first_frame: u64,
 }
 
 impl SessionRecord {
@@ -283,6 +445,17 @@ impl SessionRecord {
             Upgrade::Answered(s) => Some(s),
             _ => None,
         }
+    }
+
+    /// Whether the opening handshake was in the capture (false: picked up mid-stream).
+    pub fn handshake_seen(&self) -> bool {
+        self.upgrade != Upgrade::Midstream
+    }
+
+    /// The key that orders records: the connection's first packet, then the Upgrade's
+    /// place on the connection.
+    pub fn order_key(&self) -> (u64, u64) {
+        (self.first_packet, self.requests_before_upgrade)
     }
 
     /// The side's stats.
@@ -333,6 +506,9 @@ impl SessionRecord {
                 },
             }),
             missing_bytes: 7,
+            bytes_inflated: Some(40),
+            largest_message: Some(30),
+            in_progress_at_end: Some(false),
         };
         let server_side = SideStats {
             close: Some(Close {
@@ -376,6 +552,16 @@ impl SessionRecord {
             tcp,
             exact: false,
             anomalies,
+            requests_before_upgrade: 2,
+            peer: None,
+            peer_session: Some(8),
+            closed_by: Some(ClosedBy::Proxy),
+            file: Some(FileNumbers {
+                file: "rotated/file-2.pcap".into(),
+                tcp_stream: 3,
+                first_frame: 4,
+            }),
+            tls: None,
         }
     }
 }

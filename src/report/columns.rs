@@ -6,20 +6,19 @@
 //! Value forms: booleans are `true`/`false`; a count is written whenever it is known, 0
 //! included; empty means "not applicable or not knowable".
 //!
-//! Columns after `user_agent` are added by later work in this order, each with the form
-//! given: `error_code` (bool), `client_message_in_progress_at_end`,
-//! `server_message_in_progress_at_end` (bool), `handshake_seen` (bool),
-//! `requests_before_upgrade` (count), `client_bytes_inflated`, `server_bytes_inflated`
-//! (count; empty without permessage-deflate), `client_largest_message`,
-//! `server_largest_message` (count), `peer_session` (session number; empty when
-//! unpaired), `closed_by` (`client`/`server`/`proxy`), `tls` (`1.2`/`1.3`; empty for
-//! plaintext), `tls_cipher`, `sni`, `alpn` (text).
+//! Columns after `closed_by` are added by later work in this order, each with the form
+//! given: `tls` (`1.2`/`1.3`; empty for plaintext), `tls_cipher`, `sni`, `alpn` (text).
+//! With `--per-file`, the columns of [`PER_FILE_COLUMNS`] come last: `file` (text),
+//! `file_tcp_stream`, `file_first_frame` (counts).
 
 use std::fmt::Write as _;
 
 use crate::net::Endpoint;
 use crate::record::{Anomalies, Close, SessionRecord, Side, SideStats};
+#[cfg(test)]
+use crate::record::{CipherSuite, TlsCarries, TlsInfo, TlsState, TlsVersion};
 use crate::time::{write_rfc3339_micros, write_seconds_micros};
+use crate::verdict::{is_error_code, Upgrade, DEFAULT_ALLOWED_CODES};
 
 /// One cell, typed: text writers format it, JSON keeps its type.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -70,12 +69,28 @@ impl Value<'_> {
     }
 }
 
-/// What a row is made of: the session's number in the report and its record.
+/// Options that change how values are read out of a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowOptions {
+    /// Close codes that are not errors (`error_code`): 1000, 1001, 1005 unless replaced.
+    pub allowed_codes: Vec<u16>,
+}
+
+impl Default for RowOptions {
+    fn default() -> Self {
+        RowOptions {
+            allowed_codes: DEFAULT_ALLOWED_CODES.to_vec(),
+        }
+    }
+}
+
+/// What a row is made of: the session's number in the report, its record, the options.
 #[derive(Clone, Copy)]
 pub struct Row<'a> {
     /// 1-based, in report order.
     pub session: u64,
     pub rec: &'a SessionRecord,
+    pub opts: &'a RowOptions,
 }
 
 /// A column of the sessions report.
@@ -92,8 +107,16 @@ impl std::fmt::Debug for Column {
     }
 }
 
+fn opt_bool<'a>(x: Option<bool>) -> Value<'a> {
+    x.map_or(Value::Empty, Value::Bool)
+}
+
 fn opt_count<'a>(x: Option<u16>) -> Value<'a> {
     x.map_or(Value::Empty, |c| Value::Count(c as u64))
+}
+
+fn opt_u64<'a>(x: Option<u64>) -> Value<'a> {
+    x.map_or(Value::Empty, Value::Count)
 }
 
 fn opt_side<'a>(s: Option<Side>) -> Value<'a> {
@@ -228,7 +251,7 @@ pub static COLUMNS: &[Column] = &[
     Column {
         name: "client_close_reason",
         value: |r| close_reason(&r.rec.client_side),
-        meaning: "reason of the client's Close frame (invalid UTF-8 bytes as \\xNN)",
+        meaning: "reason of the client's Close frame (invalid UTF-8 bytes, C0 control characters and DEL as \\xNN)",
     },
     Column {
         name: "server_close_code",
@@ -238,7 +261,7 @@ pub static COLUMNS: &[Column] = &[
     Column {
         name: "server_close_reason",
         value: |r| close_reason(&r.rec.server_side),
-        meaning: "reason of the server's Close frame",
+        meaning: "reason of the server's Close frame (written the same way)",
     },
     Column {
         name: "close_code",
@@ -305,11 +328,154 @@ pub static COLUMNS: &[Column] = &[
         value: |r| Value::Text(&r.rec.user_agent),
         meaning: "the request's User-Agent",
     },
+    Column {
+        name: "error_code",
+        value: |r| Value::Bool(is_error_code(r.rec.verdict.close_code, &r.opts.allowed_codes)),
+        meaning: "true when close_code is set and not an allowed code (1000, 1001, 1005 unless --allow-codes replaces them)",
+    },
+    Column {
+        name: "client_message_in_progress_at_end",
+        value: |r| opt_bool(r.rec.client_side.in_progress_at_end),
+        meaning: "the client had started a frame or fragmented message and not finished it when the connection or the capture ended; empty when not knowable (framing lost, no frames)",
+    },
+    Column {
+        name: "server_message_in_progress_at_end",
+        value: |r| opt_bool(r.rec.server_side.in_progress_at_end),
+        meaning: "the same for the server",
+    },
+    Column {
+        name: "handshake_seen",
+        value: |r| match r.rec.upgrade {
+            // TLS that could not be decrypted: whether it carried a handshake is unknown.
+            Upgrade::Undecrypted => Value::Empty,
+            _ => Value::Bool(r.rec.handshake_seen()),
+        },
+        meaning: "false when the session was picked up mid-stream (no handshake in the capture, recognised by its framing; anomaly midstream)",
+    },
+    Column {
+        name: "requests_before_upgrade",
+        value: |r| {
+            if r.rec.handshake_seen() && r.rec.upgrade != Upgrade::Undecrypted {
+                Value::Count(r.rec.requests_before_upgrade)
+            } else {
+                Value::Empty
+            }
+        },
+        meaning: "HTTP requests on the connection before this Upgrade (keep-alive; a rejected Upgrade counts); 0 when the Upgrade came first; empty mid-stream",
+    },
+    Column {
+        name: "client_bytes_inflated",
+        value: |r| opt_u64(r.rec.client_side.bytes_inflated),
+        meaning: "with permessage-deflate: application bytes of the client's complete data messages (inflated size when compressed, wire size otherwise); empty without the extension, without a seen handshake, or with --no-inflate",
+    },
+    Column {
+        name: "server_bytes_inflated",
+        value: |r| opt_u64(r.rec.server_side.bytes_inflated),
+        meaning: "the same for the server's messages",
+    },
+    Column {
+        name: "client_largest_message",
+        value: |r| opt_u64(r.rec.client_side.largest_message),
+        meaning: "the client's largest complete data message in application bytes (inflated when compressed; wire size without the extension); empty when not knowable",
+    },
+    Column {
+        name: "server_largest_message",
+        value: |r| opt_u64(r.rec.server_side.largest_message),
+        meaning: "the same for the server's messages",
+    },
+    Column {
+        name: "peer_session",
+        value: |r| opt_u64(r.rec.peer_session),
+        meaning: "the other leg's session number when both legs of a proxy are in the capture (same Sec-WebSocket-Key, the back leg's request within seconds of the front's); empty when unpaired",
+    },
+    Column {
+        name: "closed_by",
+        value: |r| r.rec.closed_by.map_or(Value::Empty, |c| Value::Text(c.as_str())),
+        meaning: "client, server or proxy: who sent the earliest Close frame, FIN or RST, across both legs when paired (the proxy's own packets count as proxy); empty when nothing ended",
+    },
+    Column {
+        name: "tls",
+        value: |r| {
+            r.rec
+                .tls
+                .as_ref()
+                .and_then(|t| t.version)
+                .map_or(Value::Empty, |v| Value::Text(v.as_str()))
+        },
+        meaning: "TLS version of a wss:// connection: 1.2 or 1.3; empty for plaintext (or when no ServerHello was seen)",
+    },
+    Column {
+        name: "tls_cipher",
+        value: |r| {
+            r.rec
+                .tls
+                .as_ref()
+                .and_then(|t| t.cipher)
+                .and_then(|c| c.name())
+                .map_or(Value::Empty, Value::Text)
+        },
+        meaning: "the TLS cipher suite, by its IANA name as Wireshark shows it",
+    },
+    Column {
+        name: "sni",
+        value: |r| r.rec.tls.as_ref().map_or(Value::Empty, |t| Value::Text(&t.sni)),
+        meaning: "server_name of the TLS ClientHello; empty when none was sent",
+    },
+    Column {
+        name: "alpn",
+        value: |r| {
+            r.rec
+                .tls
+                .as_ref()
+                .and_then(|t| t.alpn.as_deref())
+                .map_or(Value::Empty, Value::Text)
+        },
+        meaning: "the ALPN protocol the server selected; empty when none, or not knowable (TLS 1.3 without keys)",
+    },
 ];
 
-/// The column named `name`.
+/// The columns `--per-file` appends after every other: where the session starts in the
+/// input file that holds its first packet, as Wireshark numbers it when it opens that file
+/// alone. Empty without `--per-file`.
+pub static PER_FILE_COLUMNS: &[Column] = &[
+    Column {
+        name: "file",
+        value: |r| {
+            r.rec
+                .file
+                .as_ref()
+                .map_or(Value::Empty, |f| Value::Text(&f.file))
+        },
+        meaning: "(--per-file) the input file that holds the connection's first packet, as given",
+    },
+    Column {
+        name: "file_tcp_stream",
+        value: |r| {
+            r.rec
+                .file
+                .as_ref()
+                .map_or(Value::Empty, |f| Value::Count(f.tcp_stream))
+        },
+        meaning: "(--per-file) tcp.stream of the connection when that file is opened alone",
+    },
+    Column {
+        name: "file_first_frame",
+        value: |r| {
+            r.rec
+                .file
+                .as_ref()
+                .map_or(Value::Empty, |f| Value::Count(f.first_frame))
+        },
+        meaning: "(--per-file) number of the connection's first packet in that file",
+    },
+];
+
+/// The column named `name` (the `--per-file` columns included).
 pub fn column(name: &str) -> Option<&'static Column> {
-    COLUMNS.iter().find(|c| c.name == name)
+    COLUMNS
+        .iter()
+        .chain(PER_FILE_COLUMNS)
+        .find(|c| c.name == name)
 }
 
 /// The names of every column, in order.
@@ -322,9 +488,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tls_columns_of_a_wss_row() {
+        let mut rec = SessionRecord::example();
+        rec.tls = Some(Box::new(TlsInfo {
+            version: Some(TlsVersion::Tls13),
+            cipher: Some(CipherSuite(0x1301)),
+            sni: "chat.example.com".into(),
+            alpn: Some("http/1.1".into()),
+            alpn_offered: "h2,http/1.1".into(),
+            state: TlsState::Decrypting,
+            resumed: false,
+            carries: TlsCarries::WebSocket,
+            records: 9,
+            decrypted_records: 9,
+        }));
+        let opts = RowOptions::default();
+        let row = Row {
+            session: 1,
+            rec: &rec,
+            opts: &opts,
+        };
+        let cell = |name: &str| {
+            let mut s = String::new();
+            (column(name).unwrap().value)(&row).write_text(&mut s);
+            s
+        };
+        assert_eq!(cell("tls"), "1.3");
+        assert_eq!(cell("tls_cipher"), "TLS_AES_128_GCM_SHA256");
+        assert_eq!(cell("sni"), "chat.example.com");
+        assert_eq!(cell("alpn"), "http/1.1");
+    }
+
+    #[test]
     fn names_are_unique() {
         let mut seen = std::collections::HashSet::new();
-        for c in COLUMNS {
+        for c in COLUMNS.iter().chain(PER_FILE_COLUMNS) {
             assert!(seen.insert(c.name), "{} twice", c.name);
             assert!(!c.meaning.is_empty(), "{} has no meaning", c.name);
         }
@@ -333,9 +531,11 @@ mod tests {
     #[test]
     fn every_column_of_an_example_row() {
         let rec = SessionRecord::example();
+        let opts = RowOptions::default();
         let row = Row {
             session: 7,
             rec: &rec,
+            opts: &opts,
         };
         let text: Vec<String> = COLUMNS
             .iter()
@@ -389,7 +589,40 @@ mod tests {
             ("server_missing_bytes", "0"),
             ("origin", ""),
             ("user_agent", "ua"),
+            ("error_code", "false"),
+            ("client_message_in_progress_at_end", "false"),
+            ("server_message_in_progress_at_end", ""),
+            ("handshake_seen", "true"),
+            ("requests_before_upgrade", "2"),
+            ("client_bytes_inflated", "40"),
+            ("server_bytes_inflated", ""),
+            ("client_largest_message", "30"),
+            ("server_largest_message", ""),
+            ("peer_session", "8"),
+            ("closed_by", "proxy"),
+            ("tls", ""),
+            ("tls_cipher", ""),
+            ("sni", ""),
+            ("alpn", ""),
         ];
         assert_eq!(got, want);
+        let per_file: Vec<String> = PER_FILE_COLUMNS
+            .iter()
+            .map(|c| {
+                let mut s = String::new();
+                (c.value)(&row).write_text(&mut s);
+                s
+            })
+            .collect();
+        assert_eq!(per_file, ["rotated/file-2.pcap", "3", "4"]);
+        let rec = SessionRecord { file: None, ..rec };
+        let row = Row {
+            session: 7,
+            rec: &rec,
+            opts: &opts,
+        };
+        for c in PER_FILE_COLUMNS {
+            assert_eq!((c.value)(&row), Value::Empty, "{}", c.name);
+        }
     }
 }

@@ -4,12 +4,13 @@
 
 pub mod columns;
 pub mod csv;
+pub mod tls;
 
 use std::io;
 
 use crate::error::InputError;
 use crate::stats::Stats;
-pub use columns::{Column, Row, Value, COLUMNS};
+pub use columns::{Column, Row, RowOptions, Value, COLUMNS, PER_FILE_COLUMNS};
 
 /// What the run read, for writers that end with it.
 #[derive(Clone, Copy, Debug)]
@@ -31,18 +32,33 @@ pub trait ReportWriter {
     fn finish(&mut self, end: &RunEnd<'_>) -> io::Result<()>;
 }
 
+/// A writer lent out is a writer.
+impl<W: ReportWriter + ?Sized> ReportWriter for &mut W {
+    fn session(&mut self, row: &Row<'_>) -> io::Result<()> {
+        (**self).session(row)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        (**self).flush()
+    }
+    fn finish(&mut self, end: &RunEnd<'_>) -> io::Result<()> {
+        (**self).finish(end)
+    }
+}
+
 /// Runs the analysis over `capture` into `writer`: sessions numbered 1, 2, 3 … in report
 /// order, then the end of the run. An error is the writer's (the inputs' errors are in
 /// the summary).
 pub fn write_report(
     capture: crate::capture::Capture,
     opts: &crate::pipeline::Options,
+    row_opts: &RowOptions,
     writer: &mut dyn ReportWriter,
 ) -> io::Result<crate::pipeline::Summary> {
     /// Numbers the rows and hands them to the writer.
     struct Rows<'a> {
         session: u64,
         writer: &'a mut dyn ReportWriter,
+        opts: &'a RowOptions,
     }
     impl crate::pipeline::RecordSink for Rows<'_> {
         fn record(&mut self, rec: crate::record::SessionRecord) -> io::Result<()> {
@@ -50,13 +66,18 @@ pub fn write_report(
             self.writer.session(&Row {
                 session: self.session,
                 rec: &rec,
+                opts: self.opts,
             })
         }
         fn written(&mut self) -> io::Result<()> {
             self.writer.flush()
         }
     }
-    let mut rows = Rows { session: 0, writer };
+    let mut rows = Rows {
+        session: 0,
+        writer,
+        opts: row_opts,
+    };
     let summary = crate::pipeline::analyze_into(capture, opts, &mut rows)?;
     let writer = rows.writer;
     writer.finish(&RunEnd {

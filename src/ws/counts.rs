@@ -20,6 +20,8 @@ pub struct SideCounts {
     pub anomalies: Anomalies,
     /// A count of this direction is a lower bound.
     pub inexact: bool,
+    /// The largest complete data message's payload bytes on the wire.
+    pub largest_message: u64,
 }
 
 impl SideCounts {
@@ -32,6 +34,7 @@ impl SideCounts {
             pongs: self.pongs,
             close: self.close.as_deref().cloned(),
             missing_bytes: self.missing_bytes,
+            ..SideStats::default()
         }
     }
 
@@ -45,6 +48,7 @@ impl SideCounts {
             StreamEvent::Message { bytes, .. } => {
                 self.messages += 1;
                 self.bytes += bytes;
+                self.largest_message = self.largest_message.max(bytes);
             }
             StreamEvent::Close(c) => {
                 if self.close.is_none() {

@@ -122,6 +122,34 @@ impl<A: FrameConsumer, B: FrameConsumer> FrameConsumer for (A, B) {
     }
 }
 
+/// A boxed consumer.
+impl<C: FrameConsumer> FrameConsumer for Box<C> {
+    #[inline]
+    fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
+        (**self).event(side, at, ev);
+    }
+
+    #[inline]
+    fn payload(&mut self, side: Side, header: &FrameHeader, offset: u64, bytes: &[u8]) {
+        (**self).payload(side, header, offset, bytes);
+    }
+
+    #[inline]
+    fn wants_payload(&self) -> bool {
+        (**self).wants_payload()
+    }
+
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        (**self).memory_charge()
+    }
+
+    #[inline]
+    fn release_memory(&mut self, at: At) {
+        (**self).release_memory(at);
+    }
+}
+
 /// An optional consumer: absent costs one branch per event.
 impl<C: FrameConsumer> FrameConsumer for Option<C> {
     #[inline]

@@ -16,6 +16,22 @@ pub fn may_be_get(prefix: &[u8]) -> bool {
     prefix[..n] == b"GET "[..n]
 }
 
+/// Could `prefix` be the start of an HTTP/1.1 request line (a method token of capital
+/// letters, then a space)? Recognises the client side of an HTTP connection from its
+/// first bytes (keep-alive requests may come before the Upgrade).
+pub fn may_be_request(prefix: &[u8]) -> bool {
+    const LONGEST_METHOD: usize = 16;
+    for (i, &b) in prefix.iter().enumerate().take(LONGEST_METHOD + 1) {
+        if b == b' ' {
+            return i > 0;
+        }
+        if !b.is_ascii_uppercase() {
+            return false;
+        }
+    }
+    prefix.len() <= LONGEST_METHOD
+}
+
 /// What the report needs from the Upgrade request.
 #[derive(Clone, Debug, Default)]
 pub struct Request {
@@ -42,6 +58,9 @@ pub struct Response {
     pub protocol: String,
     pub extensions: String,
     pub upgrade_websocket: bool,
+    /// How its body is delimited (the Upgrade is a GET): where the connection's next
+    /// response starts when this one is not 101 (keep-alive, RFC 9112 §6.3).
+    pub body: crate::http::message::Body,
 }
 
 fn text(v: Option<&[u8]>) -> String {
@@ -110,6 +129,7 @@ pub fn response(head: &Head<'_>) -> Option<Response> {
             .field_joined("sec-websocket-extensions")
             .unwrap_or_default(),
         upgrade_websocket: head.has_token("upgrade", "websocket"),
+        body: crate::http::message::response_body(b"GET", status, head),
     })
 }
 
@@ -182,6 +202,17 @@ Sec-WebSocket-Version: 13\r\n\r\n\x81\x85";
         assert_eq!(h.fields.len(), 1);
         assert_eq!(request(&h).unwrap().host, "server.example.com");
         assert!(parse_head_prefix(b"GET /chat?x=1 HTT").is_none());
+    }
+
+    #[test]
+    fn request_prefix() {
+        assert!(may_be_request(b"GE"));
+        assert!(may_be_request(b"POST /x HTTP/1.1"));
+        assert!(may_be_request(b"OPTIONS "));
+        assert!(!may_be_request(b" GET"));
+        assert!(!may_be_request(b"\x16\x03"));
+        assert!(!may_be_request(b"get / HTTP/1.1"));
+        assert!(!may_be_request(b"ABCDEFGHIJKLMNOPQ "));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 pub mod close;
 pub mod counts;
+pub mod deflate;
 pub mod events;
+pub mod extensions;
 pub mod frame;
 pub mod handshake;
 pub mod session;

@@ -1,21 +1,68 @@
 //! A WebSocket session over one TCP connection: the opening handshake in both directions
 //! (RFC 6455 §4), then a [`FrameStream`] per direction whose events go to the session's
-//! consumers (today the report's counters).
+//! consumers (the report's counters, and the payload consumer: permessage-deflate and the
+//! UTF-8 check).
 
 use super::counts::Counts;
+use super::deflate::Payloads;
 use super::events::{FrameConsumer, GapEffect, StreamEvent};
+use super::extensions;
+use super::frame::FrameHeader;
 use super::handshake::{self, Request, Response};
 use super::stream::FrameStream;
 use crate::flow::memory::MemoryCharge;
 use crate::flow::SegmentCtx;
-use crate::http::head::{HeadBuffer, HeadProgress};
-use crate::record::{Anomalies, Anomaly, At, Side};
+use crate::http::head::{HeadBuffer, HeadProgress, HeadSkip};
+use crate::http::message::Body;
+use crate::record::{Anomalies, Anomaly, At, Peer, Side, SideStats};
+use crate::verdict::Upgrade;
+
+/// The consumers of a session's frame events.
+#[derive(Debug, Default)]
+pub struct Consumers {
+    /// The report's counters.
+    pub counts: Counts,
+    /// Message payloads (absent with `--no-inflate`, or before the upgrade). Boxed: the
+    /// counters stay on few cache lines.
+    pub payloads: Option<Box<Payloads>>,
+}
+
+impl FrameConsumer for Consumers {
+    #[inline]
+    fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
+        self.counts.event(side, at, ev);
+        self.payloads.event(side, at, ev);
+    }
+
+    #[inline]
+    fn payload(&mut self, side: Side, header: &FrameHeader, offset: u64, bytes: &[u8]) {
+        self.payloads.payload(side, header, offset, bytes);
+    }
+
+    #[inline]
+    fn wants_payload(&self) -> bool {
+        self.payloads.is_some()
+    }
+
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        self.counts.memory_charge() + self.payloads.memory_charge()
+    }
+
+    fn release_memory(&mut self, at: At) {
+        self.counts.release_memory(at);
+        self.payloads.release_memory(at);
+    }
+}
 
 /// What a direction's bytes are being read as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DirState {
-    /// An HTTP head (the server's: `WsSession::server_head`), buffered while incomplete.
+    /// An HTTP head (the response's, in `WsSession::response_head`), buffered while
+    /// incomplete.
     Head,
+    /// The rest of a head too long to buffer: passed over until its end.
+    SkipHead(HeadSkip),
     Frames,
     /// Nothing more to learn from this direction.
     Ignore,
@@ -56,33 +103,38 @@ impl Texts {
         &self.buf[start as usize..self.ends[i] as usize]
     }
 
-    /// The same texts with `i` set to `v`.
-    fn with(&self, i: usize, v: &str) -> Self {
+    /// The same texts with `i` and `j` set.
+    fn with(&self, (i, v): (usize, &str), (j, w): (usize, &str)) -> Self {
         let mut parts: [&str; TEXTS] = std::array::from_fn(|k| self.get(k));
         parts[i] = v;
+        parts[j] = w;
         Texts::new(parts)
     }
 }
 
-/// Both directions of an upgraded (or upgrading) connection.
+/// Both directions of an upgraded (or upgrading) connection. What the report needs of
+/// the handshake is kept compact (the texts in one allocation, the status): a session may
+/// stay open for the whole capture, and a million of them should fit in a gigabyte.
 #[derive(Debug)]
+#[allow(clippy::vec_box)]
 pub struct WsSession {
     /// Host, path, origin, user agent of the request; subprotocol and extensions of the
     /// response.
     texts: Texts,
-    /// The request's Sec-WebSocket-Key, until the response is checked against it.
-    key: Option<Box<str>>,
     /// The request has `Upgrade: websocket`.
     upgrade_requested: bool,
-    /// The status of the response, once seen.
-    status: Option<u16>,
+    /// The request offered extensions (Sec-WebSocket-Extensions).
+    offered_extensions: bool,
+    /// The status of the response, once seen (0 before: statuses are 100 to 599).
+    status: u16,
+    /// What only some sessions need, or only during the handshake.
+    rare: Option<Box<Rare>>,
     client: FrameStream,
     server: FrameStream,
     client_state: DirState,
     server_state: DirState,
-    server_head: HeadBuffer,
-    /// What the frames add up to, per direction.
-    pub counts: Counts,
+    /// What the frames add up to, per direction, and their payloads.
+    pub consumers: Consumers,
     /// Handshake anomalies (the frame streams' go to `counts`).
     pub anomalies: Anomalies,
     /// Something the report depends on could not be read (handshake lost in a gap).
@@ -91,26 +143,117 @@ pub struct WsSession {
     pub request_cut: bool,
     /// The response head was cut off: fields after the cut are unknown, not missing.
     response_cut: bool,
+    /// The response head is missing (bytes not captured) or unreadable (too long before
+    /// its status line ended): whether it upgraded is told by the server's frames, if any.
+    response_lost: bool,
+    /// Inflate compressed messages and check text (off with `--no-inflate`).
+    inflate: bool,
+    /// The response negotiated permessage-deflate.
+    deflate: bool,
+    /// Picked up mid-stream: no handshake was seen.
+    pub midstream: bool,
+    /// HTTP requests on the connection before this Upgrade.
+    pub requests_before_upgrade: u64,
+}
+
+/// What a session keeps only during its handshake (the key, the response head) or only
+/// in some cases (a rejected Upgrade's body, earlier sessions on the connection, a proxy
+/// peer): boxed, and dropped when it holds nothing.
+#[derive(Debug, Default)]
+#[allow(clippy::vec_box)]
+struct Rare {
+    /// Bytes of the response head buffered while incomplete (`Limits::max_handshake_bytes`).
     max_head: u32,
+    /// The request's Sec-WebSocket-Key, until the response is checked against it.
+    key: Option<Box<str>>,
+    /// The response head while it is gathered (`server_state` is `Head`).
+    response_head: HeadBuffer,
+    /// How the response's body is delimited, when not the default (a rejected Upgrade:
+    /// where the connection's next response starts, RFC 9112 §6.3).
+    response_body: Option<Body>,
+    /// Sessions of rejected Upgrades before this one on the connection (keep-alive).
+    earlier: Vec<Box<WsSession>>,
+    /// The other leg through a proxy, once paired.
+    peer: Option<Peer>,
+}
+
+impl Rare {
+    fn is_empty(&self) -> bool {
+        self.max_head == 0
+            && self.key.is_none()
+            && self.response_head.memory_charge() == 0
+            && self.response_body.is_none()
+            && self.earlier.is_empty()
+            && self.peer.is_none()
+    }
 }
 
 impl WsSession {
     /// A session from a complete Upgrade request; the client's bytes after it are frames.
-    pub fn new(request: Request, max_head: usize) -> Self {
-        Self::with_request(request, max_head, false)
+    pub fn new(request: Request, max_head: usize, inflate: bool) -> Self {
+        Self::with_request(request, max_head, inflate, false)
     }
 
     /// A session from a request head that was cut off: its start line and first fields
     /// are known. The client's next bytes should be frames. Whether it is a WebSocket
     /// session at all is decided by the request's fields if they were seen, else by the
     /// response (101).
-    pub fn from_cut_request(request: Request, max_head: usize) -> Self {
-        let mut s = Self::with_request(request, max_head, true);
+    pub fn from_cut_request(request: Request, max_head: usize, inflate: bool) -> Self {
+        let mut s = Self::with_request(request, max_head, inflate, true);
         s.client.expect_frame_start();
         s
     }
 
-    fn with_request(request: Request, max_head: usize, request_cut: bool) -> Self {
+    /// A session from the start of an Upgrade request whose head outgrew the buffer cap:
+    /// the fields in its first bytes are known. `rest` is what came after the head if its
+    /// end was seen (frames), else where the search for its end stands.
+    pub fn from_long_request(
+        request: Request,
+        max_head: usize,
+        rest: Result<Vec<u8>, HeadSkip>,
+        at: At,
+        inflate: bool,
+    ) -> Self {
+        let mut s = Self::with_request(request, max_head, inflate, true);
+        s.anomalies.insert(Anomaly::HandshakeTooLong);
+        match rest {
+            Ok(frames) => s.client_data(&frames, at),
+            Err(skip) => s.client_state = DirState::SkipHead(skip),
+        }
+        s
+    }
+
+    /// A session recognised by its framing, without a handshake (RFC 6455 §5 only): no
+    /// request, no response, RSV1 of unknown meaning. Each direction starts with framing
+    /// lost until [`start_framing`](Self::start_framing) says where frames begin.
+    pub fn midstream(inflate: bool) -> Self {
+        let mut s = Self::with_request(Request::default(), 0, inflate, true);
+        s.midstream = true;
+        s.anomalies.insert(Anomaly::Midstream);
+        // Counts start at the first frame of the recognised chain: a message in flight
+        // before it is not counted.
+        s.inexact = true;
+        s.server_state = DirState::Frames;
+        for fs in [&mut s.client, &mut s.server] {
+            fs.rsv1_unknown();
+            fs.start_lost();
+        }
+        if inflate {
+            s.consumers.payloads = Some(Box::new(Payloads::new(None)));
+        }
+        s.tidy();
+        s
+    }
+
+    /// Mid-stream: `side`'s next bytes start a frame.
+    pub fn start_framing(&mut self, side: Side) {
+        match side {
+            Side::Client => self.client.start_known(),
+            Side::Server => self.server.start_known(),
+        }
+    }
+
+    fn with_request(request: Request, max_head: usize, inflate: bool, request_cut: bool) -> Self {
         let mut anomalies = Anomalies::default();
         // Fields after a cut are unknown, not missing.
         if !request_cut {
@@ -130,21 +273,35 @@ impl WsSession {
                 "",
                 "",
             ]),
-            key: request.key.map(String::into_boxed_str),
             upgrade_requested: request.upgrade_websocket,
-            status: None,
+            offered_extensions: !request.extensions.is_empty(),
+            status: 0,
+            rare: Some(Box::new(Rare {
+                max_head: max_head.min(u32::MAX as usize) as u32,
+                key: request.key.map(String::into_boxed_str),
+                ..Rare::default()
+            })),
             client: FrameStream::new(Side::Client),
             server: FrameStream::new(Side::Server),
             client_state: DirState::Frames,
             server_state: DirState::Head,
-            server_head: HeadBuffer::default(),
-            counts: Counts::default(),
+            consumers: Consumers::default(),
             anomalies,
             inexact: false,
             request_cut,
             response_cut: false,
-            max_head: max_head.min(u32::MAX as usize) as u32,
+            response_lost: false,
+            inflate,
+            deflate: false,
+            midstream: false,
+            requests_before_upgrade: 0,
         }
+    }
+
+    /// Is this a WebSocket session: an Upgrade request, or (when the request was cut off)
+    /// a 101 answer?
+    pub fn is_websocket(&self) -> bool {
+        self.midstream || self.upgrade_requested || (self.request_cut && self.upgraded())
     }
 
     /// The request's Host.
@@ -177,59 +334,236 @@ impl WsSession {
         self.texts.get(EXTENSIONS)
     }
 
-    /// The status of the response to the Upgrade request, once seen.
-    pub fn status(&self) -> Option<u16> {
-        self.status
+    /// The request's Sec-WebSocket-Key (until the response has been checked against it).
+    pub fn key(&self) -> Option<&str> {
+        self.rare.as_ref()?.key.as_deref()
     }
 
-    /// Is this a WebSocket session: an Upgrade request, or (when the request was cut off)
-    /// a 101 answer?
-    pub fn is_websocket(&self) -> bool {
-        self.upgrade_requested || (self.request_cut && self.upgraded())
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
-    pub fn upgraded(&self) -> bool {
-        self.status == Some(101)
-    }
-
-    /// In-order bytes from the client, delivered in packet `at`.
-    pub fn client_data(&mut self, d: &[u8], at: At) {
-        if let DirState::Frames = self.client_state {
-            if self.status.is_none() && !d.is_empty() {
-                self.anomalies.insert(Anomaly::FrameBeforeUpgrade);
-            }
-            self.client.data(d, at, &mut self.counts);
+    /// Drops what the session keeps in `rare` once none of it is needed.
+    fn tidy(&mut self) {
+        if self.rare.as_ref().is_some_and(|r| r.is_empty()) {
+            self.rare = None;
         }
     }
 
-    /// In-order bytes from the server, delivered in packet `at`.
-    pub fn server_data(&mut self, d: &[u8], at: At) {
-        let progress = match self.server_state {
-            DirState::Frames => return self.server.data(d, at, &mut self.counts),
-            DirState::Ignore => return,
-            DirState::Head => self
-                .server_head
-                .push(d, self.max_head as usize, handshake::response),
+    /// The sessions of rejected Upgrades before this one on the connection.
+    pub fn earlier(&self) -> &[Box<WsSession>] {
+        self.rare.as_ref().map_or(&[], |r| &r.earlier[..])
+    }
+
+    /// Those sessions, mutably.
+    pub fn earlier_mut(&mut self) -> &mut [Box<WsSession>] {
+        match &mut self.rare {
+            Some(r) => &mut r.earlier[..],
+            None => &mut [],
+        }
+    }
+
+    /// Sets the sessions of rejected Upgrades before this one.
+    #[allow(clippy::vec_box)]
+    pub fn set_earlier(&mut self, earlier: Vec<Box<WsSession>>) {
+        if !earlier.is_empty() || self.rare.is_some() {
+            self.rare().earlier = earlier;
+            self.tidy();
+        }
+    }
+
+    /// Takes the sessions of rejected Upgrades before this one.
+    #[allow(clippy::vec_box)]
+    pub fn take_earlier(&mut self) -> Vec<Box<WsSession>> {
+        let Some(r) = &mut self.rare else {
+            return Vec::new();
+        };
+        let v = std::mem::take(&mut r.earlier);
+        self.tidy();
+        v
+    }
+
+    /// The other leg through a proxy, once paired.
+    pub fn peer(&self) -> Option<Peer> {
+        self.rare.as_ref()?.peer
+    }
+
+    /// Pairs this session with its other leg through a proxy.
+    pub fn set_peer(&mut self, peer: Peer) {
+        self.rare().peer = Some(peer);
+    }
+
+    /// The status of the response to the Upgrade request, once seen.
+    pub fn status(&self) -> Option<u16> {
+        (self.status != 0).then_some(self.status)
+    }
+
+    /// How the body of the response is delimited (once seen; until the connection
+    /// closes before).
+    pub fn response_body(&self) -> Body {
+        self.rare
+            .as_ref()
+            .and_then(|r| r.response_body)
+            .unwrap_or(Body::UntilClose)
+    }
+
+    /// `side`'s stream ended (its FIN was reached, or a RST): per-direction memory that
+    /// only later bytes would need is freed.
+    pub fn direction_ended(&mut self, side: Side) {
+        if let Some(p) = &mut self.consumers.payloads {
+            p.release(side);
+        }
+    }
+
+    /// The server's bytes are read as frames: upgraded, or the answer was lost and its
+    /// frames are looked for (`upgrade()` tells which).
+    pub fn reads_server_frames(&self) -> bool {
+        matches!(self.server_state, DirState::Frames)
+    }
+
+    /// The response head is still being read.
+    pub fn is_reading_response(&self) -> bool {
+        matches!(self.server_state, DirState::Head)
+    }
+
+    pub fn upgraded(&self) -> bool {
+        self.status == 101
+    }
+
+    /// What became of the Upgrade request, as far as the capture tells.
+    pub fn upgrade(&self) -> Upgrade {
+        match self.status() {
+            _ if self.midstream => Upgrade::Midstream,
+            Some(status) => Upgrade::Answered(status),
+            None if self.response_lost && self.server.framing_found() => Upgrade::Inferred,
+            None if self.response_lost => Upgrade::Unknown,
+            None => Upgrade::Unanswered,
+        }
+    }
+
+    /// Whether a frame or message of `side` was left unfinished (see [`FrameStream::in_progress`]);
+    /// `None` when that side was not reading frames.
+    pub fn in_progress(&self, side: Side) -> Option<bool> {
+        let (state, stream) = match side {
+            Side::Client => (&self.client_state, &self.client),
+            Side::Server => (&self.server_state, &self.server),
+        };
+        match state {
+            DirState::Frames => stream.in_progress(),
+            _ => None,
+        }
+    }
+
+    /// In-order bytes from the client, delivered in packet `at`.
+    pub fn client_data(&mut self, mut d: &[u8], at: At) {
+        if let DirState::SkipHead(skip) = &mut self.client_state {
+            match skip.scan(d) {
+                Some(n) => {
+                    d = &d[n..];
+                    self.client_state = DirState::Frames;
+                }
+                None => return,
+            }
+        }
+        if let DirState::Frames = self.client_state {
+            if self.status == 0 && !self.response_lost && !self.midstream && !d.is_empty() {
+                self.anomalies.insert(Anomaly::FrameBeforeUpgrade);
+            }
+            self.client.data(d, at, &mut self.consumers);
+        }
+    }
+
+    /// In-order bytes from the server, delivered in packet `at`. When they complete an
+    /// answer other than 101, returns the bytes after its head: the connection goes on as
+    /// HTTP (RFC 9112 keep-alive), not as this session.
+    pub fn server_data(&mut self, d: &[u8], at: At) -> Option<Vec<u8>> {
+        let progress = match &mut self.server_state {
+            DirState::Frames => {
+                self.server.data(d, at, &mut self.consumers);
+                return None;
+            }
+            DirState::Ignore => return None,
+            DirState::SkipHead(skip) => {
+                if let Some(n) = skip.scan(d) {
+                    self.server_state = DirState::Frames;
+                    self.server.data(&d[n..], at, &mut self.consumers);
+                }
+                return None;
+            }
+            DirState::Head => {
+                let max_head = self.rare.as_ref().map_or(0, |r| r.max_head as usize);
+                let buf = &mut self.rare.get_or_insert_with(Box::default).response_head;
+                let progress = buf.push(d, max_head, handshake::response);
+                if let HeadProgress::TooLong = progress {
+                    // Read what the head's first bytes say, and pass over the rest.
+                    let cut = buf.prefix().and_then(|h| handshake::response(&h));
+                    let rest = buf.overflow();
+                    self.free_response_head();
+                    self.anomalies.insert(Anomaly::HandshakeTooLong);
+                    match cut {
+                        Some(r) => {
+                            self.response_cut = true;
+                            self.accept_response(r);
+                            if let DirState::Frames = self.server_state {
+                                match rest {
+                                    Ok(frames) => {
+                                        self.server.data(&frames, at, &mut self.consumers)
+                                    }
+                                    Err(skip) => self.server_state = DirState::SkipHead(skip),
+                                }
+                            }
+                        }
+                        None => self.lose_response(),
+                    }
+                    return None;
+                }
+                progress
+            }
         };
         match progress {
             HeadProgress::Complete(Some(resp), rest) => {
                 self.accept_response(resp);
-                if matches!(self.server_state, DirState::Frames) && !rest.is_empty() {
-                    self.server.data(&rest, at, &mut self.counts);
+                if matches!(self.server_state, DirState::Frames) {
+                    if !rest.is_empty() {
+                        self.server.data(&rest, at, &mut self.consumers);
+                    }
+                } else {
+                    return Some(rest);
                 }
             }
             HeadProgress::Complete(None, _) | HeadProgress::Invalid(_) => {
                 self.anomalies.insert(Anomaly::BadHandshakeResponse);
                 self.server_state = DirState::Ignore;
-                self.server_head = HeadBuffer::default();
+                self.free_response_head();
             }
-            HeadProgress::Incomplete => {}
-            HeadProgress::TooLong => {
-                self.anomalies.insert(Anomaly::HandshakeTooLong);
-                self.server_state = DirState::Ignore;
-                self.server_head = HeadBuffer::default();
-            }
+            HeadProgress::Incomplete | HeadProgress::TooLong => {}
         }
+        None
+    }
+
+    /// The response head cannot be read: what follows decides. The server's frames, once
+    /// a segment is a run of whole, well-formed unmasked frames (§5.1), mean it upgraded.
+    /// The response head is read (or given up): its buffer goes.
+    fn free_response_head(&mut self) {
+        if let Some(r) = &mut self.rare {
+            r.response_head = HeadBuffer::default();
+            r.max_head = 0;
+        }
+        self.tidy();
+    }
+
+    fn lose_response(&mut self) {
+        self.free_response_head();
+        self.inexact = true;
+        self.response_lost = true;
+        self.anomalies.insert(Anomaly::ResponseNotCaptured);
+        if self.offered_extensions {
+            // An extension may have been accepted (RFC 7692 §6: RSV1).
+            self.client.allow_rsv1();
+            self.server.allow_rsv1();
+        }
+        self.server.find_framing();
+        self.server_state = DirState::Frames;
     }
 
     fn accept_response(&mut self, resp: Response) {
@@ -238,7 +572,7 @@ impl WsSession {
             if !resp.upgrade_websocket && whole_heads {
                 self.anomalies.insert(Anomaly::MissingUpgradeHeader);
             }
-            match (&resp.accept, &self.key) {
+            match (&resp.accept, self.key()) {
                 (None, _) if !self.response_cut => self.anomalies.insert(Anomaly::MissingAccept),
                 (Some(a), Some(k)) if a.trim() != handshake::accept_for_key(k) => {
                     self.anomalies.insert(Anomaly::InvalidAccept)
@@ -249,6 +583,15 @@ impl WsSession {
                 // Extensions negotiated by the server may define RSV1 (RFC 7692 §6).
                 self.client.allow_rsv1();
                 self.server.allow_rsv1();
+            } else if self.response_cut {
+                // The field may have been after the cut.
+                self.client.rsv1_unknown();
+                self.server.rsv1_unknown();
+            }
+            let deflate = extensions::permessage_deflate(&resp.extensions);
+            self.deflate = deflate.is_some();
+            if self.inflate {
+                self.consumers.payloads = Some(Box::new(Payloads::new(deflate)));
             }
             self.server_state = DirState::Frames;
         } else {
@@ -256,20 +599,28 @@ impl WsSession {
             self.server_state = DirState::Ignore;
             self.client_state = DirState::Ignore;
         }
-        self.status = Some(resp.status);
-        self.key = None;
-        self.server_head = HeadBuffer::default();
+        self.status = resp.status;
+        if let Some(r) = &mut self.rare {
+            r.key = None;
+            r.response_head = HeadBuffer::default();
+            r.max_head = 0;
+        }
+        if resp.status != 101 && resp.body != Body::UntilClose {
+            // Where the connection's next response starts (keep-alive after a rejection).
+            self.rare().response_body = Some(resp.body);
+        }
+        self.tidy();
         if !resp.protocol.is_empty() || !resp.extensions.is_empty() {
-            self.texts = self
-                .texts
-                .with(SUBPROTOCOL, &resp.protocol)
-                .with(EXTENSIONS, &resp.extensions);
+            self.texts = self.texts.with(
+                (SUBPROTOCOL, &resp.protocol),
+                (EXTENSIONS, &resp.extensions),
+            );
         }
     }
 
     /// A gap outside the frames: counted as missing, nothing else.
     fn unframed_gap(&mut self, side: Side, n: u64, at: At) {
-        self.counts.event(
+        self.consumers.counts.event(
             side,
             at,
             StreamEvent::Gap {
@@ -282,16 +633,28 @@ impl WsSession {
     /// Missing bytes in the client's direction, noticed at packet `at`.
     pub fn client_gap(&mut self, n: u64, at: At) {
         match self.client_state {
-            DirState::Frames => self.client.gap(n, at, &mut self.counts),
+            DirState::Frames => self.client.gap(n, at, &mut self.consumers),
+            DirState::SkipHead(_) => {
+                // Where the head ended may be in the gap: find the frames after it.
+                self.unframed_gap(Side::Client, n, at);
+                self.client.find_framing();
+                self.client_state = DirState::Frames;
+            }
             _ => self.unframed_gap(Side::Client, n, at),
         }
     }
 
     /// Missing bytes in the server's direction, noticed at packet `at`.
     pub fn server_gap(&mut self, n: u64, at: At) {
-        match self.server_state {
-            DirState::Frames => return self.server.gap(n, at, &mut self.counts),
+        match &self.server_state {
+            DirState::Frames => return self.server.gap(n, at, &mut self.consumers),
             DirState::Ignore => return self.unframed_gap(Side::Server, n, at),
+            DirState::SkipHead(_) => {
+                self.unframed_gap(Side::Server, n, at);
+                self.server.find_framing();
+                self.server_state = DirState::Frames;
+                return;
+            }
             DirState::Head => {}
         }
         self.unframed_gap(Side::Server, n, at);
@@ -299,16 +662,18 @@ impl WsSession {
     }
 
     /// The response head being gathered ends here (a gap, or the memory budget): its
-    /// status line and whole fields may still be readable.
-    fn response_cut_off(&mut self) {
+    /// status line and whole fields may still be readable; if not, whether it upgraded
+    /// is told by the server's frames, if any.
+    pub fn response_cut_off(&mut self) {
         if self.server_state != DirState::Head {
             return;
         }
-        match self
-            .server_head
-            .prefix()
-            .and_then(|h| handshake::response(&h))
-        {
+        let cut = self
+            .rare
+            .as_ref()
+            .and_then(|r| r.response_head.prefix())
+            .and_then(|h| handshake::response(&h));
+        match cut {
             Some(r) => {
                 self.response_cut = true;
                 let upgraded = r.status == 101;
@@ -317,28 +682,66 @@ impl WsSession {
                     self.server.expect_frame_start();
                 }
             }
-            None => {
-                // Whether it upgraded is unknown.
-                self.inexact = true;
-                self.server_state = DirState::Ignore;
-                self.client_state = DirState::Ignore;
-                self.server_head = HeadBuffer::default();
-            }
+            None => self.lose_response(),
         }
+    }
+
+    /// Bytes of the response head being gathered (its buffer's capacity).
+    pub fn response_head_bytes(&self) -> usize {
+        self.rare
+            .as_ref()
+            .map_or(0, |r| r.response_head.memory_charge())
+    }
+
+    /// What the session adds to its record: each side's stats (client, server), the
+    /// anomalies of the handshake and both streams, and whether every count is exact.
+    pub fn outcome(&self) -> (SideStats, SideStats, Anomalies, bool) {
+        let counts = &self.consumers.counts;
+        let mut anomalies = self.anomalies;
+        anomalies.union(counts.client.anomalies);
+        anomalies.union(counts.server.anomalies);
+        let mut exact = !self.inexact && !counts.client.inexact && !counts.server.inexact;
+        let mut side = |side: Side| {
+            let c = match side {
+                Side::Client => &counts.client,
+                Side::Server => &counts.server,
+            };
+            let mut stats = c.stats();
+            match &self.consumers.payloads {
+                Some(p) => {
+                    let t = p.totals(side);
+                    stats.bytes_inflated = t.bytes_inflated;
+                    stats.largest_message = t.largest_message;
+                    anomalies.union(t.anomalies);
+                    exact &= !t.inexact;
+                }
+                None => {
+                    // Without inflation, sizes are known only where nothing is compressed.
+                    let compressed =
+                        self.deflate || c.anomalies.contains(Anomaly::CompressedContextUnknown);
+                    stats.largest_message = (!compressed).then_some(c.largest_message);
+                }
+            }
+            stats
+        };
+        let client = side(Side::Client);
+        let server = side(Side::Server);
+        (client, server, anomalies, exact)
     }
 }
 
 impl MemoryCharge for WsSession {
     #[inline]
     fn memory_charge(&self) -> usize {
-        self.server_head.memory_charge() + self.counts.memory_charge()
+        self.response_head_bytes() + self.consumers.memory_charge()
     }
 
-    /// A response head being gathered is read as cut off; the consumers give up theirs.
+    /// A response head being gathered is read as cut off; the payload consumer gives up
+    /// its inflater windows (later compressed messages' sizes become lower bounds).
     fn release_memory(&mut self, ctx: &SegmentCtx<'_>) {
-        if self.server_head.memory_charge() > 0 {
+        if self.response_head_bytes() > 0 {
             self.response_cut_off();
         }
-        self.counts.release_memory(ctx.at);
+        self.consumers.release_memory(ctx.at);
     }
 }

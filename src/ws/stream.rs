@@ -35,6 +35,23 @@ enum Sync {
     Lost,
     /// Found again: the first frames may continue a message whose start was lost.
     AfterResync,
+    /// Picked up mid-stream, before the first frame was found: like `Lost`, but finding
+    /// frames is the start, not a resync.
+    Unstarted,
+    /// Picked up mid-stream at a frame: a message in flight before it is not counted.
+    Started,
+}
+
+/// What RSV1 may mean in this direction (RFC 6455 §5.2: only an extension defines it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rsv1 {
+    /// No extension was negotiated: RSV1 is a violation.
+    Reserved,
+    /// An extension that uses it was negotiated (RFC 7692 permessage-deflate).
+    Negotiated,
+    /// The handshake was not seen: RSV1 on a message's first frame may be compression
+    /// with unknown parameters (`compressed_context_unknown`).
+    Unknown,
 }
 
 /// The Close payload bytes kept so far (unmasked).
@@ -45,8 +62,8 @@ struct KeptClose(Vec<u8>);
 #[derive(Debug)]
 pub struct FrameStream {
     side: Side,
-    /// An extension that uses RSV1 was negotiated (RFC 7692 permessage-deflate).
-    rsv1_allowed: bool,
+    /// What RSV1 may mean.
+    rsv1: Rsv1,
     /// Header bytes carried over from the previous delivery.
     carry: [u8; MAX_HEADER_LEN],
     carry_len: u8,
@@ -67,7 +84,7 @@ impl FrameStream {
     pub fn new(side: Side) -> Self {
         FrameStream {
             side,
-            rsv1_allowed: false,
+            rsv1: Rsv1::Reserved,
             carry: [0; MAX_HEADER_LEN],
             carry_len: 0,
             current: None,
@@ -84,13 +101,47 @@ impl FrameStream {
     }
 
     pub fn allow_rsv1(&mut self) {
-        self.rsv1_allowed = true;
+        self.rsv1 = Rsv1::Negotiated;
+    }
+
+    /// The handshake was not seen: whether RSV1 was negotiated is unknown.
+    pub fn rsv1_unknown(&mut self) {
+        self.rsv1 = Rsv1::Unknown;
     }
 
     /// The stream resumes after a handshake head that was cut off: the next bytes should
     /// start a frame. If they do not look like one, framing is treated as lost.
     pub fn expect_frame_start(&mut self) {
         self.sync = Sync::AlignPending;
+    }
+
+    /// Where frames start is unknown (the bytes before were not captured): framing is
+    /// found at the first segment that is a run of whole, plausible frames from this side.
+    pub fn find_framing(&mut self) {
+        self.sync = Sync::Lost;
+    }
+
+    /// Whether frame boundaries are known now (framing was found, or never lost).
+    pub fn framing_found(&self) -> bool {
+        matches!(self.sync, Sync::Known | Sync::AfterResync | Sync::Started)
+    }
+
+    /// Whether a frame or a fragmented message was started and not finished; `None` when
+    /// frame boundaries are not known.
+    pub fn in_progress(&self) -> Option<bool> {
+        self.framing_found()
+            .then(|| self.current.is_some() || self.message.is_some() || self.carry_len > 0)
+    }
+
+    /// Frame boundaries are not known yet (picked up mid-stream): wait for a segment
+    /// boundary where whole frames start.
+    pub fn start_lost(&mut self) {
+        self.sync = Sync::Unstarted;
+    }
+
+    /// The next bytes start a frame (mid-stream, where a chain of frames was recognised).
+    pub fn start_known(&mut self) {
+        self.sync = Sync::Started;
     }
 
     /// In-order bytes of this direction, as the reassembler delivers them: each delivery
@@ -111,6 +162,12 @@ impl FrameStream {
             }
             self.sync = Sync::AfterResync;
             c.event(self.side, at, StreamEvent::Anomaly(Anomaly::Resync));
+        }
+        if self.sync == Sync::Unstarted {
+            if !self.plausible_framing(d) {
+                return;
+            }
+            self.sync = Sync::Started;
         }
         while !d.is_empty() {
             if self.current.is_some() {
@@ -195,7 +252,7 @@ impl FrameStream {
 
     /// `n` bytes of this direction are missing (noticed at packet `at`).
     pub fn gap<C: FrameConsumer>(&mut self, n: u64, at: At, c: &mut C) {
-        if self.sync == Sync::Lost {
+        if matches!(self.sync, Sync::Lost | Sync::Unstarted) {
             c.event(
                 self.side,
                 at,
@@ -267,7 +324,7 @@ impl FrameStream {
         let control = opcode::is_control(h.opcode);
         !(opcode::is_reserved(h.opcode)
             || h.masking_key.is_some() != self.is_client()
-            || (h.rsv != 0 && !(self.rsv1_allowed && h.rsv == 0b100 && !control))
+            || (h.rsv != 0 && !(self.rsv1 != Rsv1::Reserved && h.rsv == 0b100 && !control))
             || (control && (!h.fin || h.payload_len > MAX_CONTROL_PAYLOAD as u64))
             || h.len_msb_set)
     }
@@ -303,10 +360,14 @@ impl FrameStream {
             _ => {}
         }
         // RFC 7692 §6.1: RSV1 marks a compressed message, on its first frame only.
-        let rsv1_ok =
-            self.rsv1_allowed && h.rsv == 0b100 && !control && h.opcode != opcode::CONTINUATION;
+        let rsv1_ok = self.rsv1 != Rsv1::Reserved
+            && h.rsv == 0b100
+            && !control
+            && h.opcode != opcode::CONTINUATION;
         if h.rsv != 0 && !rsv1_ok {
             flag(Anomaly::ReservedBitsSet);
+        } else if h.rsv != 0 && self.rsv1 == Rsv1::Unknown {
+            flag(Anomaly::CompressedContextUnknown);
         }
         if opcode::is_reserved(h.opcode) {
             flag(Anomaly::ReservedOpcode);
@@ -358,7 +419,7 @@ impl FrameStream {
                         StreamEvent::Anomaly(Anomaly::UnfinishedMessage),
                     );
                 }
-                if self.sync == Sync::AfterResync {
+                if matches!(self.sync, Sync::AfterResync | Sync::Started) {
                     self.sync = Sync::Known;
                 }
                 self.message = NonZeroU8::new(h.opcode).map(|op| (op, h.payload_len));
@@ -371,6 +432,12 @@ impl FrameStream {
                     *bytes += h.payload_len;
                     if h.fin {
                         self.finish_message(at, c);
+                    }
+                }
+                // Mid-stream: the rest of a message whose start was before the capture's.
+                None if self.sync == Sync::Started => {
+                    if h.fin {
+                        self.sync = Sync::Known;
                     }
                 }
                 None if self.sync == Sync::AfterResync => {
@@ -591,6 +658,28 @@ mod tests {
         assert!(fs.side().inexact);
         assert!(fs.side().anomalies.contains(Anomaly::FramingLost));
         assert!(fs.side().anomalies.contains(Anomaly::Resync));
+    }
+
+    #[test]
+    fn a_frame_or_message_left_unfinished_is_in_progress() {
+        let k = Some([1, 2, 3, 4]);
+        let whole = frame(true, opcode::TEXT, b"done", k);
+        let first = frame(false, opcode::TEXT, b"part one", k);
+        let mut fs = Probe::new(Side::Client);
+        assert_eq!(fs.fs.in_progress(), Some(false));
+        fs.data(&whole, 1);
+        assert_eq!(fs.fs.in_progress(), Some(false));
+        // Half a frame.
+        fs.data(&whole[..3], 2);
+        assert_eq!(fs.fs.in_progress(), Some(true));
+        fs.data(&whole[3..], 3);
+        assert_eq!(fs.fs.in_progress(), Some(false));
+        // A fragmented message whose last fragment never came.
+        fs.data(&first, 4);
+        assert_eq!(fs.fs.in_progress(), Some(true));
+        // Frame boundaries lost: not knowable.
+        fs.gap(1000, 5);
+        assert_eq!(fs.fs.in_progress(), None);
     }
 
     #[test]

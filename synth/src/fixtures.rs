@@ -380,6 +380,24 @@ pub fn write_fixtures(dir: &Path) -> io::Result<Vec<PathBuf>> {
         o.truth("pcapng-sections", &[a.expected(), b.expected()])?;
     }
 
+    // pcapng-tsresol-binary: big-endian pcapng, if_tsresol 0x94 (2^-20 s units) and an
+    // if_tsoffset of 1,000,000,000 s (timestamps count from 2001-09-09)
+    {
+        let mut a = conn("10.1.9.1:50090", "192.0.2.80:80", 61, 63, 123_456_789, 26);
+        basic(&mut a);
+        let mut pa = Vec::new();
+        drain(&mut a, 0, &mut pa);
+        let p = dir.join("pcapng-tsresol-binary.pcapng");
+        let mut w = PcapngWriter::new(BufWriter::new(File::create(&p)?), true)?;
+        let i = w.add_interface_with(1, 0, 0x94, 1_000_000_000)?;
+        for x in &pa {
+            w.write_packet(i, x.ts, &Link::ethernet().frame(&x.ip, x.from_client))?;
+        }
+        w.into_inner()?.flush()?;
+        o.files.push(p);
+        o.truth("pcapng-tsresol-binary", &[a.expected()])?;
+    }
+
     // pcap-be-nsec: big-endian classic pcap with nanosecond timestamps
     {
         let mut a = conn("10.1.7.1:50080", "192.0.2.80:80", 51, 53, 123_456_789, 24);
@@ -420,6 +438,40 @@ pub fn write_fixtures(dir: &Path) -> io::Result<Vec<PathBuf>> {
         b.text(Side::Server, "welcome back");
         close_clean(&mut b, Side::Server, Some(4000));
         o.simple("port-reuse", vec![a, b], &eth())?;
+    }
+
+    // long-request-head / long-response-head: a handshake head of 40 KB (header lines
+    // after the ones that matter), past the 16 KiB the analyzer buffers
+    for (name, client_long) in [("long-request-head", true), ("long-response-head", false)] {
+        let mut ws = conn("10.1.9.1:50090", "192.0.2.80:80", 900, 1900, 0, 90);
+        ws.tcp.handshake();
+        ws.tcp.wait(MS);
+        let hs = ClientHandshake::browser("example.com", "/long", &mut ws.rng);
+        let padding: String = (0..400)
+            .map(|i| format!("X-Padding-{i:03}: {}\r\n", "p".repeat(80)))
+            .collect();
+        let with_padding = |head: Vec<u8>| {
+            let mut h = head[..head.len() - 2].to_vec();
+            h.extend_from_slice(padding.as_bytes());
+            h.extend_from_slice(b"\r\n");
+            h
+        };
+        let mut request = hs.to_bytes();
+        if client_long {
+            request = with_padding(request);
+        }
+        ws.tcp.send(Side::Client, &request);
+        ws.tcp.wait(2 * MS);
+        let mut response = ws::server_accept(&hs.key, None);
+        if !client_long {
+            response = with_padding(response);
+        }
+        ws.track.http_status = Some(101);
+        ws.tcp.send(Side::Server, &response);
+        ws.tcp.wait(MS);
+        chat(&mut ws);
+        close_clean(&mut ws, Side::Client, Some(1000));
+        o.simple(name, vec![ws], &eth())?;
     }
 
     // midstream-handshake: capture starts with the GET (no SYN)

@@ -1,4 +1,5 @@
-//! Deterministic synthetic capture generator (std only, no external crates).
+//! Deterministic synthetic capture generator (std only, but for the RustCrypto crates
+//! wsclose itself uses, to write TLS 1.3 records).
 //!
 //! * [`pcap`]: classic pcap / pcapng writers and link-layer framing.
 //! * [`packet`]: IPv4/IPv6 + TCP/UDP packet builders with correct checksums.
@@ -6,6 +7,7 @@
 //! * [`ws`]: RFC 6455 helpers (handshake, SHA-1/base64, frame encoder).
 //! * [`scenario`]: ground-truth tracking ([`ExpectedSession`]) and the
 //!   streaming scenario generator ([`generate`]).
+//! * [`tls`]: TLS 1.3 (AES-128-GCM) records and the key log, for `wss://` captures.
 //! * [`fixtures`]: the hand-built fixture captures.
 //! * [`crowd`]: a million connections at once, streamed (memory measurements).
 //!
@@ -18,11 +20,12 @@ pub mod packet;
 pub mod pcap;
 pub mod scenario;
 pub mod tcp;
+pub mod tls;
 pub mod ws;
 
 pub use scenario::{
-    csv_header, expected_csv, generate, generate_with, ExpectedSession, GenConfig, GenSummary, Mix,
-    Tracker, WsConn, COLUMNS,
+    csv_header, expected_csv, generate, generate_with, generate_with_keylog, ExpectedSession,
+    GenConfig, GenSummary, Mix, Tracker, WsConn, COLUMNS,
 };
 
 /// SplitMix64 pseudo random number generator (deterministic, tiny, fast).

@@ -240,7 +240,8 @@ impl<W: Write> PcapWriter<W> {
 pub struct PcapngWriter<W: Write> {
     w: W,
     be: bool,
-    ifaces: Vec<(u8, u32)>,
+    /// Per interface: `if_tsresol`, snaplen, `if_tsoffset` (seconds).
+    ifaces: Vec<(u8, u32, i64)>,
     /// Number of EPBs written.
     pub packets: u64,
 }
@@ -295,9 +296,21 @@ impl<W: Write> PcapngWriter<W> {
 
     /// Adds an interface; `tsresol` is the decimal exponent (6 = µs, 9 = ns).
     pub fn add_interface(&mut self, linktype: u32, snaplen: u32, tsresol: u8) -> io::Result<u32> {
+        self.add_interface_with(linktype, snaplen, tsresol, 0)
+    }
+
+    /// Adds an interface with `if_tsresol` (a decimal exponent up to 9, or 0x80 | a binary
+    /// exponent up to 62: 0x94 is 2^-20 s) and, when not 0, `if_tsoffset` in seconds.
+    pub fn add_interface_with(
+        &mut self,
+        linktype: u32,
+        snaplen: u32,
+        tsresol: u8,
+        tsoffset: i64,
+    ) -> io::Result<u32> {
         assert!(
-            tsresol <= 9,
-            "only decimal resolutions up to ns are supported"
+            tsresol <= 9 || (tsresol & 0x80 != 0 && tsresol & 0x7f <= 62),
+            "decimal resolutions up to ns, binary ones up to 2^-62"
         );
         let mut body = Vec::new();
         body.extend_from_slice(&u16x(linktype as u16, self.be));
@@ -306,16 +319,29 @@ impl<W: Write> PcapngWriter<W> {
         let name = format!("synth{}", self.ifaces.len());
         self.option(&mut body, 2, name.as_bytes());
         self.option(&mut body, 9, &[tsresol]);
+        if tsoffset != 0 {
+            let v = if self.be {
+                tsoffset.to_be_bytes()
+            } else {
+                tsoffset.to_le_bytes()
+            };
+            self.option(&mut body, 14, &v);
+        }
         self.option(&mut body, 0, b"");
         self.block(1, &body)?;
-        self.ifaces.push((tsresol, snaplen));
+        self.ifaces.push((tsresol, snaplen, tsoffset));
         Ok((self.ifaces.len() - 1) as u32)
     }
 
     /// Writes an enhanced packet block on interface `iface`.
     pub fn write_packet(&mut self, iface: u32, ts_ns: u64, data: &[u8]) -> io::Result<()> {
-        let (res, snaplen) = self.ifaces[iface as usize];
-        let ts = ts_ns / 10u64.pow(9 - u32::from(res));
+        let (res, snaplen, offset) = self.ifaces[iface as usize];
+        let rel = ts_ns as i128 - offset as i128 * 1_000_000_000;
+        let ts = if res & 0x80 != 0 {
+            (rel << (res & 0x7f)) / 1_000_000_000
+        } else {
+            rel / 10i128.pow(9 - u32::from(res))
+        } as u64;
         let caplen = if snaplen == 0 {
             data.len()
         } else {

@@ -449,6 +449,11 @@ pub struct GenConfig {
     pub http_fraction: f64,
     /// UDP flows per WS session.
     pub udp_fraction: f64,
+    /// `wss://`: every TCP connection (WebSocket and HTTP) is TLS 1.3 with
+    /// `TLS_AES_128_GCM_SHA256`; [`generate_with_keylog`] writes the key log. No capture
+    /// gaps are made (the plaintext of a lost record would not be the truth's); everything
+    /// else is the plaintext capture's, session for session.
+    pub tls: bool,
 }
 
 impl Default for GenConfig {
@@ -465,6 +470,7 @@ impl Default for GenConfig {
             ipv6_fraction: 0.1,
             http_fraction: 0.05,
             udp_fraction: 0.05,
+            tls: false,
         }
     }
 }
@@ -1034,6 +1040,8 @@ struct Factory {
     udp_left: u64,
     committed: u64,
     last_start: u64,
+    /// Key log lines of the connections made since the last write.
+    keylog: String,
 }
 
 impl Factory {
@@ -1091,6 +1099,19 @@ impl Factory {
             ipv6_hop_by_hop: v6 && rng.chance(0.05),
         };
         tcp.gap_ns = rng.range(8_000, 40_000);
+        if self.cfg.tls && pick < ws_left + self.http_left {
+            // Its own generator, so that the sessions are the plaintext capture's.
+            let mut trng = Rng::new(
+                self.cfg.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ id.wrapping_mul(0x9E37_79B9),
+            );
+            let sni = match server.ip() {
+                IpAddr::V4(a) => format!("ws{}.example.com", a.octets()[3]),
+                IpAddr::V6(a) => format!("ws{}.example.com", a.segments()[7]),
+            };
+            let t = crate::tls::TlsConn::new(&mut trng, &sni);
+            self.keylog.push_str(&t.keylog_lines());
+            tcp.tls = Some(Box::new(t));
+        }
         if pick < ws_left {
             let idx = self.ws_made;
             self.ws_made += 1;
@@ -1122,6 +1143,7 @@ impl Factory {
             } else {
                 Gap::None
             };
+            let gap = if self.cfg.tls { Gap::None } else { gap };
             let host = format!("{server}");
             let path = *rng.pick(&[
                 "/ws",
@@ -1235,6 +1257,17 @@ fn dns_pair(id: u16, name: &str, addr: u32) -> (Vec<u8>, Vec<u8>) {
 pub fn generate_with<W: Write, F: FnMut(ExpectedSession) -> io::Result<()>>(
     cfg: &GenConfig,
     out: &mut W,
+    on_session: F,
+) -> io::Result<GenSummary> {
+    generate_with_keylog(cfg, out, &mut io::sink(), on_session)
+}
+
+/// [`generate_with`], and the key log of the TLS connections (with `cfg.tls`) to
+/// `keylog`, in the NSS key log format, as the connections start.
+pub fn generate_with_keylog<W: Write, K: Write, F: FnMut(ExpectedSession) -> io::Result<()>>(
+    cfg: &GenConfig,
+    out: &mut W,
+    keylog: &mut K,
     mut on_session: F,
 ) -> io::Result<GenSummary> {
     let counting = Counting { inner: out, n: 0 };
@@ -1250,6 +1283,7 @@ pub fn generate_with<W: Write, F: FnMut(ExpectedSession) -> io::Result<()>>(
         udp_left: (cfg.sessions as f64 * cfg.udp_fraction).round() as u64,
         committed: 0,
         last_start: BASE_TS,
+        keylog: String::new(),
     };
     let mut sum = GenSummary::default();
     let mut active: Vec<Conn> = Vec::new();
@@ -1262,6 +1296,10 @@ pub fn generate_with<W: Write, F: FnMut(ExpectedSession) -> io::Result<()>>(
         let wrap_up = cfg.target_bytes > 0 && written >= cfg.target_bytes;
         while active.len() < conc && f.remaining() > 0 {
             let mut c = f.make(now, written);
+            if !f.keylog.is_empty() {
+                keylog.write_all(f.keylog.as_bytes())?;
+                f.keylog.clear();
+            }
             match &c.kind {
                 Kind::Http(_) => sum.http_connections += 1,
                 Kind::Ws(_) => sum.ws_sessions += 1,
@@ -1389,6 +1427,44 @@ mod tests {
         assert!(exp
             .iter()
             .all(|e| e.get("exact") == Some("false") || e.get("client_messages") != Some("*")));
+    }
+
+    #[test]
+    fn tls_is_the_same_sessions_with_a_key_log() {
+        let plain = small(9);
+        let tls = GenConfig {
+            tls: true,
+            gap_fraction: 0.0,
+            header_gap_fraction: 0.0,
+            ..small(9)
+        };
+        let run = |cfg: &GenConfig| {
+            let (mut cap, mut keys, mut exp) = (Vec::new(), Vec::new(), Vec::new());
+            let s = generate_with_keylog(cfg, &mut cap, &mut keys, |e| {
+                exp.push(e);
+                Ok(())
+            })
+            .unwrap();
+            (cap, keys, exp, s)
+        };
+        let (a, ka, ea, sa) = run(&tls);
+        let (b, kb, eb, _) = run(&tls);
+        assert!(a == b && ka == kb && ea == eb, "deterministic");
+        let keys = String::from_utf8(ka).unwrap();
+        // Four secrets per TLS connection (WebSocket and HTTP alike).
+        assert_eq!(
+            keys.lines().count() as u64,
+            4 * (sa.ws_sessions + sa.http_connections)
+        );
+        // Without gaps, the truth is the plaintext capture's, session for session.
+        let plain_nogap = GenConfig {
+            gap_fraction: 0.0,
+            header_gap_fraction: 0.0,
+            ..plain
+        };
+        let (_, kp, ep, _) = run(&plain_nogap);
+        assert!(kp.is_empty());
+        assert_eq!(ea, ep);
     }
 
     #[test]

@@ -104,6 +104,9 @@ pub struct TcpSim {
     pub ack_every: usize,
     /// IP options for every packet.
     pub ip: IpOpts,
+    /// TLS 1.3 over this connection (`wss://`): the handshake follows TCP's, and every
+    /// `send*` after it carries the data in application data records.
+    pub tls: Option<Box<crate::tls::TlsConn>>,
     out: VecDeque<Segment>,
 }
 
@@ -144,6 +147,7 @@ impl TcpSim {
             mss: 1448,
             ack_every: 2,
             ip: IpOpts::default(),
+            tls: None,
             out: VecDeque::new(),
         }
     }
@@ -250,6 +254,19 @@ impl TcpSim {
         self.server.nxt = sisn.wrapping_add(1);
         self.wait(500_000);
         self.ack(Side::Client);
+        if let Some(mut t) = self.tls.take() {
+            // TLS 1.3, 1-RTT (RFC 8446 §2).
+            self.wait(200_000);
+            let hello = t.client_hello();
+            self.send_raw(Side::Client, &hello, &[]);
+            self.wait(1_000_000);
+            let flight = t.server_flight();
+            self.send_raw(Side::Server, &flight, &[]);
+            self.wait(1_000_000);
+            let finished = t.client_finished();
+            self.send_raw(Side::Client, &finished, &[]);
+            self.tls = Some(t);
+        }
     }
 
     /// Normal three-way handshake.
@@ -271,14 +288,38 @@ impl TcpSim {
         len.div_ceil(self.mss).max(1)
     }
 
-    /// Sends `data` split by MSS with capture impairments.
+    /// Sends `data` split by MSS with capture impairments (over TLS: sealed first, in
+    /// records of at most 2^14 bytes).
     pub fn send_impaired(&mut self, from: Side, data: &[u8], impairs: &[Impair]) {
-        let segs: Vec<&[u8]> = data.chunks(self.mss).collect();
-        self.send_segments(from, &segs, impairs);
+        match self.tls.as_mut().filter(|t| t.established(from.idx())) {
+            Some(t) => {
+                let sealed = t.seal(from.idx(), data);
+                self.send_raw(from, &sealed, impairs);
+            }
+            None => self.send_raw(from, data, impairs),
+        }
     }
 
-    /// Sends explicitly delimited segments with capture impairments.
+    /// `data` as it is, split by MSS.
+    fn send_raw(&mut self, from: Side, data: &[u8], impairs: &[Impair]) {
+        let segs: Vec<&[u8]> = data.chunks(self.mss).collect();
+        self.send_segments_raw(from, &segs, impairs);
+    }
+
+    /// Sends explicitly delimited segments with capture impairments (over TLS: each one
+    /// sealed as one record, or more when longer than 2^14 bytes).
     pub fn send_segments(&mut self, from: Side, segs: &[&[u8]], impairs: &[Impair]) {
+        match self.tls.as_mut().filter(|t| t.established(from.idx())) {
+            Some(t) => {
+                let sealed: Vec<Vec<u8>> = segs.iter().map(|s| t.seal(from.idx(), s)).collect();
+                let refs: Vec<&[u8]> = sealed.iter().map(Vec::as_slice).collect();
+                self.send_segments_raw(from, &refs, impairs);
+            }
+            None => self.send_segments_raw(from, segs, impairs),
+        }
+    }
+
+    fn send_segments_raw(&mut self, from: Side, segs: &[&[u8]], impairs: &[Impair]) {
         if segs.is_empty() {
             return;
         }

@@ -605,6 +605,7 @@ pub fn small_limits() -> Limits {
         memory_budget: 1024,
         recognise_ns: 1_000_000_000,
         recognise_bytes: 1024,
+        pair_window_ns: 1_000_000_000,
     }
 }
 
@@ -684,6 +685,7 @@ pub fn capture(data: &[u8]) {
             threads: 1,
             limits: limits.clone(),
             order,
+            ..Options::default()
         };
         let (readers, errors) = match reader(data, &limits) {
             Ok(r) => (vec![r], vec![]),
@@ -701,6 +703,7 @@ pub fn capture(data: &[u8]) {
                 &wsclose::report::Row {
                     session: records.len() as u64,
                     rec: &rec,
+                    opts: &Default::default(),
                 },
             )
         })

@@ -1,7 +1,7 @@
 //! The one column table against everything that names columns: the generator's truth
 //! columns and README's column list.
 
-use wsclose::report::columns::{column, COLUMNS};
+use wsclose::report::columns::{column, COLUMNS, PER_FILE_COLUMNS};
 
 use crate::util::root;
 
@@ -18,7 +18,7 @@ fn the_generators_truth_columns_are_report_columns() {
 #[test]
 fn readme_explains_every_column() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    for c in COLUMNS {
+    for c in COLUMNS.iter().chain(PER_FILE_COLUMNS) {
         let line = format!("| `{}` |", c.name);
         assert!(
             readme.lines().any(|l| l.starts_with(&line)),

@@ -53,6 +53,14 @@ fn real_captures_match_expected_reports() {
 }
 
 #[test]
+fn reach_and_proxy_captures_match_expected_reports() {
+    let n = check_dir("reach", &root().join("fixtures/reach"));
+    assert!(n >= 17, "only {n} reach captures found");
+    let n = check_dir("proxy", &root().join("fixtures/proxy"));
+    assert!(n >= 8, "only {n} proxy captures found");
+}
+
+#[test]
 fn synthetic_captures_match_expected_reports() {
     let n = check_dir("synthetic", &root().join("fixtures/synthetic"));
     assert!(n >= 10, "only {n} synthetic captures found");
@@ -103,7 +111,7 @@ fn spilling_waiting_records_does_not_change_the_report() {
             opts.limits.max_pending_bytes = max_pending_bytes;
             let capture = Capture::open(std::slice::from_ref(&path), &opts.limits);
             let mut report = CsvWriter::new(Vec::new()).unwrap();
-            write_report(capture, &opts, &mut report).unwrap();
+            write_report(capture, &opts, &Default::default(), &mut report).unwrap();
             String::from_utf8(report.into_inner().unwrap()).unwrap()
         };
         let (normal, spilled) = (run(64 << 20), run(1));
@@ -134,7 +142,7 @@ fn eviction_is_counted_marked_and_deterministic() {
         opts.limits.batch_packets = 16;
         let capture = Capture::open(std::slice::from_ref(&path), &opts.limits);
         let mut report = CsvWriter::new(Vec::new()).unwrap();
-        let summary = write_report(capture, &opts, &mut report).unwrap();
+        let summary = write_report(capture, &opts, &Default::default(), &mut report).unwrap();
         (
             String::from_utf8(report.into_inner().unwrap()).unwrap(),
             summary.stats.evicted,

@@ -1,9 +1,17 @@
 //! One integration test binary (as ripgrep does): golden reports, ground truth of the real
 //! captures, determinism across thread counts, and the command-line contract.
 
+mod check;
+mod ci_recipe;
 mod cli;
 mod columns;
+mod exit_status;
 mod golden;
+mod inputs;
+mod live;
 mod memory;
+mod policy;
+mod reach;
+mod tls;
 mod truth;
 mod util;

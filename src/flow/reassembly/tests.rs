@@ -179,3 +179,34 @@ fn held_cut_off_segments_keep_their_missing_bytes() {
     assert_eq!(c.bytes, b"abcdef????");
     assert_eq!(h.counters.cut_bytes, 4);
 }
+
+#[test]
+fn a_probe_one_below_the_next_byte_does_not_start_a_midstream_stream() {
+    // Picked up mid-stream: the first packet is a zero-window probe (seq = next - 1, no
+    // payload), then the peer acknowledges the next byte, then the data.
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    h.bare(999, &LIMITS);
+    h.acked(1000, &LIMITS, &mut c.sink());
+    h.segment(1000, b"data", 0, false, &LIMITS, &mut c.sink());
+    assert_eq!(
+        (c.bytes.as_slice(), c.gaps.as_slice()),
+        (&b"data"[..], &[][..])
+    );
+    // The same without the ACK first.
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    h.bare(999, &LIMITS);
+    h.segment(1000, b"data", 0, false, &LIMITS, &mut c.sink());
+    assert_eq!(
+        (c.bytes.as_slice(), c.gaps.as_slice()),
+        (&b"data"[..], &[][..])
+    );
+    // A bare ACK at the next byte stays the start; a real hole is still a gap.
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    h.bare(1000, &LIMITS);
+    h.segment(1003, b"x", 0, false, &LIMITS, &mut c.sink());
+    h.flush(&mut c.sink());
+    assert_eq!(c.gaps, [3]);
+}

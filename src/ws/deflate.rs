@@ -1,0 +1,938 @@
+//! Message payloads: permessage-deflate inflation (RFC 7692) and the UTF-8 check of text
+//! messages (RFC 6455 §5.6, §8.1), as one consumer of a session's frame events.
+//!
+//! - A message is compressed iff its first frame has RSV1 (§6.1). Its frames' payloads
+//!   are concatenated, `00 00 ff ff` is appended, and the result is inflated as raw
+//!   DEFLATE (§7.2.2).
+//! - Each direction has its own parameters (§7.1): the window from `*_max_window_bits`,
+//!   and whether the LZ77 window is kept across messages (context takeover) or reset.
+//! - An inflater is allocated at a direction's first compressed message, sized from the
+//!   negotiated window, and freed after each message in a direction without context
+//!   takeover (it would be reset anyway).
+//! - Sizes are application bytes: inflated size for compressed messages, wire size for
+//!   the others (Node `ws` sends small messages uncompressed inside a deflate session).
+//! - What cannot be known is said: a gap inside a compressed message (and, with context
+//!   takeover, everything after it in that direction), a cap reached, an inflate error
+//!   make sizes lower bounds (`exact=false`).
+//!
+//! Payload arrives as the capture holds it (client frames masked); it is unmasked and
+//! inflated through per-thread scratch buffers, never kept.
+
+use std::cell::RefCell;
+
+use flate2::{Decompress, FlushDecompress, Status};
+
+use super::events::{FrameConsumer, GapEffect, StreamEvent};
+use super::extensions::Deflate;
+use super::frame::{opcode, FrameHeader};
+use crate::config::{MAX_INFLATED_DIRECTION, MAX_INFLATED_MESSAGE};
+use crate::record::{Anomalies, Anomaly, At, Side};
+
+/// The empty stored block that ends each compressed message on the wire, removed by the
+/// sender and appended by the receiver (RFC 7692 §7.2.2).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Per-thread scratch: buffers for unmasking and inflating, and one inflater that every
+/// compressed message arriving whole in one delivery uses in turn (the usual case for
+/// chat-sized messages), so that idle directions keep only their window, not zlib's state.
+struct Scratch {
+    input: Vec<u8>,
+    output: Vec<u8>,
+    inflater: Decompress,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch {
+        input: vec![0; 16 * 1024],
+        output: vec![0; 32 * 1024],
+        inflater: Decompress::new_with_window_bits(false, 15),
+    });
+}
+
+/// Unmasks `data` (payload bytes starting at payload offset `pos`, §5.3) into `out`.
+fn unmask_into(data: &[u8], key: [u8; 4], pos: u64, out: &mut [u8]) {
+    let r = (pos % 4) as usize;
+    let k = [key[r], key[(r + 1) % 4], key[(r + 2) % 4], key[(r + 3) % 4]];
+    let k8 = u64::from_ne_bytes([k[0], k[1], k[2], k[3], k[0], k[1], k[2], k[3]]);
+    let mut chunks = data.chunks_exact(8);
+    let mut outs = out.chunks_exact_mut(8);
+    for (c, o) in (&mut chunks).zip(&mut outs) {
+        let w = u64::from_ne_bytes(c.try_into().unwrap()) ^ k8;
+        o.copy_from_slice(&w.to_ne_bytes());
+    }
+    let done = data.len() - chunks.remainder().len();
+    for (i, b) in chunks.remainder().iter().enumerate() {
+        out[done + i] = b ^ k[i % 4];
+    }
+}
+
+/// A UTF-8 check over a message that arrives in pieces: a sequence cut by a piece's end
+/// is carried to the next.
+#[derive(Clone, Copy, Debug, Default)]
+struct Utf8 {
+    carry: [u8; 4],
+    carry_len: u8,
+    invalid: bool,
+}
+
+impl Utf8 {
+    fn feed(&mut self, mut d: &[u8]) {
+        if self.invalid || d.is_empty() {
+            return;
+        }
+        if self.carry_len > 0 {
+            // Complete the carried sequence first (at most 4 bytes in all).
+            let have = self.carry_len as usize;
+            let take = (4 - have).min(d.len());
+            let mut buf = [0u8; 4];
+            buf[..have].copy_from_slice(&self.carry[..have]);
+            buf[have..have + take].copy_from_slice(&d[..take]);
+            match std::str::from_utf8(&buf[..have + take]) {
+                Ok(_) => {
+                    self.carry_len = 0;
+                    d = &d[take..];
+                }
+                Err(e) if e.valid_up_to() > 0 => {
+                    // The carried sequence ended inside `buf`.
+                    let used = e.valid_up_to() - have;
+                    self.carry_len = 0;
+                    d = &d[used..];
+                }
+                Err(e) if e.error_len().is_none() => {
+                    // Still cut short: `d` was too short to finish it.
+                    self.carry[..have + take].copy_from_slice(&buf[..have + take]);
+                    self.carry_len = (have + take) as u8;
+                    return;
+                }
+                Err(_) => {
+                    self.invalid = true;
+                    return;
+                }
+            }
+        }
+        match std::str::from_utf8(d) {
+            Ok(_) => {}
+            Err(e) if e.error_len().is_none() => {
+                let tail = &d[e.valid_up_to()..];
+                self.carry[..tail.len()].copy_from_slice(tail);
+                self.carry_len = tail.len() as u8;
+            }
+            Err(_) => self.invalid = true,
+        }
+    }
+
+    /// Whether the whole message was UTF-8.
+    fn finish(&self) -> bool {
+        !self.invalid && self.carry_len == 0
+    }
+}
+
+/// The data message being received in one direction.
+#[derive(Debug, Default)]
+struct Message {
+    active: bool,
+    text: bool,
+    compressed: bool,
+    /// Application bytes so far (inflated bytes when compressed).
+    size: u64,
+    /// Some of it is unknown (a gap, a cap, an inflate error, a lost window): its size is a
+    /// lower bound and its text is not checked.
+    partial: bool,
+    /// The inflater reached the end of a DEFLATE stream (BFINAL): bytes after it in this
+    /// message are not data.
+    stream_end: bool,
+    /// Inflated to its end already (it arrived whole, with the per-thread inflater).
+    inflated: bool,
+    utf8: Utf8,
+}
+
+/// The last uncompressed bytes of a direction's compressed messages, kept contiguous for
+/// `inflateSetDictionary`: appended at the end, and the last window moved to the front
+/// when the slack is used up (a memmove per slack's worth of output, not per message).
+/// Boxed, and allocated at the first compressed message: a session without
+/// permessage-deflate carries 8 bytes for it.
+#[derive(Debug, Default)]
+struct History(Option<Box<HistoryBytes>>);
+
+#[derive(Debug, Default)]
+struct HistoryBytes {
+    bytes: Vec<u8>,
+    window: usize,
+}
+
+impl History {
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|h| h.bytes.is_empty())
+    }
+
+    /// The bytes held (capacity), for the memory budget.
+    fn capacity(&self) -> usize {
+        self.0.as_ref().map_or(0, |h| h.bytes.capacity())
+    }
+
+    /// The last `window` bytes.
+    fn window(&self) -> &[u8] {
+        match &self.0 {
+            Some(h) => &h.bytes[h.bytes.len().saturating_sub(h.window)..],
+            None => &[],
+        }
+    }
+
+    fn push(&mut self, out: &[u8], window: usize) {
+        let h = self.0.get_or_insert_with(Box::default);
+        h.window = window;
+        let slack = (window / 4).max(4096);
+        if h.bytes.capacity() == 0 {
+            h.bytes.reserve_exact(window + slack);
+        }
+        let out = &out[out.len().saturating_sub(window)..];
+        if h.bytes.len() + out.len() > window + slack {
+            let keep = window.saturating_sub(out.len()).min(h.bytes.len());
+            let from = h.bytes.len() - keep;
+            h.bytes.copy_within(from.., 0);
+            h.bytes.truncate(keep);
+        }
+        h.bytes.extend_from_slice(out);
+    }
+}
+
+/// One direction's inflation state and totals.
+#[derive(Debug, Default)]
+struct Direction {
+    /// Negotiated: window bits, and whether the window is reset after each message.
+    window_bits: u8,
+    no_context_takeover: bool,
+    /// With context takeover: the last 2^window_bits uncompressed bytes of the compressed
+    /// messages so far, the dictionary of the next one (RFC 7692 §7.2.1). Allocated at the
+    /// first compressed message.
+    history: History,
+    /// An inflater of its own, only while a compressed message spans deliveries (boxed:
+    /// zlib's state is allocated anyway, and an open session should not carry room for
+    /// the handle).
+    inflater: Option<Box<Decompress>>,
+    /// The window a later message may refer to is gone (context takeover after a gap,
+    /// an error or a cap): compressed messages cannot be inflated any more.
+    window_lost: bool,
+    /// The direction's inflated bytes passed [`MAX_INFLATED_DIRECTION`].
+    capped: bool,
+    /// Inflated bytes so far (counting stops past the cap: a u32 is enough).
+    inflated: u32,
+    msg: Message,
+    /// A payload call already started the current frame.
+    frame_open: bool,
+    /// Application bytes of complete messages, and the largest.
+    total: u64,
+    largest: u64,
+    /// A compressed message whose parameters are unknown (mid-stream): sizes unknown.
+    unknown_compression: bool,
+    /// A size is a lower bound.
+    inexact: bool,
+    /// The anomalies this consumer reports (`inflate_error`, `inflate_limit`,
+    /// `invalid_utf8_text`): three flags, not a set, to keep a session small.
+    inflate_error: bool,
+    inflate_limit: bool,
+    invalid_utf8: bool,
+}
+
+// `Direction::inflated` stops counting at the cap plus one output chunk.
+const _: () = assert!(MAX_INFLATED_DIRECTION < (u32::MAX as u64) / 2);
+
+impl Direction {
+    /// The anomalies this direction reports.
+    fn anomalies(&self) -> Anomalies {
+        let mut a = Anomalies::default();
+        for (on, x) in [
+            (self.inflate_error, Anomaly::InflateError),
+            (self.inflate_limit, Anomaly::InflateLimit),
+            (self.invalid_utf8, Anomaly::InvalidUtf8Text),
+        ] {
+            if on {
+                a.insert(x);
+            }
+        }
+        a
+    }
+
+    fn new(window_bits: u8, no_context_takeover: bool) -> Self {
+        Direction {
+            window_bits,
+            no_context_takeover,
+            ..Direction::default()
+        }
+    }
+
+    /// The first frame of a message, or a continuation (from its header).
+    fn start_frame(&mut self, h: &FrameHeader, deflate: bool) {
+        if let opcode::TEXT | opcode::BINARY = h.opcode {
+            let rsv1 = h.rsv & 0b100 != 0;
+            if rsv1 && !deflate {
+                // RSV1 under an unknown context (mid-stream, or an extension other than
+                // permessage-deflate): the size cannot be known.
+                self.unknown_compression = true;
+            }
+            let compressed = rsv1 && deflate;
+            self.inflater = None;
+            self.msg = Message {
+                active: true,
+                text: h.opcode == opcode::TEXT,
+                compressed,
+                partial: rsv1 && !deflate || compressed && (self.window_lost || self.capped),
+                ..Message::default()
+            };
+        }
+    }
+
+    /// Prepares `z` to inflate a new message: empty window, or the history as dictionary.
+    fn prime(&mut self, z: &mut Decompress) -> bool {
+        self.history.is_empty() || z.set_dictionary(self.history.window()).is_ok()
+    }
+
+    /// Inflates `input` into the message with `z`, in `output`-sized steps.
+    fn inflate(
+        &mut self,
+        z: &mut Decompress,
+        mut input: &[u8],
+        output: &mut [u8],
+        flush: FlushDecompress,
+    ) {
+        loop {
+            let (in0, out0) = (z.total_in(), z.total_out());
+            let status = z.decompress(input, output, flush);
+            let used = (z.total_in() - in0) as usize;
+            let made = (z.total_out() - out0) as usize;
+            input = &input[used..];
+            if made > 0 {
+                let out = &output[..made];
+                let m = &mut self.msg;
+                m.size += made as u64;
+                self.inflated = self.inflated.saturating_add(made as u32);
+                if m.text {
+                    m.utf8.feed(out);
+                }
+                if !self.no_context_takeover {
+                    // Keep the last window's worth of uncompressed bytes.
+                    self.history.push(out, 1 << self.window_bits);
+                }
+                let past_cap = self.inflated as u64 > MAX_INFLATED_DIRECTION;
+                if self.msg.size > MAX_INFLATED_MESSAGE || past_cap {
+                    self.capped |= past_cap;
+                    self.inflate_limit = true;
+                    self.lose_message();
+                    return;
+                }
+            }
+            match status {
+                Ok(Status::StreamEnd) => {
+                    self.msg.stream_end = true;
+                    return;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    self.inflate_error = true;
+                    self.lose_message();
+                    return;
+                }
+            }
+            if made < output.len() && (input.is_empty() || used == 0 && made == 0) {
+                return;
+            }
+        }
+    }
+
+    /// Payload bytes of a compressed message that spans deliveries, unmasked: inflated
+    /// with the direction's own inflater (made at the message's first bytes).
+    fn compressed_bytes(&mut self, d: &[u8], output: &mut [u8]) {
+        if self.msg.partial || self.msg.stream_end {
+            return;
+        }
+        let mut z = match self.inflater.take() {
+            Some(z) => z,
+            None => {
+                let mut z = Box::new(Decompress::new_with_window_bits(
+                    false,
+                    self.window_bits.max(9),
+                ));
+                if !self.prime(&mut z) {
+                    self.inflate_error = true;
+                    self.lose_message();
+                    return;
+                }
+                z
+            }
+        };
+        self.inflate(&mut z, d, output, FlushDecompress::None);
+        if !self.msg.partial {
+            self.inflater = Some(z);
+        }
+    }
+
+    /// The current compressed message cannot be inflated to its end: its size is a lower
+    /// bound, and with context takeover so are the later ones' in this direction.
+    fn lose_message(&mut self) {
+        self.msg.partial = true;
+        if self.msg.compressed {
+            self.inflater = None;
+            if !self.no_context_takeover {
+                self.window_lost = true;
+                self.history = History::default();
+            }
+        }
+    }
+
+    /// No more messages are expected (a Close frame, or the end of the stream): the
+    /// window is freed; should a compressed message still come, its size is unknown.
+    fn release(&mut self) {
+        if self.msg.active {
+            return;
+        }
+        self.inflater = None;
+        if !self.history.is_empty() {
+            self.history = History::default();
+            self.window_lost = true;
+        }
+    }
+
+    /// The message ended (its last frame did). `wire` is its payload bytes on the wire.
+    fn finish_message(&mut self, wire: u64, output: &mut [u8]) {
+        if !self.msg.active {
+            // Its start was lost (a resync, or mid-stream): its size is not known.
+            self.inexact = true;
+            return;
+        }
+        let m = &self.msg;
+        if m.compressed && !m.partial && !m.stream_end && !m.inflated {
+            // RFC 7692 §7.2.2: append 00 00 ff ff, inflate to the end.
+            match self.inflater.take() {
+                Some(mut z) => self.inflate(&mut z, &TAIL, output, FlushDecompress::Sync),
+                None => {
+                    // An empty compressed message: only the tail.
+                    SCRATCH.with(|s| {
+                        let s = &mut *s.borrow_mut();
+                        s.inflater.reset(false);
+                        if self.prime(&mut s.inflater) {
+                            self.inflate(
+                                &mut s.inflater,
+                                &TAIL,
+                                &mut s.output[..],
+                                FlushDecompress::Sync,
+                            );
+                        }
+                    });
+                }
+            }
+        }
+        self.inflater = None;
+        let m = std::mem::take(&mut self.msg);
+        if m.compressed && m.stream_end && !self.no_context_takeover {
+            // A final block ended the DEFLATE stream: a new one starts with an empty
+            // window, which the sender's does not: later sizes are not known.
+            self.window_lost = true;
+            self.history = History::default();
+        }
+        // An uncompressed message's size is its wire size, known from its headers even
+        // when bytes of it are missing; a compressed one's is what was inflated.
+        let size = if m.compressed { m.size } else { wire };
+        if m.partial {
+            // Not fully inflated: a lower bound. (Uncompressed: only the text check is
+            // skipped.)
+            self.inexact |= m.compressed;
+        } else if m.text && !m.utf8.finish() {
+            self.invalid_utf8 = true;
+        }
+        self.total += size;
+        self.largest = self.largest.max(size);
+    }
+
+    /// Missing bytes: what they did to the message being received.
+    fn gap(&mut self, effect: GapEffect) {
+        match effect {
+            GapEffect::InsidePayload | GapEffect::InsideClosePayload => {
+                if self.msg.active {
+                    self.lose_message();
+                }
+            }
+            GapEffect::FramingLost => {
+                if self.msg.active {
+                    self.lose_message();
+                    self.msg.active = false;
+                }
+                // Any compressed message may have been in the gap.
+                self.inflater = None;
+                if !self.no_context_takeover {
+                    self.window_lost = true;
+                    self.history = History::default();
+                }
+                self.inexact = true;
+            }
+            GapEffect::NotFramed => {}
+        }
+    }
+}
+
+/// What the payload consumer adds to one side of the record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PayloadTotals {
+    /// Application bytes of complete data messages (`None` without permessage-deflate).
+    pub bytes_inflated: Option<u64>,
+    /// The largest complete data message in application bytes (`None`: not knowable).
+    pub largest_message: Option<u64>,
+    pub anomalies: Anomalies,
+    /// A size is a lower bound.
+    pub inexact: bool,
+}
+
+/// The payload consumer of one session: inflation (when permessage-deflate was
+/// negotiated) and the UTF-8 check of text messages.
+#[derive(Debug)]
+pub struct Payloads {
+    deflate: bool,
+    dirs: [Direction; 2],
+}
+
+impl Payloads {
+    /// For a session with `deflate` parameters (`None`: the extension was not negotiated,
+    /// or the handshake was not seen).
+    pub fn new(deflate: Option<Deflate>) -> Self {
+        let d = deflate.unwrap_or_default();
+        Payloads {
+            deflate: deflate.is_some(),
+            dirs: [
+                Direction::new(d.client_max_window_bits, d.client_no_context_takeover),
+                Direction::new(d.server_max_window_bits, d.server_no_context_takeover),
+            ],
+        }
+    }
+
+    fn dir(&mut self, side: Side) -> &mut Direction {
+        &mut self.dirs[side as usize]
+    }
+
+    /// What this consumer says of `side`.
+    pub fn totals(&self, side: Side) -> PayloadTotals {
+        let d = &self.dirs[side as usize];
+        PayloadTotals {
+            bytes_inflated: self.deflate.then_some(d.total),
+            largest_message: (!d.unknown_compression).then_some(d.largest),
+            anomalies: d.anomalies(),
+            inexact: d.inexact,
+        }
+    }
+
+    /// `side`'s stream ended (FIN or RST): its inflater is freed.
+    pub fn release(&mut self, side: Side) {
+        self.dir(side).release();
+    }
+
+    /// The memory budget is spent (`flow::memory`): each direction lets go of its window
+    /// and of the inflater of a message in flight, as when the window is lost in a gap
+    /// (that message's size, and with context takeover the later compressed messages'
+    /// sizes, become lower bounds).
+    pub fn release_windows(&mut self) {
+        for d in &mut self.dirs {
+            if d.inflater.is_some() || d.history.capacity() > 0 {
+                if d.msg.active && d.msg.compressed {
+                    d.lose_message();
+                }
+                d.inflater = None;
+                if d.history.capacity() > 0 {
+                    d.history = History::default();
+                    d.window_lost = true;
+                }
+            }
+        }
+    }
+
+    /// Bytes held now (for memory accounting): each direction's window, and zlib's state
+    /// while a message spans deliveries (about 20 KiB plus the window).
+    pub fn inflater_bytes(&self) -> usize {
+        self.dirs
+            .iter()
+            .map(|d| {
+                d.history.capacity()
+                    + d.inflater
+                        .as_ref()
+                        .map_or(0, |_| (1usize << d.window_bits.max(9)) + 20 * 1024)
+            })
+            .sum()
+    }
+}
+
+impl FrameConsumer for Payloads {
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        self.inflater_bytes()
+    }
+
+    fn release_memory(&mut self, _at: At) {
+        self.release_windows();
+    }
+
+    #[inline]
+    fn event(&mut self, side: Side, _at: At, ev: StreamEvent<'_>) {
+        let deflate = self.deflate;
+        let d = self.dir(side);
+        match ev {
+            StreamEvent::Frame(f) => {
+                if !d.frame_open {
+                    d.start_frame(&f.header, deflate);
+                }
+                d.frame_open = false;
+            }
+            StreamEvent::Message { bytes, .. } => {
+                SCRATCH.with(|s| d.finish_message(bytes, &mut s.borrow_mut().output));
+            }
+            StreamEvent::Gap { effect, .. } => d.gap(effect),
+            // §5.5.1: no data message follows this side's Close frame; its window is not
+            // needed any more (a session's record waits for the connection to be retired).
+            StreamEvent::Close(_) => d.release(),
+            StreamEvent::Anomaly(_) => {}
+        }
+    }
+
+    #[inline]
+    fn payload(&mut self, side: Side, header: &FrameHeader, offset: u64, bytes: &[u8]) {
+        if opcode::is_control(header.opcode) {
+            return;
+        }
+        let deflate = self.deflate;
+        let d = self.dir(side);
+        if !d.frame_open {
+            d.frame_open = true;
+            d.start_frame(header, deflate);
+            if offset > 0 {
+                // The frame's start fell into a gap.
+                d.lose_message();
+            }
+        }
+        let m = &d.msg;
+        if !m.active || m.partial || m.stream_end || !(m.compressed || m.text) {
+            return;
+        }
+        // A whole single-frame message in this delivery: inflated here and now with the
+        // per-thread inflater.
+        let whole = m.compressed
+            && offset == 0
+            && header.fin
+            && bytes.len() as u64 == header.payload_len
+            && header.opcode != opcode::CONTINUATION;
+        SCRATCH.with(|s| {
+            let s = &mut *s.borrow_mut();
+            let Scratch {
+                input,
+                output,
+                inflater,
+            } = s;
+            if whole {
+                inflater.reset(false);
+                if !d.prime(inflater) {
+                    d.inflate_error = true;
+                    d.lose_message();
+                    return;
+                }
+            }
+            let mut feed = |d: &mut Direction, chunk: &[u8]| {
+                if !d.msg.compressed {
+                    d.msg.utf8.feed(chunk);
+                } else if whole {
+                    if !d.msg.partial && !d.msg.stream_end {
+                        d.inflate(inflater, chunk, output, FlushDecompress::None);
+                    }
+                } else {
+                    d.compressed_bytes(chunk, output);
+                }
+            };
+            match header.masking_key {
+                None => feed(d, bytes),
+                Some(key) => {
+                    let mut pos = offset;
+                    for chunk in bytes.chunks(input.len()) {
+                        let buf = &mut input[..chunk.len()];
+                        unmask_into(chunk, key, pos, buf);
+                        feed(d, buf);
+                        pos += chunk.len() as u64;
+                    }
+                }
+            }
+            if whole {
+                if !d.msg.partial && !d.msg.stream_end {
+                    d.inflate(inflater, &TAIL, output, FlushDecompress::Sync);
+                }
+                d.msg.inflated = true;
+            }
+        });
+    }
+
+    #[inline]
+    fn wants_payload(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::close::unmask;
+    use crate::ws::stream::FrameStream;
+    use flate2::{Compress, Compression, FlushCompress};
+
+    /// A sender's compressor (raw DEFLATE, `bits` window): each message ends with a sync
+    /// flush whose `00 00 ff ff` is removed (RFC 7692 §7.2.1).
+    struct Sender(Compress);
+
+    impl Sender {
+        fn new(bits: u8) -> Self {
+            Sender(Compress::new_with_window_bits(
+                Compression::default(),
+                false,
+                bits,
+            ))
+        }
+        fn message(&mut self, m: &[u8]) -> Vec<u8> {
+            let mut out = vec![0; m.len() + 1024];
+            let before = self.0.total_out();
+            self.0.compress(m, &mut out, FlushCompress::Sync).unwrap();
+            out.truncate((self.0.total_out() - before) as usize);
+            assert!(out.ends_with(&TAIL));
+            out.truncate(out.len() - 4);
+            out
+        }
+    }
+
+    /// A frame on the wire: `rsv1` for a compressed message's first frame.
+    fn frame(fin: bool, rsv1: bool, op: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
+        let mut v = vec![(fin as u8) << 7 | (rsv1 as u8) << 6 | op];
+        let m = if key.is_some() { 0x80 } else { 0 };
+        match payload.len() {
+            n if n < 126 => v.push(m | n as u8),
+            n if n <= 0xffff => {
+                v.push(m | 126);
+                v.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                v.push(m | 127);
+                v.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        let mut p = payload.to_vec();
+        if let Some(k) = key {
+            v.extend_from_slice(&k);
+            unmask(&mut p, k, 0);
+        }
+        v.extend_from_slice(&p);
+        v
+    }
+
+    fn at() -> At {
+        At::default()
+    }
+
+    /// Feeds `wire` as one direction (`side`) of a session with `deflate`, in segments of
+    /// `seg` bytes, with a gap over `gap` (a byte range) if given.
+    fn run(
+        deflate: Deflate,
+        side: Side,
+        wire: &[u8],
+        seg: usize,
+        gap: Option<std::ops::Range<usize>>,
+    ) -> PayloadTotals {
+        let mut fs = FrameStream::new(side);
+        fs.allow_rsv1();
+        let mut p = Payloads::new(Some(deflate));
+        let mut pos = 0;
+        while pos < wire.len() {
+            if let Some(g) = gap.clone().filter(|g| g.start == pos) {
+                fs.gap(g.len() as u64, at(), &mut p);
+                pos = g.end;
+                continue;
+            }
+            let mut end = (pos + seg).min(wire.len());
+            if let Some(g) = gap.clone().filter(|g| g.start > pos) {
+                end = end.min(g.start);
+            }
+            fs.data(&wire[pos..end], at(), &mut p);
+            pos = end;
+        }
+        p.totals(side)
+    }
+
+    fn json(i: usize, n: usize) -> Vec<u8> {
+        let mut s = format!("{{\"seq\":{i},\"text\":\"");
+        while s.len() < n - 2 {
+            s.push_str("lorem ipsum é ");
+        }
+        s.truncate(n - 2);
+        while !s.is_char_boundary(s.len()) {
+            s.pop();
+        }
+        s.push_str("\"}");
+        s.into_bytes()
+    }
+
+    #[test]
+    fn inflates_with_and_without_context_takeover_in_any_segmentation() {
+        let msgs: Vec<Vec<u8>> = (0..6).map(|i| json(i, 200 + 1500 * i)).collect();
+        let total: u64 = msgs.iter().map(|m| m.len() as u64).sum();
+        let largest = msgs.iter().map(|m| m.len() as u64).max();
+        for takeover in [true, false] {
+            for (side, key) in [(Side::Client, Some([7, 1, 8, 2])), (Side::Server, None)] {
+                let mut tx = Sender::new(10);
+                let mut wire = Vec::new();
+                for (i, m) in msgs.iter().enumerate() {
+                    if !takeover {
+                        tx = Sender::new(10);
+                    }
+                    let c = tx.message(m);
+                    if i == 2 {
+                        // A fragmented compressed message: RSV1 on the first frame only.
+                        let (a, b) = c.split_at(c.len() / 2);
+                        wire.extend(frame(false, true, opcode::TEXT, a, key));
+                        wire.extend(frame(true, false, opcode::PING, b"p", key));
+                        wire.extend(frame(true, false, opcode::CONTINUATION, b, key));
+                    } else if i == 4 {
+                        // Sent uncompressed inside the deflate session (Node `ws`).
+                        wire.extend(frame(true, false, opcode::TEXT, m, key));
+                    } else {
+                        wire.extend(frame(true, true, opcode::TEXT, &c, key));
+                    }
+                }
+                let d = Deflate {
+                    server_no_context_takeover: !takeover,
+                    client_no_context_takeover: !takeover,
+                    server_max_window_bits: 10,
+                    client_max_window_bits: 10,
+                };
+                for seg in [1, 7, 100, 1448, wire.len()] {
+                    let t = run(d, side, &wire, seg, None);
+                    let what = format!("takeover {takeover} {side:?} seg {seg}");
+                    assert_eq!(t.bytes_inflated, Some(total), "{what}");
+                    assert_eq!(t.largest_message, largest, "{what}");
+                    assert!(t.anomalies.is_empty() && !t.inexact, "{what}: {t:?}");
+                }
+            }
+        }
+    }
+
+    /// The memory budget (`flow::memory`): with context takeover the window is charged;
+    /// given up, it is gone, and the sizes of later compressed messages become lower
+    /// bounds, as after a gap. Without context takeover nothing stays held.
+    #[test]
+    fn the_window_is_charged_and_given_up_under_the_memory_budget() {
+        let msgs: Vec<Vec<u8>> = (0..3).map(|i| json(i, 3000)).collect();
+        for takeover in [true, false] {
+            let mut tx = Sender::new(12);
+            let d = Deflate {
+                server_no_context_takeover: !takeover,
+                server_max_window_bits: 12,
+                ..Deflate::default()
+            };
+            let mut fs = FrameStream::new(Side::Server);
+            fs.allow_rsv1();
+            let mut p = Payloads::new(Some(d));
+            assert_eq!(p.memory_charge(), 0);
+            for (i, m) in msgs.iter().enumerate() {
+                if !takeover {
+                    tx = Sender::new(12);
+                }
+                fs.data(
+                    &frame(true, true, opcode::TEXT, &tx.message(m), None),
+                    at(),
+                    &mut p,
+                );
+                if i == 0 {
+                    assert_eq!(p.memory_charge() > 0, takeover, "takeover {takeover}");
+                    p.release_memory(at());
+                    assert_eq!(p.memory_charge(), 0);
+                }
+            }
+            let t = p.totals(Side::Server);
+            let all: u64 = msgs.iter().map(|m| m.len() as u64).sum();
+            // Without takeover the next messages need no window: all inflated, exactly.
+            assert_eq!(t.inexact, takeover, "takeover {takeover}: {t:?}");
+            assert_eq!(t.bytes_inflated == Some(all), !takeover, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn a_gap_in_a_compressed_message_makes_sizes_lower_bounds() {
+        let mut tx = Sender::new(15);
+        let msgs: Vec<Vec<u8>> = (0..3).map(|i| json(i, 5000)).collect();
+        let mut wire = Vec::new();
+        let mut starts = Vec::new();
+        for m in &msgs {
+            starts.push(wire.len());
+            wire.extend(frame(true, true, opcode::TEXT, &tx.message(m), None));
+        }
+        // A gap inside the second message's payload: counts stay exact, its size and
+        // (context takeover) the third's are not known.
+        let g = starts[1] + 10..starts[1] + 20;
+        let t = run(Deflate::default(), Side::Server, &wire, 1448, Some(g));
+        assert!(t.inexact);
+        assert!(t.bytes_inflated.unwrap() < 15000);
+        assert!(t.bytes_inflated.unwrap() >= 5000);
+    }
+
+    #[test]
+    fn corrupt_data_and_bad_text_are_named() {
+        let mut wire = frame(true, true, opcode::BINARY, &[0xff; 40], None);
+        // Invalid UTF-8 in an uncompressed text message, split over segments.
+        wire.extend(frame(true, false, opcode::TEXT, b"ok \xc3\x28 no", None));
+        let t = run(Deflate::default(), Side::Server, &wire, 5, None);
+        assert!(t.anomalies.contains(Anomaly::InflateError), "{t:?}");
+        assert!(t.anomalies.contains(Anomaly::InvalidUtf8Text), "{t:?}");
+        assert!(t.inexact);
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_message_cap() {
+        let zeros = vec![0u8; (MAX_INFLATED_MESSAGE + (1 << 20)) as usize];
+        let mut tx = Sender::new(15);
+        let bomb = tx.message(&zeros);
+        assert!(bomb.len() < 200_000);
+        let mut wire = frame(true, true, opcode::BINARY, &bomb, None);
+        wire.extend(frame(true, false, opcode::BINARY, b"after", None));
+        let t = run(Deflate::default(), Side::Server, &wire, 1 << 16, None);
+        assert!(t.anomalies.contains(Anomaly::InflateLimit), "{t:?}");
+        assert!(t.inexact);
+        let n = t.bytes_inflated.unwrap();
+        assert!(
+            n > MAX_INFLATED_MESSAGE && n < MAX_INFLATED_MESSAGE + (1 << 20),
+            "{n}"
+        );
+    }
+
+    #[test]
+    fn unmask_into_matches_the_byte_rule_at_every_offset() {
+        let key = [0x12, 0x34, 0x56, 0x78];
+        let data: Vec<u8> = (0..40u8).collect();
+        for pos in 0..8u64 {
+            for len in [0usize, 1, 3, 7, 8, 9, 17, 40] {
+                let mut want = data[..len].to_vec();
+                unmask(&mut want, key, pos as usize);
+                let mut got = vec![0; len];
+                unmask_into(&data[..len], key, pos, &mut got);
+                assert_eq!(got, want, "pos {pos} len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn utf8_split_anywhere() {
+        let s = "aé€😀z".as_bytes();
+        for cut in 0..=s.len() {
+            for cut2 in cut..=s.len() {
+                let mut u = Utf8::default();
+                u.feed(&s[..cut]);
+                u.feed(&s[cut..cut2]);
+                u.feed(&s[cut2..]);
+                assert!(u.finish(), "{cut} {cut2}");
+            }
+        }
+        let mut u = Utf8::default();
+        u.feed(b"ok\xe2\x82");
+        assert!(!u.finish(), "cut at the end");
+        let mut u = Utf8::default();
+        u.feed(b"\xe2");
+        u.feed(b"\x28\xa1");
+        assert!(!u.finish(), "bad continuation across pieces");
+    }
+}
