@@ -263,7 +263,13 @@ fn bench_frame_stream(c: &mut Criterion) {
     ] {
         let (fs, frames) = run_stream(&input);
         assert_eq!(
-            (frames, fs.messages, fs.bytes, fs.pings, fs.inexact),
+            (
+                frames,
+                fs.stats.messages,
+                fs.stats.bytes,
+                fs.stats.pings,
+                fs.inexact
+            ),
             (
                 input.frames,
                 input.messages,

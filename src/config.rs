@@ -122,6 +122,20 @@ pub const FLOW_CACHE: usize = 1 << 13;
 /// hold one.
 pub const BATCHES_IN_FLIGHT: usize = 4;
 
+/// Ping round trips kept per direction for the median; past it, every other kept sample is
+/// dropped and only every second later one is kept (a regular subsample, deterministic).
+pub const MAX_RTT_SAMPLES: usize = 64;
+
+/// Pings waiting for their pong that are remembered per direction (older ones are counted
+/// as unanswered but their times are not kept).
+pub const MAX_PENDING_PINGS: usize = 16;
+
+/// Header fields of each handshake head kept for the JSON report.
+pub const MAX_KEPT_HEADERS: usize = 32;
+
+/// Bytes of each kept header value (longer values are cut, with `…`).
+pub const MAX_KEPT_HEADER_VALUE: usize = 256;
+
 /// Inflated bytes of one compressed message past which inflation of that message stops
 /// (RFC 7692: a decompression bomb). The message still counts; its size, and with
 /// context takeover the sizes of its direction's later compressed messages, become lower

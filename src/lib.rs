@@ -37,6 +37,7 @@ pub mod record;
 pub mod reorder;
 pub mod report;
 pub mod stats;
+pub mod summary;
 pub mod time;
 pub mod tls;
 pub mod verdict;

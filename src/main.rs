@@ -4,10 +4,8 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    match cli::Cli::try_parse() {
+    match cli::parse(std::env::args_os().collect()) {
         Ok(args) => cli::main(args),
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };

@@ -71,6 +71,24 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
+/// Reads back what `Display` writes: `a.b.c.d:port` or `[v6]:port`.
+impl std::str::FromStr for Endpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("not an ip:port endpoint: {s:?}");
+        let (addr, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        if let Some(v6) = addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')) {
+            let a: std::net::Ipv6Addr = v6.parse().map_err(|_| bad())?;
+            Ok(Endpoint::v6(a.octets(), port))
+        } else {
+            let a: std::net::Ipv4Addr = addr.parse().map_err(|_| bad())?;
+            Ok(Endpoint::v4(a.octets(), port))
+        }
+    }
+}
+
 /// A TCP connection's key, the same for both directions: the lower endpoint first.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct FlowKey {

@@ -21,8 +21,8 @@
 //! input, connections are retired oldest first and each record is written at once.
 
 use std::io;
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 
 use rayon::prelude::*;
 
@@ -57,6 +57,10 @@ pub struct Options {
     /// (read, frame, decode) and N - 1 threads of shards. The report is the same for all N.
     pub threads: usize,
     pub limits: Limits,
+    /// Bytes of input read so far, updated after every batch (for a progress display).
+    pub progress: Option<Arc<AtomicU64>>,
+    /// Keep every session's timeline of frames and TCP events there (`frames`).
+    pub timeline: Option<Arc<crate::ws::timeline::TimelineSpill>>,
     /// Inflate permessage-deflate messages and check text messages for UTF-8 (RFC 7692,
     /// RFC 6455 §8.1); `--no-inflate` turns it off.
     pub inflate: bool,
@@ -78,6 +82,8 @@ impl Default for Options {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             limits: Limits::default(),
             order: Order::default(),
+            progress: None,
+            timeline: None,
             inflate: true,
             midstream: true,
             keylog: Arc::new(KeyLog::new()),
@@ -219,8 +225,15 @@ fn decode_into(
 
 use crate::config::BATCHES_IN_FLIGHT;
 
-/// Reads the next batch of `capture` into `d`, decoding as it goes.
-fn read_batch(capture: &mut Capture, d: &mut Decoded, n_shards: usize) -> Fill {
+/// Reads the next batch of `capture` into `d`, decoding as it goes. Until `seen_first`, the
+/// first packet's time is looked for (then noted in this batch's stats).
+fn read_batch(
+    capture: &mut Capture,
+    d: &mut Decoded,
+    n_shards: usize,
+    progress: &Option<Arc<AtomicU64>>,
+    seen_first: &mut bool,
+) -> Fill {
     d.clear(n_shards);
     let Decoded {
         batch,
@@ -228,9 +241,27 @@ fn read_batch(capture: &mut Capture, d: &mut Decoded, n_shards: usize) -> Fill {
         stats,
         max_ts,
     } = d;
-    capture.fill_with(batch, |pkt, data| {
-        decode_into(buckets, stats, max_ts, pkt, data)
-    })
+    let fill = if *seen_first {
+        capture.fill_with(batch, |pkt, data| {
+            decode_into(buckets, stats, max_ts, pkt, data)
+        })
+    } else {
+        let mut first = None;
+        let fill = capture.fill_with(batch, |pkt, data| {
+            first = first.or(Some(pkt.ts_ns));
+            decode_into(buckets, stats, max_ts, pkt, data)
+        });
+        if first.is_some() {
+            stats.first_ts_ns = first;
+            *seen_first = true;
+        }
+        fill
+    };
+    stats.last_ts_ns = stats.last_ts_ns.max(*max_ts);
+    if let Some(p) = progress {
+        p.store(capture.bytes_read(), Ordering::Relaxed);
+    }
+    fill
 }
 
 /// Runs every shard over a decoded batch: each shard takes its own segments, in order.
@@ -303,7 +334,14 @@ impl Engine {
             ..ConnLimits::new(limits)
         };
         let mut shards: Vec<Shard> = (0..n_shards)
-            .map(|_| Shard::new(conn, limits.closed_linger_ns, limits.recognise_ns))
+            .map(|_| {
+                Shard::new(
+                    conn,
+                    limits.closed_linger_ns,
+                    limits.recognise_ns,
+                    opts.timeline.clone(),
+                )
+            })
             .collect();
         let tls = TlsCtx {
             keys: Arc::new(TlsKeys::new(vec![Arc::clone(&opts.keylog)])),
@@ -596,10 +634,12 @@ pub fn analyze_into(
         .then(|| capture.input_paths().map(Arc::from).collect());
     let mut engine = Engine::new(n_shards, opts, paths);
     let files = capture.n_inputs() as u64;
+    let progress = opts.progress.clone();
     if threads == 1 {
         let mut d = Decoded::default();
+        let mut seen_first = false;
         loop {
-            let fill = read_batch(&mut capture, &mut d, n_shards);
+            let fill = read_batch(&mut capture, &mut d, n_shards, &progress, &mut seen_first);
             engine.shards_over(&d, false);
             engine.boundary(out)?;
             engine.take_stats(&mut d);
@@ -628,6 +668,7 @@ pub fn analyze_into(
                 .spawn_scoped(scope, move || {
                     // A fixed set of batch buffers: the queue of 2 and one in each thread.
                     let mut made = 0;
+                    let mut seen_first = false;
                     loop {
                         let mut d = match back_rx.try_recv() {
                             Ok(d) => d,
@@ -640,7 +681,8 @@ pub fn analyze_into(
                                 Err(_) => break,
                             },
                         };
-                        let fill = read_batch(&mut capture, &mut d, n_shards);
+                        let fill =
+                            read_batch(&mut capture, &mut d, n_shards, &progress, &mut seen_first);
                         if tx.send(d).is_err() {
                             break;
                         }

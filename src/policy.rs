@@ -324,6 +324,7 @@ mod tests {
         match allowed {
             Some(a) => RowOptions {
                 allowed_codes: a.to_vec(),
+                ..RowOptions::default()
             },
             None => RowOptions::default(),
         }

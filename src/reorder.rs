@@ -17,7 +17,9 @@ use crate::record::SessionRecord;
 
 /// A record ordered by its connection's first packet, then by the Upgrade's place on
 /// the connection (unique per record).
-struct ByFirstPacket(SessionRecord);
+/// Boxed: the heap then holds pointers, and its growth by doubling costs 8 bytes a slot,
+/// not a record.
+struct ByFirstPacket(Box<SessionRecord>);
 
 impl PartialEq for ByFirstPacket {
     fn eq(&self, o: &Self) -> bool {
@@ -68,7 +70,7 @@ impl Reorder {
 
     pub fn push(&mut self, r: SessionRecord) -> io::Result<()> {
         self.held_bytes += approx_size(&r);
-        self.heap.push(Reverse(ByFirstPacket(r)));
+        self.heap.push(Reverse(ByFirstPacket(Box::new(r))));
         if self.held_bytes > self.max_held_bytes {
             self.spill()?;
         }
@@ -146,7 +148,7 @@ impl Reorder {
                     Some(m) if m.0 < watermark => {
                         let Reverse(ByFirstPacket(r)) = self.heap.pop().unwrap();
                         self.held_bytes = self.held_bytes.saturating_sub(approx_size(&r));
-                        out(r)?;
+                        out(*r)?;
                     }
                     _ => return Ok(()),
                 }
@@ -159,11 +161,15 @@ fn approx_size(r: &SessionRecord) -> usize {
     let strings = r.texts();
     std::mem::size_of::<SessionRecord>()
         + 16
+        + 8
         + strings.iter().map(|s| s.capacity()).sum::<usize>()
         + [&r.client_side, &r.server_side]
             .iter()
             .map(|s| s.close.as_ref().map_or(0, |c| c.reason.capacity() + 40))
             .sum::<usize>()
+        + r.anomaly_marks.iter().count() * 24
+        + r.handshake_headers.request.capacity()
+        + r.handshake_headers.response.capacity()
 }
 
 #[cfg(test)]

@@ -171,6 +171,9 @@ pub struct Stats {
     /// of capture time or 64 KiB per direction) whose later payload was not followed.
     pub unrecognised: u64,
     pub tls: TlsStats,
+    /// Time of the first packet in capture order, and the latest packet time (ns).
+    pub first_ts_ns: Option<i64>,
+    pub last_ts_ns: Option<i64>,
 }
 
 impl Stats {
@@ -227,6 +230,125 @@ impl Stats {
         self.memory_budget_bytes += o.memory_budget_bytes;
         self.unrecognised += o.unrecognised;
         self.tls.merge(&o.tls);
+        // The first packet is the first batch's (batches are added in capture order).
+        self.first_ts_ns = self.first_ts_ns.or(o.first_ts_ns);
+        self.last_ts_ns = self.last_ts_ns.max(o.last_ts_ns);
+    }
+}
+
+impl Stats {
+    /// Every counter by name, in a fixed order (the JSON report's `"kind": "capture"` line
+    /// writes them; `summary --records` reads them back). Destructured without `..`: a
+    /// counter added to `Stats` and forgotten here fails to compile.
+    pub fn counters(&self) -> [(&'static str, u64); 33] {
+        let Stats {
+            packets,
+            bytes,
+            files,
+            filtered,
+            tcp_packets,
+            non_ip,
+            non_tcp,
+            ip_fragments,
+            unknown_linktype,
+            unknown_linktypes: _,
+            malformed,
+            cut_headers,
+            cut_payload,
+            tcp_connections,
+            sessions,
+            not_websocket,
+            no_payload,
+            filtered_connections,
+            gaps,
+            gap_bytes,
+            evicted,
+            ref tls,
+            // Said on stderr and on the sessions (`memory_budget`); not (yet) keys of the
+            // capture line, which stays as it was.
+            memory_budget: _,
+            memory_budget_bytes: _,
+            unrecognised: _,
+            first_ts_ns: _,
+            last_ts_ns: _,
+        } = *self;
+        [
+            ("packets", packets),
+            ("bytes", bytes),
+            ("files", files),
+            ("filtered", filtered),
+            ("tcp_packets", tcp_packets),
+            ("non_ip", non_ip),
+            ("non_tcp", non_tcp),
+            ("ip_fragments", ip_fragments),
+            ("unknown_linktype", unknown_linktype),
+            ("malformed", malformed),
+            ("cut_headers", cut_headers),
+            ("cut_payload", cut_payload),
+            ("tcp_connections", tcp_connections),
+            ("sessions", sessions),
+            ("not_websocket", not_websocket),
+            ("no_payload", no_payload),
+            ("filtered_connections", filtered_connections),
+            ("gaps", gaps),
+            ("gap_bytes", gap_bytes),
+            ("evicted", evicted),
+            ("tls_connections", tls.connections),
+            ("tls_decrypted", tls.decrypted),
+            ("tls_no_key", tls.no_key),
+            ("tls_decrypt_failed", tls.decrypt_failed),
+            ("tls_unsupported_cipher", tls.unsupported_cipher),
+            ("tls_handshake_missing", tls.handshake_missing),
+            ("tls_handshake_incomplete", tls.handshake_incomplete),
+            ("tls_with_gaps", tls.with_gaps),
+            ("tls_h2", tls.h2),
+            ("tls_rows", tls.rows),
+            ("tls_secrets_blocks", tls.secrets_blocks),
+            ("tls_secrets_block_secrets", tls.secrets_block_secrets),
+            ("tls_late_secrets_blocks", tls.late_secrets_blocks),
+        ]
+    }
+
+    /// Sets the counter named `name` (as [`Stats::counters`] names it); false if unknown.
+    pub fn set_counter(&mut self, name: &str, v: u64) -> bool {
+        let slot = match name {
+            "packets" => &mut self.packets,
+            "bytes" => &mut self.bytes,
+            "files" => &mut self.files,
+            "filtered" => &mut self.filtered,
+            "tcp_packets" => &mut self.tcp_packets,
+            "non_ip" => &mut self.non_ip,
+            "non_tcp" => &mut self.non_tcp,
+            "ip_fragments" => &mut self.ip_fragments,
+            "unknown_linktype" => &mut self.unknown_linktype,
+            "malformed" => &mut self.malformed,
+            "cut_headers" => &mut self.cut_headers,
+            "cut_payload" => &mut self.cut_payload,
+            "tcp_connections" => &mut self.tcp_connections,
+            "sessions" => &mut self.sessions,
+            "not_websocket" => &mut self.not_websocket,
+            "no_payload" => &mut self.no_payload,
+            "filtered_connections" => &mut self.filtered_connections,
+            "gaps" => &mut self.gaps,
+            "gap_bytes" => &mut self.gap_bytes,
+            "evicted" => &mut self.evicted,
+            "tls_connections" => &mut self.tls.connections,
+            "tls_decrypted" => &mut self.tls.decrypted,
+            "tls_no_key" => &mut self.tls.no_key,
+            "tls_decrypt_failed" => &mut self.tls.decrypt_failed,
+            "tls_unsupported_cipher" => &mut self.tls.unsupported_cipher,
+            "tls_handshake_missing" => &mut self.tls.handshake_missing,
+            "tls_handshake_incomplete" => &mut self.tls.handshake_incomplete,
+            "tls_with_gaps" => &mut self.tls.with_gaps,
+            "tls_h2" => &mut self.tls.h2,
+            "tls_rows" => &mut self.tls.rows,
+            "tls_secrets_blocks" => &mut self.tls.secrets_blocks,
+            "tls_secrets_block_secrets" => &mut self.tls.secrets_block_secrets,
+            "tls_late_secrets_blocks" => &mut self.tls.late_secrets_blocks,
+            _ => return false,
+        };
+        *slot = v;
+        true
     }
 
     /// The closing line, for a run in which `input_errors` inputs could not be read to

@@ -90,6 +90,20 @@ impl Outcome {
         }
     }
 
+    /// What the token means, for README and `sessions --help`.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Outcome::Clean => "both sides sent a Close frame (the closing handshake, RFC 6455 §7.1.4), whatever TCP did after",
+            Outcome::Reset => "a RST before the closing handshake completed",
+            Outcome::UnansweredClose => "one side sent a Close frame, the other never answered, and TCP ended with FIN",
+            Outcome::NoCloseFrame => "TCP ended with FIN and no Close frame at all",
+            Outcome::OpenAtEnd => "neither FIN nor RST before the capture ended",
+            Outcome::Rejected => "the Upgrade was answered with another status than 101, or never answered before TCP ended",
+            Outcome::UnknownHandshake => "the answer to the Upgrade is missing from the capture and nothing after it tells whether it upgraded",
+            Outcome::Undecrypted => "TLS that could not be decrypted",
+        }
+    }
+
     pub fn from_token(s: &str) -> Option<Outcome> {
         Outcome::ALL.into_iter().find(|o| o.as_str() == s)
     }

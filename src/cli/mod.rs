@@ -1,42 +1,36 @@
 //! Command-line interface: the subcommands, the options they share, and one function that
 //! runs a report writer over the captures (`run.rs`), so that a new subcommand is a writer
 //! and a few lines here. The exit status is chosen in one place (`status.rs`); where the
-//! report goes is `output.rs`; SIGINT/SIGTERM are `signals.rs`.
+//! report goes is `output.rs`; SIGINT/SIGTERM are `signals.rs`; the long help texts are
+//! written from the tables they explain (`help.rs`).
 
+#[macro_use]
+mod help;
 mod check;
 mod output;
+mod progress;
 mod run;
 mod signals;
 mod status;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use run::{run_report, usage_error};
+use run::{run_records, run_report, run_report_with, usage_error};
 use status::Status;
 use wsclose::flow::tls::TlsOptions;
-use wsclose::policy::{Gate, Gated, Policy};
+use wsclose::policy::{FindingRef, Gate, Gated, Policy, Severity as PolicySeverity};
+use wsclose::report::columns::Redact;
 use wsclose::report::csv::CsvWriter;
+use wsclose::report::html::{ring_spill, HtmlWriter};
+use wsclose::report::jsonl::JsonlWriter;
+use wsclose::report::summary::{SummaryFormat, SummaryWriter};
 use wsclose::report::tls::TlsCsvWriter;
 use wsclose::report::RowOptions;
-
-/// The exit status of every subcommand (README says the same).
-macro_rules! exit_status_help {
-    () => {
-        "\
-EXIT STATUS:
-    0    ok
-    1    a check or a --fail-on policy failed (the report is still written in full)
-    2    usage error, an input that could not be read to its end (the sessions seen
-         before the error are still written), or a failed output write
-    130  stopped by SIGINT; 143 stopped by SIGTERM
-    When several apply, the first of 130/143, 2, 1, 0 wins. A reader that closes the
-    pipe (as `| head` does) is not a failure: wsclose stops quietly, and the status is
-    what was decided before (a check's result, policies already matched)."
-    };
-}
+use wsclose::summary::findings::Severity;
 
 const SESSIONS_HELP: &str = concat!(
     "\
@@ -46,6 +40,7 @@ EXAMPLES:
     tcpdump -i eth0 -w - 'tcp port 8080' | wsclose sessions -
     wsclose sessions --threads 1 big.pcapng > sessions.csv
     wsclose sessions --fail-on abnormal --fail-on error_code ci.pcap -o sessions.csv
+    wsclose sessions --format jsonl capture.pcap > sessions.jsonl   # summary --records reads it
 
 TCP END:
     tcp_end is rst when any RST was seen, else fin when any FIN was seen, else open;
@@ -62,6 +57,7 @@ POLICIES (--fail-on, several allowed; `-` may replace `_`):
     anomaly[=TOKEN]  a session with any anomaly, or with this token (e.g. anomaly=gap)
     empty            no WebSocket session at all
     finding[=CAUSE]  (summary only) a finding with this cause; bare: any warning or error
+                     (causes and severities: wsclose summary --help)
     The whole report is written, then stderr names the sessions each policy matched,
     and the exit status is 1.
 
@@ -104,7 +100,13 @@ OUTPUT:
 );
 
 #[derive(Parser, Debug)]
-#[command(name = "wsclose", version, about = "Why did my WebSocket connections close? Reports every WebSocket session in packet captures.", after_help = concat!("Run `wsclose help SUBCOMMAND` for its examples.\n\n", exit_status_help!()))]
+#[command(
+    name = "wsclose",
+    version,
+    about = "Why did my WebSocket connections close? Reads packet captures and reports every \
+             WebSocket session, what ended it, and the patterns behind the endings.",
+    after_help = help::TOP
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -112,10 +114,18 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// One CSV row per WebSocket session: messages, close codes and reasons, who closed
-    /// first, how TCP ended, and whether the counts are exact.
+    /// What went wrong and why: findings (causes with evidence and advice), close codes,
+    /// who ended the sessions, distributions, reconnects. The default subcommand.
+    #[command(after_help = help::SUMMARY_SHORT)]
+    Summary(SummaryArgs),
+    /// One row per WebSocket session (CSV or JSON Lines): messages, close codes and
+    /// reasons, who closed first, how TCP ended, and whether the counts are exact.
     #[command(after_help = SESSIONS_HELP)]
     Sessions(SessionsArgs),
+    /// A timeline of each session: one line per frame and TCP event (SYN, FIN, RST,
+    /// gaps, retransmissions), with previews of the payloads.
+    #[command(after_help = help::FRAMES_SHORT)]
+    Frames(FramesArgs),
     /// Compare the sessions report of the captures with an expected report (for CI): exit
     /// 1 and a readable diff on any difference.
     #[command(after_help = CHECK_HELP)]
@@ -148,7 +158,7 @@ KEYS:
 pub struct CaptureArgs {
     /// pcap or pcapng files (gzip-compressed or not), merged by timestamp into one
     /// capture; `-` reads stdin.
-    #[arg(required = true, value_name = "CAPTURE")]
+    #[arg(value_name = "CAPTURE")]
     pub captures: Vec<String>,
     /// Worker threads (default and most: the number of cores). The report is the same
     /// for every value.
@@ -162,7 +172,7 @@ pub struct CaptureArgs {
     /// columns file, file_tcp_stream, file_first_frame.
     #[arg(long)]
     pub per_file: bool,
-    /// Do not print the summary line (nor notes) on stderr.
+    /// Print nothing on stderr but errors (no closing line, no notes, no progress).
     #[arg(short, long)]
     pub quiet: bool,
     /// Do not inflate permessage-deflate messages (nor check text messages for UTF-8):
@@ -246,18 +256,130 @@ impl RowArgs {
         match &self.allow_codes {
             Some(codes) => RowOptions {
                 allowed_codes: codes.clone(),
+                ..RowOptions::default()
             },
             None => RowOptions::default(),
         }
     }
+
+    /// The options, with what the outputs hide.
+    pub fn with(&self, redact: &RedactArgs) -> RowOptions {
+        RowOptions {
+            redact: redact.mode(),
+            ..self.options()
+        }
+    }
+}
+
+/// What the outputs hide. Reports get pasted into tickets.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RedactArgs {
+    /// Also mask query-string values (the `path` column included) and payload previews.
+    /// Cookie, Set-Cookie, Authorization and Proxy-Authorization values are always
+    /// written as `<redacted N bytes>` unless --no-redact.
+    #[arg(long, conflicts_with = "no_redact")]
+    pub redact: bool,
+    /// Keep everything, secrets included.
+    #[arg(long)]
+    pub no_redact: bool,
+}
+
+impl RedactArgs {
+    pub fn mode(&self) -> Redact {
+        match (self.redact, self.no_redact) {
+            (true, _) => Redact::All,
+            (_, true) => Redact::Nothing,
+            _ => Redact::Secrets,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SessionsFormat {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormatArg {
+    Text,
+    Json,
+    Html,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// text for people (fits 100 columns), json for programs (one object, schema 1),
+    /// html: one self-contained page (timeline, findings, histograms, drill-down) to open
+    /// in a browser or attach to a ticket (`-o report.html`).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: SummaryFormatArg,
+    /// Colour in the text form: auto = when stdout is a terminal and NO_COLOR is not set.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorArg,
+    /// Summarize JSON Lines that `sessions --format jsonl` wrote (instead of captures):
+    /// the same summary as from the capture. With several files, findings name sessions
+    /// by file and number.
+    #[arg(long, value_name = "FILE.jsonl", num_args = 1..)]
+    pub records: Vec<String>,
+    #[command(flatten)]
+    pub rows: RowArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub redact: RedactArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FramesFormat {
+    Table,
+    Csv,
+    Jsonl,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FramesArgs {
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Only the session with this number (as the sessions report numbers them);
+    /// repeatable.
+    #[arg(long, value_name = "N")]
+    pub session: Vec<u64>,
+    /// Only the session of this Wireshark tcp.stream; repeatable.
+    #[arg(long = "tcp-stream", value_name = "N")]
+    pub tcp_stream: Vec<u64>,
+    /// Only sessions of this client (an IP address, or ip:port); repeatable.
+    #[arg(long, value_name = "ADDR")]
+    pub client: Vec<String>,
+    /// Keep each session's last N frames and TCP events before its first Close frame,
+    /// FIN or RST, and up to N after (default: everything).
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: FramesFormat,
+    #[command(flatten)]
+    pub redact: RedactArgs,
 }
 
 /// Policies that fail the run (every report of session records takes them).
 #[derive(clap::Args, Debug, Clone)]
 pub struct PolicyArgs {
     /// Exit 1 (after writing the whole report) when a session matches POLICY: abnormal,
-    /// reset, no_close_frame, rejected, error_code, anomaly[=TOKEN], empty. Repeat it or
-    /// separate with commas.
+    /// reset, no_close_frame, rejected, error_code, anomaly[=TOKEN], empty, and (summary)
+    /// finding[=CAUSE]. Repeat it or separate with commas.
     #[arg(long = "fail-on", value_name = "POLICY", value_delimiter = ',')]
     pub fail_on: Vec<Policy>,
 }
@@ -272,6 +394,12 @@ pub struct SessionsArgs {
     pub rows: RowArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// csv: one row per session; jsonl: one JSON object per session, then one
+    /// `"kind": "capture"` object (what `summary --records` reads).
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: SessionsFormat,
+    #[command(flatten)]
+    pub redact: RedactArgs,
     #[command(flatten)]
     pub undecrypted: UndecryptedArgs,
 }
@@ -328,10 +456,55 @@ pub struct CheckArgs {
     pub output: Option<String>,
 }
 
+/// The command with its long help texts, which are written from the tables they explain.
+pub fn command() -> clap::Command {
+    Cli::command()
+        .mut_subcommand("sessions", |c| {
+            c.after_long_help(help::sessions_long(SESSIONS_HELP))
+        })
+        .mut_subcommand("summary", |c| c.after_long_help(help::summary_long()))
+        .mut_subcommand("frames", |c| c.after_long_help(help::frames_long()))
+}
+
+const SUBCOMMANDS: [&str; 6] = ["summary", "sessions", "frames", "check", "tls", "help"];
+
+/// `wsclose CAPTURE...` means `wsclose summary CAPTURE...`; `wsclose -- FILE` reads a
+/// capture named like a subcommand.
+pub fn with_default_subcommand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(first) = args.get(1).and_then(|a| a.to_str()).map(str::to_string) else {
+        return args;
+    };
+    let top_level = ["-h", "--help", "-V", "--version"];
+    if first == "--"
+        || (!SUBCOMMANDS.contains(&first.as_str()) && !top_level.contains(&first.as_str()))
+    {
+        args.insert(1, "summary".into());
+    }
+    args
+}
+
+/// Parses the command line (with the default subcommand).
+pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+    let m = command().try_get_matches_from(with_default_subcommand(args))?;
+    Cli::from_arg_matches(&m)
+}
+
+/// Colour for the text summary: `always`, or `auto` on a terminal without NO_COLOR.
+fn use_color(c: ColorArg, to_file: bool) -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    match c {
+        ColorArg::Always => true,
+        ColorArg::Never => false,
+        ColorArg::Auto => !to_file && !no_color && std::io::stdout().is_terminal(),
+    }
+}
+
 /// Runs the parsed command line.
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Summary(a) => summary(&a),
         Command::Sessions(a) => sessions(&a),
+        Command::Frames(a) => run::run_frames(a),
         Command::Check(a) => check::run(&a),
         Command::Tls(a) => tls(&a),
     }
@@ -370,15 +543,107 @@ fn sessions(a: &SessionsArgs) -> Status {
         Ok(g) => g,
         Err(s) => return s,
     };
-    let row_opts = a.rows.options();
+    let row_opts = a.rows.with(&a.redact);
     let per_file = a.capture.per_file;
     let tls = a.undecrypted.tls_options();
-    let status = run_report(&a.capture, &tls, &a.output, &row_opts, |out| {
-        Ok(Gated {
-            gate: &mut gate,
-            inner: CsvWriter::with_per_file(out, per_file)?,
-        })
-    });
+    let status = match a.format {
+        SessionsFormat::Csv => run_report(&a.capture, &tls, &a.output, &row_opts, |out| {
+            Ok(Gated {
+                gate: &mut gate,
+                inner: CsvWriter::with_per_file(out, per_file)?,
+            })
+        }),
+        SessionsFormat::Jsonl => run_report(&a.capture, &tls, &a.output, &row_opts, |out| {
+            Ok(Gated {
+                gate: &mut gate,
+                inner: JsonlWriter::with_per_file(out, per_file),
+            })
+        }),
+    };
+    judge(&gate, &row_opts, status)
+}
+
+fn summary(a: &SummaryArgs) -> Status {
+    // `None`: the HTML page (report/html), a writer of its own.
+    let format = match a.format {
+        SummaryFormatArg::Text => Some(SummaryFormat::Text {
+            color: use_color(
+                a.color,
+                a.output.output.as_deref().is_some_and(|o| o != "-"),
+            ),
+        }),
+        SummaryFormatArg::Json => Some(SummaryFormat::Json),
+        SummaryFormatArg::Html => None,
+    };
+    if !a.records.is_empty() && !a.capture.captures.is_empty() {
+        return usage_error("give captures or --records files, not both");
+    }
+    if format.is_none() && !a.records.is_empty() {
+        return usage_error(
+            "--format html reads captures (its timeline and drill-down need them); \
+             summarize --records as text or json",
+        );
+    }
+    let mut gate = Gate::new(&a.policy.fail_on);
+    let row_opts = a.rows.with(&a.redact);
+    let tls = TlsOptions::default();
+    let (status, report) = match format {
+        Some(format) if a.records.is_empty() => {
+            let mut w = None;
+            let status = run_report(&a.capture, &tls, &a.output, &row_opts, |out| {
+                Ok(Gated {
+                    gate: &mut gate,
+                    inner: w.insert(SummaryWriter::new(out, format)),
+                })
+            });
+            (status, w.and_then(|w| w.report))
+        }
+        Some(format) => run_records(
+            &a.records,
+            format,
+            &a.output,
+            a.capture.quiet,
+            &row_opts,
+            &mut gate,
+        ),
+        None => {
+            // Each session's ring of last frame events, for the drill-down.
+            let spill = match ring_spill() {
+                Ok(s) => s,
+                Err(e) => return usage_error(&format!("cannot create a temporary file: {e}")),
+            };
+            let mut w = None;
+            let status = run_report_with(
+                &a.capture,
+                &tls,
+                &a.output,
+                &row_opts,
+                Some(spill.clone()),
+                |out| {
+                    Ok(Gated {
+                        gate: &mut gate,
+                        inner: w.insert(HtmlWriter::new(out, Some(spill))),
+                    })
+                },
+            );
+            (status, w.and_then(|w| w.report))
+        }
+    };
+    // Findings go to the policies once the summary is written.
+    if let Some(report) = &report {
+        for f in &report.findings {
+            let sessions: Vec<u64> = f.sessions.iter().map(|s| s.session).collect();
+            gate.finding(&FindingRef {
+                cause: f.cause.token(),
+                severity: match f.severity {
+                    Severity::Error => PolicySeverity::Error,
+                    Severity::Warning => PolicySeverity::Warning,
+                    Severity::Info => PolicySeverity::Info,
+                },
+                sessions: &sessions,
+            });
+        }
+    }
     judge(&gate, &row_opts, status)
 }
 

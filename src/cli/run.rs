@@ -1,19 +1,27 @@
 //! Running a report writer over the captures: options, the output, the capture, the
 //! analysis, the messages on stderr and the run's status — the same for every subcommand.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Write};
 use std::sync::Arc;
 
 use wsclose::capture::{Capture, PacketFilter, Stop};
 use wsclose::flow::tls::TlsOptions;
 use wsclose::pipeline::Options;
-use wsclose::report::{write_report, ReportWriter, RowOptions};
+use wsclose::policy::Gate;
+use wsclose::report::frames::{FramesFormat, FramesWriter, Selectors};
+use wsclose::report::jsonl::read_jsonl;
+use wsclose::report::summary::{render, SummaryFormat};
+use wsclose::report::{write_report, ReportWriter, Row, RowOptions};
 use wsclose::stats::Stats;
+use wsclose::summary::{Builder, Report, Source};
 use wsclose::tls::KeyLog;
+use wsclose::ws::timeline::TimelineSpill;
 
 use super::output::{Output, SharedOut};
+use super::progress::Progress;
 use super::status::{Signal, Status};
-use super::{CaptureArgs, OutputArgs};
+use super::{CaptureArgs, FramesArgs, OutputArgs};
 
 /// One line on stderr, in the one style: `wsclose: what`.
 pub fn say(msg: &str) {
@@ -155,10 +163,26 @@ pub fn run_report<W: ReportWriter>(
     row_opts: &RowOptions,
     make_writer: impl FnOnce(SharedOut) -> io::Result<W>,
 ) -> Status {
-    let opts = match options(args, tls) {
+    run_report_with(args, tls, out, row_opts, None, make_writer)
+}
+
+/// [`run_report`], keeping every session's timeline in `timeline` (`frames`).
+pub fn run_report_with<W: ReportWriter>(
+    args: &CaptureArgs,
+    tls: &TlsOptions,
+    out: &OutputArgs,
+    row_opts: &RowOptions,
+    timeline: Option<Arc<TimelineSpill>>,
+    make_writer: impl FnOnce(SharedOut) -> io::Result<W>,
+) -> Status {
+    if args.captures.is_empty() {
+        return usage_error("no CAPTURE given (a pcap or pcapng file, or - for stdin)");
+    }
+    let mut opts = match options(args, tls) {
         Ok(o) => o,
         Err(s) => return s,
     };
+    opts.timeline = timeline;
     let filter = match filter(args) {
         Ok(f) => f,
         Err(s) => return s,
@@ -187,7 +211,13 @@ pub fn run_report<W: ReportWriter>(
         Ok(w) => w,
         Err(e) => return write_failed(&e, &output),
     };
-    let summary = match write_report(capture, &opts, row_opts, &mut writer) {
+    let progress = Progress::start(&args.captures, args.quiet || capture.is_live());
+    opts.progress = progress.as_ref().map(|p| p.bytes.clone());
+    let result = write_report(capture, &opts, row_opts, &mut writer);
+    if let Some(p) = progress {
+        p.finish();
+    }
+    let summary = match result {
         Ok(s) => s,
         Err(e) => return write_failed(&e, &output),
     };
@@ -228,6 +258,150 @@ pub fn run_report<W: ReportWriter>(
         error: !summary.errors.is_empty(),
         ..Status::default()
     }
+}
+
+/// `summary --records FILE...`: the summary of JSON Lines that `sessions --format jsonl`
+/// wrote. Each session is shown to `gate` (policies over sessions); the report is
+/// returned for the findings' policies.
+pub fn run_records(
+    files: &[String],
+    format: SummaryFormat,
+    out: &OutputArgs,
+    quiet: bool,
+    row_opts: &RowOptions,
+    gate: &mut Gate,
+) -> (Status, Option<Report>) {
+    if files.iter().filter(|c| *c == "-").count() > 1 {
+        return (usage_error("stdin (-) can be read only once"), None);
+    }
+    let output = match Output::open(out.output.as_deref(), files) {
+        Ok(o) => o,
+        Err(refused) => return (usage_error(&refused.0), None),
+    };
+    let mut builder = Builder::default();
+    let mut sources = Vec::new();
+    for (i, path) in files.iter().enumerate() {
+        let reader: Box<dyn io::BufRead> = if path == "-" {
+            Box::new(io::BufReader::new(io::stdin().lock()))
+        } else {
+            match File::open(path) {
+                Ok(f) => Box::new(io::BufReader::with_capacity(1 << 16, f)),
+                Err(e) => {
+                    output.abandon();
+                    return (usage_error(&format!("{path}: cannot open: {e}")), None);
+                }
+            }
+        };
+        let mut n = 0u64;
+        let capture = read_jsonl(reader, &mut |session, rec| {
+            n += 1;
+            gate.session(&Row {
+                session,
+                rec: &rec,
+                opts: row_opts,
+            });
+            builder.add(i as u32, session, &rec)
+        });
+        match capture {
+            Ok(Some(c)) => sources.push(Source {
+                name: path.clone(),
+                stats: c.stats,
+                inputs: c.inputs,
+                errors: c.errors,
+            }),
+            Ok(None) => {
+                say(&format!(
+                    "{path}: no \"kind\": \"capture\" line (cut short?): totals count only its \
+                     {n} sessions"
+                ));
+                sources.push(Source {
+                    name: path.clone(),
+                    stats: wsclose::stats::Stats {
+                        sessions: n,
+                        ..Default::default()
+                    },
+                    ..Source::default()
+                });
+            }
+            Err(e) => {
+                output.abandon();
+                say(&format!("{path}: {e}"));
+                return (Status::error(), None);
+            }
+        }
+    }
+    gate.finish();
+    let report = match builder.finish(sources) {
+        Ok(r) => r,
+        Err(e) => return (write_failed(&e, &output), None),
+    };
+    let mut w = output.writer();
+    if let Err(e) = w
+        .write_all(render(&report, format).as_bytes())
+        .and_then(|_| output.finish())
+    {
+        return (write_failed(&e, &output), Some(report));
+    }
+    if !quiet {
+        say(&format!(
+            "read {} sessions from {} record file(s)",
+            report.sessions,
+            files.len()
+        ));
+    }
+    (Status::default(), Some(report))
+}
+
+/// `frames`: the timeline of the selected sessions.
+pub fn run_frames(a: FramesArgs) -> Status {
+    if a.tail == Some(0) {
+        return usage_error("--tail must be at least 1");
+    }
+    let spill = match TimelineSpill::new(a.tail) {
+        Ok(s) => s,
+        Err(e) => return usage_error(&format!("cannot create a temporary file: {e}")),
+    };
+    let format = match a.format {
+        super::FramesFormat::Table => FramesFormat::Table,
+        super::FramesFormat::Csv => FramesFormat::Csv,
+        super::FramesFormat::Jsonl => FramesFormat::Jsonl,
+    };
+    let selectors = Selectors {
+        sessions: a.session.clone(),
+        tcp_streams: a.tcp_stream.clone(),
+        clients: a.client.clone(),
+    };
+    let row_opts = RowOptions {
+        redact: a.redact.mode(),
+        ..RowOptions::default()
+    };
+    let mut w = None;
+    let status = run_report_with(
+        &a.capture,
+        &TlsOptions::default(),
+        &a.output,
+        &row_opts,
+        Some(spill.clone()),
+        |out| {
+            Ok(w.insert(FramesWriter::new(
+                out,
+                spill,
+                selectors,
+                format,
+                row_opts.redact,
+            )))
+        },
+    );
+    if !status.error && !status.pipe_closed {
+        if let Some(w) = &w {
+            for s in &a.session {
+                if !w.seen_sessions.contains(s) {
+                    say(&format!("no session {s} in the capture"));
+                }
+            }
+        }
+    }
+    status
 }
 
 /// What to do about TLS connections that were not decrypted: one line per cause.

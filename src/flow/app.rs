@@ -16,6 +16,7 @@ use crate::http::head::{HeadBuffer, HeadProgress};
 use crate::http::message::{self, BodyProgress, BodyReader};
 use crate::record::At;
 use crate::ws::handshake::{self, Request};
+use crate::ws::session::Lent;
 use crate::ws::WsSession;
 
 /// What the connection carries, as far as we know. (Sessions stay boxed in vectors: they
@@ -110,20 +111,25 @@ impl Http {
     }
 
     /// The client's bytes.
-    fn client_data(&mut self, d: &[u8], ctx: &SegmentCtx<'_>) {
-        let mut rest = self.client_step(d, ctx);
+    fn client_data(&mut self, d: &[u8], ctx: &SegmentCtx<'_>, tl: &mut Lent) {
+        let mut rest = self.client_step(d, ctx, tl);
         while let Some(r) = rest {
-            rest = self.client_step(&r, ctx);
+            rest = self.client_step(&r, ctx, tl);
         }
     }
 
     /// Reads the client's bytes up to the end of a head: returns the bytes after it.
-    fn client_step(&mut self, mut d: &[u8], ctx: &SegmentCtx<'_>) -> Option<Vec<u8>> {
+    fn client_step(
+        &mut self,
+        mut d: &[u8],
+        ctx: &SegmentCtx<'_>,
+        tl: &mut Lent,
+    ) -> Option<Vec<u8>> {
         while !d.is_empty() && !self.lost {
             match &mut self.client {
                 Reading::Session => {
                     if let Some(s) = &mut self.session {
-                        s.client_data(d, ctx.at);
+                        s.client_data(d, ctx.at, tl);
                     }
                     return None;
                 }
@@ -173,6 +179,7 @@ impl Http {
                                         rest,
                                         ctx.at,
                                         ctx.limits.inflate,
+                                        tl,
                                     ));
                                     s.requests_before_upgrade = self.requests;
                                     self.pending.push_back(Pending {
@@ -215,7 +222,12 @@ impl Http {
             upgrade,
         });
         if upgrade {
-            let mut s = Box::new(WsSession::new(req, ctx.limits.max_head, ctx.limits.inflate));
+            let mut s = Box::new(WsSession::new(
+                req,
+                ctx.limits.max_head,
+                ctx.limits.inflate,
+                at,
+            ));
             s.requests_before_upgrade = self.requests;
             self.upgrade_at = at;
             self.session = Some(s);
@@ -232,23 +244,28 @@ impl Http {
 
     /// The server's bytes. Returns true once the current session is upgraded (the
     /// connection is WebSocket from here on).
-    fn server_data(&mut self, d: &[u8], ctx: &SegmentCtx<'_>) -> bool {
-        let mut step = self.server_step(d, ctx);
+    fn server_data(&mut self, d: &[u8], ctx: &SegmentCtx<'_>, tl: &mut Lent) -> bool {
+        let mut step = self.server_step(d, ctx, tl);
         while let Err(rest) = step {
-            step = self.server_step(&rest, ctx);
+            step = self.server_step(&rest, ctx, tl);
         }
         step.unwrap_or(false)
     }
 
     /// Reads the server's bytes up to the end of a head: `Err` holds the bytes after it.
-    fn server_step(&mut self, mut d: &[u8], ctx: &SegmentCtx<'_>) -> Result<bool, Vec<u8>> {
+    fn server_step(
+        &mut self,
+        mut d: &[u8],
+        ctx: &SegmentCtx<'_>,
+        tl: &mut Lent,
+    ) -> Result<bool, Vec<u8>> {
         while !d.is_empty() && !self.lost {
             if self.pending.front().is_some_and(|p| p.upgrade)
                 && matches!(self.server, Reading::Head(_))
             {
                 // The answer to the Upgrade: the session reads it.
                 let s = self.session.as_mut().expect("an Upgrade is pending");
-                let rest = s.server_data(d, ctx.at);
+                let rest = s.server_data(d, ctx.at, tl);
                 if s.reads_server_frames() {
                     // Upgraded (or its answer was lost and frames will tell).
                     return Ok(true);
@@ -330,11 +347,11 @@ impl Http {
     }
 
     /// Missing bytes in the client's direction.
-    fn client_gap(&mut self, n: u64, at: At, ctx: &SegmentCtx<'_>) -> Option<App> {
+    fn client_gap(&mut self, n: u64, at: At, ctx: &SegmentCtx<'_>, tl: &mut Lent) -> Option<App> {
         match &mut self.client {
             Reading::Session => {
                 if let Some(s) = &mut self.session {
-                    s.client_gap(n, at);
+                    s.client_gap(n, at, tl);
                 }
             }
             Reading::Body(b) => {
@@ -360,6 +377,7 @@ impl Http {
                     req,
                     ctx.limits.max_head,
                     ctx.limits.inflate,
+                    ctx.at,
                 ));
                 s.requests_before_upgrade = self.requests;
                 s.set_earlier(std::mem::take(&mut self.finished));
@@ -375,14 +393,14 @@ impl Http {
 
     /// Missing bytes in the server's direction (`None`: the memory budget gave up the head
     /// being gathered). Returns true once the current session is upgraded.
-    fn server_gap(&mut self, n: Option<u64>, at: At) -> bool {
+    fn server_gap(&mut self, n: Option<u64>, at: At, tl: &mut Lent) -> bool {
         if self.pending.front().is_some_and(|p| p.upgrade)
             && matches!(self.server, Reading::Head(_))
         {
             let s = self.session.as_mut().expect("an Upgrade is pending");
             match n {
-                Some(n) => s.server_gap(n, at),
-                None => s.response_cut_off(),
+                Some(n) => s.server_gap(n, at, tl),
+                None => s.response_cut_off(at),
             }
             if s.reads_server_frames() {
                 return true;
@@ -572,8 +590,16 @@ impl Http {
 impl App {
     /// Hands one reassembled event of the direction from `key.lo` (`from_lo`) or `key.hi`
     /// to the application layer. `started`: the connection's SYN was captured, so its
-    /// first bytes are its application's first bytes.
-    pub fn on_event(&mut self, from_lo: bool, ev: Event<'_>, started: bool, ctx: &SegmentCtx<'_>) {
+    /// first bytes are its application's first bytes. `tl` is what the connection lends to
+    /// the session's calls.
+    pub fn on_event(
+        &mut self,
+        from_lo: bool,
+        ev: Event<'_>,
+        started: bool,
+        ctx: &SegmentCtx<'_>,
+        tl: &mut Lent,
+    ) {
         match self {
             App::Other => {}
             App::Unknown => {
@@ -581,12 +607,12 @@ impl App {
                 match ev {
                     Event::Data(bytes) if handshake::may_be_request(bytes) => {
                         *self = App::Http(Box::new(Http::new(from_lo)));
-                        self.on_event(from_lo, Event::Data(bytes), started, ctx);
+                        self.on_event(from_lo, Event::Data(bytes), started, ctx, tl);
                     }
                     // No handshake here: its start was not captured, or was lost.
                     ev if probe => {
                         *self = App::Probe(Box::default());
-                        self.on_event(from_lo, ev, started, ctx);
+                        self.on_event(from_lo, ev, started, ctx, tl);
                     }
                     _ => *self = App::Other,
                 }
@@ -600,7 +626,12 @@ impl App {
                     };
                     *self = App::WebSocket {
                         client_is_lo,
-                        session: Box::new(p.into_session(client_is_lo, ctx.limits.inflate)),
+                        session: Box::new(p.into_session(
+                            client_is_lo,
+                            ctx.limits.inflate,
+                            ctx.at,
+                            tl,
+                        )),
                     };
                 }
             },
@@ -608,17 +639,17 @@ impl App {
                 let client = h.client_is_lo == from_lo;
                 let upgraded = match (ev, client) {
                     (Event::Data(b), true) => {
-                        h.client_data(b, ctx);
+                        h.client_data(b, ctx, tl);
                         false
                     }
-                    (Event::Data(b), false) => h.server_data(b, ctx),
+                    (Event::Data(b), false) => h.server_data(b, ctx, tl),
                     (Event::Gap(n), true) => {
-                        if let Some(app) = h.client_gap(n, ctx.at, ctx) {
+                        if let Some(app) = h.client_gap(n, ctx.at, ctx, tl) {
                             *self = app;
                         }
                         false
                     }
-                    (Event::Gap(n), false) => h.server_gap(Some(n), ctx.at),
+                    (Event::Gap(n), false) => h.server_gap(Some(n), ctx.at, tl),
                 };
                 self.http_moved_on(upgraded);
             }
@@ -629,12 +660,12 @@ impl App {
             } => {
                 let client = *client_is_lo == from_lo;
                 match (ev, client) {
-                    (Event::Data(b), true) => session.client_data(b, ctx.at),
+                    (Event::Data(b), true) => session.client_data(b, ctx.at, tl),
                     (Event::Data(b), false) => {
-                        session.server_data(b, ctx.at);
+                        session.server_data(b, ctx.at, tl);
                     }
-                    (Event::Gap(n), true) => session.client_gap(n, ctx.at),
-                    (Event::Gap(n), false) => session.server_gap(n, ctx.at),
+                    (Event::Gap(n), true) => session.client_gap(n, ctx.at, tl),
+                    (Event::Gap(n), false) => session.server_gap(n, ctx.at, tl),
                 }
             }
         }
@@ -674,7 +705,7 @@ impl MemoryCharge for App {
                         .as_ref()
                         .is_some_and(|s| s.response_head_bytes() > 0)
                     {
-                        upgraded = h.server_gap(None, ctx.at);
+                        upgraded = h.server_gap(None, ctx.at, &mut Lent::default());
                     }
                 } else if matches!(&h.server, Reading::Head(b) if b.memory_charge() > 0) {
                     h.lose();
@@ -724,7 +755,13 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         let limits = ConnLimits::new(&Limits::default());
         let mut app = App::Unknown;
         for (client, b) in events {
-            app.on_event(*client, Event::Data(b), true, &ctx(&limits));
+            app.on_event(
+                *client,
+                Event::Data(b),
+                true,
+                &ctx(&limits),
+                &mut Lent::default(),
+            );
         }
         app
     }
@@ -751,7 +788,7 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         assert_eq!(sessions[1].requests_before_upgrade, 3);
         assert!(sessions[1].upgraded());
         let c = &sessions[1].consumers.counts;
-        assert_eq!((c.client.messages, c.server.messages), (1, 1));
+        assert_eq!((c.client.stats.messages, c.server.stats.messages), (1, 1));
     }
 
     /// The memory budget (`flow::memory`): a request head split over segments is charged
@@ -764,39 +801,69 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         let c = ctx(&limits);
         // The request: 60 bytes, whole lines up to `Upgrade: websocket`.
         let mut app = App::Unknown;
-        app.on_event(true, Event::Data(&UPGRADE[..60]), true, &c);
+        app.on_event(
+            true,
+            Event::Data(&UPGRADE[..60]),
+            true,
+            &c,
+            &mut Lent::default(),
+        );
         assert!(app.memory_charge() > 0 && app.undecided());
         app.release_memory(&c);
         assert_eq!(app.memory_charge(), 0);
         assert!(matches!(app, App::WebSocket { .. }) && !app.undecided());
-        app.on_event(false, Event::Data(SWITCH), true, &c);
-        app.on_event(false, Event::Data(SERVER_TEXT), true, &c);
+        app.on_event(false, Event::Data(SWITCH), true, &c, &mut Lent::default());
+        app.on_event(
+            false,
+            Event::Data(SERVER_TEXT),
+            true,
+            &c,
+            &mut Lent::default(),
+        );
         let s = app
             .sessions()
             .next()
             .expect("a session from the cut request");
         assert!(s.request_cut && s.upgraded());
-        assert_eq!(s.consumers.counts.server.messages, 1);
+        assert_eq!(s.consumers.counts.server.stats.messages, 1);
 
         // The response: its status line is whole when it is given up.
         let mut app = run(&[(true, UPGRADE)]);
         assert!(!app.undecided(), "an Upgrade request was made");
-        app.on_event(false, Event::Data(&SWITCH[..40]), true, &c);
+        app.on_event(
+            false,
+            Event::Data(&SWITCH[..40]),
+            true,
+            &c,
+            &mut Lent::default(),
+        );
         assert!(app.memory_charge() > 0);
         app.release_memory(&c);
         assert_eq!(app.memory_charge(), 0);
         assert!(matches!(app, App::WebSocket { .. }));
-        app.on_event(false, Event::Data(SERVER_TEXT), true, &c);
+        app.on_event(
+            false,
+            Event::Data(SERVER_TEXT),
+            true,
+            &c,
+            &mut Lent::default(),
+        );
         let s = app.sessions().next().unwrap();
         assert_eq!(
-            (s.status(), s.consumers.counts.server.messages),
+            (s.status(), s.consumers.counts.server.stats.messages),
             (Some(101), 1)
         );
 
         // A connection picked up mid-stream: the probe holds its chain until it decides.
         let mut app = App::Unknown;
         for _ in 0..2 {
-            app.on_event(true, Event::Data(CLIENT_TEXT), false, &c);
+            app.on_event(
+                true,
+                Event::Data(CLIENT_TEXT),
+                false,
+                &c,
+                &mut Lent::default(),
+            );
         }
         assert!(matches!(app, App::Probe(_)) && app.memory_charge() > 0);
         assert!(!app.undecided(), "a chain of frames is being followed");
@@ -829,11 +896,13 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
                 let cut = cut.min(p.len());
                 let started = piece != 10;
                 if gap == 0 {
-                    app.on_event(client, Event::Gap(cut as u64 + 1), started, &ctx(&limits));
+                    let ev = Event::Gap(cut as u64 + 1);
+                    app.on_event(client, ev, started, &ctx(&limits), &mut Lent::default());
                 }
                 for part in [&p[..cut], &p[cut..]] {
                     if !part.is_empty() {
-                        app.on_event(client, Event::Data(part), started, &ctx(&limits));
+                        let ev = Event::Data(part);
+                        app.on_event(client, ev, started, &ctx(&limits), &mut Lent::default());
                     }
                 }
                 let _ = app.take_new_upgrade();

@@ -4,16 +4,26 @@
 
 use super::app::App;
 use super::memory::MemoryCharge;
-use super::reassembly::HalfStream;
+use super::reassembly::{Carried, HalfStream};
 use super::tls::{deliver, TlsCtx, TlsLayer};
 use super::{ConnLimits, SegmentCtx};
 use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
 use crate::net::FlowKey;
-use crate::record::{Anomaly, At, SessionRecord, TcpEnds, TlsInfo};
+use crate::record::{
+    Anomalies, Anomaly, AnomalyMarks, At, HandshakeHeaders, SessionRecord, TcpDir, TcpEnds, TlsInfo,
+};
 use crate::verdict::verdict;
+use crate::ws::session::Lent;
+use crate::ws::timeline::Kind;
+
+/// A moment kept as a plain value (packet 0: none) as an option.
+fn some_at(at: At) -> Option<At> {
+    (at.packet != 0).then_some(at)
+}
 
 /// Hands one segment to reassembly (its direction's bytes, and what its ACK says of the
-/// other's); in-order events of direction `d` go to `sink(d, event)`.
+/// other's); in-order events of direction `d` go to `sink(d, event)`. Returns what the
+/// segment carried.
 #[inline(always)]
 fn reassemble(
     half: &mut [HalfStream; 2],
@@ -21,7 +31,7 @@ fn reassemble(
     payload: &[u8],
     limits: &super::reassembly::ReassemblyLimits,
     sink: &mut impl FnMut(usize, super::reassembly::Event<'_>),
-) {
+) -> Carried {
     let d = dir(seg.from_lo);
     if seg.flags & SYN != 0 {
         half[d].syn(seg.seq);
@@ -37,10 +47,11 @@ fn reassemble(
     } else if seg.flags & RST == 0 {
         let fin = seg.flags & FIN != 0;
         let missing = seg.payload_missing;
-        half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
+        return half[d].segment(seg.seq, payload, missing, fin, limits, &mut |ev| {
             sink(d, ev)
         });
     }
+    Carried::Nothing
 }
 
 /// Whether a FIN or RST slot holds a packet (packets are numbered from 1).
@@ -129,6 +140,37 @@ pub struct Conn {
     pub ignored_payload: bool,
     /// The memory budget made it give up buffers (anomaly `memory_budget`).
     pub over_budget: bool,
+    /// The last segment of each direction, and of either, that carried payload (packet 0:
+    /// none yet; plain values, so that keeping them costs no branch per segment).
+    last_payload: [At; 2],
+    last_payload_any: At,
+    /// The first Close frame, FIN or RST has been seen (the last payload before it is in
+    /// `facts`).
+    ended: bool,
+    /// The sum of the TCP-level anomaly counters when last looked at.
+    tcp_events: u32,
+    /// What only some connections need: where TCP-level anomalies were first seen, cut
+    /// packets, retransmissions, the end (allocated at the first of them).
+    facts: Option<Box<RareFacts>>,
+    /// What the connection lends to its session's calls (the timeline, the Close flag).
+    pub lent: Lent,
+}
+
+/// The facts of the record that most of an open connection's life has none of.
+#[derive(Clone, Debug, Default)]
+struct RareFacts {
+    /// Where the TCP-level anomalies were first seen (gap, reassembly limit, out of
+    /// window).
+    tcp_firsts: [Option<u64>; 3],
+    /// Packets whose payload the snapshot length cut, and the first of them.
+    cut_packets: u64,
+    first_cut: Option<u64>,
+    /// The last retransmitted segment of each direction (packet 0: none).
+    last_retransmission: [At; 2],
+    /// The last payload before the session's end (first Close frame, FIN or RST).
+    payload_before_end: At,
+    /// The packet where the memory budget first made it give up buffers (0: never).
+    budget_packet: u64,
 }
 
 /// What a connection that carried no payload knows, to become a full [`Conn`].
@@ -144,6 +186,10 @@ pub struct Embryonic {
     /// Whether that start came from a segment without SYN (`HalfStream`'s tentative base).
     pub tentative: [bool; 2],
     pub rst: [Option<At>; 2],
+    /// The latest acknowledgment number the peer sent for each direction.
+    pub peer_ack: [Option<u32>; 2],
+    /// An RST was analyzed: the session (if any) ended there.
+    pub ended: bool,
     pub analyzed: bool,
     pub syn_seen: bool,
     pub gave_up: bool,
@@ -172,6 +218,12 @@ impl Conn {
             gave_up: false,
             ignored_payload: false,
             over_budget: false,
+            last_payload: [At::default(); 2],
+            last_payload_any: At::default(),
+            ended: false,
+            tcp_events: 0,
+            facts: None,
+            lent: Lent::default(),
         }
     }
 
@@ -182,6 +234,7 @@ impl Conn {
             HalfStream::starting_at(
                 e.stream_started[d].then(|| e.base_seq[d].unwrap_or(0).wrapping_add(1)),
                 e.tentative[d],
+                e.peer_ack[d],
             )
         };
         Conn {
@@ -201,7 +254,37 @@ impl Conn {
             analyzed: e.analyzed,
             syn_seen: e.syn_seen,
             gave_up: e.gave_up,
+            ended: e.ended,
             ..Conn::new(key, e.first)
+        }
+    }
+
+    /// The counters behind the TCP-level anomalies, summed over both directions:
+    /// gaps, out-of-order overflows, out-of-window segments.
+    fn tcp_counters(&self) -> [u64; 3] {
+        let mut n = [0u64; 3];
+        for h in &self.half {
+            let k = &h.counters;
+            n[0] += k.gaps as u64;
+            n[1] += k.ooo_overflows as u64;
+            n[2] += k.out_of_window as u64;
+        }
+        n
+    }
+
+    /// Notes the packet where a TCP-level anomaly first showed, if one just did.
+    #[inline]
+    fn note_tcp_anomalies(&mut self, packet: u64) {
+        let sum = self.half[0].counters.anomalies + self.half[1].counters.anomalies;
+        if sum != self.tcp_events {
+            self.tcp_events = sum;
+            let n = self.tcp_counters();
+            let f = self.facts.get_or_insert_with(Box::default);
+            for (first, count) in f.tcp_firsts.iter_mut().zip(n) {
+                if count > 0 && first.is_none() {
+                    *first = Some(packet);
+                }
+            }
         }
     }
 
@@ -266,11 +349,12 @@ impl Conn {
         self.app_charge = self.layers_charge();
     }
 
-    /// What the application layer and the TLS layer hold now.
+    /// What the application layer, the TLS layer and the timeline hold now.
     #[inline]
     fn layers_charge(&self) -> u32 {
         let tls = self.tls.as_ref().map_or(0, |t| t.held_bytes());
-        u32::try_from(self.app.memory_charge() + tls).unwrap_or(u32::MAX)
+        let timeline = self.lent.timeline.as_ref().map_or(0, |t| t.held_bytes());
+        u32::try_from(self.app.memory_charge() + tls + timeline).unwrap_or(u32::MAX)
     }
 
     /// What this connection's buffers hold now (held segments, and the application and
@@ -288,6 +372,10 @@ impl Conn {
     pub fn trim_memory(&mut self) -> usize {
         let before = self.memory_charge();
         if let Some(t) = &mut self.tls {
+            t.trim_memory();
+        }
+        if let Some(t) = &mut self.lent.timeline {
+            // `frames`: the events go to the spill file early, nothing is lost.
             t.trim_memory();
         }
         self.app_charge = self.layers_charge();
@@ -310,22 +398,30 @@ impl Conn {
             app,
             syn_seen,
             tls,
+            lent,
             ..
         } = self;
         for (d, h) in half.iter_mut().enumerate() {
-            h.release_held(&mut |ev| deliver(tls, app, d == 0, ev, *syn_seen, &ctx));
+            h.release_held(&mut |ev| deliver(tls, app, d == 0, ev, *syn_seen, &ctx, lent));
         }
         if let Some(t) = tls {
             t.release_memory(app, &ctx);
         }
         app.release_memory(&ctx);
+        if let Some(t) = &mut lent.timeline {
+            // A ring of last frames (`--tail`, the HTML drill-down) forgets its oldest.
+            t.release_memory();
+        }
         if !self.may_be_session() {
             for h in &mut self.half {
                 h.discard_held();
             }
         }
         self.app_charge = self.layers_charge();
-        self.over_budget = true;
+        if !self.over_budget {
+            self.over_budget = true;
+            self.facts.get_or_insert_with(Box::default).budget_packet = self.last.packet;
+        }
         before.saturating_sub(self.memory_charge()) as usize
     }
 
@@ -353,58 +449,86 @@ impl Conn {
             self.app = App::Other;
             self.ignored_payload = true;
         }
-        if self.may_be_session() {
-            // Every event delivered moves a direction's position: that is how the
-            // application layer's charge is known to be worth a look (the closures stay
-            // as small as they were, for the inliner).
-            let before = self.half[0].position() + self.half[1].position();
-            let held = self.half[d].memory_charge();
-            let Conn {
-                half,
-                app,
-                syn_seen,
-                tls,
-                ..
-            } = self;
-            let started = *syn_seen;
-            let limits = &ctx.limits.reassembly;
-            if tls.is_none() && !matches!(app, App::Unknown) {
-                // Plaintext, application known (the hot path): straight to the app.
-                reassemble(half, seg, payload, limits, &mut |d, ev| {
-                    app.on_event(d == 0, ev, started, ctx)
-                });
-            } else {
-                // The first bytes (is it TLS?) or TLS.
-                reassemble(half, seg, payload, limits, &mut |d, ev| {
-                    deliver(tls, app, d == 0, ev, started, ctx)
-                });
+        if !self.may_be_session() {
+            if seg.flags & FIN != 0 {
+                self.ends.note(false, d, at);
             }
-            charge_moved = self.half[d].memory_charge() != held;
-            if self.half[0].position() + self.half[1].position() != before {
-                charge_moved = true;
-                self.app_charge = self.layers_charge();
-                // A probe for mid-stream framing has a window of its own (the same
-                // bytes per direction, from where each direction's chain may start): it
-                // decides, and is not given up on, by bytes.
-                if self.undecided()
-                    && !matches!(self.app, App::Probe(_))
-                    && self
-                        .half
-                        .iter()
-                        .any(|h| h.position() > ctx.limits.recognise_bytes)
-                {
-                    self.give_up_recognition();
-                }
+            return charge_moved;
+        }
+        // Every event delivered moves a direction's position: that is how the
+        // application layer's charge is known to be worth a look (the closures stay as
+        // small as they were, for the inliner).
+        let before = self.half[0].position() + self.half[1].position();
+        let held = self.half[d].memory_charge();
+        let Conn {
+            half,
+            app,
+            syn_seen,
+            tls,
+            lent,
+            ..
+        } = self;
+        let started = *syn_seen;
+        let limits = &ctx.limits.reassembly;
+        if seg.flags & SYN != 0 {
+            if let Some(t) = &mut lent.timeline {
+                t.tcp(Kind::Syn, d == 0, at);
             }
-            if !self.may_be_session() {
-                for h in &mut self.half {
-                    h.discard_held();
-                }
-                charge_moved = true;
+        }
+        let carried = if tls.is_none() && !matches!(app, App::Unknown) {
+            // Plaintext, application known (the hot path): straight to the app.
+            reassemble(half, seg, payload, limits, &mut |d, ev| {
+                app.on_event(d == 0, ev, started, ctx, lent)
+            })
+        } else {
+            // The first bytes (is it TLS?) or TLS.
+            reassemble(half, seg, payload, limits, &mut |d, ev| {
+                deliver(tls, app, d == 0, ev, started, ctx, lent)
+            })
+        };
+        if seg.payload_missing > 0 && seg.flags & RST == 0 {
+            let f = self.facts.get_or_insert_with(Box::default);
+            f.cut_packets += 1;
+            f.first_cut.get_or_insert(at.packet);
+        }
+        self.note_tcp_anomalies(at.packet);
+        charge_moved = self.half[d].memory_charge() != held;
+        if self.half[0].position() + self.half[1].position() != before {
+            charge_moved = true;
+            self.app_charge = self.layers_charge();
+            // A probe for mid-stream framing has a window of its own (the same bytes per
+            // direction, from where each direction's chain may start): it decides, and is
+            // not given up on, by bytes.
+            if self.undecided()
+                && !matches!(self.app, App::Probe(_))
+                && self
+                    .half
+                    .iter()
+                    .any(|h| h.position() > ctx.limits.recognise_bytes)
+            {
+                self.give_up_recognition();
             }
+        }
+        if !self.may_be_session() {
+            for h in &mut self.half {
+                h.discard_held();
+            }
+            // Not a session: nobody will read its timeline.
+            self.lent.timeline = None;
+            self.app_charge = self.layers_charge();
+            charge_moved = true;
         }
         if seg.flags & FIN != 0 {
             self.ends.note(false, d, at);
+        }
+        // FIN, RST, a retransmission or the session's first Close frame: the rare path.
+        let ends = seg.flags & (FIN | RST) != 0 || (self.lent.close_seen && !self.ended);
+        if ends || carried == Carried::Retransmitted {
+            self.rare(seg.flags, d, at, carried);
+        }
+        if carried != Carried::Nothing {
+            self.last_payload[d] = at;
+            self.last_payload_any = at;
         }
         if seg.flags & (FIN | RST) != 0 {
             // A closed connection lingers for late segments before it is retired: free
@@ -418,6 +542,41 @@ impl Conn {
             charge_moved = true;
         }
         charge_moved
+    }
+
+    /// What a segment with FIN or RST, a retransmitted one, or the one that brought the
+    /// first Close frame adds: the timeline's TCP events, the session's end (the last payload
+    /// before it is the one before this packet).
+    #[cold]
+    #[inline(never)]
+    fn rare(&mut self, flags: u8, d: usize, at: At, carried: Carried) {
+        if let Some(t) = &mut self.lent.timeline {
+            if carried == Carried::Retransmitted {
+                t.tcp(Kind::Retransmission, d == 0, at);
+            }
+            if flags & FIN != 0 {
+                t.tcp(Kind::Fin, d == 0, at);
+            }
+            if flags & RST != 0 {
+                t.tcp(Kind::Rst, d == 0, at);
+            }
+        }
+        if carried == Carried::Retransmitted {
+            self.facts
+                .get_or_insert_with(Box::default)
+                .last_retransmission[d] = at;
+        }
+        if !self.ended && (flags & (FIN | RST) != 0 || self.lent.close_seen) {
+            self.ended = true;
+            if self.last_payload_any.packet != 0 {
+                self.facts
+                    .get_or_insert_with(Box::default)
+                    .payload_before_end = self.last_payload_any;
+            }
+            if let App::WebSocket { session, .. } = &mut self.app {
+                session.consumers.facts.ended();
+            }
+        }
     }
 
     /// A segment that `--filter` did not select: it counts for the connection's identity and
@@ -461,11 +620,92 @@ impl Conn {
             app,
             syn_seen,
             tls,
+            lent,
             ..
         } = self;
         for (d, h) in half.iter_mut().enumerate() {
-            h.flush(&mut |ev| deliver(tls, app, d == 0, ev, *syn_seen, &ctx));
+            h.flush(&mut |ev| deliver(tls, app, d == 0, ev, *syn_seen, &ctx, lent));
         }
+        self.note_tcp_anomalies(self.last.packet);
+    }
+
+    /// What TCP says of this connection, the same for every session of it: its anomalies
+    /// with where they were first seen, and whether its counts are exact.
+    fn tcp_anomalies(&self, evicted: bool) -> (Anomalies, AnomalyMarks, bool) {
+        let mut anomalies = Anomalies::default();
+        let mut marks = AnomalyMarks::default();
+        let mut exact = true;
+        let last = self.last.packet;
+        let [gaps, overflows, out_of_window] = self.tcp_counters();
+        let f = self.facts.as_deref().cloned().unwrap_or_default();
+        let counted = [
+            (Anomaly::Gap, gaps, f.tcp_firsts[0]),
+            (Anomaly::ReassemblyLimit, overflows, f.tcp_firsts[1]),
+            (Anomaly::OutOfWindow, out_of_window, f.tcp_firsts[2]),
+        ];
+        for (a, count, first) in counted {
+            if count > 0 {
+                anomalies.insert(a);
+                marks.add(a, first.unwrap_or(last), count);
+            }
+        }
+        if out_of_window > 0 {
+            exact = false;
+        }
+        if self.half.iter().any(|h| h.counters.cut_bytes > 0) {
+            anomalies.insert(Anomaly::CutOffPacket);
+            marks.add(
+                Anomaly::CutOffPacket,
+                f.first_cut.unwrap_or(last),
+                f.cut_packets.max(1),
+            );
+        }
+        if evicted {
+            anomalies.insert(Anomaly::Evicted);
+            marks.add(Anomaly::Evicted, last, 1);
+            exact = false;
+        }
+        if self.over_budget {
+            anomalies.insert(Anomaly::MemoryBudget);
+            let at = if f.budget_packet != 0 {
+                f.budget_packet
+            } else {
+                last
+            };
+            marks.add(Anomaly::MemoryBudget, at, 1);
+            exact = false;
+        }
+        (anomalies, marks, exact)
+    }
+
+    /// The TCP facts of direction `d` (0: from `key.lo`).
+    fn tcp_dir(&self, d: usize) -> TcpDir {
+        let h = &self.half[d];
+        let k = &h.counters;
+        TcpDir {
+            segments: k.segments,
+            retransmitted: k.retransmitted,
+            out_of_order: k.out_of_order,
+            gaps: k.gaps as u64,
+            last_retransmission: self
+                .facts
+                .as_ref()
+                .and_then(|f| some_at(f.last_retransmission[d])),
+            unacked_bytes: h.unacked_bytes(),
+            last_payload: some_at(self.last_payload[d]),
+        }
+    }
+
+    /// The last packet with payload before the session's end (before the capture's end
+    /// when it never ended).
+    fn last_payload_before_end(&self) -> Option<At> {
+        some_at(if self.ended {
+            self.facts
+                .as_ref()
+                .map_or(At::default(), |f| f.payload_before_end)
+        } else {
+            self.last_payload_any
+        })
     }
 
     #[cfg(test)]
@@ -520,32 +760,8 @@ impl Conn {
             (self.key.hi, self.key.lo)
         };
         // What TCP says, the same for every session of the connection.
-        let mut tcp_anomalies = crate::record::Anomalies::default();
-        let mut tcp_exact = true;
-        for h in &self.half {
-            let k = &h.counters;
-            if k.gaps > 0 {
-                tcp_anomalies.insert(Anomaly::Gap);
-            }
-            if k.cut_bytes > 0 {
-                tcp_anomalies.insert(Anomaly::CutOffPacket);
-            }
-            if k.ooo_overflows > 0 {
-                tcp_anomalies.insert(Anomaly::ReassemblyLimit);
-            }
-            if k.out_of_window > 0 {
-                tcp_anomalies.insert(Anomaly::OutOfWindow);
-                tcp_exact = false;
-            }
-        }
-        if evicted {
-            tcp_anomalies.insert(Anomaly::Evicted);
-            tcp_exact = false;
-        }
-        if self.over_budget {
-            tcp_anomalies.insert(Anomaly::MemoryBudget);
-            tcp_exact = false;
-        }
+        let (tcp_anomalies, tcp_marks, tcp_exact) = self.tcp_anomalies(evicted);
+        let last_payload_before_end = self.last_payload_before_end();
         let tcp = TcpEnds {
             client_fin: Some(self.ends.fin(c)).filter(seen),
             server_fin: Some(self.ends.fin(sv)).filter(seen),
@@ -553,10 +769,15 @@ impl Conn {
             server_rst: Some(self.ends.rst(sv)).filter(seen),
         };
         let n = sessions.len();
-        for s in sessions {
+        // The timeline goes with the last session (the one its frames belong to).
+        let mut timeline = self.lent.timeline.take().map(|t| t.finish());
+        for (i, s) in sessions.into_iter().enumerate() {
             let s = *s;
-            let (mut client_side, mut server_side, mut anomalies, exact) = s.outcome();
+            let (mut client_side, mut server_side, mut anomalies, mut marks, exact) = s.outcome();
             anomalies.union(tcp_anomalies);
+            marks.merge(&tcp_marks);
+            client_side.tcp = self.tcp_dir(c);
+            server_side.tcp = self.tcp_dir(sv);
             client_side.in_progress_at_end = s.in_progress(crate::record::Side::Client);
             server_side.in_progress_at_end = s.in_progress(crate::record::Side::Server);
             let upgrade = s.upgrade();
@@ -592,6 +813,10 @@ impl Conn {
                 closed_by: None,
                 file: None,
                 tls: None,
+                anomaly_marks: marks,
+                last_payload_before_end,
+                timeline: if i + 1 == n { timeline.take() } else { None },
+                handshake_headers: s.handshake_headers(),
                 verdict,
             });
             if let Some((info, tls_anomalies)) = &tls_info {
@@ -607,7 +832,7 @@ impl Conn {
     /// The row of a TLS connection that carried no session that could be read: not
     /// decrypted (outcome `undecrypted`, WebSocket columns empty), or, for `wsclose tls`,
     /// whatever it carried.
-    fn tls_record(&self, t: &TlsLayer, info: TlsInfo, evicted: bool) -> SessionRecord {
+    fn tls_record(&mut self, t: &TlsLayer, info: TlsInfo, evicted: bool) -> SessionRecord {
         let client_is_lo = t.client_is_lo();
         let (c, sv) = if client_is_lo { (0, 1) } else { (1, 0) };
         let (client, server) = if client_is_lo {
@@ -616,32 +841,17 @@ impl Conn {
             (self.key.hi, self.key.lo)
         };
         let mut anomalies = t.anomalies();
-        let mut side = |d: usize| {
+        let (tcp_anomalies, anomaly_marks, _) = self.tcp_anomalies(evicted);
+        anomalies.union(tcp_anomalies);
+        let side = |d: usize| {
             let k = &self.half[d].counters;
-            if k.gaps > 0 {
-                anomalies.insert(Anomaly::Gap);
-            }
-            if k.cut_bytes > 0 {
-                anomalies.insert(Anomaly::CutOffPacket);
-            }
-            if k.ooo_overflows > 0 {
-                anomalies.insert(Anomaly::ReassemblyLimit);
-            }
-            if k.out_of_window > 0 {
-                anomalies.insert(Anomaly::OutOfWindow);
-            }
             crate::record::SideStats {
                 missing_bytes: k.gap_bytes + k.cut_bytes,
+                tcp: self.tcp_dir(d),
                 ..Default::default()
             }
         };
         let (client_side, server_side) = (side(c), side(sv));
-        if evicted {
-            anomalies.insert(Anomaly::Evicted);
-        }
-        if self.over_budget {
-            anomalies.insert(Anomaly::MemoryBudget);
-        }
         let tcp = TcpEnds {
             client_fin: Some(self.ends.fin(c)).filter(seen),
             server_fin: Some(self.ends.fin(sv)).filter(seen),
@@ -682,6 +892,10 @@ impl Conn {
             closed_by: None,
             file: None,
             tls: Some(Box::new(info)),
+            anomaly_marks,
+            last_payload_before_end: self.last_payload_before_end(),
+            handshake_headers: HandshakeHeaders::default(),
+            timeline: self.lent.timeline.take().map(|t| t.finish()),
             verdict,
         }
     }

@@ -30,9 +30,14 @@ const TENTATIVE: [u64; 2] = [1 << 56, 1 << 57];
 const SYN_SEEN: u64 = 1 << 58;
 /// A segment was analyzed (not only shadow segments of `--filter`).
 const ANALYZED: u64 = 1 << 59;
+/// The other direction acknowledged this one (`peer_ack` holds the latest number).
+const PEER_ACK: [u64; 2] = [1 << 60, 1 << 61];
+/// An RST was analyzed (not a shadow segment, not after the connection was given up on):
+/// the session's end, for the record's last payload before it.
+const ENDED: u64 = 1 << 62;
 const STREAM_MASK: u64 = (1 << 48) - 1;
 
-/// One connection without payload (64 bytes).
+/// One connection without payload (72 bytes).
 #[derive(Clone, Copy, Debug)]
 pub struct Embryo {
     /// IPv4: `lo` address, `hi` address, `lo` port << 16 | `hi` port. IPv6 (`V6` flag):
@@ -49,9 +54,12 @@ pub struct Embryo {
     /// The first RST (its direction in the flags; only one direction's fits here): its
     /// packet and time after the first packet's.
     rst_after: [u32; 2],
+    /// The latest acknowledgment number the peer sent for each direction (`PEER_ACK`
+    /// says whether there is one): the record's unacknowledged bytes start from it.
+    peer_ack: [u32; 2],
 }
 
-const _: () = assert!(std::mem::size_of::<Embryo>() == 64);
+const _: () = assert!(std::mem::size_of::<Embryo>() == 72);
 
 impl Embryo {
     const FREE: Embryo = Embryo {
@@ -63,6 +71,7 @@ impl Embryo {
         stream: STREAM_MASK,
         base_seq: [0; 2],
         rst_after: [0; 2],
+        peer_ack: [0; 2],
     };
 
     fn has(&self, flag: u64) -> bool {
@@ -125,6 +134,8 @@ impl Embryo {
             stream_started: [self.has(STARTED[0]), self.has(STARTED[1])],
             tentative: [self.has(TENTATIVE[0]), self.has(TENTATIVE[1])],
             rst: [rst(0), rst(1)],
+            ended: self.has(ENDED),
+            peer_ack: [0, 1].map(|d| self.has(PEER_ACK[d]).then_some(self.peer_ack[d])),
             analyzed: self.analyzed(),
             syn_seen: self.has(SYN_SEEN),
             gave_up: self.gave_up(),
@@ -187,6 +198,7 @@ impl Embryo {
         stream |= BASE[d];
         let rst = seg.flags & RST != 0 && !self.has(RST_FROM[d]);
         let mut rst_after = self.rst_after;
+        let mut peer_ack = self.peer_ack;
         if rst {
             let packet = u32::try_from(at.packet - self.first_packet);
             let ns = u32::try_from(at.ts_ns.wrapping_sub(self.first_ts));
@@ -195,6 +207,9 @@ impl Embryo {
                 _ => return false,
             }
             stream |= RST_FROM[d];
+        }
+        if streams && seg.flags & RST != 0 {
+            stream |= ENDED;
         }
         if streams {
             // The stream of a direction starts after its SYN, or at the first sequence
@@ -222,6 +237,8 @@ impl Embryo {
                 if to > 0 && to <= limits.max_seq_ahead as i64 {
                     return false;
                 }
+                peer_ack[o] = seg.ack;
+                stream |= PEER_ACK[o];
             }
             if seg.flags & RST == 0 {
                 if !start(&mut stream, seg.seq) {
@@ -236,6 +253,7 @@ impl Embryo {
         self.stream = stream | marks;
         self.base_seq[d] = base_d;
         self.rst_after = rst_after;
+        self.peer_ack = peer_ack;
         self.packets += 1;
         self.last_ts = self.last_ts.max(at.ts_ns);
         true

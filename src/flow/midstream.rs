@@ -39,6 +39,7 @@ use crate::config::MIDSTREAM_PROBE_BYTES;
 use crate::record::{At, Side};
 use crate::ws::close::{is_valid_close_code, MAX_CONTROL_PAYLOAD};
 use crate::ws::frame::{frame_header, header_len_from_prefix, opcode, FrameHeader, MAX_HEADER_LEN};
+use crate::ws::session::Lent;
 use crate::ws::WsSession;
 
 /// One direction's chain of frames.
@@ -363,8 +364,15 @@ impl Probe {
 
     /// The session this probe recognised: its chains' bytes are handed to it, so that
     /// counts start at each chain's first frame.
-    pub fn into_session(self, client_is_lo: bool, inflate: bool) -> WsSession {
-        let mut s = WsSession::midstream(inflate);
+    /// `at`: the packet that decided it; `tl` what the connection lends to the session.
+    pub fn into_session(
+        self,
+        client_is_lo: bool,
+        inflate: bool,
+        at: At,
+        tl: &mut Lent,
+    ) -> WsSession {
+        let mut s = WsSession::midstream(inflate, at);
         for (i, d) in self.dirs.into_iter().enumerate() {
             if d.chain().is_none() {
                 continue;
@@ -379,9 +387,9 @@ impl Probe {
             for (end, at) in d.segments {
                 let bytes = &d.held[from..end];
                 match side {
-                    Side::Client => s.client_data(bytes, at),
+                    Side::Client => s.client_data(bytes, at, tl),
                     Side::Server => {
-                        s.server_data(bytes, at);
+                        s.server_data(bytes, at, tl);
                     }
                 }
                 from = end;

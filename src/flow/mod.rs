@@ -29,10 +29,12 @@ use crate::legs::UpgradeSeen;
 use crate::net::FlowKey;
 use crate::record::{At, Peer, SessionRecord};
 use crate::stats::Stats;
+use crate::ws::timeline::{Timeline, TimelineSpill};
 use app::App;
 use conn::Conn;
 use embryo::Embryos;
 use reassembly::ReassemblyLimits;
+use std::sync::Arc;
 
 /// The limits of one connection's analysis (from [`Limits`]).
 #[derive(Clone, Copy, Debug)]
@@ -173,13 +175,22 @@ pub struct Shard {
     recognise_ns: i64,
     /// `--per-file` numbering (see `files.rs`).
     pub files: Option<files::FileTracker>,
+    /// Where connections keep their timelines (`frames`), if they keep one.
+    timeline: Option<Arc<TimelineSpill>>,
 }
 
 impl Shard {
     /// A shard with these limits, closed connections kept `linger_ns` of capture time,
-    /// connections given `recognise_ns` to show a handshake (`Limits`).
-    pub fn new(limits: ConnLimits, linger_ns: i64, recognise_ns: i64) -> Self {
+    /// connections given `recognise_ns` to show a handshake (`Limits`), and where
+    /// connections keep their timelines (`frames`, the HTML rings), if they keep one.
+    pub fn new(
+        limits: ConnLimits,
+        linger_ns: i64,
+        recognise_ns: i64,
+        timeline: Option<Arc<TimelineSpill>>,
+    ) -> Self {
         Shard {
+            timeline,
             table: HashTable::new(),
             cache: vec![CacheEntry::EMPTY; FLOW_CACHE],
             conns: Vec::new(),
@@ -297,6 +308,12 @@ impl Shard {
         if seg.flags & (SYN | ACK) == SYN && self.is_reuse(id, seg) {
             self.retire(id, false);
             id = self.open(seg.key, hash, at);
+            self.remember(ci, seg.key, id);
+        }
+        // A connection that keeps a timeline is a full one from its first packet (its SYN
+        // and every TCP event go to the timeline).
+        if id & EMBRYO != 0 && self.timeline.is_some() {
+            id = self.promote(id, hash);
             self.remember(ci, seg.key, id);
         }
         if id & EMBRYO != 0 {
@@ -505,7 +522,10 @@ impl Shard {
     /// Moves a connection from the compact table to the full one; returns its new id.
     fn promote(&mut self, id: ConnId, hash: u64) -> ConnId {
         let (key, e) = self.embryos.take(id & !EMBRYO);
-        let conn = Conn::from_embryonic(key, e.embryonic());
+        let mut conn = Conn::from_embryonic(key, e.embryonic());
+        if let Some(spill) = &self.timeline {
+            conn.lent.timeline = Some(Box::new(Timeline::new(spill.clone())));
+        }
         let slot = match self.free.pop() {
             Some(s) => {
                 self.conns[s as usize] = Some(conn);

@@ -20,6 +20,18 @@ pub enum Event<'a> {
     Gap(u64),
 }
 
+/// What a segment carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carried {
+    /// No payload (or a keep-alive probe).
+    Nothing,
+    /// Payload beyond what was seen before (possibly ahead of a hole).
+    New,
+    /// Payload starting before the highest sequence number already seen: a
+    /// retransmission, a duplicate, or bytes that fill a hole.
+    Retransmitted,
+}
+
 /// Why a gap was declared (for the counters).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HalfCounters {
@@ -32,6 +44,17 @@ pub struct HalfCounters {
     pub ooo_overflows: u32,
     /// Segments too far from the expected sequence number to be believed.
     pub out_of_window: u32,
+    /// Segments that carried payload (keep-alive probes not counted).
+    pub segments: u64,
+    /// Of those, segments that started before the highest sequence number already seen:
+    /// retransmissions and duplicates, including those that fill a hole.
+    pub retransmitted: u64,
+    /// Of those, segments that jumped ahead of bytes never seen (the segment before them
+    /// was lost before the capture point, or comes later).
+    pub out_of_order: u64,
+    /// Gaps, out-of-order overflows and out-of-window segments together (a change says
+    /// one of them just happened).
+    pub anomalies: u32,
 }
 
 /// A direction's counters, allocated at the first thing counted: most directions never
@@ -46,6 +69,10 @@ static NO_COUNTS: HalfCounters = HalfCounters {
     cut_bytes: 0,
     ooo_overflows: 0,
     out_of_window: 0,
+    segments: 0,
+    retransmitted: 0,
+    out_of_order: 0,
+    anomalies: 0,
 };
 
 impl std::ops::Deref for LazyCounters {
@@ -181,6 +208,11 @@ pub struct HalfStream {
     held: Held,
     /// Stream offset of the FIN, once seen ([`NO_FIN`] before).
     fin_end: u64,
+    /// Highest stream offset seen sent (the end of the furthest segment).
+    max_end: u64,
+    /// The latest acknowledgment number the peer sent for this direction, once it sent
+    /// one (kept raw: a store per ACK; unwrapped only when asked).
+    peer_ack: Option<u32>,
     pub counters: LazyCounters,
 }
 
@@ -191,6 +223,8 @@ impl Default for HalfStream {
             next: 0,
             held: Held::default(),
             fin_end: NO_FIN,
+            max_end: 0,
+            peer_ack: None,
             counters: LazyCounters::default(),
         }
     }
@@ -203,15 +237,16 @@ impl HalfStream {
     }
 
     /// A direction whose stream starts at sequence number `base` (when known; `tentative`
-    /// when a segment without SYN set it) and has delivered nothing yet: what a connection
-    /// that carried no payload knows of it.
-    pub fn starting_at(base: Option<u32>, tentative: bool) -> Self {
+    /// when a segment without SYN set it) and has delivered nothing yet, with the peer's
+    /// latest acknowledgment number: what a connection that carried no payload knows of it.
+    pub fn starting_at(base: Option<u32>, tentative: bool, peer_ack: Option<u32>) -> Self {
         HalfStream {
             base: Base {
                 seq: base.unwrap_or(0),
                 known: base.is_some(),
                 tentative: tentative && base.is_some(),
             },
+            peer_ack,
             ..HalfStream::default()
         }
     }
@@ -224,6 +259,19 @@ impl HalfStream {
     /// Stream offset of the next byte to deliver (bytes delivered plus gaps).
     pub fn position(&self) -> u64 {
         self.next
+    }
+
+    /// Bytes sent that the peer had not acknowledged (0 when it never acknowledged any:
+    /// the capture may not see its direction).
+    pub fn unacked_bytes(&self) -> u64 {
+        match (self.base.get(), self.peer_ack) {
+            (Some(base), Some(ack)) => {
+                let acked = self.offset(base, ack).max(0) as u64;
+                // The FIN takes a sequence number: an ACK of it is one past the data.
+                self.max_end.saturating_sub(acked)
+            }
+            _ => 0,
+        }
     }
 
     /// True once every byte up to the FIN has been delivered or declared a gap.
@@ -256,11 +304,13 @@ impl HalfStream {
         let base = self.base.get_or_insert(seq);
         if self.offset(base, seq) - self.next as i64 > limits.max_seq_ahead as i64 {
             self.counters.out_of_window += 1;
+            self.counters.anomalies += 1;
         }
     }
 
     /// One segment in this direction: `data` present in the capture, `missing` bytes
-    /// after it cut off by the snapshot length, and whether it carries FIN.
+    /// after it cut off by the snapshot length, and whether it carries FIN. Returns
+    /// what it carried (a keep-alive probe carries nothing).
     #[inline]
     pub fn segment(
         &mut self,
@@ -270,7 +320,7 @@ impl HalfStream {
         fin: bool,
         limits: &ReassemblyLimits,
         sink: &mut impl FnMut(Event<'_>),
-    ) {
+    ) -> Carried {
         let mut base = self.base.get_or_insert(seq);
         let mut start = self.offset(base, seq);
         if self.settle(start) {
@@ -283,11 +333,12 @@ impl HalfStream {
         }
         if start < 0 && start + (len as i64) <= 0 {
             // Entirely before the first byte we know of (e.g. a keep-alive probe at ISN).
-            return;
+            return Carried::Nothing;
         }
         if start - self.next as i64 > limits.max_seq_ahead as i64 {
             self.counters.out_of_window += 1;
-            return;
+            self.counters.anomalies += 1;
+            return Carried::Nothing;
         }
         // Bytes before offset 0 are not part of the stream we follow.
         let (start, data, missing, len) = if start < 0 {
@@ -304,16 +355,36 @@ impl HalfStream {
             self.fin_end = end.max(self.next).min(NO_FIN - 1);
         }
         if len == 0 {
-            return;
+            return Carried::Nothing;
         }
+        // A keep-alive probe repeats the last byte before the next one (RFC 9293 §3.8.4).
+        let keepalive = len == 1 && end <= self.next;
+        if keepalive {
+            return Carried::Nothing;
+        }
+        let k = &mut self.counters;
+        k.segments += 1;
+        let kind = if start < self.max_end {
+            k.retransmitted += 1;
+            Carried::Retransmitted
+        } else {
+            if start > self.max_end {
+                // Bytes before it were never seen: lost before the capture point (then
+                // retransmitted or given up as a gap) or overtaken.
+                k.out_of_order += 1;
+            }
+            Carried::New
+        };
+        self.max_end = self.max_end.max(end);
         if end <= self.next {
-            return;
+            return kind;
         }
         if start <= self.next {
             self.deliver_new(start, data, missing, sink);
-            return;
+            return kind;
         }
         self.hold(start, data, missing, limits, sink);
+        kind
     }
 
     /// A tentative base one below the first byte placed (`offset` 1) was a probe's
@@ -408,6 +479,7 @@ impl HalfStream {
             // Holes have not filled in time: give up on them, oldest first, say so, and
             // move on until this segment fits (or is itself next in the stream).
             self.counters.ooo_overflows += 1;
+            self.counters.anomalies += 1;
             while start > self.next && over(self) {
                 let to = self.held.first().map_or(start, |h| h.start.min(start));
                 self.gap_to(to, sink);
@@ -458,6 +530,7 @@ impl HalfStream {
         if to > self.next {
             let n = to - self.next;
             self.counters.gaps += 1;
+            self.counters.anomalies += 1;
             self.counters.gap_bytes += n;
             sink(Event::Gap(n));
             self.next = to;
@@ -470,6 +543,7 @@ impl HalfStream {
     pub fn acked(&mut self, ack: u32, limits: &ReassemblyLimits, sink: &mut impl FnMut(Event<'_>)) {
         let Some(base) = self.base.get() else { return };
         let mut to = self.offset(base, ack);
+        self.peer_ack = Some(ack);
         if self.settle(to) {
             return;
         }

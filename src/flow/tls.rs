@@ -21,6 +21,7 @@ use super::reassembly::Event;
 use super::SegmentCtx;
 use crate::record::{Anomalies, Anomaly, TlsCarries, TlsInfo};
 use crate::tls::{self, KeyLog, KeySource, Probe, Secrets, TlsConn, TlsFacts, TlsState};
+use crate::ws::session::Lent;
 
 /// The secrets a shard can use now: the `--keylog` files, then each Decryption Secrets
 /// Block read so far, in capture order (the first that knows a client random answers).
@@ -102,12 +103,13 @@ pub fn deliver(
     ev: Event<'_>,
     started: bool,
     ctx: &SegmentCtx<'_>,
+    tl: &mut Lent,
 ) {
     // A plaintext connection whose application is known: straight on (the hot path).
     if tls.is_none() && !matches!(app, App::Unknown) {
-        app.on_event(from_lo, ev, started, ctx);
+        app.on_event(from_lo, ev, started, ctx, tl);
     } else {
-        deliver_tls(tls, app, from_lo, ev, started, ctx);
+        deliver_tls(tls, app, from_lo, ev, started, ctx, tl);
     }
 }
 
@@ -119,9 +121,10 @@ fn deliver_tls(
     ev: Event<'_>,
     started: bool,
     ctx: &SegmentCtx<'_>,
+    tl: &mut Lent,
 ) {
     if let Some(t) = tls {
-        t.on_event(app, from_lo, ev, ctx);
+        t.on_event(app, from_lo, ev, ctx, tl);
         return;
     }
     if let Event::Data(bytes) = ev {
@@ -134,15 +137,22 @@ fn deliver_tls(
                 opts: ctx.tls.opts,
                 dropped: false,
             }));
-            t.on_event(app, from_lo, ev, ctx);
+            t.on_event(app, from_lo, ev, ctx, tl);
             return;
         }
     }
-    app.on_event(from_lo, ev, started, ctx);
+    app.on_event(from_lo, ev, started, ctx, tl);
 }
 
 impl TlsLayer {
-    fn on_event(&mut self, app: &mut App, from_lo: bool, ev: Event<'_>, ctx: &SegmentCtx<'_>) {
+    fn on_event(
+        &mut self,
+        app: &mut App,
+        from_lo: bool,
+        ev: Event<'_>,
+        ctx: &SegmentCtx<'_>,
+        tl: &mut Lent,
+    ) {
         if self.dropped {
             return;
         }
@@ -155,7 +165,7 @@ impl TlsLayer {
         // application's first.
         self.conn
             .on_event(dir, ev, tctx, &*ctx.tls.keys, &mut |d, ev| {
-                app.on_event(d == 0, ev, true, ctx)
+                app.on_event(d == 0, ev, true, ctx, tl)
             });
         if !self.may_give_record(app) {
             self.drop_record();
@@ -364,7 +374,16 @@ mod tests {
                 limits: &limits,
                 tls: &tls_ctx,
             };
-            deliver(&mut tls, &mut app, *from_lo, Event::Data(bytes), true, &ctx);
+            let ev = Event::Data(bytes);
+            deliver(
+                &mut tls,
+                &mut app,
+                *from_lo,
+                ev,
+                true,
+                &ctx,
+                &mut Lent::default(),
+            );
         }
         (tls, app)
     }

@@ -7,11 +7,13 @@
 use std::io::{self, Read};
 
 use super::{
-    Anomalies, At, CipherSuite, Close, ClosedBy, FileNumbers, Peer, SessionRecord, SideStats,
-    TcpEnds, TlsCarries, TlsInfo, TlsState, TlsVersion,
+    Anomalies, Anomaly, AnomalyMarks, At, CipherSuite, Close, ClosedBy, Fields, FileNumbers,
+    HandshakeHeaders, Peer, PingRtt, SessionRecord, SideStats, TcpDir, TcpEnds, TlsCarries,
+    TlsInfo, TlsState, TlsVersion,
 };
 use crate::net::Endpoint;
 use crate::verdict::Upgrade;
+use crate::ws::timeline::TimelineRef;
 
 /// Appends `r`, length-prefixed, to `b`.
 pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
@@ -39,6 +41,10 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
         peer,
         peer_session,
         closed_by,
+        anomaly_marks,
+        last_payload_before_end,
+        handshake_headers,
+        timeline,
         tls,
         verdict: _,
         file,
@@ -99,6 +105,30 @@ pub fn encode(r: &SessionRecord, b: &mut Vec<u8>) {
             w.str(file);
             w.u64(*tcp_stream);
             w.u64(*first_frame);
+        }
+        None => w.0.push(0),
+    }
+    w.u64(anomaly_marks.iter().count() as u64);
+    for m in anomaly_marks.iter() {
+        w.0.push(m.anomaly as u8);
+        w.u64(m.first_packet);
+        w.u64(m.count);
+    }
+    w.opt_at(*last_payload_before_end);
+    let HandshakeHeaders { request, response } = handshake_headers;
+    for head in [request, response] {
+        w.str(head.encoded());
+    }
+    match timeline {
+        Some(TimelineRef {
+            last_chunk,
+            events,
+            omitted,
+        }) => {
+            w.0.push(1);
+            for x in [*last_chunk, *events, *omitted] {
+                w.u64(x);
+            }
         }
         None => w.0.push(0),
     }
@@ -172,6 +202,29 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
     } else {
         None
     };
+    let mut anomaly_marks = AnomalyMarks::default();
+    for _ in 0..c.u64()? {
+        let a = c.u8()?;
+        let a = *Anomaly::ALL
+            .get(a as usize)
+            .ok_or_else(|| bad("spilled record has a bad anomaly"))?;
+        let (first, count) = (c.u64()?, c.u64()?);
+        anomaly_marks.add(a, first, count);
+    }
+    let last_payload_before_end = c.opt_at()?;
+    let handshake_headers = HandshakeHeaders {
+        request: Fields::from_encoded(c.string()?),
+        response: Fields::from_encoded(c.string()?),
+    };
+    let timeline = if c.u8()? == 1 {
+        Some(TimelineRef {
+            last_chunk: c.u64()?,
+            events: c.u64()?,
+            omitted: c.u64()?,
+        })
+    } else {
+        None
+    };
     let tls = c.tls()?;
     if !c.0.is_empty() {
         return Err(bad("spilled record has trailing bytes"));
@@ -201,6 +254,10 @@ pub fn decode(r: &mut impl Read) -> io::Result<Option<SessionRecord>> {
         peer,
         peer_session,
         closed_by,
+        anomaly_marks,
+        last_payload_before_end,
+        handshake_headers,
+        timeline,
         tls,
         verdict,
         file,
@@ -344,11 +401,61 @@ impl Writer<'_> {
             missing_bytes,
             bytes_inflated,
             largest_message,
+            messages_before_close,
+            bytes_before_close,
+            unfinished_message,
+            last_data,
+            ping_rtt,
+            tcp,
             in_progress_at_end,
         } = s;
-        for x in [*messages, *bytes, *pings, *pongs, *missing_bytes] {
+        for x in [
+            *messages,
+            *bytes,
+            *pings,
+            *pongs,
+            *missing_bytes,
+            *messages_before_close,
+            *bytes_before_close,
+        ] {
             self.u64(x);
         }
+        self.opt64(*unfinished_message);
+        self.opt_at(*last_data);
+        let PingRtt {
+            answered,
+            min_ns,
+            p50_ns,
+            max_ns,
+            unanswered,
+            first_unanswered,
+        } = ping_rtt;
+        self.u64(*answered);
+        for x in [*min_ns, *p50_ns, *max_ns] {
+            self.i64(x);
+        }
+        self.u64(*unanswered);
+        self.opt_at(*first_unanswered);
+        let TcpDir {
+            segments,
+            retransmitted,
+            out_of_order,
+            gaps,
+            unacked_bytes,
+            last_retransmission,
+            last_payload,
+        } = tcp;
+        for x in [
+            *segments,
+            *retransmitted,
+            *out_of_order,
+            *gaps,
+            *unacked_bytes,
+        ] {
+            self.u64(x);
+        }
+        self.opt_at(*last_retransmission);
+        self.opt_at(*last_payload);
         self.0.push(match in_progress_at_end {
             None => 0,
             Some(false) => 1,
@@ -493,6 +600,26 @@ impl Reader<'_> {
             self.u64()?,
             self.u64()?,
         );
+        let (messages_before_close, bytes_before_close) = (self.u64()?, self.u64()?);
+        let unfinished_message = self.opt64()?;
+        let last_data = self.opt_at()?;
+        let ping_rtt = PingRtt {
+            answered: self.u64()?,
+            min_ns: self.i64()?,
+            p50_ns: self.i64()?,
+            max_ns: self.i64()?,
+            unanswered: self.u64()?,
+            first_unanswered: self.opt_at()?,
+        };
+        let tcp = TcpDir {
+            segments: self.u64()?,
+            retransmitted: self.u64()?,
+            out_of_order: self.u64()?,
+            gaps: self.u64()?,
+            unacked_bytes: self.u64()?,
+            last_retransmission: self.opt_at()?,
+            last_payload: self.opt_at()?,
+        };
         let in_progress_at_end = match self.u8()? {
             0 => None,
             1 => Some(false),
@@ -518,6 +645,12 @@ impl Reader<'_> {
             missing_bytes,
             bytes_inflated,
             largest_message,
+            messages_before_close,
+            bytes_before_close,
+            unfinished_message,
+            last_data,
+            ping_rtt,
+            tcp,
             in_progress_at_end,
         })
     }
@@ -526,31 +659,99 @@ impl Reader<'_> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::record::Anomaly;
     use proptest::prelude::*;
 
     fn at() -> impl Strategy<Value = At> {
         (any::<u64>(), any::<i64>()).prop_map(|(packet, ts_ns)| At { packet, ts_ns })
     }
 
-    fn side() -> impl Strategy<Value = SideStats> {
+    fn ping_rtt() -> impl Strategy<Value = PingRtt> {
+        (
+            any::<[u64; 2]>(),
+            any::<[i64; 3]>(),
+            proptest::option::of(at()),
+        )
+            .prop_map(|(n, t, first_unanswered)| PingRtt {
+                answered: n[0],
+                min_ns: t[0],
+                p50_ns: t[1],
+                max_ns: t[2],
+                unanswered: n[1],
+                first_unanswered,
+            })
+    }
+
+    fn tcp_dir() -> impl Strategy<Value = TcpDir> {
         (
             any::<[u64; 5]>(),
+            proptest::option::of(at()),
+            proptest::option::of(at()),
+        )
+            .prop_map(|(n, last_retransmission, last_payload)| TcpDir {
+                segments: n[0],
+                retransmitted: n[1],
+                out_of_order: n[2],
+                gaps: n[3],
+                unacked_bytes: n[4],
+                last_retransmission,
+                last_payload,
+            })
+    }
+
+    pub(crate) fn side() -> impl Strategy<Value = SideStats> {
+        (
+            any::<[u64; 7]>(),
             proptest::option::of((proptest::option::of(any::<u16>()), ".{0,8}", at())),
-            any::<[Option<u64>; 2]>(),
+            any::<[Option<u64>; 3]>(),
+            proptest::option::of(at()),
+            ping_rtt(),
+            tcp_dir(),
             proptest::option::of(any::<bool>()),
         )
-            .prop_map(|(n, close, inflated, in_progress_at_end)| SideStats {
-                in_progress_at_end,
-                bytes_inflated: inflated[0],
-                largest_message: inflated[1],
-                messages: n[0],
-                bytes: n[1],
-                pings: n[2],
-                pongs: n[3],
-                missing_bytes: n[4],
-                close: close.map(|(code, reason, at)| Close { code, reason, at }),
-            })
+            .prop_map(
+                |(n, close, opt, last_data, ping_rtt, tcp, in_progress_at_end)| SideStats {
+                    in_progress_at_end,
+                    bytes_inflated: opt[0],
+                    largest_message: opt[1],
+                    messages: n[0],
+                    bytes: n[1],
+                    pings: n[2],
+                    pongs: n[3],
+                    missing_bytes: n[4],
+                    messages_before_close: n[5],
+                    bytes_before_close: n[6],
+                    close: close.map(|(code, reason, at)| Close { code, reason, at }),
+                    unfinished_message: opt[2],
+                    last_data,
+                    ping_rtt,
+                    tcp,
+                },
+            )
+    }
+
+    pub(crate) fn marks() -> impl Strategy<Value = AnomalyMarks> {
+        proptest::collection::vec((0..Anomaly::ALL.len(), any::<u64>(), 1..1000u64), 0..4).prop_map(
+            |v| {
+                let mut m = AnomalyMarks::default();
+                for (a, p, n) in v {
+                    m.add(Anomaly::ALL[a], p, n);
+                }
+                m
+            },
+        )
+    }
+
+    pub(crate) fn headers() -> impl Strategy<Value = HandshakeHeaders> {
+        let head = || {
+            proptest::collection::vec(("[A-Za-z-]{1,8}", ".{0,10}"), 0..3).prop_map(
+                |v: Vec<(String, String)>| {
+                    v.iter()
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect::<Fields>()
+                },
+            )
+        };
+        (head(), head()).prop_map(|(request, response)| HandshakeHeaders { request, response })
     }
 
     fn upgrade() -> impl Strategy<Value = Upgrade> {
@@ -619,7 +820,13 @@ pub(crate) mod tests {
                     Just(ClosedBy::Proxy)
                 ]),
             ),
-            proptest::option::of((".{0,12}", any::<[u64; 2]>())),
+            (
+                proptest::option::of((".{0,12}", any::<[u64; 2]>())),
+                marks(),
+                proptest::option::of(at()),
+                headers(),
+                proptest::option::of(any::<[u64; 3]>()),
+            ),
         )
             .prop_map(
                 |(
@@ -630,7 +837,7 @@ pub(crate) mod tests {
                     tcp,
                     (exact, bits, tls),
                     (requests_before_upgrade, peer, peer_session, closed_by),
-                    file,
+                    (file, anomaly_marks, last_payload_before_end, handshake_headers, tl),
                 )| {
                     let tcp = TcpEnds {
                         client_fin: tcp[0],
@@ -679,6 +886,14 @@ pub(crate) mod tests {
                             file: f.into(),
                             tcp_stream: n[0],
                             first_frame: n[1],
+                        }),
+                        anomaly_marks,
+                        last_payload_before_end,
+                        handshake_headers,
+                        timeline: tl.map(|t| TimelineRef {
+                            last_chunk: t[0],
+                            events: t[1],
+                            omitted: t[2],
                         }),
                         tls,
                     }

@@ -153,6 +153,52 @@ impl Anomaly {
         Anomaly::MemoryBudget,
     ];
 
+    /// What the token means, for README and `sessions --help`.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Anomaly::Gap => "bytes of the TCP stream are missing from the capture (counted in *_missing_bytes)",
+            Anomaly::CutOffPacket => "packets were cut short by the capture's snapshot length",
+            Anomaly::ReassemblyLimit => "out-of-order data exceeded the reassembly cap; a hole was given up on",
+            Anomaly::OutOfWindow => "segments far outside the expected sequence space were ignored",
+            Anomaly::FramingLost => "a gap hit frame headers: frame boundaries were lost (counts become lower bounds)",
+            Anomaly::Resync => "framing was found again after a gap",
+            Anomaly::HandshakeTooLong => "an Upgrade request or response head exceeded the buffering cap",
+            Anomaly::BadHandshakeResponse => "the answer to the Upgrade request was not HTTP",
+            Anomaly::MissingUpgradeHeader => "a 101 without Upgrade: websocket (RFC 6455 §4.1)",
+            Anomaly::MissingKey => "the request had no Sec-WebSocket-Key (§4.1)",
+            Anomaly::MissingAccept => "a 101 without Sec-WebSocket-Accept (§4.1)",
+            Anomaly::InvalidAccept => "Sec-WebSocket-Accept does not match the key (§4.2.2)",
+            Anomaly::UnsupportedVersion => "Sec-WebSocket-Version other than 13 (§4.1)",
+            Anomaly::UnmaskedClientFrame => "a client frame without a masking key (§5.1)",
+            Anomaly::MaskedServerFrame => "a server frame with a masking key (§5.1)",
+            Anomaly::ReservedBitsSet => "RSV bits set without an extension that defines them (§5.2)",
+            Anomaly::ReservedOpcode => "opcode 0x3-0x7 or 0xB-0xF (§5.2)",
+            Anomaly::InvalidPayloadLength => "a 64-bit payload length with its top bit set (§5.2)",
+            Anomaly::NonMinimalLength => "a payload length not in its shortest form (§5.2)",
+            Anomaly::ControlFrameTooLong => "a control frame payload over 125 bytes (§5.5)",
+            Anomaly::FragmentedControlFrame => "a control frame with FIN clear (§5.5)",
+            Anomaly::UnexpectedContinuation => "a continuation frame with no message to continue (§5.4)",
+            Anomaly::UnfinishedMessage => "a new data message began inside a fragmented one (§5.4)",
+            Anomaly::CloseTooShort => "a Close payload of exactly one byte (§5.5.1)",
+            Anomaly::InvalidCloseCode => "a Close status code not allowed on the wire (§7.4)",
+            Anomaly::InvalidUtf8CloseReason => "a Close reason that is not UTF-8 (§5.5.1)",
+            Anomaly::DataAfterClose => "data frames after this side's Close frame (§5.5.1)",
+            Anomaly::FrameBeforeUpgrade => "client frames before the server accepted the upgrade (§4.1)",
+            Anomaly::Evicted => "the connection was evicted because too many were open at once",
+            Anomaly::Midstream => "no handshake in the capture: the session was recognised by its framing; counts start at the first frame of the recognised chain",
+            Anomaly::CompressedContextUnknown => "RSV1 frames in a session whose handshake was not seen: maybe compressed (RFC 7692), but the parameters are unknown, so not inflated",
+            Anomaly::InflateError => "a compressed message could not be inflated (RFC 7692 §7.2.2): corrupt data, or a window lost in a gap",
+            Anomaly::InflateLimit => "inflation stopped at a cap: sizes from there are lower bounds",
+            Anomaly::InvalidUtf8Text => "a text message that is not UTF-8 (§5.6, §8.1: the peer must fail with 1007)",
+            Anomaly::TlsNoKey => "TLS: the key log has no secrets for this connection (at least not when they were needed)",
+            Anomaly::TlsDecryptFailed => "TLS: secrets were found but records do not authenticate with them (a key log of another capture)",
+            Anomaly::TlsUnsupportedCipher => "TLS: a cipher suite or version that is not decrypted (named on stderr)",
+            Anomaly::TlsGap => "TLS: ciphertext was missing (a TCP gap) or skipped; the plaintext after it was found again by trial decryption, or not at all",
+            Anomaly::MemoryBudget => "the memory budget (--memory) made the connection give up what it held (out-of-order data, a head being gathered, inflater windows, TLS records, its ring of last frames): counts become lower bounds",
+            Anomaly::ResponseNotCaptured => "the answer to the Upgrade is missing from the capture (lost or cut): whether it upgraded is told by the server's frames",
+        }
+    }
+
     /// The token written in the `anomalies` column.
     pub fn token(self) -> &'static str {
         match self {
@@ -271,6 +317,46 @@ pub struct TcpEnds {
     pub server_rst: Option<At>,
 }
 
+/// Round trips of the Ping frames one side sent, each answered by the other side's next
+/// Pong (RFC 6455 §5.5.3: pongs answer pings in order; unsolicited pongs answer none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PingRtt {
+    /// Pings answered by a pong.
+    pub answered: u64,
+    /// Shortest, median and longest round trip (ns); 0 when none was answered. The median
+    /// is exact up to [`crate::config::MAX_RTT_SAMPLES`] answered pings, then taken from a
+    /// regular subsample of them.
+    pub min_ns: i64,
+    pub p50_ns: i64,
+    pub max_ns: i64,
+    /// Pings still waiting for their pong when the session ended (its first Close frame,
+    /// FIN or RST), or when the capture ended if it never did.
+    pub unanswered: u64,
+    /// The oldest of them.
+    pub first_unanswered: Option<At>,
+}
+
+/// What TCP showed of one direction (the segments this side sent).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpDir {
+    /// Segments that carried payload (keep-alive probes not counted).
+    pub segments: u64,
+    /// Of those, segments that repeated or filled sequence space already passed:
+    /// retransmissions and duplicates.
+    pub retransmitted: u64,
+    /// Of those, segments that jumped ahead of bytes not seen yet (a "previous segment
+    /// not captured"): the segment before was lost before the capture point, or comes late.
+    pub out_of_order: u64,
+    /// Holes never filled: bytes the capture missed (counted in `missing_bytes`).
+    pub gaps: u64,
+    /// The last retransmitted segment.
+    pub last_retransmission: Option<At>,
+    /// Bytes sent that the peer had not acknowledged at the end.
+    pub unacked_bytes: u64,
+    /// The last segment that carried payload.
+    pub last_payload: Option<At>,
+}
+
 /// What one side sent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SideStats {
@@ -291,9 +377,146 @@ pub struct SideStats {
     /// The largest complete data message in application bytes (inflated when
     /// compressed; the wire size without the extension). `None` when not knowable.
     pub largest_message: Option<u64>,
+    /// Messages and their bytes this side had sent when the session's first Close frame
+    /// (from either side) was seen; all of them when there was none.
+    pub messages_before_close: u64,
+    pub bytes_before_close: u64,
+    /// A data message still unfinished at the end: its bytes announced so far by frame
+    /// headers (the whole length of the frame in progress included).
+    pub unfinished_message: Option<u64>,
+    /// The last data frame (text, binary, continuation) this side completed.
+    pub last_data: Option<At>,
+    /// Round trips of this side's pings.
+    pub ping_rtt: PingRtt,
+    pub tcp: TcpDir,
     /// A frame or fragmented message was started and not finished when the connection or
     /// the capture ended; `None` when frame boundaries were not known then (or no frames).
     pub in_progress_at_end: Option<bool>,
+}
+
+/// The first packet and the number of occurrences of one anomaly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnomalyMark {
+    pub anomaly: Anomaly,
+    pub first_packet: u64,
+    pub count: u64,
+}
+
+/// Where each anomaly of a session was first seen, and how often: at most one entry per
+/// token, in token order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnomalyMarks(Vec<AnomalyMark>);
+
+impl AnomalyMarks {
+    /// One more occurrence of `a`, in `packet`.
+    pub fn note(&mut self, a: Anomaly, packet: u64) {
+        self.add(a, packet, 1);
+    }
+
+    /// `count` occurrences of `a`, the first in `packet`.
+    pub fn add(&mut self, a: Anomaly, packet: u64, count: u64) {
+        match self.0.binary_search_by_key(&a, |m| m.anomaly) {
+            Ok(i) => {
+                let m = &mut self.0[i];
+                m.count += count;
+                m.first_packet = m.first_packet.min(packet);
+            }
+            Err(i) => self.0.insert(
+                i,
+                AnomalyMark {
+                    anomaly: a,
+                    first_packet: packet,
+                    count,
+                },
+            ),
+        }
+    }
+
+    pub fn merge(&mut self, other: &AnomalyMarks) {
+        for m in &other.0 {
+            self.add(m.anomaly, m.first_packet, m.count);
+        }
+    }
+
+    pub fn get(&self, a: Anomaly) -> Option<&AnomalyMark> {
+        self.0.iter().find(|m| m.anomaly == a)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &AnomalyMark> + '_ {
+        self.0.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The handshake's header fields as sent, for the JSON report: at most
+/// [`crate::config::MAX_KEPT_HEADERS`] per head, each value cut to
+/// [`crate::config::MAX_KEPT_HEADER_VALUE`] bytes. Secrets are kept here and redacted by
+/// the writers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HandshakeHeaders {
+    pub request: Fields,
+    pub response: Fields,
+}
+
+/// Header fields (name, value) in order, kept in one string: one allocation per head, as
+/// long as the session lives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fields(String);
+
+impl Fields {
+    /// Appends a field (a NUL, which no HTTP field holds, is written as U+FFFD).
+    pub fn push(&mut self, name: &str, value: &str) {
+        for part in [name, value] {
+            if part.contains('\0') {
+                self.0.push_str(&part.replace('\0', "\u{fffd}"));
+            } else {
+                self.0.push_str(part);
+            }
+            self.0.push('\0');
+        }
+    }
+
+    /// The fields in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let mut parts = self.0.split_terminator('\0');
+        std::iter::from_fn(move || Some((parts.next()?, parts.next().unwrap_or(""))))
+    }
+
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The fields' encoded form (for the record's codec).
+    pub fn encoded(&self) -> &str {
+        &self.0
+    }
+
+    /// Fields from their encoded form (as [`Fields::encoded`] gave it).
+    pub fn from_encoded(s: String) -> Fields {
+        Fields(s)
+    }
+
+    /// Bytes held.
+    pub fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+}
+
+impl<'a> FromIterator<(&'a str, &'a str)> for Fields {
+    fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(it: I) -> Self {
+        let mut f = Fields::default();
+        for (n, v) in it {
+            f.push(n, v);
+        }
+        f
+    }
 }
 
 /// The other leg of a session through a proxy (both legs in the capture): the order key
@@ -404,6 +627,16 @@ pub struct SessionRecord {
     /// Who ended it, across both legs when paired (set in `legs.rs`, from the facts of
     /// both legs by [`crate::verdict::closed_by`]).
     pub closed_by: Option<ClosedBy>,
+    /// The first packet and count of each anomaly (where the analysis can place it).
+    pub anomaly_marks: AnomalyMarks,
+    /// The last packet that carried payload, in either direction, before the session's
+    /// end (its first Close frame, FIN or RST); before the capture's end when it never
+    /// ended. Control frames count: a ping resets a proxy's idle timer.
+    pub last_payload_before_end: Option<At>,
+    pub handshake_headers: HandshakeHeaders,
+    /// Where the session's timeline of frames and TCP events was kept (`frames` only);
+    /// not a fact of the session, and not in the reports.
+    pub timeline: Option<crate::ws::timeline::TimelineRef>,
     /// The TLS layer's facts, for `wss://` (and for TLS connections that could not be
     /// decrypted, whose record has `Upgrade::Undecrypted`); `None` for plaintext.
     pub tls: Option<Box<TlsInfo>>,
@@ -465,6 +698,32 @@ impl SessionRecord {
             Side::Server => &self.server_side,
         }
     }
+
+    /// The moment the session ended: its first Close frame, FIN or RST, whichever came
+    /// first; `None` while it was open.
+    pub fn ended_at(&self) -> Option<At> {
+        let t = &self.tcp;
+        [
+            self.client_side.close.as_ref().map(|c| c.at),
+            self.server_side.close.as_ref().map(|c| c.at),
+            t.client_fin,
+            t.server_fin,
+            t.client_rst,
+            t.server_rst,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
 }
 
 /// The facts the verdict is drawn from, out of a record's parts.
@@ -508,6 +767,39 @@ impl SessionRecord {
             missing_bytes: 7,
             bytes_inflated: Some(40),
             largest_message: Some(30),
+            messages_before_close: 2,
+            bytes_before_close: 3,
+            unfinished_message: Some(70_000),
+            last_data: Some(At {
+                packet: 8,
+                ts_ns: 1_700_000_000_400_000_000,
+            }),
+            ping_rtt: PingRtt {
+                answered: 4,
+                min_ns: 1_000_000,
+                p50_ns: 2_000_000,
+                max_ns: 3_500_000,
+                unanswered: 1,
+                first_unanswered: Some(At {
+                    packet: 7,
+                    ts_ns: 1_700_000_000_300_000_000,
+                }),
+            },
+            tcp: TcpDir {
+                segments: 9,
+                retransmitted: 2,
+                out_of_order: 1,
+                gaps: 1,
+                last_retransmission: Some(At {
+                    packet: 9,
+                    ts_ns: 1_700_000_000_500_000_000,
+                }),
+                unacked_bytes: 10,
+                last_payload: Some(At {
+                    packet: 9,
+                    ts_ns: 1_700_000_000_500_000_000,
+                }),
+            },
             in_progress_at_end: Some(false),
         };
         let server_side = SideStats {
@@ -531,6 +823,8 @@ impl SessionRecord {
         };
         let mut anomalies = Anomalies::default();
         anomalies.insert(Anomaly::Gap);
+        let mut anomaly_marks = AnomalyMarks::default();
+        anomaly_marks.add(Anomaly::Gap, 5, 2);
         SessionRecord {
             first_packet: 1,
             tcp_stream: 0,
@@ -561,6 +855,18 @@ impl SessionRecord {
                 tcp_stream: 3,
                 first_frame: 4,
             }),
+            anomaly_marks,
+            last_payload_before_end: Some(At {
+                packet: 8,
+                ts_ns: 1_700_000_000_400_000_000,
+            }),
+            handshake_headers: HandshakeHeaders {
+                request: [("Host", "h"), ("Cookie", "sid=secret")]
+                    .into_iter()
+                    .collect(),
+                response: [("Upgrade", "websocket")].into_iter().collect(),
+            },
+            timeline: None,
             tls: None,
         }
     }

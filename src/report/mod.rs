@@ -4,6 +4,13 @@
 
 pub mod columns;
 pub mod csv;
+pub mod frames;
+pub mod html;
+pub mod json;
+pub mod jsonl;
+pub mod summary;
+pub mod summary_json;
+pub mod summary_text;
 pub mod tls;
 
 use std::io;
@@ -18,6 +25,8 @@ pub struct RunEnd<'a> {
     pub stats: &'a Stats,
     /// Inputs that could not be read to their end.
     pub errors: &'a [InputError],
+    /// The inputs, as named on the command line (`-` for stdin).
+    pub inputs: &'a [String],
 }
 
 /// A report: one call per session in report order, then one at the end.
@@ -73,6 +82,7 @@ pub fn write_report(
             self.writer.flush()
         }
     }
+    let inputs: Vec<String> = capture.input_paths().map(str::to_string).collect();
     let mut rows = Rows {
         session: 0,
         writer,
@@ -83,6 +93,7 @@ pub fn write_report(
     writer.finish(&RunEnd {
         stats: &summary.stats,
         errors: &summary.errors,
+        inputs: &inputs,
     })?;
     Ok(summary)
 }

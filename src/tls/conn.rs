@@ -55,6 +55,14 @@ pub enum TlsVersion {
 }
 
 impl TlsVersion {
+    pub const ALL: [TlsVersion; 5] = [
+        TlsVersion::Ssl30,
+        TlsVersion::Tls10,
+        TlsVersion::Tls11,
+        TlsVersion::Tls12,
+        TlsVersion::Tls13,
+    ];
+
     fn from_wire(v: u16) -> Option<TlsVersion> {
         Some(match v {
             0x0300 => TlsVersion::Ssl30,
@@ -102,6 +110,16 @@ pub enum TlsState {
 }
 
 impl TlsState {
+    pub const ALL: [TlsState; 7] = [
+        TlsState::Handshake,
+        TlsState::Decrypting,
+        TlsState::NoKey,
+        TlsState::DecryptFailed,
+        TlsState::UnsupportedCipher,
+        TlsState::HandshakeMissing,
+        TlsState::NotTls,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TlsState::Handshake => "handshake",

@@ -4,19 +4,27 @@
 
 use super::events::{FrameConsumer, GapEffect, StreamEvent};
 use super::frame::opcode;
-use crate::record::{Anomalies, Anomaly, At, Close, Side, SideStats};
+use crate::record::{Anomalies, Anomaly, At, Close, Side};
 
-/// What one direction's frames add up to: the fields of [`SideStats`], with the Close
-/// frame boxed (most of a session's life has none, and a million open sessions should
-/// not carry room for two each).
+/// The report's counts of one direction (the record's `SideStats` takes them over).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SideCounts {
+pub struct SideTotals {
+    /// Complete data messages (text + binary); a fragmented message counts once.
     pub messages: u64,
+    /// Payload bytes of the frames of those messages, as on the wire.
     pub bytes: u64,
     pub pings: u64,
     pub pongs: u64,
-    pub close: Option<Box<Close>>,
+    /// The first Close frame this side sent.
+    pub close: Option<Close>,
+    /// Bytes of this direction's stream missing from the capture.
     pub missing_bytes: u64,
+}
+
+/// What one direction's frames add up to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SideCounts {
+    pub stats: SideTotals,
     pub anomalies: Anomalies,
     /// A count of this direction is a lower bound.
     pub inexact: bool,
@@ -25,38 +33,26 @@ pub struct SideCounts {
 }
 
 impl SideCounts {
-    /// What this direction sent, as the record has it.
-    pub fn stats(&self) -> SideStats {
-        SideStats {
-            messages: self.messages,
-            bytes: self.bytes,
-            pings: self.pings,
-            pongs: self.pongs,
-            close: self.close.as_deref().cloned(),
-            missing_bytes: self.missing_bytes,
-            ..SideStats::default()
-        }
-    }
-
-    fn event(&mut self, ev: StreamEvent<'_>) {
+    #[inline(always)]
+    pub(crate) fn event(&mut self, ev: StreamEvent<'_>) {
         match ev {
             StreamEvent::Frame(f) => match f.header.opcode {
-                opcode::PING => self.pings += 1,
-                opcode::PONG => self.pongs += 1,
+                opcode::PING => self.stats.pings += 1,
+                opcode::PONG => self.stats.pongs += 1,
                 _ => {}
             },
             StreamEvent::Message { bytes, .. } => {
-                self.messages += 1;
-                self.bytes += bytes;
+                self.stats.messages += 1;
+                self.stats.bytes += bytes;
                 self.largest_message = self.largest_message.max(bytes);
             }
             StreamEvent::Close(c) => {
-                if self.close.is_none() {
-                    self.close = Some(Box::new(c.clone()));
+                if self.stats.close.is_none() {
+                    self.stats.close = Some(c.clone());
                 }
             }
             StreamEvent::Gap { bytes, effect } => {
-                self.missing_bytes += bytes;
+                self.stats.missing_bytes += bytes;
                 if matches!(
                     effect,
                     GapEffect::InsideClosePayload | GapEffect::FramingLost
@@ -82,6 +78,7 @@ pub struct Counts {
 }
 
 impl Counts {
+    #[inline(always)]
     pub fn side(&mut self, side: Side) -> &mut SideCounts {
         match side {
             Side::Client => &mut self.client,

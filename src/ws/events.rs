@@ -87,9 +87,65 @@ pub trait FrameConsumer {
 /// Ignores everything.
 impl FrameConsumer for () {}
 
+/// A borrowed consumer.
+impl<C: FrameConsumer + ?Sized> FrameConsumer for &mut C {
+    #[inline(always)]
+    fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
+        (**self).event(side, at, ev);
+    }
+
+    #[inline]
+    fn payload(&mut self, side: Side, header: &FrameHeader, offset: u64, bytes: &[u8]) {
+        (**self).payload(side, header, offset, bytes);
+    }
+
+    #[inline]
+    fn wants_payload(&self) -> bool {
+        (**self).wants_payload()
+    }
+
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        (**self).memory_charge()
+    }
+
+    #[inline]
+    fn release_memory(&mut self, at: At) {
+        (**self).release_memory(at);
+    }
+}
+
+/// A boxed consumer.
+impl<C: FrameConsumer + ?Sized> FrameConsumer for Box<C> {
+    #[inline]
+    fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
+        (**self).event(side, at, ev);
+    }
+
+    #[inline]
+    fn payload(&mut self, side: Side, header: &FrameHeader, offset: u64, bytes: &[u8]) {
+        (**self).payload(side, header, offset, bytes);
+    }
+
+    #[inline]
+    fn wants_payload(&self) -> bool {
+        (**self).wants_payload()
+    }
+
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        (**self).memory_charge()
+    }
+
+    #[inline]
+    fn release_memory(&mut self, at: At) {
+        (**self).release_memory(at);
+    }
+}
+
 /// Both consumers get every event, the first one first.
 impl<A: FrameConsumer, B: FrameConsumer> FrameConsumer for (A, B) {
-    #[inline]
+    #[inline(always)]
     fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
         self.0.event(side, at, ev);
         self.1.event(side, at, ev);
@@ -119,34 +175,6 @@ impl<A: FrameConsumer, B: FrameConsumer> FrameConsumer for (A, B) {
     fn release_memory(&mut self, at: At) {
         self.0.release_memory(at);
         self.1.release_memory(at);
-    }
-}
-
-/// A boxed consumer.
-impl<C: FrameConsumer> FrameConsumer for Box<C> {
-    #[inline]
-    fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
-        (**self).event(side, at, ev);
-    }
-
-    #[inline]
-    fn payload(&mut self, side: Side, header: &FrameHeader, offset: u64, bytes: &[u8]) {
-        (**self).payload(side, header, offset, bytes);
-    }
-
-    #[inline]
-    fn wants_payload(&self) -> bool {
-        (**self).wants_payload()
-    }
-
-    #[inline]
-    fn memory_charge(&self) -> usize {
-        (**self).memory_charge()
-    }
-
-    #[inline]
-    fn release_memory(&mut self, at: At) {
-        (**self).release_memory(at);
     }
 }
 

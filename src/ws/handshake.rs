@@ -4,6 +4,9 @@
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
+use crate::config::{MAX_KEPT_HEADERS, MAX_KEPT_HEADER_VALUE};
+use crate::record::Fields;
+
 pub use crate::http::head::{parse_head, parse_head_prefix, Head, HeadError};
 
 /// The GUID of RFC 6455 §1.3, appended to Sec-WebSocket-Key to form Sec-WebSocket-Accept.
@@ -48,6 +51,8 @@ pub struct Request {
     pub upgrade_websocket: bool,
     /// `Connection: Upgrade` is present (§4.1 item 6).
     pub connection_upgrade: bool,
+    /// The header fields as sent (bounded; see [`kept_headers`]).
+    pub headers: Fields,
 }
 
 /// What the report needs from the handshake response.
@@ -61,6 +66,27 @@ pub struct Response {
     /// How its body is delimited (the Upgrade is a GET): where the connection's next
     /// response starts when this one is not 101 (keep-alive, RFC 9112 §6.3).
     pub body: crate::http::message::Body,
+    /// The header fields as sent (bounded; see [`kept_headers`]).
+    pub headers: Fields,
+}
+
+/// A head's fields as text, for the report: at most [`MAX_KEPT_HEADERS`], each value cut
+/// to [`MAX_KEPT_HEADER_VALUE`] bytes (at a character boundary, marked with `…`).
+pub fn kept_headers(head: &Head<'_>) -> Fields {
+    let mut f = Fields::default();
+    for (n, v) in head.fields.iter().take(MAX_KEPT_HEADERS) {
+        let mut v = String::from_utf8_lossy(v).into_owned();
+        if v.len() > MAX_KEPT_HEADER_VALUE {
+            let mut cut = MAX_KEPT_HEADER_VALUE;
+            while !v.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            v.truncate(cut);
+            v.push('…');
+        }
+        f.push(&String::from_utf8_lossy(n), &v);
+    }
+    f
 }
 
 fn text(v: Option<&[u8]>) -> String {
@@ -101,6 +127,7 @@ pub fn request(head: &Head<'_>) -> Option<Request> {
             .unwrap_or_default(),
         upgrade_websocket: head.has_token("upgrade", "websocket"),
         connection_upgrade: head.has_token("connection", "upgrade"),
+        headers: kept_headers(head),
     })
 }
 
@@ -129,6 +156,7 @@ pub fn response(head: &Head<'_>) -> Option<Response> {
             .field_joined("sec-websocket-extensions")
             .unwrap_or_default(),
         upgrade_websocket: head.has_token("upgrade", "websocket"),
+        headers: kept_headers(head),
         body: crate::http::message::response_body(b"GET", status, head),
     })
 }

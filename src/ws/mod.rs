@@ -6,9 +6,11 @@ pub mod counts;
 pub mod deflate;
 pub mod events;
 pub mod extensions;
+pub mod facts;
 pub mod frame;
 pub mod handshake;
 pub mod session;
 pub mod stream;
+pub mod timeline;
 
 pub use session::WsSession;

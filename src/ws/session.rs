@@ -1,20 +1,25 @@
 //! A WebSocket session over one TCP connection: the opening handshake in both directions
 //! (RFC 6455 §4), then a [`FrameStream`] per direction whose events go to the session's
-//! consumers (the report's counters, and the payload consumer: permessage-deflate and the
-//! UTF-8 check).
+//! consumers (the report's counters, the record's facts, and the payload consumer:
+//! permessage-deflate and the UTF-8 check), and (for `frames`) the connection's timeline,
+//! which the TCP connection owns and lends to each call.
 
 use super::counts::Counts;
 use super::deflate::Payloads;
 use super::events::{FrameConsumer, GapEffect, StreamEvent};
 use super::extensions;
+use super::facts::Facts;
 use super::frame::FrameHeader;
 use super::handshake::{self, Request, Response};
 use super::stream::FrameStream;
+use super::timeline::Timeline;
 use crate::flow::memory::MemoryCharge;
 use crate::flow::SegmentCtx;
 use crate::http::head::{HeadBuffer, HeadProgress, HeadSkip};
 use crate::http::message::Body;
-use crate::record::{Anomalies, Anomaly, At, Peer, Side, SideStats};
+use crate::record::{
+    Anomalies, Anomaly, AnomalyMarks, At, Fields, HandshakeHeaders, Peer, Side, SideStats,
+};
 use crate::verdict::Upgrade;
 
 /// The consumers of a session's frame events.
@@ -22,15 +27,29 @@ use crate::verdict::Upgrade;
 pub struct Consumers {
     /// The report's counters.
     pub counts: Counts,
+    /// The record's other facts (times, round trips, anomaly packets).
+    pub facts: Facts,
     /// Message payloads (absent with `--no-inflate`, or before the upgrade). Boxed: the
     /// counters stay on few cache lines.
     pub payloads: Option<Box<Payloads>>,
 }
 
+/// One match per event for the counters and the facts (an event per frame: this is the
+/// hot path).
 impl FrameConsumer for Consumers {
-    #[inline]
+    #[inline(always)]
     fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
-        self.counts.event(side, at, ev);
+        self.counts.side(side).event(ev);
+        match ev {
+            StreamEvent::Frame(f) => self.facts.frame(side, at, f.header.opcode),
+            StreamEvent::Close(_) => {
+                let (c, s) = (&self.counts.client.stats, &self.counts.server.stats);
+                self.facts
+                    .close_seen([(c.messages, c.bytes), (s.messages, s.bytes)]);
+            }
+            StreamEvent::Anomaly(a) => self.facts.marks.note(a, at.packet),
+            StreamEvent::Message { .. } | StreamEvent::Gap { .. } => {}
+        }
         self.payloads.event(side, at, ev);
     }
 
@@ -55,6 +74,48 @@ impl FrameConsumer for Consumers {
     }
 }
 
+/// What a TCP connection lends to each call into its session: its timeline (kept only
+/// for `frames`), and a flag that the first Close frame sets, so that the connection learns
+/// when the session ended without looking into it.
+#[derive(Debug, Default)]
+pub struct Lent {
+    pub timeline: Option<Box<Timeline>>,
+    pub close_seen: bool,
+}
+
+impl FrameConsumer for Lent {
+    #[inline(always)]
+    fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
+        if let StreamEvent::Close(_) = ev {
+            self.close_seen = true;
+        }
+        self.timeline.event(side, at, ev);
+    }
+
+    #[inline]
+    fn payload(&mut self, side: Side, header: &FrameHeader, offset: u64, bytes: &[u8]) {
+        self.timeline.payload(side, header, offset, bytes);
+    }
+
+    #[inline(always)]
+    fn wants_payload(&self) -> bool {
+        self.timeline.wants_payload()
+    }
+}
+
+/// Frames of one direction to the session's consumers and what the connection lends. Without
+/// a timeline (every run but `frames`) the lent part is only the first-Close flag, read from
+/// the facts after the call: the hot loop sees the session's own consumers alone.
+#[inline(always)]
+fn feed(stream: &mut FrameStream, d: &[u8], at: At, consumers: &mut Consumers, tl: &mut Lent) {
+    if tl.timeline.is_none() {
+        stream.data(d, at, consumers);
+        tl.close_seen |= consumers.facts.close_seen_yet();
+    } else {
+        stream.data(d, at, &mut (consumers, tl));
+    }
+}
+
 /// What a direction's bytes are being read as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DirState {
@@ -68,21 +129,26 @@ enum DirState {
     Ignore,
 }
 
-/// Short texts in one allocation: a session keeps its handshake's texts for its whole
-/// life, and a million open sessions should not pay for six strings each.
+/// Short texts in one allocation: a session keeps its handshake's texts (and the header
+/// fields of both heads, for the record) for its whole life, and a million open sessions
+/// should not pay for eight strings each.
 #[derive(Debug, Default)]
 struct Texts {
     buf: Box<str>,
     ends: [u32; TEXTS],
 }
 
-const TEXTS: usize = 6;
+const TEXTS: usize = 8;
 const HOST: usize = 0;
 const PATH: usize = 1;
 const ORIGIN: usize = 2;
 const USER_AGENT: usize = 3;
 const SUBPROTOCOL: usize = 4;
 const EXTENSIONS: usize = 5;
+/// The request's header fields, encoded as [`Fields::encoded`] has them.
+const REQUEST_HEADERS: usize = 6;
+/// The response's header fields, encoded likewise.
+const RESPONSE_HEADERS: usize = 7;
 
 impl Texts {
     fn new(parts: [&str; TEXTS]) -> Self {
@@ -103,11 +169,12 @@ impl Texts {
         &self.buf[start as usize..self.ends[i] as usize]
     }
 
-    /// The same texts with `i` and `j` set.
-    fn with(&self, (i, v): (usize, &str), (j, w): (usize, &str)) -> Self {
+    /// The same texts with the `(index, text)` pairs of `set` set.
+    fn with(&self, set: &[(usize, &str)]) -> Self {
         let mut parts: [&str; TEXTS] = std::array::from_fn(|k| self.get(k));
-        parts[i] = v;
-        parts[j] = w;
+        for &(i, v) in set {
+            parts[i] = v;
+        }
         Texts::new(parts)
     }
 }
@@ -133,10 +200,12 @@ pub struct WsSession {
     server: FrameStream,
     client_state: DirState,
     server_state: DirState,
-    /// What the frames add up to, per direction, and their payloads.
+    /// What the frames add up to, per direction, their payloads, and the rest of the
+    /// record's facts.
     pub consumers: Consumers,
-    /// Handshake anomalies (the frame streams' go to `counts`).
+    /// Handshake anomalies (the frame streams' go to `consumers`), and where they were seen.
     pub anomalies: Anomalies,
+    pub marks: AnomalyMarks,
     /// Something the report depends on could not be read (handshake lost in a gap).
     pub inexact: bool,
     /// The request head was cut off (gap or snapshot length): only its first lines are known.
@@ -189,17 +258,18 @@ impl Rare {
 }
 
 impl WsSession {
-    /// A session from a complete Upgrade request; the client's bytes after it are frames.
-    pub fn new(request: Request, max_head: usize, inflate: bool) -> Self {
-        Self::with_request(request, max_head, inflate, false)
+    /// A session from a complete Upgrade request, completed in packet `at`; the client's
+    /// bytes after it are frames.
+    pub fn new(request: Request, max_head: usize, inflate: bool, at: At) -> Self {
+        Self::with_request(request, max_head, inflate, false, at)
     }
 
     /// A session from a request head that was cut off: its start line and first fields
     /// are known. The client's next bytes should be frames. Whether it is a WebSocket
     /// session at all is decided by the request's fields if they were seen, else by the
     /// response (101).
-    pub fn from_cut_request(request: Request, max_head: usize, inflate: bool) -> Self {
-        let mut s = Self::with_request(request, max_head, inflate, true);
+    pub fn from_cut_request(request: Request, max_head: usize, inflate: bool, at: At) -> Self {
+        let mut s = Self::with_request(request, max_head, inflate, true, at);
         s.client.expect_frame_start();
         s
     }
@@ -213,11 +283,12 @@ impl WsSession {
         rest: Result<Vec<u8>, HeadSkip>,
         at: At,
         inflate: bool,
+        tl: &mut Lent,
     ) -> Self {
-        let mut s = Self::with_request(request, max_head, inflate, true);
-        s.anomalies.insert(Anomaly::HandshakeTooLong);
+        let mut s = Self::with_request(request, max_head, inflate, true, at);
+        s.flag(Anomaly::HandshakeTooLong, at);
         match rest {
-            Ok(frames) => s.client_data(&frames, at),
+            Ok(frames) => s.client_data(&frames, at, tl),
             Err(skip) => s.client_state = DirState::SkipHead(skip),
         }
         s
@@ -225,11 +296,12 @@ impl WsSession {
 
     /// A session recognised by its framing, without a handshake (RFC 6455 §5 only): no
     /// request, no response, RSV1 of unknown meaning. Each direction starts with framing
-    /// lost until [`start_framing`](Self::start_framing) says where frames begin.
-    pub fn midstream(inflate: bool) -> Self {
-        let mut s = Self::with_request(Request::default(), 0, inflate, true);
+    /// lost until [`start_framing`](Self::start_framing) says where frames begin. `at`: the
+    /// packet that decided it.
+    pub fn midstream(inflate: bool, at: At) -> Self {
+        let mut s = Self::with_request(Request::default(), 0, inflate, true, at);
         s.midstream = true;
-        s.anomalies.insert(Anomaly::Midstream);
+        s.flag(Anomaly::Midstream, at);
         // Counts start at the first frame of the recognised chain: a message in flight
         // before it is not counted.
         s.inexact = true;
@@ -253,24 +325,24 @@ impl WsSession {
         }
     }
 
-    fn with_request(request: Request, max_head: usize, inflate: bool, request_cut: bool) -> Self {
-        let mut anomalies = Anomalies::default();
-        // Fields after a cut are unknown, not missing.
-        if !request_cut {
-            if request.key.is_none() {
-                anomalies.insert(Anomaly::MissingKey);
-            }
-            if request.version.trim() != "13" {
-                anomalies.insert(Anomaly::UnsupportedVersion);
-            }
-        }
-        WsSession {
+    fn with_request(
+        request: Request,
+        max_head: usize,
+        inflate: bool,
+        request_cut: bool,
+        at: At,
+    ) -> Self {
+        let missing_key = request.key.is_none();
+        let bad_version = request.version.trim() != "13";
+        let mut s = WsSession {
             texts: Texts::new([
                 &request.host,
                 &request.path,
                 &request.origin,
                 &request.user_agent,
                 "",
+                "",
+                request.headers.encoded(),
                 "",
             ]),
             upgrade_requested: request.upgrade_websocket,
@@ -286,7 +358,8 @@ impl WsSession {
             client_state: DirState::Frames,
             server_state: DirState::Head,
             consumers: Consumers::default(),
-            anomalies,
+            anomalies: Anomalies::default(),
+            marks: AnomalyMarks::default(),
             inexact: false,
             request_cut,
             response_cut: false,
@@ -295,7 +368,31 @@ impl WsSession {
             deflate: false,
             midstream: false,
             requests_before_upgrade: 0,
+        };
+        // Fields after a cut are unknown, not missing.
+        if !request_cut {
+            if missing_key {
+                s.flag(Anomaly::MissingKey, at);
+            }
+            if bad_version {
+                s.flag(Anomaly::UnsupportedVersion, at);
+            }
         }
+        s
+    }
+
+    /// A handshake anomaly, seen in packet `at`.
+    fn flag(&mut self, a: Anomaly, at: At) {
+        self.anomalies.insert(a);
+        self.marks.note(a, at.packet);
+    }
+
+    /// The message each side has in progress (see [`FrameStream::unfinished_message`]).
+    pub fn unfinished_messages(&self) -> (Option<u64>, Option<u64>) {
+        (
+            self.client.unfinished_message(),
+            self.server.unfinished_message(),
+        )
     }
 
     /// Is this a WebSocket session: an Upgrade request, or (when the request was cut off)
@@ -332,6 +429,16 @@ impl WsSession {
     /// Sec-WebSocket-Extensions of the response.
     pub fn extensions(&self) -> &str {
         self.texts.get(EXTENSIONS)
+    }
+
+    /// The header fields of the request and of the response (once seen), as sent
+    /// (bounded, see `handshake::kept_headers`).
+    pub fn handshake_headers(&self) -> HandshakeHeaders {
+        let fields = |i| Fields::from_encoded(self.texts.get(i).to_string());
+        HandshakeHeaders {
+            request: fields(REQUEST_HEADERS),
+            response: fields(RESPONSE_HEADERS),
+        }
     }
 
     /// The request's Sec-WebSocket-Key (until the response has been checked against it).
@@ -455,7 +562,7 @@ impl WsSession {
     }
 
     /// In-order bytes from the client, delivered in packet `at`.
-    pub fn client_data(&mut self, mut d: &[u8], at: At) {
+    pub fn client_data(&mut self, mut d: &[u8], at: At, tl: &mut Lent) {
         if let DirState::SkipHead(skip) = &mut self.client_state {
             match skip.scan(d) {
                 Some(n) => {
@@ -467,26 +574,27 @@ impl WsSession {
         }
         if let DirState::Frames = self.client_state {
             if self.status == 0 && !self.response_lost && !self.midstream && !d.is_empty() {
-                self.anomalies.insert(Anomaly::FrameBeforeUpgrade);
+                self.flag(Anomaly::FrameBeforeUpgrade, at);
             }
-            self.client.data(d, at, &mut self.consumers);
+            feed(&mut self.client, d, at, &mut self.consumers, tl);
         }
     }
 
     /// In-order bytes from the server, delivered in packet `at`. When they complete an
     /// answer other than 101, returns the bytes after its head: the connection goes on as
     /// HTTP (RFC 9112 keep-alive), not as this session.
-    pub fn server_data(&mut self, d: &[u8], at: At) -> Option<Vec<u8>> {
+    pub fn server_data(&mut self, d: &[u8], at: At, tl: &mut Lent) -> Option<Vec<u8>> {
         let progress = match &mut self.server_state {
             DirState::Frames => {
-                self.server.data(d, at, &mut self.consumers);
+                feed(&mut self.server, d, at, &mut self.consumers, tl);
                 return None;
             }
             DirState::Ignore => return None,
             DirState::SkipHead(skip) => {
                 if let Some(n) = skip.scan(d) {
                     self.server_state = DirState::Frames;
-                    self.server.data(&d[n..], at, &mut self.consumers);
+                    self.server
+                        .data(&d[n..], at, &mut (&mut self.consumers, tl));
                 }
                 return None;
             }
@@ -499,21 +607,23 @@ impl WsSession {
                     let cut = buf.prefix().and_then(|h| handshake::response(&h));
                     let rest = buf.overflow();
                     self.free_response_head();
-                    self.anomalies.insert(Anomaly::HandshakeTooLong);
+                    self.flag(Anomaly::HandshakeTooLong, at);
                     match cut {
                         Some(r) => {
                             self.response_cut = true;
-                            self.accept_response(r);
+                            self.accept_response(r, at);
                             if let DirState::Frames = self.server_state {
                                 match rest {
-                                    Ok(frames) => {
-                                        self.server.data(&frames, at, &mut self.consumers)
-                                    }
+                                    Ok(frames) => self.server.data(
+                                        &frames,
+                                        at,
+                                        &mut (&mut self.consumers, tl),
+                                    ),
                                     Err(skip) => self.server_state = DirState::SkipHead(skip),
                                 }
                             }
                         }
-                        None => self.lose_response(),
+                        None => self.lose_response(at),
                     }
                     return None;
                 }
@@ -522,17 +632,17 @@ impl WsSession {
         };
         match progress {
             HeadProgress::Complete(Some(resp), rest) => {
-                self.accept_response(resp);
+                self.accept_response(resp, at);
                 if matches!(self.server_state, DirState::Frames) {
                     if !rest.is_empty() {
-                        self.server.data(&rest, at, &mut self.consumers);
+                        self.server.data(&rest, at, &mut (&mut self.consumers, tl));
                     }
                 } else {
                     return Some(rest);
                 }
             }
             HeadProgress::Complete(None, _) | HeadProgress::Invalid(_) => {
-                self.anomalies.insert(Anomaly::BadHandshakeResponse);
+                self.flag(Anomaly::BadHandshakeResponse, at);
                 self.server_state = DirState::Ignore;
                 self.free_response_head();
             }
@@ -541,8 +651,6 @@ impl WsSession {
         None
     }
 
-    /// The response head cannot be read: what follows decides. The server's frames, once
-    /// a segment is a run of whole, well-formed unmasked frames (§5.1), mean it upgraded.
     /// The response head is read (or given up): its buffer goes.
     fn free_response_head(&mut self) {
         if let Some(r) = &mut self.rare {
@@ -552,11 +660,13 @@ impl WsSession {
         self.tidy();
     }
 
-    fn lose_response(&mut self) {
+    /// The response head cannot be read: what follows decides. The server's frames, once
+    /// a segment is a run of whole, well-formed unmasked frames (§5.1), mean it upgraded.
+    fn lose_response(&mut self, at: At) {
         self.free_response_head();
         self.inexact = true;
         self.response_lost = true;
-        self.anomalies.insert(Anomaly::ResponseNotCaptured);
+        self.flag(Anomaly::ResponseNotCaptured, at);
         if self.offered_extensions {
             // An extension may have been accepted (RFC 7692 §6: RSV1).
             self.client.allow_rsv1();
@@ -566,16 +676,16 @@ impl WsSession {
         self.server_state = DirState::Frames;
     }
 
-    fn accept_response(&mut self, resp: Response) {
+    fn accept_response(&mut self, resp: Response, at: At) {
         if resp.status == 101 {
             let whole_heads = !self.request_cut && !self.response_cut;
             if !resp.upgrade_websocket && whole_heads {
-                self.anomalies.insert(Anomaly::MissingUpgradeHeader);
+                self.flag(Anomaly::MissingUpgradeHeader, at);
             }
             match (&resp.accept, self.key()) {
-                (None, _) if !self.response_cut => self.anomalies.insert(Anomaly::MissingAccept),
+                (None, _) if !self.response_cut => self.flag(Anomaly::MissingAccept, at),
                 (Some(a), Some(k)) if a.trim() != handshake::accept_for_key(k) => {
-                    self.anomalies.insert(Anomaly::InvalidAccept)
+                    self.flag(Anomaly::InvalidAccept, at)
                 }
                 _ => {}
             }
@@ -610,61 +720,59 @@ impl WsSession {
             self.rare().response_body = Some(resp.body);
         }
         self.tidy();
-        if !resp.protocol.is_empty() || !resp.extensions.is_empty() {
-            self.texts = self.texts.with(
+        if !resp.protocol.is_empty() || !resp.extensions.is_empty() || !resp.headers.is_empty() {
+            self.texts = self.texts.with(&[
                 (SUBPROTOCOL, &resp.protocol),
                 (EXTENSIONS, &resp.extensions),
-            );
+                (RESPONSE_HEADERS, resp.headers.encoded()),
+            ]);
         }
     }
 
     /// A gap outside the frames: counted as missing, nothing else.
-    fn unframed_gap(&mut self, side: Side, n: u64, at: At) {
-        self.consumers.counts.event(
-            side,
-            at,
-            StreamEvent::Gap {
-                bytes: n,
-                effect: GapEffect::NotFramed,
-            },
-        );
+    fn unframed_gap(&mut self, side: Side, n: u64, at: At, tl: &mut Lent) {
+        let ev = StreamEvent::Gap {
+            bytes: n,
+            effect: GapEffect::NotFramed,
+        };
+        (&mut self.consumers, tl).event(side, at, ev);
     }
 
     /// Missing bytes in the client's direction, noticed at packet `at`.
-    pub fn client_gap(&mut self, n: u64, at: At) {
+    pub fn client_gap(&mut self, n: u64, at: At, tl: &mut Lent) {
         match self.client_state {
-            DirState::Frames => self.client.gap(n, at, &mut self.consumers),
+            DirState::Frames => self.client.gap(n, at, &mut (&mut self.consumers, tl)),
             DirState::SkipHead(_) => {
                 // Where the head ended may be in the gap: find the frames after it.
-                self.unframed_gap(Side::Client, n, at);
+                self.unframed_gap(Side::Client, n, at, tl);
                 self.client.find_framing();
                 self.client_state = DirState::Frames;
             }
-            _ => self.unframed_gap(Side::Client, n, at),
+            _ => self.unframed_gap(Side::Client, n, at, tl),
         }
     }
 
     /// Missing bytes in the server's direction, noticed at packet `at`.
-    pub fn server_gap(&mut self, n: u64, at: At) {
+    pub fn server_gap(&mut self, n: u64, at: At, tl: &mut Lent) {
         match &self.server_state {
-            DirState::Frames => return self.server.gap(n, at, &mut self.consumers),
-            DirState::Ignore => return self.unframed_gap(Side::Server, n, at),
+            DirState::Frames => return self.server.gap(n, at, &mut (&mut self.consumers, tl)),
+            DirState::Ignore => return self.unframed_gap(Side::Server, n, at, tl),
             DirState::SkipHead(_) => {
-                self.unframed_gap(Side::Server, n, at);
+                self.unframed_gap(Side::Server, n, at, tl);
                 self.server.find_framing();
                 self.server_state = DirState::Frames;
                 return;
             }
             DirState::Head => {}
         }
-        self.unframed_gap(Side::Server, n, at);
-        self.response_cut_off();
+        self.unframed_gap(Side::Server, n, at, tl);
+        self.response_cut_off(at);
     }
 
-    /// The response head being gathered ends here (a gap, or the memory budget): its
-    /// status line and whole fields may still be readable; if not, whether it upgraded
-    /// is told by the server's frames, if any.
-    pub fn response_cut_off(&mut self) {
+    /// The response head being gathered ends here, in packet `at` (a gap, or the memory
+    /// budget): its status line and whole fields may still be readable; if not, whether
+    /// it upgraded is told by the server's frames, if any.
+    pub fn response_cut_off(&mut self, at: At) {
         if self.server_state != DirState::Head {
             return;
         }
@@ -677,12 +785,12 @@ impl WsSession {
             Some(r) => {
                 self.response_cut = true;
                 let upgraded = r.status == 101;
-                self.accept_response(r);
+                self.accept_response(r, at);
                 if upgraded {
                     self.server.expect_frame_start();
                 }
             }
-            None => self.lose_response(),
+            None => self.lose_response(at),
         }
     }
 
@@ -693,20 +801,44 @@ impl WsSession {
             .map_or(0, |r| r.response_head.memory_charge())
     }
 
-    /// What the session adds to its record: each side's stats (client, server), the
-    /// anomalies of the handshake and both streams, and whether every count is exact.
-    pub fn outcome(&self) -> (SideStats, SideStats, Anomalies, bool) {
+    /// What the session adds to its record: each side's stats (client, server; their TCP
+    /// facts are the connection's to fill), the anomalies of the handshake and both streams
+    /// with where they were seen, and whether every count is exact.
+    pub fn outcome(&self) -> (SideStats, SideStats, Anomalies, AnomalyMarks, bool) {
         let counts = &self.consumers.counts;
+        let facts = &self.consumers.facts;
         let mut anomalies = self.anomalies;
         anomalies.union(counts.client.anomalies);
         anomalies.union(counts.server.anomalies);
+        let mut marks = self.marks.clone();
+        marks.merge(&facts.marks);
         let mut exact = !self.inexact && !counts.client.inexact && !counts.server.inexact;
+        let (client_unfinished, server_unfinished) = self.unfinished_messages();
         let mut side = |side: Side| {
-            let c = match side {
-                Side::Client => &counts.client,
-                Side::Server => &counts.server,
+            let (c, f, unfinished_message) = match side {
+                Side::Client => (&counts.client, &facts.client, client_unfinished),
+                Side::Server => (&counts.server, &facts.server, server_unfinished),
             };
-            let mut stats = c.stats();
+            let t = &c.stats;
+            let (messages_before_close, bytes_before_close) =
+                f.before_close.unwrap_or((t.messages, t.bytes));
+            let mut stats = SideStats {
+                messages: t.messages,
+                bytes: t.bytes,
+                pings: t.pings,
+                pongs: t.pongs,
+                close: t.close.clone(),
+                missing_bytes: t.missing_bytes,
+                bytes_inflated: None,
+                largest_message: None,
+                messages_before_close,
+                bytes_before_close,
+                unfinished_message,
+                last_data: f.last_data,
+                ping_rtt: f.ping_rtt(),
+                tcp: Default::default(),
+                in_progress_at_end: None,
+            };
             match &self.consumers.payloads {
                 Some(p) => {
                     let t = p.totals(side);
@@ -726,7 +858,7 @@ impl WsSession {
         };
         let client = side(Side::Client);
         let server = side(Side::Server);
-        (client, server, anomalies, exact)
+        (client, server, anomalies, marks, exact)
     }
 }
 
@@ -740,7 +872,7 @@ impl MemoryCharge for WsSession {
     /// its inflater windows (later compressed messages' sizes become lower bounds).
     fn release_memory(&mut self, ctx: &SegmentCtx<'_>) {
         if self.response_head_bytes() > 0 {
-            self.response_cut_off();
+            self.response_cut_off(ctx.at);
         }
         self.consumers.release_memory(ctx.at);
     }

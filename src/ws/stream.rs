@@ -100,6 +100,24 @@ impl FrameStream {
         self.side == Side::Client
     }
 
+    /// A data message unfinished at this point: its bytes announced so far (the frames
+    /// completed plus the whole length of a data frame in progress). `None` when no data
+    /// message is in progress, or when framing is lost.
+    pub fn unfinished_message(&self) -> Option<u64> {
+        if matches!(self.sync, Sync::Lost) {
+            return None;
+        }
+        let current = self
+            .current
+            .map(|c| (c.header.opcode, c.header.payload_len));
+        match (self.message, current) {
+            (Some((_, done)), Some((opcode::CONTINUATION, n))) => Some(done + n),
+            (Some((_, done)), _) => Some(done),
+            (None, Some((opcode::TEXT | opcode::BINARY, n))) => Some(n),
+            _ => None,
+        }
+    }
+
     pub fn allow_rsv1(&mut self) {
         self.rsv1 = Rsv1::Negotiated;
     }
@@ -522,7 +540,7 @@ impl FrameStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::SideStats;
+    use crate::ws::counts::SideTotals;
     use crate::ws::counts::{Counts, SideCounts};
 
     /// A client stream and what its events add up to.
@@ -556,8 +574,8 @@ mod tests {
                 Side::Server => &self.counts.server,
             }
         }
-        fn stats(&self) -> SideStats {
-            self.side().stats()
+        fn stats(&self) -> &SideTotals {
+            &self.side().stats
         }
     }
 
@@ -602,7 +620,7 @@ mod tests {
         assert_eq!(fs.stats().messages, 2);
         assert_eq!(fs.stats().bytes, 5 + 300 + 70000);
         assert_eq!((fs.stats().pings, fs.stats().pongs), (1, 1));
-        let c = fs.stats().close.unwrap();
+        let c = fs.stats().close.as_ref().unwrap();
         assert_eq!((c.code, c.reason.as_str()), (Some(4001), "bye, \"all\""));
         assert!(fs.side().anomalies.is_empty(), "{:?}", fs.side().anomalies);
     }

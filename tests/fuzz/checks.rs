@@ -15,8 +15,9 @@ use wsclose::capture::{Batch, Capture, FileReader, Fill};
 use wsclose::config::Limits;
 use wsclose::flow::reassembly::{Event, HalfStream, ReassemblyLimits};
 use wsclose::pipeline::{analyze, Options, Order};
-use wsclose::record::{Anomalies, At, Side, SideStats};
+use wsclose::record::{Anomalies, At, Side};
 use wsclose::ws::counts::Counts;
+use wsclose::ws::counts::SideTotals;
 use wsclose::ws::events::{FrameConsumer, StreamEvent};
 use wsclose::ws::frame::{frame_header as parse_frame_header, header_len_from_prefix};
 use wsclose::ws::handshake::{parse_head, parse_head_prefix, request, response};
@@ -59,8 +60,8 @@ impl Probe {
             Side::Server => &self.counts.server,
         }
     }
-    fn stats(&self) -> SideStats {
-        self.counts().stats()
+    fn stats(&self) -> &SideTotals {
+        &self.counts().stats
     }
     fn anomalies(&self) -> Anomalies {
         self.counts().anomalies

@@ -26,3 +26,33 @@ fn readme_explains_every_column() {
         );
     }
 }
+
+#[test]
+fn readme_explains_every_outcome_anomaly_json_key_and_cause() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let row = |t: &str| format!("| `{t}` |");
+    for o in wsclose::verdict::Outcome::ALL {
+        assert!(
+            readme.contains(&row(o.as_str())),
+            "README: outcome {}",
+            o.as_str()
+        );
+    }
+    for a in wsclose::record::Anomaly::ALL {
+        assert!(
+            readme.contains(&row(a.token())),
+            "README: anomaly {}",
+            a.token()
+        );
+    }
+    for e in wsclose::report::columns::EXTRAS {
+        assert!(readme.contains(&row(e.name)), "README: JSON key {}", e.name);
+    }
+    for c in wsclose::summary::findings::Cause::ALL {
+        assert!(
+            readme.contains(&row(c.token())),
+            "README: cause {}",
+            c.token()
+        );
+    }
+}
