@@ -57,36 +57,24 @@ pub struct HalfCounters {
     pub anomalies: u32,
 }
 
-/// A direction's counters, allocated at the first thing counted: most directions never
-/// count anything, and an idle connection should not carry room for them. Reads see
-/// zeros until then; a write allocates.
+/// A direction's counters. (Once boxed until the first thing counted; every direction of
+/// a full connection counts its payload segments now, and a box would cost more than it
+/// saves.)
 #[derive(Clone, Debug, Default)]
-pub struct LazyCounters(Option<Box<HalfCounters>>);
-
-static NO_COUNTS: HalfCounters = HalfCounters {
-    gaps: 0,
-    gap_bytes: 0,
-    cut_bytes: 0,
-    ooo_overflows: 0,
-    out_of_window: 0,
-    segments: 0,
-    retransmitted: 0,
-    out_of_order: 0,
-    anomalies: 0,
-};
+pub struct LazyCounters(HalfCounters);
 
 impl std::ops::Deref for LazyCounters {
     type Target = HalfCounters;
     #[inline]
     fn deref(&self) -> &HalfCounters {
-        self.0.as_deref().unwrap_or(&NO_COUNTS)
+        &self.0
     }
 }
 
 impl std::ops::DerefMut for LazyCounters {
     #[inline]
     fn deref_mut(&mut self) -> &mut HalfCounters {
-        self.0.get_or_insert_with(Box::default)
+        &mut self.0
     }
 }
 

@@ -403,9 +403,11 @@ pub struct AnomalyMark {
 }
 
 /// Where each anomaly of a session was first seen, and how often: at most one entry per
-/// token, in token order.
+/// token, in token order. (Boxed, and absent while empty: every open session keeps two,
+/// and most have no anomaly.)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AnomalyMarks(Vec<AnomalyMark>);
+#[allow(clippy::box_collection)]
+pub struct AnomalyMarks(Option<Box<Vec<AnomalyMark>>>);
 
 impl AnomalyMarks {
     /// One more occurrence of `a`, in `packet`.
@@ -415,13 +417,14 @@ impl AnomalyMarks {
 
     /// `count` occurrences of `a`, the first in `packet`.
     pub fn add(&mut self, a: Anomaly, packet: u64, count: u64) {
-        match self.0.binary_search_by_key(&a, |m| m.anomaly) {
+        let marks = self.0.get_or_insert_with(Box::default);
+        match marks.binary_search_by_key(&a, |m| m.anomaly) {
             Ok(i) => {
-                let m = &mut self.0[i];
+                let m = &mut marks[i];
                 m.count += count;
                 m.first_packet = m.first_packet.min(packet);
             }
-            Err(i) => self.0.insert(
+            Err(i) => marks.insert(
                 i,
                 AnomalyMark {
                     anomaly: a,
@@ -433,21 +436,21 @@ impl AnomalyMarks {
     }
 
     pub fn merge(&mut self, other: &AnomalyMarks) {
-        for m in &other.0 {
+        for m in other.iter() {
             self.add(m.anomaly, m.first_packet, m.count);
         }
     }
 
     pub fn get(&self, a: Anomaly) -> Option<&AnomalyMark> {
-        self.0.iter().find(|m| m.anomaly == a)
+        self.iter().find(|m| m.anomaly == a)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &AnomalyMark> + '_ {
-        self.0.iter()
+        self.0.iter().flat_map(|v| v.iter())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
     }
 }
 

@@ -11,6 +11,7 @@ use super::extensions;
 use super::facts::Facts;
 use super::frame::FrameHeader;
 use super::handshake::{self, Request, Response};
+use super::packed;
 use super::stream::FrameStream;
 use super::timeline::Timeline;
 use crate::flow::memory::MemoryCharge;
@@ -145,9 +146,9 @@ const ORIGIN: usize = 2;
 const USER_AGENT: usize = 3;
 const SUBPROTOCOL: usize = 4;
 const EXTENSIONS: usize = 5;
-/// The request's header fields, encoded as [`Fields::encoded`] has them.
+/// The request's header fields, packed (`packed.rs`).
 const REQUEST_HEADERS: usize = 6;
-/// The response's header fields, encoded likewise.
+/// The response's header fields, packed likewise.
 const RESPONSE_HEADERS: usize = 7;
 
 impl Texts {
@@ -177,6 +178,12 @@ impl Texts {
         }
         Texts::new(parts)
     }
+}
+
+/// The Sec-WebSocket-Accept that the request's key calls for (RFC 6455 §4.2.2), from its
+/// header fields as kept.
+fn accept_of(request: &Fields) -> Option<String> {
+    packed::field(request, "Sec-WebSocket-Key").map(|k| handshake::accept_for_key(k.trim()))
 }
 
 /// Both directions of an upgraded (or upgrading) connection. What the report needs of
@@ -342,7 +349,16 @@ impl WsSession {
                 &request.user_agent,
                 "",
                 "",
-                request.headers.encoded(),
+                &packed::pack(
+                    &request.headers,
+                    &[
+                        &request.host,
+                        &request.origin,
+                        &request.user_agent,
+                        &request.path,
+                    ],
+                    None,
+                ),
                 "",
             ]),
             upgrade_requested: request.upgrade_websocket,
@@ -434,11 +450,23 @@ impl WsSession {
     /// The header fields of the request and of the response (once seen), as sent
     /// (bounded, see `handshake::kept_headers`).
     pub fn handshake_headers(&self) -> HandshakeHeaders {
-        let fields = |i| Fields::from_encoded(self.texts.get(i).to_string());
-        HandshakeHeaders {
-            request: fields(REQUEST_HEADERS),
-            response: fields(RESPONSE_HEADERS),
-        }
+        let request = self.request_headers();
+        let accept = accept_of(&request);
+        let response = packed::unpack(
+            self.texts.get(RESPONSE_HEADERS),
+            &[self.subprotocol(), self.extensions()],
+            accept.as_deref(),
+        );
+        HandshakeHeaders { request, response }
+    }
+
+    /// The request's header fields, as sent (bounded).
+    fn request_headers(&self) -> Fields {
+        packed::unpack(
+            self.texts.get(REQUEST_HEADERS),
+            &[self.host(), self.origin(), self.user_agent(), self.path()],
+            None,
+        )
     }
 
     /// The request's Sec-WebSocket-Key (until the response has been checked against it).
@@ -721,10 +749,16 @@ impl WsSession {
         }
         self.tidy();
         if !resp.protocol.is_empty() || !resp.extensions.is_empty() || !resp.headers.is_empty() {
+            let accept = accept_of(&self.request_headers());
+            let headers = packed::pack(
+                &resp.headers,
+                &[&resp.protocol, &resp.extensions],
+                accept.as_deref(),
+            );
             self.texts = self.texts.with(&[
                 (SUBPROTOCOL, &resp.protocol),
                 (EXTENSIONS, &resp.extensions),
-                (RESPONSE_HEADERS, resp.headers.encoded()),
+                (RESPONSE_HEADERS, &headers),
             ]);
         }
     }
@@ -827,7 +861,7 @@ impl WsSession {
                 bytes: t.bytes,
                 pings: t.pings,
                 pongs: t.pongs,
-                close: t.close.clone(),
+                close: t.close.as_deref().cloned(),
                 missing_bytes: t.missing_bytes,
                 bytes_inflated: None,
                 largest_message: None,
