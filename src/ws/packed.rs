@@ -194,7 +194,7 @@ mod tests {
         let accept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
         let r = fields(&[("Upgrade", "websocket"), ("Sec-WebSocket-Accept", accept)]);
         let p = pack(&r, &[], Some(accept));
-        assert_eq!(p.len(), 9);
+        assert_eq!(p.len(), 11);
         assert_eq!(unpack(&p, &[], Some(accept)), r);
         assert_eq!(
             field(&f, "sec-websocket-key"),
