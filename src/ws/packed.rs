@@ -6,8 +6,8 @@
 //! keep about 120 bytes each instead of about 500 (a browser's request and its answer).
 //!
 //! Each part (a name or a value) ends with NUL, as in [`Fields`]; it starts with
-//! [`DICT_TAG`] and a token, [`TEXT_TAG`] and a slot, [`ACCEPT_TAG`] alone, or is literal
-//! ([`LITERAL_TAG`] first when it starts with one of the tags). [`unpack`] gives back
+//! `DICT_TAG` and a token, `TEXT_TAG` and a slot, `ACCEPT_TAG` alone, or is literal
+//! (`LITERAL_TAG` first when it starts with one of the tags). [`unpack`] gives back
 //! exactly the fields [`pack`] was given.
 
 use crate::record::Fields;
