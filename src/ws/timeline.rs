@@ -544,6 +544,47 @@ mod tests {
         }
     }
 
+    /// Under the memory budget a whole timeline writes its chunk out early and loses
+    /// nothing; a ring gives up the events it keeps before the end, counted as omitted.
+    #[test]
+    fn the_memory_budget_spills_a_timeline_and_shortens_a_ring() {
+        let spill = TimelineSpill::new(None).unwrap();
+        let mut t = Timeline::new(spill.clone());
+        for n in 1..=50 {
+            t.keep(ev(n));
+            if n % 20 == 0 {
+                assert!(t.held_bytes() > 0);
+                t.trim_memory();
+                assert_eq!(t.held_bytes(), 0);
+            }
+        }
+        t.release_memory();
+        assert_eq!(t.held_bytes(), 0);
+        let r = t.finish();
+        assert_eq!(
+            spill.read(&r).unwrap(),
+            (1..=50).map(ev).collect::<Vec<_>>()
+        );
+        assert_eq!(r.omitted, 0);
+
+        let ring = TimelineSpill::new(Some(3)).unwrap();
+        let mut t = Timeline::new(ring.clone());
+        for n in 1..=5 {
+            t.keep(ev(n * 10 + 1));
+        }
+        let held = t.held_bytes();
+        assert!(held > 0);
+        t.trim_memory();
+        assert_eq!(t.held_bytes(), held, "a ring loses nothing on trim");
+        t.release_memory();
+        assert!(t.held_bytes() < held);
+        t.keep(ev(99));
+        let r = t.finish();
+        let got: Vec<u64> = ring.read(&r).unwrap().iter().map(|e| e.at.packet).collect();
+        assert_eq!(got, [99]);
+        assert_eq!(r.omitted, 2 + 3);
+    }
+
     #[test]
     fn chunks_chain_and_read_back_in_order() {
         let spill = TimelineSpill::new(None).unwrap();
