@@ -5,7 +5,12 @@
 //!        [--concurrency N] [--gap-fraction F] [--header-gap-fraction F]
 //!        [--reorder-fraction F] [-o FILE|-] [--expected FILE] [--tls [--keylog FILE]]
 //! gencap fixtures DIR
+//! gencap crowd syn-only|open-sessions|holding|half-heads N [--v6-every K] [--hold BYTES] [-o FILE|-]
 //! ```
+//! `crowd` writes N connections open at once (memory measurements): unanswered SYNs,
+//! WebSocket sessions that never close, sessions that all hold BYTES (default 64K) of
+//! out-of-order data at once before they close, or Upgrade request heads of BYTES
+//! (default 12K) that never end.
 //! The capture goes to stdout by default; a summary goes to stderr. `--tls` writes the
 //! same sessions as `wss://` (TLS 1.3, TLS_AES_128_GCM_SHA256) and their key log to
 //! `--keylog FILE` (default: the output file with `.keys` in place of its extension).
@@ -20,7 +25,52 @@ use wsclose_synth::{csv_header, fixtures, generate_with_keylog, GenConfig, Mix};
 const USAGE: &str =
     "usage: gencap [--seed N] [--sessions N] [--mix chat|bulk|mixed|C:B] [--bytes SIZE[K|M|G]] \
 [--concurrency N] [--gap-fraction F] [--header-gap-fraction F] [--reorder-fraction F] \
-[-o FILE|-] [--expected FILE] [--tls [--keylog FILE]]\n       gencap fixtures DIR";
+[-o FILE|-] [--expected FILE] [--tls [--keylog FILE]]\n       gencap fixtures DIR\n       gencap crowd syn-only|open-sessions|holding|half-heads N [--v6-every K] [--hold BYTES] [-o FILE|-]";
+
+/// `gencap crowd KIND N [--v6-every K] [-o FILE|-]`.
+fn crowd(args: &[String]) -> Result<(), String> {
+    use wsclose_synth::crowd::{Crowd, CrowdCapture, CrowdKind};
+    let kind = match args.first().map(String::as_str) {
+        Some("syn-only") => CrowdKind::SynOnly,
+        Some("open-sessions") => CrowdKind::OpenSessions,
+        Some("holding") => CrowdKind::Holding { bytes: 64 << 10 },
+        Some("half-heads") => CrowdKind::HalfHeads { bytes: 12 << 10 },
+        _ => return Err(USAGE.into()),
+    };
+    let n = args.get(1).and_then(|v| v.parse().ok()).ok_or(USAGE)?;
+    let mut c = Crowd {
+        kind,
+        connections: n,
+        v6_every: 0,
+        seed: 1,
+    };
+    let mut out = "-".to_string();
+    let mut it = args[2..].iter();
+    while let Some(a) = it.next() {
+        let v = it.next().ok_or(USAGE)?;
+        match a.as_str() {
+            "--v6-every" => c.v6_every = v.parse().map_err(|_| USAGE)?,
+            "--hold" => {
+                let b = parse_size(v)
+                    .and_then(|b| u32::try_from(b).ok())
+                    .ok_or(USAGE)?;
+                c.kind = match c.kind {
+                    CrowdKind::HalfHeads { .. } => CrowdKind::HalfHeads { bytes: b },
+                    _ => CrowdKind::Holding { bytes: b },
+                };
+            }
+            "-o" | "--output" => out = v.clone(),
+            _ => return Err(USAGE.into()),
+        }
+    }
+    let mut src = CrowdCapture::new(c);
+    let res = if out == "-" {
+        io::copy(&mut src, &mut io::stdout().lock())
+    } else {
+        File::create(&out).and_then(|mut f| io::copy(&mut src, &mut f))
+    };
+    res.map(|_| ()).map_err(|e| format!("{out}: {e}"))
+}
 
 fn parse_size(s: &str) -> Option<u64> {
     let (num, mult) = match s.chars().last()? {
@@ -42,6 +92,9 @@ fn run(args: Vec<String>) -> Result<(), String> {
             eprintln!("wrote {}", f.display());
         }
         return Ok(());
+    }
+    if args.first().map(String::as_str) == Some("crowd") {
+        return crowd(&args[1..]);
     }
     let mut cfg = GenConfig::default();
     let mut out = "-".to_string();

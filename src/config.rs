@@ -1,7 +1,9 @@
 //! Every limit and default of the analysis, in one place.
 //!
 //! Caps are per connection or per direction, never global across shards, so that a
-//! cap is hit (and reported) the same way whatever the thread count.
+//! cap is hit (and reported) the same way whatever the thread count. The one global cap,
+//! the memory budget, is enforced at batch boundaries from facts that do not depend on
+//! the shards (what each connection holds, and its first packet).
 
 /// Limits that bound memory and work. Each one, when exceeded, is counted and reported.
 #[derive(Clone, Debug)]
@@ -16,8 +18,21 @@ pub struct Limits {
     /// Captured bytes handed to the workers at a time (whichever cap is reached first).
     pub batch_bytes: usize,
     /// TCP connections tracked at once (all shards together); beyond it the
-    /// longest-idle connections are evicted and counted.
+    /// longest-idle tenth is evicted and counted (`--max-connections`).
     pub max_connections: usize,
+    /// Bytes that the buffers of all connections together may hold: out-of-order data,
+    /// HTTP heads being gathered, and whatever later layers hold per connection (inflater
+    /// windows, TLS records, frame rings) — see `flow::memory`. Past it, at a batch
+    /// boundary, the connections with the oldest first packet give theirs up
+    /// (`--memory`; anomaly `memory_budget`).
+    pub memory_budget: usize,
+    /// Capture time a connection has to show a handshake (or, with mid-stream pickup,
+    /// recognisable frames); after it, once it is the oldest connection the report waits
+    /// for, it is taken as not a session and stops holding the report back.
+    pub recognise_ns: i64,
+    /// Bytes per direction a connection may carry without being recognised before it is
+    /// taken as not a session.
+    pub recognise_bytes: u64,
     /// Out-of-order bytes held per direction of a connection, waiting for a hole to fill.
     pub max_ooo_bytes: usize,
     /// Out-of-order segments held per direction of a connection.
@@ -43,7 +58,10 @@ impl Default for Limits {
             chunk_bytes: 2 << 20,
             batch_packets: 16 * 1024,
             batch_bytes: 2 << 20,
-            max_connections: 1 << 20,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            recognise_ns: 10_000_000_000,
+            recognise_bytes: 64 * 1024,
             max_ooo_bytes: 1 << 20,
             max_ooo_segments: 512,
             max_handshake_bytes: 16 * 1024,
@@ -53,6 +71,38 @@ impl Default for Limits {
             pair_window_ns: 5_000_000_000,
         }
     }
+}
+
+/// Default of `--max-connections`: 1 Mi connections (about 1 GiB if every one is an open
+/// WebSocket session; a connection that carried no payload takes tens of bytes).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1 << 20;
+
+/// Default of `--memory`: 256 MiB of per-connection buffers.
+pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
+
+/// Parses a size: bytes, or a number with a binary suffix K, M, G or T (KiB, MiB, GiB,
+/// TiB; `KiB`, `MB` and friends are read the same way).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a size (bytes, or a number with K, M, G or T)"
+            ))
+        }
+    };
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (bytes, or a number with K, M, G or T)"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// Most header lines accepted in one HTTP head; more is taken as not HTTP.
@@ -159,3 +209,30 @@ pub const MAX_TLS_FAILURES_IN_ROW: u32 = 4;
 /// 0-RTT records held (whole, ciphertext) until the server's answer says whether they
 /// were accepted: bytes per connection.
 pub const MAX_TLS_EARLY_DATA_HELD: usize = 2 * MAX_TLS_RECORD_BUFFER;
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        for bad in [
+            "",
+            "M",
+            "1.5G",
+            "-1",
+            "12X",
+            "99999999999999999999",
+            "16777216T",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -18,11 +18,12 @@
 //!   records are bounded ([`MAX_HELD_LEGS`]): past it the oldest waiting leg is written
 //!   unpaired, and so is its peer.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use hashbrown::HashTable;
 use std::io;
 
 use crate::config::MAX_HELD_LEGS;
-use crate::net::FlowKey;
 use crate::record::{At, Peer, SessionRecord};
 use crate::verdict::closed_by;
 
@@ -31,10 +32,8 @@ use crate::verdict::closed_by;
 pub struct UpgradeSeen {
     pub key: String,
     pub at: At,
-    /// The shard and the connection (its key and first packet) and the Upgrade's place
-    /// on it.
+    /// The shard and the connection (its first packet) and the Upgrade's place on it.
     pub shard: usize,
-    pub flow: FlowKey,
     pub first_packet: u64,
     pub requests_before_upgrade: u64,
 }
@@ -45,13 +44,78 @@ impl UpgradeSeen {
     }
 }
 
+/// A Sec-WebSocket-Key as stored for pairing: the 16 bytes it encodes (RFC 6455 §4.1: a
+/// base64-encoded 16-byte nonce; canonical base64 decodes one way only), or the text of
+/// a key that is not one. Two keys are equal exactly when their texts are.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum PairKey {
+    Nonce([u8; 16]),
+    Text(Box<str>),
+}
+
+impl PairKey {
+    fn new(key: &str) -> Self {
+        use base64::Engine as _;
+        let mut nonce = [0u8; 16];
+        match base64::engine::general_purpose::STANDARD.decode_slice(key, &mut nonce) {
+            Ok(16) if key.len() == 24 => PairKey::Nonce(nonce),
+            _ => PairKey::Text(key.into()),
+        }
+    }
+
+    fn hash(&self) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(self)
+    }
+}
+
+/// An Upgrade request kept for pairing (while it is in the pairing window). `live`: it
+/// may still pair (not paired, not expired); an entry that is not stays until it leaves
+/// the window, as a marker of when its key's older requests expire.
+#[derive(Debug)]
+struct Entry {
+    key: PairKey,
+    at: At,
+    first_packet: u64,
+    requests_before_upgrade: u64,
+    shard: u32,
+    live: bool,
+}
+
+impl Entry {
+    fn seen(&self) -> UpgradeSeen {
+        UpgradeSeen {
+            key: match &self.key {
+                PairKey::Nonce(n) => {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD.encode(n)
+                }
+                PairKey::Text(t) => t.to_string(),
+            },
+            at: self.at,
+            shard: self.shard as usize,
+            first_packet: self.first_packet,
+            requests_before_upgrade: self.requests_before_upgrade,
+        }
+    }
+
+    fn order_key(&self) -> (u64, u64) {
+        (self.first_packet, self.requests_before_upgrade)
+    }
+}
+
 /// Matches Upgrade requests by key within the pairing window.
+///
+/// The requests of the window are kept in arrival order, compact (a proxy host may see
+/// a hundred thousand Upgrades a second, each kept for the window): the key as its 16
+/// bytes, and an index of 8 bytes per live request from the key's hash to its place.
 #[derive(Debug, Default)]
 pub struct Pairing {
-    /// Unpaired requests by key, oldest first.
-    recent: HashMap<String, VecDeque<UpgradeSeen>>,
-    /// (time, key) of every request in `recent`, for expiry.
-    by_time: VecDeque<(i64, String)>,
+    /// The requests of the window, oldest first; `first` numbers `entries[0]`.
+    entries: VecDeque<Entry>,
+    first: u64,
+    /// Numbers of the live entries, by the hash of their key.
+    index: HashTable<u64>,
 }
 
 impl Pairing {
@@ -68,38 +132,85 @@ impl Pairing {
         seen.sort_by_key(|s| s.at.packet);
         for s in seen {
             self.expire(s.at.ts_ns.saturating_sub(window_ns));
+            let key = PairKey::new(&s.key);
+            let hash = key.hash();
+            // The oldest live request with this key, of another session, within the
+            // window.
+            let found = self
+                .index
+                .iter_hash(hash)
+                .copied()
+                .filter(|&n| {
+                    let f = &self.entries[(n - self.first) as usize];
+                    f.key == key
+                        && f.order_key() != s.order_key()
+                        && s.at.ts_ns - f.at.ts_ns <= window_ns
+                })
+                .min();
             let mut paired = false;
-            if let Some(q) = self.recent.get_mut(&s.key) {
-                if let Some(i) = q.iter().position(|f| {
-                    f.order_key() != s.order_key() && s.at.ts_ns - f.at.ts_ns <= window_ns
-                }) {
-                    if pair(&q[i], &s) {
-                        q.remove(i);
-                        paired = true;
-                    }
+            if let Some(n) = found {
+                let f = self.entries[(n - self.first) as usize].seen();
+                if pair(&f, &s) {
+                    self.kill(n, hash);
+                    paired = true;
                 }
             }
             if !paired {
-                self.by_time.push_back((s.at.ts_ns, s.key.clone()));
-                self.recent.entry(s.key.clone()).or_default().push_back(s);
+                let n = self.first + self.entries.len() as u64;
+                self.entries.push_back(Entry {
+                    key,
+                    at: s.at,
+                    shard: s.shard as u32,
+                    first_packet: s.first_packet,
+                    requests_before_upgrade: s.requests_before_upgrade,
+                    live: true,
+                });
+                let (entries, first) = (&self.entries, self.first);
+                self.index
+                    .insert_unique(hash, n, |&m| entries[(m - first) as usize].key.hash());
             }
         }
         self.expire(now.saturating_sub(window_ns));
     }
 
-    /// Forgets requests made before `before`.
+    /// Entry `n` (key hash `hash`) can no longer pair.
+    fn kill(&mut self, n: u64, hash: u64) {
+        self.entries[(n - self.first) as usize].live = false;
+        if let Ok(e) = self.index.find_entry(hash, |&m| m == n) {
+            e.remove();
+        }
+    }
+
+    /// Forgets requests made before `before`: each request that leaves the window (in
+    /// arrival order) takes with it the requests with its key made before `before`.
     fn expire(&mut self, before: i64) {
-        while let Some((t, _)) = self.by_time.front() {
-            if *t >= before {
-                break;
-            }
-            let (_, key) = self.by_time.pop_front().unwrap();
-            if let Some(q) = self.recent.get_mut(&key) {
-                q.retain(|s| s.at.ts_ns >= before);
-                if q.is_empty() {
-                    self.recent.remove(&key);
+        while self.entries.front().is_some_and(|e| e.at.ts_ns < before) {
+            let e = self.entries.pop_front().expect("front");
+            self.first += 1;
+            let hash = e.key.hash();
+            let old: Vec<u64> = self
+                .index
+                .iter_hash(hash)
+                .copied()
+                .filter(|&n| {
+                    n < self.first || {
+                        let f = &self.entries[(n - self.first) as usize];
+                        f.key == e.key && f.at.ts_ns < before
+                    }
+                })
+                .collect();
+            for n in old {
+                if n >= self.first {
+                    self.entries[(n - self.first) as usize].live = false;
+                }
+                if let Ok(x) = self.index.find_entry(hash, |&m| m == n) {
+                    x.remove();
                 }
             }
+        }
+        if self.entries.is_empty() && self.entries.capacity() > 1024 {
+            self.entries = VecDeque::new();
+            self.index = HashTable::new();
         }
     }
 }
@@ -198,6 +309,76 @@ impl Legs {
             }
         }
         self.flush(out)
+    }
+
+    /// `--order end`: the next record to end (records that end together come in report
+    /// order). Records are numbered as they are written; a leg whose peer has not ended
+    /// yet waits for it (the others pass it), bounded as in [`push`](Self::push); when
+    /// the peer ends, both are written, the waiting one first.
+    pub fn push_ended(
+        &mut self,
+        mut rec: SessionRecord,
+        out: &mut dyn FnMut(SessionRecord) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let key = rec.order_key();
+        let peer = rec.peer.filter(|_| !self.abandoned.remove(&key));
+        let Some(p) = peer else {
+            rec.peer = None;
+            rec.closed_by = closed_by(&rec.facts(), None);
+            self.next_session += 1;
+            return out(rec);
+        };
+        let pk = (p.first_packet, p.requests_before_upgrade);
+        let Some(i) = self
+            .held
+            .iter()
+            .position(|h| h.waiting && h.rec.order_key() == pk)
+        else {
+            // The peer has not ended yet: wait for it.
+            self.held.push_back(Held {
+                rec,
+                session: 0,
+                waiting: true,
+            });
+            if self.held.len() > MAX_HELD_LEGS {
+                // Bounded memory: the oldest waiting leg goes out unpaired.
+                let mut h = self.held.pop_front().expect("held");
+                if let Some(q) = h.rec.peer.take() {
+                    self.abandoned
+                        .insert((q.first_packet, q.requests_before_upgrade));
+                }
+                h.rec.closed_by = closed_by(&h.rec.facts(), None);
+                self.next_session += 1;
+                out(h.rec)?;
+            }
+            return Ok(());
+        };
+        let mut h = self.held.remove(i).expect("found");
+        h.session = self.next_session + 1;
+        let session = self.next_session + 2;
+        self.next_session += 2;
+        rec.peer_session = Some(h.session);
+        h.rec.peer_session = Some(session);
+        let (mine, theirs) = (rec.facts(), h.rec.facts());
+        rec.closed_by = closed_by(&mine, Some((&theirs, p.front)));
+        h.rec.closed_by = closed_by(&theirs, Some((&mine, !p.front)));
+        out(h.rec)?;
+        out(rec)
+    }
+
+    /// `--order end`, the end of the run: legs still waiting are written unpaired.
+    pub fn finish_ended(
+        &mut self,
+        out: &mut dyn FnMut(SessionRecord) -> io::Result<()>,
+    ) -> io::Result<()> {
+        while let Some(mut h) = self.held.pop_front() {
+            h.rec.peer = None;
+            h.rec.closed_by = closed_by(&h.rec.facts(), None);
+            self.next_session += 1;
+            out(h.rec)?;
+        }
+        self.abandoned.clear();
+        Ok(())
     }
 
     /// A waiting leg whose peer will not come (`peer_key`): written unpaired.
@@ -315,10 +496,6 @@ mod tests {
             key: key.into(),
             at: At { packet, ts_ns: ts },
             shard: 0,
-            flow: FlowKey {
-                lo: crate::net::Endpoint::v4([10, 0, 0, 1], 1),
-                hi: crate::net::Endpoint::v4([10, 0, 0, 2], 2),
-            },
             first_packet: packet - 1,
             requests_before_upgrade: 0,
         };

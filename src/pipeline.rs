@@ -5,12 +5,20 @@
 //!                it is in cache) -> segments bucketed by shard (bounded queue of 2 batches)
 //! other threads: shards, each over its own segments in capture order -> sessions
 //! per batch:     boundary (sequential, deterministic): tcp_stream numbers, expiry,
-//!                eviction, records written in first-packet order up to the watermark
+//!                eviction, recognition window, memory budget, records written in
+//!                first-packet order up to the watermark (or as they end, `Order::End`)
 //! ```
 //!
 //! Every decision that changes output is made either inside one connection (which one
 //! shard owns) or at a batch boundary from data that does not depend on the shard count,
 //! so the report is byte-identical for every `--threads`.
+//!
+//! Streaming: in first-packet order a record is written as soon as no connection that
+//! started before it is or may become a session. A connection stops holding the report
+//! back once it is a non-session (its first payload was not an Upgrade request), or
+//! when it is the oldest one waited for and has shown no handshake within the
+//! recognition window (`Limits::recognise_ns`, `recognise_bytes`). At the end of the
+//! input, connections are retired oldest first and each record is written at once.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +37,18 @@ use crate::record::{At, SessionRecord};
 use crate::reorder::Reorder;
 use crate::stats::Stats;
 use crate::tls::KeyLog;
+
+/// The order in which records are handed over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// The order of the connections' first packets (deterministic; the default).
+    #[default]
+    FirstPacket,
+    /// As sessions end (are retired: closed and quiet for the linger time, evicted, or at
+    /// the end of the input); records that end at the same batch boundary in first-packet
+    /// order. For live use: a session is not held back by an older one still open.
+    End,
+}
 
 /// How to run the analysis.
 #[derive(Clone, Debug)]
@@ -52,6 +72,8 @@ pub struct Options {
     pub keylog: Arc<KeyLog>,
     /// Which TLS connections give a record.
     pub tls: TlsOptions,
+    /// Row order (`--order`).
+    pub order: Order,
 }
 
 impl Default for Options {
@@ -59,6 +81,7 @@ impl Default for Options {
         Options {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             limits: Limits::default(),
+            order: Order::default(),
             progress: None,
             timeline: None,
             inflate: true,
@@ -69,6 +92,24 @@ impl Default for Options {
     }
 }
 
+/// Where records go: each record in report order, and a word after each batch boundary
+/// that handed some over (a writer flushes there, so that the rows of a live capture
+/// appear as they are found). Any `FnMut(SessionRecord) -> io::Result<()>` is one.
+pub trait RecordSink {
+    fn record(&mut self, rec: SessionRecord) -> io::Result<()>;
+
+    /// The records handed over so far are all the report has up to this point of the input.
+    fn written(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<F: FnMut(SessionRecord) -> io::Result<()>> RecordSink for F {
+    fn record(&mut self, rec: SessionRecord) -> io::Result<()> {
+        self(rec)
+    }
+}
+
 /// What the analysis read, and the inputs that could not be read to their end.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -76,6 +117,17 @@ pub struct Summary {
     pub errors: Vec<InputError>,
     /// Inputs whose last record a stop request cut short (not errors).
     pub cut_by_stop: Vec<String>,
+    /// The buffers under the memory budget (`Limits::memory_budget`).
+    pub buffered: Buffered,
+}
+
+/// What the per-connection buffers held together, at batch boundaries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Buffered {
+    /// The most they held at a boundary, before the budget was enforced.
+    pub peak: usize,
+    /// The most they held once it was enforced (at most the budget).
+    pub peak_within_budget: usize,
 }
 
 /// A decoded segment with what the shards need of its packet, so that they read one
@@ -266,6 +318,9 @@ struct Engine {
     next_stream: u64,
     now: i64,
     max_connections: usize,
+    memory_budget: usize,
+    order: Order,
+    buffered: Buffered,
     stats: Stats,
     tls: TlsCtx,
 }
@@ -279,7 +334,14 @@ impl Engine {
             ..ConnLimits::new(limits)
         };
         let mut shards: Vec<Shard> = (0..n_shards)
-            .map(|_| Shard::new(conn, limits.closed_linger_ns, opts.timeline.clone()))
+            .map(|_| {
+                Shard::new(
+                    conn,
+                    limits.closed_linger_ns,
+                    limits.recognise_ns,
+                    opts.timeline.clone(),
+                )
+            })
             .collect();
         let tls = TlsCtx {
             keys: Arc::new(TlsKeys::new(vec![Arc::clone(&opts.keylog)])),
@@ -303,6 +365,9 @@ impl Engine {
             next_stream: 0,
             now: i64::MIN,
             max_connections: limits.max_connections,
+            memory_budget: limits.memory_budget,
+            order: opts.order,
+            buffered: Buffered::default(),
             stats: Stats::default(),
             tls,
         }
@@ -348,7 +413,7 @@ impl Engine {
     }
 
     /// Batch boundary: everything here is decided from shard-independent data.
-    fn boundary(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
+    fn boundary(&mut self, out: &mut dyn RecordSink) -> io::Result<()> {
         if let Some(counters) = &mut self.file_counters {
             // --per-file: the connections' numbers in their first input, counted over all
             // shards in packet order.
@@ -376,6 +441,8 @@ impl Engine {
             .flat_map(|s| s.new_conns.iter().map(|r| r.first_packet))
             .collect();
         firsts.sort_unstable();
+        // A connection promoted to the full table in its first batch is listed twice.
+        firsts.dedup();
         let base = self.next_stream;
         for s in &mut self.shards {
             s.assign_streams(|f| base + firsts.binary_search(&f).expect("new connection") as u64);
@@ -424,39 +491,139 @@ impl Engine {
                 self.shards[i].evict(r);
             }
         }
-        self.emit(out)
-    }
-
-    /// Writes finished records whose first packet is before every possible later record.
-    fn emit(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
-        let mut watermark = u64::MAX;
-        for s in &mut self.shards {
-            for r in s.done.drain(..) {
-                self.pending.push(r)?;
-            }
-            watermark = watermark.min(s.watermark());
+        self.recognition_window(now);
+        self.memory_budget();
+        if self.emit(out)? > 0 {
+            out.written()?;
         }
-        let legs = &mut self.legs;
-        self.pending
-            .emit_below(watermark, &mut |r| legs.push(r, &mut *out))
+        Ok(())
     }
 
-    fn finish(&mut self, out: &mut dyn FnMut(SessionRecord) -> io::Result<()>) -> io::Result<()> {
+    /// The connection the report waits for (the earliest first packet of a connection
+    /// that is or may become a session, over all shards): (first packet, shard, id).
+    fn front(&self) -> Option<(u64, usize, crate::flow::ConnId)> {
+        self.shards
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.front().map(|(f, id)| (f, i, id)))
+            .min()
+    }
+
+    /// While the connection the report waits for has shown no handshake within the
+    /// recognition window, it is given up on (in the global first-packet order, so the
+    /// same connections for any number of shards).
+    fn recognition_window(&mut self, now: i64) {
+        while let Some((first, i, id)) = self.front() {
+            if !self.shards[i].give_up_if_unrecognised(first, id, now) {
+                break;
+            }
+        }
+    }
+
+    /// Past the budget, connections free their spare buffers, then give up what they
+    /// hold, oldest first packet first, until what is held is within it.
+    fn memory_budget(&mut self) {
+        let mut total: usize = self.shards.iter().map(Shard::charged).sum();
+        self.buffered.peak = self.buffered.peak.max(total);
+        if total > self.memory_budget {
+            // First what costs nothing: buffers that hold nothing now (scratch space).
+            for s in &mut self.shards {
+                s.trim();
+            }
+            total = self.shards.iter().map(Shard::charged).sum();
+        }
+        if total > self.memory_budget {
+            let mut holders: Vec<(u64, usize, u32)> = self
+                .shards
+                .iter()
+                .enumerate()
+                .flat_map(|(i, s)| s.holders().map(move |(f, slot)| (f, i, slot)))
+                .collect();
+            holders.sort_unstable();
+            for (_, i, slot) in holders {
+                if total <= self.memory_budget {
+                    break;
+                }
+                total -= self.shards[i].release(slot).min(total);
+            }
+            total = self.shards.iter().map(Shard::charged).sum();
+        }
+        self.buffered.peak_within_budget = self.buffered.peak_within_budget.max(total);
+    }
+
+    /// Hands over finished records: in first-packet order those whose first packet is
+    /// before every possible later record; in end order all, as they ended. Returns how
+    /// many.
+    fn emit(&mut self, out: &mut dyn RecordSink) -> io::Result<usize> {
+        let mut n = 0;
+        let mut out = |r: SessionRecord| {
+            n += 1;
+            out.record(r)
+        };
+        let legs = &mut self.legs;
+        match self.order {
+            Order::FirstPacket => {
+                let mut watermark = u64::MAX;
+                for s in &mut self.shards {
+                    for r in s.done.drain(..) {
+                        self.pending.push(r)?;
+                    }
+                    watermark = watermark.min(s.watermark());
+                }
+                self.pending
+                    .emit_below(watermark, &mut |r| legs.push(r, &mut out))?;
+            }
+            Order::End => {
+                let mut ended: Vec<SessionRecord> = self
+                    .shards
+                    .iter_mut()
+                    .flat_map(|s| s.done.drain(..))
+                    .collect();
+                ended.sort_unstable_by_key(SessionRecord::order_key);
+                for r in ended {
+                    legs.push_ended(r, &mut out)?;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// End of the input: connections that are or may become sessions are retired oldest
+    /// first and each record is written at once (memory stays that of the connections,
+    /// not connections and records); then the others.
+    fn finish(&mut self, out: &mut dyn RecordSink) -> io::Result<()> {
+        while let Some((_, i, _)) = self.front() {
+            self.shards[i].retire_front();
+            self.emit(out)?;
+        }
         for s in &mut self.shards {
             s.finish();
             self.stats.add(&s.stats);
         }
         self.emit(out)?;
-        self.legs.finish(out)
+        match self.order {
+            Order::FirstPacket => self.legs.finish(&mut |r| out.record(r)),
+            Order::End => self.legs.finish_ended(&mut |r| out.record(r)),
+        }
     }
 }
 
 /// Runs the analysis over `capture`, handing each session record to `out` in the order of
-/// the connections' first packets.
+/// the connections' first packets (or as they end, `Order::End`), as soon as it is known.
 pub fn analyze(
-    mut capture: Capture,
+    capture: Capture,
     opts: &Options,
     out: &mut dyn FnMut(SessionRecord) -> io::Result<()>,
+) -> io::Result<Summary> {
+    analyze_into(capture, opts, &mut |r| out(r))
+}
+
+/// [`analyze`] into a [`RecordSink`], which also hears when a batch boundary has handed
+/// records over.
+pub fn analyze_into(
+    mut capture: Capture,
+    opts: &Options,
+    out: &mut dyn RecordSink,
 ) -> io::Result<Summary> {
     let threads = opts.threads.max(1);
     // More shards than threads keeps the threads busy when connections are uneven; the
@@ -556,6 +723,7 @@ pub fn analyze(
     Ok(Summary {
         stats,
         errors: capture.take_errors(),
+        buffered: engine.buffered,
         cut_by_stop: std::mem::take(&mut capture.cut_by_stop),
     })
 }

@@ -301,6 +301,10 @@ impl<W: ReportWriter> ReportWriter for Gated<'_, W> {
         self.inner.session(row)
     }
 
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+
     fn finish(&mut self, end: &RunEnd<'_>) -> io::Result<()> {
         // Every session has been seen, even if the inner writer's flush fails now.
         self.gate.finish();

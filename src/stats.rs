@@ -164,6 +164,12 @@ pub struct Stats {
     pub gaps: u64,
     pub gap_bytes: u64,
     pub evicted: u64,
+    /// Connections whose buffers were given up under the memory budget, and the bytes.
+    pub memory_budget: u64,
+    pub memory_budget_bytes: u64,
+    /// Connections given up on without a handshake within the recognition window (10 s
+    /// of capture time or 64 KiB per direction) whose later payload was not followed.
+    pub unrecognised: u64,
     pub tls: TlsStats,
     /// Time of the first packet in capture order, and the latest packet time (ns).
     pub first_ts_ns: Option<i64>,
@@ -220,6 +226,9 @@ impl Stats {
         self.gaps += o.gaps;
         self.gap_bytes += o.gap_bytes;
         self.evicted += o.evicted;
+        self.memory_budget += o.memory_budget;
+        self.memory_budget_bytes += o.memory_budget_bytes;
+        self.unrecognised += o.unrecognised;
         self.tls.merge(&o.tls);
         // The first packet is the first batch's (batches are added in capture order).
         self.first_ts_ns = self.first_ts_ns.or(o.first_ts_ns);
@@ -255,6 +264,11 @@ impl Stats {
             gap_bytes,
             evicted,
             ref tls,
+            // Said on stderr and on the sessions (`memory_budget`); not (yet) keys of the
+            // capture line, which stays as it was.
+            memory_budget: _,
+            memory_budget_bytes: _,
+            unrecognised: _,
             first_ts_ns: _,
             last_ts_ns: _,
         } = *self;
@@ -516,6 +530,20 @@ impl fmt::Display for Closing<'_> {
             s.evicted,
             "connection evicted (too many open)",
             "connections evicted (too many open)",
+        );
+        let given_up = format!(
+            "memory budget ({} of buffers given up; --memory raises it)",
+            plural(s.memory_budget_bytes, "byte", "bytes")
+        );
+        add(
+            s.memory_budget,
+            &format!("connection over the {given_up}"),
+            &format!("connections over the {given_up}"),
+        );
+        add(
+            s.unrecognised,
+            "connection given up on (no handshake within 10 s or 64 KiB)",
+            "connections given up on (no handshake within 10 s or 64 KiB)",
         );
         add(
             self.input_errors as u64,

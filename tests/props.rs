@@ -624,3 +624,53 @@ fn known_bug_reassembly_cap_exceeded() {
     let seed = std::fs::read(seed_dir("reassembly").join("overflow")).unwrap();
     checks::reassembly_checked(&seed, true);
 }
+
+/// The seed `capture/memory-budget-heads.pcap` (four Upgrade heads being gathered at one
+/// batch boundary) takes the capture target through the memory budget under its small
+/// limits: the oldest heads are given up, the sessions say so.
+#[test]
+fn the_budget_seed_reaches_the_budget() {
+    let bytes = std::fs::read(seed_dir("capture").join("memory-budget-heads.pcap")).unwrap();
+    let limits = checks::small_limits();
+    let r = FileReader::from_reader("seed".into(), Box::new(Cursor::new(bytes)), &limits).unwrap();
+    let opts = Options {
+        threads: 1,
+        limits: limits.clone(),
+        ..Options::default()
+    };
+    let mut marked = 0;
+    let summary = analyze(
+        Capture::from_readers(vec![r], vec![], &limits),
+        &opts,
+        &mut |rec| {
+            if rec
+                .anomalies
+                .iter()
+                .any(|a| a == wsclose::record::Anomaly::MemoryBudget)
+            {
+                marked += 1;
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert!(
+        marked > 0 && summary.stats.memory_budget > 0,
+        "{}",
+        summary.stats
+    );
+    assert!(summary.buffered.peak > limits.memory_budget);
+    assert!(summary.buffered.peak_within_budget <= limits.memory_budget);
+}
+
+/// Found by the capture target (issue 9's re-run), fixed: a Close reason that is valid
+/// UTF-8 kept its control characters, so a reason with a line feed made a CSV row of two
+/// lines (quoted: valid CSV, but `wc -l`, `grep` and `head` see two rows). The check wants
+/// one line per record; reasons now write control characters as `\xNN`
+/// (`ws::close::escape_reason`). The input is also replayed by `known_bugs_regressions`.
+#[test]
+fn close_reason_with_a_line_feed_stays_on_one_row() {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz/regressions/capture/close_reason_newline");
+    checks::capture(&std::fs::read(p).unwrap());
+}

@@ -188,6 +188,20 @@ pub struct CaptureArgs {
     /// allowed. Decryption Secrets Blocks of pcapng inputs are used without it.
     #[arg(long = "keylog", value_name = "FILE")]
     pub keylog: Vec<PathBuf>,
+    /// Memory for the buffers of all connections together (out-of-order data, handshake
+    /// heads being gathered): bytes, or a number with K, M or G. Past it the connections
+    /// that started first give theirs up (anomaly memory_budget) [default: 256M].
+    #[arg(long, value_name = "SIZE", value_parser = wsclose::config::parse_size)]
+    pub memory: Option<usize>,
+    /// Connections tracked at once; past it the longest-idle tenth is evicted (anomaly
+    /// evicted) [default: 1048576].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// Row order: `first` (the order of the connections' first packets; rows flow as soon
+    /// as every session that started earlier is written) or `end` (each session as it
+    /// ends, for live captures; tcp_stream is the stable key).
+    #[arg(long, value_enum, default_value_t = Order::First)]
+    pub order: Order,
 }
 
 /// Which sessions-report rows TLS connections that could not be decrypted get.
@@ -206,6 +220,13 @@ impl UndecryptedArgs {
             every_connection: false,
         }
     }
+}
+
+/// `--order`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    First,
+    End,
 }
 
 /// Where a report goes.

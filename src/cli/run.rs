@@ -114,6 +114,16 @@ fn options(args: &CaptureArgs, tls: &TlsOptions) -> Result<Options, Status> {
             opts.threads = t;
         }
     }
+    if let Some(m) = args.memory {
+        opts.limits.memory_budget = m;
+    }
+    if let Some(n) = args.max_connections {
+        opts.limits.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    opts.order = match args.order {
+        super::Order::First => wsclose::pipeline::Order::FirstPacket,
+        super::Order::End => wsclose::pipeline::Order::End,
+    };
     if args.captures.iter().filter(|c| *c == "-").count() > 1 {
         return Err(usage_error("stdin (-) can be read only once"));
     }

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 
+use super::memory::MemoryCharge;
 use super::midstream::{Decision, Probe};
 use super::reassembly::Event;
 use super::SegmentCtx;
@@ -75,6 +76,9 @@ pub struct Http {
     finished: Vec<Box<WsSession>>,
     /// The connection can no longer be followed (its sessions so far stay).
     lost: bool,
+    /// The packet that completed the current Upgrade request, until the pipeline has
+    /// taken note of it (for pairing the legs of a proxy); packet 0 when there is none.
+    upgrade_at: At,
 }
 
 impl Http {
@@ -88,6 +92,7 @@ impl Http {
             session: None,
             finished: Vec::new(),
             lost: false,
+            upgrade_at: At::default(),
         }
     }
 
@@ -224,7 +229,7 @@ impl Http {
                 at,
             ));
             s.requests_before_upgrade = self.requests;
-            s.request_at = Some(at);
+            self.upgrade_at = at;
             self.session = Some(s);
             self.client = Reading::Session;
         } else {
@@ -267,7 +272,7 @@ impl Http {
                 }
                 match rest {
                     None => {
-                        if s.response.is_none() && !s.is_reading_response() {
+                        if s.status().is_none() && !s.is_reading_response() {
                             // The answer could not be read: nothing more to follow.
                             self.lose();
                         }
@@ -276,10 +281,7 @@ impl Http {
                     Some(rest) => {
                         // Rejected: the connection goes on as HTTP after this answer.
                         let s = self.session.take().expect("session");
-                        let body = s
-                            .response
-                            .as_ref()
-                            .map_or(message::Body::UntilClose, |r| r.body);
+                        let body = s.response_body();
                         self.finished.push(s);
                         self.pending.pop_front();
                         self.client = Reading::Head(HeadBuffer::default());
@@ -357,43 +359,53 @@ impl Http {
                     self.lose();
                 }
             }
-            Reading::Head(buf) => {
-                // A request cut off: keep what its whole lines say, and let the response
-                // decide whether it was an Upgrade.
-                let req = buf.prefix().and_then(|h| handshake::request(&h));
-                match req {
-                    Some(req) if self.pending.is_empty() && self.session.is_none() => {
-                        let mut s = Box::new(WsSession::from_cut_request(
-                            req,
-                            ctx.limits.max_head,
-                            ctx.limits.inflate,
-                            at,
-                        ));
-                        s.requests_before_upgrade = self.requests;
-                        s.earlier = std::mem::take(&mut self.finished);
-                        return Some(App::WebSocket {
-                            client_is_lo: self.client_is_lo,
-                            session: s,
-                        });
-                    }
-                    _ => self.lose(),
-                }
-            }
+            Reading::Head(_) => return self.cut_request(ctx),
         }
         None
     }
 
-    /// Missing bytes in the server's direction.
-    fn server_gap(&mut self, n: u64, at: At, tl: &mut Lent) -> bool {
+    /// The request head being gathered ends here (a gap, or the memory budget): keep
+    /// what its whole lines say, and let the response decide whether it was an Upgrade.
+    fn cut_request(&mut self, ctx: &SegmentCtx<'_>) -> Option<App> {
+        let Reading::Head(buf) = &self.client else {
+            return None;
+        };
+        let req = buf.prefix().and_then(|h| handshake::request(&h));
+        match req {
+            Some(req) if self.pending.is_empty() && self.session.is_none() => {
+                let mut s = Box::new(WsSession::from_cut_request(
+                    req,
+                    ctx.limits.max_head,
+                    ctx.limits.inflate,
+                    ctx.at,
+                ));
+                s.requests_before_upgrade = self.requests;
+                s.set_earlier(std::mem::take(&mut self.finished));
+                return Some(App::WebSocket {
+                    client_is_lo: self.client_is_lo,
+                    session: s,
+                });
+            }
+            _ => self.lose(),
+        }
+        None
+    }
+
+    /// Missing bytes in the server's direction (`None`: the memory budget gave up the head
+    /// being gathered). Returns true once the current session is upgraded.
+    fn server_gap(&mut self, n: Option<u64>, at: At, tl: &mut Lent) -> bool {
         if self.pending.front().is_some_and(|p| p.upgrade)
             && matches!(self.server, Reading::Head(_))
         {
             let s = self.session.as_mut().expect("an Upgrade is pending");
-            s.server_gap(n, at, tl);
+            match n {
+                Some(n) => s.server_gap(n, at, tl),
+                None => s.response_cut_off(at),
+            }
             if s.reads_server_frames() {
                 return true;
             }
-            if s.response.is_some() || !s.is_reading_response() {
+            if s.status().is_some() || !s.is_reading_response() {
                 // Rejected or unknown: where the next response starts is lost.
                 self.lose();
             }
@@ -401,7 +413,7 @@ impl Http {
         }
         match &mut self.server {
             Reading::Body(b) => {
-                if !b.gap(n) {
+                if n.is_some_and(|n| !b.gap(n)) {
                     self.lose();
                 }
             }
@@ -410,9 +422,52 @@ impl Http {
         }
         false
     }
+
+    /// The heads being gathered, and the pending session's response head.
+    fn head_bytes(&self) -> usize {
+        let head = |r: &Reading| match r {
+            Reading::Head(b) => b.memory_charge(),
+            _ => 0,
+        };
+        head(&self.client) + head(&self.server)
+    }
 }
 
 impl App {
+    /// After an HTTP connection's event: upgraded (a WebSocket connection from here on),
+    /// or lost without a session (nothing more to follow).
+    fn http_moved_on(&mut self, upgraded: bool) {
+        if upgraded {
+            let App::Http(h) = std::mem::take(self) else {
+                unreachable!()
+            };
+            let h = *h;
+            let mut session = h.session.expect("upgraded session");
+            session.set_earlier(h.finished);
+            *self = App::WebSocket {
+                client_is_lo: h.client_is_lo,
+                session,
+            };
+        } else if let App::Http(h) = self {
+            if h.lost && h.session.is_none() && h.finished.is_empty() {
+                *self = App::Other;
+            }
+        }
+    }
+
+    /// Not yet known to be a session or not: no payload; HTTP without an Upgrade request
+    /// so far; probed for mid-stream framing without a chain of frames yet in the probe's
+    /// window. Such a connection may be given up on (`ConnLimits::recognise_bytes`,
+    /// `Limits::recognise_ns`); a probe with a chain is left to decide.
+    pub fn undecided(&self) -> bool {
+        match self {
+            App::Unknown => true,
+            App::Http(h) => h.session.is_none() && h.finished.is_empty() && !h.lost,
+            App::Probe(p) => !p.has_evidence(),
+            App::WebSocket { .. } | App::Other => false,
+        }
+    }
+
     /// Could this connection still turn out to be (or is it) a WebSocket session?
     pub fn may_be_session(&self) -> bool {
         match self {
@@ -431,7 +486,7 @@ impl App {
         match self {
             App::WebSocket { session, .. } => Box::new(
                 session
-                    .earlier
+                    .earlier()
                     .iter()
                     .map(|b| &**b)
                     .chain(std::iter::once(&**session))
@@ -450,7 +505,7 @@ impl App {
                 client_is_lo,
                 mut session,
             } => {
-                let mut earlier = std::mem::take(&mut session.earlier);
+                let mut earlier = session.take_earlier();
                 earlier.push(session);
                 (client_is_lo, earlier)
             }
@@ -475,7 +530,7 @@ impl App {
                     return Some(&mut **session);
                 }
                 session
-                    .earlier
+                    .earlier_mut()
                     .iter_mut()
                     .map(|b| &mut **b)
                     .find(|s| s.requests_before_upgrade == requests_before_upgrade)
@@ -522,9 +577,12 @@ impl App {
 impl Http {
     #[cold]
     fn take_new_upgrade(&mut self) -> Option<(String, At, u64)> {
-        let s = self.session.as_deref_mut()?;
-        let at = s.request_at.take()?;
-        let key = s.request.key.clone()?;
+        if self.upgrade_at.packet == 0 {
+            return None;
+        }
+        let at = std::mem::take(&mut self.upgrade_at);
+        let s = self.session.as_deref()?;
+        let key = s.key()?.to_string();
         Some((key.trim().to_string(), at, s.requests_before_upgrade))
     }
 }
@@ -591,24 +649,9 @@ impl App {
                         }
                         false
                     }
-                    (Event::Gap(n), false) => h.server_gap(n, ctx.at, tl),
+                    (Event::Gap(n), false) => h.server_gap(Some(n), ctx.at, tl),
                 };
-                if upgraded {
-                    let App::Http(h) = std::mem::take(self) else {
-                        unreachable!()
-                    };
-                    let h = *h;
-                    let mut session = h.session.expect("upgraded session");
-                    session.earlier = h.finished;
-                    *self = App::WebSocket {
-                        client_is_lo: h.client_is_lo,
-                        session,
-                    };
-                } else if let App::Http(h) = self {
-                    if h.lost && h.session.is_none() && h.finished.is_empty() {
-                        *self = App::Other;
-                    }
-                }
+                self.http_moved_on(upgraded);
             }
             App::WebSocket {
                 client_is_lo,
@@ -625,6 +668,54 @@ impl App {
                     (Event::Gap(n), false) => session.server_gap(n, ctx.at, tl),
                 }
             }
+        }
+    }
+}
+
+impl MemoryCharge for App {
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        match self {
+            App::WebSocket { session, .. } => session.memory_charge(),
+            App::Http(h) => h.head_bytes() + h.session.as_ref().map_or(0, |s| s.memory_charge()),
+            App::Probe(p) => p.memory_charge(),
+            App::Unknown | App::Other => 0,
+        }
+    }
+
+    /// Heads being gathered are read as cut off where they are (a request head as by a
+    /// gap; a response head as cut off, or lost); a probe forgets its chains; a session
+    /// gives up what its consumers hold.
+    fn release_memory(&mut self, ctx: &SegmentCtx<'_>) {
+        match self {
+            App::WebSocket { session, .. } => session.release_memory(ctx),
+            App::Probe(p) => p.release_memory(),
+            App::Http(h) => {
+                if matches!(&h.client, Reading::Head(b) if b.memory_charge() > 0) {
+                    if let Some(app) = h.cut_request(ctx) {
+                        *self = app;
+                        return self.release_memory(ctx);
+                    }
+                }
+                let answering_upgrade = h.pending.front().is_some_and(|p| p.upgrade)
+                    && matches!(h.server, Reading::Head(_));
+                let mut upgraded = false;
+                if answering_upgrade {
+                    if h.session
+                        .as_ref()
+                        .is_some_and(|s| s.response_head_bytes() > 0)
+                    {
+                        upgraded = h.server_gap(None, ctx.at, &mut Lent::default());
+                    }
+                } else if matches!(&h.server, Reading::Head(b) if b.memory_charge() > 0) {
+                    h.lose();
+                }
+                if let Some(s) = &mut h.session {
+                    s.release_memory(ctx);
+                }
+                self.http_moved_on(upgraded);
+            }
+            App::Unknown | App::Other => {}
         }
     }
 }
@@ -693,11 +784,92 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         let sessions: Vec<_> = app.sessions().collect();
         assert_eq!(sessions.len(), 2);
         assert_eq!(sessions[0].requests_before_upgrade, 2);
-        assert_eq!(sessions[0].response.as_ref().unwrap().status, 401);
+        assert_eq!(sessions[0].status(), Some(401));
         assert_eq!(sessions[1].requests_before_upgrade, 3);
         assert!(sessions[1].upgraded());
         let c = &sessions[1].consumers.counts;
         assert_eq!((c.client.stats.messages, c.server.stats.messages), (1, 1));
+    }
+
+    /// The memory budget (`flow::memory`): a request head split over segments is charged
+    /// and, given up, read as cut off where it is (its whole lines make the session); a
+    /// response head likewise (its status line decides); a probe's chains are charged and
+    /// forgotten.
+    #[test]
+    fn heads_and_probes_are_charged_and_given_up_under_the_memory_budget() {
+        let limits = ConnLimits::new(&Limits::default());
+        let c = ctx(&limits);
+        // The request: 60 bytes, whole lines up to `Upgrade: websocket`.
+        let mut app = App::Unknown;
+        app.on_event(
+            true,
+            Event::Data(&UPGRADE[..60]),
+            true,
+            &c,
+            &mut Lent::default(),
+        );
+        assert!(app.memory_charge() > 0 && app.undecided());
+        app.release_memory(&c);
+        assert_eq!(app.memory_charge(), 0);
+        assert!(matches!(app, App::WebSocket { .. }) && !app.undecided());
+        app.on_event(false, Event::Data(SWITCH), true, &c, &mut Lent::default());
+        app.on_event(
+            false,
+            Event::Data(SERVER_TEXT),
+            true,
+            &c,
+            &mut Lent::default(),
+        );
+        let s = app
+            .sessions()
+            .next()
+            .expect("a session from the cut request");
+        assert!(s.request_cut && s.upgraded());
+        assert_eq!(s.consumers.counts.server.stats.messages, 1);
+
+        // The response: its status line is whole when it is given up.
+        let mut app = run(&[(true, UPGRADE)]);
+        assert!(!app.undecided(), "an Upgrade request was made");
+        app.on_event(
+            false,
+            Event::Data(&SWITCH[..40]),
+            true,
+            &c,
+            &mut Lent::default(),
+        );
+        assert!(app.memory_charge() > 0);
+        app.release_memory(&c);
+        assert_eq!(app.memory_charge(), 0);
+        assert!(matches!(app, App::WebSocket { .. }));
+        app.on_event(
+            false,
+            Event::Data(SERVER_TEXT),
+            true,
+            &c,
+            &mut Lent::default(),
+        );
+        let s = app.sessions().next().unwrap();
+        assert_eq!(
+            (s.status(), s.consumers.counts.server.stats.messages),
+            (Some(101), 1)
+        );
+
+        // A connection picked up mid-stream: the probe holds its chain until it decides.
+        let mut app = App::Unknown;
+        for _ in 0..2 {
+            app.on_event(
+                true,
+                Event::Data(CLIENT_TEXT),
+                false,
+                &c,
+                &mut Lent::default(),
+            );
+        }
+        assert!(matches!(app, App::Probe(_)) && app.memory_charge() > 0);
+        assert!(!app.undecided(), "a chain of frames is being followed");
+        app.release_memory(&c);
+        assert_eq!(app.memory_charge(), 0);
+        assert!(matches!(app, App::Probe(_)) && app.undecided());
     }
 
     #[test]

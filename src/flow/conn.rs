@@ -3,9 +3,10 @@
 //! the session record.
 
 use super::app::App;
+use super::memory::MemoryCharge;
 use super::reassembly::{Carried, HalfStream};
 use super::tls::{deliver, TlsCtx, TlsLayer};
-use super::SegmentCtx;
+use super::{ConnLimits, SegmentCtx};
 use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
 use crate::net::FlowKey;
 use crate::record::{
@@ -53,6 +54,46 @@ fn reassemble(
     Carried::Nothing
 }
 
+/// Whether a FIN or RST slot holds a packet (packets are numbered from 1).
+fn seen(at: &At) -> bool {
+    at.packet != 0
+}
+
+/// The first FIN and the first RST of each direction, allocated at the first of them
+/// (most of an open connection's life has none; packet 0 in a slot: none yet).
+#[derive(Clone, Debug, Default)]
+struct Ends(Option<Box<EndPackets>>);
+
+#[derive(Clone, Copy, Debug, Default)]
+struct EndPackets {
+    fin: [At; 2],
+    rst: [At; 2],
+}
+
+impl Ends {
+    #[inline]
+    fn get(&self) -> EndPackets {
+        self.0.as_deref().copied().unwrap_or_default()
+    }
+
+    fn fin(&self, d: usize) -> At {
+        self.get().fin[d]
+    }
+
+    fn rst(&self, d: usize) -> At {
+        self.get().rst[d]
+    }
+
+    /// Notes the FIN (`rst` false) or RST of direction `d` at `at`, if it is the first.
+    fn note(&mut self, rst: bool, d: usize, at: At) {
+        let e = self.0.get_or_insert_with(Box::default);
+        let slot = if rst { &mut e.rst[d] } else { &mut e.fin[d] };
+        if !seen(slot) {
+            *slot = at;
+        }
+    }
+}
+
 /// Index of a direction: 0 for packets from `key.lo`, 1 from `key.hi`.
 fn dir(from_lo: bool) -> usize {
     if from_lo {
@@ -75,10 +116,11 @@ pub struct Conn {
     pub tcp_stream: u64,
     half: [HalfStream; 2],
     /// Wireshark's base sequence number per direction (decides port reuse).
-    base_seq: [Option<u32>; 2],
+    base_seq: [u32; 2],
+    /// Whether each `base_seq` is known.
+    base_known: [bool; 2],
     /// The first FIN and the first RST of each direction.
-    fin: [Option<At>; 2],
-    rst: [Option<At>; 2],
+    ends: Ends,
     pub app: App,
     /// A segment was analyzed (false while `--filter` selected none of its packets).
     pub analyzed: bool,
@@ -87,24 +129,70 @@ pub struct Conn {
     /// The TLS layer between reassembly and `app`, when the connection starts with a
     /// ClientHello (`tls.rs`).
     pub tls: Option<Box<TlsLayer>>,
+    /// What the application layer (and TLS) held after its last event (kept here so that
+    /// a segment that reaches no event costs nothing to account).
+    app_charge: u32,
+    /// The charge the shard counts for this connection (see `flow::memory`).
+    pub charged: u32,
+    /// Given up on: no handshake within the recognition window. Not followed further.
+    gave_up: bool,
+    /// Payload arrived after it was given up on (not analyzed; counted).
+    pub ignored_payload: bool,
+    /// The memory budget made it give up buffers (anomaly `memory_budget`).
+    pub over_budget: bool,
     /// The last segment of each direction, and of either, that carried payload (packet 0:
     /// none yet; plain values, so that keeping them costs no branch per segment).
     last_payload: [At; 2],
     last_payload_any: At,
-    /// The first Close frame, FIN or RST has been seen; the last payload before it.
+    /// The first Close frame, FIN or RST has been seen (the last payload before it is in
+    /// `facts`).
     ended: bool,
-    payload_before_end: At,
-    /// Where the TCP-level anomalies were first seen (gap, reassembly limit, out of
-    /// window), and the sum of their counters when last looked at.
-    tcp_firsts: [Option<u64>; 3],
+    /// The sum of the TCP-level anomaly counters when last looked at.
     tcp_events: u32,
+    /// What only some connections need: where TCP-level anomalies were first seen, cut
+    /// packets, retransmissions, the end (allocated at the first of them).
+    facts: Option<Box<RareFacts>>,
+    /// What the connection lends to its session's calls (the timeline, the Close flag).
+    pub lent: Lent,
+}
+
+/// The facts of the record that most of an open connection's life has none of.
+#[derive(Clone, Debug, Default)]
+struct RareFacts {
+    /// Where the TCP-level anomalies were first seen (gap, reassembly limit, out of
+    /// window).
+    tcp_firsts: [Option<u64>; 3],
     /// Packets whose payload the snapshot length cut, and the first of them.
     cut_packets: u64,
     first_cut: Option<u64>,
     /// The last retransmitted segment of each direction (packet 0: none).
     last_retransmission: [At; 2],
-    /// What the connection lends to its session's calls (the timeline, the Close flag).
-    pub lent: Lent,
+    /// The last payload before the session's end (first Close frame, FIN or RST).
+    payload_before_end: At,
+    /// The packet where the memory budget first made it give up buffers (0: never).
+    budget_packet: u64,
+}
+
+/// What a connection that carried no payload knows, to become a full [`Conn`].
+#[derive(Clone, Copy, Debug)]
+pub struct Embryonic {
+    pub first: At,
+    pub last_ts: i64,
+    pub packets: u64,
+    pub tcp_stream: u64,
+    pub base_seq: [Option<u32>; 2],
+    /// Whether each direction's stream start is known: it is then `base_seq + 1`.
+    pub stream_started: [bool; 2],
+    /// Whether that start came from a segment without SYN (`HalfStream`'s tentative base).
+    pub tentative: [bool; 2],
+    pub rst: [Option<At>; 2],
+    /// The latest acknowledgment number the peer sent for each direction.
+    pub peer_ack: [Option<u32>; 2],
+    /// An RST was analyzed: the session (if any) ended there.
+    pub ended: bool,
+    pub analyzed: bool,
+    pub syn_seen: bool,
+    pub gave_up: bool,
 }
 
 impl Conn {
@@ -118,23 +206,56 @@ impl Conn {
             packets: 0,
             tcp_stream: u64::MAX,
             half: Default::default(),
-            base_seq: [None; 2],
-            fin: [None; 2],
-            rst: [None; 2],
+            base_seq: [0; 2],
+            base_known: [false; 2],
+            ends: Ends::default(),
             app: App::Unknown,
             analyzed: false,
             syn_seen: false,
             tls: None,
+            app_charge: 0,
+            charged: 0,
+            gave_up: false,
+            ignored_payload: false,
+            over_budget: false,
             last_payload: [At::default(); 2],
             last_payload_any: At::default(),
             ended: false,
-            payload_before_end: At::default(),
-            tcp_firsts: [None; 3],
             tcp_events: 0,
-            cut_packets: 0,
-            first_cut: None,
-            last_retransmission: [At::default(); 2],
+            facts: None,
             lent: Lent::default(),
+        }
+    }
+
+    /// The full state of a connection that carried no payload so far (`embryo.rs`),
+    /// exactly as if it had been a `Conn` from its first packet.
+    pub fn from_embryonic(key: FlowKey, e: Embryonic) -> Self {
+        let half = |d: usize| {
+            HalfStream::starting_at(
+                e.stream_started[d].then(|| e.base_seq[d].unwrap_or(0).wrapping_add(1)),
+                e.tentative[d],
+                e.peer_ack[d],
+            )
+        };
+        Conn {
+            first_ts: e.first.ts_ns,
+            last_ts: e.last_ts,
+            packets: e.packets,
+            tcp_stream: e.tcp_stream,
+            half: [half(0), half(1)],
+            base_seq: e.base_seq.map(|b| b.unwrap_or(0)),
+            base_known: e.base_seq.map(|b| b.is_some()),
+            ends: Ends(e.rst.iter().any(Option::is_some).then(|| {
+                Box::new(EndPackets {
+                    rst: e.rst.map(Option::unwrap_or_default),
+                    ..EndPackets::default()
+                })
+            })),
+            analyzed: e.analyzed,
+            syn_seen: e.syn_seen,
+            gave_up: e.gave_up,
+            ended: e.ended,
+            ..Conn::new(key, e.first)
         }
     }
 
@@ -158,7 +279,8 @@ impl Conn {
         if sum != self.tcp_events {
             self.tcp_events = sum;
             let n = self.tcp_counters();
-            for (first, count) in self.tcp_firsts.iter_mut().zip(n) {
+            let f = self.facts.get_or_insert_with(Box::default);
+            for (first, count) in f.tcp_firsts.iter_mut().zip(n) {
                 if count > 0 && first.is_none() {
                     *first = Some(packet);
                 }
@@ -169,23 +291,138 @@ impl Conn {
     /// A SYN that starts a new connection on this 4-tuple, as Wireshark decides it: a SYN
     /// without ACK whose sequence number differs from the base of its direction.
     pub fn is_reuse(&self, seg: &TcpSegment) -> bool {
-        seg.flags & (SYN | ACK) == SYN
-            && self.base_seq[dir(seg.from_lo)].is_some_and(|b| b != seg.seq)
+        seg.flags & (SYN | ACK) == SYN && {
+            let d = dir(seg.from_lo);
+            self.base_known[d] && self.base_seq[d] != seg.seq
+        }
     }
 
     /// FIN both ways, or RST.
     pub fn is_closed(&self) -> bool {
-        self.rst.iter().any(Option::is_some) || self.fin.iter().all(Option::is_some)
+        self.ends
+            .0
+            .as_ref()
+            .is_some_and(|e| e.rst.iter().any(seen) || e.fin.iter().all(seen))
     }
 
     /// Could this connection still turn out to be (or is it) a WebSocket session, or give a
     /// row of its own (TLS that could not be decrypted)?
     #[inline]
     pub fn may_be_session(&self) -> bool {
-        match &self.tls {
-            None => self.app.may_be_session(),
-            Some(t) => t.may_be_session(),
+        !self.gave_up
+            && match &self.tls {
+                None => self.app.may_be_session(),
+                Some(t) => t.may_be_session(),
+            }
+    }
+
+    /// Not yet known to be a session (or to give a row) or not, and not given up on: no
+    /// payload, an HTTP connection without an Upgrade so far, a connection being probed
+    /// for mid-stream framing without a chain of frames, a TLS handshake (see
+    /// [`App::undecided`]).
+    pub fn undecided(&self) -> bool {
+        !self.gave_up
+            && match &self.tls {
+                None => self.app.undecided(),
+                Some(t) => t.undecided(&self.app),
+            }
+    }
+
+    /// No handshake within the recognition window: not a session. What it holds is
+    /// dropped and its later payload is not followed (counted if there is any).
+    pub fn give_up_recognition(&mut self) {
+        self.gave_up = true;
+        if !matches!(self.app, App::Unknown) || self.tls.is_some() {
+            self.ignored_payload = true;
         }
+        if !matches!(self.app, App::Unknown) {
+            self.app = App::Other;
+        }
+        if let Some(t) = &mut self.tls {
+            // Its own row is given up too (not a session, and nothing to hold the report
+            // back for); its facts still count in the TLS statistics.
+            t.give_up();
+        }
+        for h in &mut self.half {
+            h.discard_held();
+        }
+        self.app_charge = self.layers_charge();
+    }
+
+    /// What the application layer, the TLS layer and the timeline hold now.
+    #[inline]
+    fn layers_charge(&self) -> u32 {
+        let tls = self.tls.as_ref().map_or(0, |t| t.held_bytes());
+        let timeline = self.lent.timeline.as_ref().map_or(0, |t| t.held_bytes());
+        u32::try_from(self.app.memory_charge() + tls + timeline).unwrap_or(u32::MAX)
+    }
+
+    /// What this connection's buffers hold now (held segments, and the application and
+    /// TLS layers' charge after their last event).
+    #[inline]
+    pub fn memory_charge(&self) -> u32 {
+        let n = self.half[0].memory_charge() + self.half[1].memory_charge();
+        u32::try_from(n)
+            .unwrap_or(u32::MAX)
+            .saturating_add(self.app_charge)
+    }
+
+    /// Frees buffers that hold nothing now (spare capacity, scratch space): nothing is
+    /// lost. Returns the bytes released.
+    pub fn trim_memory(&mut self) -> usize {
+        let before = self.memory_charge();
+        if let Some(t) = &mut self.tls {
+            t.trim_memory();
+        }
+        if let Some(t) = &mut self.lent.timeline {
+            // `frames`: the events go to the spill file early, nothing is lost.
+            t.trim_memory();
+        }
+        self.app_charge = self.layers_charge();
+        before.saturating_sub(self.memory_charge()) as usize
+    }
+
+    /// The memory budget is spent: holes before held data become gaps and the held bytes
+    /// are delivered, heads being gathered are read as cut off, the TLS layer lets go of
+    /// partial records, the application layer's consumers give up theirs. Returns the
+    /// bytes released.
+    pub fn release_memory(&mut self, limits: &ConnLimits, tls_ctx: &TlsCtx) -> usize {
+        let before = self.memory_charge();
+        let ctx = SegmentCtx {
+            at: self.last,
+            limits,
+            tls: tls_ctx,
+        };
+        let Conn {
+            half,
+            app,
+            syn_seen,
+            tls,
+            lent,
+            ..
+        } = self;
+        for (d, h) in half.iter_mut().enumerate() {
+            h.release_held(&mut |ev| deliver(tls, app, d == 0, ev, *syn_seen, &ctx, lent));
+        }
+        if let Some(t) = tls {
+            t.release_memory(app, &ctx);
+        }
+        app.release_memory(&ctx);
+        if let Some(t) = &mut lent.timeline {
+            // A ring of last frames (`--tail`, the HTML drill-down) forgets its oldest.
+            t.release_memory();
+        }
+        if !self.may_be_session() {
+            for h in &mut self.half {
+                h.discard_held();
+            }
+        }
+        self.app_charge = self.layers_charge();
+        if !self.over_budget {
+            self.over_budget = true;
+            self.facts.get_or_insert_with(Box::default).budget_packet = self.last.packet;
+        }
+        before.saturating_sub(self.memory_charge()) as usize
     }
 
     pub fn is_session(&self) -> bool {
@@ -193,8 +430,11 @@ impl Conn {
     }
 
     /// One segment of this connection, in capture order: `payload` is what the capture
-    /// holds of it, `ctx` its packet and the limits.
-    pub fn segment(&mut self, seg: &TcpSegment, payload: &[u8], ctx: &SegmentCtx<'_>) {
+    /// holds of it, `ctx` its packet and the limits. Returns whether what its buffers hold
+    /// may have changed ([`memory_charge`](Self::memory_charge)).
+    #[inline]
+    pub fn segment(&mut self, seg: &TcpSegment, payload: &[u8], ctx: &SegmentCtx<'_>) -> bool {
+        let mut charge_moved = false;
         let d = dir(seg.from_lo);
         let at = ctx.at;
         self.lifecycle(seg, d, at);
@@ -202,12 +442,24 @@ impl Conn {
         if seg.flags & SYN != 0 {
             self.syn_seen = true;
         }
-        if !self.may_be_session() {
-            if seg.flags & FIN != 0 && self.fin[d].is_none() {
-                self.fin[d] = Some(at);
-            }
-            return;
+        if self.gave_up
+            && (!payload.is_empty() || seg.payload_missing > 0)
+            && matches!(self.app, App::Unknown)
+        {
+            self.app = App::Other;
+            self.ignored_payload = true;
         }
+        if !self.may_be_session() {
+            if seg.flags & FIN != 0 {
+                self.ends.note(false, d, at);
+            }
+            return charge_moved;
+        }
+        // Every event delivered moves a direction's position: that is how the
+        // application layer's charge is known to be worth a look (the closures stay as
+        // small as they were, for the inliner).
+        let before = self.half[0].position() + self.half[1].position();
+        let held = self.half[d].memory_charge();
         let Conn {
             half,
             app,
@@ -235,19 +487,39 @@ impl Conn {
             })
         };
         if seg.payload_missing > 0 && seg.flags & RST == 0 {
-            self.cut_packets += 1;
-            self.first_cut.get_or_insert(at.packet);
+            let f = self.facts.get_or_insert_with(Box::default);
+            f.cut_packets += 1;
+            f.first_cut.get_or_insert(at.packet);
         }
         self.note_tcp_anomalies(at.packet);
+        charge_moved = self.half[d].memory_charge() != held;
+        if self.half[0].position() + self.half[1].position() != before {
+            charge_moved = true;
+            self.app_charge = self.layers_charge();
+            // A probe for mid-stream framing has a window of its own (the same bytes per
+            // direction, from where each direction's chain may start): it decides, and is
+            // not given up on, by bytes.
+            if self.undecided()
+                && !matches!(self.app, App::Probe(_))
+                && self
+                    .half
+                    .iter()
+                    .any(|h| h.position() > ctx.limits.recognise_bytes)
+            {
+                self.give_up_recognition();
+            }
+        }
         if !self.may_be_session() {
             for h in &mut self.half {
                 h.discard_held();
             }
             // Not a session: nobody will read its timeline.
             self.lent.timeline = None;
+            self.app_charge = self.layers_charge();
+            charge_moved = true;
         }
-        if seg.flags & FIN != 0 && self.fin[d].is_none() {
-            self.fin[d] = Some(at);
+        if seg.flags & FIN != 0 {
+            self.ends.note(false, d, at);
         }
         // FIN, RST, a retransmission or the session's first Close frame: the rare path.
         let ends = seg.flags & (FIN | RST) != 0 || (self.lent.close_seen && !self.ended);
@@ -262,11 +534,14 @@ impl Conn {
             // A closed connection lingers for late segments before it is retired: free
             // what only more bytes of an ended direction would need.
             for (i, h) in self.half.iter().enumerate() {
-                if h.finished() || self.rst.iter().any(Option::is_some) {
+                if h.finished() || self.ends.get().rst.iter().any(seen) {
                     self.app.direction_ended(i == 0);
                 }
             }
+            self.app_charge = self.layers_charge();
+            charge_moved = true;
         }
+        charge_moved
     }
 
     /// What a segment with FIN or RST, a retransmitted one, or the one that brought the
@@ -287,11 +562,17 @@ impl Conn {
             }
         }
         if carried == Carried::Retransmitted {
-            self.last_retransmission[d] = at;
+            self.facts
+                .get_or_insert_with(Box::default)
+                .last_retransmission[d] = at;
         }
         if !self.ended && (flags & (FIN | RST) != 0 || self.lent.close_seen) {
             self.ended = true;
-            self.payload_before_end = self.last_payload_any;
+            if self.last_payload_any.packet != 0 {
+                self.facts
+                    .get_or_insert_with(Box::default)
+                    .payload_before_end = self.last_payload_any;
+            }
             if let App::WebSocket { session, .. } = &mut self.app {
                 session.consumers.facts.ended();
             }
@@ -303,8 +584,8 @@ impl Conn {
     pub fn shadow(&mut self, seg: &TcpSegment, at: At) {
         let d = dir(seg.from_lo);
         self.lifecycle(seg, d, at);
-        if seg.flags & FIN != 0 && self.fin[d].is_none() {
-            self.fin[d] = Some(at);
+        if seg.flags & FIN != 0 {
+            self.ends.note(false, d, at);
         }
     }
 
@@ -314,20 +595,21 @@ impl Conn {
         self.packets += 1;
         self.last_ts = self.last_ts.max(at.ts_ns);
         self.last = at;
-        if self.base_seq[d].is_none() {
-            self.base_seq[d] = Some(if seg.flags & SYN != 0 {
+        if !self.base_known[d] {
+            self.base_known[d] = true;
+            self.base_seq[d] = if seg.flags & SYN != 0 {
                 seg.seq
             } else {
                 seg.seq.wrapping_sub(1)
-            });
+            };
         }
-        if seg.flags & RST != 0 && self.rst[d].is_none() {
-            self.rst[d] = Some(at);
+        if seg.flags & RST != 0 {
+            self.ends.note(true, d, at);
         }
     }
 
     /// Delivers what is still held (holes become gaps). Called once, at the end.
-    pub fn flush(&mut self, limits: &super::ConnLimits, tls_ctx: &TlsCtx) {
+    pub fn flush(&mut self, limits: &ConnLimits, tls_ctx: &TlsCtx) {
         let ctx = SegmentCtx {
             at: self.last,
             limits,
@@ -355,10 +637,11 @@ impl Conn {
         let mut exact = true;
         let last = self.last.packet;
         let [gaps, overflows, out_of_window] = self.tcp_counters();
+        let f = self.facts.as_deref().cloned().unwrap_or_default();
         let counted = [
-            (Anomaly::Gap, gaps, self.tcp_firsts[0]),
-            (Anomaly::ReassemblyLimit, overflows, self.tcp_firsts[1]),
-            (Anomaly::OutOfWindow, out_of_window, self.tcp_firsts[2]),
+            (Anomaly::Gap, gaps, f.tcp_firsts[0]),
+            (Anomaly::ReassemblyLimit, overflows, f.tcp_firsts[1]),
+            (Anomaly::OutOfWindow, out_of_window, f.tcp_firsts[2]),
         ];
         for (a, count, first) in counted {
             if count > 0 {
@@ -373,13 +656,23 @@ impl Conn {
             anomalies.insert(Anomaly::CutOffPacket);
             marks.add(
                 Anomaly::CutOffPacket,
-                self.first_cut.unwrap_or(last),
-                self.cut_packets.max(1),
+                f.first_cut.unwrap_or(last),
+                f.cut_packets.max(1),
             );
         }
         if evicted {
             anomalies.insert(Anomaly::Evicted);
             marks.add(Anomaly::Evicted, last, 1);
+            exact = false;
+        }
+        if self.over_budget {
+            anomalies.insert(Anomaly::MemoryBudget);
+            let at = if f.budget_packet != 0 {
+                f.budget_packet
+            } else {
+                last
+            };
+            marks.add(Anomaly::MemoryBudget, at, 1);
             exact = false;
         }
         (anomalies, marks, exact)
@@ -394,7 +687,10 @@ impl Conn {
             retransmitted: k.retransmitted,
             out_of_order: k.out_of_order,
             gaps: k.gaps as u64,
-            last_retransmission: some_at(self.last_retransmission[d]),
+            last_retransmission: self
+                .facts
+                .as_ref()
+                .and_then(|f| some_at(f.last_retransmission[d])),
             unacked_bytes: h.unacked_bytes(),
             last_payload: some_at(self.last_payload[d]),
         }
@@ -404,10 +700,22 @@ impl Conn {
     /// when it never ended).
     fn last_payload_before_end(&self) -> Option<At> {
         some_at(if self.ended {
-            self.payload_before_end
+            self.facts
+                .as_ref()
+                .map_or(At::default(), |f| f.payload_before_end)
         } else {
             self.last_payload_any
         })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn last_for_test(&self) -> At {
+        self.last
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_last_for_test(&mut self, at: At) {
+        self.last = at;
     }
 
     /// Gaps declared in both directions, and their bytes.
@@ -424,7 +732,7 @@ impl Conn {
     pub fn records(
         mut self,
         evicted: bool,
-        limits: &super::ConnLimits,
+        limits: &ConnLimits,
         tls_ctx: &TlsCtx,
         out: &mut Vec<SessionRecord>,
     ) -> usize {
@@ -455,10 +763,10 @@ impl Conn {
         let (tcp_anomalies, tcp_marks, tcp_exact) = self.tcp_anomalies(evicted);
         let last_payload_before_end = self.last_payload_before_end();
         let tcp = TcpEnds {
-            client_fin: self.fin[c],
-            server_fin: self.fin[sv],
-            client_rst: self.rst[c],
-            server_rst: self.rst[sv],
+            client_fin: Some(self.ends.fin(c)).filter(seen),
+            server_fin: Some(self.ends.fin(sv)).filter(seen),
+            client_rst: Some(self.ends.rst(c)).filter(seen),
+            server_rst: Some(self.ends.rst(sv)).filter(seen),
         };
         let n = sessions.len();
         // The timeline goes with the last session (the one its frames belong to).
@@ -479,7 +787,6 @@ impl Conn {
                 &server_side,
                 tcp,
             ));
-            let resp = s.response.unwrap_or_default();
             out.push(SessionRecord {
                 first_packet: self.first_packet,
                 tcp_stream: self.tcp_stream,
@@ -489,19 +796,19 @@ impl Conn {
                 end_ns: self.last_ts,
                 packets: self.packets,
                 upgrade,
-                host: s.request.host,
-                path: s.request.path,
-                origin: s.request.origin,
-                user_agent: s.request.user_agent,
-                subprotocol: resp.protocol,
-                extensions: resp.extensions,
+                host: s.host().to_string(),
+                path: s.path().to_string(),
+                origin: s.origin().to_string(),
+                user_agent: s.user_agent().to_string(),
+                subprotocol: s.subprotocol().to_string(),
+                extensions: s.extensions().to_string(),
                 client_side,
                 server_side,
                 tcp,
                 exact: exact && tcp_exact,
                 anomalies,
                 requests_before_upgrade: s.requests_before_upgrade,
-                peer: s.peer,
+                peer: s.peer(),
                 peer_session: None,
                 closed_by: None,
                 file: None,
@@ -509,10 +816,7 @@ impl Conn {
                 anomaly_marks: marks,
                 last_payload_before_end,
                 timeline: if i + 1 == n { timeline.take() } else { None },
-                handshake_headers: HandshakeHeaders {
-                    request: s.request.headers,
-                    response: resp.headers,
-                },
+                handshake_headers: s.handshake_headers(),
                 verdict,
             });
             if let Some((info, tls_anomalies)) = &tls_info {
@@ -549,10 +853,10 @@ impl Conn {
         };
         let (client_side, server_side) = (side(c), side(sv));
         let tcp = TcpEnds {
-            client_fin: self.fin[c],
-            server_fin: self.fin[sv],
-            client_rst: self.rst[c],
-            server_rst: self.rst[sv],
+            client_fin: Some(self.ends.fin(c)).filter(seen),
+            server_fin: Some(self.ends.fin(sv)).filter(seen),
+            client_rst: Some(self.ends.rst(c)).filter(seen),
+            server_rst: Some(self.ends.rst(sv)).filter(seen),
         };
         // What it carried is unknown (or, for `wsclose tls`, not a WebSocket session).
         let upgrade = crate::verdict::Upgrade::Undecrypted;

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use super::{ConnId, EMBRYO};
 use crate::capture::Origin;
 use crate::record::FileNumbers;
 
@@ -19,8 +20,8 @@ use crate::record::FileNumbers;
 pub struct Appearance {
     pub packet: u64,
     pub input: u32,
-    /// The connection opened with this packet (its slot): it gets its numbers from it.
-    pub opens: Option<u32>,
+    /// The connection opened with this packet (its id): it gets its numbers from it.
+    pub opens: Option<ConnId>,
 }
 
 /// Per slot: which connection is there, the inputs it had packets in, and its numbers.
@@ -37,10 +38,40 @@ struct SlotFiles {
     tcp_stream: Option<u64>,
 }
 
-/// One shard's per-file bookkeeping.
+/// The entry of connection `id` in `slots` or `embryo_slots` (made when first asked for).
+fn entry<'a>(
+    slots: &'a mut Vec<SlotFiles>,
+    embryo_slots: &'a mut Vec<SlotFiles>,
+    id: ConnId,
+) -> &'a mut SlotFiles {
+    let (v, i) = if id & EMBRYO == 0 {
+        (slots, id as usize)
+    } else {
+        (embryo_slots, (id & !EMBRYO) as usize)
+    };
+    if i >= v.len() {
+        v.resize(i + 1, SlotFiles::EMPTY);
+    }
+    &mut v[i]
+}
+
+impl SlotFiles {
+    const EMPTY: SlotFiles = SlotFiles {
+        first_packet: u64::MAX,
+        last_input: u32::MAX,
+        others: Vec::new(),
+        first: None,
+        tcp_stream: None,
+    };
+}
+
+/// One shard's per-file bookkeeping, by connection id (`flow::ConnId`: a slot of the full
+/// table, or of the compact table with [`EMBRYO`] set).
 pub struct FileTracker {
     paths: Arc<[Arc<str>]>,
     slots: Vec<SlotFiles>,
+    /// The same for connections in the compact table.
+    embryo_slots: Vec<SlotFiles>,
     /// Appearances in the current batch, in this shard's packet order.
     pub appearances: Vec<Appearance>,
 }
@@ -51,27 +82,48 @@ impl FileTracker {
         FileTracker {
             paths,
             slots: Vec::new(),
+            embryo_slots: Vec::new(),
             appearances: Vec::new(),
         }
     }
 
-    /// A packet (`origin`) of the connection in `slot` that opened at `first_packet`.
-    #[inline]
-    pub fn note(&mut self, slot: u32, first_packet: u64, packet: u64, origin: Origin) {
-        let i = slot as usize;
-        if i >= self.slots.len() {
-            self.slots.resize(
-                i + 1,
-                SlotFiles {
-                    first_packet: u64::MAX,
-                    last_input: u32::MAX,
-                    others: Vec::new(),
-                    first: None,
-                    tcp_stream: None,
-                },
-            );
+    /// The entry of connection `id` (made when first asked for).
+    fn entry(&mut self, id: ConnId) -> &mut SlotFiles {
+        entry(&mut self.slots, &mut self.embryo_slots, id)
+    }
+
+    fn get(&self, id: ConnId) -> Option<&SlotFiles> {
+        if id & EMBRYO == 0 {
+            self.slots.get(id as usize)
+        } else {
+            self.embryo_slots.get((id & !EMBRYO) as usize)
         }
-        let s = &mut self.slots[i];
+    }
+
+    /// The connection that opened at `first_packet` as embryo `from` now has the full
+    /// slot `to`: its entry (and its opening appearance of this batch) follow it.
+    pub fn promote(&mut self, from: ConnId, to: ConnId, first_packet: u64) {
+        let Some(e) = self.get(from).filter(|e| e.first_packet == first_packet) else {
+            return;
+        };
+        let moved = e.clone();
+        *self.entry(from) = SlotFiles::EMPTY;
+        *self.entry(to) = moved;
+        // Appearances are in packet order: the opening one is found by its packet.
+        if let Ok(i) = self
+            .appearances
+            .binary_search_by_key(&first_packet, |a| a.packet)
+        {
+            if self.appearances[i].opens == Some(from) {
+                self.appearances[i].opens = Some(to);
+            }
+        }
+    }
+
+    /// A packet (`origin`) of the connection `slot` that opened at `first_packet`.
+    #[inline]
+    pub fn note(&mut self, slot: ConnId, first_packet: u64, packet: u64, origin: Origin) {
+        let s = entry(&mut self.slots, &mut self.embryo_slots, slot);
         if s.first_packet != first_packet {
             // Another connection in this slot than the last one noted.
             *s = SlotFiles {
@@ -107,20 +159,21 @@ impl FileTracker {
 
     /// The connection that opened at `first_packet` in `slot` is numbered `tcp_stream` in
     /// its first input (false if it is no longer in the slot).
-    pub fn assign(&mut self, slot: u32, first_packet: u64, tcp_stream: u64) -> bool {
-        match self.slots.get_mut(slot as usize) {
-            Some(s) if s.first_packet == first_packet => {
-                s.tcp_stream = Some(tcp_stream);
-                true
-            }
-            _ => false,
+    pub fn assign(&mut self, slot: ConnId, first_packet: u64, tcp_stream: u64) -> bool {
+        if self
+            .get(slot)
+            .is_none_or(|s| s.first_packet != first_packet)
+        {
+            return false;
         }
+        self.entry(slot).tcp_stream = Some(tcp_stream);
+        true
     }
 
     /// The numbers of the connection in `slot` (which opened at `first_packet`); its
     /// `tcp_stream` is `u64::MAX` until the batch boundary has counted it.
-    pub fn numbers(&self, slot: u32, first_packet: u64) -> Option<FileNumbers> {
-        let s = self.slots.get(slot as usize)?;
+    pub fn numbers(&self, slot: ConnId, first_packet: u64) -> Option<FileNumbers> {
+        let s = self.get(slot)?;
         if s.first_packet != first_packet {
             return None;
         }

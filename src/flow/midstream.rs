@@ -297,6 +297,30 @@ impl Probe {
         self.decide()
     }
 
+    /// A direction shows recognisable frames: a live chain that started in the probe's
+    /// window (the connection is not given up on while it may still decide by it).
+    pub fn has_evidence(&self) -> bool {
+        self.dirs.iter().any(|d| d.evidence().is_some())
+    }
+
+    /// The chains' bytes held (capacity), for the memory budget.
+    pub fn memory_charge(&self) -> usize {
+        self.dirs
+            .iter()
+            .map(|d| d.held.capacity() + d.segments.capacity() * std::mem::size_of::<(usize, At)>())
+            .sum()
+    }
+
+    /// The memory budget is spent: the chains are forgotten with their bytes (as after a
+    /// gap); a new chain may start at the next segment.
+    pub fn release_memory(&mut self) {
+        for d in &mut self.dirs {
+            d.chain.active = false;
+            d.held = Vec::new();
+            d.segments = Vec::new();
+        }
+    }
+
     fn decide(&self) -> Decision {
         let [lo, hi] = &self.dirs;
         // Both directions framed, with opposite mask bits.

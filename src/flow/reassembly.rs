@@ -57,6 +57,110 @@ pub struct HalfCounters {
     pub anomalies: u32,
 }
 
+/// A direction's counters. (Once boxed until the first thing counted; every direction of
+/// a full connection counts its payload segments now, and a box would cost more than it
+/// saves.)
+#[derive(Clone, Debug, Default)]
+pub struct LazyCounters(HalfCounters);
+
+impl std::ops::Deref for LazyCounters {
+    type Target = HalfCounters;
+    #[inline]
+    fn deref(&self) -> &HalfCounters {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for LazyCounters {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut HalfCounters {
+        &mut self.0
+    }
+}
+
+/// The segments held out of order and their bytes, allocated while there are any (reads
+/// of an empty list touch no memory; a write allocates).
+#[derive(Debug, Default)]
+struct Held(Option<Box<HeldList>>);
+
+#[derive(Debug, Default)]
+struct HeldList {
+    segs: Vec<HeldSegment>,
+    /// Bytes in `segs` (at most `max_held_bytes` plus a segment).
+    bytes: u32,
+}
+
+static NOT_HELD: Vec<HeldSegment> = Vec::new();
+
+impl Held {
+    /// Bytes held.
+    #[inline]
+    fn bytes(&self) -> u32 {
+        self.0.as_ref().map_or(0, |h| h.bytes)
+    }
+
+    #[inline]
+    fn add_bytes(&mut self, n: u32) {
+        self.0.get_or_insert_with(Box::default).bytes += n;
+    }
+
+    #[inline]
+    fn sub_bytes(&mut self, n: u32) {
+        if let Some(h) = &mut self.0 {
+            h.bytes -= n;
+        }
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = Vec<HeldSegment>;
+    #[inline]
+    fn deref(&self) -> &Vec<HeldSegment> {
+        self.0.as_ref().map_or(&NOT_HELD, |h| &h.segs)
+    }
+}
+
+impl std::ops::DerefMut for Held {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Vec<HeldSegment> {
+        &mut self.0.get_or_insert_with(Box::default).segs
+    }
+}
+
+/// Where a direction's stream starts: the sequence number of stream offset 0, once known,
+/// and whether it is tentative (see `HalfStream::settle`). 8 bytes, as an `Option<u32>`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Base {
+    seq: u32,
+    known: bool,
+    /// Set from a segment without SYN or payload (a connection picked up mid-stream) and
+    /// no byte placed yet: it may be a keep-alive or zero-window probe, sent one below the
+    /// next byte (RFC 9293 §3.8.6.1, RFC 1122 §4.2.3.6).
+    tentative: bool,
+}
+
+impl Base {
+    #[inline]
+    fn get(self) -> Option<u32> {
+        self.known.then_some(self.seq)
+    }
+
+    #[inline]
+    fn is_none(self) -> bool {
+        !self.known
+    }
+
+    /// The start, set to `seq` if not known yet.
+    #[inline]
+    fn get_or_insert(&mut self, seq: u32) -> u32 {
+        if !self.known {
+            self.seq = seq;
+            self.known = true;
+        }
+        self.seq
+    }
+}
+
 #[derive(Debug)]
 struct HeldSegment {
     start: u64,
@@ -79,30 +183,67 @@ pub struct ReassemblyLimits {
     pub max_seq_ahead: u32,
 }
 
+/// `HalfStream::fin_end` before a FIN is seen.
+const NO_FIN: u64 = u64::MAX;
+
 /// One direction of a TCP connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HalfStream {
     /// Sequence number of stream offset 0 (ISN + 1, or the first sequence number seen).
-    base: Option<u32>,
+    base: Base,
     /// Stream offset of the next byte to deliver.
     next: u64,
-    held: Vec<HeldSegment>,
-    held_bytes: usize,
-    /// Stream offset of the FIN, once seen.
-    fin_at: Option<u64>,
+    held: Held,
+    /// Stream offset of the FIN, once seen ([`NO_FIN`] before).
+    fin_end: u64,
     /// Highest stream offset seen sent (the end of the furthest segment).
     max_end: u64,
     /// The latest acknowledgment number the peer sent for this direction, once it sent
     /// one (kept raw: a store per ACK; unwrapped only when asked).
     peer_ack: Option<u32>,
-    /// `base` came from a segment without SYN or payload (a connection picked up
-    /// mid-stream) and no byte has been placed yet: it may be a keep-alive or zero-window
-    /// probe, sent one below the next byte (RFC 9293 §3.8.6.1, RFC 1122 §4.2.3.6).
-    tentative: bool,
-    pub counters: HalfCounters,
+    pub counters: LazyCounters,
+}
+
+impl Default for HalfStream {
+    fn default() -> Self {
+        HalfStream {
+            base: Base::default(),
+            next: 0,
+            held: Held::default(),
+            fin_end: NO_FIN,
+            max_end: 0,
+            peer_ack: None,
+            counters: LazyCounters::default(),
+        }
+    }
 }
 
 impl HalfStream {
+    /// Stream offset of the FIN, once seen.
+    fn fin_at(&self) -> Option<u64> {
+        (self.fin_end != NO_FIN).then_some(self.fin_end)
+    }
+
+    /// A direction whose stream starts at sequence number `base` (when known; `tentative`
+    /// when a segment without SYN set it) and has delivered nothing yet, with the peer's
+    /// latest acknowledgment number: what a connection that carried no payload knows of it.
+    pub fn starting_at(base: Option<u32>, tentative: bool, peer_ack: Option<u32>) -> Self {
+        HalfStream {
+            base: Base {
+                seq: base.unwrap_or(0),
+                known: base.is_some(),
+                tentative: tentative && base.is_some(),
+            },
+            peer_ack,
+            ..HalfStream::default()
+        }
+    }
+
+    /// Sequence number of stream offset 0, once known.
+    pub fn base(&self) -> Option<u32> {
+        self.base.get()
+    }
+
     /// Stream offset of the next byte to deliver (bytes delivered plus gaps).
     pub fn position(&self) -> u64 {
         self.next
@@ -111,7 +252,7 @@ impl HalfStream {
     /// Bytes sent that the peer had not acknowledged (0 when it never acknowledged any:
     /// the capture may not see its direction).
     pub fn unacked_bytes(&self) -> u64 {
-        match (self.base, self.peer_ack) {
+        match (self.base.get(), self.peer_ack) {
             (Some(base), Some(ack)) => {
                 let acked = self.offset(base, ack).max(0) as u64;
                 // The FIN takes a sequence number: an ACK of it is one past the data.
@@ -123,7 +264,7 @@ impl HalfStream {
 
     /// True once every byte up to the FIN has been delivered or declared a gap.
     pub fn finished(&self) -> bool {
-        self.fin_at.is_some_and(|f| self.next >= f)
+        self.fin_at().is_some_and(|f| self.next >= f)
     }
 
     /// Unwraps `seq` to a stream offset near the current position.
@@ -135,7 +276,7 @@ impl HalfStream {
     /// A SYN: the stream starts after it (the SYN occupies one sequence number).
     pub fn syn(&mut self, seq: u32) {
         if self.base.is_none() {
-            self.base = Some(seq.wrapping_add(1));
+            self.base.get_or_insert(seq.wrapping_add(1));
         }
     }
 
@@ -146,9 +287,9 @@ impl HalfStream {
     #[inline]
     pub fn bare(&mut self, seq: u32, limits: &ReassemblyLimits) {
         if self.base.is_none() {
-            self.tentative = true;
+            self.base.tentative = true;
         }
-        let base = *self.base.get_or_insert(seq);
+        let base = self.base.get_or_insert(seq);
         if self.offset(base, seq) - self.next as i64 > limits.max_seq_ahead as i64 {
             self.counters.out_of_window += 1;
             self.counters.anomalies += 1;
@@ -168,7 +309,7 @@ impl HalfStream {
         limits: &ReassemblyLimits,
         sink: &mut impl FnMut(Event<'_>),
     ) -> Carried {
-        let mut base = *self.base.get_or_insert(seq);
+        let mut base = self.base.get_or_insert(seq);
         let mut start = self.offset(base, seq);
         if self.settle(start) {
             base = base.wrapping_add(1);
@@ -176,7 +317,7 @@ impl HalfStream {
         }
         let len = data.len() as u64 + missing as u64;
         if len > 0 {
-            self.tentative = false;
+            self.base.tentative = false;
         }
         if start < 0 && start + (len as i64) <= 0 {
             // Entirely before the first byte we know of (e.g. a keep-alive probe at ISN).
@@ -198,8 +339,8 @@ impl HalfStream {
             (start as u64, data, missing, len)
         };
         let end = start + len;
-        if fin && self.fin_at.is_none() {
-            self.fin_at = Some(end.max(self.next));
+        if fin && self.fin_at().is_none() {
+            self.fin_end = end.max(self.next).min(NO_FIN - 1);
         }
         if len == 0 {
             return Carried::Nothing;
@@ -237,11 +378,11 @@ impl HalfStream {
     /// A tentative base one below the first byte placed (`offset` 1) was a probe's
     /// sequence number: the stream starts one later. Returns whether it moved.
     fn settle(&mut self, offset: i64) -> bool {
-        if !self.tentative || offset != 1 || self.next != 0 || !self.held.is_empty() {
+        if !self.base.tentative || offset != 1 || self.next != 0 || !self.held.is_empty() {
             return false;
         }
-        self.tentative = false;
-        self.base = self.base.map(|b| b.wrapping_add(1));
+        self.base.tentative = false;
+        self.base.seq = self.base.seq.wrapping_add(1);
         true
     }
 
@@ -300,7 +441,10 @@ impl HalfStream {
                 break;
             }
             let seg = self.held.remove(0);
-            self.held_bytes -= seg.data.len();
+            self.held.sub_bytes(seg.data.len() as u32);
+            if self.held.is_empty() {
+                self.free_held();
+            }
             if seg.end() > self.next {
                 self.deliver_range(seg.start, &seg.data, seg.end(), sink);
             }
@@ -316,7 +460,7 @@ impl HalfStream {
         sink: &mut impl FnMut(Event<'_>),
     ) {
         let over = |h: &Self| {
-            h.held_bytes + data.len() > limits.max_held_bytes
+            h.held.bytes() as usize + data.len() > limits.max_held_bytes
                 || h.held.len() >= limits.max_held_segments
         };
         if over(self) {
@@ -341,7 +485,7 @@ impl HalfStream {
         let data_end = start + data.len() as u64;
         let mut cur = start;
         let mut pieces: Vec<(u64, u64)> = Vec::new();
-        for h in &self.held {
+        for h in self.held.iter() {
             if h.end() <= cur {
                 continue;
             }
@@ -365,7 +509,7 @@ impl HalfStream {
                 missing: (b - a.max(db)) as u32,
             };
             let at = self.held.partition_point(|h| h.start < a);
-            self.held_bytes += seg.data.len();
+            self.held.add_bytes(seg.data.len() as u32);
             self.held.insert(at, seg);
         }
     }
@@ -385,13 +529,13 @@ impl HalfStream {
     /// will never be filled in this capture.
     #[inline]
     pub fn acked(&mut self, ack: u32, limits: &ReassemblyLimits, sink: &mut impl FnMut(Event<'_>)) {
-        let Some(base) = self.base else { return };
+        let Some(base) = self.base.get() else { return };
         let mut to = self.offset(base, ack);
         self.peer_ack = Some(ack);
         if self.settle(to) {
             return;
         }
-        if let Some(f) = self.fin_at {
+        if let Some(f) = self.fin_at() {
             // The FIN occupies one sequence number.
             to = to.min(f as i64);
         }
@@ -414,20 +558,53 @@ impl HalfStream {
             self.gap_to(to, sink);
             self.drain(sink);
         }
-        if let Some(f) = self.fin_at {
+        if let Some(f) = self.fin_at() {
             self.gap_to(f, sink);
         }
     }
 
+    /// Nothing held: no buffer either (the memory budget counts capacity). Out of line,
+    /// so that the delivery path stays small enough to be inlined.
+    #[cold]
+    #[inline(never)]
+    fn free_held(&mut self) {
+        self.held = Held::default();
+    }
+
     /// Forgets held data (the application is no longer interested in this stream).
     pub fn discard_held(&mut self) {
-        self.held = Vec::new();
-        self.held_bytes = 0;
+        self.held = Held::default();
     }
 
     /// Bytes currently held out of order.
     pub fn held_bytes(&self) -> usize {
-        self.held_bytes
+        self.held.bytes() as usize
+    }
+
+    /// What the held segments take in memory (their bytes and the list), for the budget.
+    #[inline]
+    pub fn memory_charge(&self) -> usize {
+        self.held.0.as_ref().map_or(0, |h| {
+            h.bytes as usize
+                + std::mem::size_of::<HeldList>()
+                + h.segs.capacity() * std::mem::size_of::<HeldSegment>()
+        })
+    }
+
+    /// The memory budget is spent: every hole before held data is declared a gap now (as
+    /// when the per-direction cap is reached) and the held bytes are delivered, so that
+    /// nothing stays held. Returns whether anything was held.
+    pub fn release_held(&mut self, sink: &mut impl FnMut(Event<'_>)) -> bool {
+        if self.held.is_empty() {
+            return false;
+        }
+        while let Some(first) = self.held.first() {
+            let to = first.start;
+            self.gap_to(to, sink);
+            self.drain(sink);
+        }
+        self.held = Held::default();
+        true
     }
 }
 

@@ -168,7 +168,7 @@ impl TlsLayer {
                 app.on_event(d == 0, ev, true, ctx, tl)
             });
         if !self.may_give_record(app) {
-            self.dropped = true;
+            self.drop_record();
         }
     }
 
@@ -261,9 +261,52 @@ impl TlsLayer {
     }
 
     /// Bytes held in the layer's buffers (partial records, handshake messages, the
-    /// plaintext buffer), for a memory budget.
+    /// plaintext buffer), for the memory budget (`flow::memory`).
+    #[inline]
     pub fn held_bytes(&self) -> usize {
         self.conn.held_bytes()
+    }
+
+    /// Not yet known to give a record or not (for the recognition window): the handshake
+    /// is under way, or the decrypted application is undecided (`App::undecided`).
+    pub fn undecided(&self, app: &App) -> bool {
+        if self.dropped || self.opts.every_connection {
+            return false;
+        }
+        match self.conn.facts().state {
+            TlsState::Handshake => true,
+            TlsState::Decrypting => app.undecided(),
+            _ => false,
+        }
+    }
+
+    /// Frees buffers that hold nothing now: nothing is lost.
+    pub fn trim_memory(&mut self) {
+        self.conn.trim_memory();
+    }
+
+    /// The memory budget is spent: partial records and handshake messages being gathered
+    /// are given up (see `TlsConn::release_memory`); what that loses of the plaintext
+    /// reaches `app` as gaps when the records are skipped.
+    pub fn release_memory(&mut self, app: &App, _ctx: &SegmentCtx<'_>) {
+        self.conn.release_memory();
+        if !self.may_give_record(app) {
+            self.drop_record();
+        }
+    }
+
+    /// The recognition window gave up on this connection: no record, nothing more
+    /// decrypted.
+    pub fn give_up(&mut self) {
+        self.drop_record();
+    }
+
+    /// This connection can no longer give a record: nothing more is decrypted, and the
+    /// buffers go.
+    #[cold]
+    fn drop_record(&mut self) {
+        self.dropped = true;
+        self.conn.free_buffers();
     }
 }
 

@@ -144,6 +144,11 @@ impl HeadBuffer {
         &self.buf
     }
 
+    /// What the buffer takes in memory (its capacity), for the memory budget.
+    pub fn memory_charge(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Adds `d`; when the head is complete, `read` turns it into a value (it borrows the
     /// bytes only while it runs). More than `max` bytes without an end gives `TooLong`.
     pub fn push<T>(

@@ -103,10 +103,14 @@ pub enum Anomaly {
     /// TLS: ciphertext was missing (a TCP gap) or had to be skipped; the plaintext after it
     /// was found again by trial decryption, or not at all (RFC 8446 §5.3).
     TlsGap,
+    /// The memory budget was spent: buffers of this connection were given up (held
+    /// out-of-order data became a gap, a handshake head was read as cut off, a probe or
+    /// TLS layer let go of what it held).
+    MemoryBudget,
 }
 
 impl Anomaly {
-    pub const ALL: [Anomaly; 39] = [
+    pub const ALL: [Anomaly; 40] = [
         Anomaly::Gap,
         Anomaly::CutOffPacket,
         Anomaly::ReassemblyLimit,
@@ -146,6 +150,7 @@ impl Anomaly {
         Anomaly::TlsDecryptFailed,
         Anomaly::TlsUnsupportedCipher,
         Anomaly::TlsGap,
+        Anomaly::MemoryBudget,
     ];
 
     /// What the token means, for README and `sessions --help`.
@@ -189,6 +194,7 @@ impl Anomaly {
             Anomaly::TlsDecryptFailed => "TLS: secrets were found but records do not authenticate with them (a key log of another capture)",
             Anomaly::TlsUnsupportedCipher => "TLS: a cipher suite or version that is not decrypted (named on stderr)",
             Anomaly::TlsGap => "TLS: ciphertext was missing (a TCP gap) or skipped; the plaintext after it was found again by trial decryption, or not at all",
+            Anomaly::MemoryBudget => "the memory budget (--memory) made the connection give up what it held (out-of-order data, a head being gathered, inflater windows, TLS records, its ring of last frames): counts become lower bounds",
             Anomaly::ResponseNotCaptured => "the answer to the Upgrade is missing from the capture (lost or cut): whether it upgraded is told by the server's frames",
         }
     }
@@ -235,6 +241,7 @@ impl Anomaly {
             Anomaly::TlsDecryptFailed => "tls_decrypt_failed",
             Anomaly::TlsUnsupportedCipher => "tls_unsupported_cipher",
             Anomaly::TlsGap => "tls_gap",
+            Anomaly::MemoryBudget => "memory_budget",
         }
     }
 }
@@ -396,9 +403,11 @@ pub struct AnomalyMark {
 }
 
 /// Where each anomaly of a session was first seen, and how often: at most one entry per
-/// token, in token order.
+/// token, in token order. (Boxed, and absent while empty: every open session keeps two,
+/// and most have no anomaly.)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AnomalyMarks(Vec<AnomalyMark>);
+#[allow(clippy::box_collection)]
+pub struct AnomalyMarks(Option<Box<Vec<AnomalyMark>>>);
 
 impl AnomalyMarks {
     /// One more occurrence of `a`, in `packet`.
@@ -408,13 +417,14 @@ impl AnomalyMarks {
 
     /// `count` occurrences of `a`, the first in `packet`.
     pub fn add(&mut self, a: Anomaly, packet: u64, count: u64) {
-        match self.0.binary_search_by_key(&a, |m| m.anomaly) {
+        let marks = self.0.get_or_insert_with(Box::default);
+        match marks.binary_search_by_key(&a, |m| m.anomaly) {
             Ok(i) => {
-                let m = &mut self.0[i];
+                let m = &mut marks[i];
                 m.count += count;
                 m.first_packet = m.first_packet.min(packet);
             }
-            Err(i) => self.0.insert(
+            Err(i) => marks.insert(
                 i,
                 AnomalyMark {
                     anomaly: a,
@@ -426,21 +436,21 @@ impl AnomalyMarks {
     }
 
     pub fn merge(&mut self, other: &AnomalyMarks) {
-        for m in &other.0 {
+        for m in other.iter() {
             self.add(m.anomaly, m.first_packet, m.count);
         }
     }
 
     pub fn get(&self, a: Anomaly) -> Option<&AnomalyMark> {
-        self.0.iter().find(|m| m.anomaly == a)
+        self.iter().find(|m| m.anomaly == a)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &AnomalyMark> + '_ {
-        self.0.iter()
+        self.0.iter().flat_map(|v| v.iter())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
     }
 }
 

@@ -208,7 +208,7 @@ pub static COLUMNS: &[Column] = &[
     Column {
         name: "session",
         value: |r| Value::Count(r.session),
-        meaning: "1, 2, 3 … in the order of the connections' first packets",
+        meaning: "1, 2, 3 … in the order of the connections' first packets (--order end: in the order written)",
     },
     Column {
         name: "tcp_stream",
@@ -321,7 +321,7 @@ pub static COLUMNS: &[Column] = &[
     Column {
         name: "client_close_reason",
         value: |r| close_reason(&r.rec.client_side),
-        meaning: "reason of the client's Close frame (invalid UTF-8 bytes as \\xNN)",
+        meaning: "reason of the client's Close frame (invalid UTF-8 bytes, C0 control characters and DEL as \\xNN)",
     },
     Column {
         name: "server_close_code",
@@ -331,7 +331,7 @@ pub static COLUMNS: &[Column] = &[
     Column {
         name: "server_close_reason",
         value: |r| close_reason(&r.rec.server_side),
-        meaning: "reason of the server's Close frame",
+        meaning: "reason of the server's Close frame (written the same way)",
     },
     Column {
         name: "close_code",

@@ -95,6 +95,10 @@ impl<W: Write> ReportWriter for CsvWriter<W> {
         self.row_out()
     }
 
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn finish(&mut self, _end: &RunEnd<'_>) -> io::Result<()> {
         self.out.flush()
     }

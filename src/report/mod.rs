@@ -32,6 +32,11 @@ pub struct RunEnd<'a> {
 /// A report: one call per session in report order, then one at the end.
 pub trait ReportWriter {
     fn session(&mut self, row: &Row<'_>) -> io::Result<()>;
+    /// The rows so far are all the report has up to this point of the input: a writer
+    /// to a pipe or a terminal lets them out here (live captures).
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// The end of the run. Writers flush here.
     fn finish(&mut self, end: &RunEnd<'_>) -> io::Result<()>;
 }
@@ -40,6 +45,9 @@ pub trait ReportWriter {
 impl<W: ReportWriter + ?Sized> ReportWriter for &mut W {
     fn session(&mut self, row: &Row<'_>) -> io::Result<()> {
         (**self).session(row)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        (**self).flush()
     }
     fn finish(&mut self, end: &RunEnd<'_>) -> io::Result<()> {
         (**self).finish(end)
@@ -55,16 +63,33 @@ pub fn write_report(
     row_opts: &RowOptions,
     writer: &mut dyn ReportWriter,
 ) -> io::Result<crate::pipeline::Summary> {
-    let mut session = 0;
+    /// Numbers the rows and hands them to the writer.
+    struct Rows<'a> {
+        session: u64,
+        writer: &'a mut dyn ReportWriter,
+        opts: &'a RowOptions,
+    }
+    impl crate::pipeline::RecordSink for Rows<'_> {
+        fn record(&mut self, rec: crate::record::SessionRecord) -> io::Result<()> {
+            self.session += 1;
+            self.writer.session(&Row {
+                session: self.session,
+                rec: &rec,
+                opts: self.opts,
+            })
+        }
+        fn written(&mut self) -> io::Result<()> {
+            self.writer.flush()
+        }
+    }
     let inputs: Vec<String> = capture.input_paths().map(str::to_string).collect();
-    let summary = crate::pipeline::analyze(capture, opts, &mut |rec| {
-        session += 1;
-        writer.session(&Row {
-            session,
-            rec: &rec,
-            opts: row_opts,
-        })
-    })?;
+    let mut rows = Rows {
+        session: 0,
+        writer,
+        opts: row_opts,
+    };
+    let summary = crate::pipeline::analyze_into(capture, opts, &mut rows)?;
+    let writer = rows.writer;
     writer.finish(&RunEnd {
         stats: &summary.stats,
         errors: &summary.errors,

@@ -206,6 +206,10 @@ impl<W: Write> ReportWriter for TlsCsvWriter<W> {
         self.w.write_record(&self.fields).map_err(io_error)
     }
 
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+
     fn finish(&mut self, _end: &RunEnd<'_>) -> io::Result<()> {
         self.w.flush()
     }

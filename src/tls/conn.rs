@@ -519,6 +519,72 @@ impl TlsConn {
                 .sum::<usize>()
     }
 
+    /// Frees buffers that hold nothing now (the plaintext scratch buffer, empty record
+    /// and handshake buffers): nothing is lost.
+    pub fn trim_memory(&mut self) {
+        self.plain = Vec::new();
+        for h in &mut self.half {
+            if h.buf.is_empty() {
+                h.buf = Vec::new();
+            }
+            if h.hs.body.is_empty() {
+                h.hs.body = Vec::new();
+            }
+        }
+    }
+
+    /// Nothing more will be handed to this connection (its layer gave it up): every
+    /// buffer is freed; the facts stay.
+    pub fn free_buffers(&mut self) {
+        self.trim_memory();
+        self.early_held = Vec::new();
+        for h in &mut self.half {
+            h.buf = Vec::new();
+            h.hs.body = Vec::new();
+        }
+    }
+
+    /// The memory budget is spent (`flow::memory`): each direction lets go of what it
+    /// holds. A partial record is skipped to its end and counts as lost (its plaintext is
+    /// reported missing, as after a gap inside it); bytes scanned after a gap count as
+    /// lost; a handshake message being gathered is lost. 0-RTT records waiting for the
+    /// server's answer (at most [`MAX_EARLY_DATA_HELD`]) are kept. Returns whether
+    /// anything that mattered was given up.
+    pub fn release_memory(&mut self) -> bool {
+        self.trim_memory();
+        let mut lost = false;
+        for h in &mut self.half {
+            match h.mode {
+                Mode::Framing if h.buf.len() >= HEADER_LEN => {
+                    let (_, hd) = record::record_header(&h.buf).expect("a header");
+                    let length = hd.length as usize;
+                    h.mode = Mode::SkipRecord {
+                        remaining: HEADER_LEN + length - h.buf.len(),
+                        length,
+                    };
+                    h.buf = Vec::new();
+                    lost = true;
+                }
+                Mode::Framing => h.buf.shrink_to_fit(),
+                Mode::Resync => {
+                    h.resync.lost_bytes += h.buf.len() as u64;
+                    lost |= !h.buf.is_empty();
+                    h.buf = Vec::new();
+                }
+                Mode::SkipRecord { .. } | Mode::Dead { .. } => h.buf = Vec::new(),
+            }
+            if !h.hs.body.is_empty() {
+                h.hs.lose();
+                h.hs.body = Vec::new();
+                lost = true;
+            }
+        }
+        if lost {
+            self.facts.anomalies.gap = true;
+        }
+        lost
+    }
+
     /// One event of direction `dir` (0 or 1) from reassembly, `ctx` naming the packet that
     /// delivered it. Plaintext goes to `sink(direction, event)`, in order per direction,
     /// before this returns — usually for `dir`, but the other direction's plaintext can come

@@ -10,12 +10,22 @@ pub fn is_valid_close_code(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
-/// Writes `bytes` as UTF-8 text, with every byte of an invalid sequence as `\xNN`.
-/// Returns false if any byte was invalid.
+/// Writes `bytes` as UTF-8 text, with every byte of an invalid sequence, and every C0
+/// control character and DEL (U+0000 to U+001F, U+007F: a line feed would split a report
+/// row), as `\xNN`. Returns false if any byte was invalid UTF-8.
 pub fn escape_reason(bytes: &[u8], out: &mut String) -> bool {
     let mut valid = true;
     for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
+        let text = chunk.valid();
+        let mut from = 0;
+        for (i, b) in text.bytes().enumerate() {
+            if b < 0x20 || b == 0x7f {
+                out.push_str(&text[from..i]);
+                out.push_str(&format!("\\x{b:02X}"));
+                from = i + 1;
+            }
+        }
+        out.push_str(&text[from..]);
         for b in chunk.invalid() {
             valid = false;
             out.push_str(&format!("\\x{b:02X}"));
@@ -55,6 +65,22 @@ mod tests {
         s.clear();
         assert!(!escape_reason(b"ok\xff\xc3", &mut s));
         assert_eq!(s, "ok\\xFF\\xC3");
+    }
+
+    #[test]
+    fn reasons_escape_control_characters() {
+        let mut s = String::new();
+        // Valid UTF-8 all along: still true, but no control character is written as is.
+        assert!(escape_reason(b"line 1\nline 2\r\tend\x7f\x00", &mut s));
+        assert_eq!(s, "line 1\\x0Aline 2\\x0D\\x09end\\x7F\\x00");
+        assert!(!s.chars().any(char::is_control));
+        s.clear();
+        assert!(!escape_reason(b"\x1b[31m\xff", &mut s));
+        assert_eq!(s, "\\x1B[31m\\xFF");
+        s.clear();
+        // Other characters (a no-break space, accents) are kept.
+        assert!(escape_reason("tab\u{a0}é~".as_bytes(), &mut s));
+        assert_eq!(s, "tab\u{a0}é~");
     }
 
     #[test]

@@ -15,8 +15,9 @@ pub struct SideTotals {
     pub bytes: u64,
     pub pings: u64,
     pub pongs: u64,
-    /// The first Close frame this side sent.
-    pub close: Option<Close>,
+    /// The first Close frame this side sent (boxed: most of a session's life has none, and
+    /// a million open sessions should not carry room for two each).
+    pub close: Option<Box<Close>>,
     /// Bytes of this direction's stream missing from the capture.
     pub missing_bytes: u64,
 }
@@ -48,7 +49,7 @@ impl SideCounts {
             }
             StreamEvent::Close(c) => {
                 if self.stats.close.is_none() {
-                    self.stats.close = Some(c.clone());
+                    self.stats.close = Some(Box::new(c.clone()));
                 }
             }
             StreamEvent::Gap { bytes, effect } => {

@@ -149,36 +149,50 @@ struct Message {
 /// The last uncompressed bytes of a direction's compressed messages, kept contiguous for
 /// `inflateSetDictionary`: appended at the end, and the last window moved to the front
 /// when the slack is used up (a memmove per slack's worth of output, not per message).
+/// Boxed, and allocated at the first compressed message: a session without
+/// permessage-deflate carries 8 bytes for it.
 #[derive(Debug, Default)]
-struct History {
+struct History(Option<Box<HistoryBytes>>);
+
+#[derive(Debug, Default)]
+struct HistoryBytes {
     bytes: Vec<u8>,
     window: usize,
 }
 
 impl History {
     fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.0.as_ref().is_none_or(|h| h.bytes.is_empty())
+    }
+
+    /// The bytes held (capacity), for the memory budget.
+    fn capacity(&self) -> usize {
+        self.0.as_ref().map_or(0, |h| h.bytes.capacity())
     }
 
     /// The last `window` bytes.
     fn window(&self) -> &[u8] {
-        &self.bytes[self.bytes.len().saturating_sub(self.window)..]
+        match &self.0 {
+            Some(h) => &h.bytes[h.bytes.len().saturating_sub(h.window)..],
+            None => &[],
+        }
     }
 
     fn push(&mut self, out: &[u8], window: usize) {
-        self.window = window;
+        let h = self.0.get_or_insert_with(Box::default);
+        h.window = window;
         let slack = (window / 4).max(4096);
-        if self.bytes.capacity() == 0 {
-            self.bytes.reserve_exact(window + slack);
+        if h.bytes.capacity() == 0 {
+            h.bytes.reserve_exact(window + slack);
         }
         let out = &out[out.len().saturating_sub(window)..];
-        if self.bytes.len() + out.len() > window + slack {
-            let keep = window.saturating_sub(out.len()).min(self.bytes.len());
-            let from = self.bytes.len() - keep;
-            self.bytes.copy_within(from.., 0);
-            self.bytes.truncate(keep);
+        if h.bytes.len() + out.len() > window + slack {
+            let keep = window.saturating_sub(out.len()).min(h.bytes.len());
+            let from = h.bytes.len() - keep;
+            h.bytes.copy_within(from.., 0);
+            h.bytes.truncate(keep);
         }
-        self.bytes.extend_from_slice(out);
+        h.bytes.extend_from_slice(out);
     }
 }
 
@@ -192,14 +206,17 @@ struct Direction {
     /// messages so far, the dictionary of the next one (RFC 7692 §7.2.1). Allocated at the
     /// first compressed message.
     history: History,
-    /// An inflater of its own, only while a compressed message spans deliveries.
-    inflater: Option<Decompress>,
+    /// An inflater of its own, only while a compressed message spans deliveries (boxed:
+    /// zlib's state is allocated anyway, and an open session should not carry room for
+    /// the handle).
+    inflater: Option<Box<Decompress>>,
     /// The window a later message may refer to is gone (context takeover after a gap,
     /// an error or a cap): compressed messages cannot be inflated any more.
     window_lost: bool,
     /// The direction's inflated bytes passed [`MAX_INFLATED_DIRECTION`].
     capped: bool,
-    inflated: u64,
+    /// Inflated bytes so far (counting stops past the cap: a u32 is enough).
+    inflated: u32,
     msg: Message,
     /// A payload call already started the current frame.
     frame_open: bool,
@@ -210,10 +227,32 @@ struct Direction {
     unknown_compression: bool,
     /// A size is a lower bound.
     inexact: bool,
-    anomalies: Anomalies,
+    /// The anomalies this consumer reports (`inflate_error`, `inflate_limit`,
+    /// `invalid_utf8_text`): three flags, not a set, to keep a session small.
+    inflate_error: bool,
+    inflate_limit: bool,
+    invalid_utf8: bool,
 }
 
+// `Direction::inflated` stops counting at the cap plus one output chunk.
+const _: () = assert!(MAX_INFLATED_DIRECTION < (u32::MAX as u64) / 2);
+
 impl Direction {
+    /// The anomalies this direction reports.
+    fn anomalies(&self) -> Anomalies {
+        let mut a = Anomalies::default();
+        for (on, x) in [
+            (self.inflate_error, Anomaly::InflateError),
+            (self.inflate_limit, Anomaly::InflateLimit),
+            (self.invalid_utf8, Anomaly::InvalidUtf8Text),
+        ] {
+            if on {
+                a.insert(x);
+            }
+        }
+        a
+    }
+
     fn new(window_bits: u8, no_context_takeover: bool) -> Self {
         Direction {
             window_bits,
@@ -266,7 +305,7 @@ impl Direction {
                 let out = &output[..made];
                 let m = &mut self.msg;
                 m.size += made as u64;
-                self.inflated += made as u64;
+                self.inflated = self.inflated.saturating_add(made as u32);
                 if m.text {
                     m.utf8.feed(out);
                 }
@@ -274,9 +313,10 @@ impl Direction {
                     // Keep the last window's worth of uncompressed bytes.
                     self.history.push(out, 1 << self.window_bits);
                 }
-                if self.msg.size > MAX_INFLATED_MESSAGE || self.inflated > MAX_INFLATED_DIRECTION {
-                    self.capped |= self.inflated > MAX_INFLATED_DIRECTION;
-                    self.anomalies.insert(Anomaly::InflateLimit);
+                let past_cap = self.inflated as u64 > MAX_INFLATED_DIRECTION;
+                if self.msg.size > MAX_INFLATED_MESSAGE || past_cap {
+                    self.capped |= past_cap;
+                    self.inflate_limit = true;
                     self.lose_message();
                     return;
                 }
@@ -288,7 +328,7 @@ impl Direction {
                 }
                 Ok(_) => {}
                 Err(_) => {
-                    self.anomalies.insert(Anomaly::InflateError);
+                    self.inflate_error = true;
                     self.lose_message();
                     return;
                 }
@@ -308,9 +348,12 @@ impl Direction {
         let mut z = match self.inflater.take() {
             Some(z) => z,
             None => {
-                let mut z = Decompress::new_with_window_bits(false, self.window_bits.max(9));
+                let mut z = Box::new(Decompress::new_with_window_bits(
+                    false,
+                    self.window_bits.max(9),
+                ));
                 if !self.prime(&mut z) {
-                    self.anomalies.insert(Anomaly::InflateError);
+                    self.inflate_error = true;
                     self.lose_message();
                     return;
                 }
@@ -394,7 +437,7 @@ impl Direction {
             // skipped.)
             self.inexact |= m.compressed;
         } else if m.text && !m.utf8.finish() {
-            self.anomalies.insert(Anomaly::InvalidUtf8Text);
+            self.invalid_utf8 = true;
         }
         self.total += size;
         self.largest = self.largest.max(size);
@@ -470,7 +513,7 @@ impl Payloads {
         PayloadTotals {
             bytes_inflated: self.deflate.then_some(d.total),
             largest_message: (!d.unknown_compression).then_some(d.largest),
-            anomalies: d.anomalies,
+            anomalies: d.anomalies(),
             inexact: d.inexact,
         }
     }
@@ -480,13 +523,32 @@ impl Payloads {
         self.dir(side).release();
     }
 
+    /// The memory budget is spent (`flow::memory`): each direction lets go of its window
+    /// and of the inflater of a message in flight, as when the window is lost in a gap
+    /// (that message's size, and with context takeover the later compressed messages'
+    /// sizes, become lower bounds).
+    pub fn release_windows(&mut self) {
+        for d in &mut self.dirs {
+            if d.inflater.is_some() || d.history.capacity() > 0 {
+                if d.msg.active && d.msg.compressed {
+                    d.lose_message();
+                }
+                d.inflater = None;
+                if d.history.capacity() > 0 {
+                    d.history = History::default();
+                    d.window_lost = true;
+                }
+            }
+        }
+    }
+
     /// Bytes held now (for memory accounting): each direction's window, and zlib's state
     /// while a message spans deliveries (about 20 KiB plus the window).
     pub fn inflater_bytes(&self) -> usize {
         self.dirs
             .iter()
             .map(|d| {
-                d.history.bytes.capacity()
+                d.history.capacity()
                     + d.inflater
                         .as_ref()
                         .map_or(0, |_| (1usize << d.window_bits.max(9)) + 20 * 1024)
@@ -496,6 +558,15 @@ impl Payloads {
 }
 
 impl FrameConsumer for Payloads {
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        self.inflater_bytes()
+    }
+
+    fn release_memory(&mut self, _at: At) {
+        self.release_windows();
+    }
+
     #[inline]
     fn event(&mut self, side: Side, _at: At, ev: StreamEvent<'_>) {
         let deflate = self.deflate;
@@ -554,7 +625,7 @@ impl FrameConsumer for Payloads {
             if whole {
                 inflater.reset(false);
                 if !d.prime(inflater) {
-                    d.anomalies.insert(Anomaly::InflateError);
+                    d.inflate_error = true;
                     d.lose_message();
                     return;
                 }
@@ -738,6 +809,46 @@ mod tests {
                     assert!(t.anomalies.is_empty() && !t.inexact, "{what}: {t:?}");
                 }
             }
+        }
+    }
+
+    /// The memory budget (`flow::memory`): with context takeover the window is charged;
+    /// given up, it is gone, and the sizes of later compressed messages become lower
+    /// bounds, as after a gap. Without context takeover nothing stays held.
+    #[test]
+    fn the_window_is_charged_and_given_up_under_the_memory_budget() {
+        let msgs: Vec<Vec<u8>> = (0..3).map(|i| json(i, 3000)).collect();
+        for takeover in [true, false] {
+            let mut tx = Sender::new(12);
+            let d = Deflate {
+                server_no_context_takeover: !takeover,
+                server_max_window_bits: 12,
+                ..Deflate::default()
+            };
+            let mut fs = FrameStream::new(Side::Server);
+            fs.allow_rsv1();
+            let mut p = Payloads::new(Some(d));
+            assert_eq!(p.memory_charge(), 0);
+            for (i, m) in msgs.iter().enumerate() {
+                if !takeover {
+                    tx = Sender::new(12);
+                }
+                fs.data(
+                    &frame(true, true, opcode::TEXT, &tx.message(m), None),
+                    at(),
+                    &mut p,
+                );
+                if i == 0 {
+                    assert_eq!(p.memory_charge() > 0, takeover, "takeover {takeover}");
+                    p.release_memory(at());
+                    assert_eq!(p.memory_charge(), 0);
+                }
+            }
+            let t = p.totals(Side::Server);
+            let all: u64 = msgs.iter().map(|m| m.len() as u64).sum();
+            // Without takeover the next messages need no window: all inflated, exactly.
+            assert_eq!(t.inexact, takeover, "takeover {takeover}: {t:?}");
+            assert_eq!(t.bytes_inflated == Some(all), !takeover, "{t:?}");
         }
     }
 

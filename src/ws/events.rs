@@ -67,6 +67,21 @@ pub trait FrameConsumer {
     fn wants_payload(&self) -> bool {
         false
     }
+
+    /// Bytes this consumer holds in buffers that can grow (an inflater window, a frame
+    /// ring): counted against the memory budget (`flow::memory`).
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        0
+    }
+
+    /// The memory budget is spent: give up what is held and go on with less, saying in
+    /// what this consumer reports that it did (the session gets `memory_budget` and
+    /// `exact=false`). `at` is the connection's latest packet.
+    #[inline]
+    fn release_memory(&mut self, at: At) {
+        let _ = at;
+    }
 }
 
 /// Ignores everything.
@@ -88,6 +103,16 @@ impl<C: FrameConsumer + ?Sized> FrameConsumer for &mut C {
     fn wants_payload(&self) -> bool {
         (**self).wants_payload()
     }
+
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        (**self).memory_charge()
+    }
+
+    #[inline]
+    fn release_memory(&mut self, at: At) {
+        (**self).release_memory(at);
+    }
 }
 
 /// A boxed consumer.
@@ -105,6 +130,16 @@ impl<C: FrameConsumer + ?Sized> FrameConsumer for Box<C> {
     #[inline]
     fn wants_payload(&self) -> bool {
         (**self).wants_payload()
+    }
+
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        (**self).memory_charge()
+    }
+
+    #[inline]
+    fn release_memory(&mut self, at: At) {
+        (**self).release_memory(at);
     }
 }
 
@@ -130,6 +165,17 @@ impl<A: FrameConsumer, B: FrameConsumer> FrameConsumer for (A, B) {
     fn wants_payload(&self) -> bool {
         self.0.wants_payload() || self.1.wants_payload()
     }
+
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        self.0.memory_charge() + self.1.memory_charge()
+    }
+
+    #[inline]
+    fn release_memory(&mut self, at: At) {
+        self.0.release_memory(at);
+        self.1.release_memory(at);
+    }
 }
 
 /// An optional consumer: absent costs one branch per event.
@@ -151,5 +197,17 @@ impl<C: FrameConsumer> FrameConsumer for Option<C> {
     #[inline]
     fn wants_payload(&self) -> bool {
         self.as_ref().is_some_and(|c| c.wants_payload())
+    }
+
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        self.as_ref().map_or(0, |c| c.memory_charge())
+    }
+
+    #[inline]
+    fn release_memory(&mut self, at: At) {
+        if let Some(c) = self {
+            c.release_memory(at);
+        }
     }
 }

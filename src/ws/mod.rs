@@ -9,6 +9,7 @@ pub mod extensions;
 pub mod facts;
 pub mod frame;
 pub mod handshake;
+pub mod packed;
 pub mod session;
 pub mod stream;
 pub mod timeline;

@@ -7,14 +7,20 @@
 use super::counts::Counts;
 use super::deflate::Payloads;
 use super::events::{FrameConsumer, GapEffect, StreamEvent};
-use super::extensions::{self, Deflate};
+use super::extensions;
 use super::facts::Facts;
 use super::frame::FrameHeader;
 use super::handshake::{self, Request, Response};
+use super::packed;
 use super::stream::FrameStream;
 use super::timeline::Timeline;
+use crate::flow::memory::MemoryCharge;
+use crate::flow::SegmentCtx;
 use crate::http::head::{HeadBuffer, HeadProgress, HeadSkip};
-use crate::record::{Anomalies, Anomaly, AnomalyMarks, At, Peer, Side, SideStats};
+use crate::http::message::Body;
+use crate::record::{
+    Anomalies, Anomaly, AnomalyMarks, At, Fields, HandshakeHeaders, Peer, Side, SideStats,
+};
 use crate::verdict::Upgrade;
 
 /// The consumers of a session's frame events.
@@ -56,6 +62,16 @@ impl FrameConsumer for Consumers {
     #[inline]
     fn wants_payload(&self) -> bool {
         self.payloads.is_some()
+    }
+
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        self.counts.memory_charge() + self.payloads.memory_charge()
+    }
+
+    fn release_memory(&mut self, at: At) {
+        self.counts.release_memory(at);
+        self.payloads.release_memory(at);
     }
 }
 
@@ -102,10 +118,11 @@ fn feed(stream: &mut FrameStream, d: &[u8], at: At, consumers: &mut Consumers, t
 }
 
 /// What a direction's bytes are being read as.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DirState {
-    /// An HTTP head, buffered while incomplete.
-    Head(HeadBuffer),
+    /// An HTTP head (the response's, in `WsSession::response_head`), buffered while
+    /// incomplete.
+    Head,
     /// The rest of a head too long to buffer: passed over until its end.
     SkipHead(HeadSkip),
     Frames,
@@ -113,12 +130,79 @@ enum DirState {
     Ignore,
 }
 
-/// Both directions of an upgraded (or upgrading) connection.
+/// Short texts in one allocation: a session keeps its handshake's texts (and the header
+/// fields of both heads, for the record) for its whole life, and a million open sessions
+/// should not pay for eight strings each.
+#[derive(Debug, Default)]
+struct Texts {
+    buf: Box<str>,
+    ends: [u32; TEXTS],
+}
+
+const TEXTS: usize = 8;
+const HOST: usize = 0;
+const PATH: usize = 1;
+const ORIGIN: usize = 2;
+const USER_AGENT: usize = 3;
+const SUBPROTOCOL: usize = 4;
+const EXTENSIONS: usize = 5;
+/// The request's header fields, packed (`packed.rs`).
+const REQUEST_HEADERS: usize = 6;
+/// The response's header fields, packed likewise.
+const RESPONSE_HEADERS: usize = 7;
+
+impl Texts {
+    fn new(parts: [&str; TEXTS]) -> Self {
+        let mut buf = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = [0; TEXTS];
+        for (e, p) in ends.iter_mut().zip(parts) {
+            buf.push_str(p);
+            *e = buf.len() as u32;
+        }
+        Texts {
+            buf: buf.into_boxed_str(),
+            ends,
+        }
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.buf[start as usize..self.ends[i] as usize]
+    }
+
+    /// The same texts with the `(index, text)` pairs of `set` set.
+    fn with(&self, set: &[(usize, &str)]) -> Self {
+        let mut parts: [&str; TEXTS] = std::array::from_fn(|k| self.get(k));
+        for &(i, v) in set {
+            parts[i] = v;
+        }
+        Texts::new(parts)
+    }
+}
+
+/// The Sec-WebSocket-Accept that the request's key calls for (RFC 6455 §4.2.2), from its
+/// header fields as kept.
+fn accept_of(request: &Fields) -> Option<String> {
+    packed::field(request, "Sec-WebSocket-Key").map(|k| handshake::accept_for_key(k.trim()))
+}
+
+/// Both directions of an upgraded (or upgrading) connection. What the report needs of
+/// the handshake is kept compact (the texts in one allocation, the status): a session may
+/// stay open for the whole capture, and a million of them should fit in a gigabyte.
 #[derive(Debug)]
 #[allow(clippy::vec_box)]
 pub struct WsSession {
-    pub request: Request,
-    pub response: Option<Response>,
+    /// Host, path, origin, user agent of the request; subprotocol and extensions of the
+    /// response.
+    texts: Texts,
+    /// The request has `Upgrade: websocket`.
+    upgrade_requested: bool,
+    /// The request offered extensions (Sec-WebSocket-Extensions).
+    offered_extensions: bool,
+    /// The status of the response, once seen (0 before: statuses are 100 to 599).
+    status: u16,
+    /// What only some sessions need, or only during the handshake.
+    rare: Option<Box<Rare>>,
     client: FrameStream,
     server: FrameStream,
     client_state: DirState,
@@ -138,22 +222,46 @@ pub struct WsSession {
     /// The response head is missing (bytes not captured) or unreadable (too long before
     /// its status line ended): whether it upgraded is told by the server's frames, if any.
     response_lost: bool,
-    max_head: usize,
     /// Inflate compressed messages and check text (off with `--no-inflate`).
     inflate: bool,
-    /// The permessage-deflate parameters of the response, when negotiated.
-    deflate: Option<Deflate>,
+    /// The response negotiated permessage-deflate.
+    deflate: bool,
     /// Picked up mid-stream: no handshake was seen.
     pub midstream: bool,
     /// HTTP requests on the connection before this Upgrade.
     pub requests_before_upgrade: u64,
-    /// The other leg through a proxy, once paired.
-    pub peer: Option<Peer>,
-    /// The packet that completed the Upgrade request, until the pipeline has taken note
-    /// of it (for pairing the legs of a proxy).
-    pub request_at: Option<At>,
+}
+
+/// What a session keeps only during its handshake (the key, the response head) or only
+/// in some cases (a rejected Upgrade's body, earlier sessions on the connection, a proxy
+/// peer): boxed, and dropped when it holds nothing.
+#[derive(Debug, Default)]
+#[allow(clippy::vec_box)]
+struct Rare {
+    /// Bytes of the response head buffered while incomplete (`Limits::max_handshake_bytes`).
+    max_head: u32,
+    /// The request's Sec-WebSocket-Key, until the response is checked against it.
+    key: Option<Box<str>>,
+    /// The response head while it is gathered (`server_state` is `Head`).
+    response_head: HeadBuffer,
+    /// How the response's body is delimited, when not the default (a rejected Upgrade:
+    /// where the connection's next response starts, RFC 9112 §6.3).
+    response_body: Option<Body>,
     /// Sessions of rejected Upgrades before this one on the connection (keep-alive).
-    pub earlier: Vec<Box<WsSession>>,
+    earlier: Vec<Box<WsSession>>,
+    /// The other leg through a proxy, once paired.
+    peer: Option<Peer>,
+}
+
+impl Rare {
+    fn is_empty(&self) -> bool {
+        self.max_head == 0
+            && self.key.is_none()
+            && self.response_head.memory_charge() == 0
+            && self.response_body.is_none()
+            && self.earlier.is_empty()
+            && self.peer.is_none()
+    }
 }
 
 impl WsSession {
@@ -212,6 +320,7 @@ impl WsSession {
         if inflate {
             s.consumers.payloads = Some(Box::new(Payloads::new(None)));
         }
+        s.tidy();
         s
     }
 
@@ -233,12 +342,37 @@ impl WsSession {
         let missing_key = request.key.is_none();
         let bad_version = request.version.trim() != "13";
         let mut s = WsSession {
-            request,
-            response: None,
+            texts: Texts::new([
+                &request.host,
+                &request.path,
+                &request.origin,
+                &request.user_agent,
+                "",
+                "",
+                &packed::pack(
+                    &request.headers,
+                    &[
+                        &request.host,
+                        &request.origin,
+                        &request.user_agent,
+                        &request.path,
+                    ],
+                    None,
+                ),
+                "",
+            ]),
+            upgrade_requested: request.upgrade_websocket,
+            offered_extensions: !request.extensions.is_empty(),
+            status: 0,
+            rare: Some(Box::new(Rare {
+                max_head: max_head.min(u32::MAX as usize) as u32,
+                key: request.key.map(String::into_boxed_str),
+                ..Rare::default()
+            })),
             client: FrameStream::new(Side::Client),
             server: FrameStream::new(Side::Server),
             client_state: DirState::Frames,
-            server_state: DirState::Head(HeadBuffer::default()),
+            server_state: DirState::Head,
             consumers: Consumers::default(),
             anomalies: Anomalies::default(),
             marks: AnomalyMarks::default(),
@@ -246,14 +380,10 @@ impl WsSession {
             request_cut,
             response_cut: false,
             response_lost: false,
-            max_head,
             inflate,
-            deflate: None,
+            deflate: false,
             midstream: false,
             requests_before_upgrade: 0,
-            peer: None,
-            request_at: None,
-            earlier: Vec::new(),
         };
         // Fields after a cut are unknown, not missing.
         if !request_cut {
@@ -284,7 +414,132 @@ impl WsSession {
     /// Is this a WebSocket session: an Upgrade request, or (when the request was cut off)
     /// a 101 answer?
     pub fn is_websocket(&self) -> bool {
-        self.midstream || self.request.upgrade_websocket || (self.request_cut && self.upgraded())
+        self.midstream || self.upgrade_requested || (self.request_cut && self.upgraded())
+    }
+
+    /// The request's Host.
+    pub fn host(&self) -> &str {
+        self.texts.get(HOST)
+    }
+
+    /// The request target (path and query).
+    pub fn path(&self) -> &str {
+        self.texts.get(PATH)
+    }
+
+    /// The request's Origin.
+    pub fn origin(&self) -> &str {
+        self.texts.get(ORIGIN)
+    }
+
+    /// The request's User-Agent.
+    pub fn user_agent(&self) -> &str {
+        self.texts.get(USER_AGENT)
+    }
+
+    /// Sec-WebSocket-Protocol of the response.
+    pub fn subprotocol(&self) -> &str {
+        self.texts.get(SUBPROTOCOL)
+    }
+
+    /// Sec-WebSocket-Extensions of the response.
+    pub fn extensions(&self) -> &str {
+        self.texts.get(EXTENSIONS)
+    }
+
+    /// The header fields of the request and of the response (once seen), as sent
+    /// (bounded, see `handshake::kept_headers`).
+    pub fn handshake_headers(&self) -> HandshakeHeaders {
+        let request = self.request_headers();
+        let accept = accept_of(&request);
+        let response = packed::unpack(
+            self.texts.get(RESPONSE_HEADERS),
+            &[self.subprotocol(), self.extensions()],
+            accept.as_deref(),
+        );
+        HandshakeHeaders { request, response }
+    }
+
+    /// The request's header fields, as sent (bounded).
+    fn request_headers(&self) -> Fields {
+        packed::unpack(
+            self.texts.get(REQUEST_HEADERS),
+            &[self.host(), self.origin(), self.user_agent(), self.path()],
+            None,
+        )
+    }
+
+    /// The request's Sec-WebSocket-Key (until the response has been checked against it).
+    pub fn key(&self) -> Option<&str> {
+        self.rare.as_ref()?.key.as_deref()
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Drops what the session keeps in `rare` once none of it is needed.
+    fn tidy(&mut self) {
+        if self.rare.as_ref().is_some_and(|r| r.is_empty()) {
+            self.rare = None;
+        }
+    }
+
+    /// The sessions of rejected Upgrades before this one on the connection.
+    pub fn earlier(&self) -> &[Box<WsSession>] {
+        self.rare.as_ref().map_or(&[], |r| &r.earlier[..])
+    }
+
+    /// Those sessions, mutably.
+    pub fn earlier_mut(&mut self) -> &mut [Box<WsSession>] {
+        match &mut self.rare {
+            Some(r) => &mut r.earlier[..],
+            None => &mut [],
+        }
+    }
+
+    /// Sets the sessions of rejected Upgrades before this one.
+    #[allow(clippy::vec_box)]
+    pub fn set_earlier(&mut self, earlier: Vec<Box<WsSession>>) {
+        if !earlier.is_empty() || self.rare.is_some() {
+            self.rare().earlier = earlier;
+            self.tidy();
+        }
+    }
+
+    /// Takes the sessions of rejected Upgrades before this one.
+    #[allow(clippy::vec_box)]
+    pub fn take_earlier(&mut self) -> Vec<Box<WsSession>> {
+        let Some(r) = &mut self.rare else {
+            return Vec::new();
+        };
+        let v = std::mem::take(&mut r.earlier);
+        self.tidy();
+        v
+    }
+
+    /// The other leg through a proxy, once paired.
+    pub fn peer(&self) -> Option<Peer> {
+        self.rare.as_ref()?.peer
+    }
+
+    /// Pairs this session with its other leg through a proxy.
+    pub fn set_peer(&mut self, peer: Peer) {
+        self.rare().peer = Some(peer);
+    }
+
+    /// The status of the response to the Upgrade request, once seen.
+    pub fn status(&self) -> Option<u16> {
+        (self.status != 0).then_some(self.status)
+    }
+
+    /// How the body of the response is delimited (once seen; until the connection
+    /// closes before).
+    pub fn response_body(&self) -> Body {
+        self.rare
+            .as_ref()
+            .and_then(|r| r.response_body)
+            .unwrap_or(Body::UntilClose)
     }
 
     /// `side`'s stream ended (its FIN was reached, or a RST): per-direction memory that
@@ -303,18 +558,18 @@ impl WsSession {
 
     /// The response head is still being read.
     pub fn is_reading_response(&self) -> bool {
-        matches!(self.server_state, DirState::Head(_))
+        matches!(self.server_state, DirState::Head)
     }
 
     pub fn upgraded(&self) -> bool {
-        self.response.as_ref().is_some_and(|r| r.status == 101)
+        self.status == 101
     }
 
     /// What became of the Upgrade request, as far as the capture tells.
     pub fn upgrade(&self) -> Upgrade {
-        match &self.response {
+        match self.status() {
             _ if self.midstream => Upgrade::Midstream,
-            Some(r) => Upgrade::Answered(r.status),
+            Some(status) => Upgrade::Answered(status),
             None if self.response_lost && self.server.framing_found() => Upgrade::Inferred,
             None if self.response_lost => Upgrade::Unknown,
             None => Upgrade::Unanswered,
@@ -346,7 +601,7 @@ impl WsSession {
             }
         }
         if let DirState::Frames = self.client_state {
-            if self.response.is_none() && !self.response_lost && !self.midstream && !d.is_empty() {
+            if self.status == 0 && !self.response_lost && !self.midstream && !d.is_empty() {
                 self.flag(Anomaly::FrameBeforeUpgrade, at);
             }
             feed(&mut self.client, d, at, &mut self.consumers, tl);
@@ -371,12 +626,15 @@ impl WsSession {
                 }
                 return None;
             }
-            DirState::Head(buf) => {
-                let progress = buf.push(d, self.max_head, handshake::response);
+            DirState::Head => {
+                let max_head = self.rare.as_ref().map_or(0, |r| r.max_head as usize);
+                let buf = &mut self.rare.get_or_insert_with(Box::default).response_head;
+                let progress = buf.push(d, max_head, handshake::response);
                 if let HeadProgress::TooLong = progress {
                     // Read what the head's first bytes say, and pass over the rest.
                     let cut = buf.prefix().and_then(|h| handshake::response(&h));
                     let rest = buf.overflow();
+                    self.free_response_head();
                     self.flag(Anomaly::HandshakeTooLong, at);
                     match cut {
                         Some(r) => {
@@ -414,19 +672,30 @@ impl WsSession {
             HeadProgress::Complete(None, _) | HeadProgress::Invalid(_) => {
                 self.flag(Anomaly::BadHandshakeResponse, at);
                 self.server_state = DirState::Ignore;
+                self.free_response_head();
             }
             HeadProgress::Incomplete | HeadProgress::TooLong => {}
         }
         None
     }
 
+    /// The response head is read (or given up): its buffer goes.
+    fn free_response_head(&mut self) {
+        if let Some(r) = &mut self.rare {
+            r.response_head = HeadBuffer::default();
+            r.max_head = 0;
+        }
+        self.tidy();
+    }
+
     /// The response head cannot be read: what follows decides. The server's frames, once
     /// a segment is a run of whole, well-formed unmasked frames (§5.1), mean it upgraded.
     fn lose_response(&mut self, at: At) {
+        self.free_response_head();
         self.inexact = true;
         self.response_lost = true;
         self.flag(Anomaly::ResponseNotCaptured, at);
-        if !self.request.extensions.is_empty() {
+        if self.offered_extensions {
             // An extension may have been accepted (RFC 7692 §6: RSV1).
             self.client.allow_rsv1();
             self.server.allow_rsv1();
@@ -441,7 +710,7 @@ impl WsSession {
             if !resp.upgrade_websocket && whole_heads {
                 self.flag(Anomaly::MissingUpgradeHeader, at);
             }
-            match (&resp.accept, &self.request.key) {
+            match (&resp.accept, self.key()) {
                 (None, _) if !self.response_cut => self.flag(Anomaly::MissingAccept, at),
                 (Some(a), Some(k)) if a.trim() != handshake::accept_for_key(k) => {
                     self.flag(Anomaly::InvalidAccept, at)
@@ -457,9 +726,10 @@ impl WsSession {
                 self.client.rsv1_unknown();
                 self.server.rsv1_unknown();
             }
-            self.deflate = extensions::permessage_deflate(&resp.extensions);
+            let deflate = extensions::permessage_deflate(&resp.extensions);
+            self.deflate = deflate.is_some();
             if self.inflate {
-                self.consumers.payloads = Some(Box::new(Payloads::new(self.deflate)));
+                self.consumers.payloads = Some(Box::new(Payloads::new(deflate)));
             }
             self.server_state = DirState::Frames;
         } else {
@@ -467,7 +737,30 @@ impl WsSession {
             self.server_state = DirState::Ignore;
             self.client_state = DirState::Ignore;
         }
-        self.response = Some(resp);
+        self.status = resp.status;
+        if let Some(r) = &mut self.rare {
+            r.key = None;
+            r.response_head = HeadBuffer::default();
+            r.max_head = 0;
+        }
+        if resp.status != 101 && resp.body != Body::UntilClose {
+            // Where the connection's next response starts (keep-alive after a rejection).
+            self.rare().response_body = Some(resp.body);
+        }
+        self.tidy();
+        if !resp.protocol.is_empty() || !resp.extensions.is_empty() || !resp.headers.is_empty() {
+            let accept = accept_of(&self.request_headers());
+            let headers = packed::pack(
+                &resp.headers,
+                &[&resp.protocol, &resp.extensions],
+                accept.as_deref(),
+            );
+            self.texts = self.texts.with(&[
+                (SUBPROTOCOL, &resp.protocol),
+                (EXTENSIONS, &resp.extensions),
+                (RESPONSE_HEADERS, &headers),
+            ]);
+        }
     }
 
     /// A gap outside the frames: counted as missing, nothing else.
@@ -495,7 +788,7 @@ impl WsSession {
 
     /// Missing bytes in the server's direction, noticed at packet `at`.
     pub fn server_gap(&mut self, n: u64, at: At, tl: &mut Lent) {
-        let cut_response = match &self.server_state {
+        match &self.server_state {
             DirState::Frames => return self.server.gap(n, at, &mut (&mut self.consumers, tl)),
             DirState::Ignore => return self.unframed_gap(Side::Server, n, at, tl),
             DirState::SkipHead(_) => {
@@ -504,11 +797,25 @@ impl WsSession {
                 self.server_state = DirState::Frames;
                 return;
             }
-            DirState::Head(buf) => buf.prefix().and_then(|h| handshake::response(&h)),
-        };
+            DirState::Head => {}
+        }
         self.unframed_gap(Side::Server, n, at, tl);
-        // The response head was cut: its status line may still be whole.
-        match cut_response {
+        self.response_cut_off(at);
+    }
+
+    /// The response head being gathered ends here, in packet `at` (a gap, or the memory
+    /// budget): its status line and whole fields may still be readable; if not, whether
+    /// it upgraded is told by the server's frames, if any.
+    pub fn response_cut_off(&mut self, at: At) {
+        if self.server_state != DirState::Head {
+            return;
+        }
+        let cut = self
+            .rare
+            .as_ref()
+            .and_then(|r| r.response_head.prefix())
+            .and_then(|h| handshake::response(&h));
+        match cut {
             Some(r) => {
                 self.response_cut = true;
                 let upgraded = r.status == 101;
@@ -519,6 +826,13 @@ impl WsSession {
             }
             None => self.lose_response(at),
         }
+    }
+
+    /// Bytes of the response head being gathered (its buffer's capacity).
+    pub fn response_head_bytes(&self) -> usize {
+        self.rare
+            .as_ref()
+            .map_or(0, |r| r.response_head.memory_charge())
     }
 
     /// What the session adds to its record: each side's stats (client, server; their TCP
@@ -547,7 +861,7 @@ impl WsSession {
                 bytes: t.bytes,
                 pings: t.pings,
                 pongs: t.pongs,
-                close: t.close.clone(),
+                close: t.close.as_deref().cloned(),
                 missing_bytes: t.missing_bytes,
                 bytes_inflated: None,
                 largest_message: None,
@@ -569,8 +883,8 @@ impl WsSession {
                 }
                 None => {
                     // Without inflation, sizes are known only where nothing is compressed.
-                    let compressed = self.deflate.is_some()
-                        || c.anomalies.contains(Anomaly::CompressedContextUnknown);
+                    let compressed =
+                        self.deflate || c.anomalies.contains(Anomaly::CompressedContextUnknown);
                     stats.largest_message = (!compressed).then_some(c.largest_message);
                 }
             }
@@ -579,5 +893,44 @@ impl WsSession {
         let client = side(Side::Client);
         let server = side(Side::Server);
         (client, server, anomalies, marks, exact)
+    }
+}
+
+/// Bytes of kept header fields (both heads, packed) that a session holds without charge:
+/// a browser's handshake packs to about 100; long heads (up to 32 fields of 256 bytes
+/// each) count against the memory budget.
+const HEADERS_UNCHARGED: usize = 1024;
+
+impl WsSession {
+    /// Bytes of the kept header fields, when more than [`HEADERS_UNCHARGED`].
+    fn headers_charge(&self) -> usize {
+        let n = self.texts.get(REQUEST_HEADERS).len() + self.texts.get(RESPONSE_HEADERS).len();
+        if n > HEADERS_UNCHARGED {
+            n
+        } else {
+            0
+        }
+    }
+}
+
+impl MemoryCharge for WsSession {
+    #[inline]
+    fn memory_charge(&self) -> usize {
+        self.response_head_bytes() + self.consumers.memory_charge() + self.headers_charge()
+    }
+
+    /// A response head being gathered is read as cut off; the payload consumer gives up
+    /// its inflater windows (later compressed messages' sizes become lower bounds); long
+    /// kept header fields are dropped (the record's `handshake_headers` are then empty).
+    fn release_memory(&mut self, ctx: &SegmentCtx<'_>) {
+        if self.response_head_bytes() > 0 {
+            self.response_cut_off(ctx.at);
+        }
+        if self.headers_charge() > 0 {
+            self.texts = self
+                .texts
+                .with(&[(REQUEST_HEADERS, ""), (RESPONSE_HEADERS, "")]);
+        }
+        self.consumers.release_memory(ctx.at);
     }
 }

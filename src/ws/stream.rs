@@ -5,6 +5,8 @@
 //! The state machine takes in-order stream bytes and gaps; it never sees packets. What it
 //! finds goes to a consumer as events (`events.rs`).
 
+use std::num::NonZeroU8;
+
 use super::close::{escape_reason, is_valid_close_code, unmask, MAX_CONTROL_PAYLOAD};
 use super::events::{FrameConsumer, FrameEvent, GapEffect, StreamEvent};
 use super::frame::{frame_header, header_len_from_prefix, opcode, FrameHeader, MAX_HEADER_LEN};
@@ -52,6 +54,10 @@ enum Rsv1 {
     Unknown,
 }
 
+/// The Close payload bytes kept so far (unmasked).
+#[derive(Debug, Default)]
+struct KeptClose(Vec<u8>);
+
 /// Frame-level state of one direction.
 #[derive(Debug)]
 pub struct FrameStream {
@@ -62,13 +68,15 @@ pub struct FrameStream {
     carry: [u8; MAX_HEADER_LEN],
     carry_len: u8,
     current: Option<Current>,
-    /// Allocated at the first Close frame: most of a session's life has none.
-    close_payload: Vec<u8>,
+    /// Allocated at the first Close frame: most of a session's life has none (boxed, so
+    /// that an open session carries 8 bytes for it, not 24).
+    close_payload: Option<Box<KeptClose>>,
     close_len: u16,
     /// This side has sent its first Close frame.
     closed: bool,
-    /// Data message being assembled from fragments: its payload bytes so far.
-    message: Option<(u8, u64)>,
+    /// Data message being assembled from fragments: its opcode (1 or 2) and its payload
+    /// bytes so far.
+    message: Option<(NonZeroU8, u64)>,
     sync: Sync,
 }
 
@@ -80,7 +88,7 @@ impl FrameStream {
             carry: [0; MAX_HEADER_LEN],
             carry_len: 0,
             current: None,
-            close_payload: Vec::new(),
+            close_payload: None,
             close_len: 0,
             closed: false,
             message: None,
@@ -241,10 +249,11 @@ impl FrameStream {
             let pos = pos as usize;
             let keep = MAX_CLOSE_KEPT.saturating_sub(pos).min(n);
             if keep > 0 {
-                if self.close_payload.len() < pos + keep {
-                    self.close_payload.resize(pos + keep, 0);
+                let kept = &mut self.close_payload.get_or_insert_with(Box::default).0;
+                if kept.len() < pos + keep {
+                    kept.resize(pos + keep, 0);
                 }
-                let dst = &mut self.close_payload[pos..pos + keep];
+                let dst = &mut kept[pos..pos + keep];
                 dst.copy_from_slice(&d[..keep]);
                 if let Some(k) = cur.header.masking_key {
                     unmask(dst, k, pos);
@@ -431,7 +440,7 @@ impl FrameStream {
                 if matches!(self.sync, Sync::AfterResync | Sync::Started) {
                     self.sync = Sync::Known;
                 }
-                self.message = Some((h.opcode, h.payload_len));
+                self.message = NonZeroU8::new(h.opcode).map(|op| (op, h.payload_len));
                 if h.fin {
                     self.finish_message(at, c);
                 }
@@ -477,6 +486,7 @@ impl FrameStream {
 
     fn finish_message<C: FrameConsumer>(&mut self, at: At, c: &mut C) {
         if let Some((opcode, bytes)) = self.message.take() {
+            let opcode = opcode.get();
             c.event(self.side, at, StreamEvent::Message { opcode, bytes });
         }
     }
@@ -492,7 +502,8 @@ impl FrameStream {
             return;
         }
         self.closed = true;
-        let mut p = &self.close_payload[..self.close_len as usize];
+        let kept = self.close_payload.as_deref().map_or(&[][..], |k| &k.0[..]);
+        let mut p = &kept[..self.close_len as usize];
         if (p.len() as u64) < payload_len && !damaged {
             // Kept only in part: do not let the cut split a UTF-8 sequence.
             if let Err(e) = std::str::from_utf8(p) {

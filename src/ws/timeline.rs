@@ -391,6 +391,36 @@ impl Timeline {
         self.push(TlEvent::tcp(kind, from_lo, at));
     }
 
+    /// Bytes this timeline holds in memory (counted against the memory budget): the chunk
+    /// not yet written out, and the events of a ring (each with room for its preview).
+    pub fn held_bytes(&self) -> usize {
+        let event = std::mem::size_of::<TlEvent>() + PREVIEW_BYTES;
+        self.buf.capacity()
+            + (self.before.capacity() + self.after.capacity()) * event
+            + usize::from(self.pending_close.is_some()) * (event + REASON_BYTES)
+    }
+
+    /// The memory budget is spent: a timeline kept whole writes its chunk out now (nothing
+    /// is lost); a ring keeps what it has.
+    pub fn trim_memory(&mut self) {
+        if self.spill.tail.is_none() {
+            self.flush_chunk();
+            self.buf = Vec::new();
+        }
+    }
+
+    /// The memory budget is spent and this connection gives up what it holds: a ring
+    /// forgets the events it keeps before the end (counted as omitted); a timeline kept
+    /// whole writes its chunk out.
+    pub fn release_memory(&mut self) {
+        if self.spill.tail.is_some() {
+            self.omitted += self.before.len() as u64;
+            self.before = VecDeque::new();
+        } else {
+            self.trim_memory();
+        }
+    }
+
     /// Everything kept, written out; where it is.
     pub fn finish(mut self) -> TimelineRef {
         if let Some(c) = self.pending_close.take() {
@@ -512,6 +542,47 @@ mod tests {
             close: (n % 5 == 0).then(|| (Some(1000), format!("bye {n}"))),
             preview: b"hello".to_vec(),
         }
+    }
+
+    /// Under the memory budget a whole timeline writes its chunk out early and loses
+    /// nothing; a ring gives up the events it keeps before the end, counted as omitted.
+    #[test]
+    fn the_memory_budget_spills_a_timeline_and_shortens_a_ring() {
+        let spill = TimelineSpill::new(None).unwrap();
+        let mut t = Timeline::new(spill.clone());
+        for n in 1..=50 {
+            t.keep(ev(n));
+            if n % 20 == 0 {
+                assert!(t.held_bytes() > 0);
+                t.trim_memory();
+                assert_eq!(t.held_bytes(), 0);
+            }
+        }
+        t.release_memory();
+        assert_eq!(t.held_bytes(), 0);
+        let r = t.finish();
+        assert_eq!(
+            spill.read(&r).unwrap(),
+            (1..=50).map(ev).collect::<Vec<_>>()
+        );
+        assert_eq!(r.omitted, 0);
+
+        let ring = TimelineSpill::new(Some(3)).unwrap();
+        let mut t = Timeline::new(ring.clone());
+        for n in 1..=5 {
+            t.keep(ev(n * 10 + 1));
+        }
+        let held = t.held_bytes();
+        assert!(held > 0);
+        t.trim_memory();
+        assert_eq!(t.held_bytes(), held, "a ring loses nothing on trim");
+        t.release_memory();
+        assert!(t.held_bytes() < held);
+        t.keep(ev(99));
+        let r = t.finish();
+        let got: Vec<u64> = ring.read(&r).unwrap().iter().map(|e| e.at.packet).collect();
+        assert_eq!(got, [99]);
+        assert_eq!(r.omitted, 2 + 3);
     }
 
     #[test]

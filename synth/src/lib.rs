@@ -9,10 +9,12 @@
 //!   streaming scenario generator ([`generate`]).
 //! * [`tls`]: TLS 1.3 (AES-128-GCM) records and the key log, for `wss://` captures.
 //! * [`fixtures`]: the hand-built fixture captures.
+//! * [`crowd`]: a million connections at once, streamed (memory measurements).
 //!
 //! Everything is driven by the seeded [`Rng`]: the same configuration always
 //! produces byte-identical output.
 
+pub mod crowd;
 pub mod fixtures;
 pub mod packet;
 pub mod pcap;

@@ -14,7 +14,7 @@ use std::io::Cursor;
 use wsclose::capture::{Batch, Capture, FileReader, Fill};
 use wsclose::config::Limits;
 use wsclose::flow::reassembly::{Event, HalfStream, ReassemblyLimits};
-use wsclose::pipeline::{analyze, Options};
+use wsclose::pipeline::{analyze, Options, Order};
 use wsclose::record::{Anomalies, At, Side};
 use wsclose::ws::counts::Counts;
 use wsclose::ws::counts::SideTotals;
@@ -603,6 +603,9 @@ pub fn small_limits() -> Limits {
         max_seq_ahead: 1 << 20,
         max_pending_bytes: 4096,
         closed_linger_ns: 1_000_000_000,
+        memory_budget: 1024,
+        recognise_ns: 1_000_000_000,
+        recognise_bytes: 1024,
         pair_window_ns: 1_000_000_000,
     }
 }
@@ -676,43 +679,63 @@ pub fn capture(data: &[u8]) {
         }
     }
 
-    // 2. The whole pipeline on one thread.
-    let opts = Options {
-        threads: 1,
-        limits: limits.clone(),
-        ..Options::default()
+    // 2. The whole pipeline on one thread, in first-packet order and in end order: the
+    //    same records (end order only moves them), the buffers within the budget.
+    let run = |order: Order| {
+        let opts = Options {
+            threads: 1,
+            limits: limits.clone(),
+            order,
+            ..Options::default()
+        };
+        let (readers, errors) = match reader(data, &limits) {
+            Ok(r) => (vec![r], vec![]),
+            Err(e) => (vec![], vec![e]),
+        };
+        let cap = Capture::from_readers(readers, errors, &limits);
+        let mut csv = wsclose::report::csv::CsvWriter::new(Vec::new()).unwrap();
+        let mut records = Vec::new();
+        let summary = analyze(cap, &opts, &mut |rec| {
+            assert!(rec.start_ns <= rec.end_ns || rec.packets == 0);
+            assert_eq!(rec.verdict, wsclose::verdict::verdict(&rec.facts()));
+            records.push(rec.clone());
+            wsclose::report::ReportWriter::session(
+                &mut csv,
+                &wsclose::report::Row {
+                    session: records.len() as u64,
+                    rec: &rec,
+                    opts: &Default::default(),
+                },
+            )
+        })
+        .expect("analyze writes to memory, it cannot fail");
+        (summary, records, csv.into_inner().unwrap())
     };
-    let (readers, errors) = match reader(data, &limits) {
-        Ok(r) => (vec![r], vec![]),
-        Err(e) => (vec![], vec![e]),
-    };
-    let cap = Capture::from_readers(readers, errors, &limits);
-    let mut csv = wsclose::report::csv::CsvWriter::new(Vec::new()).unwrap();
-    let mut records = 0u64;
-    let summary = analyze(cap, &opts, &mut |rec| {
-        records += 1;
-        assert!(rec.start_ns <= rec.end_ns || rec.packets == 0);
-        assert_eq!(rec.verdict, wsclose::verdict::verdict(&rec.facts()));
-        wsclose::report::ReportWriter::session(
-            &mut csv,
-            &wsclose::report::Row {
-                session: records,
-                rec: &rec,
-                opts: &Default::default(),
-            },
-        )
-    })
-    .expect("analyze writes to memory, it cannot fail");
+    let (summary, records, out) = run(Order::FirstPacket);
     for e in &summary.errors {
         check_err(e);
     }
     assert!(summary.stats.packets <= len / 12 + 1);
+    assert!(
+        summary.buffered.peak_within_budget <= limits.memory_budget,
+        "buffers over the budget after it was enforced: {:?}",
+        summary.buffered
+    );
+    assert!(
+        records
+            .windows(2)
+            .all(|w| w[0].first_packet < w[1].first_packet),
+        "records not in first-packet order"
+    );
     let _ = summary.stats.to_string();
-    let out = csv.into_inner().unwrap();
     assert!(std::str::from_utf8(&out).is_ok(), "report is not UTF-8");
     assert_eq!(
-        out.iter().filter(|&&b| b == b'\n').count() as u64,
-        records + 1,
+        out.iter().filter(|&&b| b == b'\n').count(),
+        records.len() + 1,
         "one line per record and the header"
     );
+    let (end_summary, mut by_end, _) = run(Order::End);
+    by_end.sort_by_key(|r| r.first_packet);
+    assert_eq!(by_end, records, "end order holds other records");
+    assert_eq!(end_summary.stats, summary.stats);
 }

@@ -11,6 +11,7 @@ mod golden;
 mod html;
 mod inputs;
 mod live;
+mod memory;
 mod policy;
 mod reach;
 mod summary;
