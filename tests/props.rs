@@ -33,13 +33,15 @@ use wsclose_synth::{Rng, WsConn};
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 6] = [
+const TARGETS: [(&str, Check); 8] = [
     ("frame_header", checks::frame_header),
     ("handshake", checks::handshake),
     ("frame_stream", checks::frame_stream),
     ("reassembly", checks::reassembly),
     ("decode", checks::decode),
     ("capture", checks::capture),
+    ("inflate", checks::inflate),
+    ("tls", checks::tls),
 ];
 
 fn seed_dir(target: &str) -> PathBuf {
@@ -135,6 +137,8 @@ any_bytes_tests! {
     any_bytes_reassembly, "reassembly", 512;
     any_bytes_decode, "decode", 256;
     any_bytes_capture, "capture", 1024;
+    any_bytes_inflate, "inflate", 512;
+    any_bytes_tls, "tls", 512;
 }
 
 // =======================================================================================

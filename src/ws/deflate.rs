@@ -407,8 +407,9 @@ impl Direction {
         }
     }
 
-    /// The message ended (its last frame did). `wire` is its payload bytes on the wire.
-    fn finish_message(&mut self, wire: u64, output: &mut [u8]) {
+    /// The message ended (its last frame did). `wire` is its payload bytes on the wire;
+    /// `scratch` the thread's inflater and output buffer (borrowed once, by the caller).
+    fn finish_message(&mut self, wire: u64, scratch: &mut Scratch) {
         if !self.msg.active {
             // Its start was lost (a resync, or mid-stream): its size is not known.
             self.inexact = true;
@@ -418,21 +419,21 @@ impl Direction {
         if m.compressed && !m.partial && !m.stream_end && !m.inflated {
             // RFC 7692 §7.2.2: append 00 00 ff ff, inflate to the end.
             match self.inflater.take() {
-                Some(mut z) => self.inflate(&mut z, &TAIL, output, FlushDecompress::Sync),
+                Some(mut z) => {
+                    self.inflate(&mut z, &TAIL, &mut scratch.output, FlushDecompress::Sync)
+                }
                 None => {
                     // An empty compressed message: only the tail.
-                    SCRATCH.with(|s| {
-                        let s = &mut *s.borrow_mut();
-                        s.inflater.reset(false);
-                        if self.prime(&mut s.inflater) {
-                            self.inflate(
-                                &mut s.inflater,
-                                &TAIL,
-                                &mut s.output[..],
-                                FlushDecompress::Sync,
-                            );
-                        }
-                    });
+                    let s = scratch;
+                    s.inflater.reset(false);
+                    if self.prime(&mut s.inflater) {
+                        self.inflate(
+                            &mut s.inflater,
+                            &TAIL,
+                            &mut s.output[..],
+                            FlushDecompress::Sync,
+                        );
+                    }
                 }
             }
         }
@@ -610,7 +611,7 @@ impl FrameConsumer for Payloads {
                 d.frame_open = false;
             }
             StreamEvent::Message { bytes, .. } => {
-                SCRATCH.with(|s| d.finish_message(bytes, &mut s.borrow_mut().output));
+                SCRATCH.with(|s| d.finish_message(bytes, &mut s.borrow_mut()));
             }
             StreamEvent::Gap { effect, .. } => d.gap(effect),
             // §5.5.1: no data message follows this side's Close frame; its window is not
@@ -911,6 +912,19 @@ mod tests {
         assert!(t.anomalies.contains(Anomaly::InflateError), "{t:?}");
         assert!(t.anomalies.contains(Anomaly::InvalidUtf8Text), "{t:?}");
         assert!(t.inexact);
+    }
+
+    /// RFC 7692 §7.2.3.6 allows an empty compressed message (an RSV1 frame with no payload):
+    /// inflated from the tail alone, 0 bytes (it once borrowed the thread's scratch twice
+    /// and panicked; found by the `inflate` fuzz check).
+    #[test]
+    fn an_empty_compressed_message_is_zero_bytes() {
+        let mut tx = Sender::new(15);
+        let mut wire = frame(true, true, opcode::TEXT, &[], None);
+        wire.extend(frame(true, true, opcode::TEXT, &tx.message(b"after"), None));
+        let t = run(Deflate::default(), Side::Server, &wire, 3, None);
+        assert_eq!(t.bytes_inflated, Some(5), "{t:?}");
+        assert!(!t.inexact, "{t:?}");
     }
 
     /// The session's consumers mark where inflation found each anomaly (`anomaly_packets`):

@@ -739,3 +739,177 @@ pub fn capture(data: &[u8]) {
     assert_eq!(by_end, records, "end order holds other records");
     assert_eq!(end_summary.stats, summary.stats);
 }
+
+// ---------------------------------------------------------------------------------------
+// inflate
+// ---------------------------------------------------------------------------------------
+
+/// Input: [cfg] [n_cuts] n_cuts × [amount] then one direction's frame bytes.
+/// `cfg & 1`: the client's direction (masked frames); `cfg & 2`: no context takeover;
+/// `cfg >> 2 & 7`: window bits 8 + that; `cfg & 0x20`: permessage-deflate not negotiated.
+/// `ws::deflate::Payloads` behind a `FrameStream`: no panic, whatever the compressed
+/// bytes; any split of the same bytes gives the same totals (sizes, anomalies,
+/// exactness: inflation and the UTF-8 check carry their state across deliveries); sizes
+/// are exact without gaps unless an anomaly says why.
+pub fn inflate(data: &[u8]) {
+    use wsclose::ws::deflate::Payloads;
+    use wsclose::ws::extensions::Deflate;
+    let mut b = Bytes::new(data);
+    let cfg = b.u8();
+    let side = if cfg & 1 != 0 {
+        Side::Client
+    } else {
+        Side::Server
+    };
+    let bits = 8 + (cfg >> 2 & 7).min(7);
+    let deflate = (cfg & 0x20 == 0).then_some(Deflate {
+        server_no_context_takeover: cfg & 2 != 0,
+        client_no_context_takeover: cfg & 2 != 0,
+        server_max_window_bits: bits,
+        client_max_window_bits: bits,
+    });
+    let n_cuts = (b.u8() % 16) as usize;
+    let cuts: Vec<usize> = (0..n_cuts).map(|_| b.u8() as usize).collect();
+    let stream = b.rest();
+
+    let run = |pieces: &mut dyn Iterator<Item = &[u8]>| {
+        let mut fs = FrameStream::new(side);
+        fs.allow_rsv1();
+        let mut p = Payloads::new(deflate);
+        for (i, piece) in pieces.enumerate() {
+            let at = At {
+                packet: i as u64 + 1,
+                ts_ns: 0,
+            };
+            fs.data(piece, at, &mut p);
+        }
+        p.totals(side)
+    };
+    let whole = run(&mut std::iter::once(stream));
+    let mut pos = 0;
+    let mut pieces = Vec::new();
+    for c in &cuts {
+        let end = (pos + c).min(stream.len());
+        pieces.push(&stream[pos..end]);
+        pos = end;
+    }
+    pieces.push(&stream[pos..]);
+    let split = run(&mut pieces.into_iter());
+    assert_eq!(split, whole, "a split changed the payload totals");
+    if stream.len() <= 512 {
+        let bytes = run(&mut stream.chunks(1));
+        assert_eq!(bytes, whole, "byte by byte changed the payload totals");
+    }
+    if deflate.is_none() {
+        assert_eq!(whole.bytes_inflated, None, "no deflate, yet inflated bytes");
+    }
+    if let (Some(n), Some(l)) = (whole.bytes_inflated, whole.largest_message) {
+        assert!(l <= n, "largest message {l} above the total {n}");
+    }
+    if whole.inexact {
+        use wsclose::record::Anomaly;
+        assert!(
+            whole.anomalies.contains(Anomaly::InflateError)
+                || whole.anomalies.contains(Anomaly::InflateLimit),
+            "inexact without a gap, and no anomaly says why: {whole:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// tls
+// ---------------------------------------------------------------------------------------
+
+/// Input: [which] then bytes for one TLS parser (`which % 4`): 0 record headers and
+/// records, 1 handshake messages (ClientHello, ServerHello, EncryptedExtensions and the
+/// extension helpers), 2 the ClientHello probe, 3 a key log's text. No panic; what a
+/// parser leaves is a suffix of its input; the probe never changes its mind on more bytes
+/// (NotTls stays NotTls, ClientHello stays ClientHello).
+pub fn tls(data: &[u8]) {
+    use wsclose::tls::handshake::{
+        alpn_protocols, client_hello, encrypted_extensions, handshake_header, server_hello,
+        server_name_host,
+    };
+    use wsclose::tls::record::{record, record_header, Alert};
+    use wsclose::tls::{probe_client_hello, KeyLog, Probe};
+    let Some((&which, input)) = data.split_first() else {
+        return;
+    };
+    let suffix = |rest: &[u8], of: &[u8]| {
+        assert!(
+            rest.len() <= of.len() && std::ptr::eq(rest.as_ptr_range().end, of.as_ptr_range().end)
+        );
+    };
+    match which % 4 {
+        0 => {
+            let mut left = input;
+            while let Ok((rest, (h, fragment))) = record(left) {
+                suffix(rest, left);
+                assert_eq!(fragment.len(), h.length as usize);
+                let (after_header, h2) = record_header(left).expect("a record has a header");
+                suffix(after_header, left);
+                assert_eq!(h2.length, h.length);
+                let _ = Alert::parse(fragment).map(|a| a.description_name());
+                if rest.len() == left.len() {
+                    break;
+                }
+                left = rest;
+            }
+        }
+        1 => {
+            if let Ok((rest, (_t, len))) = handshake_header(input) {
+                suffix(rest, input);
+                assert!(len < 1 << 24);
+            }
+            for ext in [
+                client_hello(input).ok().map(|(r, h)| {
+                    suffix(r, input);
+                    let _ = h.offers_tls13();
+                    h.extensions
+                }),
+                server_hello(input).ok().map(|(r, h)| {
+                    suffix(r, input);
+                    let _ = (h.is_hello_retry_request(), h.selected_version());
+                    h.extensions
+                }),
+                encrypted_extensions(input).ok().map(|(r, e)| {
+                    suffix(r, input);
+                    e
+                }),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Some(sni) = ext.server_name {
+                    let _ = server_name_host(sni);
+                }
+                if let Some(alpn) = ext.alpn {
+                    for p in alpn_protocols(alpn) {
+                        assert!(p.len() <= alpn.len());
+                    }
+                }
+            }
+        }
+        2 => {
+            let full = probe_client_hello(input);
+            for n in 0..input.len().min(16) {
+                match (probe_client_hello(&input[..n]), &full) {
+                    (Probe::NotTls, f) => assert!(matches!(f, Probe::NotTls), "prefix {n}"),
+                    (Probe::ClientHello, f) => {
+                        assert!(matches!(f, Probe::ClientHello), "prefix {n}")
+                    }
+                    (Probe::NeedMore, _) => {}
+                }
+            }
+        }
+        _ => {
+            let mut log = KeyLog::new();
+            let stats = log.add_text(input);
+            let lines = input.split(|&b| b == b'\n').count();
+            assert!(stats.secrets + stats.ignored + stats.malformed <= lines);
+            if let Some(l) = stats.first_malformed_line {
+                assert!(l >= 1 && l <= lines);
+            }
+        }
+    }
+}
