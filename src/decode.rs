@@ -32,7 +32,7 @@ pub const PSH: u8 = 0x08;
 pub const ACK: u8 = 0x10;
 
 /// What decode makes of one TCP packet. The payload is a range of the packet's bytes.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct TcpSegment {
     pub key: FlowKey,
     /// True when the sender is `key.lo`.

@@ -3,7 +3,7 @@
 
 /// One endpoint. The address is the 128-bit value of the IPv6 address, IPv4 addresses
 /// IPv4-mapped (`::ffff:a.b.c.d`); kept as an integer so keys compare and hash as words.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct Endpoint {
     pub addr: Addr,
     pub port: u16,
@@ -12,7 +12,7 @@ pub struct Endpoint {
 /// A 128-bit address as two words, most significant first: it orders like the number and
 /// aligns to 8 bytes, so a flow key takes 48 bytes instead of 64 (it crosses cores with
 /// every packet).
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct Addr(pub u64, pub u64);
 
 impl From<u128> for Addr {
@@ -90,7 +90,7 @@ impl std::str::FromStr for Endpoint {
 }
 
 /// A TCP connection's key, the same for both directions: the lower endpoint first.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct FlowKey {
     pub lo: Endpoint,
     pub hi: Endpoint,

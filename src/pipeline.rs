@@ -4,6 +4,8 @@
 //! reader thread: files -> chunks -> records framed -> each packet decoded at once (while
 //!                it is in cache) -> segments bucketed by shard (bounded queue of 2 batches)
 //! other threads: shards, each over its own segments in capture order -> sessions
+//! (two threads with inflation or TLS keys: `rayon::join(read the next batch, the shards
+//! of this one)` instead, so that both threads run shards; see `Mode`)
 //! per batch:     boundary (sequential, deterministic): tcp_stream numbers, expiry,
 //!                eviction, recognition window, memory budget, records written in
 //!                first-packet order up to the watermark (or as they end, `Order::End`)
@@ -141,62 +143,11 @@ struct Item {
     chunk: u32,
     /// Not selected by `--filter`: for the connection's numbering and lifecycle only.
     shadow: bool,
-    /// Left for the shard thread to decode (`decode_raw`): `hash` and `seg` are not filled
-    /// in yet but for the packet's place, `seg.payload_off` (its offset in the chunk),
-    /// `seg.payload_len` (its captured length) and `seg.seq` (its link type).
-    raw: bool,
     seg: TcpSegment,
 }
 
-// The two flags live in the padding after `chunk`: items stay 104 bytes.
+// The shadow flag lives in the padding after `chunk`: items stay 104 bytes.
 const _: () = assert!(std::mem::size_of::<Item>() <= 104);
-
-impl Item {
-    /// A packet for the shard thread to decode.
-    #[inline]
-    fn raw(pkt: &Packet) -> Item {
-        Item {
-            hash: 0,
-            packet: pkt.number,
-            ts_ns: pkt.ts_ns,
-            chunk: pkt.chunk,
-            shadow: pkt.filtered_out,
-            raw: true,
-            seg: TcpSegment {
-                payload_off: pkt.off,
-                payload_len: pkt.caplen,
-                seq: pkt.linktype as u32,
-                ..TcpSegment::default()
-            },
-        }
-    }
-}
-
-/// With two threads (one shard), how much of each batch the reader thread decodes, in
-/// sixteenths of its packets; the shard thread decodes the rest as it comes to them. The
-/// share moves toward whichever thread waits (down when the shard thread waits for a
-/// batch, up when the reader waits for room in the queue). Decoding is pure and the
-/// items stay in capture order, so the share changes how the work is split, never the
-/// output.
-struct DecodeShare(std::sync::atomic::AtomicUsize);
-
-impl DecodeShare {
-    const WHOLE: usize = 16;
-
-    fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    fn shift(&self, up: bool) {
-        let s = self.get();
-        let n = if up {
-            (s + 1).min(Self::WHOLE)
-        } else {
-            s.saturating_sub(1)
-        };
-        self.0.store(n, Ordering::Relaxed);
-    }
-}
 
 /// A batch's segments, decoded as they were read, bucketed by shard.
 #[derive(Default)]
@@ -247,7 +198,6 @@ fn decode_into(
                 ts_ns: pkt.ts_ns,
                 chunk: pkt.chunk,
                 shadow: true,
-                raw: false,
                 seg,
             });
         }
@@ -265,7 +215,6 @@ fn decode_into(
                 ts_ns: pkt.ts_ns,
                 chunk: pkt.chunk,
                 shadow: false,
-                raw: false,
                 seg,
             });
         }
@@ -275,16 +224,14 @@ fn decode_into(
 
 use crate::config::BATCHES_IN_FLIGHT;
 
-/// Reads the next batch of `capture` into `d`, decoding as it goes all packets or (one
-/// shard) `share` sixteenths of them, leaving the others raw for the shard thread. Until
-/// `seen_first`, the first packet's time is looked for (then noted in this batch's stats).
+/// Reads the next batch of `capture` into `d`, decoding as it goes. Until `seen_first`, the
+/// first packet's time is looked for (then noted in this batch's stats).
 fn read_batch(
     capture: &mut Capture,
     d: &mut Decoded,
     n_shards: usize,
     progress: &Option<Arc<AtomicU64>>,
     seen_first: &mut bool,
-    share: usize,
 ) -> Fill {
     d.clear(n_shards);
     let Decoded {
@@ -293,20 +240,9 @@ fn read_batch(
         stats,
         max_ts,
     } = d;
-    let fill = if *seen_first && (share >= DecodeShare::WHOLE || n_shards != 1) {
+    let fill = if *seen_first {
         capture.fill_with(batch, |pkt, data| {
             decode_into(buckets, stats, max_ts, pkt, data)
-        })
-    } else if *seen_first {
-        let mut turn = 0;
-        capture.fill_with(batch, |pkt, data| {
-            turn = (turn + 1) % DecodeShare::WHOLE;
-            if turn < share {
-                decode_into(buckets, stats, max_ts, pkt, data)
-            } else {
-                *max_ts = Some(max_ts.map_or(pkt.ts_ns, |m| m.max(pkt.ts_ns)));
-                buckets[0].push(Item::raw(pkt));
-            }
         })
     } else {
         let mut first = None;
@@ -327,30 +263,6 @@ fn read_batch(
     fill
 }
 
-/// Decodes an item the reader thread left raw; `false` if it is not a TCP segment (counted
-/// in the shard's stats unless it is a shadow packet, as on the reader thread).
-#[inline]
-fn decode_raw(it: &mut Item, chunks: &[Arc<Vec<u8>>], stats: &mut Stats) -> bool {
-    let off = it.seg.payload_off as usize;
-    let linktype = it.seg.seq as u16;
-    let data = &chunks[it.chunk as usize][off..off + it.seg.payload_len as usize];
-    match decode(linktype, data) {
-        Ok(mut seg) => {
-            seg.payload_off += off as u32;
-            it.hash = seg.key.shard_hash();
-            it.seg = seg;
-            it.raw = false;
-            true
-        }
-        Err(skip) => {
-            if !it.shadow {
-                stats.skip(skip, linktype);
-            }
-            false
-        }
-    }
-}
-
 /// Runs every shard over a decoded batch: each shard takes its own segments, in order.
 fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
     // Distances (in segments) of the two prefetch stages: the flow cache line first,
@@ -361,34 +273,16 @@ fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
     let per_file = !d.batch.origins.is_empty();
     let run = |(s, shard): (usize, &mut Shard)| {
         let items = &d.buckets[s];
-        let mut decoded;
         for (i, it) in items.iter().enumerate() {
             if let Some(f) = items.get(i + FAR) {
-                if !f.raw {
-                    shard.prefetch_cache(f.hash);
-                } else if let Some(b) = chunks[f.chunk as usize].get(f.seg.payload_off as usize)
-                {
-                    // A raw packet: its headers, to decode it in time.
+                shard.prefetch_cache(f.hash);
+            }
+            if let Some(n) = items.get(i + NEAR) {
+                shard.prefetch_conn(&n.seg.key, n.hash);
+                if let Some(b) = chunks[n.chunk as usize].get(n.seg.payload_off as usize) {
                     crate::flow::prefetch(b);
                 }
             }
-            if let Some(n) = items.get(i + NEAR) {
-                if !n.raw {
-                    shard.prefetch_conn(&n.seg.key, n.hash);
-                    if let Some(b) = chunks[n.chunk as usize].get(n.seg.payload_off as usize) {
-                        crate::flow::prefetch(b);
-                    }
-                }
-            }
-            let it = if !it.raw {
-                it
-            } else {
-                decoded = *it;
-                if !decode_raw(&mut decoded, chunks, &mut shard.stats) {
-                    continue;
-                }
-                &decoded
-            };
             let off = it.seg.payload_off as usize;
             let payload = &chunks[it.chunk as usize][off..off + it.seg.payload_len as usize];
             let at = At {
@@ -717,9 +611,9 @@ impl Engine {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
     /// A reader thread reads, frames and decodes each batch while its bytes are hot in its
-    /// core's cache, and hands it to the shards on the other threads (with two threads,
-    /// the two share decoding, `DecodeShare`). Best when reading costs about as much as
-    /// the shards: plaintext without inflation.
+    /// core's cache, and hands it to the shards on the other threads. Best when reading
+    /// costs about as much as the shards (plaintext without inflation), and for live
+    /// captures.
     Pipeline,
     /// `rayon::join(read the next batch, the shards of this one)` on a pool of all the
     /// threads: the thread done reading first runs shards too. The shards' work then uses
@@ -729,6 +623,9 @@ enum Mode {
 }
 
 impl Mode {
+    /// `Join` for two threads over files with inflation on or TLS keys given; the
+    /// environment variable `WSCLOSE_MODE` (`join` or `pipeline`) overrides it, to
+    /// measure one against the other (the report is the same).
     fn choose(threads: usize, opts: &Options, capture: &Capture) -> Mode {
         let shard_bound = opts.inflate || !opts.keylog.is_empty();
         let forced = std::env::var("WSCLOSE_MODE").ok();
@@ -791,15 +688,20 @@ pub fn analyze_into(
         let mut seen_first = false;
         let mut cur = Decoded::default();
         let mut next = Decoded::default();
-        let w = DecodeShare::WHOLE;
-        let mut fill = read_batch(&mut capture, &mut cur, n_shards, &progress, &mut seen_first, w);
+        let mut fill = read_batch(&mut capture, &mut cur, n_shards, &progress, &mut seen_first);
         loop {
             let last = matches!(fill, Fill::End);
             let (next_fill, ()) = pool.install(|| {
                 rayon::join(
                     || {
                         (!last).then(|| {
-                            read_batch(&mut capture, &mut next, n_shards, &progress, &mut seen_first, w)
+                            read_batch(
+                                &mut capture,
+                                &mut next,
+                                n_shards,
+                                &progress,
+                                &mut seen_first,
+                            )
                         })
                     },
                     || engine.shards_over(&cur, true),
@@ -819,14 +721,7 @@ pub fn analyze_into(
         let mut d = Decoded::default();
         let mut seen_first = false;
         loop {
-            let fill = read_batch(
-                &mut capture,
-                &mut d,
-                n_shards,
-                &progress,
-                &mut seen_first,
-                DecodeShare::WHOLE,
-            );
+            let fill = read_batch(&mut capture, &mut d, n_shards, &progress, &mut seen_first);
             engine.shards_over(&d, false);
             engine.boundary(out)?;
             engine.take_stats(&mut d);
@@ -847,11 +742,6 @@ pub fn analyze_into(
         } else {
             None
         };
-        // With one shard thread, the two threads share decoding; with more, the reader
-        // decodes everything (it buckets by the decoded key).
-        let balance = n_shards == 1;
-        let share = DecodeShare(std::sync::atomic::AtomicUsize::new(DecodeShare::WHOLE));
-        let share = &share;
         capture = std::thread::scope(|scope| -> io::Result<Capture> {
             let (tx, rx) = mpsc::sync_channel::<Decoded>(2);
             let (back_tx, back_rx) = mpsc::channel::<Decoded>();
@@ -873,26 +763,10 @@ pub fn analyze_into(
                                 Err(_) => break,
                             },
                         };
-                        let fill = read_batch(
-                            &mut capture,
-                            &mut d,
-                            n_shards,
-                            &progress,
-                            &mut seen_first,
-                            share.get(),
-                        );
-                        match tx.try_send(d) {
-                            Ok(()) => {}
-                            Err(mpsc::TrySendError::Full(d)) => {
-                                // The shard thread is behind: decode more here.
-                                if balance {
-                                    share.shift(true);
-                                }
-                                if tx.send(d).is_err() {
-                                    break;
-                                }
-                            }
-                            Err(mpsc::TrySendError::Disconnected(_)) => break,
+                        let fill =
+                            read_batch(&mut capture, &mut d, n_shards, &progress, &mut seen_first);
+                        if tx.send(d).is_err() {
+                            break;
                         }
                         if let Fill::End = fill {
                             break;
@@ -901,21 +775,7 @@ pub fn analyze_into(
                     capture
                 })?;
             let mut result = Ok(());
-            loop {
-                let d = match rx.try_recv() {
-                    Ok(d) => d,
-                    Err(mpsc::TryRecvError::Empty) => {
-                        // Waiting for the reader: leave more decoding to this thread.
-                        if balance {
-                            share.shift(false);
-                        }
-                        match rx.recv() {
-                            Ok(d) => d,
-                            Err(_) => break,
-                        }
-                    }
-                    Err(mpsc::TryRecvError::Disconnected) => break,
-                };
+            for d in rx.iter() {
                 match &pool {
                     Some(p) => p.install(|| engine.shards_over(&d, true)),
                     None => engine.shards_over(&d, false),
