@@ -896,17 +896,40 @@ impl WsSession {
     }
 }
 
+/// Bytes of kept header fields (both heads, packed) that a session holds without charge:
+/// a browser's handshake packs to about 100; long heads (up to 32 fields of 256 bytes
+/// each) count against the memory budget.
+const HEADERS_UNCHARGED: usize = 1024;
+
+impl WsSession {
+    /// Bytes of the kept header fields, when more than [`HEADERS_UNCHARGED`].
+    fn headers_charge(&self) -> usize {
+        let n = self.texts.get(REQUEST_HEADERS).len() + self.texts.get(RESPONSE_HEADERS).len();
+        if n > HEADERS_UNCHARGED {
+            n
+        } else {
+            0
+        }
+    }
+}
+
 impl MemoryCharge for WsSession {
     #[inline]
     fn memory_charge(&self) -> usize {
-        self.response_head_bytes() + self.consumers.memory_charge()
+        self.response_head_bytes() + self.consumers.memory_charge() + self.headers_charge()
     }
 
     /// A response head being gathered is read as cut off; the payload consumer gives up
-    /// its inflater windows (later compressed messages' sizes become lower bounds).
+    /// its inflater windows (later compressed messages' sizes become lower bounds); long
+    /// kept header fields are dropped (the record's `handshake_headers` are then empty).
     fn release_memory(&mut self, ctx: &SegmentCtx<'_>) {
         if self.response_head_bytes() > 0 {
             self.response_cut_off(ctx.at);
+        }
+        if self.headers_charge() > 0 {
+            self.texts = self
+                .texts
+                .with(&[(REQUEST_HEADERS, ""), (RESPONSE_HEADERS, "")]);
         }
         self.consumers.release_memory(ctx.at);
     }

@@ -254,6 +254,54 @@ fn a_head_being_gathered_is_given_up_as_cut() {
     assert_eq!(s.stats.memory_budget, 1);
 }
 
+/// The header fields a session keeps for its record count against the budget past 1 KiB
+/// (long heads: up to 32 fields of 256 bytes): given up, the record's handshake headers are
+/// empty and the session says `memory_budget`; a browser's handshake is never charged.
+#[test]
+fn long_kept_headers_are_under_the_budget() {
+    let mut pk = Vec::new();
+    let mut ws = conn("10.0.0.1:40000", "10.0.0.2:80", 0, 1);
+    ws.tcp.handshake();
+    let hs = ClientHandshake::browser("h.example", "/long", &mut ws.rng);
+    let mut req = hs.to_bytes();
+    req.truncate(req.len() - 2);
+    for i in 0..8 {
+        req.extend_from_slice(format!("X-Long-{i}: {}\r\n", "v".repeat(200)).as_bytes());
+    }
+    req.extend_from_slice(b"\r\n");
+    ws.tcp.send(Side::Client, &req);
+    ws.accept(&hs);
+    ws.text(Side::Client, "hi");
+    drain(&mut ws, &mut pk);
+    let mut short = conn("10.0.0.3:40000", "10.0.0.2:80", 1_000_000, 2);
+    open(&mut short);
+    drain(&mut short, &mut pk);
+    let bytes = pcap(pk);
+
+    let mut o = opts(1);
+    o.limits.batch_packets = 4;
+    let (free, _) = run(&bytes, &o);
+    assert_eq!(free.len(), 2);
+    assert_eq!(free[0].handshake_headers.request.len(), 17, "{:?}", free[0]);
+    assert!(free.iter().all(|r| r.exact && r.anomalies.is_empty()));
+    o.limits.memory_budget = 1024;
+    for threads in [1, 2, 3] {
+        o.threads = threads;
+        let (tight, s) = run(&bytes, &o);
+        assert_eq!(tight.len(), 2);
+        let (long, short) = (&tight[0], &tight[1]);
+        assert!(long.handshake_headers.request.is_empty(), "{long:?}");
+        assert!(long
+            .anomalies
+            .iter()
+            .any(|a| a == wsclose::record::Anomaly::MemoryBudget));
+        assert_eq!(long.path, "/long");
+        assert_eq!(short.handshake_headers, free[1].handshake_headers);
+        assert!(short.exact && short.anomalies.is_empty());
+        assert_eq!(s.stats.memory_budget, 1);
+    }
+}
+
 #[test]
 fn memory_option_on_the_command_line() {
     let dir = std::env::temp_dir().join(format!("wsclose-mem-{}", std::process::id()));
