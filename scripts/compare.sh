@@ -44,6 +44,7 @@ Environment:
   FACTOR=10           --scale: size factor of the big capture
   SCALE_DIR=${TMPDIR:-/tmp}  --scale: where the temporary directory is made
   JOBS=2              cargo build jobs
+  FEATURES=           cargo features of the build (e.g. FEATURES=ring: the ring AEAD backend)
   CARGO_TARGET_DIR    as for cargo (default target/)
 EOF
 }
@@ -58,6 +59,7 @@ THREADS=${THREADS:-"1 2"}
 TSHARK_MAX_MB=${TSHARK_MAX_MB:-300}
 FACTOR=${FACTOR:-10}
 JOBS=${JOBS:-2}
+FEATURES=${FEATURES:-}
 BUILD=1
 SCALE=0
 TLS=0
@@ -92,8 +94,10 @@ if [ "$SCALE" = 0 ] && [ "$TLS" = 0 ] && [ ${#args[@]} -eq 0 ]; then
 fi
 
 if [ "$BUILD" = 1 ]; then
-    echo "building (cargo build --release -j $JOBS --bin wsclose --example floor --example gencap)..." >&2
-    (cd "$ROOT" && cargo build --release -j "$JOBS" --quiet --bin wsclose --example floor --example gencap) ||
+    feat=()
+    [ -z "$FEATURES" ] || feat=(--features "$FEATURES")
+    echo "building (cargo build --release -j $JOBS ${feat[*]} --bin wsclose --example floor --example gencap)..." >&2
+    (cd "$ROOT" && cargo build --release -j "$JOBS" --quiet "${feat[@]}" --bin wsclose --example floor --example gencap) ||
         die "build failed"
 fi
 for b in "$WSCLOSE" "$FLOOR"; do

@@ -12,13 +12,19 @@
 //! - TLS 1.2 AES-CBC (RFC 5246 §6.2.3.2): explicit IV, then MAC-then-encrypt with HMAC
 //!   (§6.2.3.1) and padding; or Encrypt-then-MAC (RFC 7366 §3) when negotiated.
 //!
-//! Every algorithm comes from the RustCrypto crates; the plaintext is written into the
-//! caller's reused buffer, straight from the ciphertext (no intermediate copy).
+//! Every algorithm comes from the RustCrypto crates — or, with the `ring` feature, the AEAD
+//! suites from `ring` (stitched AES-GCM assembly, about 3 times faster on large records);
+//! the plaintext is written into the caller's reused buffer (RustCrypto: straight from the
+//! ciphertext; ring: the ciphertext copied there, then opened in place).
 
+#[cfg(not(feature = "ring"))]
 use aes_gcm::aead::inout::InOutBuf;
-use aes_gcm::{AeadInOut, Aes128Gcm, Aes256Gcm, KeyInit};
+use aes_gcm::KeyInit;
+#[cfg(not(feature = "ring"))]
+use aes_gcm::{AeadInOut, Aes128Gcm, Aes256Gcm};
 use cbc::cipher::block_padding::NoPadding;
 use cbc::cipher::{BlockModeDecrypt, InnerIvInit};
+#[cfg(not(feature = "ring"))]
 use chacha20poly1305::ChaCha20Poly1305;
 use hmac::Hmac;
 use sha1::Sha1;
@@ -41,10 +47,19 @@ pub enum DecryptError {
     NoContentType,
 }
 
+// Without the RustCrypto AEAD variants the CBC ones stand out; `RecordKeys` is boxed by its
+// owner (`Half::keys`) anyway.
+#[cfg_attr(feature = "ring", allow(clippy::large_enum_variant))]
 enum Cipher {
+    #[cfg(not(feature = "ring"))]
     Aes128Gcm(Aes128Gcm),
+    #[cfg(not(feature = "ring"))]
     Aes256Gcm(Aes256Gcm),
+    #[cfg(not(feature = "ring"))]
     ChaCha20Poly1305(ChaCha20Poly1305),
+    /// Any AEAD suite, opened by `ring`.
+    #[cfg(feature = "ring")]
+    Ring(ring::aead::LessSafeKey),
     Aes128Cbc(aes::Aes128, MacKey, bool),
     Aes256Cbc(aes::Aes256, MacKey, bool),
 }
@@ -122,12 +137,25 @@ pub struct Overhead {
 impl RecordKeys {
     fn aead(aead: Aead, key: &[u8], iv: [u8; IV_LEN], format: Format) -> RecordKeys {
         let k = "key length fits the AEAD";
+        #[cfg(not(feature = "ring"))]
         let cipher = match aead {
             Aead::Aes128Gcm => Cipher::Aes128Gcm(Aes128Gcm::new_from_slice(key).expect(k)),
             Aead::Aes256Gcm => Cipher::Aes256Gcm(Aes256Gcm::new_from_slice(key).expect(k)),
             Aead::ChaCha20Poly1305 => {
                 Cipher::ChaCha20Poly1305(ChaCha20Poly1305::new_from_slice(key).expect(k))
             }
+        };
+        #[cfg(feature = "ring")]
+        let cipher = {
+            use ring::aead::{
+                LessSafeKey, UnboundKey, AES_128_GCM, AES_256_GCM, CHACHA20_POLY1305,
+            };
+            let alg = match aead {
+                Aead::Aes128Gcm => &AES_128_GCM,
+                Aead::Aes256Gcm => &AES_256_GCM,
+                Aead::ChaCha20Poly1305 => &CHACHA20_POLY1305,
+            };
+            Cipher::Ring(LessSafeKey::new(UnboundKey::new(alg, key).expect(k)))
         };
         RecordKeys { cipher, iv, format }
     }
@@ -286,8 +314,26 @@ impl RecordKeys {
         tag: &[u8],
         out: &mut [u8],
     ) -> Result<(), DecryptError> {
-        let buf = InOutBuf::new(ct, out).expect("same lengths");
         let tag: &[u8; 16] = tag.try_into().expect("16-byte tag");
+        #[cfg(feature = "ring")]
+        let r = match &self.cipher {
+            Cipher::Ring(k) => {
+                use ring::aead::{Aad, Nonce, Tag};
+                out.copy_from_slice(ct);
+                k.open_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(*nonce),
+                    Aad::from(aad),
+                    Tag::from(*tag),
+                    out,
+                    0..,
+                )
+                .map(|_| ())
+            }
+            _ => unreachable!("AEAD format has an AEAD cipher"),
+        };
+        #[cfg(not(feature = "ring"))]
+        let buf = InOutBuf::new(ct, out).expect("same lengths");
+        #[cfg(not(feature = "ring"))]
         let r = match &self.cipher {
             Cipher::Aes128Gcm(c) => c.decrypt_inout_detached(nonce.into(), aad, buf, tag.into()),
             Cipher::Aes256Gcm(c) => c.decrypt_inout_detached(nonce.into(), aad, buf, tag.into()),

@@ -228,11 +228,19 @@ struct Direction {
     /// A size is a lower bound.
     inexact: bool,
     /// The anomalies this consumer reports (`inflate_error`, `inflate_limit`,
-    /// `invalid_utf8_text`): three flags, not a set, to keep a session small.
-    inflate_error: bool,
-    inflate_limit: bool,
-    invalid_utf8: bool,
+    /// `invalid_utf8_text`), as bits of [`RAISABLE`], not a set, to keep a session small:
+    /// every one seen, and those raised since the session last took them
+    /// ([`Payloads::take_raised`]: it marks where they were seen, `anomaly_packets`).
+    seen: u8,
+    raised: u8,
 }
+
+/// The anomalies a direction can raise, in the order of its bits.
+const RAISABLE: [Anomaly; 3] = [
+    Anomaly::InflateError,
+    Anomaly::InflateLimit,
+    Anomaly::InvalidUtf8Text,
+];
 
 // `Direction::inflated` stops counting at the cap plus one output chunk.
 const _: () = assert!(MAX_INFLATED_DIRECTION < (u32::MAX as u64) / 2);
@@ -241,16 +249,23 @@ impl Direction {
     /// The anomalies this direction reports.
     fn anomalies(&self) -> Anomalies {
         let mut a = Anomalies::default();
-        for (on, x) in [
-            (self.inflate_error, Anomaly::InflateError),
-            (self.inflate_limit, Anomaly::InflateLimit),
-            (self.invalid_utf8, Anomaly::InvalidUtf8Text),
-        ] {
-            if on {
+        for (i, &x) in RAISABLE.iter().enumerate() {
+            if self.seen & 1 << i != 0 {
                 a.insert(x);
             }
         }
         a
+    }
+
+    /// `a` (one of [`RAISABLE`]) happened once more.
+    fn raise(&mut self, a: Anomaly) {
+        let bit = 1
+            << RAISABLE
+                .iter()
+                .position(|&x| x == a)
+                .expect("a raisable anomaly");
+        self.seen |= bit;
+        self.raised |= bit;
     }
 
     fn new(window_bits: u8, no_context_takeover: bool) -> Self {
@@ -316,7 +331,7 @@ impl Direction {
                 let past_cap = self.inflated as u64 > MAX_INFLATED_DIRECTION;
                 if self.msg.size > MAX_INFLATED_MESSAGE || past_cap {
                     self.capped |= past_cap;
-                    self.inflate_limit = true;
+                    self.raise(Anomaly::InflateLimit);
                     self.lose_message();
                     return;
                 }
@@ -328,7 +343,7 @@ impl Direction {
                 }
                 Ok(_) => {}
                 Err(_) => {
-                    self.inflate_error = true;
+                    self.raise(Anomaly::InflateError);
                     self.lose_message();
                     return;
                 }
@@ -353,7 +368,7 @@ impl Direction {
                     self.window_bits.max(9),
                 ));
                 if !self.prime(&mut z) {
-                    self.inflate_error = true;
+                    self.raise(Anomaly::InflateError);
                     self.lose_message();
                     return;
                 }
@@ -437,7 +452,7 @@ impl Direction {
             // skipped.)
             self.inexact |= m.compressed;
         } else if m.text && !m.utf8.finish() {
-            self.invalid_utf8 = true;
+            self.raise(Anomaly::InvalidUtf8Text);
         }
         self.total += size;
         self.largest = self.largest.max(size);
@@ -505,6 +520,22 @@ impl Payloads {
 
     fn dir(&mut self, side: Side) -> &mut Direction {
         &mut self.dirs[side as usize]
+    }
+
+    /// The anomalies `side` raised since the last call, once per time each was raised
+    /// (a message raises each at most once, and the session takes them after every event
+    /// of that side).
+    #[inline]
+    pub fn take_raised(&mut self, side: Side, mut f: impl FnMut(Anomaly)) {
+        let d = self.dir(side);
+        if d.raised != 0 {
+            for (i, &a) in RAISABLE.iter().enumerate() {
+                if d.raised & 1 << i != 0 {
+                    f(a);
+                }
+            }
+            d.raised = 0;
+        }
     }
 
     /// What this consumer says of `side`.
@@ -625,7 +656,7 @@ impl FrameConsumer for Payloads {
             if whole {
                 inflater.reset(false);
                 if !d.prime(inflater) {
-                    d.inflate_error = true;
+                    d.raise(Anomaly::InflateError);
                     d.lose_message();
                     return;
                 }
@@ -880,6 +911,45 @@ mod tests {
         assert!(t.anomalies.contains(Anomaly::InflateError), "{t:?}");
         assert!(t.anomalies.contains(Anomaly::InvalidUtf8Text), "{t:?}");
         assert!(t.inexact);
+    }
+
+    /// The session's consumers mark where inflation found each anomaly (`anomaly_packets`):
+    /// the packet that completed the message, once per message.
+    #[test]
+    fn inflation_anomalies_are_marked_at_their_packet() {
+        use crate::ws::session::Consumers;
+        let mut frames = vec![
+            frame(true, false, opcode::TEXT, b"fine", None),
+            frame(true, true, opcode::BINARY, &[0xff; 40], None),
+            frame(true, false, opcode::TEXT, b"bad \xc3\x28", None),
+            frame(true, false, opcode::TEXT, b"also bad \xff", None),
+        ];
+        // The corrupt message in two packets: its error shows in the payload of the
+        // first, and is marked when the frame completes, in the second.
+        let corrupt = frames.remove(1);
+        let (a, b) = corrupt.split_at(20);
+        frames.insert(1, a.to_vec());
+        frames.insert(2, b.to_vec());
+        let mut fs = FrameStream::new(Side::Server);
+        fs.allow_rsv1();
+        let mut c = Consumers {
+            payloads: Some(Box::new(Payloads::new(Some(Deflate::default())))),
+            ..Consumers::default()
+        };
+        for (i, f) in frames.iter().enumerate() {
+            let at = At {
+                packet: i as u64 + 10,
+                ts_ns: 0,
+            };
+            fs.data(f, at, &mut c);
+        }
+        let mark = |a| c.facts.marks.get(a).map(|m| (m.first_packet, m.count));
+        assert_eq!(mark(Anomaly::InflateError), Some((12, 1)));
+        assert_eq!(mark(Anomaly::InvalidUtf8Text), Some((13, 2)));
+        assert_eq!(mark(Anomaly::InflateLimit), None);
+        let t = c.payloads.as_ref().unwrap().totals(Side::Server);
+        assert!(t.anomalies.contains(Anomaly::InflateError));
+        assert!(t.anomalies.contains(Anomaly::InvalidUtf8Text));
     }
 
     #[test]

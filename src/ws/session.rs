@@ -51,7 +51,13 @@ impl FrameConsumer for Consumers {
             StreamEvent::Anomaly(a) => self.facts.marks.note(a, at.packet),
             StreamEvent::Message { .. } | StreamEvent::Gap { .. } => {}
         }
-        self.payloads.event(side, at, ev);
+        if let Some(p) = &mut self.payloads {
+            p.event(side, at, ev);
+            // What inflation found (in this event or in the payload before it) is marked
+            // at the packet that completed the event.
+            let marks = &mut self.facts.marks;
+            p.take_raised(side, |a| marks.note(a, at.packet));
+        }
     }
 
     #[inline]

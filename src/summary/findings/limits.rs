@@ -120,6 +120,8 @@ impl Scan {
             accepted: LogHist::default(),
             by: Tally::default(),
             compressed: 0,
+            sizes_not_inflated: 0,
+            no_data_message: 0,
         }));
         p
     }
@@ -259,6 +261,11 @@ struct TooBigProbe {
     accepted: LogHist,
     by: Tally,
     compressed: u64,
+    /// Sessions whose refused message has no known size: compressed and not inflated
+    /// (`--no-inflate`, or inflation failed), or no data message from the other side in
+    /// the capture at all (the refused one was a control frame, or not captured).
+    sizes_not_inflated: u64,
+    no_data_message: u64,
 }
 
 impl Probe for TooBigProbe {
@@ -282,6 +289,10 @@ impl Probe for TooBigProbe {
             }
         } else if r.largest[o] > 0 {
             self.rejected.add(r.largest[o]);
+        } else if r.messages[o] == 0 && r.unfinished[o] == 0 {
+            self.no_data_message += 1;
+        } else if r.has(flag::DEFLATE) {
+            self.sizes_not_inflated += 1;
         }
         self.by.add(format!(
             "{} refused the {}'s message",
@@ -299,18 +310,50 @@ impl Probe for TooBigProbe {
             return None;
         }
         if self.rejected.is_empty() {
+            // No size to give: say which of the reasons the sessions show.
+            let mut unknown = vec![("refused", self.by.ev())];
+            let why = match (self.no_data_message, self.sizes_not_inflated) {
+                (n, 0) if n == named.total => {
+                    "no data message from the other side before it: the refused one was a \
+                     control frame or was not captured"
+                }
+                (0, n) if n == named.total => "message sizes unknown: compressed and not inflated",
+                _ => "message sizes unknown",
+            };
+            if self.no_data_message > 0 {
+                unknown.push((
+                    "no_data_message",
+                    Ev::Text(format!(
+                        "in {} the other side sent no data message before the 1009",
+                        sessions(self.no_data_message)
+                    )),
+                ));
+            }
+            if self.sizes_not_inflated > 0 {
+                unknown.push((
+                    "not_inflated",
+                    Ev::Text(format!(
+                        "{} compressed (permessage-deflate) and not inflated",
+                        sessions(self.sizes_not_inflated)
+                    )),
+                ));
+            }
             return Some(Finding {
                 cause: Cause::MessageTooBig,
                 severity: Cause::MessageTooBig.severity(),
                 title: format!(
-                    "{} closed with 1009 Message Too Big (message sizes unknown: compressed and \
-                     not inflated)",
+                    "{} closed with 1009 Message Too Big ({why})",
                     sessions(named.total)
                 ),
                 sessions: named.refs,
                 sessions_total: named.total,
-                evidence: vec![("refused", self.by.ev())],
-                advice: ADVICE_TOO_BIG_UNKNOWN.to_string(),
+                evidence: unknown,
+                advice: if self.sizes_not_inflated > 0 {
+                    ADVICE_TOO_BIG_UNKNOWN
+                } else {
+                    ADVICE_TOO_BIG_NO_MESSAGE
+                }
+                .to_string(),
             });
         }
         let smallest_rejected = self.rejected.min;
@@ -360,6 +403,13 @@ impl Probe for TooBigProbe {
         })
     }
 }
+
+/// The advice of a 1009 before which the other side sent no data message.
+const ADVICE_TOO_BIG_NO_MESSAGE: &str = "The receiver refused something over its size limit \
+     that is not a data message of the capture: a control frame (a Ping's payload counts \
+     against small limits) or a message sent before the capture started. The Close reason \
+     often names the size. It is the receiver's setting: Python websockets max_size \
+     (default 1 MiB), Node ws maxPayload (100 MiB).";
 
 /// The advice of a 1009 whose message sizes are not known.
 const ADVICE_TOO_BIG_UNKNOWN: &str = "The receiver refused a message over its size limit. It \

@@ -255,6 +255,38 @@ fn a_1009_at_the_same_volume_of_small_messages_is_a_limit_not_too_big() {
     );
 }
 
+/// A 1009 with no size to give says why: no data message from the other side (a refused
+/// Ping, as in Zeek's message-too-big-status capture), or compressed and not inflated.
+#[test]
+fn a_1009_without_sizes_says_why() {
+    let refused = |n: u64, msgs: u64, flags: u32| {
+        let mut r = healthy(n, n as u8, n as i64 * 5 * S, S, msgs);
+        r.close_code = [1009, 1000];
+        r.largest = [0, 0];
+        r.flags |= flags;
+        r
+    };
+    let title = |rows: &[Row]| {
+        let f = findings(rows);
+        f.iter()
+            .find(|f| f.cause == Cause::MessageTooBig)
+            .map(|f| f.title.clone())
+            .unwrap()
+    };
+    let ping_only = title(&[refused(1, 0, 0)]);
+    assert!(
+        ping_only.contains("no data message from the other side"),
+        "{ping_only}"
+    );
+    let compressed = title(&[refused(1, 5, flag::DEFLATE)]);
+    assert!(
+        compressed.contains("compressed and not inflated"),
+        "{compressed}"
+    );
+    let both = title(&[refused(1, 0, 0), refused(2, 5, flag::DEFLATE)]);
+    assert!(both.ends_with("(message sizes unknown)"), "{both}");
+}
+
 #[test]
 fn unanswered_pings_before_an_abnormal_end_are_a_heartbeat_timeout() {
     let mut r = dropped(healthy(1, 1, 0, 30 * S, 10), Side::Server, 21 * S);
