@@ -140,10 +140,10 @@ pub struct Conn {
     pub ignored_payload: bool,
     /// The memory budget made it give up buffers (anomaly `memory_budget`).
     pub over_budget: bool,
-    /// The last segment of each direction, and of either, that carried payload (packet 0:
-    /// none yet; plain values, so that keeping them costs no branch per segment).
+    /// The last segment of each direction that carried payload (packet 0: none yet; plain
+    /// values, so that keeping them costs no branch per segment). The later of the two is
+    /// the last of either.
     last_payload: [At; 2],
-    last_payload_any: At,
     /// The first Close frame, FIN or RST has been seen (the last payload before it is in
     /// `facts`).
     ended: bool,
@@ -219,7 +219,6 @@ impl Conn {
             ignored_payload: false,
             over_budget: false,
             last_payload: [At::default(); 2],
-            last_payload_any: At::default(),
             ended: false,
             tcp_events: 0,
             facts: None,
@@ -528,7 +527,6 @@ impl Conn {
         }
         if carried != Carried::Nothing {
             self.last_payload[d] = at;
-            self.last_payload_any = at;
         }
         if seg.flags & (FIN | RST) != 0 {
             // A closed connection lingers for late segments before it is retired: free
@@ -568,10 +566,11 @@ impl Conn {
         }
         if !self.ended && (flags & (FIN | RST) != 0 || self.lent.close_seen) {
             self.ended = true;
-            if self.last_payload_any.packet != 0 {
+            let last = self.last_payload_any();
+            if last.packet != 0 {
                 self.facts
                     .get_or_insert_with(Box::default)
-                    .payload_before_end = self.last_payload_any;
+                    .payload_before_end = last;
             }
             if let App::WebSocket { session, .. } = &mut self.app {
                 session.consumers.facts.ended();
@@ -696,6 +695,17 @@ impl Conn {
         }
     }
 
+    /// The last segment of either direction that carried payload (packets are numbered in
+    /// capture order: the later direction's).
+    fn last_payload_any(&self) -> At {
+        let [a, b] = self.last_payload;
+        if a.packet >= b.packet {
+            a
+        } else {
+            b
+        }
+    }
+
     /// The last packet with payload before the session's end (before the capture's end
     /// when it never ended).
     fn last_payload_before_end(&self) -> Option<At> {
@@ -704,7 +714,7 @@ impl Conn {
                 .as_ref()
                 .map_or(At::default(), |f| f.payload_before_end)
         } else {
-            self.last_payload_any
+            self.last_payload_any()
         })
     }
 

@@ -84,15 +84,18 @@ impl Pings {
 /// What one side's frames showed.
 #[derive(Clone, Debug, Default)]
 pub struct SideFacts {
-    /// (messages, bytes) this side had sent when the session's first Close frame was seen
-    /// (taken from the report's counters, see [`Facts::close_seen`]).
-    pub before_close: Option<(u64, u64)>,
-    pub last_data: Option<At>,
+    /// This side's last data frame (packet 0: none yet; packets are numbered from 1).
+    last_data: At,
     /// Allocated at this side's first ping (most sessions' state stays small).
     pings: Option<Box<Pings>>,
 }
 
 impl SideFacts {
+    /// Where this side's last data frame ended, if it sent one.
+    pub fn last_data(&self) -> Option<At> {
+        (self.last_data.packet != 0).then_some(self.last_data)
+    }
+
     /// The round trips of this side's pings, and the pings unanswered when the session
     /// ended (or when the capture ended, if it never did).
     pub fn ping_rtt(&self) -> PingRtt {
@@ -143,6 +146,10 @@ impl SideFacts {
 pub struct Facts {
     pub client: SideFacts,
     pub server: SideFacts,
+    /// (messages, bytes) the client and the server had sent when the session's first
+    /// Close frame was seen (taken from the report's counters, see [`Facts::close_seen`]);
+    /// allocated then (an open session carries 8 bytes for it, not 48).
+    before_close: Option<Box<[(u64, u64); 2]>>,
     pub marks: AnomalyMarks,
 }
 
@@ -151,9 +158,8 @@ impl Facts {
     /// client and of the server at that moment.
     #[inline]
     pub fn close_seen(&mut self, counts: [(u64, u64); 2]) {
-        if self.client.before_close.is_none() && self.server.before_close.is_none() {
-            self.client.before_close = Some(counts[0]);
-            self.server.before_close = Some(counts[1]);
+        if self.before_close.is_none() {
+            self.before_close = Some(Box::new(counts));
         }
         self.ended();
     }
@@ -161,7 +167,12 @@ impl Facts {
     /// Whether the session's first Close frame has been seen.
     #[inline(always)]
     pub fn close_seen_yet(&self) -> bool {
-        self.client.before_close.is_some()
+        self.before_close.is_some()
+    }
+
+    /// (messages, bytes) `side` had sent when the session's first Close frame was seen.
+    pub fn before_close(&self, side: Side) -> Option<(u64, u64)> {
+        self.before_close.as_deref().map(|b| b[side as usize])
     }
 
     /// The session ended (its first Close frame, FIN or RST): the pings waiting now were
@@ -176,7 +187,7 @@ impl Facts {
     pub fn frame(&mut self, side: Side, at: At, op: u8) {
         match op {
             opcode::TEXT | opcode::BINARY | opcode::CONTINUATION => {
-                self.side_mut(side).last_data = Some(at)
+                self.side_mut(side).last_data = at
             }
             opcode::PING => self.side_mut(side).ping(at),
             opcode::PONG => self.side_mut(side.other()).pong(at),

@@ -861,7 +861,7 @@ impl WsSession {
             };
             let t = &c.stats;
             let (messages_before_close, bytes_before_close) =
-                f.before_close.unwrap_or((t.messages, t.bytes));
+                facts.before_close(side).unwrap_or((t.messages, t.bytes));
             let mut stats = SideStats {
                 messages: t.messages,
                 bytes: t.bytes,
@@ -874,7 +874,7 @@ impl WsSession {
                 messages_before_close,
                 bytes_before_close,
                 unfinished_message,
-                last_data: f.last_data,
+                last_data: f.last_data(),
                 ping_rtt: f.ping_rtt(),
                 tcp: Default::default(),
                 in_progress_at_end: None,
