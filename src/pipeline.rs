@@ -4,6 +4,8 @@
 //! reader thread: files -> chunks -> records framed -> each packet decoded at once (while
 //!                it is in cache) -> segments bucketed by shard (bounded queue of 2 batches)
 //! other threads: shards, each over its own segments in capture order -> sessions
+//! (two threads with inflation or TLS keys: `rayon::join(read the next batch, the shards
+//! of this one)` instead, so that both threads run shards; see `Mode`)
 //! per batch:     boundary (sequential, deterministic): tcp_stream numbers, expiry,
 //!                eviction, recognition window, memory budget, records written in
 //!                first-packet order up to the watermark (or as they end, `Order::End`)
@@ -167,6 +169,13 @@ impl Decoded {
     }
 }
 
+/// The shard of a connection: its hash's high half scaled to `n` (a multiply and a
+/// shift, where `%` would divide for every packet).
+#[inline]
+fn shard_of(hash: u64, n: usize) -> usize {
+    (((hash >> 32) * n as u64) >> 32) as usize
+}
+
 /// Decodes one packet into the buckets of `n_shards` shards.
 #[inline]
 fn decode_into(
@@ -181,12 +190,7 @@ fn decode_into(
         // Not analyzed, but its connection keeps the number it has in the whole capture.
         if let Ok(mut seg) = decode(pkt.linktype, data) {
             let hash = seg.key.shard_hash();
-            let n = buckets.len();
-            let s = if n == 1 {
-                0
-            } else {
-                ((hash >> 32) % n as u64) as usize
-            };
+            let s = shard_of(hash, buckets.len());
             seg.payload_off += pkt.off;
             buckets[s].push(Item {
                 hash,
@@ -203,12 +207,7 @@ fn decode_into(
         Ok(mut seg) => {
             // Hashed here, on the reader thread: the shards reuse it for lookups.
             let hash = seg.key.shard_hash();
-            let n = buckets.len();
-            let s = if n == 1 {
-                0
-            } else {
-                ((hash >> 32) % n as u64) as usize
-            };
+            let s = shard_of(hash, buckets.len());
             seg.payload_off += pkt.off;
             buckets[s].push(Item {
                 hash,
@@ -608,6 +607,43 @@ impl Engine {
     }
 }
 
+/// How the threads share the work.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// A reader thread reads, frames and decodes each batch while its bytes are hot in its
+    /// core's cache, and hands it to the shards on the other threads. Best when reading
+    /// costs about as much as the shards (plaintext without inflation), and for live
+    /// captures.
+    Pipeline,
+    /// `rayon::join(read the next batch, the shards of this one)` on a pool of all the
+    /// threads: the thread done reading first runs shards too. The shards' work then uses
+    /// both cores when it outweighs reading (inflation, TLS decryption), at the cost of
+    /// packets decoded on one core being read on another.
+    Join,
+}
+
+impl Mode {
+    /// `Join` for two threads over files with inflation on or TLS keys given; the
+    /// environment variable `WSCLOSE_MODE` (`join` or `pipeline`) overrides it, to
+    /// measure one against the other (the report is the same).
+    fn choose(threads: usize, opts: &Options, capture: &Capture) -> Mode {
+        let shard_bound = opts.inflate || !opts.keylog.is_empty();
+        let forced = std::env::var("WSCLOSE_MODE").ok();
+        match forced.as_deref() {
+            Some("join") if threads >= 2 => return Mode::Join,
+            Some("pipeline") => return Mode::Pipeline,
+            _ => {}
+        }
+        // A live capture keeps the pipeline: a boundary (and its rows) never waits for
+        // the next batch's read.
+        if threads == 2 && shard_bound && !capture.is_live() {
+            Mode::Join
+        } else {
+            Mode::Pipeline
+        }
+    }
+}
+
 /// Runs the analysis over `capture`, handing each session record to `out` in the order of
 /// the connections' first packets (or as they end, `Order::End`), as soon as it is known.
 pub fn analyze(
@@ -626,16 +662,62 @@ pub fn analyze_into(
     out: &mut dyn RecordSink,
 ) -> io::Result<Summary> {
     let threads = opts.threads.max(1);
+    // Two threads where the shards cost more than reading (inflation or decryption
+    // on): both threads run shards, see `Mode::Join`.
+    let mode = Mode::choose(threads, opts, &capture);
     // More shards than threads keeps the threads busy when connections are uneven; the
     // report does not depend on the number.
-    let n_shards = if threads <= 2 { 1 } else { (threads - 1) * 4 };
+    let n_shards = match mode {
+        Mode::Join => threads * 2,
+        Mode::Pipeline if threads <= 2 => 1,
+        Mode::Pipeline => (threads - 1) * 4,
+    };
     let paths: Option<Arc<[Arc<str>]>> = capture
         .per_file()
         .then(|| capture.input_paths().map(Arc::from).collect());
     let mut engine = Engine::new(n_shards, opts, paths);
     let files = capture.n_inputs() as u64;
     let progress = opts.progress.clone();
-    if threads == 1 {
+    if mode == Mode::Join {
+        // Reading (and decoding) the next batch is one task beside the current batch's
+        // shards on a pool of `threads`: the thread that finishes reading steals shards.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(io::Error::other)?;
+        let mut seen_first = false;
+        let mut cur = Decoded::default();
+        let mut next = Decoded::default();
+        let mut fill = read_batch(&mut capture, &mut cur, n_shards, &progress, &mut seen_first);
+        loop {
+            let last = matches!(fill, Fill::End);
+            let (next_fill, ()) = pool.install(|| {
+                rayon::join(
+                    || {
+                        (!last).then(|| {
+                            read_batch(
+                                &mut capture,
+                                &mut next,
+                                n_shards,
+                                &progress,
+                                &mut seen_first,
+                            )
+                        })
+                    },
+                    || engine.shards_over(&cur, true),
+                )
+            });
+            engine.boundary(out)?;
+            engine.take_stats(&mut cur);
+            match next_fill {
+                None => break,
+                Some(f) => {
+                    fill = f;
+                    std::mem::swap(&mut cur, &mut next);
+                }
+            }
+        }
+    } else if threads == 1 {
         let mut d = Decoded::default();
         let mut seen_first = false;
         loop {

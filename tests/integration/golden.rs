@@ -1,5 +1,5 @@
 //! Every capture in fixtures/ against its expected report in fixtures/expected/, byte for
-//! byte; the same report for 1, 2 and 3 threads.
+//! byte; the same report for 1, 2 and 3 threads, and for both ways of running two.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +38,22 @@ fn check_dir(group: &str, dir: &Path) -> usize {
             assert!(
                 other == report,
                 "{}: --threads {threads} differs from --threads 2",
+                cap.display()
+            );
+        }
+        // Two threads run the shards in one of two ways (pipeline.rs, `Mode`), chosen by
+        // the options; each gives the same report.
+        for mode in ["pipeline", "join"] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsclose"))
+                .args(["sessions", "--threads", "2"])
+                .arg(cap)
+                .env("WSCLOSE_MODE", mode)
+                .current_dir(root())
+                .output()
+                .expect("run wsclose");
+            assert!(
+                out.stdout == report.as_bytes(),
+                "{}: --threads 2 in mode {mode} differs",
                 cap.display()
             );
         }
