@@ -181,7 +181,7 @@ impl Http {
                                         ctx.limits.inflate,
                                         tl,
                                     ));
-                                    s.requests_before_upgrade = self.requests;
+                                    s.set_requests_before_upgrade(self.requests);
                                     self.pending.push_back(Pending {
                                         head_method: false,
                                         upgrade: true,
@@ -228,7 +228,7 @@ impl Http {
                 ctx.limits.inflate,
                 at,
             ));
-            s.requests_before_upgrade = self.requests;
+            s.set_requests_before_upgrade(self.requests);
             self.upgrade_at = at;
             self.session = Some(s);
             self.client = Reading::Session;
@@ -379,7 +379,7 @@ impl Http {
                     ctx.limits.inflate,
                     ctx.at,
                 ));
-                s.requests_before_upgrade = self.requests;
+                s.set_requests_before_upgrade(self.requests);
                 s.set_earlier(std::mem::take(&mut self.finished));
                 return Some(App::WebSocket {
                     client_is_lo: self.client_is_lo,
@@ -526,21 +526,21 @@ impl App {
     pub fn session_mut(&mut self, requests_before_upgrade: u64) -> Option<&mut WsSession> {
         match self {
             App::WebSocket { session, .. } => {
-                if session.requests_before_upgrade == requests_before_upgrade {
+                if session.requests_before_upgrade() == requests_before_upgrade {
                     return Some(&mut **session);
                 }
                 session
                     .earlier_mut()
                     .iter_mut()
                     .map(|b| &mut **b)
-                    .find(|s| s.requests_before_upgrade == requests_before_upgrade)
+                    .find(|s| s.requests_before_upgrade() == requests_before_upgrade)
             }
             App::Http(h) => h
                 .session
                 .iter_mut()
                 .chain(h.finished.iter_mut())
                 .map(|b| &mut **b)
-                .find(|s| s.requests_before_upgrade == requests_before_upgrade),
+                .find(|s| s.requests_before_upgrade() == requests_before_upgrade),
             _ => None,
         }
     }
@@ -583,7 +583,7 @@ impl Http {
         let at = std::mem::take(&mut self.upgrade_at);
         let s = self.session.as_deref()?;
         let key = s.key()?.to_string();
-        Some((key.trim().to_string(), at, s.requests_before_upgrade))
+        Some((key.trim().to_string(), at, s.requests_before_upgrade()))
     }
 }
 
@@ -783,9 +783,9 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         ]);
         let sessions: Vec<_> = app.sessions().collect();
         assert_eq!(sessions.len(), 2);
-        assert_eq!(sessions[0].requests_before_upgrade, 2);
+        assert_eq!(sessions[0].requests_before_upgrade(), 2);
         assert_eq!(sessions[0].status(), Some(401));
-        assert_eq!(sessions[1].requests_before_upgrade, 3);
+        assert_eq!(sessions[1].requests_before_upgrade(), 3);
         assert!(sessions[1].upgraded());
         let c = &sessions[1].consumers.counts;
         assert_eq!((c.client.stats.messages, c.server.stats.messages), (1, 1));

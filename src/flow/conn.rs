@@ -817,7 +817,7 @@ impl Conn {
                 tcp,
                 exact: exact && tcp_exact,
                 anomalies,
-                requests_before_upgrade: s.requests_before_upgrade,
+                requests_before_upgrade: s.requests_before_upgrade(),
                 peer: s.peer(),
                 peer_session: None,
                 closed_by: None,

@@ -435,7 +435,7 @@ impl Shard {
             let c = self.conns[slot as usize].as_ref().expect("live");
             if c.app
                 .sessions()
-                .any(|s| s.requests_before_upgrade == u.requests_before_upgrade)
+                .any(|s| s.requests_before_upgrade() == u.requests_before_upgrade)
             {
                 return true;
             }

@@ -67,17 +67,20 @@ fn unmask_into(data: &[u8], key: [u8; 4], pos: u64, out: &mut [u8]) {
 }
 
 /// A UTF-8 check over a message that arrives in pieces: a sequence cut by a piece's end
-/// is carried to the next.
+/// is carried to the next. (`carry_len` [`INVALID`]: the message is not UTF-8; one byte
+/// less per direction than a flag of its own.)
 #[derive(Clone, Copy, Debug, Default)]
 struct Utf8 {
     carry: [u8; 4],
     carry_len: u8,
-    invalid: bool,
 }
+
+/// `Utf8::carry_len` of a message found not to be UTF-8.
+const INVALID: u8 = u8::MAX;
 
 impl Utf8 {
     fn feed(&mut self, mut d: &[u8]) {
-        if self.invalid || d.is_empty() {
+        if self.carry_len == INVALID || d.is_empty() {
             return;
         }
         if self.carry_len > 0 {
@@ -105,7 +108,7 @@ impl Utf8 {
                     return;
                 }
                 Err(_) => {
-                    self.invalid = true;
+                    self.carry_len = INVALID;
                     return;
                 }
             }
@@ -117,13 +120,13 @@ impl Utf8 {
                 self.carry[..tail.len()].copy_from_slice(tail);
                 self.carry_len = tail.len() as u8;
             }
-            Err(_) => self.invalid = true,
+            Err(_) => self.carry_len = INVALID,
         }
     }
 
     /// Whether the whole message was UTF-8.
     fn finish(&self) -> bool {
-        !self.invalid && self.carry_len == 0
+        self.carry_len == 0
     }
 }
 
@@ -133,8 +136,6 @@ struct Message {
     active: bool,
     text: bool,
     compressed: bool,
-    /// Application bytes so far (inflated bytes when compressed).
-    size: u64,
     /// Some of it is unknown (a gap, a cap, an inflate error, a lost window): its size is a
     /// lower bound and its text is not checked.
     partial: bool,
@@ -196,33 +197,20 @@ impl History {
     }
 }
 
-/// One direction's inflation state and totals.
+/// One direction's state: what every session keeps (the message being received, for
+/// the UTF-8 check and the largest message; the anomalies), and the inflation state,
+/// boxed and present only when permessage-deflate was negotiated: a session without the
+/// extension carries 32 bytes a direction.
 #[derive(Debug, Default)]
 struct Direction {
-    /// Negotiated: window bits, and whether the window is reset after each message.
-    window_bits: u8,
-    no_context_takeover: bool,
-    /// With context takeover: the last 2^window_bits uncompressed bytes of the compressed
-    /// messages so far, the dictionary of the next one (RFC 7692 §7.2.1). Allocated at the
-    /// first compressed message.
-    history: History,
-    /// An inflater of its own, only while a compressed message spans deliveries (boxed:
-    /// zlib's state is allocated anyway, and an open session should not carry room for
-    /// the handle).
-    inflater: Option<Box<Decompress>>,
-    /// The window a later message may refer to is gone (context takeover after a gap,
-    /// an error or a cap): compressed messages cannot be inflated any more.
-    window_lost: bool,
-    /// The direction's inflated bytes passed [`MAX_INFLATED_DIRECTION`].
-    capped: bool,
-    /// Inflated bytes so far (counting stops past the cap: a u32 is enough).
-    inflated: u32,
+    /// Inflation (with permessage-deflate only; allocated with the payload consumer,
+    /// never per message).
+    z: Option<Box<Inflation>>,
+    /// The largest complete message, in application bytes.
+    largest: u64,
     msg: Message,
     /// A payload call already started the current frame.
     frame_open: bool,
-    /// Application bytes of complete messages, and the largest.
-    total: u64,
-    largest: u64,
     /// A compressed message whose parameters are unknown (mid-stream): sizes unknown.
     unknown_compression: bool,
     /// A size is a lower bound.
@@ -235,6 +223,44 @@ struct Direction {
     raised: u8,
 }
 
+/// One direction's inflation state and totals (permessage-deflate negotiated).
+#[derive(Debug, Default)]
+struct Inflation {
+    /// Negotiated: window bits, and whether the window is reset after each message.
+    window_bits: u8,
+    no_context_takeover: bool,
+    /// The window a later message may refer to is gone (context takeover after a gap,
+    /// an error or a cap): compressed messages cannot be inflated any more.
+    window_lost: bool,
+    /// The direction's inflated bytes passed [`MAX_INFLATED_DIRECTION`].
+    capped: bool,
+    /// Inflated bytes so far (counting stops past the cap: a u32 is enough).
+    inflated: u32,
+    /// With context takeover: the last 2^window_bits uncompressed bytes of the compressed
+    /// messages so far, the dictionary of the next one (RFC 7692 §7.2.1). Allocated at the
+    /// first compressed message.
+    history: History,
+    /// An inflater of its own, only while a compressed message spans deliveries (boxed:
+    /// zlib's state is allocated anyway, and an open session should not carry room for
+    /// the handle).
+    inflater: Option<Box<Decompress>>,
+    /// Application bytes of the current message so far (inflated bytes when compressed).
+    size: u64,
+    /// Application bytes of complete messages.
+    total: u64,
+}
+
+impl Inflation {
+    /// The window is gone: with context takeover, later compressed messages cannot be
+    /// inflated.
+    fn lose_window(&mut self) {
+        if !self.no_context_takeover {
+            self.window_lost = true;
+            self.history = History::default();
+        }
+    }
+}
+
 /// The anomalies a direction can raise, in the order of its bits.
 const RAISABLE: [Anomaly; 3] = [
     Anomaly::InflateError,
@@ -242,7 +268,7 @@ const RAISABLE: [Anomaly; 3] = [
     Anomaly::InvalidUtf8Text,
 ];
 
-// `Direction::inflated` stops counting at the cap plus one output chunk.
+// `Inflation::inflated` stops counting at the cap plus one output chunk.
 const _: () = assert!(MAX_INFLATED_DIRECTION < (u32::MAX as u64) / 2);
 
 impl Direction {
@@ -268,17 +294,32 @@ impl Direction {
         self.raised |= bit;
     }
 
-    fn new(window_bits: u8, no_context_takeover: bool) -> Self {
+    fn new(deflate: Option<(u8, bool)>) -> Self {
         Direction {
-            window_bits,
-            no_context_takeover,
+            z: deflate.map(|(window_bits, no_context_takeover)| {
+                Box::new(Inflation {
+                    window_bits,
+                    no_context_takeover,
+                    ..Inflation::default()
+                })
+            }),
             ..Direction::default()
         }
     }
 
+    /// The inflation state; only called for compressed messages, which exist only with
+    /// permessage-deflate.
+    #[inline]
+    fn zs(&mut self) -> &mut Inflation {
+        self.z
+            .as_deref_mut()
+            .expect("compressed messages only with permessage-deflate")
+    }
+
     /// The first frame of a message, or a continuation (from its header).
-    fn start_frame(&mut self, h: &FrameHeader, deflate: bool) {
+    fn start_frame(&mut self, h: &FrameHeader) {
         if let opcode::TEXT | opcode::BINARY = h.opcode {
+            let deflate = self.z.is_some();
             let rsv1 = h.rsv & 0b100 != 0;
             if rsv1 && !deflate {
                 // RSV1 under an unknown context (mid-stream, or an extension other than
@@ -286,12 +327,17 @@ impl Direction {
                 self.unknown_compression = true;
             }
             let compressed = rsv1 && deflate;
-            self.inflater = None;
+            let mut window_gone = false;
+            if let Some(z) = &mut self.z {
+                z.inflater = None;
+                z.size = 0;
+                window_gone = z.window_lost || z.capped;
+            }
             self.msg = Message {
                 active: true,
                 text: h.opcode == opcode::TEXT,
                 compressed,
-                partial: rsv1 && !deflate || compressed && (self.window_lost || self.capped),
+                partial: rsv1 && !deflate || compressed && window_gone,
                 ..Message::default()
             };
         }
@@ -299,7 +345,8 @@ impl Direction {
 
     /// Prepares `z` to inflate a new message: empty window, or the history as dictionary.
     fn prime(&mut self, z: &mut Decompress) -> bool {
-        self.history.is_empty() || z.set_dictionary(self.history.window()).is_ok()
+        let h = &self.zs().history;
+        h.is_empty() || z.set_dictionary(h.window()).is_ok()
     }
 
     /// Inflates `input` into the message with `z`, in `output`-sized steps.
@@ -318,19 +365,19 @@ impl Direction {
             input = &input[used..];
             if made > 0 {
                 let out = &output[..made];
-                let m = &mut self.msg;
-                m.size += made as u64;
-                self.inflated = self.inflated.saturating_add(made as u32);
-                if m.text {
-                    m.utf8.feed(out);
+                if self.msg.text {
+                    self.msg.utf8.feed(out);
                 }
-                if !self.no_context_takeover {
+                let inf = self.zs();
+                inf.size += made as u64;
+                inf.inflated = inf.inflated.saturating_add(made as u32);
+                if !inf.no_context_takeover {
                     // Keep the last window's worth of uncompressed bytes.
-                    self.history.push(out, 1 << self.window_bits);
+                    inf.history.push(out, 1 << inf.window_bits);
                 }
-                let past_cap = self.inflated as u64 > MAX_INFLATED_DIRECTION;
-                if self.msg.size > MAX_INFLATED_MESSAGE || past_cap {
-                    self.capped |= past_cap;
+                let past_cap = inf.inflated as u64 > MAX_INFLATED_DIRECTION;
+                if inf.size > MAX_INFLATED_MESSAGE || past_cap {
+                    inf.capped |= past_cap;
                     self.raise(Anomaly::InflateLimit);
                     self.lose_message();
                     return;
@@ -360,12 +407,12 @@ impl Direction {
         if self.msg.partial || self.msg.stream_end {
             return;
         }
-        let mut z = match self.inflater.take() {
+        let mut z = match self.zs().inflater.take() {
             Some(z) => z,
             None => {
                 let mut z = Box::new(Decompress::new_with_window_bits(
                     false,
-                    self.window_bits.max(9),
+                    self.zs().window_bits.max(9),
                 ));
                 if !self.prime(&mut z) {
                     self.raise(Anomaly::InflateError);
@@ -377,7 +424,7 @@ impl Direction {
         };
         self.inflate(&mut z, d, output, FlushDecompress::None);
         if !self.msg.partial {
-            self.inflater = Some(z);
+            self.zs().inflater = Some(z);
         }
     }
 
@@ -386,11 +433,9 @@ impl Direction {
     fn lose_message(&mut self) {
         self.msg.partial = true;
         if self.msg.compressed {
-            self.inflater = None;
-            if !self.no_context_takeover {
-                self.window_lost = true;
-                self.history = History::default();
-            }
+            let z = self.zs();
+            z.inflater = None;
+            z.lose_window();
         }
     }
 
@@ -400,10 +445,12 @@ impl Direction {
         if self.msg.active {
             return;
         }
-        self.inflater = None;
-        if !self.history.is_empty() {
-            self.history = History::default();
-            self.window_lost = true;
+        if let Some(z) = &mut self.z {
+            z.inflater = None;
+            if !z.history.is_empty() {
+                z.history = History::default();
+                z.window_lost = true;
+            }
         }
     }
 
@@ -418,7 +465,7 @@ impl Direction {
         let m = &self.msg;
         if m.compressed && !m.partial && !m.stream_end && !m.inflated {
             // RFC 7692 §7.2.2: append 00 00 ff ff, inflate to the end.
-            match self.inflater.take() {
+            match self.zs().inflater.take() {
                 Some(mut z) => {
                     self.inflate(&mut z, &TAIL, &mut scratch.output, FlushDecompress::Sync)
                 }
@@ -437,17 +484,25 @@ impl Direction {
                 }
             }
         }
-        self.inflater = None;
         let m = std::mem::take(&mut self.msg);
-        if m.compressed && m.stream_end && !self.no_context_takeover {
-            // A final block ended the DEFLATE stream: a new one starts with an empty
-            // window, which the sender's does not: later sizes are not known.
-            self.window_lost = true;
-            self.history = History::default();
+        let mut size = wire;
+        if let Some(z) = &mut self.z {
+            z.inflater = None;
+            if m.compressed {
+                // An uncompressed message's size is its wire size, known from its headers
+                // even when bytes of it are missing; a compressed one's is what was
+                // inflated.
+                size = z.size;
+                if m.stream_end {
+                    // A final block ended the DEFLATE stream: a new one starts with an
+                    // empty window, which the sender's does not: later sizes are not
+                    // known.
+                    z.lose_window();
+                }
+            }
+            z.size = 0;
+            z.total += size;
         }
-        // An uncompressed message's size is its wire size, known from its headers even
-        // when bytes of it are missing; a compressed one's is what was inflated.
-        let size = if m.compressed { m.size } else { wire };
         if m.partial {
             // Not fully inflated: a lower bound. (Uncompressed: only the text check is
             // skipped.)
@@ -455,7 +510,6 @@ impl Direction {
         } else if m.text && !m.utf8.finish() {
             self.raise(Anomaly::InvalidUtf8Text);
         }
-        self.total += size;
         self.largest = self.largest.max(size);
     }
 
@@ -473,10 +527,9 @@ impl Direction {
                     self.msg.active = false;
                 }
                 // Any compressed message may have been in the gap.
-                self.inflater = None;
-                if !self.no_context_takeover {
-                    self.window_lost = true;
-                    self.history = History::default();
+                if let Some(z) = &mut self.z {
+                    z.inflater = None;
+                    z.lose_window();
                 }
                 self.inexact = true;
             }
@@ -498,10 +551,10 @@ pub struct PayloadTotals {
 }
 
 /// The payload consumer of one session: inflation (when permessage-deflate was
-/// negotiated) and the UTF-8 check of text messages.
+/// negotiated) and the UTF-8 check of text messages. 64 bytes, kept inline in the
+/// session; the inflation state is allocated with it when the extension was negotiated.
 #[derive(Debug)]
 pub struct Payloads {
-    deflate: bool,
     dirs: [Direction; 2],
 }
 
@@ -509,12 +562,14 @@ impl Payloads {
     /// For a session with `deflate` parameters (`None`: the extension was not negotiated,
     /// or the handshake was not seen).
     pub fn new(deflate: Option<Deflate>) -> Self {
-        let d = deflate.unwrap_or_default();
         Payloads {
-            deflate: deflate.is_some(),
             dirs: [
-                Direction::new(d.client_max_window_bits, d.client_no_context_takeover),
-                Direction::new(d.server_max_window_bits, d.server_no_context_takeover),
+                Direction::new(
+                    deflate.map(|d| (d.client_max_window_bits, d.client_no_context_takeover)),
+                ),
+                Direction::new(
+                    deflate.map(|d| (d.server_max_window_bits, d.server_no_context_takeover)),
+                ),
             ],
         }
     }
@@ -543,7 +598,7 @@ impl Payloads {
     pub fn totals(&self, side: Side) -> PayloadTotals {
         let d = &self.dirs[side as usize];
         PayloadTotals {
-            bytes_inflated: self.deflate.then_some(d.total),
+            bytes_inflated: d.z.as_ref().map(|z| z.total),
             largest_message: (!d.unknown_compression).then_some(d.largest),
             anomalies: d.anomalies(),
             inexact: d.inexact,
@@ -561,14 +616,16 @@ impl Payloads {
     /// sizes, become lower bounds).
     pub fn release_windows(&mut self) {
         for d in &mut self.dirs {
-            if d.inflater.is_some() || d.history.capacity() > 0 {
+            let Some(z) = &d.z else { continue };
+            if z.inflater.is_some() || z.history.capacity() > 0 {
                 if d.msg.active && d.msg.compressed {
                     d.lose_message();
                 }
-                d.inflater = None;
-                if d.history.capacity() > 0 {
-                    d.history = History::default();
-                    d.window_lost = true;
+                let z = d.zs();
+                z.inflater = None;
+                if z.history.capacity() > 0 {
+                    z.history = History::default();
+                    z.window_lost = true;
                 }
             }
         }
@@ -579,11 +636,12 @@ impl Payloads {
     pub fn inflater_bytes(&self) -> usize {
         self.dirs
             .iter()
-            .map(|d| {
-                d.history.capacity()
-                    + d.inflater
+            .filter_map(|d| d.z.as_deref())
+            .map(|z| {
+                z.history.capacity()
+                    + z.inflater
                         .as_ref()
-                        .map_or(0, |_| (1usize << d.window_bits.max(9)) + 20 * 1024)
+                        .map_or(0, |_| (1usize << z.window_bits.max(9)) + 20 * 1024)
             })
             .sum()
     }
@@ -601,12 +659,11 @@ impl FrameConsumer for Payloads {
 
     #[inline]
     fn event(&mut self, side: Side, _at: At, ev: StreamEvent<'_>) {
-        let deflate = self.deflate;
         let d = self.dir(side);
         match ev {
             StreamEvent::Frame(f) => {
                 if !d.frame_open {
-                    d.start_frame(&f.header, deflate);
+                    d.start_frame(&f.header);
                 }
                 d.frame_open = false;
             }
@@ -623,14 +680,18 @@ impl FrameConsumer for Payloads {
 
     #[inline]
     fn payload(&mut self, side: Side, header: &FrameHeader, offset: u64, bytes: &[u8]) {
-        if opcode::is_control(header.opcode) {
+        // Only data frames carry a message (§5.6); control frames and reserved opcodes
+        // (`reserved_opcode`) are no part of one.
+        if !matches!(
+            header.opcode,
+            opcode::CONTINUATION | opcode::TEXT | opcode::BINARY
+        ) {
             return;
         }
-        let deflate = self.deflate;
         let d = self.dir(side);
         if !d.frame_open {
             d.frame_open = true;
-            d.start_frame(header, deflate);
+            d.start_frame(header);
             if offset > 0 {
                 // The frame's start fell into a gap.
                 d.lose_message();
@@ -947,7 +1008,7 @@ mod tests {
         let mut fs = FrameStream::new(Side::Server);
         fs.allow_rsv1();
         let mut c = Consumers {
-            payloads: Some(Box::new(Payloads::new(Some(Deflate::default())))),
+            payloads: Some(Payloads::new(Some(Deflate::default()))),
             ..Consumers::default()
         };
         for (i, f) in frames.iter().enumerate() {

@@ -30,9 +30,10 @@ pub struct Consumers {
     pub counts: Counts,
     /// The record's other facts (times, round trips, anomaly packets).
     pub facts: Facts,
-    /// Message payloads (absent with `--no-inflate`, or before the upgrade). Boxed: the
-    /// counters stay on few cache lines.
-    pub payloads: Option<Box<Payloads>>,
+    /// Message payloads (absent with `--no-inflate`, or before the upgrade). Inline (64
+    /// bytes): a box would cost every open session an allocation and its overhead; what
+    /// only permessage-deflate needs is boxed inside.
+    pub payloads: Option<Payloads>,
 }
 
 /// One match per event for the counters and the facts (an event per frame: this is the
@@ -216,9 +217,9 @@ pub struct WsSession {
     /// What the frames add up to, per direction, their payloads, and the rest of the
     /// record's facts.
     pub consumers: Consumers,
-    /// Handshake anomalies (the frame streams' go to `consumers`), and where they were seen.
+    /// Handshake anomalies (the frame streams' go to `consumers`); where they were seen
+    /// is marked with the frames' (`consumers.facts.marks`: the record merges them anyway).
     pub anomalies: Anomalies,
-    pub marks: AnomalyMarks,
     /// Something the report depends on could not be read (handshake lost in a gap).
     pub inexact: bool,
     /// The request head was cut off (gap or snapshot length): only its first lines are known.
@@ -234,8 +235,6 @@ pub struct WsSession {
     deflate: bool,
     /// Picked up mid-stream: no handshake was seen.
     pub midstream: bool,
-    /// HTTP requests on the connection before this Upgrade.
-    pub requests_before_upgrade: u64,
 }
 
 /// What a session keeps only during its handshake (the key, the response head) or only
@@ -257,6 +256,8 @@ struct Rare {
     earlier: Vec<Box<WsSession>>,
     /// The other leg through a proxy, once paired.
     peer: Option<Peer>,
+    /// HTTP requests on the connection before this Upgrade (keep-alive; most have none).
+    requests_before_upgrade: u64,
 }
 
 impl Rare {
@@ -267,6 +268,7 @@ impl Rare {
             && self.response_body.is_none()
             && self.earlier.is_empty()
             && self.peer.is_none()
+            && self.requests_before_upgrade == 0
     }
 }
 
@@ -324,7 +326,7 @@ impl WsSession {
             fs.start_lost();
         }
         if inflate {
-            s.consumers.payloads = Some(Box::new(Payloads::new(None)));
+            s.consumers.payloads = Some(Payloads::new(None));
         }
         s.tidy();
         s
@@ -381,7 +383,6 @@ impl WsSession {
             server_state: DirState::Head,
             consumers: Consumers::default(),
             anomalies: Anomalies::default(),
-            marks: AnomalyMarks::default(),
             inexact: false,
             request_cut,
             response_cut: false,
@@ -389,7 +390,6 @@ impl WsSession {
             inflate,
             deflate: false,
             midstream: false,
-            requests_before_upgrade: 0,
         };
         // Fields after a cut are unknown, not missing.
         if !request_cut {
@@ -406,7 +406,7 @@ impl WsSession {
     /// A handshake anomaly, seen in packet `at`.
     fn flag(&mut self, a: Anomaly, at: At) {
         self.anomalies.insert(a);
-        self.marks.note(a, at.packet);
+        self.consumers.facts.marks.note(a, at.packet);
     }
 
     /// The message each side has in progress (see [`FrameStream::unfinished_message`]).
@@ -482,6 +482,19 @@ impl WsSession {
 
     fn rare(&mut self) -> &mut Rare {
         self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// HTTP requests on the connection before this Upgrade.
+    pub fn requests_before_upgrade(&self) -> u64 {
+        self.rare.as_ref().map_or(0, |r| r.requests_before_upgrade)
+    }
+
+    /// Sets [`requests_before_upgrade`](Self::requests_before_upgrade).
+    pub fn set_requests_before_upgrade(&mut self, n: u64) {
+        if n != self.requests_before_upgrade() {
+            self.rare().requests_before_upgrade = n;
+            self.tidy();
+        }
     }
 
     /// Drops what the session keeps in `rare` once none of it is needed.
@@ -735,7 +748,7 @@ impl WsSession {
             let deflate = extensions::permessage_deflate(&resp.extensions);
             self.deflate = deflate.is_some();
             if self.inflate {
-                self.consumers.payloads = Some(Box::new(Payloads::new(deflate)));
+                self.consumers.payloads = Some(Payloads::new(deflate));
             }
             self.server_state = DirState::Frames;
         } else {
@@ -850,8 +863,7 @@ impl WsSession {
         let mut anomalies = self.anomalies;
         anomalies.union(counts.client.anomalies);
         anomalies.union(counts.server.anomalies);
-        let mut marks = self.marks.clone();
-        marks.merge(&facts.marks);
+        let marks = facts.marks.clone();
         let mut exact = !self.inexact && !counts.client.inexact && !counts.server.inexact;
         let (client_unfinished, server_unfinished) = self.unfinished_messages();
         let mut side = |side: Side| {

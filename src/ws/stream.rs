@@ -19,8 +19,6 @@ struct Current {
     header: FrameHeader,
     /// Payload bytes not yet seen.
     remaining: u64,
-    /// Some of this frame's payload fell into a gap.
-    damaged: bool,
 }
 
 /// Whether frame boundaries are known.
@@ -74,9 +72,14 @@ pub struct FrameStream {
     close_len: u16,
     /// This side has sent its first Close frame.
     closed: bool,
-    /// Data message being assembled from fragments: its opcode (1 or 2) and its payload
-    /// bytes so far.
-    message: Option<(NonZeroU8, u64)>,
+    /// Some of the current frame's payload fell into a gap (beside `current`, not in it:
+    /// the flag would cost 8 bytes there).
+    damaged: bool,
+    /// Data message being assembled from fragments: its opcode (1 or 2), and its payload
+    /// bytes so far in `message_bytes` (apart, so that the opcode packs with the other
+    /// bytes: 8 bytes less a direction than a tuple).
+    message: Option<NonZeroU8>,
+    message_bytes: u64,
     sync: Sync,
 }
 
@@ -91,7 +94,9 @@ impl FrameStream {
             close_payload: None,
             close_len: 0,
             closed: false,
+            damaged: false,
             message: None,
+            message_bytes: 0,
             sync: Sync::Known,
         }
     }
@@ -110,7 +115,8 @@ impl FrameStream {
         let current = self
             .current
             .map(|c| (c.header.opcode, c.header.payload_len));
-        match (self.message, current) {
+        let message = self.message.map(|op| (op, self.message_bytes));
+        match (message, current) {
             (Some((_, done)), Some((opcode::CONTINUATION, n))) => Some(done + n),
             (Some((_, done)), _) => Some(done),
             (None, Some((opcode::TEXT | opcode::BINARY, n))) => Some(n),
@@ -287,7 +293,7 @@ impl FrameStream {
                     // The gap lies inside a payload that is only counted: nothing is lost,
                     // unless the payload was a Close frame's.
                     cur.remaining -= n;
-                    cur.damaged = true;
+                    self.damaged = true;
                     let effect = if cur.header.opcode == opcode::CLOSE {
                         GapEffect::InsideClosePayload
                     } else {
@@ -410,8 +416,8 @@ impl FrameStream {
         self.current = Some(Current {
             header: h,
             remaining: h.payload_len,
-            damaged: false,
         });
+        self.damaged = false;
     }
 
     fn complete_frame<C: FrameConsumer>(&mut self, at: At, c: &mut C) {
@@ -424,7 +430,7 @@ impl FrameStream {
             at,
             StreamEvent::Frame(FrameEvent {
                 header: h,
-                damaged: cur.damaged,
+                damaged: self.damaged,
             }),
         );
         match h.opcode {
@@ -440,14 +446,15 @@ impl FrameStream {
                 if matches!(self.sync, Sync::AfterResync | Sync::Started) {
                     self.sync = Sync::Known;
                 }
-                self.message = NonZeroU8::new(h.opcode).map(|op| (op, h.payload_len));
+                self.message = NonZeroU8::new(h.opcode);
+                self.message_bytes = h.payload_len;
                 if h.fin {
                     self.finish_message(at, c);
                 }
             }
-            opcode::CONTINUATION => match &mut self.message {
-                Some((_, bytes)) => {
-                    *bytes += h.payload_len;
+            opcode::CONTINUATION => match self.message {
+                Some(_) => {
+                    self.message_bytes += h.payload_len;
                     if h.fin {
                         self.finish_message(at, c);
                     }
@@ -479,14 +486,14 @@ impl FrameStream {
                     StreamEvent::Anomaly(Anomaly::UnexpectedContinuation),
                 ),
             },
-            opcode::CLOSE => self.close_frame(at, cur.damaged, h.payload_len, c),
+            opcode::CLOSE => self.close_frame(at, self.damaged, h.payload_len, c),
             _ => {}
         }
     }
 
     fn finish_message<C: FrameConsumer>(&mut self, at: At, c: &mut C) {
-        if let Some((opcode, bytes)) = self.message.take() {
-            let opcode = opcode.get();
+        if let Some(opcode) = self.message.take() {
+            let (opcode, bytes) = (opcode.get(), self.message_bytes);
             c.event(self.side, at, StreamEvent::Message { opcode, bytes });
         }
     }

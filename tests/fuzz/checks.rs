@@ -779,7 +779,7 @@ pub fn inflate(data: &[u8]) {
         let mut fs = FrameStream::new(side);
         fs.allow_rsv1();
         let mut c = Consumers {
-            payloads: Some(Box::new(Payloads::new(deflate))),
+            payloads: Some(Payloads::new(deflate)),
             ..Consumers::default()
         };
         for (i, piece) in pieces.enumerate() {
