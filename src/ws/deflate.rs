@@ -493,12 +493,9 @@ impl Direction {
                 // even when bytes of it are missing; a compressed one's is what was
                 // inflated.
                 size = z.size;
-                if m.stream_end {
-                    // A final block ended the DEFLATE stream: a new one starts with an
-                    // empty window, which the sender's does not: later sizes are not
-                    // known.
-                    z.lose_window();
-                }
+                // A final block (BFINAL, RFC 7692 §7.2.3.5) ends this message's DEFLATE
+                // stream; with context takeover the next message starts a new one primed
+                // with the history kept here, so nothing is lost.
             }
             z.size = 0;
             z.total += size;
@@ -791,6 +788,19 @@ mod tests {
         }
     }
 
+    /// A message compressed with a final block (BFINAL, RFC 7692 §7.2.3.5) by a new
+    /// stream primed with `dictionary` (the sender's window under context takeover).
+    fn final_block_message(m: &[u8], dictionary: &[u8]) -> Vec<u8> {
+        let mut c = Compress::new_with_window_bits(Compression::default(), false, 15);
+        if !dictionary.is_empty() {
+            c.set_dictionary(dictionary).unwrap();
+        }
+        let mut out = vec![0; m.len() + 1024];
+        c.compress(m, &mut out, FlushCompress::Finish).unwrap();
+        out.truncate(c.total_out() as usize);
+        out
+    }
+
     /// A frame on the wire: `rsv1` for a compressed message's first frame.
     fn frame(fin: bool, rsv1: bool, op: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
         let mut v = vec![(fin as u8) << 7 | (rsv1 as u8) << 6 | op];
@@ -986,6 +996,31 @@ mod tests {
         let t = run(Deflate::default(), Side::Server, &wire, 3, None);
         assert_eq!(t.bytes_inflated, Some(5), "{t:?}");
         assert!(!t.inexact, "{t:?}");
+    }
+
+    /// Messages that end their DEFLATE stream with a final block, the next one referring
+    /// back into the previous (context takeover): every size exact, the window kept across
+    /// the stream's end (it once made every later size a lower bound).
+    #[test]
+    fn messages_ending_with_a_final_block_keep_the_window() {
+        let first = json(0, 3000);
+        let second = json(1, 3000);
+        let mut wire = frame(
+            true,
+            true,
+            opcode::TEXT,
+            &final_block_message(&first, &[]),
+            None,
+        );
+        let m2 = final_block_message(&second, &first);
+        wire.extend(frame(true, true, opcode::TEXT, &m2, None));
+        // The second message is small only because it refers to the first.
+        assert!(m2.len() < 200, "{}", m2.len());
+        for seg in [1, 7, 1 << 16] {
+            let t = run(Deflate::default(), Side::Server, &wire, seg, None);
+            assert_eq!(t.bytes_inflated, Some(6000), "seg {seg}: {t:?}");
+            assert!(!t.inexact && t.anomalies.is_empty(), "seg {seg}: {t:?}");
+        }
     }
 
     /// The session's consumers mark where inflation found each anomaly (`anomaly_packets`):
