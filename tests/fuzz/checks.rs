@@ -735,6 +735,17 @@ pub fn capture(data: &[u8]) {
         "one line per record and the header"
     );
     let (end_summary, mut by_end, _) = run(Order::End);
+    // Session numbers follow the write order (`--order end`: as sessions end), so a proxy
+    // leg's `peer_session` is compared as its peer's first packet.
+    let by_peer = |mut rs: Vec<wsclose::record::SessionRecord>| {
+        let firsts: Vec<u64> = rs.iter().map(|r| r.first_packet).collect();
+        for r in &mut rs {
+            r.peer_session = r.peer_session.map(|n| firsts[n as usize - 1]);
+        }
+        rs
+    };
+    let records = by_peer(records);
+    by_end = by_peer(by_end);
     by_end.sort_by_key(|r| r.first_packet);
     assert_eq!(by_end, records, "end order holds other records");
     assert_eq!(end_summary.stats, summary.stats);
