@@ -41,7 +41,22 @@ pub struct Consumers {
 impl FrameConsumer for Consumers {
     #[inline(always)]
     fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
-        self.counts.side(side).event(ev);
+        let counts = self.counts.side(side);
+        counts.event(ev);
+        if let StreamEvent::Message { bytes, .. } = ev {
+            // The largest message is kept here only: sized by the payload consumer where
+            // there is one (inflated), else as on the wire.
+            let size = match &mut self.payloads {
+                Some(p) => p.message(side, bytes),
+                None => bytes,
+            };
+            counts.largest_message = counts.largest_message.max(size);
+            if let Some(p) = &mut self.payloads {
+                let marks = &mut self.facts.marks;
+                p.take_raised(side, |a| marks.note(a, at.packet));
+            }
+            return;
+        }
         match ev {
             StreamEvent::Frame(f) => self.facts.frame(side, at, f.header.opcode),
             StreamEvent::Close(_) => {
@@ -877,8 +892,8 @@ impl WsSession {
             let mut stats = SideStats {
                 messages: t.messages,
                 bytes: t.bytes,
-                pings: t.pings,
-                pongs: t.pongs,
+                pings: t.pings.into(),
+                pongs: t.pongs.into(),
                 close: t.close.as_deref().cloned(),
                 missing_bytes: t.missing_bytes,
                 bytes_inflated: None,
@@ -893,7 +908,7 @@ impl WsSession {
             };
             match &self.consumers.payloads {
                 Some(p) => {
-                    let t = p.totals(side);
+                    let t = p.totals(side, c.largest_message);
                     stats.bytes_inflated = t.bytes_inflated;
                     stats.largest_message = t.largest_message;
                     anomalies.union(t.anomalies);
