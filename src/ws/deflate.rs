@@ -200,7 +200,7 @@ impl History {
 /// One direction's state: what every session keeps (the message being received, for
 /// the UTF-8 check and the largest message; the anomalies), and the inflation state,
 /// boxed and present only when permessage-deflate was negotiated: a session without the
-/// extension carries 32 bytes a direction.
+/// extension carries 24 bytes a direction.
 #[derive(Debug, Default)]
 struct Direction {
     /// Inflation (with permessage-deflate only; allocated with the payload consumer,
@@ -547,7 +547,7 @@ pub struct PayloadTotals {
 }
 
 /// The payload consumer of one session: inflation (when permessage-deflate was
-/// negotiated) and the UTF-8 check of text messages. 64 bytes, kept inline in the
+/// negotiated) and the UTF-8 check of text messages. 48 bytes, kept inline in the
 /// session; the inflation state is allocated with it when the extension was negotiated.
 #[derive(Debug)]
 pub struct Payloads {

@@ -30,7 +30,7 @@ pub struct Consumers {
     pub counts: Counts,
     /// The record's other facts (times, round trips, anomaly packets).
     pub facts: Facts,
-    /// Message payloads (absent with `--no-inflate`, or before the upgrade). Inline (64
+    /// Message payloads (absent with `--no-inflate`, or before the upgrade). Inline (48
     /// bytes): a box would cost every open session an allocation and its overhead; what
     /// only permessage-deflate needs is boxed inside.
     pub payloads: Option<Payloads>,
