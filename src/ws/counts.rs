@@ -18,11 +18,33 @@ pub struct SideTotals {
     /// there and makes this direction's counts inexact (a lower bound), never wrong.
     pub pings: u32,
     pub pongs: u32,
-    /// The first Close frame this side sent (boxed: most of a session's life has none, and
-    /// a million open sessions should not carry room for two each).
-    pub close: Option<Box<Close>>,
+    /// The first Close frame and the missing bytes, boxed at the first of them: most of a
+    /// session's life has neither, and a million open sessions should not carry room for
+    /// them.
+    rare: Option<Box<SideRare>>,
+}
+
+/// What [`SideTotals`] keeps boxed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct SideRare {
+    close: Option<Close>,
+    missing_bytes: u64,
+}
+
+impl SideTotals {
+    /// The first Close frame this side sent.
+    pub fn close(&self) -> Option<&Close> {
+        self.rare.as_ref().and_then(|r| r.close.as_ref())
+    }
+
     /// Bytes of this direction's stream missing from the capture.
-    pub missing_bytes: u64,
+    pub fn missing_bytes(&self) -> u64 {
+        self.rare.as_ref().map_or(0, |r| r.missing_bytes)
+    }
+
+    fn rare(&mut self) -> &mut SideRare {
+        self.rare.get_or_insert_with(Box::default)
+    }
 }
 
 /// What one direction's frames add up to.
@@ -52,12 +74,14 @@ impl SideCounts {
                 self.stats.bytes += bytes;
             }
             StreamEvent::Close(c) => {
-                if self.stats.close.is_none() {
-                    self.stats.close = Some(Box::new(c.clone()));
+                if self.stats.close().is_none() {
+                    self.stats.rare().close = Some(c.clone());
                 }
             }
             StreamEvent::Gap { bytes, effect } => {
-                self.stats.missing_bytes += bytes;
+                if bytes > 0 {
+                    self.stats.rare().missing_bytes += bytes;
+                }
                 if matches!(
                     effect,
                     GapEffect::InsideClosePayload | GapEffect::FramingLost
