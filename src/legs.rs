@@ -107,7 +107,7 @@ fn nonce_hash(n: &[u8; 16]) -> u64 {
 /// Matches Upgrade requests by key within the pairing window.
 ///
 /// The requests of the window are kept in arrival order, compact (40 bytes each, see
-/// [`Entry`]), and an index of 4 bytes per live request from the key's hash to its place:
+/// `Entry`), and an index of 4 bytes per live request from the key's hash to its place:
 /// entries are numbered modulo 2^32 (a window never holds 2^32 requests: 160 GiB).
 #[derive(Debug, Default)]
 pub struct Pairing {
