@@ -590,16 +590,32 @@ impl Payloads {
         }
     }
 
-    /// A data message of `side` ended (`bytes` on the wire): its size in application
-    /// bytes (inflated when compressed).
+    /// An event of `side`, as [`FrameConsumer::event`]; for the end of a data message, its
+    /// size in application bytes (inflated when compressed; 0 otherwise or when unknown).
     #[inline]
-    pub fn message(&mut self, side: Side, bytes: u64) -> u64 {
+    pub fn sized_event(&mut self, side: Side, _at: At, ev: StreamEvent<'_>) -> u64 {
         let d = self.dir(side);
-        SCRATCH.with(|s| d.finish_message(bytes, &mut s.borrow_mut()))
+        match ev {
+            StreamEvent::Frame(f) => {
+                if !d.frame_open {
+                    d.start_frame(&f.header);
+                }
+                d.frame_open = false;
+            }
+            StreamEvent::Message { bytes, .. } => {
+                return SCRATCH.with(|s| d.finish_message(bytes, &mut s.borrow_mut()));
+            }
+            StreamEvent::Gap { effect, .. } => d.gap(effect),
+            // §5.5.1: no data message follows this side's Close frame; its window is not
+            // needed any more (a session's record waits for the connection to be retired).
+            StreamEvent::Close(_) => d.release(),
+            StreamEvent::Anomaly(_) => {}
+        }
+        0
     }
 
     /// What this consumer says of `side`, whose largest message (sized by
-    /// [`message`](Self::message)) was `largest`.
+    /// [`sized_event`](Self::sized_event)) was `largest`.
     pub fn totals(&self, side: Side, largest: u64) -> PayloadTotals {
         let d = &self.dirs[side as usize];
         PayloadTotals {
@@ -663,24 +679,8 @@ impl FrameConsumer for Payloads {
     }
 
     #[inline]
-    fn event(&mut self, side: Side, _at: At, ev: StreamEvent<'_>) {
-        let d = self.dir(side);
-        match ev {
-            StreamEvent::Frame(f) => {
-                if !d.frame_open {
-                    d.start_frame(&f.header);
-                }
-                d.frame_open = false;
-            }
-            StreamEvent::Message { bytes, .. } => {
-                SCRATCH.with(|s| d.finish_message(bytes, &mut s.borrow_mut()));
-            }
-            StreamEvent::Gap { effect, .. } => d.gap(effect),
-            // §5.5.1: no data message follows this side's Close frame; its window is not
-            // needed any more (a session's record waits for the connection to be retired).
-            StreamEvent::Close(_) => d.release(),
-            StreamEvent::Anomaly(_) => {}
-        }
+    fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
+        self.sized_event(side, at, ev);
     }
 
     #[inline]

@@ -41,22 +41,7 @@ pub struct Consumers {
 impl FrameConsumer for Consumers {
     #[inline(always)]
     fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
-        let counts = self.counts.side(side);
-        counts.event(ev);
-        if let StreamEvent::Message { bytes, .. } = ev {
-            // The largest message is kept here only: sized by the payload consumer where
-            // there is one (inflated), else as on the wire.
-            let size = match &mut self.payloads {
-                Some(p) => p.message(side, bytes),
-                None => bytes,
-            };
-            counts.largest_message = counts.largest_message.max(size);
-            if let Some(p) = &mut self.payloads {
-                let marks = &mut self.facts.marks;
-                p.take_raised(side, |a| marks.note(a, at.packet));
-            }
-            return;
-        }
+        self.counts.side(side).event(ev);
         match ev {
             StreamEvent::Frame(f) => self.facts.frame(side, at, f.header.opcode),
             StreamEvent::Close(_) => {
@@ -67,13 +52,24 @@ impl FrameConsumer for Consumers {
             StreamEvent::Anomaly(a) => self.facts.marks.note(a, at.packet),
             StreamEvent::Message { .. } | StreamEvent::Gap { .. } => {}
         }
-        if let Some(p) = &mut self.payloads {
-            p.event(side, at, ev);
-            // What inflation found (in this event or in the payload before it) is marked
-            // at the packet that completed the event.
-            let marks = &mut self.facts.marks;
-            p.take_raised(side, |a| marks.note(a, at.packet));
-        }
+        // The largest message is kept in the counters only: sized by the payload consumer
+        // where there is one (inflated), else as on the wire.
+        let size = match &mut self.payloads {
+            Some(p) => {
+                let size = p.sized_event(side, at, ev);
+                // What inflation found (in this event or in the payload before it) is
+                // marked at the packet that completed the event.
+                let marks = &mut self.facts.marks;
+                p.take_raised(side, |a| marks.note(a, at.packet));
+                size
+            }
+            None => match ev {
+                StreamEvent::Message { bytes, .. } => bytes,
+                _ => 0,
+            },
+        };
+        let c = self.counts.side(side);
+        c.largest_message = c.largest_message.max(size);
     }
 
     #[inline]
