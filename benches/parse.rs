@@ -267,7 +267,7 @@ fn bench_frame_stream(c: &mut Criterion) {
                 frames,
                 fs.stats.messages,
                 fs.stats.bytes,
-                fs.stats.pings,
+                u64::from(fs.stats.pings),
                 fs.inexact
             ),
             (

@@ -69,59 +69,137 @@ impl PairKey {
     }
 }
 
-/// An Upgrade request kept for pairing (while it is in the pairing window). `live`: it
-/// may still pair (not paired, not expired); an entry that is not stays until it leaves
-/// the window, as a marker of when its key's older requests expire.
+/// An Upgrade request kept for pairing (while it is in the pairing window), in 40 bytes:
+/// a proxy host may see a hundred thousand Upgrades a second, each kept for the window.
+/// The key's 16 bytes are kept here; a request whose key is not a nonce, or whose numbers
+/// do not fit the fields here (a connection's 2^32nd request, a 2^16th shard), is kept
+/// whole in [`Pairing::odd`] instead (`ODD`). `LIVE`: it may still pair (not paired, not
+/// expired); an entry that is not stays until it leaves the window, as a marker of when
+/// its key's older requests expire.
 #[derive(Debug)]
 struct Entry {
-    key: PairKey,
-    at: At,
+    nonce: [u8; 16],
+    ts_ns: i64,
     first_packet: u64,
-    requests_before_upgrade: u64,
-    shard: u32,
-    live: bool,
+    requests_before_upgrade: u32,
+    shard: u16,
+    flags: u8,
 }
 
-impl Entry {
-    fn seen(&self) -> UpgradeSeen {
-        UpgradeSeen {
-            key: match &self.key {
-                PairKey::Nonce(n) => {
-                    use base64::Engine as _;
-                    base64::engine::general_purpose::STANDARD.encode(n)
-                }
-                PairKey::Text(t) => t.to_string(),
-            },
-            at: self.at,
-            shard: self.shard as usize,
-            first_packet: self.first_packet,
-            requests_before_upgrade: self.requests_before_upgrade,
-        }
-    }
+const _: () = assert!(std::mem::size_of::<Entry>() == 40);
 
-    fn order_key(&self) -> (u64, u64) {
-        (self.first_packet, self.requests_before_upgrade)
-    }
+const LIVE: u8 = 1;
+const ODD: u8 = 2;
+
+/// A request kept whole (`ODD`).
+#[derive(Debug)]
+struct Odd {
+    key: PairKey,
+    requests_before_upgrade: u64,
+    shard: usize,
+}
+
+/// The hash of a nonce key, as [`PairKey::hash`] (without building the key).
+fn nonce_hash(n: &[u8; 16]) -> u64 {
+    PairKey::Nonce(*n).hash()
 }
 
 /// Matches Upgrade requests by key within the pairing window.
 ///
-/// The requests of the window are kept in arrival order, compact (a proxy host may see
-/// a hundred thousand Upgrades a second, each kept for the window): the key as its 16
-/// bytes, and an index of 8 bytes per live request from the key's hash to its place.
+/// The requests of the window are kept in arrival order, compact (40 bytes each, see
+/// `Entry`), and an index of 4 bytes per live request from the key's hash to its place:
+/// entries are numbered modulo 2^32 (a window never holds 2^32 requests: 160 GiB).
 #[derive(Debug, Default)]
 pub struct Pairing {
     /// The requests of the window, oldest first; `first` numbers `entries[0]`.
     entries: VecDeque<Entry>,
     first: u64,
-    /// Numbers of the live entries, by the hash of their key.
-    index: HashTable<u64>,
+    /// Numbers (modulo 2^32) of the live entries, by the hash of their key.
+    index: HashTable<u32>,
+    /// The `ODD` requests, whole, by number.
+    odd: std::collections::HashMap<u64, Odd>,
 }
 
 impl Pairing {
+    /// The place in `entries` of entry number `m` (modulo 2^32).
+    fn pos(&self, m: u32) -> usize {
+        m.wrapping_sub(self.first as u32) as usize
+    }
+
+    /// Entry number `m`'s full number.
+    fn number(&self, m: u32) -> u64 {
+        self.first + self.pos(m) as u64
+    }
+
+    /// Whether entry number `m` has key `key`.
+    fn key_is(&self, m: u32, key: &PairKey) -> bool {
+        let e = &self.entries[self.pos(m)];
+        if e.flags & ODD != 0 {
+            self.odd[&self.number(m)].key == *key
+        } else {
+            matches!(key, PairKey::Nonce(n) if *n == e.nonce)
+        }
+    }
+
+    /// The hash of entry number `m`'s key.
+    fn key_hash(&self, m: u32) -> u64 {
+        let e = &self.entries[self.pos(m)];
+        if e.flags & ODD != 0 {
+            self.odd[&self.number(m)].key.hash()
+        } else {
+            nonce_hash(&e.nonce)
+        }
+    }
+
+    /// Entry number `m` as the request it was.
+    fn seen(&self, m: u32) -> UpgradeSeen {
+        let e = &self.entries[self.pos(m)];
+        let at = At {
+            packet: 0,
+            ts_ns: e.ts_ns,
+        };
+        if e.flags & ODD != 0 {
+            let o = &self.odd[&self.number(m)];
+            UpgradeSeen {
+                key: match &o.key {
+                    PairKey::Nonce(n) => {
+                        use base64::Engine as _;
+                        base64::engine::general_purpose::STANDARD.encode(n)
+                    }
+                    PairKey::Text(t) => t.to_string(),
+                },
+                at,
+                shard: o.shard,
+                first_packet: e.first_packet,
+                requests_before_upgrade: o.requests_before_upgrade,
+            }
+        } else {
+            use base64::Engine as _;
+            UpgradeSeen {
+                key: base64::engine::general_purpose::STANDARD.encode(e.nonce),
+                at,
+                shard: e.shard.into(),
+                first_packet: e.first_packet,
+                requests_before_upgrade: e.requests_before_upgrade.into(),
+            }
+        }
+    }
+
+    /// Entry number `m`'s order key (its session's).
+    fn order_key(&self, m: u32) -> (u64, u64) {
+        let e = &self.entries[self.pos(m)];
+        let rbu = if e.flags & ODD != 0 {
+            self.odd[&self.number(m)].requests_before_upgrade
+        } else {
+            e.requests_before_upgrade.into()
+        };
+        (e.first_packet, rbu)
+    }
+
     /// Pairs the batch's requests (in any order; sorted here by packet). `pair(front,
     /// back)` is called for each pair; it returns false if either leg can no longer take
-    /// a peer, and then the later request stays available for pairing.
+    /// a peer, and then the later request stays available for pairing. The earlier
+    /// request comes back as kept: its time, not its packet (`at.packet` 0).
     pub fn batch(
         &mut self,
         mut seen: Vec<UpgradeSeen>,
@@ -140,43 +218,73 @@ impl Pairing {
                 .index
                 .iter_hash(hash)
                 .copied()
-                .filter(|&n| {
-                    let f = &self.entries[(n - self.first) as usize];
-                    f.key == key
-                        && f.order_key() != s.order_key()
-                        && s.at.ts_ns - f.at.ts_ns <= window_ns
+                .filter(|&m| {
+                    self.key_is(m, &key)
+                        && self.order_key(m) != s.order_key()
+                        && s.at.ts_ns - self.entries[self.pos(m)].ts_ns <= window_ns
                 })
-                .min();
+                .min_by_key(|&m| self.pos(m));
             let mut paired = false;
-            if let Some(n) = found {
-                let f = self.entries[(n - self.first) as usize].seen();
+            if let Some(m) = found {
+                let f = self.seen(m);
                 if pair(&f, &s) {
-                    self.kill(n, hash);
+                    self.kill(m, hash);
                     paired = true;
                 }
             }
             if !paired {
                 let n = self.first + self.entries.len() as u64;
-                self.entries.push_back(Entry {
-                    key,
-                    at: s.at,
-                    shard: s.shard as u32,
+                assert!(
+                    self.entries.len() < u32::MAX as usize,
+                    "2^32 requests in the window"
+                );
+                let small = (
+                    &key,
+                    u32::try_from(s.requests_before_upgrade),
+                    u16::try_from(s.shard),
+                );
+                let mut e = Entry {
+                    nonce: [0; 16],
+                    ts_ns: s.at.ts_ns,
                     first_packet: s.first_packet,
-                    requests_before_upgrade: s.requests_before_upgrade,
-                    live: true,
-                });
-                let (entries, first) = (&self.entries, self.first);
-                self.index
-                    .insert_unique(hash, n, |&m| entries[(m - first) as usize].key.hash());
+                    requests_before_upgrade: 0,
+                    shard: 0,
+                    flags: LIVE,
+                };
+                match small {
+                    (PairKey::Nonce(k), Ok(r), Ok(sh)) => {
+                        e.nonce = *k;
+                        e.requests_before_upgrade = r;
+                        e.shard = sh;
+                    }
+                    _ => {
+                        e.flags |= ODD;
+                        self.odd.insert(
+                            n,
+                            Odd {
+                                key,
+                                requests_before_upgrade: s.requests_before_upgrade,
+                                shard: s.shard,
+                            },
+                        );
+                    }
+                }
+                self.entries.push_back(e);
+                // (Rehashing reads the entries through `self`: the index is moved out
+                // meanwhile.)
+                let mut index = std::mem::take(&mut self.index);
+                index.insert_unique(hash, n as u32, |&m| self.key_hash(m));
+                self.index = index;
             }
         }
         self.expire(now.saturating_sub(window_ns));
     }
 
-    /// Entry `n` (key hash `hash`) can no longer pair.
-    fn kill(&mut self, n: u64, hash: u64) {
-        self.entries[(n - self.first) as usize].live = false;
-        if let Ok(e) = self.index.find_entry(hash, |&m| m == n) {
+    /// Entry number `m` (key hash `hash`) can no longer pair.
+    fn kill(&mut self, m: u32, hash: u64) {
+        let p = self.pos(m);
+        self.entries[p].flags &= !LIVE;
+        if let Ok(e) = self.index.find_entry(hash, |&x| x == m) {
             e.remove();
         }
     }
@@ -184,26 +292,33 @@ impl Pairing {
     /// Forgets requests made before `before`: each request that leaves the window (in
     /// arrival order) takes with it the requests with its key made before `before`.
     fn expire(&mut self, before: i64) {
-        while self.entries.front().is_some_and(|e| e.at.ts_ns < before) {
+        while self.entries.front().is_some_and(|e| e.ts_ns < before) {
             let e = self.entries.pop_front().expect("front");
+            let gone = self.first;
             self.first += 1;
-            let hash = e.key.hash();
-            let old: Vec<u64> = self
+            let key = if e.flags & ODD != 0 {
+                self.odd.remove(&gone).expect("odd entry").key
+            } else {
+                PairKey::Nonce(e.nonce)
+            };
+            let hash = key.hash();
+            let len = self.entries.len();
+            let old: Vec<u32> = self
                 .index
                 .iter_hash(hash)
                 .copied()
-                .filter(|&n| {
-                    n < self.first || {
-                        let f = &self.entries[(n - self.first) as usize];
-                        f.key == e.key && f.at.ts_ns < before
+                .filter(|&m| {
+                    self.pos(m) >= len || {
+                        self.key_is(m, &key) && self.entries[self.pos(m)].ts_ns < before
                     }
                 })
                 .collect();
-            for n in old {
-                if n >= self.first {
-                    self.entries[(n - self.first) as usize].live = false;
+            for m in old {
+                if self.pos(m) < len {
+                    let p = self.pos(m);
+                    self.entries[p].flags &= !LIVE;
                 }
-                if let Ok(x) = self.index.find_entry(hash, |&m| m == n) {
+                if let Ok(x) = self.index.find_entry(hash, |&y| y == m) {
                     x.remove();
                 }
             }
@@ -211,6 +326,7 @@ impl Pairing {
         if self.entries.is_empty() && self.entries.capacity() > 1024 {
             self.entries = VecDeque::new();
             self.index = HashTable::new();
+            self.odd = Default::default();
         }
     }
 }
@@ -502,7 +618,7 @@ mod tests {
         let mut p = Pairing::default();
         let mut pairs = Vec::new();
         let mut pair = |f: &UpgradeSeen, b: &UpgradeSeen| {
-            pairs.push((f.at.packet, b.at.packet));
+            pairs.push((f.first_packet, b.first_packet, f.at.ts_ns));
             true
         };
         p.batch(
@@ -518,6 +634,60 @@ mod tests {
             &mut pair,
         );
         // "a" pairs (10 then 30, 40 ns apart); "b" at 300 is too late for the one at 110.
-        assert_eq!(pairs, [(10, 30)]);
+        assert_eq!(pairs, [(9, 29, 100)]);
+    }
+
+    #[test]
+    fn nonce_keys_pair_and_odd_requests_come_back_whole() {
+        // Real keys (16-byte nonces) and one request too large for the compact entry.
+        let k1 = "dGhlIHNhbXBsZSBub25jZQ==";
+        let k2 = "AAAAAAAAAAAAAAAAAAAAAA==";
+        let seen = |key: &str, first: u64, rbu: u64, shard: usize, ts: i64| UpgradeSeen {
+            key: key.into(),
+            at: At {
+                packet: first + 1,
+                ts_ns: ts,
+            },
+            shard,
+            first_packet: first,
+            requests_before_upgrade: rbu,
+        };
+        let mut p = Pairing::default();
+        let mut pairs = Vec::new();
+        let mut pair = |f: &UpgradeSeen, b: &UpgradeSeen| {
+            pairs.push((f.key.clone(), f.order_key(), f.shard, b.order_key()));
+            true
+        };
+        p.batch(
+            vec![
+                seen(k1, 1, 1 << 40, 70_000, 100),
+                seen(k2, 3, 2, 1, 101),
+                seen("not a nonce", 5, 0, 0, 102),
+            ],
+            50,
+            102,
+            &mut pair,
+        );
+        assert_eq!(p.odd.len(), 2);
+        p.batch(
+            vec![
+                seen(k2, 20, 0, 0, 120),
+                seen(k1, 10, 0, 1, 110),
+                seen("not a nonce", 30, 0, 0, 200),
+            ],
+            50,
+            200,
+            &mut pair,
+        );
+        assert_eq!(
+            pairs,
+            [
+                (k1.to_string(), (1, 1 << 40), 70_000, (10, 0)),
+                (k2.to_string(), (3, 2), 1, (20, 0)),
+            ]
+        );
+        // Everything before 150 left the window, the odd requests with it.
+        assert_eq!(p.entries.len(), 1);
+        assert_eq!(p.odd.len(), 1);
     }
 }

@@ -13,13 +13,38 @@ pub struct SideTotals {
     pub messages: u64,
     /// Payload bytes of the frames of those messages, as on the wire.
     pub bytes: u64,
-    pub pings: u64,
-    pub pongs: u64,
-    /// The first Close frame this side sent (boxed: most of a session's life has none, and
-    /// a million open sessions should not carry room for two each).
-    pub close: Option<Box<Close>>,
+    /// Ping and Pong frames: 32 bits (a million open sessions should not carry 16 bytes
+    /// for counts that never get near 4 billion); a count that would pass `u32::MAX` stays
+    /// there and makes this direction's counts inexact (a lower bound), never wrong.
+    pub pings: u32,
+    pub pongs: u32,
+    /// The first Close frame and the missing bytes, boxed at the first of them: most of a
+    /// session's life has neither, and a million open sessions should not carry room for
+    /// them.
+    rare: Option<Box<SideRare>>,
+}
+
+/// What [`SideTotals`] keeps boxed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct SideRare {
+    close: Option<Close>,
+    missing_bytes: u64,
+}
+
+impl SideTotals {
+    /// The first Close frame this side sent.
+    pub fn close(&self) -> Option<&Close> {
+        self.rare.as_ref().and_then(|r| r.close.as_ref())
+    }
+
     /// Bytes of this direction's stream missing from the capture.
-    pub missing_bytes: u64,
+    pub fn missing_bytes(&self) -> u64 {
+        self.rare.as_ref().map_or(0, |r| r.missing_bytes)
+    }
+
+    fn rare(&mut self) -> &mut SideRare {
+        self.rare.get_or_insert_with(Box::default)
+    }
 }
 
 /// What one direction's frames add up to.
@@ -29,7 +54,9 @@ pub struct SideCounts {
     pub anomalies: Anomalies,
     /// A count of this direction is a lower bound.
     pub inexact: bool,
-    /// The largest complete data message's payload bytes on the wire.
+    /// The largest complete data message: its payload bytes on the wire, or in application
+    /// bytes where the payload consumer sizes messages (it is kept here only, once, by
+    /// [`Consumers`](super::session::Consumers)).
     pub largest_message: u64,
 }
 
@@ -38,22 +65,23 @@ impl SideCounts {
     pub(crate) fn event(&mut self, ev: StreamEvent<'_>) {
         match ev {
             StreamEvent::Frame(f) => match f.header.opcode {
-                opcode::PING => self.stats.pings += 1,
-                opcode::PONG => self.stats.pongs += 1,
+                opcode::PING => count_control(&mut self.stats.pings, &mut self.inexact),
+                opcode::PONG => count_control(&mut self.stats.pongs, &mut self.inexact),
                 _ => {}
             },
             StreamEvent::Message { bytes, .. } => {
                 self.stats.messages += 1;
                 self.stats.bytes += bytes;
-                self.largest_message = self.largest_message.max(bytes);
             }
             StreamEvent::Close(c) => {
-                if self.stats.close.is_none() {
-                    self.stats.close = Some(Box::new(c.clone()));
+                if self.stats.close().is_none() {
+                    self.stats.rare().close = Some(c.clone());
                 }
             }
             StreamEvent::Gap { bytes, effect } => {
-                self.stats.missing_bytes += bytes;
+                if bytes > 0 {
+                    self.stats.rare().missing_bytes += bytes;
+                }
                 if matches!(
                     effect,
                     GapEffect::InsideClosePayload | GapEffect::FramingLost
@@ -68,6 +96,16 @@ impl SideCounts {
                 }
             }
         }
+    }
+}
+
+/// One more Ping or Pong in a 32-bit count: saturated at `u32::MAX`, which makes the
+/// direction's counts a lower bound (`inexact`).
+#[inline(always)]
+fn count_control(n: &mut u32, inexact: &mut bool) {
+    match n.checked_add(1) {
+        Some(m) => *n = m,
+        None => *inexact = true,
     }
 }
 
@@ -92,5 +130,19 @@ impl FrameConsumer for Counts {
     #[inline]
     fn event(&mut self, side: Side, _at: At, ev: StreamEvent<'_>) {
         self.side(side).event(ev);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ping_count_at_its_limit_stays_there_and_says_it_is_a_lower_bound() {
+        let (mut n, mut inexact) = (u32::MAX - 1, false);
+        count_control(&mut n, &mut inexact);
+        assert_eq!((n, inexact), (u32::MAX, false));
+        count_control(&mut n, &mut inexact);
+        assert_eq!((n, inexact), (u32::MAX, true));
     }
 }

@@ -200,14 +200,12 @@ impl History {
 /// One direction's state: what every session keeps (the message being received, for
 /// the UTF-8 check and the largest message; the anomalies), and the inflation state,
 /// boxed and present only when permessage-deflate was negotiated: a session without the
-/// extension carries 32 bytes a direction.
+/// extension carries 24 bytes a direction.
 #[derive(Debug, Default)]
 struct Direction {
     /// Inflation (with permessage-deflate only; allocated with the payload consumer,
     /// never per message).
     z: Option<Box<Inflation>>,
-    /// The largest complete message, in application bytes.
-    largest: u64,
     msg: Message,
     /// A payload call already started the current frame.
     frame_open: bool,
@@ -456,11 +454,12 @@ impl Direction {
 
     /// The message ended (its last frame did). `wire` is its payload bytes on the wire;
     /// `scratch` the thread's inflater and output buffer (borrowed once, by the caller).
-    fn finish_message(&mut self, wire: u64, scratch: &mut Scratch) {
+    /// Returns its size in application bytes for the largest message (0: not known).
+    fn finish_message(&mut self, wire: u64, scratch: &mut Scratch) -> u64 {
         if !self.msg.active {
             // Its start was lost (a resync, or mid-stream): its size is not known.
             self.inexact = true;
-            return;
+            return 0;
         }
         let m = &self.msg;
         if m.compressed && !m.partial && !m.stream_end && !m.inflated {
@@ -507,7 +506,7 @@ impl Direction {
         } else if m.text && !m.utf8.finish() {
             self.raise(Anomaly::InvalidUtf8Text);
         }
-        self.largest = self.largest.max(size);
+        size
     }
 
     /// Missing bytes: what they did to the message being received.
@@ -548,7 +547,7 @@ pub struct PayloadTotals {
 }
 
 /// The payload consumer of one session: inflation (when permessage-deflate was
-/// negotiated) and the UTF-8 check of text messages. 64 bytes, kept inline in the
+/// negotiated) and the UTF-8 check of text messages. 48 bytes, kept inline in the
 /// session; the inflation state is allocated with it when the extension was negotiated.
 #[derive(Debug)]
 pub struct Payloads {
@@ -591,12 +590,37 @@ impl Payloads {
         }
     }
 
-    /// What this consumer says of `side`.
-    pub fn totals(&self, side: Side) -> PayloadTotals {
+    /// An event of `side`, as [`FrameConsumer::event`]; for the end of a data message, its
+    /// size in application bytes (inflated when compressed; 0 otherwise or when unknown).
+    #[inline]
+    pub fn sized_event(&mut self, side: Side, _at: At, ev: StreamEvent<'_>) -> u64 {
+        let d = self.dir(side);
+        match ev {
+            StreamEvent::Frame(f) => {
+                if !d.frame_open {
+                    d.start_frame(&f.header);
+                }
+                d.frame_open = false;
+            }
+            StreamEvent::Message { bytes, .. } => {
+                return SCRATCH.with(|s| d.finish_message(bytes, &mut s.borrow_mut()));
+            }
+            StreamEvent::Gap { effect, .. } => d.gap(effect),
+            // §5.5.1: no data message follows this side's Close frame; its window is not
+            // needed any more (a session's record waits for the connection to be retired).
+            StreamEvent::Close(_) => d.release(),
+            StreamEvent::Anomaly(_) => {}
+        }
+        0
+    }
+
+    /// What this consumer says of `side`, whose largest message (sized by
+    /// [`sized_event`](Self::sized_event)) was `largest`.
+    pub fn totals(&self, side: Side, largest: u64) -> PayloadTotals {
         let d = &self.dirs[side as usize];
         PayloadTotals {
             bytes_inflated: d.z.as_ref().map(|z| z.total),
-            largest_message: (!d.unknown_compression).then_some(d.largest),
+            largest_message: (!d.unknown_compression).then_some(largest),
             anomalies: d.anomalies(),
             inexact: d.inexact,
         }
@@ -655,24 +679,8 @@ impl FrameConsumer for Payloads {
     }
 
     #[inline]
-    fn event(&mut self, side: Side, _at: At, ev: StreamEvent<'_>) {
-        let d = self.dir(side);
-        match ev {
-            StreamEvent::Frame(f) => {
-                if !d.frame_open {
-                    d.start_frame(&f.header);
-                }
-                d.frame_open = false;
-            }
-            StreamEvent::Message { bytes, .. } => {
-                SCRATCH.with(|s| d.finish_message(bytes, &mut s.borrow_mut()));
-            }
-            StreamEvent::Gap { effect, .. } => d.gap(effect),
-            // §5.5.1: no data message follows this side's Close frame; its window is not
-            // needed any more (a session's record waits for the connection to be retired).
-            StreamEvent::Close(_) => d.release(),
-            StreamEvent::Anomaly(_) => {}
-        }
+    fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
+        self.sized_event(side, at, ev);
     }
 
     #[inline]
@@ -840,11 +848,15 @@ mod tests {
     ) -> PayloadTotals {
         let mut fs = FrameStream::new(side);
         fs.allow_rsv1();
-        let mut p = Payloads::new(Some(deflate));
+        // With the counters, which keep the largest message.
+        let mut c = crate::ws::session::Consumers {
+            payloads: Some(Payloads::new(Some(deflate))),
+            ..crate::ws::session::Consumers::default()
+        };
         let mut pos = 0;
         while pos < wire.len() {
             if let Some(g) = gap.clone().filter(|g| g.start == pos) {
-                fs.gap(g.len() as u64, at(), &mut p);
+                fs.gap(g.len() as u64, at(), &mut c);
                 pos = g.end;
                 continue;
             }
@@ -852,10 +864,11 @@ mod tests {
             if let Some(g) = gap.clone().filter(|g| g.start > pos) {
                 end = end.min(g.start);
             }
-            fs.data(&wire[pos..end], at(), &mut p);
+            fs.data(&wire[pos..end], at(), &mut c);
             pos = end;
         }
-        p.totals(side)
+        let largest = c.counts.side(side).largest_message;
+        c.payloads.as_ref().unwrap().totals(side, largest)
     }
 
     fn json(i: usize, n: usize) -> Vec<u8> {
@@ -947,7 +960,7 @@ mod tests {
                     assert_eq!(p.memory_charge(), 0);
                 }
             }
-            let t = p.totals(Side::Server);
+            let t = p.totals(Side::Server, 0);
             let all: u64 = msgs.iter().map(|m| m.len() as u64).sum();
             // Without takeover the next messages need no window: all inflated, exactly.
             assert_eq!(t.inexact, takeover, "takeover {takeover}: {t:?}");
@@ -1057,7 +1070,7 @@ mod tests {
         assert_eq!(mark(Anomaly::InflateError), Some((12, 1)));
         assert_eq!(mark(Anomaly::InvalidUtf8Text), Some((13, 2)));
         assert_eq!(mark(Anomaly::InflateLimit), None);
-        let t = c.payloads.as_ref().unwrap().totals(Side::Server);
+        let t = c.payloads.as_ref().unwrap().totals(Side::Server, 0);
         assert!(t.anomalies.contains(Anomaly::InflateError));
         assert!(t.anomalies.contains(Anomaly::InvalidUtf8Text));
     }

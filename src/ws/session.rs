@@ -30,7 +30,7 @@ pub struct Consumers {
     pub counts: Counts,
     /// The record's other facts (times, round trips, anomaly packets).
     pub facts: Facts,
-    /// Message payloads (absent with `--no-inflate`, or before the upgrade). Inline (64
+    /// Message payloads (absent with `--no-inflate`, or before the upgrade). Inline (48
     /// bytes): a box would cost every open session an allocation and its overhead; what
     /// only permessage-deflate needs is boxed inside.
     pub payloads: Option<Payloads>,
@@ -52,13 +52,24 @@ impl FrameConsumer for Consumers {
             StreamEvent::Anomaly(a) => self.facts.marks.note(a, at.packet),
             StreamEvent::Message { .. } | StreamEvent::Gap { .. } => {}
         }
-        if let Some(p) = &mut self.payloads {
-            p.event(side, at, ev);
-            // What inflation found (in this event or in the payload before it) is marked
-            // at the packet that completed the event.
-            let marks = &mut self.facts.marks;
-            p.take_raised(side, |a| marks.note(a, at.packet));
-        }
+        // The largest message is kept in the counters only: sized by the payload consumer
+        // where there is one (inflated), else as on the wire.
+        let size = match &mut self.payloads {
+            Some(p) => {
+                let size = p.sized_event(side, at, ev);
+                // What inflation found (in this event or in the payload before it) is
+                // marked at the packet that completed the event.
+                let marks = &mut self.facts.marks;
+                p.take_raised(side, |a| marks.note(a, at.packet));
+                size
+            }
+            None => match ev {
+                StreamEvent::Message { bytes, .. } => bytes,
+                _ => 0,
+            },
+        };
+        let c = self.counts.side(side);
+        c.largest_message = c.largest_message.max(size);
     }
 
     #[inline]
@@ -139,11 +150,14 @@ enum DirState {
 
 /// Short texts in one allocation: a session keeps its handshake's texts (and the header
 /// fields of both heads, for the record) for its whole life, and a million open sessions
-/// should not pay for eight strings each.
+/// should not pay for eight strings each. Where each text ends is a 16-bit offset (the last
+/// one is the buffer's length); texts of more than 64 KiB together (a raised
+/// `max_handshake_bytes`) have their ends written after them instead, in hex
+/// ([`LONG_ENDS`] bytes: the buffer's length tells which).
 #[derive(Debug, Default)]
 struct Texts {
     buf: Box<str>,
-    ends: [u32; TEXTS],
+    ends: [u16; TEXTS - 1],
 }
 
 const TEXTS: usize = 8;
@@ -157,14 +171,29 @@ const EXTENSIONS: usize = 5;
 const REQUEST_HEADERS: usize = 6;
 /// The response's header fields, packed likewise.
 const RESPONSE_HEADERS: usize = 7;
+/// Bytes of the ends written after texts too long for 16-bit offsets: 8 hex digits each.
+const LONG_ENDS: usize = 8 * TEXTS;
 
 impl Texts {
     fn new(parts: [&str; TEXTS]) -> Self {
-        let mut buf = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-        let mut ends = [0; TEXTS];
-        for (e, p) in ends.iter_mut().zip(parts) {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let long = total > usize::from(u16::MAX);
+        let mut buf = String::with_capacity(total + if long { LONG_ENDS } else { 0 });
+        let mut ends = [0; TEXTS - 1];
+        let mut long_ends = [0u32; TEXTS];
+        for (i, p) in parts.into_iter().enumerate() {
             buf.push_str(p);
-            *e = buf.len() as u32;
+            if i < TEXTS - 1 {
+                ends[i] = buf.len() as u16;
+            }
+            long_ends[i] = u32::try_from(buf.len()).expect("handshake texts under 4 GiB");
+        }
+        if long {
+            use std::fmt::Write as _;
+            ends = [0; TEXTS - 1];
+            for e in long_ends {
+                write!(buf, "{e:08x}").expect("a String");
+            }
         }
         Texts {
             buf: buf.into_boxed_str(),
@@ -172,9 +201,24 @@ impl Texts {
         }
     }
 
+    /// Where text `i` ends.
+    fn end(&self, i: usize) -> usize {
+        let len = self.buf.len();
+        if len <= usize::from(u16::MAX) {
+            if i == TEXTS - 1 {
+                len
+            } else {
+                usize::from(self.ends[i])
+            }
+        } else {
+            let at = len - LONG_ENDS + 8 * i;
+            usize::from_str_radix(&self.buf[at..at + 8], 16).expect("hex written by new")
+        }
+    }
+
     fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.buf[start as usize..self.ends[i] as usize]
+        let start = if i == 0 { 0 } else { self.end(i - 1) };
+        &self.buf[start..self.end(i)]
     }
 
     /// The same texts with the `(index, text)` pairs of `set` set.
@@ -877,10 +921,10 @@ impl WsSession {
             let mut stats = SideStats {
                 messages: t.messages,
                 bytes: t.bytes,
-                pings: t.pings,
-                pongs: t.pongs,
-                close: t.close.as_deref().cloned(),
-                missing_bytes: t.missing_bytes,
+                pings: t.pings.into(),
+                pongs: t.pongs.into(),
+                close: t.close().cloned(),
+                missing_bytes: t.missing_bytes(),
                 bytes_inflated: None,
                 largest_message: None,
                 messages_before_close,
@@ -893,7 +937,7 @@ impl WsSession {
             };
             match &self.consumers.payloads {
                 Some(p) => {
-                    let t = p.totals(side);
+                    let t = p.totals(side, c.largest_message);
                     stats.bytes_inflated = t.bytes_inflated;
                     stats.largest_message = t.largest_message;
                     anomalies.union(t.anomalies);
@@ -950,5 +994,26 @@ impl MemoryCharge for WsSession {
                 .with(&[(REQUEST_HEADERS, ""), (RESPONSE_HEADERS, "")]);
         }
         self.consumers.release_memory(ctx.at);
+    }
+}
+
+#[cfg(test)]
+mod texts_tests {
+    use super::*;
+
+    #[test]
+    fn texts_read_back_short_and_over_64_kib() {
+        for n in [0, 5, 65_535 - 40, 65_536, 200_000] {
+            let long = "u".repeat(n);
+            let parts = ["host", "/p", "", long.as_str(), "chat", "", "h: v", "x"];
+            let t = Texts::new(parts);
+            for (i, p) in parts.iter().enumerate() {
+                assert_eq!(t.get(i), *p, "text {i} of {n}");
+            }
+            let t = t.with(&[(PATH, "/q")]);
+            assert_eq!((t.get(PATH), t.get(USER_AGENT).len()), ("/q", n));
+            assert_eq!(t.get(RESPONSE_HEADERS), "x");
+        }
+        assert_eq!(Texts::default().get(RESPONSE_HEADERS), "");
     }
 }

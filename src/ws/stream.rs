@@ -627,7 +627,7 @@ mod tests {
         assert_eq!(fs.stats().messages, 2);
         assert_eq!(fs.stats().bytes, 5 + 300 + 70000);
         assert_eq!((fs.stats().pings, fs.stats().pongs), (1, 1));
-        let c = fs.stats().close.as_ref().unwrap();
+        let c = fs.stats().close().unwrap();
         assert_eq!((c.code, c.reason.as_str()), (Some(4001), "bye, \"all\""));
         assert!(fs.side().anomalies.is_empty(), "{:?}", fs.side().anomalies);
     }
@@ -679,7 +679,7 @@ mod tests {
         fs.gap(b.len() as u64, 2);
         fs.data(&c, 3);
         assert_eq!(fs.stats().messages, 1);
-        assert_eq!(fs.stats().close.as_ref().unwrap().code, Some(1000));
+        assert_eq!(fs.stats().close().unwrap().code, Some(1000));
         assert!(fs.side().inexact);
         assert!(fs.side().anomalies.contains(Anomaly::FramingLost));
         assert!(fs.side().anomalies.contains(Anomaly::Resync));
@@ -731,6 +731,6 @@ mod tests {
                 "data_after_close"
             ]
         );
-        assert_eq!(fs.stats().close.as_ref().unwrap().reason, "\\xFF");
+        assert_eq!(fs.stats().close().unwrap().reason, "\\xFF");
     }
 }

@@ -280,7 +280,7 @@ pub fn frame_stream(data: &[u8]) {
         }
     }
     gappy.data(&stream[pos..], ops.len() as u64 + 1);
-    assert_eq!(gappy.stats().missing_bytes, gaps);
+    assert_eq!(gappy.stats().missing_bytes(), gaps);
     check_stream_bounds(&gappy, stream.len() as u64, gaps);
 }
 
@@ -300,7 +300,7 @@ fn check_stream_bounds(fs: &Probe, bytes: u64, gaps: u64) {
     let s = fs.stats();
     // Every counted message, ping and pong is a completed frame.
     assert!(
-        s.messages + s.pings + s.pongs <= fs.frames,
+        s.messages + u64::from(s.pings) + u64::from(s.pongs) <= fs.frames,
         "{} messages + {} pings + {} pongs > {} frames",
         s.messages,
         s.pings,
@@ -319,7 +319,7 @@ fn check_stream_bounds(fs: &Probe, bytes: u64, gaps: u64) {
         "{} message bytes from {bytes} bytes + {gaps} gap",
         s.bytes
     );
-    if let Some(c) = &s.close {
+    if let Some(c) = s.close() {
         assert!(
             c.reason.len() <= 4 * 1024,
             "close reason of {} bytes",
@@ -800,7 +800,8 @@ pub fn inflate(data: &[u8]) {
             };
             fs.data(piece, at, &mut c);
         }
-        let totals = c.payloads.as_ref().expect("payloads").totals(side);
+        let largest = c.counts.side(side).largest_message;
+        let totals = c.payloads.as_ref().expect("payloads").totals(side, largest);
         let stream_anomalies = match side {
             Side::Client => c.counts.client.anomalies,
             Side::Server => c.counts.server.anomalies,
