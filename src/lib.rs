@@ -36,6 +36,7 @@ pub mod policy;
 pub mod record;
 pub mod reorder;
 pub mod report;
+pub mod spill;
 pub mod stats;
 pub mod summary;
 pub mod time;

@@ -3,11 +3,9 @@
 //! same run wrote are equal). Rows wait for the second pass in a [`RowStore`], which
 //! spills them to an unlinked temporary file past a cap, as `reorder.rs` does records.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-
 use crate::net::{Addr, Endpoint};
 use crate::record::{Anomalies, Anomaly, At, SessionRecord, Side};
+use crate::spill::{FixedCodec, SpillVec};
 use crate::verdict::{Outcome, TcpEnd};
 
 /// "No time": the field's moment did not happen.
@@ -482,89 +480,17 @@ pub fn decode(b: &[u8]) -> Row {
     }
 }
 
-/// Rows in arrival order, in memory up to a cap, then appended to an unlinked temporary
-/// file; read back in the same order, as many times as the passes need.
-pub struct RowStore {
-    mem: Vec<Row>,
-    max_mem: usize,
-    file: Option<BufWriter<File>>,
-    on_disk: u64,
-    buf: Vec<u8>,
-}
+/// Rows in arrival order, in memory up to a cap, then on disk (`spill`); read back in the
+/// same order, as many times as the passes need.
+pub type RowStore = SpillVec<Row>;
 
-impl RowStore {
-    /// A store that keeps at most `max_mem_bytes` of rows in memory.
-    pub fn new(max_mem_bytes: usize) -> Self {
-        RowStore {
-            mem: Vec::new(),
-            max_mem: (max_mem_bytes / std::mem::size_of::<Row>()).max(1),
-            file: None,
-            on_disk: 0,
-            buf: Vec::with_capacity(ENCODED_LEN),
-        }
+impl FixedCodec for Row {
+    const ENCODED_LEN: usize = ENCODED_LEN;
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode(self, out)
     }
-
-    pub fn len(&self) -> u64 {
-        self.on_disk + self.mem.len() as u64
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn push(&mut self, r: Row) -> io::Result<()> {
-        self.mem.push(r);
-        if self.mem.len() >= self.max_mem {
-            self.spill()?;
-        }
-        Ok(())
-    }
-
-    fn spill(&mut self) -> io::Result<()> {
-        if self.file.is_none() {
-            let path = std::env::temp_dir().join(format!(
-                "wsclose-{}-rows-{:p}.tmp",
-                std::process::id(),
-                self as *const Self
-            ));
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
-            // Unlinked at once: the space goes when the file is closed, even on a crash.
-            std::fs::remove_file(&path)?;
-            self.file = Some(BufWriter::with_capacity(1 << 16, f));
-        }
-        let w = self.file.as_mut().expect("opened above");
-        for r in self.mem.drain(..) {
-            self.buf.clear();
-            encode(&r, &mut self.buf);
-            w.write_all(&self.buf)?;
-            self.on_disk += 1;
-        }
-        Ok(())
-    }
-
-    /// Every row, in the order pushed.
-    pub fn for_each(&mut self, f: &mut dyn FnMut(&Row)) -> io::Result<()> {
-        if let Some(w) = &mut self.file {
-            w.flush()?;
-            let mut file = w.get_ref().try_clone()?;
-            file.seek(SeekFrom::Start(0))?;
-            let mut r = BufReader::with_capacity(1 << 16, file);
-            let mut b = vec![0u8; ENCODED_LEN];
-            for _ in 0..self.on_disk {
-                r.read_exact(&mut b)?;
-                f(&decode(&b));
-            }
-            // Appends continue at the end.
-            w.get_mut().seek(SeekFrom::End(0))?;
-        }
-        for r in &self.mem {
-            f(r);
-        }
-        Ok(())
+    fn decode(b: &[u8]) -> Self {
+        decode(b)
     }
 }
 
@@ -617,7 +543,7 @@ mod tests {
         for i in 0..10 {
             store.push(Row::from_record(0, i, &rec)).unwrap();
         }
-        assert!(store.on_disk > 0);
+        assert!(store.on_disk() > 0);
         for _ in 0..2 {
             let mut got = Vec::new();
             store.for_each(&mut |r| got.push(r.session)).unwrap();

@@ -8,12 +8,12 @@
 //! sessions they stand for — never dropped.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io;
 
 use crate::net::{Addr, Endpoint};
 use crate::record::{Anomaly, SessionRecord, Side};
 use crate::report::columns::{redact_query, Redact};
+use crate::spill::{FixedCodec, SpillVec};
 use crate::verdict::{Outcome, TcpEnd};
 use crate::ws::timeline::TimelineRef;
 
@@ -281,6 +281,16 @@ pub fn encode(m: &Mark, b: &mut Vec<u8>) {
     b.extend_from_slice(&[outcome, first_close_by, tcp_end, tcp_end_by, flags]);
 }
 
+impl FixedCodec for Mark {
+    const ENCODED_LEN: usize = ENCODED_LEN;
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode(self, out)
+    }
+    fn decode(b: &[u8]) -> Self {
+        decode(b)
+    }
+}
+
 /// Reads a mark that [`encode`] wrote.
 pub fn decode(b: &[u8]) -> Mark {
     let mut p = 0;
@@ -508,11 +518,7 @@ impl Quota {
 
 /// Marks in session order, in memory up to a cap, then in an unlinked temporary file.
 pub struct MarkStore {
-    mem: Vec<Mark>,
-    max_mem: usize,
-    file: Option<BufWriter<File>>,
-    on_disk: u64,
-    buf: Vec<u8>,
+    marks: SpillVec<Mark>,
     pub dict: Dict,
     servers: LaneCounter<Endpoint>,
     clients: LaneCounter<Addr>,
@@ -531,11 +537,7 @@ impl MarkStore {
     /// A store that keeps at most `max_mem_bytes` of marks in memory.
     pub fn new(max_mem_bytes: usize) -> Self {
         MarkStore {
-            mem: Vec::new(),
-            max_mem: (max_mem_bytes / std::mem::size_of::<Mark>()).max(1),
-            file: None,
-            on_disk: 0,
-            buf: Vec::with_capacity(ENCODED_LEN),
+            marks: SpillVec::new(max_mem_bytes),
             dict: Dict::default(),
             servers: LaneCounter::default(),
             clients: LaneCounter::default(),
@@ -546,7 +548,7 @@ impl MarkStore {
     }
 
     pub fn len(&self) -> u64 {
-        self.on_disk + self.mem.len() as u64
+        self.marks.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -565,57 +567,12 @@ impl MarkStore {
         self.last = self.last.max(m.end);
         self.servers.add(m.server, m.start);
         self.clients.add(m.client.addr, m.start);
-        self.mem.push(m);
-        if self.mem.len() >= self.max_mem {
-            self.spill()?;
-        }
-        Ok(())
-    }
-
-    fn spill(&mut self) -> io::Result<()> {
-        if self.file.is_none() {
-            let path = std::env::temp_dir().join(format!(
-                "wsclose-{}-marks-{:p}.tmp",
-                std::process::id(),
-                self as *const Self
-            ));
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
-            // Unlinked at once: the space goes when the file is closed, even on a crash.
-            std::fs::remove_file(&path)?;
-            self.file = Some(BufWriter::with_capacity(1 << 16, f));
-        }
-        let w = self.file.as_mut().expect("opened above");
-        for m in self.mem.drain(..) {
-            self.buf.clear();
-            encode(&m, &mut self.buf);
-            w.write_all(&self.buf)?;
-            self.on_disk += 1;
-        }
-        Ok(())
+        self.marks.push(m)
     }
 
     /// Every mark, in the order pushed.
     pub fn for_each(&mut self, f: &mut dyn FnMut(&Mark)) -> io::Result<()> {
-        if let Some(w) = &mut self.file {
-            w.flush()?;
-            let mut file = w.get_ref().try_clone()?;
-            file.seek(SeekFrom::Start(0))?;
-            let mut r = BufReader::with_capacity(1 << 16, file);
-            let mut b = vec![0u8; ENCODED_LEN];
-            for _ in 0..self.on_disk {
-                r.read_exact(&mut b)?;
-                f(&decode(&b));
-            }
-            w.get_mut().seek(SeekFrom::End(0))?;
-        }
-        for m in &self.mem {
-            f(m);
-        }
-        Ok(())
+        self.marks.for_each(f)
     }
 
     /// The timeline: the sessions `named` first, then the abnormal ones, then the others,
@@ -915,7 +872,7 @@ mod tests {
                 s.push(mark(i, i as i64 * 1_000_000, o, (i % 7) as u8, 80))
                     .unwrap();
             }
-            assert_eq!(s.on_disk > 0, mem == 1);
+            assert_eq!(s.marks.on_disk() > 0, mem == 1);
             let named: HashSet<u64> = [95, 96, 97].into_iter().collect();
             let t = s.timeline(&named, None, 20).unwrap();
             let kept = &t.columns.session;
