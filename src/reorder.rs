@@ -9,7 +9,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Seek, SeekFrom, Write};
 
 use crate::record::codec::{decode, encode};
@@ -79,18 +79,7 @@ impl Reorder {
 
     /// Writes the held records, sorted, to a new run.
     fn spill(&mut self) -> io::Result<()> {
-        let path = std::env::temp_dir().join(format!(
-            "wsclose-{}-{}.run",
-            std::process::id(),
-            self.runs.len()
-        ));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        // Unlinked at once: the space is freed when the file is closed, even on a crash.
-        std::fs::remove_file(&path)?;
+        let file = crate::spill::unlinked_temp_file("run")?;
         let mut w = BufWriter::with_capacity(1 << 16, &file);
         let mut buf = Vec::new();
         while let Some(Reverse(ByFirstPacket(r))) = self.heap.pop() {

@@ -1,9 +1,38 @@
-//! `SpillVec`: items in arrival order, in memory up to a cap, then appended to an unlinked
-//! temporary file in a fixed-size binary form; read back in the same order, as many times
-//! as the passes need. The summary's rows and the HTML page's marks are kept in one.
+//! Spilling to disk. `SpillVec`: items in arrival order, in memory up to a cap, then
+//! appended to an unlinked temporary file in a fixed-size binary form; read back in the
+//! same order, as many times as the passes need (the summary's rows, the HTML page's marks).
+//! `unlinked_temp_file`: the file every spill of the program writes to (also the sorted
+//! runs of `reorder` and the timelines of `frames`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A new file in the temporary directory, open for reading and writing, already unlinked:
+/// its space goes when it is closed, even on a crash. `what` names it while it exists
+/// (`wsclose-PID-WHAT-N.tmp`, N unique in the process; a leftover of an earlier process
+/// with the same PID is stepped over, never written to).
+pub fn unlinked_temp_file(what: &str) -> io::Result<File> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("wsclose-{}-{what}-{n}.tmp", std::process::id()));
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => {
+                std::fs::remove_file(&path)?;
+                return Ok(f);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
 
 /// An item with a fixed-size binary form.
 pub trait FixedCodec: Sized {
@@ -60,18 +89,7 @@ impl<T: FixedCodec> SpillVec<T> {
 
     fn spill(&mut self) -> io::Result<()> {
         if self.file.is_none() {
-            let path = std::env::temp_dir().join(format!(
-                "wsclose-{}-spill-{:p}.tmp",
-                std::process::id(),
-                self as *const Self
-            ));
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
-            // Unlinked at once: the space goes when the file is closed, even on a crash.
-            std::fs::remove_file(&path)?;
+            let f = unlinked_temp_file("spill")?;
             self.file = Some(BufWriter::with_capacity(1 << 16, f));
         }
         let w = self.file.as_mut().expect("opened above");
@@ -110,6 +128,7 @@ impl<T: FixedCodec> SpillVec<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[derive(Debug, PartialEq)]
     struct Pair(u32, u64);
@@ -126,6 +145,17 @@ mod tests {
                 u64::from_le_bytes(b[4..12].try_into().unwrap()),
             )
         }
+    }
+
+    #[test]
+    fn temp_files_are_unlinked_and_distinct() {
+        let mut a = unlinked_temp_file("test").unwrap();
+        let mut b = unlinked_temp_file("test").unwrap();
+        a.write_all(b"a").unwrap();
+        b.write_all(b"bb").unwrap();
+        assert_eq!(a.metadata().unwrap().len(), 1);
+        assert_eq!(b.metadata().unwrap().len(), 2);
+        assert_eq!(a.metadata().unwrap().nlink(), 0, "unlinked");
     }
 
     /// Items past the cap go to disk and come back in order, pass after pass, with pushes

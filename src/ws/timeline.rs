@@ -10,7 +10,7 @@
 //! events before its end (first Close frame, FIN or RST) and N after.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
@@ -211,20 +211,7 @@ pub struct TimelineSpill {
 
 impl TimelineSpill {
     pub fn new(tail: Option<usize>) -> io::Result<Arc<Self>> {
-        let path = std::env::temp_dir().join(format!(
-            "wsclose-{}-timeline-{}.tmp",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        // Unlinked at once: the space goes when the file is closed, even on a crash.
-        std::fs::remove_file(&path)?;
+        let f = crate::spill::unlinked_temp_file("timeline")?;
         let reader = f.try_clone()?;
         Ok(Arc::new(TimelineSpill {
             file: Mutex::new((f, 0)),
