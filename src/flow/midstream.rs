@@ -38,7 +38,7 @@ use super::reassembly::Event;
 use crate::config::MIDSTREAM_PROBE_BYTES;
 use crate::record::{At, Side};
 use crate::ws::close::{is_valid_close_code, MAX_CONTROL_PAYLOAD};
-use crate::ws::frame::{frame_header, header_len_from_prefix, opcode, FrameHeader, MAX_HEADER_LEN};
+use crate::ws::frame::{frame_header, opcode, FrameHeader, HeaderCarry};
 use crate::ws::session::Lent;
 use crate::ws::WsSession;
 
@@ -62,8 +62,7 @@ struct Chain {
     close_code: [u8; 2],
     close_have: u8,
     /// Header bytes carried over from the previous segment.
-    carry: [u8; MAX_HEADER_LEN],
-    carry_len: u8,
+    carry: HeaderCarry,
 }
 
 impl Chain {
@@ -120,25 +119,11 @@ impl Chain {
                 continue;
             }
             // A header, perhaps begun in the previous segment.
-            let h = if self.carry_len > 0 {
-                let have = self.carry_len as usize;
-                let need = if have >= 2 {
-                    header_len_from_prefix([self.carry[0], self.carry[1]])
-                } else {
-                    2
-                };
-                let take = (need - have).min(d.len());
-                self.carry[have..have + take].copy_from_slice(&d[..take]);
-                self.carry_len += take as u8;
-                d = &d[take..];
-                let have = self.carry_len as usize;
-                if have < 2 || have < header_len_from_prefix([self.carry[0], self.carry[1]]) {
-                    continue;
+            let h = if !self.carry.is_empty() {
+                match self.carry.complete(&mut d) {
+                    Some(h) => h,
+                    None => continue,
                 }
-                self.carry_len = 0;
-                frame_header(&self.carry[..have])
-                    .expect("header length checked")
-                    .1
             } else {
                 match frame_header(d) {
                     Ok((rest, h)) => {
@@ -157,8 +142,7 @@ impl Chain {
                                 ..h
                             })
                         });
-                        self.carry[..d.len()].copy_from_slice(d);
-                        self.carry_len = d.len() as u8;
+                        self.carry.keep(d);
                         return fits;
                     }
                 }

@@ -100,9 +100,76 @@ pub fn header_len_from_prefix(b0_b1: [u8; 2]) -> usize {
     2 + ext + if b0_b1[1] & 0x80 != 0 { 4 } else { 0 }
 }
 
+/// The first bytes of a frame header cut off by the end of a delivery, kept until the
+/// rest arrives (at most [`MAX_HEADER_LEN`]; the two frame parsers, `FrameStream` and the
+/// mid-stream probe, share it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HeaderCarry {
+    bytes: [u8; MAX_HEADER_LEN],
+    len: u8,
+}
+
+impl HeaderCarry {
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Keeps `d`, the start of a header that `frame_header` found incomplete.
+    pub fn keep(&mut self, d: &[u8]) {
+        self.bytes[..d.len()].copy_from_slice(d);
+        self.len = d.len() as u8;
+    }
+
+    /// Takes from the front of `d` what the kept header still needs; returns the header
+    /// once it is whole (and is empty again), `None` while `d` ran out first.
+    pub fn complete(&mut self, d: &mut &[u8]) -> Option<FrameHeader> {
+        let have = self.len as usize;
+        let need = if have >= 2 {
+            header_len_from_prefix([self.bytes[0], self.bytes[1]])
+        } else {
+            2
+        };
+        let take = (need - have).min(d.len());
+        self.bytes[have..have + take].copy_from_slice(&d[..take]);
+        self.len += take as u8;
+        *d = &d[take..];
+        let have = self.len as usize;
+        if have < 2 || have < header_len_from_prefix([self.bytes[0], self.bytes[1]]) {
+            return None;
+        }
+        self.len = 0;
+        let (_, h) = frame_header(&self.bytes[..have]).expect("header length checked");
+        Some(h)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A header delivered a byte at a time through the carry is the header parsed whole.
+    #[test]
+    fn a_header_carried_over_deliveries_is_the_whole_header() {
+        let full = [0x82, 0xfe, 0x01, 0x00, 1, 2, 3, 4];
+        let whole = frame_header(&full).unwrap().1;
+        let mut carry = HeaderCarry::default();
+        carry.keep(&full[..1]);
+        for i in 1..full.len() {
+            let mut d = &full[i..=i];
+            let got = carry.complete(&mut d);
+            assert!(d.is_empty());
+            assert_eq!(got.is_some(), i == full.len() - 1, "byte {i}");
+            if let Some(h) = got {
+                assert_eq!(h, whole);
+                assert!(carry.is_empty());
+            }
+        }
+    }
 
     #[test]
     fn lengths_7_16_64() {

@@ -9,7 +9,7 @@ use std::num::NonZeroU8;
 
 use super::close::{escape_reason, is_valid_close_code, unmask, MAX_CONTROL_PAYLOAD};
 use super::events::{FrameConsumer, FrameEvent, GapEffect, StreamEvent};
-use super::frame::{frame_header, header_len_from_prefix, opcode, FrameHeader, MAX_HEADER_LEN};
+use super::frame::{frame_header, opcode, FrameHeader, HeaderCarry};
 use crate::config::MAX_CLOSE_KEPT;
 use crate::record::{Anomaly, At, Close, Side};
 
@@ -63,8 +63,7 @@ pub struct FrameStream {
     /// What RSV1 may mean.
     rsv1: Rsv1,
     /// Header bytes carried over from the previous delivery.
-    carry: [u8; MAX_HEADER_LEN],
-    carry_len: u8,
+    carry: HeaderCarry,
     current: Option<Current>,
     /// Allocated at the first Close frame: most of a session's life has none (boxed, so
     /// that an open session carries 8 bytes for it, not 24).
@@ -88,8 +87,7 @@ impl FrameStream {
         FrameStream {
             side,
             rsv1: Rsv1::Reserved,
-            carry: [0; MAX_HEADER_LEN],
-            carry_len: 0,
+            carry: HeaderCarry::default(),
             current: None,
             close_payload: None,
             close_len: 0,
@@ -154,7 +152,7 @@ impl FrameStream {
     /// frame boundaries are not known.
     pub fn in_progress(&self) -> Option<bool> {
         self.framing_found()
-            .then(|| self.current.is_some() || self.message.is_some() || self.carry_len > 0)
+            .then(|| self.current.is_some() || self.message.is_some() || !self.carry.is_empty())
     }
 
     /// Frame boundaries are not known yet (picked up mid-stream): wait for a segment
@@ -203,24 +201,11 @@ impl FrameStream {
                 continue;
             }
             // A frame header, perhaps continued from the previous delivery.
-            let header = if self.carry_len > 0 {
-                let have = self.carry_len as usize;
-                let need = if have >= 2 {
-                    header_len_from_prefix([self.carry[0], self.carry[1]])
-                } else {
-                    2
-                };
-                let take = (need - have).min(d.len());
-                self.carry[have..have + take].copy_from_slice(&d[..take]);
-                self.carry_len += take as u8;
-                d = &d[take..];
-                let have = self.carry_len as usize;
-                if have < 2 || have < header_len_from_prefix([self.carry[0], self.carry[1]]) {
-                    continue;
+            let header = if !self.carry.is_empty() {
+                match self.carry.complete(&mut d) {
+                    Some(h) => h,
+                    None => continue,
                 }
-                let (_, h) = frame_header(&self.carry[..have]).expect("header length checked");
-                self.carry_len = 0;
-                h
             } else {
                 match frame_header(d) {
                     Ok((rest, h)) => {
@@ -229,8 +214,7 @@ impl FrameStream {
                     }
                     Err(_) => {
                         // Incomplete: keep the header bytes for the next delivery.
-                        self.carry[..d.len()].copy_from_slice(d);
-                        self.carry_len = d.len() as u8;
+                        self.carry.keep(d);
                         return;
                     }
                 }
@@ -287,7 +271,7 @@ impl FrameStream {
             );
             return;
         }
-        if self.carry_len == 0 {
+        if self.carry.is_empty() {
             if let Some(cur) = &mut self.current {
                 if cur.remaining >= n {
                     // The gap lies inside a payload that is only counted: nothing is lost,
@@ -320,7 +304,7 @@ impl FrameStream {
         c.event(self.side, at, StreamEvent::Anomaly(Anomaly::FramingLost));
         self.sync = Sync::Lost;
         self.current = None;
-        self.carry_len = 0;
+        self.carry.clear();
         self.message = None;
     }
 
