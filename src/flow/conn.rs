@@ -4,7 +4,7 @@
 
 use super::app::App;
 use super::memory::MemoryCharge;
-use super::reassembly::{Carried, HalfStream};
+use super::reassembly::{Carried, Event, HalfStream};
 use super::tls::{deliver, TlsCtx, TlsLayer};
 use super::{ConnLimits, SegmentCtx};
 use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
@@ -102,6 +102,9 @@ fn dir(from_lo: bool) -> usize {
         1
     }
 }
+
+/// Where reassembly's events go.
+type EventSink<'a> = &'a mut dyn FnMut(Event<'_>);
 
 #[derive(Debug)]
 pub struct Conn {
@@ -392,22 +395,14 @@ impl Conn {
             limits,
             tls: tls_ctx,
         };
-        let Conn {
-            half,
-            app,
-            syn_seen,
-            tls,
-            lent,
-            ..
-        } = self;
-        for (d, h) in half.iter_mut().enumerate() {
-            h.release_held(&mut |ev| deliver(tls, app, d == 0, ev, *syn_seen, &ctx, lent));
+        self.deliver_held(&ctx, |h, mut sink| {
+            h.release_held(&mut sink);
+        });
+        if let Some(t) = &mut self.tls {
+            t.release_memory(&self.app, &ctx);
         }
-        if let Some(t) = tls {
-            t.release_memory(app, &ctx);
-        }
-        app.release_memory(&ctx);
-        if let Some(t) = &mut lent.timeline {
+        self.app.release_memory(&ctx);
+        if let Some(t) = &mut self.lent.timeline {
             // A ring of last frames (`--tail`, the HTML drill-down) forgets its oldest.
             t.release_memory();
         }
@@ -614,6 +609,13 @@ impl Conn {
             limits,
             tls: tls_ctx,
         };
+        self.deliver_held(&ctx, |h, mut sink| h.flush(&mut sink));
+        self.note_tcp_anomalies(self.last.packet);
+    }
+
+    /// Hands the application what each direction lets go of (`take`: held segments, holes
+    /// as gaps), as though it came with the connection's latest packet.
+    fn deliver_held(&mut self, ctx: &SegmentCtx<'_>, take: fn(&mut HalfStream, EventSink<'_>)) {
         let Conn {
             half,
             app,
@@ -623,9 +625,10 @@ impl Conn {
             ..
         } = self;
         for (d, h) in half.iter_mut().enumerate() {
-            h.flush(&mut |ev| deliver(tls, app, d == 0, ev, *syn_seen, &ctx, lent));
+            take(h, &mut |ev| {
+                deliver(tls, app, d == 0, ev, *syn_seen, ctx, lent)
+            });
         }
-        self.note_tcp_anomalies(self.last.packet);
     }
 
     /// What TCP says of this connection, the same for every session of it: its anomalies
