@@ -386,25 +386,9 @@ impl Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ws::close::unmask;
 
     fn frame(fin: bool, op: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
-        let mut v = vec![(fin as u8) << 7 | op];
-        let m = if key.is_some() { 0x80 } else { 0 };
-        match payload.len() {
-            n if n < 126 => v.push(m | n as u8),
-            n => {
-                v.push(m | 126);
-                v.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-        }
-        let mut p = payload.to_vec();
-        if let Some(k) = key {
-            v.extend_from_slice(&k);
-            unmask(&mut p, k, 0);
-        }
-        v.extend_from_slice(&p);
-        v
+        crate::ws::frame::wire_frame(fin, 0, op, payload, key)
     }
 
     fn at(p: u64) -> At {

@@ -811,26 +811,7 @@ mod tests {
 
     /// A frame on the wire: `rsv1` for a compressed message's first frame.
     fn frame(fin: bool, rsv1: bool, op: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
-        let mut v = vec![(fin as u8) << 7 | (rsv1 as u8) << 6 | op];
-        let m = if key.is_some() { 0x80 } else { 0 };
-        match payload.len() {
-            n if n < 126 => v.push(m | n as u8),
-            n if n <= 0xffff => {
-                v.push(m | 126);
-                v.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                v.push(m | 127);
-                v.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        let mut p = payload.to_vec();
-        if let Some(k) = key {
-            v.extend_from_slice(&k);
-            unmask(&mut p, k, 0);
-        }
-        v.extend_from_slice(&p);
-        v
+        crate::ws::frame::wire_frame(fin, if rsv1 { 0b100 } else { 0 }, op, payload, key)
     }
 
     fn at() -> At {

@@ -148,6 +148,38 @@ impl HeaderCarry {
     }
 }
 
+/// A frame on the wire, for tests: FIN, RSV bits (RSV1 = 0b100), opcode, payload, and
+/// a masking key to mask it with (client frames).
+#[cfg(test)]
+pub(crate) fn wire_frame(
+    fin: bool,
+    rsv: u8,
+    op: u8,
+    payload: &[u8],
+    key: Option<[u8; 4]>,
+) -> Vec<u8> {
+    let mut v = vec![(fin as u8) << 7 | (rsv & 7) << 4 | op];
+    let m = if key.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => v.push(m | n as u8),
+        n if n <= 0xffff => {
+            v.push(m | 126);
+            v.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            v.push(m | 127);
+            v.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    let mut p = payload.to_vec();
+    if let Some(k) = key {
+        v.extend_from_slice(&k);
+        crate::ws::close::unmask(&mut p, k, 0);
+    }
+    v.extend_from_slice(&p);
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
