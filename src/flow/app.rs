@@ -14,7 +14,7 @@ use super::SegmentCtx;
 use crate::config::{MAX_PIPELINED_REQUESTS, MAX_UPGRADES_PER_CONNECTION};
 use crate::http::head::{HeadBuffer, HeadProgress};
 use crate::http::message::{self, BodyProgress, BodyReader};
-use crate::record::At;
+use crate::record::{At, Side};
 use crate::ws::handshake::{self, Request};
 use crate::ws::session::Lent;
 use crate::ws::WsSession;
@@ -668,6 +668,46 @@ impl App {
                     (Event::Gap(n), false) => session.server_gap(n, ctx.at, tl),
                 }
             }
+        }
+    }
+}
+
+impl App {
+    /// How many of the next bytes from `from_lo` will be passed over unread: all of them
+    /// for a connection not followed, the rest of a payload nobody reads in a session
+    /// (`WsSession::unread`). A wss:// record wholly inside them is authenticated but not
+    /// decrypted (`tls::PlaintextSink`).
+    pub fn unread(&self, from_lo: bool, tl: &Lent) -> u64 {
+        match self {
+            App::Other => u64::MAX,
+            App::WebSocket {
+                client_is_lo,
+                session,
+            } => session.unread(
+                if *client_is_lo == from_lo {
+                    Side::Client
+                } else {
+                    Side::Server
+                },
+                tl,
+            ),
+            App::Unknown | App::Http(_) | App::Probe(_) => 0,
+        }
+    }
+
+    /// `n` bytes from `from_lo` (at most [`unread`](Self::unread)) passed over.
+    pub fn pass_over(&mut self, from_lo: bool, n: u64, ctx: &SegmentCtx<'_>, tl: &mut Lent) {
+        if let App::WebSocket {
+            client_is_lo,
+            session,
+        } = self
+        {
+            let side = if *client_is_lo == from_lo {
+                Side::Client
+            } else {
+                Side::Server
+            };
+            session.pass_over(side, n, ctx.at, tl);
         }
     }
 }

@@ -20,7 +20,9 @@ use super::app::App;
 use super::reassembly::Event;
 use super::SegmentCtx;
 use crate::record::{Anomalies, Anomaly, TlsCarries, TlsInfo};
-use crate::tls::{self, KeyLog, KeySource, Probe, Secrets, TlsConn, TlsFacts, TlsState};
+use crate::tls::{
+    self, KeyLog, KeySource, PlaintextSink, Probe, Secrets, TlsConn, TlsFacts, TlsState,
+};
 use crate::ws::session::Lent;
 
 /// The secrets a shard can use now: the `--keylog` files, then each Decryption Secrets
@@ -144,6 +146,33 @@ fn deliver_tls(
     app.on_event(from_lo, ev, started, ctx, tl);
 }
 
+/// The plaintext of a connection's TLS layer, to its application (direction 0: from the
+/// lower endpoint).
+struct ToApp<'a, 'c> {
+    app: &'a mut App,
+    ctx: &'a SegmentCtx<'c>,
+    tl: &'a mut Lent,
+}
+
+impl PlaintextSink for ToApp<'_, '_> {
+    #[inline]
+    fn event(&mut self, dir: usize, ev: Event<'_>) {
+        // The plaintext starts with the TLS stream (a ClientHello): its first bytes are the
+        // application's first.
+        self.app.on_event(dir == 0, ev, true, self.ctx, self.tl);
+    }
+
+    #[inline]
+    fn unread(&self, dir: usize) -> u64 {
+        self.app.unread(dir == 0, self.tl)
+    }
+
+    #[inline]
+    fn pass_over(&mut self, dir: usize, n: u64) {
+        self.app.pass_over(dir == 0, n, self.ctx, self.tl);
+    }
+}
+
 impl TlsLayer {
     fn on_event(
         &mut self,
@@ -161,12 +190,8 @@ impl TlsLayer {
             ts_ns: ctx.at.ts_ns,
         };
         let dir = usize::from(!from_lo);
-        // The plaintext starts with the TLS stream (a ClientHello): its first bytes are the
-        // application's first.
         self.conn
-            .on_event(dir, ev, tctx, &*ctx.tls.keys, &mut |d, ev| {
-                app.on_event(d == 0, ev, true, ctx, tl)
-            });
+            .on_event(dir, ev, tctx, &*ctx.tls.keys, &mut ToApp { app, ctx, tl });
         if !self.may_give_record(app) {
             self.drop_record();
         }

@@ -35,6 +35,39 @@ use super::{
     MAX_RESYNC_SEQ_TRIALS, MAX_SKIPPED_RECORDS,
 };
 
+/// Where a connection's plaintext goes: its events per direction and, so that a record
+/// nobody reads is authenticated but not decrypted (`protection::RecordKeys::open_unread`),
+/// how many of a direction's next plaintext bytes will be passed over unread. A closure
+/// `FnMut(direction, Event)` is a sink that reads everything.
+pub trait PlaintextSink {
+    /// Plaintext (or a gap in it) of direction `dir`.
+    fn event(&mut self, dir: usize, ev: Event<'_>);
+
+    /// How many of `dir`'s next plaintext bytes will be passed over without being read.
+    #[inline]
+    fn unread(&self, dir: usize) -> u64 {
+        let _ = dir;
+        0
+    }
+
+    /// `n` plaintext bytes of `dir` are here, authenticated, not decrypted. Called only with
+    /// `n <= unread(dir)`.
+    #[inline]
+    fn pass_over(&mut self, dir: usize, n: u64) {
+        unreachable!("{n} bytes of direction {dir} passed over that are read");
+    }
+}
+
+/// A sink for what is given up: nothing is handed on.
+fn discard(_: usize, _: Event<'_>) {}
+
+impl<F: FnMut(usize, Event<'_>)> PlaintextSink for F {
+    #[inline]
+    fn event(&mut self, dir: usize, ev: Event<'_>) {
+        self(dir, ev)
+    }
+}
+
 /// Where a piece of stream data came from: the packet that delivered it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SegmentCtx {
@@ -152,6 +185,9 @@ pub struct DirFacts {
     pub records: u64,
     /// Records decrypted (authenticated).
     pub decrypted_records: u64,
+    /// Of those, application data records authenticated whose plaintext was passed over
+    /// unread, not decrypted ([`PlaintextSink::unread`]).
+    pub unread_records: u64,
     /// Application data bytes handed on.
     pub plaintext_bytes: u64,
     /// Ciphertext bytes received (record headers included).
@@ -586,7 +622,7 @@ impl TlsConn {
     }
 
     /// One event of direction `dir` (0 or 1) from reassembly, `ctx` naming the packet that
-    /// delivered it. Plaintext goes to `sink(direction, event)`, in order per direction,
+    /// delivered it. Plaintext goes to `sink.event(direction, event)`, in order per direction,
     /// before this returns — usually for `dir`, but the other direction's plaintext can come
     /// out too (held 0-RTT data, released when the server's answer arrives). Secrets are
     /// asked of `keys` only when they are needed, so `keys` may grow between calls.
@@ -604,7 +640,7 @@ impl TlsConn {
         sink: &mut F,
     ) where
         K: KeySource + ?Sized,
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         assert!(dir < 2, "direction index is 0 or 1");
         match ev {
@@ -621,13 +657,13 @@ impl TlsConn {
     fn on_data<K, F>(&mut self, d: usize, mut data: &[u8], ctx: SegmentCtx, keys: &K, sink: &mut F)
     where
         K: KeySource + ?Sized,
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         while !data.is_empty() {
             match self.half[d].mode {
                 Mode::Dead { gaps } => {
                     if gaps {
-                        sink(d, Event::Gap(data.len() as u64));
+                        sink.event(d, Event::Gap(data.len() as u64));
                     }
                     return;
                 }
@@ -670,7 +706,7 @@ impl TlsConn {
     ) -> &'a [u8]
     where
         K: KeySource + ?Sized,
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         if !self.half[d].buf.is_empty() {
             let mut buf = std::mem::take(&mut self.half[d].buf);
@@ -738,14 +774,14 @@ impl TlsConn {
             }
         } else {
             self.facts.anomalies.decrypt_failed = true;
-            self.give_up(d, ctx, 0, &mut |_, _| {});
+            self.give_up(d, ctx, 0, &mut discard);
         }
         None
     }
 
     fn on_gap<F>(&mut self, d: usize, n: u64, ctx: SegmentCtx, sink: &mut F)
     where
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         self.facts.dirs[d].gaps += 1;
         self.facts.anomalies.gap = true;
@@ -753,7 +789,7 @@ impl TlsConn {
         match h.mode {
             Mode::Dead { gaps } => {
                 if gaps {
-                    sink(d, Event::Gap(n));
+                    sink.event(d, Event::Gap(n));
                 }
             }
             Mode::SkipRecord { remaining, length } if n < remaining as u64 => {
@@ -809,7 +845,7 @@ impl TlsConn {
     /// used up and its plaintext is reported missing.
     fn record_lost<F>(&mut self, d: usize, length: usize, sink: &mut F)
     where
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         let h = &mut self.half[d];
         self.facts.dirs[d].skipped_records += 1;
@@ -818,7 +854,7 @@ impl TlsConn {
             h.seq += 1;
             let est = length.saturating_sub(k.overhead().fixed).max(1);
             if self.any_decrypted {
-                sink(d, Event::Gap(est as u64));
+                sink.event(d, Event::Gap(est as u64));
             }
         }
     }
@@ -827,7 +863,7 @@ impl TlsConn {
     /// last whole record.
     fn start_resync<F>(&mut self, d: usize, lost: u64, ctx: SegmentCtx, sink: &mut F)
     where
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         let h = &mut self.half[d];
         h.hs.lose();
@@ -855,7 +891,7 @@ impl TlsConn {
     /// The rest of direction `d` is undecryptable.
     fn give_up<F>(&mut self, d: usize, ctx: SegmentCtx, lost: u64, sink: &mut F)
     where
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         let gaps = self.any_decrypted;
         let h = &mut self.half[d];
@@ -863,7 +899,7 @@ impl TlsConn {
         h.hs = HsReader::default();
         h.mode = Mode::Dead { gaps };
         if gaps && lost > 0 {
-            sink(d, Event::Gap(lost));
+            sink.event(d, Event::Gap(lost));
         }
         let f = &mut self.facts.dirs[d];
         if f.undecryptable_from_frame.is_none() && self.facts.state == TlsState::Decrypting {
@@ -899,7 +935,7 @@ impl TlsConn {
     fn resync<K, F>(&mut self, d: usize, ctx: SegmentCtx, keys: &K, sink: &mut F)
     where
         K: KeySource + ?Sized,
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         loop {
             let buf = &self.half[d].buf;
@@ -957,10 +993,10 @@ impl TlsConn {
                     self.facts.dirs[d].gaps_recovered += 1;
                     self.facts.dirs[d].records += 1;
                     if self.any_decrypted {
-                        sink(d, Event::Gap(est));
+                        sink.event(d, Event::Gap(est));
                     }
                     self.half[d].mode = Mode::Framing;
-                    self.decrypted(d, ty, n, ctx, keys, sink);
+                    self.decrypted(d, ty, n, true, ctx, keys, sink);
                     // The rest of the buffer is framed as usual.
                     let rest = &buf[total..];
                     let mut left = rest;
@@ -1077,7 +1113,7 @@ impl TlsConn {
         sink: &mut F,
     ) where
         K: KeySource + ?Sized,
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         self.facts.dirs[d].records += 1;
         let tls13 = matches!(self.protection, Some(Protection::Tls13(..)));
@@ -1104,10 +1140,20 @@ impl TlsConn {
             return;
         }
         let k = self.half[d].keys.as_deref().expect("keys");
-        match k.open(self.half[d].seq, &h, frag, &mut self.plain) {
+        let seq = self.half[d].seq;
+        let unread = sink.unread(d);
+        if unread > 0 {
+            if let Some(n) = k.open_unread(seq, &h, frag, &mut self.plain, unread) {
+                self.half[d].seq += 1;
+                self.facts.dirs[d].unread_records += 1;
+                self.decrypted(d, ct::APPLICATION_DATA, n, false, ctx, keys, sink);
+                return;
+            }
+        }
+        match k.open(seq, &h, frag, &mut self.plain) {
             Ok((ty, n)) => {
                 self.half[d].seq += 1;
-                self.decrypted(d, ty, n, ctx, keys, sink);
+                self.decrypted(d, ty, n, true, ctx, keys, sink);
             }
             Err(_) => self.on_failure(d, &h, frag, ctx, keys, sink),
         }
@@ -1123,7 +1169,7 @@ impl TlsConn {
         sink: &mut F,
     ) where
         K: KeySource + ?Sized,
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         match h.content_type {
             ct::HANDSHAKE => self.feed_handshake(d, frag, ctx, keys, sink),
@@ -1156,18 +1202,21 @@ impl TlsConn {
         }
     }
 
-    /// A record decrypted into `self.plain[..n]` with inner content type `ty`.
+    /// A record decrypted into `self.plain[..n]` with inner content type `ty` — or, if not
+    /// `read`, application data authenticated and passed over (`PlaintextSink::unread`).
+    #[allow(clippy::too_many_arguments)]
     fn decrypted<K, F>(
         &mut self,
         d: usize,
         ty: u8,
         n: usize,
+        read: bool,
         ctx: SegmentCtx,
         keys: &K,
         sink: &mut F,
     ) where
         K: KeySource + ?Sized,
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         self.any_decrypted = true;
         if matches!(
@@ -1184,8 +1233,10 @@ impl TlsConn {
         match ty {
             ct::APPLICATION_DATA => {
                 self.facts.dirs[d].plaintext_bytes += n as u64;
-                if n > 0 {
-                    sink(d, Event::Data(&plain[..n]));
+                if n > 0 && !read {
+                    sink.pass_over(d, n as u64);
+                } else if n > 0 {
+                    sink.event(d, Event::Data(&plain[..n]));
                 }
             }
             ct::HANDSHAKE => self.feed_handshake(d, &plain[..n], ctx, keys, sink),
@@ -1209,7 +1260,7 @@ impl TlsConn {
         sink: &mut F,
     ) where
         K: KeySource + ?Sized,
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         // A key change whose message was not seen (a lost record): the next keys.
         if let Some((k, epoch, secret)) = self.next_keys(d) {
@@ -1221,7 +1272,7 @@ impl TlsConn {
                 half.seq = 1;
                 half.decrypted_under_keys = 0;
                 half.hs.reset();
-                self.decrypted(d, ty, n, ctx, keys, sink);
+                self.decrypted(d, ty, n, true, ctx, keys, sink);
                 return;
             }
         }
@@ -1245,7 +1296,7 @@ impl TlsConn {
         half.seq += 1;
         let est = (h.length as usize)
             .saturating_sub(half.keys.as_ref().map_or(0, |k| k.overhead().fixed));
-        sink(d, Event::Gap(est.max(1) as u64));
+        sink.event(d, Event::Gap(est.max(1) as u64));
         if half.failures_in_row >= MAX_FAILURES_IN_ROW {
             self.give_up(d, ctx, 0, sink);
         }
@@ -1273,7 +1324,7 @@ impl TlsConn {
         sink: &mut F,
     ) where
         K: KeySource + ?Sized,
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         let mut reader = std::mem::take(&mut self.half[d].hs);
         reader.feed(bytes, &mut |ty, body| {
@@ -1294,7 +1345,7 @@ impl TlsConn {
         sink: &mut F,
     ) where
         K: KeySource + ?Sized,
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         let epoch = self.half[d].epoch;
         match ty {
@@ -1392,7 +1443,7 @@ impl TlsConn {
         sink: &mut F,
     ) where
         K: KeySource + ?Sized,
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         let version = self.facts.version;
         let suite = CipherSuite(sh.cipher_suite);
@@ -1440,7 +1491,7 @@ impl TlsConn {
     fn tls13_handshake_keys<K, F>(&mut self, server: usize, ctx: SegmentCtx, keys: &K, sink: &mut F)
     where
         K: KeySource + ?Sized,
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         let client = 1 - server;
         let Some(cr) = self.client_random else {
@@ -1479,7 +1530,7 @@ impl TlsConn {
 
     fn no_key<F>(&mut self, ctx: SegmentCtx, sink: &mut F)
     where
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         self.facts.state = TlsState::NoKey;
         self.facts.anomalies.no_key = true;
@@ -1495,12 +1546,12 @@ impl TlsConn {
     {
         let Some(p) = self.protection else {
             self.facts.state = TlsState::HandshakeMissing;
-            self.give_up(d, ctx, 0, &mut |_, _| {});
+            self.give_up(d, ctx, 0, &mut discard);
             return;
         };
         let Some(cr) = self.client_random else {
             self.facts.state = TlsState::HandshakeMissing;
-            self.give_up(d, ctx, 0, &mut |_, _| {});
+            self.give_up(d, ctx, 0, &mut discard);
             return;
         };
         if self
@@ -1525,12 +1576,12 @@ impl TlsConn {
                 self.facts.state = TlsState::NoKey;
                 self.facts.anomalies.no_key = true;
                 for d in 0..2 {
-                    self.give_up(d, ctx, 0, &mut |_, _| {});
+                    self.give_up(d, ctx, 0, &mut discard);
                 }
             }
             Err(_) => {
                 self.facts.state = TlsState::HandshakeMissing;
-                self.give_up(d, ctx, 0, &mut |_, _| {});
+                self.give_up(d, ctx, 0, &mut discard);
             }
         }
     }
@@ -1631,7 +1682,7 @@ impl TlsConn {
                 if !self.any_decrypted {
                     self.facts.state = TlsState::NoKey;
                 }
-                self.give_up(d, ctx, 0, &mut |_, _| {});
+                self.give_up(d, ctx, 0, &mut discard);
             }
             Err(BadSecretLength) => {
                 h.keys = None;
@@ -1639,7 +1690,7 @@ impl TlsConn {
                 if !self.any_decrypted {
                     self.facts.state = TlsState::DecryptFailed;
                 }
-                self.give_up(d, ctx, 0, &mut |_, _| {});
+                self.give_up(d, ctx, 0, &mut discard);
             }
         }
     }
@@ -1651,7 +1702,7 @@ impl TlsConn {
     /// and the client's undecryptable records are skipped.
     fn release_early_data<F>(&mut self, accepted: bool, sink: &mut F)
     where
-        F: FnMut(usize, Event<'_>),
+        F: PlaintextSink + ?Sized,
     {
         let Some(c) = self.facts.client_dir else {
             return;
@@ -1670,7 +1721,7 @@ impl TlsConn {
             self.facts.anomalies.gap = true;
             self.facts.anomalies.no_key = true;
             if self.any_decrypted {
-                sink(c, Event::Gap(held.len() as u64));
+                sink.event(c, Event::Gap(held.len() as u64));
             }
             return;
         };
@@ -1689,7 +1740,7 @@ impl TlsConn {
                     self.facts.dirs[c].decrypted_records += 1;
                     if ty == ct::APPLICATION_DATA && n > 0 {
                         self.facts.dirs[c].plaintext_bytes += n as u64;
-                        sink(c, Event::Data(&plain[..n]));
+                        sink.event(c, Event::Data(&plain[..n]));
                     }
                 }
                 Err(_) => {

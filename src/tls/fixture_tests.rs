@@ -137,7 +137,7 @@ fn analyze_with(path: &str, keys: &dyn Fn() -> KeyLog, fill_gaps: bool) -> Vec<D
                         ev,
                         SegmentCtx::default(),
                         &keys,
-                        &mut |dir, ev| match ev {
+                        &mut |dir: usize, ev: Event<'_>| match ev {
                             Event::Data(b) => out.plain[dir].extend_from_slice(b),
                             Event::Gap(n) => {
                                 out.gaps += 1;

@@ -23,7 +23,8 @@
 //!
 //! Modules: `record` and `handshake` are pure parsers; `suite` names cipher suites;
 //! `keylog` loads secrets; `key_schedule` derives keys; `protection` opens one record;
-//! `conn` is the state machine. Cryptography comes only from RustCrypto crates.
+//! `conn` is the state machine; `gcm` opens AES-GCM records (the tag checked apart from
+//! the decryption). Cryptography comes only from RustCrypto crates (or `ring`).
 //!
 //! Handled: TLS 1.3 with TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384 and
 //! TLS_CHACHA20_POLY1305_SHA256 (handshake and application keys, KeyUpdate, PSK resumption,
@@ -41,6 +42,8 @@
 //! plaintext buffer per connection. Key material is never printed.
 
 mod conn;
+#[cfg(not(feature = "ring"))]
+mod gcm;
 pub mod handshake;
 pub mod key_schedule;
 pub mod keylog;
@@ -57,8 +60,8 @@ pub(crate) mod testing;
 mod tests;
 
 pub use self::conn::{
-    DirFacts, EarlyData, SegmentCtx, TlsAnomalies, TlsConn, TlsCounts, TlsFacts, TlsState,
-    TlsVersion,
+    DirFacts, EarlyData, PlaintextSink, SegmentCtx, TlsAnomalies, TlsConn, TlsCounts, TlsFacts,
+    TlsState, TlsVersion,
 };
 pub use self::keylog::{
     KeyLog, KeySource, LoadStats, NoKeys, Secret, Secrets, DSB_SECRETS_TYPE_TLS,

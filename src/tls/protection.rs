@@ -17,23 +17,24 @@
 //! the plaintext is written into the caller's reused buffer (RustCrypto: straight from the
 //! ciphertext; ring: the ciphertext copied there, then opened in place).
 
-#[cfg(not(feature = "ring"))]
-use aes_gcm::aead::inout::InOutBuf;
-use aes_gcm::KeyInit;
-#[cfg(not(feature = "ring"))]
-use aes_gcm::{AeadInOut, Aes128Gcm, Aes256Gcm};
 use cbc::cipher::block_padding::NoPadding;
-use cbc::cipher::{BlockModeDecrypt, InnerIvInit};
+use cbc::cipher::{BlockModeDecrypt, InnerIvInit, KeyInit};
 #[cfg(not(feature = "ring"))]
-use chacha20poly1305::ChaCha20Poly1305;
+use chacha20poly1305::aead::inout::InOutBuf;
+#[cfg(not(feature = "ring"))]
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305};
 use hmac::Hmac;
 use sha1::Sha1;
 use sha2::{Sha256, Sha384};
 
+#[cfg(not(feature = "ring"))]
+use super::gcm::{Aes128Gcm, Aes256Gcm, Gcm};
 use super::key_schedule::{self, BadSecretLength, IV_LEN};
 use super::keylog::Secret;
 use super::record::RecordHeader;
 use super::suite::{Aead, Cbc, Hash, Mac};
+#[cfg(not(feature = "ring"))]
+use aes::cipher::{consts::U16, BlockCipherEncrypt, BlockSizeUser};
 
 /// Why a record did not decrypt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,8 +140,8 @@ impl RecordKeys {
         let k = "key length fits the AEAD";
         #[cfg(not(feature = "ring"))]
         let cipher = match aead {
-            Aead::Aes128Gcm => Cipher::Aes128Gcm(Aes128Gcm::new_from_slice(key).expect(k)),
-            Aead::Aes256Gcm => Cipher::Aes256Gcm(Aes256Gcm::new_from_slice(key).expect(k)),
+            Aead::Aes128Gcm => Cipher::Aes128Gcm(Aes128Gcm::new(key).expect(k)),
+            Aead::Aes256Gcm => Cipher::Aes256Gcm(Aes256Gcm::new(key).expect(k)),
             Aead::ChaCha20Poly1305 => {
                 Cipher::ChaCha20Poly1305(ChaCha20Poly1305::new_from_slice(key).expect(k))
             }
@@ -306,6 +307,95 @@ impl RecordKeys {
         }
     }
 
+    /// A record whose plaintext will be passed over unread, when there are at most `unread`
+    /// such bytes ahead: if it opens as application data, its tag is checked and only what
+    /// tells its content type is decrypted (TLS 1.3's inner type, found from the end; in TLS
+    /// 1.2 the header says it). Returns the plaintext length — the bytes themselves are not
+    /// written. `None`: not so (other keys than AES-GCM without `ring`, a longer plaintext,
+    /// another content type, a bad tag): [`open`](Self::open) reads the record and says why.
+    pub fn open_unread(
+        &self,
+        seq: u64,
+        header: &RecordHeader,
+        fragment: &[u8],
+        out: &mut Vec<u8>,
+        unread: u64,
+    ) -> Option<usize> {
+        // With `ring`, records are opened whole: its stitched AES-GCM is faster than GHASH
+        // alone here.
+        #[cfg(feature = "ring")]
+        {
+            let _ = (seq, header, fragment, out, unread);
+            None
+        }
+        #[cfg(not(feature = "ring"))]
+        match &self.cipher {
+            Cipher::Aes128Gcm(g) => self.gcm_unread(g, seq, header, fragment, out, unread),
+            Cipher::Aes256Gcm(g) => self.gcm_unread(g, seq, header, fragment, out, unread),
+            _ => None,
+        }
+    }
+
+    #[cfg(not(feature = "ring"))]
+    fn gcm_unread<C>(
+        &self,
+        g: &Gcm<C>,
+        seq: u64,
+        header: &RecordHeader,
+        fragment: &[u8],
+        out: &mut Vec<u8>,
+        unread: u64,
+    ) -> Option<usize>
+    where
+        C: BlockCipherEncrypt + BlockSizeUser<BlockSize = U16> + KeyInit,
+    {
+        use super::record::content_type::APPLICATION_DATA;
+        let tag_len = Aead::TAG_LEN;
+        match self.format {
+            Format::Tls13 => {
+                let n = fragment.len().checked_sub(tag_len)?;
+                // The content is at most n - 1 bytes (the type follows it, §5.2).
+                if n == 0 || (n - 1) as u64 > unread {
+                    return None;
+                }
+                let (ct, tag) = fragment.split_at(n);
+                let nonce = self.xor_nonce(seq);
+                if !g.verify(&nonce, &header.to_bytes(), ct, tag.try_into().ok()?) {
+                    return None;
+                }
+                // TLSInnerPlaintext: content, type, zeros: decrypted from the end, a block
+                // at a time, up to the first byte that is not zero.
+                if out.len() < 16 {
+                    out.resize(16, 0);
+                }
+                let mut end = n;
+                while end > 0 {
+                    let start = end.saturating_sub(16);
+                    let buf = &mut out[..end - start];
+                    g.decrypt_range(&nonce, ct, start, buf);
+                    if let Some(p) = buf.iter().rposition(|&b| b != 0) {
+                        return (buf[p] == APPLICATION_DATA).then_some(start + p);
+                    }
+                    end = start;
+                }
+                None
+            }
+            Format::Tls12Gcm => {
+                let n = fragment.len().checked_sub(8 + tag_len)?;
+                if n as u64 > unread || header.content_type != APPLICATION_DATA {
+                    return None;
+                }
+                let mut nonce = self.iv;
+                nonce[4..].copy_from_slice(&fragment[..8]);
+                let (ct, tag) = fragment[8..].split_at(n);
+                let aad = tls12_aad(seq, header, n);
+                g.verify(&nonce, &aad, ct, tag.try_into().ok()?)
+                    .then_some(n)
+            }
+            _ => None,
+        }
+    }
+
     fn aead_open(
         &self,
         nonce: &[u8; IV_LEN],
@@ -332,13 +422,13 @@ impl RecordKeys {
             _ => unreachable!("AEAD format has an AEAD cipher"),
         };
         #[cfg(not(feature = "ring"))]
-        let buf = InOutBuf::new(ct, out).expect("same lengths");
-        #[cfg(not(feature = "ring"))]
         let r = match &self.cipher {
-            Cipher::Aes128Gcm(c) => c.decrypt_inout_detached(nonce.into(), aad, buf, tag.into()),
-            Cipher::Aes256Gcm(c) => c.decrypt_inout_detached(nonce.into(), aad, buf, tag.into()),
+            Cipher::Aes128Gcm(c) => c.open(nonce, aad, ct, tag, out).then_some(()).ok_or(()),
+            Cipher::Aes256Gcm(c) => c.open(nonce, aad, ct, tag, out).then_some(()).ok_or(()),
             Cipher::ChaCha20Poly1305(c) => {
+                let buf = InOutBuf::new(ct, out).expect("same lengths");
                 c.decrypt_inout_detached(nonce.into(), aad, buf, tag.into())
+                    .map_err(|_| ())
             }
             _ => unreachable!("AEAD format has an AEAD cipher"),
         };
@@ -531,6 +621,77 @@ mod tests {
             good.open(0, &h, &frag[..10], &mut out),
             Err(DecryptError::BadLength)
         );
+    }
+
+    /// `open_unread` says what `open` says of the content type and length — TLS 1.3 with
+    /// any padding (the type found from the end, across blocks of zeros), TLS 1.2 GCM —
+    /// and declines whatever `open` would have to read or refuse.
+    #[test]
+    #[cfg(not(feature = "ring"))]
+    fn open_unread_agrees_with_open() {
+        let s = |hash: Hash| Secret::new(&vec![1; hash.output_len()]).unwrap();
+        let mut out = Vec::new();
+        for (aead, hash) in [
+            (Aead::Aes128Gcm, Hash::Sha256),
+            (Aead::Aes256Gcm, Hash::Sha384),
+        ] {
+            let keys = RecordKeys::tls13(aead, hash, &s(hash)).unwrap();
+            for padding in [0, 1, 15, 16, 17, 40] {
+                let mut sealer = Sealer::tls13(aead, hash, &s(hash));
+                sealer.padding = padding;
+                for len in [0usize, 1, 16, 100, 16384 - padding] {
+                    let body = vec![0u8; len]; // zeros: the type is found past them
+                    let rec = sealer.seal(23, &body, 7);
+                    let (_, (h, frag)) = record(&rec).unwrap();
+                    assert_eq!(keys.open(7, &h, frag, &mut out), Ok((23, len)));
+                    // At most content + padding bytes unread: enough, one fewer is not.
+                    let bound = (len + padding) as u64;
+                    let what = format!("{aead:?} padding {padding} len {len}");
+                    assert_eq!(
+                        keys.open_unread(7, &h, frag, &mut out, bound),
+                        Some(len),
+                        "{what}"
+                    );
+                    if bound > 0 {
+                        let fewer = keys.open_unread(7, &h, frag, &mut out, bound - 1);
+                        assert_eq!(fewer, None, "{what}");
+                    }
+                    assert_eq!(keys.open_unread(8, &h, frag, &mut out, u64::MAX), None);
+                    if len > 0 {
+                        let mut bad = frag.to_vec();
+                        bad[len / 2] ^= 4;
+                        assert_eq!(keys.open_unread(7, &h, &bad, &mut out, u64::MAX), None);
+                    }
+                }
+                // Plaintext longer than the bytes nobody reads, or not application data.
+                let rec = sealer.seal(23, &[1; 100], 0);
+                let (_, (h, frag)) = record(&rec).unwrap();
+                assert_eq!(
+                    keys.open_unread(0, &h, frag, &mut out, 99 + padding as u64),
+                    None
+                );
+                assert_eq!(
+                    keys.open_unread(0, &h, frag, &mut out, 100 + padding as u64),
+                    Some(100)
+                );
+                let rec = sealer.seal(22, &[1; 100], 0);
+                let (_, (h, frag)) = record(&rec).unwrap();
+                assert_eq!(keys.open_unread(0, &h, frag, &mut out, u64::MAX), None);
+            }
+        }
+        for (name, sealer, keys) in crate::tls::testing::tls12_pairs() {
+            let rec = sealer.seal(23, &[5; 300], 3);
+            let (_, (h, frag)) = record(&rec).unwrap();
+            let gcm = name.contains("gcm");
+            assert_eq!(keys.open(3, &h, frag, &mut out), Ok((23, 300)), "{name}");
+            let want = gcm.then_some(300);
+            assert_eq!(keys.open_unread(3, &h, frag, &mut out, 300), want, "{name}");
+            assert_eq!(keys.open_unread(3, &h, frag, &mut out, 299), None, "{name}");
+            assert_eq!(keys.open_unread(4, &h, frag, &mut out, 300), None, "{name}");
+            let rec = sealer.seal(21, &[1, 0], 3);
+            let (_, (h, frag)) = record(&rec).unwrap();
+            assert_eq!(keys.open_unread(3, &h, frag, &mut out, 300), None, "{name}");
+        }
     }
 
     /// Every TLS 1.2 record format against the sealing side in `testing` (which uses the

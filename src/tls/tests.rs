@@ -460,16 +460,13 @@ fn run_with(
                 frame,
                 ts_ns: frame as i64,
             };
-            conn.on_event(
-                *d,
-                Event::Data(&w[at..end]),
-                ctx,
-                &k,
-                &mut |dir, ev| match ev {
-                    Event::Data(b) => out.plain[dir].extend(b),
-                    Event::Gap(n) => out.gaps.push((dir, n)),
-                },
-            );
+            conn.on_event(*d, Event::Data(&w[at..end]), ctx, &k, &mut |dir: usize,
+                                                                       ev: Event<
+                '_,
+            >| match ev {
+                Event::Data(b) => out.plain[dir].extend(b),
+                Event::Gap(n) => out.gaps.push((dir, n)),
+            });
             at = end;
         }
     }
@@ -776,7 +773,7 @@ fn not_tls() {
         Event::Data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
         SegmentCtx::default(),
         &NoKeys,
-        &mut |_, _| panic!("no output"),
+        &mut |_: usize, _: Event<'_>| panic!("no output"),
     );
     assert_eq!(conn.facts().state, TlsState::NotTls);
     assert_eq!(probe_client_hello(b"GET / HTTP/1.1"), Probe::NotTls);
@@ -988,6 +985,116 @@ fn gap_in_the_client_hello_means_handshake_missing() {
     let (f, out) = run_with_gap(&c, C, 20, 60);
     assert_eq!(f.state, TlsState::HandshakeMissing);
     assert!(out.plain[C].is_empty() && out.plain[S].is_empty());
+}
+
+// ---------------------------------------------------------------- unread records
+
+/// A sink that passes over a window `[from, to)` of each direction's plaintext unread, and
+/// checks that the bytes it is given are the expected plaintext at their place.
+struct Unreading<'a> {
+    expect: &'a [Vec<u8>; 2],
+    window: [(usize, usize); 2],
+    pos: [usize; 2],
+    passed: [u64; 2],
+}
+
+impl PlaintextSink for Unreading<'_> {
+    fn event(&mut self, d: usize, ev: Event<'_>) {
+        match ev {
+            Event::Data(b) => {
+                let p = self.pos[d];
+                assert_eq!(b, &self.expect[d][p..p + b.len()], "direction {d} at {p}");
+                self.pos[d] += b.len();
+            }
+            Event::Gap(n) => panic!("a gap of {n}"),
+        }
+    }
+
+    fn unread(&self, d: usize) -> u64 {
+        let (from, to) = self.window[d];
+        let p = self.pos[d];
+        if (from..to).contains(&p) {
+            (to - p) as u64
+        } else {
+            0
+        }
+    }
+
+    fn pass_over(&mut self, d: usize, n: u64) {
+        assert!(n > 0 && n <= self.unread(d), "{n} bytes passed over");
+        self.pos[d] += n as usize;
+        self.passed[d] += n;
+    }
+}
+
+/// Records wholly inside plaintext nobody reads are authenticated and passed over (AES-GCM
+/// without `ring`); the others are decrypted as ever, KeyUpdates and alerts included; what
+/// is read is the plaintext at its place, whatever the window.
+#[test]
+fn records_nobody_reads_are_passed_over_and_the_rest_read() {
+    let key_update = T13Opts {
+        key_update: true,
+        ..Default::default()
+    };
+    let convs = [
+        ("tls13-aes128gcm", tls13(0x1301, key_update), true),
+        ("tls13-aes256gcm", tls13(0x1302, T13Opts::default()), true),
+        ("tls13-chacha20", tls13(0x1303, T13Opts::default()), false),
+        ("tls12-aes128gcm", tls12(0xC02F, T12Opts::default()), true),
+        ("tls12-aes256gcm", tls12(0xC030, T12Opts::default()), true),
+        ("tls12-chacha20", tls12(0xCCA8, T12Opts::default()), false),
+    ];
+    for (name, c, gcm) in &convs {
+        // With `ring`, every record is opened whole (its AES-GCM is faster than GHASH alone).
+        let gcm = &(*gcm && cfg!(not(feature = "ring")));
+        let len = [c.expect[0].len(), c.expect[1].len()];
+        for (w, window) in [
+            [(0, len[0]), (0, len[1])],
+            [(len[0] / 3, 2 * len[0] / 3), (len[1] / 3, 2 * len[1] / 3)],
+            [(0, 0), (0, 0)],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut conn = TlsConn::new();
+            let mut sink = Unreading {
+                expect: &c.expect,
+                window,
+                pos: [0, 0],
+                passed: [0, 0],
+            };
+            for (d, bytes) in &c.writes {
+                conn.on_event(
+                    *d,
+                    Event::Data(bytes),
+                    SegmentCtx::default(),
+                    &c.keylog,
+                    &mut sink,
+                );
+            }
+            let f = conn.facts();
+            assert_eq!(f.state, TlsState::Decrypting, "{name} window {w}");
+            assert_eq!(
+                sink.pos, len,
+                "{name} window {w}: every byte, read or passed over"
+            );
+            for d in 0..2 {
+                let unread = f.dirs[d].unread_records;
+                assert_eq!(unread > 0, sink.passed[d] > 0, "{name} window {w} dir {d}");
+                if !*gcm || w == 2 {
+                    assert_eq!(unread, 0, "{name} window {w} dir {d}");
+                }
+                assert!(f.dirs[d].close_notify_frame.is_some(), "{name} dir {d}");
+            }
+            if *gcm && w == 0 {
+                assert!(
+                    sink.passed[0] > 0 && sink.passed[1] > 0,
+                    "{name}: {:?}",
+                    sink.passed
+                );
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------- segmentation

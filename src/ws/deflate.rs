@@ -764,6 +764,21 @@ impl FrameConsumer for Payloads {
     fn wants_payload(&self) -> bool {
         true
     }
+
+    /// Exactly when `payload` would change something: a data frame's first bytes (the frame
+    /// is opened), or the bytes of a compressed or text message still being followed.
+    #[inline]
+    fn payload_wanted(&self, side: Side, header: &FrameHeader) -> bool {
+        if !matches!(
+            header.opcode,
+            opcode::CONTINUATION | opcode::TEXT | opcode::BINARY
+        ) {
+            return false;
+        }
+        let d = &self.dirs[side as usize];
+        let m = &d.msg;
+        !d.frame_open || (m.active && !m.partial && !m.stream_end && (m.compressed || m.text))
+    }
 }
 
 #[cfg(test)]
@@ -863,6 +878,92 @@ mod tests {
         }
         s.push_str("\"}");
         s.into_bytes()
+    }
+
+    /// Passing over the payload bytes nobody wants (`FrameStream::unread`, what a wss://
+    /// record wholly inside them gets) leaves every consumer as reading them does: with and
+    /// without inflation, in any segmentation, both sides.
+    #[test]
+    fn passing_over_unread_payload_is_reading_it() {
+        let mut bad_text = json(1, 300);
+        bad_text[100] = 0xff;
+        let big: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for (side, key) in [(Side::Client, Some([7, 1, 8, 2])), (Side::Server, None)] {
+            let mut tx = Sender::new(10);
+            let mut wire = Vec::new();
+            wire.extend(frame(
+                true,
+                true,
+                opcode::TEXT,
+                &tx.message(&json(0, 500)),
+                key,
+            ));
+            wire.extend(frame(true, false, opcode::BINARY, &big, key));
+            wire.extend(frame(false, false, opcode::BINARY, &big[..3000], key));
+            wire.extend(frame(true, false, opcode::PING, b"p", key));
+            wire.extend(frame(
+                true,
+                false,
+                opcode::CONTINUATION,
+                &big[3000..9000],
+                key,
+            ));
+            wire.extend(frame(true, false, opcode::TEXT, &json(2, 2000), key));
+            wire.extend(frame(true, false, opcode::TEXT, &bad_text, key));
+            let (a, b) = big.split_at(40_000);
+            wire.extend(frame(false, true, opcode::BINARY, &tx.message(a), key));
+            wire.extend(frame(
+                true,
+                false,
+                opcode::CONTINUATION,
+                &tx.message(b),
+                key,
+            ));
+            wire.extend(frame(true, false, opcode::BINARY, &[], key));
+            wire.extend(frame(true, false, opcode::CLOSE, b"\x03\xe8bye", key));
+            let d = Deflate {
+                server_no_context_takeover: false,
+                client_no_context_takeover: false,
+                server_max_window_bits: 10,
+                client_max_window_bits: 10,
+            };
+            for inflate in [true, false] {
+                for seg in [1, 7, 100, 1448, 16_384, wire.len()] {
+                    let what = format!("{side:?} inflate {inflate} seg {seg}");
+                    let mut states = Vec::new();
+                    let mut passed = 0;
+                    for pass in [false, true] {
+                        let mut fs = FrameStream::new(side);
+                        fs.allow_rsv1();
+                        let mut c = crate::ws::session::Consumers {
+                            payloads: inflate.then(|| Payloads::new(Some(d))),
+                            ..crate::ws::session::Consumers::default()
+                        };
+                        for piece in wire.chunks(seg) {
+                            let mut piece = piece;
+                            while !piece.is_empty() {
+                                let n = fs.unread(&c).min(piece.len() as u64) as usize;
+                                if pass && n > 0 {
+                                    fs.pass_over(n as u64, at(), &mut c);
+                                    passed += n;
+                                    piece = &piece[n..];
+                                } else {
+                                    fs.data(piece, at(), &mut c);
+                                    break;
+                                }
+                            }
+                        }
+                        states.push(format!("{fs:?} {c:?}"));
+                    }
+                    assert_eq!(states[0], states[1], "{what}");
+                    // Most of the big binary message's bytes (a piece with a header in
+                    // it is read whole, as a record is).
+                    if (100..=16_384).contains(&seg) {
+                        assert!(passed > 40_000, "{what}: {passed} passed over");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

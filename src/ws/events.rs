@@ -68,6 +68,16 @@ pub trait FrameConsumer {
         false
     }
 
+    /// Whether [`payload`](FrameConsumer::payload) would do anything with `side`'s bytes of
+    /// the frame `header` now. `false` lets the bytes be passed over unread
+    /// (`FrameStream::unread`); the default, [`wants_payload`](FrameConsumer::wants_payload),
+    /// is always safe.
+    #[inline]
+    fn payload_wanted(&self, side: Side, header: &FrameHeader) -> bool {
+        let _ = (side, header);
+        self.wants_payload()
+    }
+
     /// Bytes this consumer holds in buffers that can grow (an inflater window, a frame
     /// ring): counted against the memory budget (`flow::memory`).
     #[inline]
@@ -105,6 +115,11 @@ impl<C: FrameConsumer + ?Sized> FrameConsumer for &mut C {
     }
 
     #[inline]
+    fn payload_wanted(&self, side: Side, header: &FrameHeader) -> bool {
+        (**self).payload_wanted(side, header)
+    }
+
+    #[inline]
     fn memory_charge(&self) -> usize {
         (**self).memory_charge()
     }
@@ -130,6 +145,11 @@ impl<C: FrameConsumer + ?Sized> FrameConsumer for Box<C> {
     #[inline]
     fn wants_payload(&self) -> bool {
         (**self).wants_payload()
+    }
+
+    #[inline]
+    fn payload_wanted(&self, side: Side, header: &FrameHeader) -> bool {
+        (**self).payload_wanted(side, header)
     }
 
     #[inline]
@@ -167,6 +187,12 @@ impl<A: FrameConsumer, B: FrameConsumer> FrameConsumer for (A, B) {
     }
 
     #[inline]
+    fn payload_wanted(&self, side: Side, header: &FrameHeader) -> bool {
+        (self.0.wants_payload() && self.0.payload_wanted(side, header))
+            || (self.1.wants_payload() && self.1.payload_wanted(side, header))
+    }
+
+    #[inline]
     fn memory_charge(&self) -> usize {
         self.0.memory_charge() + self.1.memory_charge()
     }
@@ -197,6 +223,12 @@ impl<C: FrameConsumer> FrameConsumer for Option<C> {
     #[inline]
     fn wants_payload(&self) -> bool {
         self.as_ref().is_some_and(|c| c.wants_payload())
+    }
+
+    #[inline]
+    fn payload_wanted(&self, side: Side, header: &FrameHeader) -> bool {
+        self.as_ref()
+            .is_some_and(|c| c.payload_wanted(side, header))
     }
 
     #[inline]

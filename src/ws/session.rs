@@ -83,6 +83,11 @@ impl FrameConsumer for Consumers {
     }
 
     #[inline]
+    fn payload_wanted(&self, side: Side, header: &FrameHeader) -> bool {
+        self.payloads.payload_wanted(side, header)
+    }
+
+    #[inline]
     fn memory_charge(&self) -> usize {
         self.counts.memory_charge() + self.payloads.memory_charge()
     }
@@ -833,6 +838,42 @@ impl WsSession {
             effect: GapEffect::NotFramed,
         };
         (&mut self.consumers, tl).event(side, at, ev);
+    }
+
+    /// How many of `side`'s next bytes will be passed over unread (`FrameStream::unread`):
+    /// 0 with a timeline (`frames` shows payloads), or where the bytes are read for more
+    /// than frames (a head, a frame before the upgrade to flag).
+    pub fn unread(&self, side: Side, tl: &Lent) -> u64 {
+        if tl.timeline.is_some() {
+            return 0;
+        }
+        match side {
+            Side::Client => {
+                let before_upgrade = self.status == 0 && !self.response_lost && !self.midstream;
+                if self.client_state == DirState::Frames && !before_upgrade {
+                    self.client.unread(&self.consumers)
+                } else {
+                    0
+                }
+            }
+            Side::Server => match self.server_state {
+                DirState::Frames => self.server.unread(&self.consumers),
+                DirState::Ignore => u64::MAX,
+                _ => 0,
+            },
+        }
+    }
+
+    /// `n` of `side`'s bytes (at most [`unread`](Self::unread)) passed over, completed by
+    /// the packet `at`.
+    pub fn pass_over(&mut self, side: Side, n: u64, at: At, tl: &mut Lent) {
+        let stream = match (side, self.server_state) {
+            (Side::Client, _) => &mut self.client,
+            (Side::Server, DirState::Frames) => &mut self.server,
+            (Side::Server, _) => return,
+        };
+        stream.pass_over(n, at, &mut self.consumers);
+        tl.close_seen |= self.consumers.facts.close_seen_yet();
     }
 
     /// Missing bytes in the client's direction, noticed at packet `at`.

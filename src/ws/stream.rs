@@ -258,6 +258,43 @@ impl FrameStream {
         n
     }
 
+    /// How many of the next bytes will be passed over without being read: the rest of a
+    /// frame payload (not a Close frame's) that no consumer wants
+    /// ([`FrameConsumer::payload_wanted`]). Such bytes need not be at hand: a wss:// record
+    /// wholly inside them is authenticated but not decrypted (`tls::PlaintextSink`).
+    pub fn unread<C: FrameConsumer>(&self, c: &C) -> u64 {
+        if !self.framing_found() || !self.carry.is_empty() {
+            return 0;
+        }
+        match &self.current {
+            Some(cur)
+                if cur.header.opcode != opcode::CLOSE
+                    && !c.payload_wanted(self.side, &cur.header) =>
+            {
+                cur.remaining
+            }
+            _ => 0,
+        }
+    }
+
+    /// `n` bytes of the current payload (at most [`unread`](Self::unread)), passed over as
+    /// [`data`](Self::data) passes over bytes nobody wants, completed by the packet `at`.
+    pub fn pass_over<C: FrameConsumer>(&mut self, n: u64, at: At, c: &mut C) {
+        let Some(cur) = &mut self.current else {
+            debug_assert!(n == 0, "{n} bytes passed over outside a payload");
+            return;
+        };
+        debug_assert!(
+            n <= cur.remaining,
+            "{n} bytes passed over of {}",
+            cur.remaining
+        );
+        cur.remaining -= n.min(cur.remaining);
+        if cur.remaining == 0 {
+            self.complete_frame(at, c);
+        }
+    }
+
     /// `n` bytes of this direction are missing (noticed at packet `at`).
     pub fn gap<C: FrameConsumer>(&mut self, n: u64, at: At, c: &mut C) {
         if matches!(self.sync, Sync::Lost | Sync::Unstarted) {

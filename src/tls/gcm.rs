@@ -1,0 +1,221 @@
+//! AES-GCM opened in two steps that GCM keeps apart (NIST SP 800-38D §7.2): the tag is
+//! checked over the ciphertext alone (GHASH needs no plaintext), and the keystream is made
+//! only for the bytes that are read (CTR mode: each plaintext byte depends on its own
+//! ciphertext byte and position only, §6.5).
+//!
+//! A wss:// record that lies wholly inside a frame payload nobody reads (a large binary
+//! message) is then authenticated like any other, and only its last bytes are decrypted
+//! (TLS 1.3's inner content type): every record is still proven to come from the key log's
+//! keys, and what is read is exactly what a whole decryption gives.
+//!
+//! Built from the RustCrypto primitives that the `aes-gcm` crate composes the same way
+//! (`aes`, `ctr`, `ghash`); the tests hold it to `aes-gcm` on random inputs.
+
+use aes::cipher::consts::U16;
+use aes::cipher::{
+    Block, BlockCipherEncrypt, BlockSizeUser, InnerIvInit, KeyInit, StreamCipher, StreamCipherSeek,
+};
+use ghash::universal_hash::UniversalHash;
+use ghash::GHash;
+
+/// Bytes of a GCM tag (TLS uses the full 16, RFC 5116 §5.1).
+pub const TAG_LEN: usize = 16;
+
+/// Bytes of the nonce TLS uses (96 bits, RFC 5116 §5.1; RFC 8446 §5.3; RFC 5288 §3).
+pub const NONCE_LEN: usize = 12;
+
+/// The GHASH key `H = E(K, 0^128)` beside the block cipher (§6.4, §7.1 step 1).
+pub struct Gcm<C> {
+    cipher: C,
+    ghash: GHash,
+}
+
+/// AES-128-GCM.
+pub type Aes128Gcm = Gcm<aes::Aes128>;
+/// AES-256-GCM.
+pub type Aes256Gcm = Gcm<aes::Aes256>;
+
+type Ctr<'a, C> = ctr::Ctr32BE<&'a C>;
+
+impl<C> Gcm<C>
+where
+    C: BlockCipherEncrypt + BlockSizeUser<BlockSize = U16> + KeyInit,
+{
+    /// `None` when `key` is not the cipher's key length.
+    pub fn new(key: &[u8]) -> Option<Gcm<C>> {
+        let cipher = C::new_from_slice(key).ok()?;
+        let mut h = Block::<C>::default();
+        cipher.encrypt_block(&mut h);
+        Some(Gcm {
+            ghash: GHash::new(&h),
+            cipher,
+        })
+    }
+
+    /// `J0 = IV || 0^31 || 1` for a 96-bit IV (§7.2 step 2), and the counter blocks after it.
+    fn counter_block(nonce: &[u8; NONCE_LEN], counter: u8) -> Block<C> {
+        let mut b = Block::<C>::default();
+        b[..NONCE_LEN].copy_from_slice(nonce);
+        b[15] = counter;
+        b
+    }
+
+    /// Whether `tag` is the tag of `ciphertext` with `aad` (§7.2 steps 5-8). Reads the
+    /// ciphertext only.
+    pub fn verify(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+    ) -> bool {
+        let mut g = self.ghash.clone();
+        g.update_padded(aad);
+        g.update_padded(ciphertext);
+        let mut lengths = ghash::Block::default();
+        lengths[..8].copy_from_slice(&(aad.len() as u64 * 8).to_be_bytes());
+        lengths[8..].copy_from_slice(&(ciphertext.len() as u64 * 8).to_be_bytes());
+        g.update(&[lengths]);
+        let s = g.finalize();
+        let mut mask = Self::counter_block(nonce, 1);
+        self.cipher.encrypt_block(&mut mask);
+        // Not constant time: the records are old news, and no answer goes back to a sender.
+        s.iter()
+            .zip(mask.iter())
+            .zip(tag)
+            .all(|((s, m), t)| s ^ m == *t)
+    }
+
+    /// The plaintext of `ciphertext[from..from + out.len()]` into `out` (`ciphertext` being
+    /// the whole record's, the keystream starting at `inc32(J0)`, §7.2 step 3).
+    pub fn decrypt_range(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        ciphertext: &[u8],
+        from: usize,
+        out: &mut [u8],
+    ) {
+        let core = ctr::CtrCore::<&C, ctr::flavors::Ctr32BE>::inner_iv_init(
+            &self.cipher,
+            &Self::counter_block(nonce, 2),
+        );
+        let mut ctr = Ctr::<C>::from_core(core);
+        ctr.seek(from as u64);
+        // Panics (in the crate) if the lengths differ; they are equal by construction.
+        ctr.apply_keystream_b2b(&ciphertext[from..from + out.len()], out);
+    }
+
+    /// The whole record: the tag checked, then `ciphertext` decrypted into `out` (as long).
+    pub fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+        out: &mut [u8],
+    ) -> bool {
+        if !self.verify(nonce, aad, ciphertext, tag) {
+            return false;
+        }
+        self.decrypt_range(nonce, ciphertext, 0, out);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aes::cipher::consts::U12;
+    use aes_gcm::aead::inout::InOutBuf;
+    use aes_gcm::{AeadCore, AeadInOut};
+
+    /// SplitMix64, for test inputs.
+    fn bytes(seed: &mut u64, n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                *seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = *seed;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                (z ^ (z >> 31)) as u8
+            })
+            .collect()
+    }
+
+    fn sealed<A: AeadInOut + aes_gcm::KeyInit + AeadCore<NonceSize = U12>>(
+        key: &[u8],
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plain: &[u8],
+    ) -> (Vec<u8>, [u8; TAG_LEN]) {
+        let a = A::new_from_slice(key).unwrap();
+        let mut ct = plain.to_vec();
+        let tag = a
+            .encrypt_inout_detached(nonce.into(), aad, InOutBuf::from(&mut ct[..]))
+            .unwrap();
+        (ct, tag.as_slice().try_into().unwrap())
+    }
+
+    /// Against `aes-gcm` on random keys, nonces, lengths and ranges: the same verdict on the
+    /// tag (also with one bit flipped anywhere), and every range of the plaintext.
+    fn agrees_with_aes_gcm<C, A>(key_len: usize)
+    where
+        C: BlockCipherEncrypt + BlockSizeUser<BlockSize = U16> + KeyInit,
+        A: AeadInOut + aes_gcm::KeyInit + AeadCore<NonceSize = U12>,
+    {
+        let mut seed = key_len as u64;
+        for len in [0usize, 1, 15, 16, 17, 31, 64, 100, 1000, 16 * 1024 + 17] {
+            let key = bytes(&mut seed, key_len);
+            let nonce: [u8; NONCE_LEN] = bytes(&mut seed, NONCE_LEN).try_into().unwrap();
+            let aad = bytes(&mut seed, (len % 13) + 1);
+            let plain = bytes(&mut seed, len);
+            let (ct, tag) = sealed::<A>(&key, &nonce, &aad, &plain);
+            let g = Gcm::<C>::new(&key).unwrap();
+            assert!(g.verify(&nonce, &aad, &ct, &tag), "len {len}");
+            let mut out = vec![0u8; len];
+            assert!(g.open(&nonce, &aad, &ct, &tag, &mut out));
+            assert_eq!(out, plain, "len {len}");
+            for _ in 0..20 {
+                let r = bytes(&mut seed, 2);
+                let from = if len == 0 {
+                    0
+                } else {
+                    r[0] as usize * len / 256
+                };
+                let to = from + (r[1] as usize * (len - from)) / 256;
+                let mut part = vec![0u8; to - from];
+                g.decrypt_range(&nonce, &ct, from, &mut part);
+                assert_eq!(part, plain[from..to], "len {len} range {from}..{to}");
+            }
+            // One flipped bit in the ciphertext, the aad or the tag: refused, as by aes-gcm.
+            let r = bytes(&mut seed, 1)[0] as usize;
+            if len > 0 {
+                let mut bad = ct.clone();
+                bad[r % len] ^= 1 << (r % 8);
+                assert!(!g.verify(&nonce, &aad, &bad, &tag));
+            }
+            let mut bad_aad = aad.clone();
+            bad_aad[r % aad.len()] ^= 0x80;
+            assert!(!g.verify(&nonce, &bad_aad, &ct, &tag));
+            let mut bad_tag = tag;
+            bad_tag[r % TAG_LEN] ^= 0x01;
+            assert!(!g.verify(&nonce, &aad, &ct, &bad_tag));
+        }
+    }
+
+    #[test]
+    fn aes_128_gcm_agrees_with_the_aes_gcm_crate() {
+        agrees_with_aes_gcm::<aes::Aes128, aes_gcm::Aes128Gcm>(16);
+    }
+
+    #[test]
+    fn aes_256_gcm_agrees_with_the_aes_gcm_crate() {
+        agrees_with_aes_gcm::<aes::Aes256, aes_gcm::Aes256Gcm>(32);
+    }
+
+    #[test]
+    fn keys_of_the_wrong_length_are_refused() {
+        assert!(Aes128Gcm::new(&[0; 32]).is_none());
+        assert!(Aes256Gcm::new(&[0; 16]).is_none());
+    }
+}
