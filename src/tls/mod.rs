@@ -23,8 +23,8 @@
 //!
 //! Modules: `record` and `handshake` are pure parsers; `suite` names cipher suites;
 //! `keylog` loads secrets; `key_schedule` derives keys; `protection` opens one record;
-//! `conn` is the state machine; `gcm` opens AES-GCM records (the tag checked apart from
-//! the decryption). Cryptography comes only from RustCrypto crates (or `ring`).
+//! `conn` is the state machine; `gcm` and `chacha` open AEAD records (the tag checked
+//! apart from the decryption). Cryptography comes only from RustCrypto crates (or `ring`).
 //!
 //! Handled: TLS 1.3 with TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384 and
 //! TLS_CHACHA20_POLY1305_SHA256 (handshake and application keys, KeyUpdate, PSK resumption,
@@ -41,6 +41,8 @@
 //! handshake message being reassembled (at most [`MAX_HANDSHAKE_MESSAGE`]); one reused
 //! plaintext buffer per connection. Key material is never printed.
 
+#[cfg(not(feature = "ring"))]
+mod chacha;
 mod conn;
 #[cfg(not(feature = "ring"))]
 mod gcm;

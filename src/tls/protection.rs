@@ -19,14 +19,12 @@
 
 use cbc::cipher::block_padding::NoPadding;
 use cbc::cipher::{BlockModeDecrypt, InnerIvInit, KeyInit};
-#[cfg(not(feature = "ring"))]
-use chacha20poly1305::aead::inout::InOutBuf;
-#[cfg(not(feature = "ring"))]
-use chacha20poly1305::{AeadInOut, ChaCha20Poly1305};
 use hmac::Hmac;
 use sha1::Sha1;
 use sha2::{Sha256, Sha384};
 
+#[cfg(not(feature = "ring"))]
+use super::chacha::ChaCha20Poly1305;
 #[cfg(not(feature = "ring"))]
 use super::gcm::{Aes128Gcm, Aes256Gcm, Gcm};
 use super::key_schedule::{self, BadSecretLength, IV_LEN};
@@ -143,7 +141,7 @@ impl RecordKeys {
             Aead::Aes128Gcm => Cipher::Aes128Gcm(Aes128Gcm::new(key).expect(k)),
             Aead::Aes256Gcm => Cipher::Aes256Gcm(Aes256Gcm::new(key).expect(k)),
             Aead::ChaCha20Poly1305 => {
-                Cipher::ChaCha20Poly1305(ChaCha20Poly1305::new_from_slice(key).expect(k))
+                Cipher::ChaCha20Poly1305(ChaCha20Poly1305::new(key).expect(k))
             }
         };
         #[cfg(feature = "ring")]
@@ -311,7 +309,7 @@ impl RecordKeys {
     /// such bytes ahead: if it opens as application data, its tag is checked and only what
     /// tells its content type is decrypted (TLS 1.3's inner type, found from the end; in TLS
     /// 1.2 the header says it). Returns the plaintext length — the bytes themselves are not
-    /// written. `None`: not so (other keys than AES-GCM without `ring`, a longer plaintext,
+    /// written. `None`: not so (CBC keys, or `ring`'s; a longer plaintext,
     /// another content type, a bad tag): [`open`](Self::open) reads the record and says why.
     pub fn open_unread(
         &self,
@@ -330,25 +328,23 @@ impl RecordKeys {
         }
         #[cfg(not(feature = "ring"))]
         match &self.cipher {
-            Cipher::Aes128Gcm(g) => self.gcm_unread(g, seq, header, fragment, out, unread),
-            Cipher::Aes256Gcm(g) => self.gcm_unread(g, seq, header, fragment, out, unread),
+            Cipher::Aes128Gcm(g) => self.aead_unread(g, seq, header, fragment, out, unread),
+            Cipher::Aes256Gcm(g) => self.aead_unread(g, seq, header, fragment, out, unread),
+            Cipher::ChaCha20Poly1305(c) => self.aead_unread(c, seq, header, fragment, out, unread),
             _ => None,
         }
     }
 
     #[cfg(not(feature = "ring"))]
-    fn gcm_unread<C>(
+    fn aead_unread(
         &self,
-        g: &Gcm<C>,
+        g: &impl TwoStep,
         seq: u64,
         header: &RecordHeader,
         fragment: &[u8],
         out: &mut Vec<u8>,
         unread: u64,
-    ) -> Option<usize>
-    where
-        C: BlockCipherEncrypt + BlockSizeUser<BlockSize = U16> + KeyInit,
-    {
+    ) -> Option<usize> {
         use super::record::content_type::APPLICATION_DATA;
         let tag_len = Aead::TAG_LEN;
         match self.format {
@@ -392,7 +388,17 @@ impl RecordKeys {
                 g.verify(&nonce, &aad, ct, tag.try_into().ok()?)
                     .then_some(n)
             }
-            _ => None,
+            Format::Tls12ChaCha => {
+                let n = fragment.len().checked_sub(tag_len)?;
+                if n as u64 > unread || header.content_type != APPLICATION_DATA {
+                    return None;
+                }
+                let (ct, tag) = fragment.split_at(n);
+                let aad = tls12_aad(seq, header, n);
+                g.verify(&self.xor_nonce(seq), &aad, ct, tag.try_into().ok()?)
+                    .then_some(n)
+            }
+            Format::Tls12Cbc => None,
         }
     }
 
@@ -425,11 +431,7 @@ impl RecordKeys {
         let r = match &self.cipher {
             Cipher::Aes128Gcm(c) => c.open(nonce, aad, ct, tag, out).then_some(()).ok_or(()),
             Cipher::Aes256Gcm(c) => c.open(nonce, aad, ct, tag, out).then_some(()).ok_or(()),
-            Cipher::ChaCha20Poly1305(c) => {
-                let buf = InOutBuf::new(ct, out).expect("same lengths");
-                c.decrypt_inout_detached(nonce.into(), aad, buf, tag.into())
-                    .map_err(|_| ())
-            }
+            Cipher::ChaCha20Poly1305(c) => c.open(nonce, aad, ct, tag, out).then_some(()).ok_or(()),
             _ => unreachable!("AEAD format has an AEAD cipher"),
         };
         r.map_err(|_| DecryptError::BadRecordMac)
@@ -526,6 +528,37 @@ impl RecordKeys {
             return Err(DecryptError::BadRecordMac);
         }
         Ok((header.content_type, content_len))
+    }
+}
+
+/// An AEAD whose tag is checked apart from the decryption, which can be made for any
+/// range of the plaintext (`gcm.rs`, `chacha.rs`).
+#[cfg(not(feature = "ring"))]
+trait TwoStep {
+    fn verify(&self, nonce: &[u8; IV_LEN], aad: &[u8], ct: &[u8], tag: &[u8; 16]) -> bool;
+    fn decrypt_range(&self, nonce: &[u8; IV_LEN], ct: &[u8], from: usize, out: &mut [u8]);
+}
+
+#[cfg(not(feature = "ring"))]
+impl<C> TwoStep for Gcm<C>
+where
+    C: BlockCipherEncrypt + BlockSizeUser<BlockSize = U16> + KeyInit,
+{
+    fn verify(&self, nonce: &[u8; IV_LEN], aad: &[u8], ct: &[u8], tag: &[u8; 16]) -> bool {
+        Gcm::verify(self, nonce, aad, ct, tag)
+    }
+    fn decrypt_range(&self, nonce: &[u8; IV_LEN], ct: &[u8], from: usize, out: &mut [u8]) {
+        Gcm::decrypt_range(self, nonce, ct, from, out)
+    }
+}
+
+#[cfg(not(feature = "ring"))]
+impl TwoStep for ChaCha20Poly1305 {
+    fn verify(&self, nonce: &[u8; IV_LEN], aad: &[u8], ct: &[u8], tag: &[u8; 16]) -> bool {
+        ChaCha20Poly1305::verify(self, nonce, aad, ct, tag)
+    }
+    fn decrypt_range(&self, nonce: &[u8; IV_LEN], ct: &[u8], from: usize, out: &mut [u8]) {
+        ChaCha20Poly1305::decrypt_range(self, nonce, ct, from, out)
     }
 }
 
@@ -634,6 +667,7 @@ mod tests {
         for (aead, hash) in [
             (Aead::Aes128Gcm, Hash::Sha256),
             (Aead::Aes256Gcm, Hash::Sha384),
+            (Aead::ChaCha20Poly1305, Hash::Sha256),
         ] {
             let keys = RecordKeys::tls13(aead, hash, &s(hash)).unwrap();
             for padding in [0, 1, 15, 16, 17, 40] {
@@ -682,9 +716,9 @@ mod tests {
         for (name, sealer, keys) in crate::tls::testing::tls12_pairs() {
             let rec = sealer.seal(23, &[5; 300], 3);
             let (_, (h, frag)) = record(&rec).unwrap();
-            let gcm = name.contains("gcm");
+            let aead = !name.contains("cbc");
             assert_eq!(keys.open(3, &h, frag, &mut out), Ok((23, 300)), "{name}");
-            let want = gcm.then_some(300);
+            let want = aead.then_some(300);
             assert_eq!(keys.open_unread(3, &h, frag, &mut out, 300), want, "{name}");
             assert_eq!(keys.open_unread(3, &h, frag, &mut out, 299), None, "{name}");
             assert_eq!(keys.open_unread(4, &h, frag, &mut out, 300), None, "{name}");
