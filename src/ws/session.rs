@@ -13,6 +13,10 @@ use super::frame::FrameHeader;
 use super::handshake::{self, Request, Response};
 use super::packed;
 use super::stream::FrameStream;
+use super::texts::{
+    Texts, EXTENSIONS, HOST, ORIGIN, PATH, REQUEST_HEADERS, RESPONSE_HEADERS, SUBPROTOCOL,
+    USER_AGENT,
+};
 use super::timeline::Timeline;
 use crate::flow::memory::MemoryCharge;
 use crate::flow::SegmentCtx;
@@ -148,89 +152,6 @@ enum DirState {
     Ignore,
 }
 
-/// Short texts in one allocation: a session keeps its handshake's texts (and the header
-/// fields of both heads, for the record) for its whole life, and a million open sessions
-/// should not pay for eight strings each. Where each text ends is a 16-bit offset (the last
-/// one is the buffer's length); texts of more than 64 KiB together (a raised
-/// `max_handshake_bytes`) have their ends written after them instead, in hex
-/// ([`LONG_ENDS`] bytes: the buffer's length tells which).
-#[derive(Debug, Default)]
-struct Texts {
-    buf: Box<str>,
-    ends: [u16; TEXTS - 1],
-}
-
-const TEXTS: usize = 8;
-const HOST: usize = 0;
-const PATH: usize = 1;
-const ORIGIN: usize = 2;
-const USER_AGENT: usize = 3;
-const SUBPROTOCOL: usize = 4;
-const EXTENSIONS: usize = 5;
-/// The request's header fields, packed (`packed.rs`).
-const REQUEST_HEADERS: usize = 6;
-/// The response's header fields, packed likewise.
-const RESPONSE_HEADERS: usize = 7;
-/// Bytes of the ends written after texts too long for 16-bit offsets: 8 hex digits each.
-const LONG_ENDS: usize = 8 * TEXTS;
-
-impl Texts {
-    fn new(parts: [&str; TEXTS]) -> Self {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        let long = total > usize::from(u16::MAX);
-        let mut buf = String::with_capacity(total + if long { LONG_ENDS } else { 0 });
-        let mut ends = [0; TEXTS - 1];
-        let mut long_ends = [0u32; TEXTS];
-        for (i, p) in parts.into_iter().enumerate() {
-            buf.push_str(p);
-            if i < TEXTS - 1 {
-                ends[i] = buf.len() as u16;
-            }
-            long_ends[i] = u32::try_from(buf.len()).expect("handshake texts under 4 GiB");
-        }
-        if long {
-            use std::fmt::Write as _;
-            ends = [0; TEXTS - 1];
-            for e in long_ends {
-                write!(buf, "{e:08x}").expect("a String");
-            }
-        }
-        Texts {
-            buf: buf.into_boxed_str(),
-            ends,
-        }
-    }
-
-    /// Where text `i` ends.
-    fn end(&self, i: usize) -> usize {
-        let len = self.buf.len();
-        if len <= usize::from(u16::MAX) {
-            if i == TEXTS - 1 {
-                len
-            } else {
-                usize::from(self.ends[i])
-            }
-        } else {
-            let at = len - LONG_ENDS + 8 * i;
-            usize::from_str_radix(&self.buf[at..at + 8], 16).expect("hex written by new")
-        }
-    }
-
-    fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.end(i - 1) };
-        &self.buf[start..self.end(i)]
-    }
-
-    /// The same texts with the `(index, text)` pairs of `set` set.
-    fn with(&self, set: &[(usize, &str)]) -> Self {
-        let mut parts: [&str; TEXTS] = std::array::from_fn(|k| self.get(k));
-        for &(i, v) in set {
-            parts[i] = v;
-        }
-        Texts::new(parts)
-    }
-}
-
 /// The Sec-WebSocket-Accept that the request's key calls for (RFC 6455 §4.2.2), from its
 /// header fields as kept.
 fn accept_of(request: &Fields) -> Option<String> {
@@ -238,8 +159,10 @@ fn accept_of(request: &Fields) -> Option<String> {
 }
 
 /// Both directions of an upgraded (or upgrading) connection. What the report needs of
-/// the handshake is kept compact (the texts in one allocation, the status): a session may
-/// stay open for the whole capture, and a million of them should fit in a gigabyte.
+/// the handshake is kept compact (the texts in two allocations, one of them shared with
+/// the sessions that have the same host, origin, user agent …: `texts.rs`; the status): a
+/// session may stay open for the whole capture, and a million of them should fit in a
+/// gigabyte.
 #[derive(Debug)]
 #[allow(clippy::vec_box)]
 pub struct WsSession {
@@ -994,26 +917,5 @@ impl MemoryCharge for WsSession {
                 .with(&[(REQUEST_HEADERS, ""), (RESPONSE_HEADERS, "")]);
         }
         self.consumers.release_memory(ctx.at);
-    }
-}
-
-#[cfg(test)]
-mod texts_tests {
-    use super::*;
-
-    #[test]
-    fn texts_read_back_short_and_over_64_kib() {
-        for n in [0, 5, 65_535 - 40, 65_536, 200_000] {
-            let long = "u".repeat(n);
-            let parts = ["host", "/p", "", long.as_str(), "chat", "", "h: v", "x"];
-            let t = Texts::new(parts);
-            for (i, p) in parts.iter().enumerate() {
-                assert_eq!(t.get(i), *p, "text {i} of {n}");
-            }
-            let t = t.with(&[(PATH, "/q")]);
-            assert_eq!((t.get(PATH), t.get(USER_AGENT).len()), ("/q", n));
-            assert_eq!(t.get(RESPONSE_HEADERS), "x");
-        }
-        assert_eq!(Texts::default().get(RESPONSE_HEADERS), "");
     }
 }
