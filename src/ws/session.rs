@@ -106,6 +106,19 @@ pub struct Lent {
     pub close_seen: bool,
 }
 
+impl Lent {
+    /// What a connection lends to its session's calls for one delivery: its timeline
+    /// (given back after it), the first-Close flag not set yet (the connection keeps its own
+    /// once set).
+    #[inline(always)]
+    pub fn new(timeline: Option<Box<Timeline>>) -> Self {
+        Lent {
+            timeline,
+            close_seen: false,
+        }
+    }
+}
+
 impl FrameConsumer for Lent {
     #[inline(always)]
     fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
