@@ -182,10 +182,8 @@ pub struct WsSession {
     /// Host, path, origin, user agent of the request; subprotocol and extensions of the
     /// response.
     texts: Texts,
-    /// The request has `Upgrade: websocket`.
-    upgrade_requested: bool,
-    /// The request offered extensions (Sec-WebSocket-Extensions).
-    offered_extensions: bool,
+    /// The session's yes/no facts, a bit each.
+    flags: Flags,
     /// The status of the response, once seen (0 before: statuses are 100 to 599).
     status: u16,
     /// What only some sessions need, or only during the handshake.
@@ -200,21 +198,61 @@ pub struct WsSession {
     /// Handshake anomalies (the frame streams' go to `consumers`); where they were seen
     /// is marked with the frames' (`consumers.facts.marks`: the record merges them anyway).
     pub anomalies: Anomalies,
+}
+
+/// A session's yes/no facts, one bit each in one word (nine `bool`s took nine bytes, and
+/// a session 8 bytes more than a malloc size class allows).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Flags(u16);
+
+impl Flags {
+    /// The request has `Upgrade: websocket`.
+    const UPGRADE_REQUESTED: u16 = 1;
+    /// The request offered extensions (Sec-WebSocket-Extensions).
+    const OFFERED_EXTENSIONS: u16 = 1 << 1;
     /// Something the report depends on could not be read (handshake lost in a gap).
-    pub inexact: bool,
-    /// The request head was cut off (gap or snapshot length): only its first lines are known.
-    pub request_cut: bool,
+    const INEXACT: u16 = 1 << 2;
+    /// The request head was cut off (gap or snapshot length): only its first lines are
+    /// known.
+    const REQUEST_CUT: u16 = 1 << 3;
     /// The response head was cut off: fields after the cut are unknown, not missing.
-    response_cut: bool,
+    const RESPONSE_CUT: u16 = 1 << 4;
     /// The response head is missing (bytes not captured) or unreadable (too long before
     /// its status line ended): whether it upgraded is told by the server's frames, if any.
-    response_lost: bool,
+    const RESPONSE_LOST: u16 = 1 << 5;
     /// Inflate compressed messages and check text (off with `--no-inflate`).
-    inflate: bool,
+    const INFLATE: u16 = 1 << 6;
     /// The response negotiated permessage-deflate.
-    deflate: bool,
+    const DEFLATE: u16 = 1 << 7;
     /// Picked up mid-stream: no handshake was seen.
-    pub midstream: bool,
+    const MIDSTREAM: u16 = 1 << 8;
+
+    #[inline(always)]
+    fn has(self, bit: u16) -> bool {
+        self.0 & bit != 0
+    }
+
+    #[inline(always)]
+    fn set(&mut self, bit: u16) {
+        self.0 |= bit;
+    }
+
+    #[inline(always)]
+    fn set_to(&mut self, bit: u16, on: bool) {
+        if on {
+            self.0 |= bit;
+        } else {
+            self.0 &= !bit;
+        }
+    }
+
+    fn of(bits: &[(u16, bool)]) -> Self {
+        let mut f = Flags::default();
+        for &(bit, on) in bits {
+            f.set_to(bit, on);
+        }
+        f
+    }
 }
 
 /// What a session keeps only during its handshake (the key, the response head) or only
@@ -295,11 +333,11 @@ impl WsSession {
     /// packet that decided it.
     pub fn midstream(inflate: bool, at: At) -> Self {
         let mut s = Self::with_request(Request::default(), 0, inflate, true, at);
-        s.midstream = true;
+        s.flags.set(Flags::MIDSTREAM);
         s.flag(Anomaly::Midstream, at);
         // Counts start at the first frame of the recognised chain: a message in flight
         // before it is not counted.
-        s.inexact = true;
+        s.flags.set(Flags::INEXACT);
         s.server_state = DirState::Frames;
         for fs in [&mut s.client, &mut s.server] {
             fs.rsv1_unknown();
@@ -349,8 +387,12 @@ impl WsSession {
                 ),
                 "",
             ]),
-            upgrade_requested: request.upgrade_websocket,
-            offered_extensions: !request.extensions.is_empty(),
+            flags: Flags::of(&[
+                (Flags::UPGRADE_REQUESTED, request.upgrade_websocket),
+                (Flags::OFFERED_EXTENSIONS, !request.extensions.is_empty()),
+                (Flags::REQUEST_CUT, request_cut),
+                (Flags::INFLATE, inflate),
+            ]),
             status: 0,
             rare: Some(Box::new(Rare {
                 max_head: max_head.min(u32::MAX as usize) as u32,
@@ -363,13 +405,6 @@ impl WsSession {
             server_state: DirState::Head,
             consumers: Consumers::default(),
             anomalies: Anomalies::default(),
-            inexact: false,
-            request_cut,
-            response_cut: false,
-            response_lost: false,
-            inflate,
-            deflate: false,
-            midstream: false,
         };
         // Fields after a cut are unknown, not missing.
         if !request_cut {
@@ -400,7 +435,15 @@ impl WsSession {
     /// Is this a WebSocket session: an Upgrade request, or (when the request was cut off)
     /// a 101 answer?
     pub fn is_websocket(&self) -> bool {
-        self.midstream || self.upgrade_requested || (self.request_cut && self.upgraded())
+        self.flags.has(Flags::MIDSTREAM)
+            || self.flags.has(Flags::UPGRADE_REQUESTED)
+            || (self.flags.has(Flags::REQUEST_CUT) && self.upgraded())
+    }
+
+    /// The request head was cut off (gap or snapshot length): only its first lines are
+    /// known.
+    pub fn request_cut(&self) -> bool {
+        self.flags.has(Flags::REQUEST_CUT)
     }
 
     /// The request's Host.
@@ -567,10 +610,12 @@ impl WsSession {
     /// What became of the Upgrade request, as far as the capture tells.
     pub fn upgrade(&self) -> Upgrade {
         match self.status() {
-            _ if self.midstream => Upgrade::Midstream,
+            _ if self.flags.has(Flags::MIDSTREAM) => Upgrade::Midstream,
             Some(status) => Upgrade::Answered(status),
-            None if self.response_lost && self.server.framing_found() => Upgrade::Inferred,
-            None if self.response_lost => Upgrade::Unknown,
+            None if self.flags.has(Flags::RESPONSE_LOST) && self.server.framing_found() => {
+                Upgrade::Inferred
+            }
+            None if self.flags.has(Flags::RESPONSE_LOST) => Upgrade::Unknown,
             None => Upgrade::Unanswered,
         }
     }
@@ -600,7 +645,11 @@ impl WsSession {
             }
         }
         if let DirState::Frames = self.client_state {
-            if self.status == 0 && !self.response_lost && !self.midstream && !d.is_empty() {
+            if self.status == 0
+                && !self.flags.has(Flags::RESPONSE_LOST)
+                && !self.flags.has(Flags::MIDSTREAM)
+                && !d.is_empty()
+            {
                 self.flag(Anomaly::FrameBeforeUpgrade, at);
             }
             feed(&mut self.client, d, at, &mut self.consumers, tl);
@@ -637,7 +686,7 @@ impl WsSession {
                     self.flag(Anomaly::HandshakeTooLong, at);
                     match cut {
                         Some(r) => {
-                            self.response_cut = true;
+                            self.flags.set(Flags::RESPONSE_CUT);
                             self.accept_response(r, at);
                             if let DirState::Frames = self.server_state {
                                 match rest {
@@ -691,10 +740,10 @@ impl WsSession {
     /// a segment is a run of whole, well-formed unmasked frames (§5.1), mean it upgraded.
     fn lose_response(&mut self, at: At) {
         self.free_response_head();
-        self.inexact = true;
-        self.response_lost = true;
+        self.flags.set(Flags::INEXACT);
+        self.flags.set(Flags::RESPONSE_LOST);
         self.flag(Anomaly::ResponseNotCaptured, at);
-        if self.offered_extensions {
+        if self.flags.has(Flags::OFFERED_EXTENSIONS) {
             // An extension may have been accepted (RFC 7692 §6: RSV1).
             self.client.allow_rsv1();
             self.server.allow_rsv1();
@@ -705,12 +754,15 @@ impl WsSession {
 
     fn accept_response(&mut self, resp: Response, at: At) {
         if resp.status == 101 {
-            let whole_heads = !self.request_cut && !self.response_cut;
+            let whole_heads =
+                !self.flags.has(Flags::REQUEST_CUT) && !self.flags.has(Flags::RESPONSE_CUT);
             if !resp.upgrade_websocket && whole_heads {
                 self.flag(Anomaly::MissingUpgradeHeader, at);
             }
             match (&resp.accept, self.key()) {
-                (None, _) if !self.response_cut => self.flag(Anomaly::MissingAccept, at),
+                (None, _) if !self.flags.has(Flags::RESPONSE_CUT) => {
+                    self.flag(Anomaly::MissingAccept, at)
+                }
                 (Some(a), Some(k)) if a.trim() != handshake::accept_for_key(k) => {
                     self.flag(Anomaly::InvalidAccept, at)
                 }
@@ -720,14 +772,14 @@ impl WsSession {
                 // Extensions negotiated by the server may define RSV1 (RFC 7692 §6).
                 self.client.allow_rsv1();
                 self.server.allow_rsv1();
-            } else if self.response_cut {
+            } else if self.flags.has(Flags::RESPONSE_CUT) {
                 // The field may have been after the cut.
                 self.client.rsv1_unknown();
                 self.server.rsv1_unknown();
             }
             let deflate = extensions::permessage_deflate(&resp.extensions);
-            self.deflate = deflate.is_some();
-            if self.inflate {
+            self.flags.set_to(Flags::DEFLATE, deflate.is_some());
+            if self.flags.has(Flags::INFLATE) {
                 self.consumers.payloads = Some(Payloads::new(deflate));
             }
             self.server_state = DirState::Frames;
@@ -816,7 +868,7 @@ impl WsSession {
             .and_then(|h| handshake::response(&h));
         match cut {
             Some(r) => {
-                self.response_cut = true;
+                self.flags.set(Flags::RESPONSE_CUT);
                 let upgraded = r.status == 101;
                 self.accept_response(r, at);
                 if upgraded {
@@ -844,7 +896,8 @@ impl WsSession {
         anomalies.union(counts.client.anomalies);
         anomalies.union(counts.server.anomalies);
         let marks = facts.marks.clone();
-        let mut exact = !self.inexact && !counts.client.inexact && !counts.server.inexact;
+        let mut exact =
+            !self.flags.has(Flags::INEXACT) && !counts.client.inexact && !counts.server.inexact;
         let (client_unfinished, server_unfinished) = self.unfinished_messages();
         let mut side = |side: Side| {
             let (c, f, unfinished_message) = match side {
@@ -881,8 +934,8 @@ impl WsSession {
                 }
                 None => {
                     // Without inflation, sizes are known only where nothing is compressed.
-                    let compressed =
-                        self.deflate || c.anomalies.contains(Anomaly::CompressedContextUnknown);
+                    let compressed = self.flags.has(Flags::DEFLATE)
+                        || c.anomalies.contains(Anomaly::CompressedContextUnknown);
                     stats.largest_message = (!compressed).then_some(c.largest_message);
                 }
             }
