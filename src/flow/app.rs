@@ -864,7 +864,7 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
             .sessions()
             .next()
             .expect("a session from the cut request");
-        assert!(s.request_cut && s.upgraded());
+        assert!(s.request_cut() && s.upgraded());
         assert_eq!(s.consumers.counts.server.stats.messages, 1);
 
         // The response: its status line is whole when it is given up.

@@ -14,7 +14,7 @@ use crate::record::{
 };
 use crate::verdict::verdict;
 use crate::ws::session::Lent;
-use crate::ws::timeline::Kind;
+use crate::ws::timeline::{Kind, Timeline};
 
 /// A moment kept as a plain value (packet 0: none) as an option.
 fn some_at(at: At) -> Option<At> {
@@ -118,17 +118,14 @@ pub struct Conn {
     /// Wireshark's `tcp.stream`, assigned at the end of the batch that opened it.
     pub tcp_stream: u64,
     half: [HalfStream; 2],
-    /// Wireshark's base sequence number per direction (decides port reuse).
+    /// Wireshark's base sequence number per direction (decides port reuse; known when
+    /// [`Flags::BASE_KNOWN`] says so).
     base_seq: [u32; 2],
-    /// Whether each `base_seq` is known.
-    base_known: [bool; 2],
     /// The first FIN and the first RST of each direction.
     ends: Ends,
     pub app: App,
-    /// A segment was analyzed (false while `--filter` selected none of its packets).
-    pub analyzed: bool,
-    /// A SYN was captured: the connection's first bytes are its application's first.
-    syn_seen: bool,
+    /// The connection's yes/no facts, a bit each.
+    flags: Flags,
     /// The TLS layer between reassembly and `app`, when the connection starts with a
     /// ClientHello (`tls.rs`).
     pub tls: Option<Box<TlsLayer>>,
@@ -137,26 +134,63 @@ pub struct Conn {
     app_charge: u32,
     /// The charge the shard counts for this connection (see `flow::memory`).
     pub charged: u32,
-    /// Given up on: no handshake within the recognition window. Not followed further.
-    gave_up: bool,
-    /// Payload arrived after it was given up on (not analyzed; counted).
-    pub ignored_payload: bool,
-    /// The memory budget made it give up buffers (anomaly `memory_budget`).
-    pub over_budget: bool,
     /// The last segment of each direction that carried payload (packet 0: none yet; plain
     /// values, so that keeping them costs no branch per segment). The later of the two is
     /// the last of either.
     last_payload: [At; 2],
-    /// The first Close frame, FIN or RST has been seen (the last payload before it is in
-    /// `facts`).
-    ended: bool,
     /// The sum of the TCP-level anomaly counters when last looked at.
     tcp_events: u32,
     /// What only some connections need: where TCP-level anomalies were first seen, cut
     /// packets, retransmissions, the end (allocated at the first of them).
     facts: Option<Box<RareFacts>>,
-    /// What the connection lends to its session's calls (the timeline, the Close flag).
-    pub lent: Lent,
+    /// The connection's timeline (kept only for `frames` and the HTML page), lent to its
+    /// session's calls with the first-Close flag ([`Lent`]).
+    pub timeline: Option<Box<Timeline>>,
+}
+
+/// A connection's yes/no facts, one bit each in one word (nine `bool`s took nine bytes
+/// and, beside the lent timeline, eight more of padding).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Flags(u16);
+
+impl Flags {
+    /// Whether each direction's `base_seq` is known.
+    const BASE_KNOWN: [u16; 2] = [1, 1 << 1];
+    /// A segment was analyzed (not while `--filter` selected none of its packets).
+    const ANALYZED: u16 = 1 << 2;
+    /// A SYN was captured: the connection's first bytes are its application's first.
+    const SYN_SEEN: u16 = 1 << 3;
+    /// Given up on: no handshake within the recognition window. Not followed further.
+    const GAVE_UP: u16 = 1 << 4;
+    /// Payload arrived after it was given up on (not analyzed; counted).
+    const IGNORED_PAYLOAD: u16 = 1 << 5;
+    /// The memory budget made it give up buffers (anomaly `memory_budget`).
+    const OVER_BUDGET: u16 = 1 << 6;
+    /// The first Close frame, FIN or RST has been seen (the last payload before it is in
+    /// `facts`).
+    const ENDED: u16 = 1 << 7;
+    /// The session's first Close frame was seen (set from what the session's calls were
+    /// lent).
+    const CLOSE_SEEN: u16 = 1 << 8;
+
+    #[inline(always)]
+    fn has(self, bit: u16) -> bool {
+        self.0 & bit != 0
+    }
+
+    #[inline(always)]
+    fn set(&mut self, bit: u16) {
+        self.0 |= bit;
+    }
+
+    #[inline(always)]
+    fn set_to(&mut self, bit: u16, on: bool) {
+        if on {
+            self.0 |= bit;
+        } else {
+            self.0 &= !bit;
+        }
+    }
 }
 
 /// The facts of the record that most of an open connection's life has none of.
@@ -210,22 +244,16 @@ impl Conn {
             tcp_stream: u64::MAX,
             half: Default::default(),
             base_seq: [0; 2],
-            base_known: [false; 2],
             ends: Ends::default(),
             app: App::Unknown,
-            analyzed: false,
-            syn_seen: false,
+            flags: Flags::default(),
             tls: None,
             app_charge: 0,
             charged: 0,
-            gave_up: false,
-            ignored_payload: false,
-            over_budget: false,
             last_payload: [At::default(); 2],
-            ended: false,
             tcp_events: 0,
             facts: None,
-            lent: Lent::default(),
+            timeline: None,
         }
     }
 
@@ -246,19 +274,40 @@ impl Conn {
             tcp_stream: e.tcp_stream,
             half: [half(0), half(1)],
             base_seq: e.base_seq.map(|b| b.unwrap_or(0)),
-            base_known: e.base_seq.map(|b| b.is_some()),
             ends: Ends(e.rst.iter().any(Option::is_some).then(|| {
                 Box::new(EndPackets {
                     rst: e.rst.map(Option::unwrap_or_default),
                     ..EndPackets::default()
                 })
             })),
-            analyzed: e.analyzed,
-            syn_seen: e.syn_seen,
-            gave_up: e.gave_up,
-            ended: e.ended,
+            flags: {
+                let mut f = Flags::default();
+                for d in 0..2 {
+                    f.set_to(Flags::BASE_KNOWN[d], e.base_seq[d].is_some());
+                }
+                f.set_to(Flags::ANALYZED, e.analyzed);
+                f.set_to(Flags::SYN_SEEN, e.syn_seen);
+                f.set_to(Flags::GAVE_UP, e.gave_up);
+                f.set_to(Flags::ENDED, e.ended);
+                f
+            },
             ..Conn::new(key, e.first)
         }
+    }
+
+    /// A segment was analyzed (false while `--filter` selected none of its packets).
+    pub fn analyzed(&self) -> bool {
+        self.flags.has(Flags::ANALYZED)
+    }
+
+    /// Payload arrived after it was given up on (not analyzed; counted).
+    pub fn ignored_payload(&self) -> bool {
+        self.flags.has(Flags::IGNORED_PAYLOAD)
+    }
+
+    /// The memory budget made it give up buffers (anomaly `memory_budget`).
+    pub fn over_budget(&self) -> bool {
+        self.flags.has(Flags::OVER_BUDGET)
     }
 
     /// The counters behind the TCP-level anomalies, summed over both directions:
@@ -295,7 +344,7 @@ impl Conn {
     pub fn is_reuse(&self, seg: &TcpSegment) -> bool {
         seg.flags & (SYN | ACK) == SYN && {
             let d = dir(seg.from_lo);
-            self.base_known[d] && self.base_seq[d] != seg.seq
+            self.flags.has(Flags::BASE_KNOWN[d]) && self.base_seq[d] != seg.seq
         }
     }
 
@@ -311,7 +360,7 @@ impl Conn {
     /// row of its own (TLS that could not be decrypted)?
     #[inline]
     pub fn may_be_session(&self) -> bool {
-        !self.gave_up
+        !self.flags.has(Flags::GAVE_UP)
             && match &self.tls {
                 None => self.app.may_be_session(),
                 Some(t) => t.may_be_session(),
@@ -323,7 +372,7 @@ impl Conn {
     /// for mid-stream framing without a chain of frames, a TLS handshake (see
     /// [`App::undecided`]).
     pub fn undecided(&self) -> bool {
-        !self.gave_up
+        !self.flags.has(Flags::GAVE_UP)
             && match &self.tls {
                 None => self.app.undecided(),
                 Some(t) => t.undecided(&self.app),
@@ -333,9 +382,9 @@ impl Conn {
     /// No handshake within the recognition window: not a session. What it holds is
     /// dropped and its later payload is not followed (counted if there is any).
     pub fn give_up_recognition(&mut self) {
-        self.gave_up = true;
+        self.flags.set(Flags::GAVE_UP);
         if !matches!(self.app, App::Unknown) || self.tls.is_some() {
-            self.ignored_payload = true;
+            self.flags.set(Flags::IGNORED_PAYLOAD);
         }
         if !matches!(self.app, App::Unknown) {
             self.app = App::Other;
@@ -355,7 +404,7 @@ impl Conn {
     #[inline]
     fn layers_charge(&self) -> u32 {
         let tls = self.tls.as_ref().map_or(0, |t| t.held_bytes());
-        let timeline = self.lent.timeline.as_ref().map_or(0, |t| t.held_bytes());
+        let timeline = self.timeline.as_ref().map_or(0, |t| t.held_bytes());
         u32::try_from(self.app.memory_charge() + tls + timeline).unwrap_or(u32::MAX)
     }
 
@@ -376,7 +425,7 @@ impl Conn {
         if let Some(t) = &mut self.tls {
             t.trim_memory();
         }
-        if let Some(t) = &mut self.lent.timeline {
+        if let Some(t) = &mut self.timeline {
             // `frames`: the events go to the spill file early, nothing is lost.
             t.trim_memory();
         }
@@ -402,7 +451,7 @@ impl Conn {
             t.release_memory(&self.app, &ctx);
         }
         self.app.release_memory(&ctx);
-        if let Some(t) = &mut self.lent.timeline {
+        if let Some(t) = &mut self.timeline {
             // A ring of last frames (`--tail`, the HTML drill-down) forgets its oldest.
             t.release_memory();
         }
@@ -412,8 +461,8 @@ impl Conn {
             }
         }
         self.app_charge = self.layers_charge();
-        if !self.over_budget {
-            self.over_budget = true;
+        if !self.over_budget() {
+            self.flags.set(Flags::OVER_BUDGET);
             self.facts.get_or_insert_with(Box::default).budget_packet = self.last.packet;
         }
         before.saturating_sub(self.memory_charge()) as usize
@@ -432,16 +481,16 @@ impl Conn {
         let d = dir(seg.from_lo);
         let at = ctx.at;
         self.lifecycle(seg, d, at);
-        self.analyzed = true;
+        self.flags.set(Flags::ANALYZED);
         if seg.flags & SYN != 0 {
-            self.syn_seen = true;
+            self.flags.set(Flags::SYN_SEEN);
         }
-        if self.gave_up
+        if self.flags.has(Flags::GAVE_UP)
             && (!payload.is_empty() || seg.payload_missing > 0)
             && matches!(self.app, App::Unknown)
         {
             self.app = App::Other;
-            self.ignored_payload = true;
+            self.flags.set(Flags::IGNORED_PAYLOAD);
         }
         if !self.may_be_session() {
             if seg.flags & FIN != 0 {
@@ -454,21 +503,22 @@ impl Conn {
         // small as they were, for the inliner).
         let before = self.half[0].position() + self.half[1].position();
         let held = self.half[d].memory_charge();
-        let Conn {
-            half,
-            app,
-            syn_seen,
-            tls,
-            lent,
-            ..
-        } = self;
-        let started = *syn_seen;
+        let started = self.flags.has(Flags::SYN_SEEN);
         let limits = &ctx.limits.reassembly;
         if seg.flags & SYN != 0 {
-            if let Some(t) = &mut lent.timeline {
+            if let Some(t) = &mut self.timeline {
                 t.tcp(Kind::Syn, d == 0, at);
             }
         }
+        let Conn {
+            half,
+            app,
+            tls,
+            timeline,
+            flags,
+            ..
+        } = self;
+        let lent = &mut Lent::new(timeline.take());
         let carried = if tls.is_none() && !matches!(app, App::Unknown) {
             // Plaintext, application known (the hot path): straight to the app.
             reassemble(half, seg, payload, limits, &mut |d, ev| {
@@ -480,6 +530,10 @@ impl Conn {
                 deliver(tls, app, d == 0, ev, started, ctx, lent)
             })
         };
+        *timeline = lent.timeline.take();
+        if lent.close_seen {
+            flags.set(Flags::CLOSE_SEEN);
+        }
         if seg.payload_missing > 0 && seg.flags & RST == 0 {
             let f = self.facts.get_or_insert_with(Box::default);
             f.cut_packets += 1;
@@ -508,7 +562,7 @@ impl Conn {
                 h.discard_held();
             }
             // Not a session: nobody will read its timeline.
-            self.lent.timeline = None;
+            self.timeline = None;
             self.app_charge = self.layers_charge();
             charge_moved = true;
         }
@@ -516,7 +570,8 @@ impl Conn {
             self.ends.note(false, d, at);
         }
         // FIN, RST, a retransmission or the session's first Close frame: the rare path.
-        let ends = seg.flags & (FIN | RST) != 0 || (self.lent.close_seen && !self.ended);
+        let ends = seg.flags & (FIN | RST) != 0
+            || (self.flags.has(Flags::CLOSE_SEEN) && !self.flags.has(Flags::ENDED));
         if ends || carried == Carried::Retransmitted {
             self.rare(seg.flags, d, at, carried);
         }
@@ -543,7 +598,7 @@ impl Conn {
     #[cold]
     #[inline(never)]
     fn rare(&mut self, flags: u8, d: usize, at: At, carried: Carried) {
-        if let Some(t) = &mut self.lent.timeline {
+        if let Some(t) = &mut self.timeline {
             if carried == Carried::Retransmitted {
                 t.tcp(Kind::Retransmission, d == 0, at);
             }
@@ -559,8 +614,10 @@ impl Conn {
                 .get_or_insert_with(Box::default)
                 .last_retransmission[d] = at;
         }
-        if !self.ended && (flags & (FIN | RST) != 0 || self.lent.close_seen) {
-            self.ended = true;
+        if !self.flags.has(Flags::ENDED)
+            && (flags & (FIN | RST) != 0 || self.flags.has(Flags::CLOSE_SEEN))
+        {
+            self.flags.set(Flags::ENDED);
             let last = self.last_payload_any();
             if last.packet != 0 {
                 self.facts
@@ -589,8 +646,8 @@ impl Conn {
         self.packets += 1;
         self.last_ts = self.last_ts.max(at.ts_ns);
         self.last = at;
-        if !self.base_known[d] {
-            self.base_known[d] = true;
+        if !self.flags.has(Flags::BASE_KNOWN[d]) {
+            self.flags.set(Flags::BASE_KNOWN[d]);
             self.base_seq[d] = if seg.flags & SYN != 0 {
                 seg.seq
             } else {
@@ -616,18 +673,24 @@ impl Conn {
     /// Hands the application what each direction lets go of (`take`: held segments, holes
     /// as gaps), as though it came with the connection's latest packet.
     fn deliver_held(&mut self, ctx: &SegmentCtx<'_>, take: fn(&mut HalfStream, EventSink<'_>)) {
+        let started = self.flags.has(Flags::SYN_SEEN);
         let Conn {
             half,
             app,
-            syn_seen,
             tls,
-            lent,
+            timeline,
+            flags,
             ..
         } = self;
+        let lent = &mut Lent::new(timeline.take());
         for (d, h) in half.iter_mut().enumerate() {
             take(h, &mut |ev| {
-                deliver(tls, app, d == 0, ev, *syn_seen, ctx, lent)
+                deliver(tls, app, d == 0, ev, started, ctx, lent)
             });
+        }
+        *timeline = lent.timeline.take();
+        if lent.close_seen {
+            flags.set(Flags::CLOSE_SEEN);
         }
     }
 
@@ -667,7 +730,7 @@ impl Conn {
             marks.add(Anomaly::Evicted, last, 1);
             exact = false;
         }
-        if self.over_budget {
+        if self.over_budget() {
             anomalies.insert(Anomaly::MemoryBudget);
             let at = if f.budget_packet != 0 {
                 f.budget_packet
@@ -712,7 +775,7 @@ impl Conn {
     /// The last packet with payload before the session's end (before the capture's end
     /// when it never ended).
     fn last_payload_before_end(&self) -> Option<At> {
-        some_at(if self.ended {
+        some_at(if self.flags.has(Flags::ENDED) {
             self.facts
                 .as_ref()
                 .map_or(At::default(), |f| f.payload_before_end)
@@ -783,7 +846,7 @@ impl Conn {
         };
         let n = sessions.len();
         // The timeline goes with the last session (the one its frames belong to).
-        let mut timeline = self.lent.timeline.take().map(|t| t.finish());
+        let mut timeline = self.timeline.take().map(|t| t.finish());
         for (i, s) in sessions.into_iter().enumerate() {
             let s = *s;
             let (mut client_side, mut server_side, mut anomalies, mut marks, exact) = s.outcome();
@@ -908,7 +971,7 @@ impl Conn {
             anomaly_marks,
             last_payload_before_end: self.last_payload_before_end(),
             handshake_headers: HandshakeHeaders::default(),
-            timeline: self.lent.timeline.take().map(|t| t.finish()),
+            timeline: self.timeline.take().map(|t| t.finish()),
             verdict,
         }
     }

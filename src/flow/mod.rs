@@ -524,7 +524,7 @@ impl Shard {
         let (key, e) = self.embryos.take(id & !EMBRYO);
         let mut conn = Conn::from_embryonic(key, e.embryonic());
         if let Some(spill) = &self.timeline {
-            conn.lent.timeline = Some(Box::new(Timeline::new(spill.clone())));
+            conn.timeline = Some(Box::new(Timeline::new(spill.clone())));
         }
         let slot = match self.free.pop() {
             Some(s) => {
@@ -588,13 +588,13 @@ impl Shard {
         }
         conn.flush(&self.limits, &self.tls);
         let no_payload = matches!(conn.app, App::Unknown);
-        if conn.ignored_payload {
+        if conn.ignored_payload() {
             self.stats.unrecognised += 1;
         }
         let (gaps, gap_bytes) = conn.gap_counters();
         self.stats.gaps += gaps;
         self.stats.gap_bytes += gap_bytes;
-        let analyzed = conn.analyzed;
+        let analyzed = conn.analyzed();
         let first_packet = conn.first_packet;
         // The sessions counted are the rows written (one per Upgrade on a connection):
         // one rule for both.
@@ -751,7 +751,7 @@ impl Shard {
             return 0;
         };
         let was_candidate = conn.may_be_session();
-        let first_time = !conn.over_budget;
+        let first_time = !conn.over_budget();
         let released = conn.release_memory(&self.limits, &self.tls);
         if was_candidate && !conn.may_be_session() {
             self.candidates.remove(conn.first_packet);

@@ -12,6 +12,7 @@ pub mod handshake;
 pub mod packed;
 pub mod session;
 pub mod stream;
+mod texts;
 pub mod timeline;
 
 pub use session::WsSession;

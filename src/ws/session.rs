@@ -13,6 +13,10 @@ use super::frame::FrameHeader;
 use super::handshake::{self, Request, Response};
 use super::packed;
 use super::stream::FrameStream;
+use super::texts::{
+    Texts, EXTENSIONS, HOST, ORIGIN, PATH, REQUEST_HEADERS, RESPONSE_HEADERS, SUBPROTOCOL,
+    USER_AGENT,
+};
 use super::timeline::Timeline;
 use crate::flow::memory::MemoryCharge;
 use crate::flow::SegmentCtx;
@@ -107,6 +111,19 @@ pub struct Lent {
     pub close_seen: bool,
 }
 
+impl Lent {
+    /// What a connection lends to its session's calls for one delivery: its timeline
+    /// (given back after it), the first-Close flag not set yet (the connection keeps its own
+    /// once set).
+    #[inline(always)]
+    pub fn new(timeline: Option<Box<Timeline>>) -> Self {
+        Lent {
+            timeline,
+            close_seen: false,
+        }
+    }
+}
+
 impl FrameConsumer for Lent {
     #[inline(always)]
     fn event(&mut self, side: Side, at: At, ev: StreamEvent<'_>) {
@@ -153,89 +170,6 @@ enum DirState {
     Ignore,
 }
 
-/// Short texts in one allocation: a session keeps its handshake's texts (and the header
-/// fields of both heads, for the record) for its whole life, and a million open sessions
-/// should not pay for eight strings each. Where each text ends is a 16-bit offset (the last
-/// one is the buffer's length); texts of more than 64 KiB together (a raised
-/// `max_handshake_bytes`) have their ends written after them instead, in hex
-/// ([`LONG_ENDS`] bytes: the buffer's length tells which).
-#[derive(Debug, Default)]
-struct Texts {
-    buf: Box<str>,
-    ends: [u16; TEXTS - 1],
-}
-
-const TEXTS: usize = 8;
-const HOST: usize = 0;
-const PATH: usize = 1;
-const ORIGIN: usize = 2;
-const USER_AGENT: usize = 3;
-const SUBPROTOCOL: usize = 4;
-const EXTENSIONS: usize = 5;
-/// The request's header fields, packed (`packed.rs`).
-const REQUEST_HEADERS: usize = 6;
-/// The response's header fields, packed likewise.
-const RESPONSE_HEADERS: usize = 7;
-/// Bytes of the ends written after texts too long for 16-bit offsets: 8 hex digits each.
-const LONG_ENDS: usize = 8 * TEXTS;
-
-impl Texts {
-    fn new(parts: [&str; TEXTS]) -> Self {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        let long = total > usize::from(u16::MAX);
-        let mut buf = String::with_capacity(total + if long { LONG_ENDS } else { 0 });
-        let mut ends = [0; TEXTS - 1];
-        let mut long_ends = [0u32; TEXTS];
-        for (i, p) in parts.into_iter().enumerate() {
-            buf.push_str(p);
-            if i < TEXTS - 1 {
-                ends[i] = buf.len() as u16;
-            }
-            long_ends[i] = u32::try_from(buf.len()).expect("handshake texts under 4 GiB");
-        }
-        if long {
-            use std::fmt::Write as _;
-            ends = [0; TEXTS - 1];
-            for e in long_ends {
-                write!(buf, "{e:08x}").expect("a String");
-            }
-        }
-        Texts {
-            buf: buf.into_boxed_str(),
-            ends,
-        }
-    }
-
-    /// Where text `i` ends.
-    fn end(&self, i: usize) -> usize {
-        let len = self.buf.len();
-        if len <= usize::from(u16::MAX) {
-            if i == TEXTS - 1 {
-                len
-            } else {
-                usize::from(self.ends[i])
-            }
-        } else {
-            let at = len - LONG_ENDS + 8 * i;
-            usize::from_str_radix(&self.buf[at..at + 8], 16).expect("hex written by new")
-        }
-    }
-
-    fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.end(i - 1) };
-        &self.buf[start..self.end(i)]
-    }
-
-    /// The same texts with the `(index, text)` pairs of `set` set.
-    fn with(&self, set: &[(usize, &str)]) -> Self {
-        let mut parts: [&str; TEXTS] = std::array::from_fn(|k| self.get(k));
-        for &(i, v) in set {
-            parts[i] = v;
-        }
-        Texts::new(parts)
-    }
-}
-
 /// The Sec-WebSocket-Accept that the request's key calls for (RFC 6455 §4.2.2), from its
 /// header fields as kept.
 fn accept_of(request: &Fields) -> Option<String> {
@@ -243,18 +177,18 @@ fn accept_of(request: &Fields) -> Option<String> {
 }
 
 /// Both directions of an upgraded (or upgrading) connection. What the report needs of
-/// the handshake is kept compact (the texts in one allocation, the status): a session may
-/// stay open for the whole capture, and a million of them should fit in a gigabyte.
+/// the handshake is kept compact (the texts in two allocations, one of them shared with
+/// the sessions that have the same host, origin, user agent …: `texts.rs`; the status): a
+/// session may stay open for the whole capture, and a million of them should fit in a
+/// gigabyte.
 #[derive(Debug)]
 #[allow(clippy::vec_box)]
 pub struct WsSession {
     /// Host, path, origin, user agent of the request; subprotocol and extensions of the
     /// response.
     texts: Texts,
-    /// The request has `Upgrade: websocket`.
-    upgrade_requested: bool,
-    /// The request offered extensions (Sec-WebSocket-Extensions).
-    offered_extensions: bool,
+    /// The session's yes/no facts, a bit each.
+    flags: Flags,
     /// The status of the response, once seen (0 before: statuses are 100 to 599).
     status: u16,
     /// What only some sessions need, or only during the handshake.
@@ -269,21 +203,61 @@ pub struct WsSession {
     /// Handshake anomalies (the frame streams' go to `consumers`); where they were seen
     /// is marked with the frames' (`consumers.facts.marks`: the record merges them anyway).
     pub anomalies: Anomalies,
+}
+
+/// A session's yes/no facts, one bit each in one word (nine `bool`s took nine bytes, and
+/// a session 8 bytes more than a malloc size class allows).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Flags(u16);
+
+impl Flags {
+    /// The request has `Upgrade: websocket`.
+    const UPGRADE_REQUESTED: u16 = 1;
+    /// The request offered extensions (Sec-WebSocket-Extensions).
+    const OFFERED_EXTENSIONS: u16 = 1 << 1;
     /// Something the report depends on could not be read (handshake lost in a gap).
-    pub inexact: bool,
-    /// The request head was cut off (gap or snapshot length): only its first lines are known.
-    pub request_cut: bool,
+    const INEXACT: u16 = 1 << 2;
+    /// The request head was cut off (gap or snapshot length): only its first lines are
+    /// known.
+    const REQUEST_CUT: u16 = 1 << 3;
     /// The response head was cut off: fields after the cut are unknown, not missing.
-    response_cut: bool,
+    const RESPONSE_CUT: u16 = 1 << 4;
     /// The response head is missing (bytes not captured) or unreadable (too long before
     /// its status line ended): whether it upgraded is told by the server's frames, if any.
-    response_lost: bool,
+    const RESPONSE_LOST: u16 = 1 << 5;
     /// Inflate compressed messages and check text (off with `--no-inflate`).
-    inflate: bool,
+    const INFLATE: u16 = 1 << 6;
     /// The response negotiated permessage-deflate.
-    deflate: bool,
+    const DEFLATE: u16 = 1 << 7;
     /// Picked up mid-stream: no handshake was seen.
-    pub midstream: bool,
+    const MIDSTREAM: u16 = 1 << 8;
+
+    #[inline(always)]
+    fn has(self, bit: u16) -> bool {
+        self.0 & bit != 0
+    }
+
+    #[inline(always)]
+    fn set(&mut self, bit: u16) {
+        self.0 |= bit;
+    }
+
+    #[inline(always)]
+    fn set_to(&mut self, bit: u16, on: bool) {
+        if on {
+            self.0 |= bit;
+        } else {
+            self.0 &= !bit;
+        }
+    }
+
+    fn of(bits: &[(u16, bool)]) -> Self {
+        let mut f = Flags::default();
+        for &(bit, on) in bits {
+            f.set_to(bit, on);
+        }
+        f
+    }
 }
 
 /// What a session keeps only during its handshake (the key, the response head) or only
@@ -364,11 +338,11 @@ impl WsSession {
     /// packet that decided it.
     pub fn midstream(inflate: bool, at: At) -> Self {
         let mut s = Self::with_request(Request::default(), 0, inflate, true, at);
-        s.midstream = true;
+        s.flags.set(Flags::MIDSTREAM);
         s.flag(Anomaly::Midstream, at);
         // Counts start at the first frame of the recognised chain: a message in flight
         // before it is not counted.
-        s.inexact = true;
+        s.flags.set(Flags::INEXACT);
         s.server_state = DirState::Frames;
         for fs in [&mut s.client, &mut s.server] {
             fs.rsv1_unknown();
@@ -418,8 +392,12 @@ impl WsSession {
                 ),
                 "",
             ]),
-            upgrade_requested: request.upgrade_websocket,
-            offered_extensions: !request.extensions.is_empty(),
+            flags: Flags::of(&[
+                (Flags::UPGRADE_REQUESTED, request.upgrade_websocket),
+                (Flags::OFFERED_EXTENSIONS, !request.extensions.is_empty()),
+                (Flags::REQUEST_CUT, request_cut),
+                (Flags::INFLATE, inflate),
+            ]),
             status: 0,
             rare: Some(Box::new(Rare {
                 max_head: max_head.min(u32::MAX as usize) as u32,
@@ -432,13 +410,6 @@ impl WsSession {
             server_state: DirState::Head,
             consumers: Consumers::default(),
             anomalies: Anomalies::default(),
-            inexact: false,
-            request_cut,
-            response_cut: false,
-            response_lost: false,
-            inflate,
-            deflate: false,
-            midstream: false,
         };
         // Fields after a cut are unknown, not missing.
         if !request_cut {
@@ -469,7 +440,15 @@ impl WsSession {
     /// Is this a WebSocket session: an Upgrade request, or (when the request was cut off)
     /// a 101 answer?
     pub fn is_websocket(&self) -> bool {
-        self.midstream || self.upgrade_requested || (self.request_cut && self.upgraded())
+        self.flags.has(Flags::MIDSTREAM)
+            || self.flags.has(Flags::UPGRADE_REQUESTED)
+            || (self.flags.has(Flags::REQUEST_CUT) && self.upgraded())
+    }
+
+    /// The request head was cut off (gap or snapshot length): only its first lines are
+    /// known.
+    pub fn request_cut(&self) -> bool {
+        self.flags.has(Flags::REQUEST_CUT)
     }
 
     /// The request's Host.
@@ -636,10 +615,12 @@ impl WsSession {
     /// What became of the Upgrade request, as far as the capture tells.
     pub fn upgrade(&self) -> Upgrade {
         match self.status() {
-            _ if self.midstream => Upgrade::Midstream,
+            _ if self.flags.has(Flags::MIDSTREAM) => Upgrade::Midstream,
             Some(status) => Upgrade::Answered(status),
-            None if self.response_lost && self.server.framing_found() => Upgrade::Inferred,
-            None if self.response_lost => Upgrade::Unknown,
+            None if self.flags.has(Flags::RESPONSE_LOST) && self.server.framing_found() => {
+                Upgrade::Inferred
+            }
+            None if self.flags.has(Flags::RESPONSE_LOST) => Upgrade::Unknown,
             None => Upgrade::Unanswered,
         }
     }
@@ -669,7 +650,11 @@ impl WsSession {
             }
         }
         if let DirState::Frames = self.client_state {
-            if self.status == 0 && !self.response_lost && !self.midstream && !d.is_empty() {
+            if self.status == 0
+                && !self.flags.has(Flags::RESPONSE_LOST)
+                && !self.flags.has(Flags::MIDSTREAM)
+                && !d.is_empty()
+            {
                 self.flag(Anomaly::FrameBeforeUpgrade, at);
             }
             feed(&mut self.client, d, at, &mut self.consumers, tl);
@@ -706,7 +691,7 @@ impl WsSession {
                     self.flag(Anomaly::HandshakeTooLong, at);
                     match cut {
                         Some(r) => {
-                            self.response_cut = true;
+                            self.flags.set(Flags::RESPONSE_CUT);
                             self.accept_response(r, at);
                             if let DirState::Frames = self.server_state {
                                 match rest {
@@ -760,10 +745,10 @@ impl WsSession {
     /// a segment is a run of whole, well-formed unmasked frames (§5.1), mean it upgraded.
     fn lose_response(&mut self, at: At) {
         self.free_response_head();
-        self.inexact = true;
-        self.response_lost = true;
+        self.flags.set(Flags::INEXACT);
+        self.flags.set(Flags::RESPONSE_LOST);
         self.flag(Anomaly::ResponseNotCaptured, at);
-        if self.offered_extensions {
+        if self.flags.has(Flags::OFFERED_EXTENSIONS) {
             // An extension may have been accepted (RFC 7692 §6: RSV1).
             self.client.allow_rsv1();
             self.server.allow_rsv1();
@@ -774,12 +759,15 @@ impl WsSession {
 
     fn accept_response(&mut self, resp: Response, at: At) {
         if resp.status == 101 {
-            let whole_heads = !self.request_cut && !self.response_cut;
+            let whole_heads =
+                !self.flags.has(Flags::REQUEST_CUT) && !self.flags.has(Flags::RESPONSE_CUT);
             if !resp.upgrade_websocket && whole_heads {
                 self.flag(Anomaly::MissingUpgradeHeader, at);
             }
             match (&resp.accept, self.key()) {
-                (None, _) if !self.response_cut => self.flag(Anomaly::MissingAccept, at),
+                (None, _) if !self.flags.has(Flags::RESPONSE_CUT) => {
+                    self.flag(Anomaly::MissingAccept, at)
+                }
                 (Some(a), Some(k)) if a.trim() != handshake::accept_for_key(k) => {
                     self.flag(Anomaly::InvalidAccept, at)
                 }
@@ -789,14 +777,14 @@ impl WsSession {
                 // Extensions negotiated by the server may define RSV1 (RFC 7692 §6).
                 self.client.allow_rsv1();
                 self.server.allow_rsv1();
-            } else if self.response_cut {
+            } else if self.flags.has(Flags::RESPONSE_CUT) {
                 // The field may have been after the cut.
                 self.client.rsv1_unknown();
                 self.server.rsv1_unknown();
             }
             let deflate = extensions::permessage_deflate(&resp.extensions);
-            self.deflate = deflate.is_some();
-            if self.inflate {
+            self.flags.set_to(Flags::DEFLATE, deflate.is_some());
+            if self.flags.has(Flags::INFLATE) {
                 self.consumers.payloads = Some(Payloads::new(deflate));
             }
             self.server_state = DirState::Frames;
@@ -921,7 +909,7 @@ impl WsSession {
             .and_then(|h| handshake::response(&h));
         match cut {
             Some(r) => {
-                self.response_cut = true;
+                self.flags.set(Flags::RESPONSE_CUT);
                 let upgraded = r.status == 101;
                 self.accept_response(r, at);
                 if upgraded {
@@ -949,7 +937,8 @@ impl WsSession {
         anomalies.union(counts.client.anomalies);
         anomalies.union(counts.server.anomalies);
         let marks = facts.marks.clone();
-        let mut exact = !self.inexact && !counts.client.inexact && !counts.server.inexact;
+        let mut exact =
+            !self.flags.has(Flags::INEXACT) && !counts.client.inexact && !counts.server.inexact;
         let (client_unfinished, server_unfinished) = self.unfinished_messages();
         let mut side = |side: Side| {
             let (c, f, unfinished_message) = match side {
@@ -986,8 +975,8 @@ impl WsSession {
                 }
                 None => {
                     // Without inflation, sizes are known only where nothing is compressed.
-                    let compressed =
-                        self.deflate || c.anomalies.contains(Anomaly::CompressedContextUnknown);
+                    let compressed = self.flags.has(Flags::DEFLATE)
+                        || c.anomalies.contains(Anomaly::CompressedContextUnknown);
                     stats.largest_message = (!compressed).then_some(c.largest_message);
                 }
             }
@@ -1035,26 +1024,5 @@ impl MemoryCharge for WsSession {
                 .with(&[(REQUEST_HEADERS, ""), (RESPONSE_HEADERS, "")]);
         }
         self.consumers.release_memory(ctx.at);
-    }
-}
-
-#[cfg(test)]
-mod texts_tests {
-    use super::*;
-
-    #[test]
-    fn texts_read_back_short_and_over_64_kib() {
-        for n in [0, 5, 65_535 - 40, 65_536, 200_000] {
-            let long = "u".repeat(n);
-            let parts = ["host", "/p", "", long.as_str(), "chat", "", "h: v", "x"];
-            let t = Texts::new(parts);
-            for (i, p) in parts.iter().enumerate() {
-                assert_eq!(t.get(i), *p, "text {i} of {n}");
-            }
-            let t = t.with(&[(PATH, "/q")]);
-            assert_eq!((t.get(PATH), t.get(USER_AGENT).len()), ("/q", n));
-            assert_eq!(t.get(RESPONSE_HEADERS), "x");
-        }
-        assert_eq!(Texts::default().get(RESPONSE_HEADERS), "");
     }
 }
