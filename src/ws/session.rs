@@ -837,7 +837,9 @@ impl WsSession {
         }
         match side {
             Side::Client => {
-                let before_upgrade = self.status == 0 && !self.response_lost && !self.midstream;
+                let before_upgrade = self.status == 0
+                    && !self.flags.has(Flags::RESPONSE_LOST)
+                    && !self.flags.has(Flags::MIDSTREAM);
                 if self.client_state == DirState::Frames && !before_upgrade {
                     self.client.unread(&self.consumers)
                 } else {
