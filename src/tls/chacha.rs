@@ -1,7 +1,8 @@
-//! ChaCha20-Poly1305 (RFC 8439 §2.8) opened in two steps, as `gcm.rs` opens AES-GCM: the
-//! Poly1305 tag is computed over the ciphertext alone, and the ChaCha20 keystream is made
-//! only for the bytes that are read (block counter 1 onwards; block 0 makes the one-time
-//! Poly1305 key, §2.6).
+//! ChaCha20-Poly1305's two steps (RFC 8439 §2.8) for records nobody reads, as `gcm.rs` for
+//! AES-GCM: the Poly1305 tag is computed over the ciphertext alone, and the ChaCha20
+//! keystream is made only for the bytes that are read (block counter 1 onwards; block 0
+//! makes the one-time Poly1305 key, §2.6). Records that are read are opened whole by the
+//! `chacha20poly1305` crate (`protection.rs`).
 //!
 //! Built from the RustCrypto primitives that the `chacha20poly1305` crate composes the same
 //! way (`chacha20`, `poly1305`); the tests hold it to that crate on random inputs.
@@ -20,15 +21,15 @@ pub const NONCE_LEN: usize = 12;
 /// Bytes of ChaCha20's block: the keystream of block 0 is the Poly1305 key's.
 const BLOCK_LEN: u64 = 64;
 
-/// A 256-bit ChaCha20-Poly1305 key.
-pub struct ChaCha20Poly1305 {
+/// A 256-bit ChaCha20-Poly1305 key, for the tag check and ranges of keystream.
+pub struct ChaCha20Poly1305Tag {
     key: [u8; 32],
 }
 
-impl ChaCha20Poly1305 {
+impl ChaCha20Poly1305Tag {
     /// `None` when `key` is not 32 bytes.
-    pub fn new(key: &[u8]) -> Option<ChaCha20Poly1305> {
-        Some(ChaCha20Poly1305 {
+    pub fn new(key: &[u8]) -> Option<ChaCha20Poly1305Tag> {
+        Some(ChaCha20Poly1305Tag {
             key: key.try_into().ok()?,
         })
     }
@@ -72,22 +73,6 @@ impl ChaCha20Poly1305 {
         // Panics (in the crate) if the lengths differ; they are equal by construction.
         c.apply_keystream_b2b(&ciphertext[from..from + out.len()], out);
     }
-
-    /// The whole record: the tag checked, then `ciphertext` decrypted into `out` (as long).
-    pub fn open(
-        &self,
-        nonce: &[u8; NONCE_LEN],
-        aad: &[u8],
-        ciphertext: &[u8],
-        tag: &[u8; TAG_LEN],
-        out: &mut [u8],
-    ) -> bool {
-        if !self.verify(nonce, aad, ciphertext, tag) {
-            return false;
-        }
-        self.decrypt_range(nonce, ciphertext, 0, out);
-        true
-    }
 }
 
 #[cfg(test)]
@@ -130,9 +115,10 @@ mod tests {
                 .as_slice()
                 .try_into()
                 .unwrap();
-            let c = ChaCha20Poly1305::new(&key).unwrap();
+            let c = ChaCha20Poly1305Tag::new(&key).unwrap();
             let mut out = vec![0u8; len];
-            assert!(c.open(&nonce, &aad, &ct, &tag, &mut out), "len {len}");
+            assert!(c.verify(&nonce, &aad, &ct, &tag), "len {len}");
+            c.decrypt_range(&nonce, &ct, 0, &mut out);
             assert_eq!(out, plain, "len {len}");
             for _ in 0..20 {
                 let r = bytes(&mut seed, 2);
@@ -159,6 +145,6 @@ mod tests {
             bad_tag[r % TAG_LEN] ^= 0x01;
             assert!(!c.verify(&nonce, &aad, &ct, &bad_tag));
         }
-        assert!(ChaCha20Poly1305::new(&[0; 16]).is_none());
+        assert!(ChaCha20Poly1305Tag::new(&[0; 16]).is_none());
     }
 }

@@ -1,7 +1,8 @@
-//! AES-GCM opened in two steps that GCM keeps apart (NIST SP 800-38D §7.2): the tag is
-//! checked over the ciphertext alone (GHASH needs no plaintext), and the keystream is made
-//! only for the bytes that are read (CTR mode: each plaintext byte depends on its own
-//! ciphertext byte and position only, §6.5).
+//! AES-GCM's two steps, which GCM keeps apart (NIST SP 800-38D §7.2), for records nobody
+//! reads: the tag is checked over the ciphertext alone (GHASH needs no plaintext), and the
+//! keystream is made only for the bytes that are read (CTR mode: each plaintext byte
+//! depends on its own ciphertext byte and position only, §6.5). Records that are read are
+//! opened whole by the `aes-gcm` crate (`protection.rs`).
 //!
 //! A wss:// record that lies wholly inside a frame payload nobody reads (a large binary
 //! message) is then authenticated like any other, and only its last bytes are decrypted
@@ -29,11 +30,6 @@ pub struct Gcm<C> {
     cipher: C,
     ghash: GHash,
 }
-
-/// AES-128-GCM.
-pub type Aes128Gcm = Gcm<aes::Aes128>;
-/// AES-256-GCM.
-pub type Aes256Gcm = Gcm<aes::Aes256>;
 
 type Ctr<'a, C> = ctr::Ctr32BE<&'a C>;
 
@@ -104,22 +100,6 @@ where
         // Panics (in the crate) if the lengths differ; they are equal by construction.
         ctr.apply_keystream_b2b(&ciphertext[from..from + out.len()], out);
     }
-
-    /// The whole record: the tag checked, then `ciphertext` decrypted into `out` (as long).
-    pub fn open(
-        &self,
-        nonce: &[u8; NONCE_LEN],
-        aad: &[u8],
-        ciphertext: &[u8],
-        tag: &[u8; TAG_LEN],
-        out: &mut [u8],
-    ) -> bool {
-        if !self.verify(nonce, aad, ciphertext, tag) {
-            return false;
-        }
-        self.decrypt_range(nonce, ciphertext, 0, out);
-        true
-    }
 }
 
 #[cfg(test)]
@@ -173,7 +153,7 @@ mod tests {
             let g = Gcm::<C>::new(&key).unwrap();
             assert!(g.verify(&nonce, &aad, &ct, &tag), "len {len}");
             let mut out = vec![0u8; len];
-            assert!(g.open(&nonce, &aad, &ct, &tag, &mut out));
+            g.decrypt_range(&nonce, &ct, 0, &mut out);
             assert_eq!(out, plain, "len {len}");
             for _ in 0..20 {
                 let r = bytes(&mut seed, 2);
@@ -215,7 +195,7 @@ mod tests {
 
     #[test]
     fn keys_of_the_wrong_length_are_refused() {
-        assert!(Aes128Gcm::new(&[0; 32]).is_none());
-        assert!(Aes256Gcm::new(&[0; 16]).is_none());
+        assert!(Gcm::<aes::Aes128>::new(&[0; 32]).is_none());
+        assert!(Gcm::<aes::Aes256>::new(&[0; 16]).is_none());
     }
 }

@@ -15,7 +15,9 @@
 //! Every algorithm comes from the RustCrypto crates — or, with the `ring` feature, the AEAD
 //! suites from `ring` (stitched AES-GCM assembly, about 3 times faster on large records);
 //! the plaintext is written into the caller's reused buffer (RustCrypto: straight from the
-//! ciphertext; ring: the ciphertext copied there, then opened in place).
+//! ciphertext; ring: the ciphertext copied there, then opened in place). A record that is
+//! read is opened by `aes-gcm` / `chacha20poly1305` (or `ring`); a record nobody reads has
+//! only its tag checked (`open_unread`: `gcm.rs`, `chacha.rs`, the same crates' primitives).
 
 use cbc::cipher::block_padding::NoPadding;
 use cbc::cipher::{BlockModeDecrypt, InnerIvInit, KeyInit};
@@ -24,9 +26,16 @@ use sha1::Sha1;
 use sha2::{Sha256, Sha384};
 
 #[cfg(not(feature = "ring"))]
-use super::chacha::ChaCha20Poly1305;
+use aes_gcm::aead::inout::InOutBuf;
 #[cfg(not(feature = "ring"))]
-use super::gcm::{Aes128Gcm, Aes256Gcm, Gcm};
+use aes_gcm::{AeadInOut, Aes128Gcm, Aes256Gcm};
+#[cfg(not(feature = "ring"))]
+use chacha20poly1305::ChaCha20Poly1305;
+
+#[cfg(not(feature = "ring"))]
+use super::chacha::ChaCha20Poly1305Tag;
+#[cfg(not(feature = "ring"))]
+use super::gcm::Gcm;
 use super::key_schedule::{self, BadSecretLength, IV_LEN};
 use super::keylog::Secret;
 use super::record::RecordHeader;
@@ -46,16 +55,18 @@ pub enum DecryptError {
     NoContentType,
 }
 
-// Without the RustCrypto AEAD variants the CBC ones stand out; `RecordKeys` is boxed by its
-// owner (`Half::keys`) anyway.
-#[cfg_attr(feature = "ring", allow(clippy::large_enum_variant))]
+// The variants differ in size (an AEAD variant holds two keyed ciphers; with `ring`, the
+// CBC ones stand out); `RecordKeys` is boxed by its owner (`Half::keys`) anyway.
+#[allow(clippy::large_enum_variant)]
 enum Cipher {
+    /// The crate's cipher for records that are read, and the same key's tag check for
+    /// records nobody reads.
     #[cfg(not(feature = "ring"))]
-    Aes128Gcm(Aes128Gcm),
+    Aes128Gcm(Aes128Gcm, Gcm<aes::Aes128>),
     #[cfg(not(feature = "ring"))]
-    Aes256Gcm(Aes256Gcm),
+    Aes256Gcm(Aes256Gcm, Gcm<aes::Aes256>),
     #[cfg(not(feature = "ring"))]
-    ChaCha20Poly1305(ChaCha20Poly1305),
+    ChaCha20Poly1305(ChaCha20Poly1305, ChaCha20Poly1305Tag),
     /// Any AEAD suite, opened by `ring`.
     #[cfg(feature = "ring")]
     Ring(ring::aead::LessSafeKey),
@@ -138,11 +149,18 @@ impl RecordKeys {
         let k = "key length fits the AEAD";
         #[cfg(not(feature = "ring"))]
         let cipher = match aead {
-            Aead::Aes128Gcm => Cipher::Aes128Gcm(Aes128Gcm::new(key).expect(k)),
-            Aead::Aes256Gcm => Cipher::Aes256Gcm(Aes256Gcm::new(key).expect(k)),
-            Aead::ChaCha20Poly1305 => {
-                Cipher::ChaCha20Poly1305(ChaCha20Poly1305::new(key).expect(k))
-            }
+            Aead::Aes128Gcm => Cipher::Aes128Gcm(
+                KeyInit::new_from_slice(key).expect(k),
+                Gcm::new(key).expect(k),
+            ),
+            Aead::Aes256Gcm => Cipher::Aes256Gcm(
+                KeyInit::new_from_slice(key).expect(k),
+                Gcm::new(key).expect(k),
+            ),
+            Aead::ChaCha20Poly1305 => Cipher::ChaCha20Poly1305(
+                KeyInit::new_from_slice(key).expect(k),
+                ChaCha20Poly1305Tag::new(key).expect(k),
+            ),
         };
         #[cfg(feature = "ring")]
         let cipher = {
@@ -328,9 +346,11 @@ impl RecordKeys {
         }
         #[cfg(not(feature = "ring"))]
         match &self.cipher {
-            Cipher::Aes128Gcm(g) => self.aead_unread(g, seq, header, fragment, out, unread),
-            Cipher::Aes256Gcm(g) => self.aead_unread(g, seq, header, fragment, out, unread),
-            Cipher::ChaCha20Poly1305(c) => self.aead_unread(c, seq, header, fragment, out, unread),
+            Cipher::Aes128Gcm(_, g) => self.aead_unread(g, seq, header, fragment, out, unread),
+            Cipher::Aes256Gcm(_, g) => self.aead_unread(g, seq, header, fragment, out, unread),
+            Cipher::ChaCha20Poly1305(_, c) => {
+                self.aead_unread(c, seq, header, fragment, out, unread)
+            }
             _ => None,
         }
     }
@@ -428,10 +448,14 @@ impl RecordKeys {
             _ => unreachable!("AEAD format has an AEAD cipher"),
         };
         #[cfg(not(feature = "ring"))]
+        let buf = InOutBuf::new(ct, out).expect("same lengths");
+        #[cfg(not(feature = "ring"))]
         let r = match &self.cipher {
-            Cipher::Aes128Gcm(c) => c.open(nonce, aad, ct, tag, out).then_some(()).ok_or(()),
-            Cipher::Aes256Gcm(c) => c.open(nonce, aad, ct, tag, out).then_some(()).ok_or(()),
-            Cipher::ChaCha20Poly1305(c) => c.open(nonce, aad, ct, tag, out).then_some(()).ok_or(()),
+            Cipher::Aes128Gcm(c, _) => c.decrypt_inout_detached(nonce.into(), aad, buf, tag.into()),
+            Cipher::Aes256Gcm(c, _) => c.decrypt_inout_detached(nonce.into(), aad, buf, tag.into()),
+            Cipher::ChaCha20Poly1305(c, _) => {
+                c.decrypt_inout_detached(nonce.into(), aad, buf, tag.into())
+            }
             _ => unreachable!("AEAD format has an AEAD cipher"),
         };
         r.map_err(|_| DecryptError::BadRecordMac)
@@ -553,12 +577,12 @@ where
 }
 
 #[cfg(not(feature = "ring"))]
-impl TwoStep for ChaCha20Poly1305 {
+impl TwoStep for ChaCha20Poly1305Tag {
     fn verify(&self, nonce: &[u8; IV_LEN], aad: &[u8], ct: &[u8], tag: &[u8; 16]) -> bool {
-        ChaCha20Poly1305::verify(self, nonce, aad, ct, tag)
+        ChaCha20Poly1305Tag::verify(self, nonce, aad, ct, tag)
     }
     fn decrypt_range(&self, nonce: &[u8; IV_LEN], ct: &[u8], from: usize, out: &mut [u8]) {
-        ChaCha20Poly1305::decrypt_range(self, nonce, ct, from, out)
+        ChaCha20Poly1305Tag::decrypt_range(self, nonce, ct, from, out)
     }
 }
 
