@@ -997,8 +997,9 @@ const HEADERS_UNCHARGED: usize = 1024;
 
 impl WsSession {
     /// Bytes of the kept header fields, when more than [`HEADERS_UNCHARGED`].
+    #[inline]
     fn headers_charge(&self) -> usize {
-        let n = self.texts.get(REQUEST_HEADERS).len() + self.texts.get(RESPONSE_HEADERS).len();
+        let n = self.texts.headers_len();
         if n > HEADERS_UNCHARGED {
             n
         } else {

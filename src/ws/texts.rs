@@ -88,6 +88,7 @@ impl<const N: usize> Packed<N> {
     }
 
     /// Where text `i` ends.
+    #[inline]
     fn end(&self, i: usize) -> usize {
         let len = self.buf.len();
         if len <= usize::from(u16::MAX) {
@@ -101,6 +102,13 @@ impl<const N: usize> Packed<N> {
     fn get(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.end(i - 1) };
         &self.buf[start..self.end(i)]
+    }
+
+    /// Bytes of texts `i..N` together.
+    #[inline]
+    fn len_from(&self, i: usize) -> usize {
+        let start = if i == 0 { 0 } else { self.end(i - 1) };
+        self.end(N - 1) - start
     }
 
     fn is_empty(&self) -> bool {
@@ -192,6 +200,19 @@ impl Texts {
         }
     }
 
+    /// Bytes of the request's and the response's header fields together: a memory charge
+    /// looked at after every delivery, so two offsets are read, not two texts.
+    #[inline]
+    pub fn headers_len(&self) -> usize {
+        const _: () = assert!(
+            PLACE[REQUEST_HEADERS].1 + 1 == PLACE[RESPONSE_HEADERS].1
+                && PLACE[RESPONSE_HEADERS].1 == OWN - 1
+                && !PLACE[REQUEST_HEADERS].0
+                && !PLACE[RESPONSE_HEADERS].0
+        );
+        self.own.len_from(PLACE[REQUEST_HEADERS].1)
+    }
+
     /// The same texts with the `(index, text)` pairs of `set` set.
     pub fn with(&self, set: &[(usize, &str)]) -> Self {
         let mut parts: [&str; TEXTS] = std::array::from_fn(|k| self.get(k));
@@ -218,6 +239,8 @@ mod tests {
                 for (i, p) in parts.iter().enumerate() {
                     assert_eq!(t.get(i), *p, "text {i} of {n}");
                 }
+                let headers = parts[REQUEST_HEADERS].len() + parts[RESPONSE_HEADERS].len();
+                assert_eq!(t.headers_len(), headers, "{n}");
                 let t = t.with(&[(PATH, "/q")]);
                 assert_eq!(t.get(PATH), "/q");
                 assert_eq!(t.get(USER_AGENT), parts[USER_AGENT]);
