@@ -428,7 +428,7 @@ impl HalfStream {
 
     /// Delivers bytes `[next, upto)` of a segment starting at `start` whose first
     /// `data.len()` bytes are present (the rest were cut off), and moves `next` to `upto`.
-    #[inline]
+    #[inline(always)]
     fn deliver_range(
         &mut self,
         start: u64,
