@@ -69,6 +69,11 @@ pub enum Skip {
 /// Decodes one captured packet.
 #[inline]
 pub fn decode(linktype: u16, data: &[u8]) -> Result<TcpSegment, Skip> {
+    if linktype == linktype::ETHERNET {
+        if let Some(seg) = ethernet_ipv4_tcp(data) {
+            return Ok(seg);
+        }
+    }
     let r = match fast_path(linktype, data) {
         Some(r) => r,
         None => decode_lax(linktype, data),
@@ -132,6 +137,43 @@ fn gtp_u(linktype: u16, data: &[u8]) -> Option<Result<TcpSegment, Skip>> {
 #[inline]
 fn be16(d: &[u8], i: usize) -> u16 {
     u16::from_be_bytes([d[i], d[i + 1]])
+}
+
+/// The most common case of all, read from one 54-byte array: Ethernet II, IPv4 without
+/// options (RFC 791 §3.1), not a fragment, TCP. `None` for anything else, which
+/// [`fast_path`] and the lax slicer take (they give the same segment for these packets).
+#[inline(always)]
+fn ethernet_ipv4_tcp(data: &[u8]) -> Option<TcpSegment> {
+    const L3: usize = 14;
+    const L4: usize = L3 + 20;
+    let h: &[u8; L4 + 20] = data.get(..L4 + 20)?.try_into().ok()?;
+    // EtherType IPv4; version 4 and a 20-byte header; protocol TCP.
+    if u16::from_be_bytes([h[12], h[13]]) != 0x0800 || h[L3] != 0x45 || h[L3 + 9] != 6 {
+        return None;
+    }
+    // More Fragments or a fragment offset: a fragment.
+    if u16::from_be_bytes([h[L3 + 6], h[L3 + 7]]) & 0x3fff != 0 {
+        return None;
+    }
+    let total = u16::from_be_bytes([h[L3 + 2], h[L3 + 3]]) as usize;
+    // The TCP header's length (RFC 9293 §3.1: Data Offset, in 32-bit words).
+    let th = (h[L4 + 12] >> 4) as usize * 4;
+    // The TCP bytes present (the IP total length bounds them: Ethernet pads short frames);
+    // the header must be among them, and so within the total length.
+    let l4_len = total.min(data.len() - L3).checked_sub(20)?;
+    if th < 20 || l4_len < th {
+        return None;
+    }
+    let src = u32::from_be_bytes([h[L3 + 12], h[L3 + 13], h[L3 + 14], h[L3 + 15]]);
+    let dst = u32::from_be_bytes([h[L3 + 16], h[L3 + 17], h[L3 + 18], h[L3 + 19]]);
+    Some(tcp_segment(
+        V4_MAPPED | src as u128,
+        V4_MAPPED | dst as u128,
+        &h[L4..],
+        L4 + th,
+        l4_len - th,
+        total - 20 - l4_len,
+    ))
 }
 
 /// The common case (Ethernet with optional VLAN tags, Linux cooked, NULL or raw IP; IPv4
@@ -445,5 +487,58 @@ mod tests {
             &IpOpts::default(),
         );
         assert_eq!(decode(linktype::RAW, &plain).unwrap_err(), Skip::NotTcp);
+    }
+
+    /// The segment as the general paths make it (without `ethernet_ipv4_tcp`).
+    fn general(data: &[u8]) -> Result<TcpSegment, Skip> {
+        match fast_path(linktype::ETHERNET, data) {
+            Some(r) => r,
+            None => decode_lax(linktype::ETHERNET, data),
+        }
+    }
+
+    proptest::proptest! {
+        /// Ethernet + IPv4 + TCP with any header bytes (version, IHL, total length,
+        /// fragment fields, protocol, data offset), any length cut, and padding:
+        /// wherever the 54-byte path gives a segment, it is the general paths' one.
+        #[test]
+        fn ethernet_ipv4_tcp_is_the_general_paths_segment(
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            cut in 0usize..140,
+            pad in 0usize..8,
+            ver_ihl in proptest::prop_oneof![proptest::strategy::Just(0x45u8), proptest::prelude::any::<u8>()],
+            total_delta in -60i32..60,
+            frag in proptest::prop_oneof![proptest::strategy::Just(0x4000u16), proptest::prelude::any::<u16>()],
+            proto in proptest::prop_oneof![proptest::strategy::Just(6u8), proptest::prelude::any::<u8>()],
+            doff in 0u8..16,
+            ethertype in proptest::prop_oneof![proptest::strategy::Just(0x0800u16), proptest::prelude::any::<u16>()],
+            swap in proptest::prelude::any::<bool>(),
+        ) {
+            let (a, b) = ("10.0.0.1:40000", "10.0.0.2:80");
+            let (src, dst) = if swap { (b, a) } else { (a, b) };
+            let ip = build_tcp(
+                src.parse().unwrap(),
+                dst.parse().unwrap(),
+                &TcpFields { seq: 7, ack: 9, flags: 0x1f, window: 512, ..Default::default() },
+                &payload,
+                &IpOpts::default(),
+            );
+            let mut p = vec![0u8; 12];
+            p.extend_from_slice(&ethertype.to_be_bytes());
+            p.extend_from_slice(&ip);
+            p.extend(std::iter::repeat_n(0u8, pad));
+            p[14] = ver_ihl;
+            let total = (ip.len() as i32 + total_delta).clamp(0, 0xffff) as u16;
+            p[16..18].copy_from_slice(&total.to_be_bytes());
+            p[20..22].copy_from_slice(&frag.to_be_bytes());
+            p[23] = proto;
+            p[46] = doff << 4 | (p[46] & 0x0f);
+            let p = &p[..p.len().saturating_sub(cut)];
+            if let Some(fast) = ethernet_ipv4_tcp(p) {
+                let g = general(p);
+                proptest::prop_assert!(g.is_ok(), "general: {g:?}, fast: {fast:?}");
+                proptest::prop_assert_eq!(format!("{fast:?}"), format!("{:?}", g.unwrap()));
+            }
+        }
     }
 }

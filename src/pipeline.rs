@@ -35,6 +35,7 @@ use crate::error::InputError;
 use crate::flow::tls::{TlsCtx, TlsKeys, TlsOptions};
 use crate::flow::{ConnLimits, Shard};
 use crate::legs::{peer_of, Legs, Pairing};
+use crate::net::{Addr, Endpoint, FlowKey};
 use crate::record::{At, SessionRecord};
 use crate::reorder::Reorder;
 use crate::stats::Stats;
@@ -133,27 +134,153 @@ pub struct Buffered {
 }
 
 /// A decoded segment with what the shards need of its packet, so that they read one
-/// sequential stream of items and the payloads, not the packet table.
+/// sequential stream of items and the payloads, not the packet table. Written by the
+/// reader and read by the shards for every packet, so it is kept to 56 bytes (a
+/// [`TcpSegment`] alone is 72): the packet number relative to the batch's first, and the
+/// flow key's two addresses as IPv4 addresses when both are IPv4-mapped and the capture
+/// cut none of the payload (else an index in the batch's table of the rest,
+/// `Decoded::rare`). Every field is exact: [`Item::segment`] gives back the decoder's
+/// segment.
 #[derive(Clone, Copy)]
 struct Item {
     hash: u64,
-    packet: u64,
     ts_ns: i64,
-    /// Chunk of the batch holding the payload; `seg.payload_off` is an offset in it.
+    seq: u32,
+    ack: u32,
+    /// Offset of the payload in the chunk `chunk` of the batch.
+    payload_off: u32,
+    payload_len: u32,
+    /// Packet number minus the batch's first (`Batch::first_number`).
+    packet: u32,
+    /// Chunk of the batch holding the payload.
     chunk: u32,
-    /// Not selected by `--filter`: for the connection's numbering and lifecycle only.
-    shadow: bool,
-    seg: TcpSegment,
+    /// The lower endpoint's IPv4 address, or with `ITEM_RARE` an index in `Decoded::rare`.
+    lo_addr: u32,
+    hi_addr: u32,
+    lo_port: u16,
+    hi_port: u16,
+    flags: u8,
+    /// `ITEM_FROM_LO`, `ITEM_SHADOW`, `ITEM_RARE`.
+    bits: u8,
 }
 
-// The shadow flag lives in the padding after `chunk`: items stay 104 bytes.
-const _: () = assert!(std::mem::size_of::<Item>() <= 104);
+/// The sender is the key's lower endpoint.
+const ITEM_FROM_LO: u8 = 1;
+/// Not selected by `--filter`: for the connection's numbering and lifecycle only.
+const ITEM_SHADOW: u8 = 2;
+/// The key is not two IPv4 endpoints, or some payload is missing: the key and the missing
+/// bytes are `Decoded::rare[lo_addr]`.
+const ITEM_RARE: u8 = 4;
+
+/// What an item does not hold: a flow key other than two IPv4 endpoints, payload bytes
+/// the capture cut off.
+#[derive(Clone, Copy)]
+struct Rare {
+    key: FlowKey,
+    payload_missing: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<Item>() <= 56);
+
+/// The IPv4 address of an IPv4-mapped address (`::ffff:a.b.c.d`), as decode makes them.
+#[inline(always)]
+fn v4_of(a: Addr) -> Option<u32> {
+    (a.0 == 0 && a.1 >> 32 == 0xffff).then_some(a.1 as u32)
+}
+
+#[inline(always)]
+fn v4_mapped(a: u32) -> Addr {
+    Addr(0, 0xffff << 32 | a as u64)
+}
+
+impl Item {
+    /// The item of a decoded segment (`payload_off` already in the chunk), what it does
+    /// not hold going to `rare`.
+    #[inline(always)]
+    fn new(
+        seg: &TcpSegment,
+        hash: u64,
+        pkt: &Packet,
+        first_number: u64,
+        shadow: bool,
+        rare: &mut Vec<Rare>,
+    ) -> Item {
+        let (lo_addr, hi_addr, keyed) = match (v4_of(seg.key.lo.addr), v4_of(seg.key.hi.addr)) {
+            (Some(lo), Some(hi)) if seg.payload_missing == 0 => (lo, hi, 0),
+            _ => {
+                rare.push(Rare {
+                    key: seg.key,
+                    payload_missing: seg.payload_missing,
+                });
+                ((rare.len() - 1) as u32, 0, ITEM_RARE)
+            }
+        };
+        Item {
+            hash,
+            ts_ns: pkt.ts_ns,
+            seq: seg.seq,
+            ack: seg.ack,
+            payload_off: seg.payload_off,
+            payload_len: seg.payload_len,
+            // A batch holds at most `Limits::batch_packets` packets (checked in `read_batch`).
+            packet: (pkt.number - first_number) as u32,
+            chunk: pkt.chunk,
+            lo_addr,
+            hi_addr,
+            lo_port: seg.key.lo.port,
+            hi_port: seg.key.hi.port,
+            flags: seg.flags,
+            bits: if seg.from_lo { ITEM_FROM_LO } else { 0 }
+                | if shadow { ITEM_SHADOW } else { 0 }
+                | keyed,
+        }
+    }
+
+    #[inline(always)]
+    fn key(&self, rare: &[Rare]) -> FlowKey {
+        if self.bits & ITEM_RARE != 0 {
+            rare[self.lo_addr as usize].key
+        } else {
+            FlowKey {
+                lo: Endpoint {
+                    addr: v4_mapped(self.lo_addr),
+                    port: self.lo_port,
+                },
+                hi: Endpoint {
+                    addr: v4_mapped(self.hi_addr),
+                    port: self.hi_port,
+                },
+            }
+        }
+    }
+
+    /// The decoder's segment, its payload offset in the chunk.
+    #[inline(always)]
+    fn segment(&self, rare: &[Rare]) -> TcpSegment {
+        TcpSegment {
+            key: self.key(rare),
+            from_lo: self.bits & ITEM_FROM_LO != 0,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            payload_off: self.payload_off,
+            payload_len: self.payload_len,
+            payload_missing: if self.bits & ITEM_RARE != 0 {
+                rare[self.lo_addr as usize].payload_missing
+            } else {
+                0
+            },
+        }
+    }
+}
 
 /// A batch's segments, decoded as they were read, bucketed by shard.
 #[derive(Default)]
 struct Decoded {
     batch: Batch,
     buckets: Vec<Vec<Item>>,
+    /// What items with `ITEM_RARE` do not hold.
+    rare: Vec<Rare>,
     stats: Stats,
     max_ts: Option<i64>,
 }
@@ -165,6 +292,7 @@ impl Decoded {
         for b in &mut self.buckets {
             b.clear();
         }
+        self.rare.clear();
         self.max_ts = None;
     }
 }
@@ -180,45 +308,27 @@ fn shard_of(hash: u64, n: usize) -> usize {
 #[inline]
 fn decode_into(
     buckets: &mut [Vec<Item>],
+    rare: &mut Vec<Rare>,
+    first_number: u64,
     stats: &mut Stats,
     max_ts: &mut Option<i64>,
     pkt: &Packet,
     data: &[u8],
 ) {
     *max_ts = Some(max_ts.map_or(pkt.ts_ns, |m| m.max(pkt.ts_ns)));
-    if pkt.filtered_out {
-        // Not analyzed, but its connection keeps the number it has in the whole capture.
-        if let Ok(mut seg) = decode(pkt.linktype, data) {
-            let hash = seg.key.shard_hash();
-            let s = shard_of(hash, buckets.len());
-            seg.payload_off += pkt.off;
-            buckets[s].push(Item {
-                hash,
-                packet: pkt.number,
-                ts_ns: pkt.ts_ns,
-                chunk: pkt.chunk,
-                shadow: true,
-                seg,
-            });
-        }
-        return;
-    }
     match decode(pkt.linktype, data) {
         Ok(mut seg) => {
             // Hashed here, on the reader thread: the shards reuse it for lookups.
             let hash = seg.key.shard_hash();
             let s = shard_of(hash, buckets.len());
             seg.payload_off += pkt.off;
-            buckets[s].push(Item {
-                hash,
-                packet: pkt.number,
-                ts_ns: pkt.ts_ns,
-                chunk: pkt.chunk,
-                shadow: false,
-                seg,
-            });
+            // A packet `--filter` did not select is not analyzed, but its connection keeps
+            // the number it has in the whole capture.
+            let item = Item::new(&seg, hash, pkt, first_number, pkt.filtered_out, rare);
+            buckets[s].push(item);
         }
-        Err(skip) => stats.skip(skip, pkt.linktype),
+        Err(skip) if !pkt.filtered_out => stats.skip(skip, pkt.linktype),
+        Err(_) => {}
     }
 }
 
@@ -237,18 +347,23 @@ fn read_batch(
     let Decoded {
         batch,
         buckets,
+        rare,
         stats,
         max_ts,
     } = d;
+    // Items keep packet numbers relative to the batch's first in 32 bits (a batch ends
+    // after `batch_packets` packets, filtered out or not).
+    assert!(capture.batch_packets() < u32::MAX as usize / 2);
+    let first_number = capture.next_number();
     let fill = if *seen_first {
         capture.fill_with(batch, |pkt, data| {
-            decode_into(buckets, stats, max_ts, pkt, data)
+            decode_into(buckets, rare, first_number, stats, max_ts, pkt, data)
         })
     } else {
         let mut first = None;
         let fill = capture.fill_with(batch, |pkt, data| {
             first = first.or(Some(pkt.ts_ns));
-            decode_into(buckets, stats, max_ts, pkt, data)
+            decode_into(buckets, rare, first_number, stats, max_ts, pkt, data)
         });
         if first.is_some() {
             stats.first_ts_ns = first;
@@ -270,6 +385,8 @@ fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
     const FAR: usize = 16;
     const NEAR: usize = 8;
     let chunks = &d.batch.chunks;
+    let rare = &d.rare[..];
+    let first_number = d.batch.first_number;
     let per_file = !d.batch.origins.is_empty();
     let run = |(s, shard): (usize, &mut Shard)| {
         let items = &d.buckets[s];
@@ -278,21 +395,23 @@ fn run_shards(shards: &mut [Shard], d: &Decoded, parallel: bool) {
                 shard.prefetch_cache(f.hash);
             }
             if let Some(n) = items.get(i + NEAR) {
-                shard.prefetch_conn(&n.seg.key, n.hash);
-                if let Some(b) = chunks[n.chunk as usize].get(n.seg.payload_off as usize) {
+                shard.prefetch_conn(&n.key(rare), n.hash);
+                if let Some(b) = chunks[n.chunk as usize].get(n.payload_off as usize) {
                     crate::flow::prefetch(b);
                 }
             }
-            let off = it.seg.payload_off as usize;
-            let payload = &chunks[it.chunk as usize][off..off + it.seg.payload_len as usize];
+            let seg = it.segment(rare);
+            let off = it.payload_off as usize;
+            let payload = &chunks[it.chunk as usize][off..off + it.payload_len as usize];
+            let packet = first_number + it.packet as u64;
             let at = At {
-                packet: it.packet,
+                packet,
                 ts_ns: it.ts_ns,
             };
-            let slot = shard.segment(&it.seg, it.hash, payload, at, it.shadow);
+            let slot = shard.segment(&seg, it.hash, payload, at, it.bits & ITEM_SHADOW != 0);
             if per_file {
-                if let Some(o) = d.batch.origin(it.packet) {
-                    shard.note_origin(slot, it.packet, o);
+                if let Some(o) = d.batch.origin(packet) {
+                    shard.note_origin(slot, packet, o);
                 }
             }
         }

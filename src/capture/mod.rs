@@ -730,6 +730,16 @@ impl Capture {
         each(&packet, data);
     }
 
+    /// The number the next packet read will have (the next batch's `first_number`).
+    pub fn next_number(&self) -> u64 {
+        self.next_number
+    }
+
+    /// The most packets a batch holds (`Limits::batch_packets`).
+    pub fn batch_packets(&self) -> usize {
+        self.batch_packets
+    }
+
     /// Bytes read from all inputs so far (decompressed bytes for gzip inputs).
     pub fn bytes_read(&self) -> u64 {
         let open: u64 = self.open.iter().flatten().map(|o| o.reader.offset()).sum();

@@ -592,7 +592,33 @@ impl App {
     /// to the application layer. `started`: the connection's SYN was captured, so its
     /// first bytes are its application's first bytes. `tl` is what the connection lends to
     /// the session's calls.
+    #[inline(always)]
     pub fn on_event(
+        &mut self,
+        from_lo: bool,
+        ev: Event<'_>,
+        started: bool,
+        ctx: &SegmentCtx<'_>,
+        tl: &mut Lent,
+    ) {
+        // The common case, without a call: a session's server sending frames.
+        if let (
+            App::WebSocket {
+                client_is_lo,
+                session,
+            },
+            Event::Data(b),
+        ) = (&mut *self, &ev)
+        {
+            if *client_is_lo != from_lo && session.server_frames(b, ctx.at, tl) {
+                return;
+            }
+        }
+        self.dispatch(from_lo, ev, started, ctx, tl)
+    }
+
+    /// [`on_event`](Self::on_event) for every case.
+    fn dispatch(
         &mut self,
         from_lo: bool,
         ev: Event<'_>,

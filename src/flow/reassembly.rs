@@ -428,7 +428,7 @@ impl HalfStream {
 
     /// Delivers bytes `[next, upto)` of a segment starting at `start` whose first
     /// `data.len()` bytes are present (the rest were cut off), and moves `next` to `upto`.
-    #[inline]
+    #[inline(always)]
     fn deliver_range(
         &mut self,
         start: u64,
@@ -451,7 +451,16 @@ impl HalfStream {
     }
 
     /// Delivers held segments that the stream has reached (held segments never overlap).
+    #[inline(always)]
     fn drain(&mut self, sink: &mut impl FnMut(Event<'_>)) {
+        // Most deliveries find nothing held: no call then.
+        if !self.held.is_empty() {
+            self.drain_held(sink);
+        }
+    }
+
+    #[inline(never)]
+    fn drain_held(&mut self, sink: &mut impl FnMut(Event<'_>)) {
         while let Some(first) = self.held.first() {
             if first.start > self.next {
                 break;

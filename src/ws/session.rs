@@ -661,6 +661,18 @@ impl WsSession {
         }
     }
 
+    /// In-order bytes from the server while it sends frames (the common case, inlined
+    /// into the connection's delivery); `false`, and nothing done, while its bytes are
+    /// read otherwise (see [`server_data`](Self::server_data)).
+    #[inline(always)]
+    pub fn server_frames(&mut self, d: &[u8], at: At, tl: &mut Lent) -> bool {
+        if self.server_state != DirState::Frames {
+            return false;
+        }
+        feed(&mut self.server, d, at, &mut self.consumers, tl);
+        true
+    }
+
     /// In-order bytes from the server, delivered in packet `at`. When they complete an
     /// answer other than 101, returns the bytes after its head: the connection goes on as
     /// HTTP (RFC 9112 keep-alive), not as this session.
