@@ -20,6 +20,7 @@
 //! The data flow is capture → decode → flow table + TCP reassembly → handshake/frame
 //! parsing → session record → report writer; see ARCHITECTURE.md.
 
+pub mod bits;
 pub mod capture;
 pub mod check;
 pub mod config;

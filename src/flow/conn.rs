@@ -7,6 +7,7 @@ use super::memory::MemoryCharge;
 use super::reassembly::{Carried, Event, HalfStream};
 use super::tls::{deliver, TlsCtx, TlsLayer};
 use super::{ConnLimits, SegmentCtx};
+use crate::bits::Bits;
 use crate::decode::{TcpSegment, ACK, FIN, RST, SYN};
 use crate::net::FlowKey;
 use crate::record::{
@@ -125,7 +126,7 @@ pub struct Conn {
     ends: Ends,
     pub app: App,
     /// The connection's yes/no facts, a bit each.
-    flags: Flags,
+    flags: Bits,
     /// The TLS layer between reassembly and `app`, when the connection starts with a
     /// ClientHello (`tls.rs`).
     pub tls: Option<Box<TlsLayer>>,
@@ -148,10 +149,9 @@ pub struct Conn {
     pub timeline: Option<Box<Timeline>>,
 }
 
-/// A connection's yes/no facts, one bit each in one word (nine `bool`s took nine bytes
-/// and, beside the lent timeline, eight more of padding).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Flags(u16);
+/// The bits of a connection's yes/no facts (`Bits`: nine `bool`s took nine bytes and,
+/// beside the lent timeline, eight more of padding).
+struct Flags;
 
 impl Flags {
     /// Whether each direction's `base_seq` is known.
@@ -172,25 +172,6 @@ impl Flags {
     /// The session's first Close frame was seen (set from what the session's calls were
     /// lent).
     const CLOSE_SEEN: u16 = 1 << 8;
-
-    #[inline(always)]
-    fn has(self, bit: u16) -> bool {
-        self.0 & bit != 0
-    }
-
-    #[inline(always)]
-    fn set(&mut self, bit: u16) {
-        self.0 |= bit;
-    }
-
-    #[inline(always)]
-    fn set_to(&mut self, bit: u16, on: bool) {
-        if on {
-            self.0 |= bit;
-        } else {
-            self.0 &= !bit;
-        }
-    }
 }
 
 /// The facts of the record that most of an open connection's life has none of.
@@ -246,7 +227,7 @@ impl Conn {
             base_seq: [0; 2],
             ends: Ends::default(),
             app: App::Unknown,
-            flags: Flags::default(),
+            flags: Bits::default(),
             tls: None,
             app_charge: 0,
             charged: 0,
@@ -280,17 +261,14 @@ impl Conn {
                     ..EndPackets::default()
                 })
             })),
-            flags: {
-                let mut f = Flags::default();
-                for d in 0..2 {
-                    f.set_to(Flags::BASE_KNOWN[d], e.base_seq[d].is_some());
-                }
-                f.set_to(Flags::ANALYZED, e.analyzed);
-                f.set_to(Flags::SYN_SEEN, e.syn_seen);
-                f.set_to(Flags::GAVE_UP, e.gave_up);
-                f.set_to(Flags::ENDED, e.ended);
-                f
-            },
+            flags: Bits::of(&[
+                (Flags::BASE_KNOWN[0], e.base_seq[0].is_some()),
+                (Flags::BASE_KNOWN[1], e.base_seq[1].is_some()),
+                (Flags::ANALYZED, e.analyzed),
+                (Flags::SYN_SEEN, e.syn_seen),
+                (Flags::GAVE_UP, e.gave_up),
+                (Flags::ENDED, e.ended),
+            ]),
             ..Conn::new(key, e.first)
         }
     }

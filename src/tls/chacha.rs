@@ -78,20 +78,9 @@ impl ChaCha20Poly1305Tag {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::testing::random_bytes as bytes;
     use chacha20poly1305::aead::inout::InOutBuf;
     use chacha20poly1305::AeadInOut;
-
-    fn bytes(seed: &mut u64, n: usize) -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                *seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                let mut z = *seed;
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                (z ^ (z >> 31)) as u8
-            })
-            .collect()
-    }
 
     /// Against the `chacha20poly1305` crate on random keys, nonces, lengths and ranges: the
     /// same verdict on the tag (also with a bit flipped), and every range of the plaintext.

@@ -105,22 +105,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::testing::random_bytes as bytes;
     use aes::cipher::consts::U12;
     use aes_gcm::aead::inout::InOutBuf;
     use aes_gcm::{AeadCore, AeadInOut};
-
-    /// SplitMix64, for test inputs.
-    fn bytes(seed: &mut u64, n: usize) -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                *seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                let mut z = *seed;
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                (z ^ (z >> 31)) as u8
-            })
-            .collect()
-    }
 
     fn sealed<A: AeadInOut + aes_gcm::KeyInit + AeadCore<NonceSize = U12>>(
         key: &[u8],

@@ -297,26 +297,13 @@ impl RecordKeys {
                     .ok_or(DecryptError::NoContentType)?;
                 Ok((out[end], end))
             }
-            Format::Tls12Gcm => {
-                let n = fragment
-                    .len()
-                    .checked_sub(8 + tag)
+            Format::Tls12Gcm | Format::Tls12ChaCha => {
+                let (nonce, ct, t) = self
+                    .tls12_aead_parts(seq, fragment)
                     .ok_or(DecryptError::BadLength)?;
-                let mut nonce = self.iv;
-                nonce[4..].copy_from_slice(&fragment[..8]);
-                let (ct, t) = fragment[8..].split_at(n);
+                let n = ct.len();
                 let aad = tls12_aad(seq, header, n);
                 self.aead_open(&nonce, &aad, ct, t, &mut out[..n])?;
-                Ok((header.content_type, n))
-            }
-            Format::Tls12ChaCha => {
-                let n = fragment
-                    .len()
-                    .checked_sub(tag)
-                    .ok_or(DecryptError::BadLength)?;
-                let (ct, t) = fragment.split_at(n);
-                let aad = tls12_aad(seq, header, n);
-                self.aead_open(&self.xor_nonce(seq), &aad, ct, t, &mut out[..n])?;
                 Ok((header.content_type, n))
             }
             Format::Tls12Cbc => self.cbc_open(seq, header, fragment, out),
@@ -396,30 +383,38 @@ impl RecordKeys {
                 }
                 None
             }
-            Format::Tls12Gcm => {
-                let n = fragment.len().checked_sub(8 + tag_len)?;
+            Format::Tls12Gcm | Format::Tls12ChaCha => {
+                let (nonce, ct, tag) = self.tls12_aead_parts(seq, fragment)?;
+                let n = ct.len();
                 if n as u64 > unread || header.content_type != APPLICATION_DATA {
                     return None;
                 }
-                let mut nonce = self.iv;
-                nonce[4..].copy_from_slice(&fragment[..8]);
-                let (ct, tag) = fragment[8..].split_at(n);
                 let aad = tls12_aad(seq, header, n);
-                g.verify(&nonce, &aad, ct, tag.try_into().ok()?)
-                    .then_some(n)
-            }
-            Format::Tls12ChaCha => {
-                let n = fragment.len().checked_sub(tag_len)?;
-                if n as u64 > unread || header.content_type != APPLICATION_DATA {
-                    return None;
-                }
-                let (ct, tag) = fragment.split_at(n);
-                let aad = tls12_aad(seq, header, n);
-                g.verify(&self.xor_nonce(seq), &aad, ct, tag.try_into().ok()?)
-                    .then_some(n)
+                g.verify(&nonce, &aad, ct, tag).then_some(n)
             }
             Format::Tls12Cbc => None,
         }
+    }
+
+    /// A TLS 1.2 AEAD record's nonce, ciphertext and tag: GCM's nonce is the salt and the
+    /// 8-byte `nonce_explicit` that starts the record (RFC 5288 §3), ChaCha20's the IV XOR
+    /// the sequence number (RFC 7905 §2). `None`: too short.
+    fn tls12_aead_parts<'f>(
+        &self,
+        seq: u64,
+        fragment: &'f [u8],
+    ) -> Option<([u8; IV_LEN], &'f [u8], &'f [u8; 16])> {
+        let (nonce, body) = if self.format == Format::Tls12Gcm {
+            let explicit = fragment.get(..8)?;
+            let mut nonce = self.iv;
+            nonce[4..].copy_from_slice(explicit);
+            (nonce, &fragment[8..])
+        } else {
+            (self.xor_nonce(seq), fragment)
+        };
+        let n = body.len().checked_sub(Aead::TAG_LEN)?;
+        let (ct, tag) = body.split_at(n);
+        Some((nonce, ct, tag.try_into().ok()?))
     }
 
     fn aead_open(

@@ -23,6 +23,21 @@ pub fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// `n` bytes of SplitMix64 from `seed` (advanced), for test inputs (of `gcm.rs` and
+/// `chacha.rs`, which the `ring` build leaves out).
+#[cfg_attr(feature = "ring", allow(dead_code))]
+pub fn random_bytes(seed: &mut u64, n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            *seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = *seed;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) as u8
+        })
+        .collect()
+}
+
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

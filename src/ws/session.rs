@@ -18,6 +18,7 @@ use super::texts::{
     USER_AGENT,
 };
 use super::timeline::Timeline;
+use crate::bits::Bits;
 use crate::flow::memory::MemoryCharge;
 use crate::flow::SegmentCtx;
 use crate::http::head::{HeadBuffer, HeadProgress, HeadSkip};
@@ -188,7 +189,7 @@ pub struct WsSession {
     /// response.
     texts: Texts,
     /// The session's yes/no facts, a bit each.
-    flags: Flags,
+    flags: Bits,
     /// The status of the response, once seen (0 before: statuses are 100 to 599).
     status: u16,
     /// What only some sessions need, or only during the handshake.
@@ -205,10 +206,9 @@ pub struct WsSession {
     pub anomalies: Anomalies,
 }
 
-/// A session's yes/no facts, one bit each in one word (nine `bool`s took nine bytes, and
-/// a session 8 bytes more than a malloc size class allows).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Flags(u16);
+/// The bits of a session's yes/no facts (`Bits`: nine `bool`s took nine bytes, and a
+/// session 8 bytes more than a malloc size class allows).
+struct Flags;
 
 impl Flags {
     /// The request has `Upgrade: websocket`.
@@ -231,33 +231,6 @@ impl Flags {
     const DEFLATE: u16 = 1 << 7;
     /// Picked up mid-stream: no handshake was seen.
     const MIDSTREAM: u16 = 1 << 8;
-
-    #[inline(always)]
-    fn has(self, bit: u16) -> bool {
-        self.0 & bit != 0
-    }
-
-    #[inline(always)]
-    fn set(&mut self, bit: u16) {
-        self.0 |= bit;
-    }
-
-    #[inline(always)]
-    fn set_to(&mut self, bit: u16, on: bool) {
-        if on {
-            self.0 |= bit;
-        } else {
-            self.0 &= !bit;
-        }
-    }
-
-    fn of(bits: &[(u16, bool)]) -> Self {
-        let mut f = Flags::default();
-        for &(bit, on) in bits {
-            f.set_to(bit, on);
-        }
-        f
-    }
 }
 
 /// What a session keeps only during its handshake (the key, the response head) or only
@@ -392,7 +365,7 @@ impl WsSession {
                 ),
                 "",
             ]),
-            flags: Flags::of(&[
+            flags: Bits::of(&[
                 (Flags::UPGRADE_REQUESTED, request.upgrade_websocket),
                 (Flags::OFFERED_EXTENSIONS, !request.extensions.is_empty()),
                 (Flags::REQUEST_CUT, request_cut),
