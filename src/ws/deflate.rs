@@ -939,19 +939,26 @@ mod tests {
                             payloads: inflate.then(|| Payloads::new(Some(d))),
                             ..crate::ws::session::Consumers::default()
                         };
-                        for piece in wire.chunks(seg) {
-                            let mut piece = piece;
-                            while !piece.is_empty() {
-                                let n = fs.unread(&c).min(piece.len() as u64) as usize;
-                                if pass && n > 0 {
-                                    fs.pass_over(n as u64, at(), &mut c);
-                                    passed += n;
-                                    piece = &piece[n..];
-                                } else {
-                                    fs.data(piece, at(), &mut c);
-                                    break;
-                                }
+                        // Each piece is two deliveries (packets), split where its unread
+                        // bytes end: a frame must complete in the same one either way.
+                        let mut packet = 0;
+                        let mut at = || {
+                            packet += 1;
+                            At {
+                                packet,
+                                ts_ns: packet as i64 * 1000,
                             }
+                        };
+                        for piece in wire.chunks(seg) {
+                            let n = fs.unread(&c).min(piece.len() as u64) as usize;
+                            let first = at();
+                            if pass && n > 0 {
+                                fs.pass_over(n as u64, first, &mut c);
+                                passed += n;
+                            } else {
+                                fs.data(&piece[..n], first, &mut c);
+                            }
+                            fs.data(&piece[n..], at(), &mut c);
                         }
                         states.push(format!("{fs:?} {c:?}"));
                     }

@@ -54,6 +54,15 @@ impl Probe {
         self.fs
             .gap(n, at, &mut Tally(&mut self.counts, &mut self.frames));
     }
+    /// How many of the next bytes nobody reads (the tally reads no payload).
+    fn unread(&self) -> u64 {
+        self.fs.unread(&())
+    }
+    fn pass_over(&mut self, n: u64, packet: u64) {
+        let at = At { packet, ts_ns: 0 };
+        self.fs
+            .pass_over(n, at, &mut Tally(&mut self.counts, &mut self.frames));
+    }
     fn counts(&self) -> &wsclose::ws::counts::SideCounts {
         match self.side {
             Side::Client => &self.counts.client,
@@ -250,6 +259,58 @@ pub fn frame_stream(data: &[u8]) {
     if !align {
         compare_streams(&split, &whole, "split");
     }
+
+    // The same pieces, with what nobody reads passed over by count (as a wss:// record
+    // wholly inside it is): as reading them. Each piece is two deliveries, split where the
+    // unread bytes end, so that a frame must complete in the same one.
+    let (mut passing, mut reading) = (new(), new());
+    let mut pos = 0usize;
+    let mut packet = 0;
+    let ends = ops
+        .iter()
+        .filter(|(kind, _)| kind & 1 == 0)
+        .map(|&(_, a)| a as usize);
+    for amount in ends.map(Some).chain([None]) {
+        let end = amount.map_or(stream.len(), |a| (pos + a).min(stream.len()));
+        let piece = &stream[pos..end];
+        let n = passing.unread().min(piece.len() as u64) as usize;
+        packet += 1;
+        if n > 0 {
+            passing.pass_over(n as u64, packet);
+            reading.data(&piece[..n], packet);
+            assert_eq!(
+                passing.frames, reading.frames,
+                "passing over delayed a frame"
+            );
+        }
+        packet += 1;
+        passing.data(&piece[n..], packet);
+        reading.data(&piece[n..], packet);
+        assert_eq!(
+            passing.frames, reading.frames,
+            "passing over changed the frames"
+        );
+        pos = end;
+    }
+    assert_eq!(
+        passing.stats(),
+        reading.stats(),
+        "passing over changed the stats"
+    );
+    assert_eq!(
+        passing.anomalies(),
+        reading.anomalies(),
+        "passing over changed the anomalies"
+    );
+    assert_eq!(
+        passing.frames, reading.frames,
+        "passing over changed the frame count"
+    );
+    assert_eq!(
+        passing.inexact(),
+        reading.inexact(),
+        "passing over changed exactness"
+    );
 
     // Byte by byte (for short streams).
     if stream.len() <= 512 && !align {
