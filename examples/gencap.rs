@@ -5,7 +5,7 @@
 //!        [--concurrency N] [--gap-fraction F] [--header-gap-fraction F]
 //!        [--reorder-fraction F] [-o FILE|-] [--expected FILE] [--tls [--keylog FILE]]
 //! gencap fixtures DIR
-//! gencap crowd syn-only|open-sessions|holding|half-heads N [--v6-every K] [--hold BYTES] [-o FILE|-]
+//! gencap crowd syn-only|open-sessions|open-sessions-distinct|holding|half-heads N [--v6-every K] [--hold BYTES] [-o FILE|-]
 //! ```
 //! `crowd` writes N connections open at once (memory measurements): unanswered SYNs,
 //! WebSocket sessions that never close, sessions that all hold BYTES (default 64K) of
@@ -25,7 +25,7 @@ use wsclose_synth::{csv_header, fixtures, generate_with_keylog, GenConfig, Mix};
 const USAGE: &str =
     "usage: gencap [--seed N] [--sessions N] [--mix chat|bulk|mixed|C:B] [--bytes SIZE[K|M|G]] \
 [--concurrency N] [--gap-fraction F] [--header-gap-fraction F] [--reorder-fraction F] \
-[-o FILE|-] [--expected FILE] [--tls [--keylog FILE]]\n       gencap fixtures DIR\n       gencap crowd syn-only|open-sessions|holding|half-heads N [--v6-every K] [--hold BYTES] [-o FILE|-]";
+[-o FILE|-] [--expected FILE] [--tls [--keylog FILE]]\n       gencap fixtures DIR\n       gencap crowd syn-only|open-sessions|open-sessions-distinct|holding|half-heads N [--v6-every K] [--hold BYTES] [-o FILE|-]";
 
 /// `gencap crowd KIND N [--v6-every K] [-o FILE|-]`.
 fn crowd(args: &[String]) -> Result<(), String> {
@@ -33,6 +33,7 @@ fn crowd(args: &[String]) -> Result<(), String> {
     let kind = match args.first().map(String::as_str) {
         Some("syn-only") => CrowdKind::SynOnly,
         Some("open-sessions") => CrowdKind::OpenSessions,
+        Some("open-sessions-distinct") => CrowdKind::OpenSessionsDistinct,
         Some("holding") => CrowdKind::Holding { bytes: 64 << 10 },
         Some("half-heads") => CrowdKind::HalfHeads { bytes: 12 << 10 },
         _ => return Err(USAGE.into()),

@@ -31,6 +31,9 @@ use crate::Rng;
 pub enum CrowdKind {
     SynOnly,
     OpenSessions,
+    /// As [`CrowdKind::OpenSessions`], but each session's Host is its own (`s{i}.example.com`):
+    /// no two sessions share their handshake texts (the worst case for interning them).
+    OpenSessionsDistinct,
     /// Each client message has this many payload bytes (1000 of them sent late).
     Holding {
         bytes: u32,
@@ -239,10 +242,13 @@ impl CrowdCapture {
                     self.packet(t + 3 + k as u64, true, &ip);
                 }
             }
-            CrowdKind::OpenSessions => {
+            CrowdKind::OpenSessions | CrowdKind::OpenSessionsDistinct => {
                 let sisn = self.rng.next_u64() as u32;
-                let hs =
-                    ClientHandshake::browser("chat.example.com", "/socket?room=7", &mut self.rng);
+                let host = match self.crowd.kind {
+                    CrowdKind::OpenSessionsDistinct => format!("s{i}.example.com"),
+                    _ => "chat.example.com".to_string(),
+                };
+                let hs = ClientHandshake::browser(&host, "/socket?room=7", &mut self.rng);
                 let req = hs.to_bytes();
                 let resp = ws::server_accept(&hs.key, Some("chat"));
                 let mask = (self.rng.next_u64() as u32).to_be_bytes();
