@@ -553,12 +553,7 @@ impl App {
             ..
         } = self
         {
-            let side = if *client_is_lo == from_lo {
-                crate::record::Side::Client
-            } else {
-                crate::record::Side::Server
-            };
-            session.direction_ended(side);
+            session.direction_ended(side_of(*client_is_lo, from_lo));
         }
     }
 
@@ -709,14 +704,7 @@ impl App {
             App::WebSocket {
                 client_is_lo,
                 session,
-            } => session.unread(
-                if *client_is_lo == from_lo {
-                    Side::Client
-                } else {
-                    Side::Server
-                },
-                tl,
-            ),
+            } => session.unread(side_of(*client_is_lo, from_lo), tl),
             App::Unknown | App::Http(_) | App::Probe(_) => 0,
         }
     }
@@ -728,13 +716,18 @@ impl App {
             session,
         } = self
         {
-            let side = if *client_is_lo == from_lo {
-                Side::Client
-            } else {
-                Side::Server
-            };
-            session.pass_over(side, n, ctx.at, tl);
+            session.pass_over(side_of(*client_is_lo, from_lo), n, ctx.at, tl);
         }
+    }
+}
+
+/// The session's side of the bytes from `key.lo` (`from_lo`).
+#[inline]
+fn side_of(client_is_lo: bool, from_lo: bool) -> Side {
+    if client_is_lo == from_lo {
+        Side::Client
+    } else {
+        Side::Server
     }
 }
 

@@ -58,8 +58,8 @@ pub trait PlaintextSink {
     }
 }
 
-/// Records shorter than this (ciphertext bytes) are decrypted even inside plaintext nobody
-/// reads ([`PlaintextSink::unread`]).
+/// Records shorter than this (ciphertext bytes) are decrypted without asking whether
+/// anybody reads them ([`PlaintextSink::unread`]).
 const MIN_RECORD_PASSED_OVER: usize = 512;
 
 /// A sink for what is given up: nothing is handed on.
@@ -1145,9 +1145,8 @@ impl TlsConn {
         }
         let k = self.half[d].keys.as_deref().expect("keys");
         let seq = self.half[d].seq;
-        // Below a few hundred bytes a record's tag costs about what its decryption does
-        // (the per-record setup dominates), and such records mostly carry frame headers:
-        // not worth asking.
+        // Records under 512 bytes mostly carry frame headers, which are read anyway: not
+        // asking about them took generated wss:// chat from 0.343 to 0.331 s (1 thread).
         let unread = if frag.len() >= MIN_RECORD_PASSED_OVER {
             sink.unread(d)
         } else {
@@ -1244,10 +1243,12 @@ impl TlsConn {
         match ty {
             ct::APPLICATION_DATA => {
                 self.facts.dirs[d].plaintext_bytes += n as u64;
-                if n > 0 && !read {
-                    sink.pass_over(d, n as u64);
-                } else if n > 0 {
-                    sink.event(d, Event::Data(&plain[..n]));
+                if n > 0 {
+                    if read {
+                        sink.event(d, Event::Data(&plain[..n]));
+                    } else {
+                        sink.pass_over(d, n as u64);
+                    }
                 }
             }
             ct::HANDSHAKE => self.feed_handshake(d, &plain[..n], ctx, keys, sink),

@@ -19,11 +19,35 @@ use aes::cipher::{
 use ghash::universal_hash::UniversalHash;
 use ghash::GHash;
 
-/// Bytes of a GCM tag (TLS uses the full 16, RFC 5116 §5.1).
+/// Bytes of a tag (TLS uses the full 16: RFC 5116 §5.1, RFC 8439 §2.8).
 pub const TAG_LEN: usize = 16;
 
-/// Bytes of the nonce TLS uses (96 bits, RFC 5116 §5.1; RFC 8446 §5.3; RFC 5288 §3).
+/// Bytes of the nonce TLS uses (96 bits: RFC 5116 §5.1, RFC 8439 §2.3; RFC 8446 §5.3;
+/// RFC 5288 §3).
 pub const NONCE_LEN: usize = 12;
+
+/// An AEAD whose tag is checked apart from the decryption, which can be made for any range
+/// of the plaintext: AES-GCM here, ChaCha20-Poly1305 in `chacha.rs`.
+pub trait TwoStep {
+    /// Whether `tag` is the tag of `ciphertext` with `aad`. Reads the ciphertext only.
+    fn verify(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+    ) -> bool;
+
+    /// The plaintext of `ciphertext[from..from + out.len()]` into `out` (`ciphertext` being
+    /// the whole record's).
+    fn decrypt_range(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        ciphertext: &[u8],
+        from: usize,
+        out: &mut [u8],
+    );
+}
 
 /// The GHASH key `H = E(K, 0^128)` beside the block cipher (§6.4, §7.1 step 1).
 pub struct Gcm<C> {
@@ -55,10 +79,14 @@ where
         b[15] = counter;
         b
     }
+}
 
-    /// Whether `tag` is the tag of `ciphertext` with `aad` (§7.2 steps 5-8). Reads the
-    /// ciphertext only.
-    pub fn verify(
+impl<C> TwoStep for Gcm<C>
+where
+    C: BlockCipherEncrypt + BlockSizeUser<BlockSize = U16> + KeyInit,
+{
+    /// §7.2 steps 5-8.
+    fn verify(
         &self,
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
@@ -82,9 +110,8 @@ where
             .all(|((s, m), t)| s ^ m == *t)
     }
 
-    /// The plaintext of `ciphertext[from..from + out.len()]` into `out` (`ciphertext` being
-    /// the whole record's, the keystream starting at `inc32(J0)`, §7.2 step 3).
-    pub fn decrypt_range(
+    /// The keystream starts at `inc32(J0)` (§7.2 step 3).
+    fn decrypt_range(
         &self,
         nonce: &[u8; NONCE_LEN],
         ciphertext: &[u8],
@@ -105,17 +132,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::testing::random_bytes as bytes;
-    use aes::cipher::consts::U12;
+    use crate::tls::testing::two_step_agrees;
     use aes_gcm::aead::inout::InOutBuf;
-    use aes_gcm::{AeadCore, AeadInOut};
+    use aes_gcm::AeadInOut;
 
-    fn sealed<A: AeadInOut + aes_gcm::KeyInit + AeadCore<NonceSize = U12>>(
+    /// Sealed by the `aes-gcm` crate `A`.
+    fn sealed<A: AeadInOut + aes_gcm::KeyInit>(
         key: &[u8],
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
         plain: &[u8],
-    ) -> (Vec<u8>, [u8; TAG_LEN]) {
+    ) -> (Vec<u8>, [u8; TAG_LEN])
+    where
+        for<'a> &'a aes_gcm::Nonce<A::NonceSize>: From<&'a [u8; NONCE_LEN]>,
+    {
         let a = A::new_from_slice(key).unwrap();
         let mut ct = plain.to_vec();
         let tag = a
@@ -124,61 +154,18 @@ mod tests {
         (ct, tag.as_slice().try_into().unwrap())
     }
 
-    /// Against `aes-gcm` on random keys, nonces, lengths and ranges: the same verdict on the
-    /// tag (also with one bit flipped anywhere), and every range of the plaintext.
-    fn agrees_with_aes_gcm<C, A>(key_len: usize)
-    where
-        C: BlockCipherEncrypt + BlockSizeUser<BlockSize = U16> + KeyInit,
-        A: AeadInOut + aes_gcm::KeyInit + AeadCore<NonceSize = U12>,
-    {
-        let mut seed = key_len as u64;
-        for len in [0usize, 1, 15, 16, 17, 31, 64, 100, 1000, 16 * 1024 + 17] {
-            let key = bytes(&mut seed, key_len);
-            let nonce: [u8; NONCE_LEN] = bytes(&mut seed, NONCE_LEN).try_into().unwrap();
-            let aad = bytes(&mut seed, (len % 13) + 1);
-            let plain = bytes(&mut seed, len);
-            let (ct, tag) = sealed::<A>(&key, &nonce, &aad, &plain);
-            let g = Gcm::<C>::new(&key).unwrap();
-            assert!(g.verify(&nonce, &aad, &ct, &tag), "len {len}");
-            let mut out = vec![0u8; len];
-            g.decrypt_range(&nonce, &ct, 0, &mut out);
-            assert_eq!(out, plain, "len {len}");
-            for _ in 0..20 {
-                let r = bytes(&mut seed, 2);
-                let from = if len == 0 {
-                    0
-                } else {
-                    r[0] as usize * len / 256
-                };
-                let to = from + (r[1] as usize * (len - from)) / 256;
-                let mut part = vec![0u8; to - from];
-                g.decrypt_range(&nonce, &ct, from, &mut part);
-                assert_eq!(part, plain[from..to], "len {len} range {from}..{to}");
-            }
-            // One flipped bit in the ciphertext, the aad or the tag: refused, as by aes-gcm.
-            let r = bytes(&mut seed, 1)[0] as usize;
-            if len > 0 {
-                let mut bad = ct.clone();
-                bad[r % len] ^= 1 << (r % 8);
-                assert!(!g.verify(&nonce, &aad, &bad, &tag));
-            }
-            let mut bad_aad = aad.clone();
-            bad_aad[r % aad.len()] ^= 0x80;
-            assert!(!g.verify(&nonce, &bad_aad, &ct, &tag));
-            let mut bad_tag = tag;
-            bad_tag[r % TAG_LEN] ^= 0x01;
-            assert!(!g.verify(&nonce, &aad, &ct, &bad_tag));
-        }
-    }
-
     #[test]
     fn aes_128_gcm_agrees_with_the_aes_gcm_crate() {
-        agrees_with_aes_gcm::<aes::Aes128, aes_gcm::Aes128Gcm>(16);
+        two_step_agrees(16, sealed::<aes_gcm::Aes128Gcm>, |k| {
+            Gcm::<aes::Aes128>::new(k).unwrap()
+        });
     }
 
     #[test]
     fn aes_256_gcm_agrees_with_the_aes_gcm_crate() {
-        agrees_with_aes_gcm::<aes::Aes256, aes_gcm::Aes256Gcm>(32);
+        two_step_agrees(32, sealed::<aes_gcm::Aes256Gcm>, |k| {
+            Gcm::<aes::Aes256>::new(k).unwrap()
+        });
     }
 
     #[test]

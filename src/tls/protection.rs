@@ -35,13 +35,11 @@ use chacha20poly1305::ChaCha20Poly1305;
 #[cfg(not(feature = "ring"))]
 use super::chacha::ChaCha20Poly1305Tag;
 #[cfg(not(feature = "ring"))]
-use super::gcm::Gcm;
+use super::gcm::{Gcm, TwoStep};
 use super::key_schedule::{self, BadSecretLength, IV_LEN};
 use super::keylog::Secret;
 use super::record::RecordHeader;
 use super::suite::{Aead, Cbc, Hash, Mac};
-#[cfg(not(feature = "ring"))]
-use aes::cipher::{consts::U16, BlockCipherEncrypt, BlockSizeUser};
 
 /// Why a record did not decrypt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -332,67 +330,55 @@ impl RecordKeys {
             None
         }
         #[cfg(not(feature = "ring"))]
-        match &self.cipher {
-            Cipher::Aes128Gcm(_, g) => self.aead_unread(g, seq, header, fragment, out, unread),
-            Cipher::Aes256Gcm(_, g) => self.aead_unread(g, seq, header, fragment, out, unread),
-            Cipher::ChaCha20Poly1305(_, c) => {
-                self.aead_unread(c, seq, header, fragment, out, unread)
-            }
-            _ => None,
-        }
-    }
-
-    #[cfg(not(feature = "ring"))]
-    fn aead_unread(
-        &self,
-        g: &impl TwoStep,
-        seq: u64,
-        header: &RecordHeader,
-        fragment: &[u8],
-        out: &mut Vec<u8>,
-        unread: u64,
-    ) -> Option<usize> {
-        use super::record::content_type::APPLICATION_DATA;
-        let tag_len = Aead::TAG_LEN;
-        match self.format {
-            Format::Tls13 => {
-                let n = fragment.len().checked_sub(tag_len)?;
-                // The content is at most n - 1 bytes (the type follows it, §5.2).
-                if n == 0 || (n - 1) as u64 > unread {
-                    return None;
-                }
-                let (ct, tag) = fragment.split_at(n);
-                let nonce = self.xor_nonce(seq);
-                if !g.verify(&nonce, &header.to_bytes(), ct, tag.try_into().ok()?) {
-                    return None;
-                }
-                // TLSInnerPlaintext: content, type, zeros: decrypted from the end, a block
-                // at a time, up to the first byte that is not zero.
-                if out.len() < 16 {
-                    out.resize(16, 0);
-                }
-                let mut end = n;
-                while end > 0 {
-                    let start = end.saturating_sub(16);
-                    let buf = &mut out[..end - start];
-                    g.decrypt_range(&nonce, ct, start, buf);
-                    if let Some(p) = buf.iter().rposition(|&b| b != 0) {
-                        return (buf[p] == APPLICATION_DATA).then_some(start + p);
+        {
+            use super::record::content_type::APPLICATION_DATA;
+            let g: &dyn TwoStep = match &self.cipher {
+                Cipher::Aes128Gcm(_, g) => g,
+                Cipher::Aes256Gcm(_, g) => g,
+                Cipher::ChaCha20Poly1305(_, c) => c,
+                _ => return None,
+            };
+            let tag_len = Aead::TAG_LEN;
+            match self.format {
+                Format::Tls13 => {
+                    let n = fragment.len().checked_sub(tag_len)?;
+                    // The content is at most n - 1 bytes (the type follows it, §5.2).
+                    if n == 0 || (n - 1) as u64 > unread {
+                        return None;
                     }
-                    end = start;
+                    let (ct, tag) = fragment.split_at(n);
+                    let nonce = self.xor_nonce(seq);
+                    if !g.verify(&nonce, &header.to_bytes(), ct, tag.try_into().ok()?) {
+                        return None;
+                    }
+                    // TLSInnerPlaintext: content, type, zeros: decrypted from the end, a block
+                    // at a time, up to the first byte that is not zero.
+                    if out.len() < 16 {
+                        out.resize(16, 0);
+                    }
+                    let mut end = n;
+                    while end > 0 {
+                        let start = end.saturating_sub(16);
+                        let buf = &mut out[..end - start];
+                        g.decrypt_range(&nonce, ct, start, buf);
+                        if let Some(p) = buf.iter().rposition(|&b| b != 0) {
+                            return (buf[p] == APPLICATION_DATA).then_some(start + p);
+                        }
+                        end = start;
+                    }
+                    None
                 }
-                None
-            }
-            Format::Tls12Gcm | Format::Tls12ChaCha => {
-                let (nonce, ct, tag) = self.tls12_aead_parts(seq, fragment)?;
-                let n = ct.len();
-                if n as u64 > unread || header.content_type != APPLICATION_DATA {
-                    return None;
+                Format::Tls12Gcm | Format::Tls12ChaCha => {
+                    let (nonce, ct, tag) = self.tls12_aead_parts(seq, fragment)?;
+                    let n = ct.len();
+                    if n as u64 > unread || header.content_type != APPLICATION_DATA {
+                        return None;
+                    }
+                    let aad = tls12_aad(seq, header, n);
+                    g.verify(&nonce, &aad, ct, tag).then_some(n)
                 }
-                let aad = tls12_aad(seq, header, n);
-                g.verify(&nonce, &aad, ct, tag).then_some(n)
+                Format::Tls12Cbc => None,
             }
-            Format::Tls12Cbc => None,
         }
     }
 
@@ -547,37 +533,6 @@ impl RecordKeys {
             return Err(DecryptError::BadRecordMac);
         }
         Ok((header.content_type, content_len))
-    }
-}
-
-/// An AEAD whose tag is checked apart from the decryption, which can be made for any
-/// range of the plaintext (`gcm.rs`, `chacha.rs`).
-#[cfg(not(feature = "ring"))]
-trait TwoStep {
-    fn verify(&self, nonce: &[u8; IV_LEN], aad: &[u8], ct: &[u8], tag: &[u8; 16]) -> bool;
-    fn decrypt_range(&self, nonce: &[u8; IV_LEN], ct: &[u8], from: usize, out: &mut [u8]);
-}
-
-#[cfg(not(feature = "ring"))]
-impl<C> TwoStep for Gcm<C>
-where
-    C: BlockCipherEncrypt + BlockSizeUser<BlockSize = U16> + KeyInit,
-{
-    fn verify(&self, nonce: &[u8; IV_LEN], aad: &[u8], ct: &[u8], tag: &[u8; 16]) -> bool {
-        Gcm::verify(self, nonce, aad, ct, tag)
-    }
-    fn decrypt_range(&self, nonce: &[u8; IV_LEN], ct: &[u8], from: usize, out: &mut [u8]) {
-        Gcm::decrypt_range(self, nonce, ct, from, out)
-    }
-}
-
-#[cfg(not(feature = "ring"))]
-impl TwoStep for ChaCha20Poly1305Tag {
-    fn verify(&self, nonce: &[u8; IV_LEN], aad: &[u8], ct: &[u8], tag: &[u8; 16]) -> bool {
-        ChaCha20Poly1305Tag::verify(self, nonce, aad, ct, tag)
-    }
-    fn decrypt_range(&self, nonce: &[u8; IV_LEN], ct: &[u8], from: usize, out: &mut [u8]) {
-        ChaCha20Poly1305Tag::decrypt_range(self, nonce, ct, from, out)
     }
 }
 

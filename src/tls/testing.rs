@@ -26,7 +26,7 @@ pub fn unhex(s: &str) -> Vec<u8> {
 /// `n` bytes of SplitMix64 from `seed` (advanced), for test inputs (of `gcm.rs` and
 /// `chacha.rs`, which the `ring` build leaves out).
 #[cfg_attr(feature = "ring", allow(dead_code))]
-pub fn random_bytes(seed: &mut u64, n: usize) -> Vec<u8> {
+fn random_bytes(seed: &mut u64, n: usize) -> Vec<u8> {
     (0..n)
         .map(|_| {
             *seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -36,6 +36,72 @@ pub fn random_bytes(seed: &mut u64, n: usize) -> Vec<u8> {
             (z ^ (z >> 31)) as u8
         })
         .collect()
+}
+
+/// A two-step AEAD (`gcm.rs`, `chacha.rs`) against the crate that opens records whole, on
+/// random keys, nonces, lengths and ranges: `seal(key, nonce, aad, plaintext)` is the
+/// reference (ciphertext, tag); `new(key)` the two-step cipher. The same verdict on the tag
+/// (also with one bit flipped in the ciphertext, the aad or the tag), and every range of
+/// the plaintext.
+#[cfg(not(feature = "ring"))]
+pub fn two_step_agrees<T: super::gcm::TwoStep>(
+    key_len: usize,
+    seal: impl Fn(&[u8], &[u8; 12], &[u8], &[u8]) -> (Vec<u8>, [u8; 16]),
+    new: impl Fn(&[u8]) -> T,
+) {
+    let mut seed = key_len as u64;
+    for len in [
+        0usize,
+        1,
+        15,
+        16,
+        17,
+        31,
+        63,
+        64,
+        65,
+        100,
+        1000,
+        16 * 1024 + 17,
+    ] {
+        let key = random_bytes(&mut seed, key_len);
+        let nonce: [u8; 12] = random_bytes(&mut seed, 12).try_into().unwrap();
+        let aad = random_bytes(&mut seed, (len % 13) + 1);
+        let plain = random_bytes(&mut seed, len);
+        let (ct, tag) = seal(&key, &nonce, &aad, &plain);
+        let c = new(&key);
+        assert!(c.verify(&nonce, &aad, &ct, &tag), "len {len}");
+        let mut out = vec![0u8; len];
+        c.decrypt_range(&nonce, &ct, 0, &mut out);
+        assert_eq!(out, plain, "len {len}");
+        for _ in 0..20 {
+            let r = random_bytes(&mut seed, 2);
+            let from = if len == 0 {
+                0
+            } else {
+                r[0] as usize * len / 256
+            };
+            let to = from + (r[1] as usize * (len - from)) / 256;
+            let mut part = vec![0u8; to - from];
+            c.decrypt_range(&nonce, &ct, from, &mut part);
+            assert_eq!(part, plain[from..to], "len {len} range {from}..{to}");
+        }
+        let r = random_bytes(&mut seed, 1)[0] as usize;
+        if len > 0 {
+            let mut bad = ct.clone();
+            bad[r % len] ^= 1 << (r % 8);
+            assert!(
+                !c.verify(&nonce, &aad, &bad, &tag),
+                "len {len}: bad ciphertext"
+            );
+        }
+        let mut bad_aad = aad.clone();
+        bad_aad[r % aad.len()] ^= 0x80;
+        assert!(!c.verify(&nonce, &bad_aad, &ct, &tag), "len {len}: bad aad");
+        let mut bad_tag = tag;
+        bad_tag[r % 16] ^= 0x01;
+        assert!(!c.verify(&nonce, &aad, &ct, &bad_tag), "len {len}: bad tag");
+    }
 }
 
 pub fn hex(b: &[u8]) -> String {

@@ -147,6 +147,22 @@ struct Message {
     utf8: Utf8,
 }
 
+impl Message {
+    /// Its payload is still followed: compressed (to inflate) or text (to check), and
+    /// nothing has made its size or text unknown yet.
+    #[inline]
+    fn followed(&self) -> bool {
+        self.active && !self.partial && !self.stream_end && (self.compressed || self.text)
+    }
+}
+
+/// Only data frames carry a message (§5.6); control frames and reserved opcodes
+/// (`reserved_opcode`) are no part of one.
+#[inline]
+fn carries_message(op: u8) -> bool {
+    matches!(op, opcode::CONTINUATION | opcode::TEXT | opcode::BINARY)
+}
+
 /// The last uncompressed bytes of a direction's compressed messages, kept contiguous for
 /// `inflateSetDictionary`: appended at the end, and the last window moved to the front
 /// when the slack is used up (a memmove per slack's worth of output, not per message).
@@ -685,12 +701,7 @@ impl FrameConsumer for Payloads {
 
     #[inline]
     fn payload(&mut self, side: Side, header: &FrameHeader, offset: u64, bytes: &[u8]) {
-        // Only data frames carry a message (§5.6); control frames and reserved opcodes
-        // (`reserved_opcode`) are no part of one.
-        if !matches!(
-            header.opcode,
-            opcode::CONTINUATION | opcode::TEXT | opcode::BINARY
-        ) {
+        if !carries_message(header.opcode) {
             return;
         }
         let d = self.dir(side);
@@ -702,10 +713,10 @@ impl FrameConsumer for Payloads {
                 d.lose_message();
             }
         }
-        let m = &d.msg;
-        if !m.active || m.partial || m.stream_end || !(m.compressed || m.text) {
+        if !d.msg.followed() {
             return;
         }
+        let m = &d.msg;
         // A whole single-frame message in this delivery: inflated here and now with the
         // per-thread inflater.
         let whole = m.compressed
@@ -769,15 +780,11 @@ impl FrameConsumer for Payloads {
     /// is opened), or the bytes of a compressed or text message still being followed.
     #[inline]
     fn payload_wanted(&self, side: Side, header: &FrameHeader) -> bool {
-        if !matches!(
-            header.opcode,
-            opcode::CONTINUATION | opcode::TEXT | opcode::BINARY
-        ) {
+        if !carries_message(header.opcode) {
             return false;
         }
         let d = &self.dirs[side as usize];
-        let m = &d.msg;
-        !d.frame_open || (m.active && !m.partial && !m.stream_end && (m.compressed || m.text))
+        !d.frame_open || d.msg.followed()
     }
 }
 

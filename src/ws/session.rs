@@ -623,11 +623,7 @@ impl WsSession {
             }
         }
         if let DirState::Frames = self.client_state {
-            if self.status == 0
-                && !self.flags.has(Flags::RESPONSE_LOST)
-                && !self.flags.has(Flags::MIDSTREAM)
-                && !d.is_empty()
-            {
+            if self.frames_would_precede_upgrade() && !d.is_empty() {
                 self.flag(Anomaly::FrameBeforeUpgrade, at);
             }
             feed(&mut self.client, d, at, &mut self.consumers, tl);
@@ -813,6 +809,14 @@ impl WsSession {
         (&mut self.consumers, tl).event(side, at, ev);
     }
 
+    /// Client frames now would come before the server's 101 (`frame_before_upgrade`): no
+    /// answer yet, and it was neither lost nor skipped (mid-stream).
+    fn frames_would_precede_upgrade(&self) -> bool {
+        self.status == 0
+            && !self.flags.has(Flags::RESPONSE_LOST)
+            && !self.flags.has(Flags::MIDSTREAM)
+    }
+
     /// How many of `side`'s next bytes will be passed over unread (`FrameStream::unread`):
     /// 0 with a timeline (`frames` shows payloads), or where the bytes are read for more
     /// than frames (a head, a frame before the upgrade to flag).
@@ -822,10 +826,7 @@ impl WsSession {
         }
         match side {
             Side::Client => {
-                let before_upgrade = self.status == 0
-                    && !self.flags.has(Flags::RESPONSE_LOST)
-                    && !self.flags.has(Flags::MIDSTREAM);
-                if self.client_state == DirState::Frames && !before_upgrade {
+                if self.client_state == DirState::Frames && !self.frames_would_precede_upgrade() {
                     self.client.unread(&self.consumers)
                 } else {
                     0
