@@ -15,9 +15,11 @@
 //! Every algorithm comes from the RustCrypto crates — or, with the `ring` feature, the AEAD
 //! suites from `ring` (stitched AES-GCM assembly, about 3 times faster on large records);
 //! the plaintext is written into the caller's reused buffer (RustCrypto: straight from the
-//! ciphertext; ring: the ciphertext copied there, then opened in place). A record that is
-//! read is opened by `aes-gcm` / `chacha20poly1305` (or `ring`); a record nobody reads has
-//! only its tag checked (`open_unread`: `gcm.rs`, `chacha.rs`, the same crates' primitives).
+//! ciphertext; ring: the ciphertext copied there, then opened in place). AES-GCM is composed
+//! from the `aes`, `ctr` and `ghash` crates (`gcm.rs`: faster than the `aes-gcm` crate on
+//! small records, and held to it by the tests); ChaCha20-Poly1305 records that are read are
+//! opened by `chacha20poly1305`. A record nobody reads has only its tag checked
+//! (`open_unread`: `gcm.rs`, `chacha.rs`).
 
 use cbc::cipher::block_padding::NoPadding;
 use cbc::cipher::{BlockModeDecrypt, InnerIvInit, KeyInit};
@@ -26,11 +28,9 @@ use sha1::Sha1;
 use sha2::{Sha256, Sha384};
 
 #[cfg(not(feature = "ring"))]
-use aes_gcm::aead::inout::InOutBuf;
+use chacha20poly1305::aead::inout::InOutBuf;
 #[cfg(not(feature = "ring"))]
-use aes_gcm::{AeadInOut, Aes128Gcm, Aes256Gcm};
-#[cfg(not(feature = "ring"))]
-use chacha20poly1305::ChaCha20Poly1305;
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305};
 
 #[cfg(not(feature = "ring"))]
 use super::chacha::ChaCha20Poly1305Tag;
@@ -53,16 +53,17 @@ pub enum DecryptError {
     NoContentType,
 }
 
-// The variants differ in size (an AEAD variant holds two keyed ciphers; with `ring`, the
-// CBC ones stand out); `RecordKeys` is boxed by its owner (`Half::keys`) anyway.
+// The variants differ in size (the ChaCha20 variant holds two keyed ciphers; with `ring`,
+// the CBC ones stand out); `RecordKeys` is boxed by its owner (`Half::keys`) anyway.
 #[allow(clippy::large_enum_variant)]
 enum Cipher {
+    /// Records read or not (`gcm.rs`).
+    #[cfg(not(feature = "ring"))]
+    Aes128Gcm(Gcm<aes::Aes128>),
+    #[cfg(not(feature = "ring"))]
+    Aes256Gcm(Gcm<aes::Aes256>),
     /// The crate's cipher for records that are read, and the same key's tag check for
     /// records nobody reads.
-    #[cfg(not(feature = "ring"))]
-    Aes128Gcm(Aes128Gcm, Gcm<aes::Aes128>),
-    #[cfg(not(feature = "ring"))]
-    Aes256Gcm(Aes256Gcm, Gcm<aes::Aes256>),
     #[cfg(not(feature = "ring"))]
     ChaCha20Poly1305(ChaCha20Poly1305, ChaCha20Poly1305Tag),
     /// Any AEAD suite, opened by `ring`.
@@ -147,14 +148,8 @@ impl RecordKeys {
         let k = "key length fits the AEAD";
         #[cfg(not(feature = "ring"))]
         let cipher = match aead {
-            Aead::Aes128Gcm => Cipher::Aes128Gcm(
-                KeyInit::new_from_slice(key).expect(k),
-                Gcm::new(key).expect(k),
-            ),
-            Aead::Aes256Gcm => Cipher::Aes256Gcm(
-                KeyInit::new_from_slice(key).expect(k),
-                Gcm::new(key).expect(k),
-            ),
+            Aead::Aes128Gcm => Cipher::Aes128Gcm(Gcm::new(key).expect(k)),
+            Aead::Aes256Gcm => Cipher::Aes256Gcm(Gcm::new(key).expect(k)),
             Aead::ChaCha20Poly1305 => Cipher::ChaCha20Poly1305(
                 KeyInit::new_from_slice(key).expect(k),
                 ChaCha20Poly1305Tag::new(key).expect(k),
@@ -333,8 +328,8 @@ impl RecordKeys {
         {
             use super::record::content_type::APPLICATION_DATA;
             let g: &dyn TwoStep = match &self.cipher {
-                Cipher::Aes128Gcm(_, g) => g,
-                Cipher::Aes256Gcm(_, g) => g,
+                Cipher::Aes128Gcm(g) => g,
+                Cipher::Aes256Gcm(g) => g,
                 Cipher::ChaCha20Poly1305(_, c) => c,
                 _ => return None,
             };
@@ -413,7 +408,7 @@ impl RecordKeys {
     ) -> Result<(), DecryptError> {
         let tag: &[u8; 16] = tag.try_into().expect("16-byte tag");
         #[cfg(feature = "ring")]
-        let r = match &self.cipher {
+        let opened = match &self.cipher {
             Cipher::Ring(k) => {
                 use ring::aead::{Aad, Nonce, Tag};
                 out.copy_from_slice(ct);
@@ -424,22 +419,26 @@ impl RecordKeys {
                     out,
                     0..,
                 )
-                .map(|_| ())
+                .is_ok()
             }
             _ => unreachable!("AEAD format has an AEAD cipher"),
         };
         #[cfg(not(feature = "ring"))]
-        let buf = InOutBuf::new(ct, out).expect("same lengths");
-        #[cfg(not(feature = "ring"))]
-        let r = match &self.cipher {
-            Cipher::Aes128Gcm(c, _) => c.decrypt_inout_detached(nonce.into(), aad, buf, tag.into()),
-            Cipher::Aes256Gcm(c, _) => c.decrypt_inout_detached(nonce.into(), aad, buf, tag.into()),
+        let opened = match &self.cipher {
+            Cipher::Aes128Gcm(g) => g.open(nonce, aad, ct, tag, out),
+            Cipher::Aes256Gcm(g) => g.open(nonce, aad, ct, tag, out),
             Cipher::ChaCha20Poly1305(c, _) => {
+                let buf = InOutBuf::new(ct, out).expect("same lengths");
                 c.decrypt_inout_detached(nonce.into(), aad, buf, tag.into())
+                    .is_ok()
             }
             _ => unreachable!("AEAD format has an AEAD cipher"),
         };
-        r.map_err(|_| DecryptError::BadRecordMac)
+        if opened {
+            Ok(())
+        } else {
+            Err(DecryptError::BadRecordMac)
+        }
     }
 
     /// RFC 5246 §6.2.3.2 (and RFC 7366 §3 for Encrypt-then-MAC):

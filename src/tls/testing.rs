@@ -26,7 +26,7 @@ pub fn unhex(s: &str) -> Vec<u8> {
 /// `n` bytes of SplitMix64 from `seed` (advanced), for test inputs (of `gcm.rs` and
 /// `chacha.rs`, which the `ring` build leaves out).
 #[cfg_attr(feature = "ring", allow(dead_code))]
-fn random_bytes(seed: &mut u64, n: usize) -> Vec<u8> {
+pub fn random_bytes(seed: &mut u64, n: usize) -> Vec<u8> {
     (0..n)
         .map(|_| {
             *seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
