@@ -299,6 +299,28 @@ mod tests {
         open_agrees::<aes::Aes256>(32, sealed::<aes_gcm::Aes256Gcm>);
     }
 
+    proptest::proptest! {
+        /// Any key, nonce, additional data (up to 64 bytes) and plaintext (up to 2 KiB):
+        /// `Gcm::open` gives the crate's plaintext, and refuses a tag one bit off.
+        #[test]
+        fn any_record_opens_as_the_crate_opens_it(
+            key in proptest::collection::vec(proptest::num::u8::ANY, 16),
+            nonce in proptest::array::uniform12(proptest::num::u8::ANY),
+            aad in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            plain in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
+            bit in 0..128usize,
+        ) {
+            let (ct, tag) = sealed::<aes_gcm::Aes128Gcm>(&key, &nonce, &aad, &plain);
+            let g = Gcm::<aes::Aes128>::new(&key).unwrap();
+            let mut out = vec![0u8; plain.len()];
+            proptest::prop_assert!(g.open(&nonce, &aad, &ct, &tag, &mut out));
+            proptest::prop_assert_eq!(&out, &plain);
+            let mut bad = tag;
+            bad[bit / 8] ^= 1 << (bit % 8);
+            proptest::prop_assert!(!g.open(&nonce, &aad, &ct, &bad, &mut out));
+        }
+    }
+
     #[test]
     fn keys_of_the_wrong_length_are_refused() {
         assert!(Gcm::<aes::Aes128>::new(&[0; 32]).is_none());
