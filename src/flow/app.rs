@@ -638,24 +638,10 @@ impl App {
                     _ => *self = App::Other,
                 }
             }
-            App::Probe(p) => match p.on_event(from_lo, ev, ctx.at) {
-                Decision::Undecided => {}
-                Decision::Not => *self = App::Other,
-                Decision::WebSocket { client_is_lo } => {
-                    let App::Probe(p) = std::mem::take(self) else {
-                        unreachable!()
-                    };
-                    *self = App::WebSocket {
-                        client_is_lo,
-                        session: Box::new(p.into_session(
-                            client_is_lo,
-                            ctx.limits.inflate,
-                            ctx.at,
-                            tl,
-                        )),
-                    };
-                }
-            },
+            App::Probe(p) => {
+                let decision = p.on_event(from_lo, ev, ctx.at);
+                self.probe_decided(decision, ctx, tl);
+            }
             App::Http(h) => {
                 let client = h.client_is_lo == from_lo;
                 let upgraded = match (ev, client) {
@@ -694,6 +680,32 @@ impl App {
 }
 
 impl App {
+    /// Every byte a direction sent up to its FIN has arrived: a connection probed for
+    /// mid-stream framing may be recognised by its closing handshake.
+    pub fn direction_finished(&mut self, from_lo: bool, ctx: &SegmentCtx<'_>, tl: &mut Lent) {
+        if let App::Probe(p) = self {
+            let decision = p.finished(from_lo);
+            self.probe_decided(decision, ctx, tl);
+        }
+    }
+
+    /// What the probe's `decision` makes of this connection.
+    fn probe_decided(&mut self, decision: Decision, ctx: &SegmentCtx<'_>, tl: &mut Lent) {
+        match decision {
+            Decision::Undecided => {}
+            Decision::Not => *self = App::Other,
+            Decision::WebSocket { client_is_lo } => {
+                let App::Probe(p) = std::mem::take(self) else {
+                    unreachable!("only a probe decides")
+                };
+                *self = App::WebSocket {
+                    client_is_lo,
+                    session: Box::new(p.into_session(client_is_lo, ctx.limits.inflate, ctx.at, tl)),
+                };
+            }
+        }
+    }
+
     /// How many of the next bytes from `from_lo` will be passed over unread: all of them
     /// for a connection not followed, the rest of a payload nobody reads in a session
     /// (`WsSession::unread`). A wss:// record wholly inside them is authenticated but not

@@ -508,6 +508,9 @@ impl Conn {
                 deliver(tls, app, d == 0, ev, started, ctx, lent)
             })
         };
+        if matches!(app, App::Probe(_)) && tls.is_none() && half[d].finished() {
+            app.direction_finished(d == 0, ctx, lent);
+        }
         *timeline = lent.timeline.take();
         if lent.close_seen {
             flags.set(Flags::CLOSE_SEEN);
@@ -665,6 +668,11 @@ impl Conn {
             take(h, &mut |ev| {
                 deliver(tls, app, d == 0, ev, started, ctx, lent)
             });
+        }
+        for (d, h) in half.iter().enumerate() {
+            if matches!(app, App::Probe(_)) && tls.is_none() && h.finished() {
+                app.direction_finished(d == 0, ctx, lent);
+            }
         }
         *timeline = lent.timeline.take();
         if lent.close_seen {

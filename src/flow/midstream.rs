@@ -27,7 +27,13 @@
 //! - both directions have chains with opposite mask bits, each with a frame ending at a
 //!   segment's end, whose evidence adds up to at least 10 (a frame 1, a frame ending at a
 //!   segment's end 2 more, a Close frame with a valid status code 2 more): e.g. a masked
-//!   Close answered by an unmasked one, each a segment of its own.
+//!   Close answered by an unmasked one, each a segment of its own; or
+//! - one direction *ended with its closing handshake*: everything it sent is a chain of
+//!   frames whose last is a Close frame with a valid status code and a UTF-8 reason
+//!   (§7.1.6), ending with a segment's end, and then its FIN, while the other direction
+//!   sent nothing (or a chain with the other mask bit). A connection open before the
+//!   capture and closed during it (an idle timeout's Close, answered by a RST) shows only
+//!   this.
 //!
 //! The masked direction is the client. Only connections whose SYN was not captured (or
 //! whose first bytes were lost) are probed: a connection seen from its start carries
@@ -203,6 +209,8 @@ struct Direction {
     /// The chain's bytes, and where each segment of them ended (and its packet).
     held: Vec<u8>,
     segments: Vec<(usize, At)>,
+    /// Every byte up to this direction's FIN has arrived.
+    finished: bool,
 }
 
 impl Direction {
@@ -251,6 +259,56 @@ impl Direction {
     fn evidence(&self) -> Option<&Chain> {
         self.chain().filter(|c| c.start < MIDSTREAM_PROBE_BYTES)
     }
+
+    /// This direction ended with its closing handshake (see the module's rules): all it
+    /// sent, from its first byte to its FIN, is one chain, held whole, whose last frame
+    /// is a Close with a valid status code and a UTF-8 reason, ending with a segment.
+    fn ended_with_close(&self) -> Option<&Chain> {
+        let c = self.chain()?;
+        if !self.finished || c.start != 0 || !c.closed || c.valid_closes == 0 {
+            return None;
+        }
+        if self.held.len() as u64 != self.seen || !self.last_frame_ends_a_segment() {
+            return None;
+        }
+        let (code, reason) = last_close(&self.held)?;
+        (is_valid_close_code(code) && std::str::from_utf8(&reason).is_ok()).then_some(c)
+    }
+
+    /// Whether the held bytes' last frame ends where a segment did (the chain held them
+    /// segment by segment; its last segment ends the bytes).
+    fn last_frame_ends_a_segment(&self) -> bool {
+        self.segments
+            .last()
+            .is_some_and(|&(end, _)| end == self.held.len())
+            && self.chain.current.is_none()
+            && self.chain.carry.is_empty()
+    }
+}
+
+/// The status code and reason of the last frame of `bytes` (whole frames) when it is a
+/// Close frame with a status code, unmasked (§5.3).
+fn last_close(mut bytes: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let mut last = None;
+    while !bytes.is_empty() {
+        let (rest, h) = frame_header(bytes).ok()?;
+        let n = usize::try_from(h.payload_len)
+            .ok()
+            .filter(|&n| n <= rest.len())?;
+        last = Some((h, &rest[..n]));
+        bytes = &rest[n..];
+    }
+    let (h, payload) = last?;
+    if h.opcode != opcode::CLOSE || payload.len() < 2 {
+        return None;
+    }
+    let mut p = payload.to_vec();
+    if let Some(k) = h.masking_key {
+        for (i, b) in p.iter_mut().enumerate() {
+            *b ^= k[i % 4];
+        }
+    }
+    Some((u16::from_be_bytes([p[0], p[1]]), p.split_off(2)))
 }
 
 /// What the probe concluded.
@@ -278,6 +336,13 @@ impl Probe {
             Event::Data(b) => d.data(b, at),
             Event::Gap(n) => d.gap(n),
         }
+        self.decide()
+    }
+
+    /// Every byte of a direction up to its FIN has arrived: a closing handshake may now
+    /// decide (see the module's rules).
+    pub fn finished(&mut self, from_lo: bool) -> Decision {
+        self.dirs[if from_lo { 0 } else { 1 }].finished = true;
         self.decide()
     }
 
@@ -332,6 +397,22 @@ impl Probe {
                 _ => c.frames >= 8 && c.exact_ends >= 4,
             };
             if strong {
+                return Decision::WebSocket {
+                    client_is_lo: c.masked == x_is_lo,
+                };
+            }
+        }
+        // One direction ended with its closing handshake; the other sent nothing, or
+        // frames with the other mask bit.
+        for (x, y, x_is_lo) in [(lo, hi, true), (hi, lo, false)] {
+            let Some(c) = x.ended_with_close() else {
+                continue;
+            };
+            let other_fits = match y.chain() {
+                Some(o) => o.masked != c.masked && y.evidence().is_some(),
+                None => y.seen == 0,
+            };
+            if other_fits {
                 return Decision::WebSocket {
                     client_is_lo: c.masked == x_is_lo,
                 };
@@ -400,12 +481,23 @@ mod tests {
 
     /// Feeds (from_lo, segment) in order; returns the last decision.
     fn run(segments: &[(bool, Vec<u8>)]) -> Decision {
+        run_then(segments, false)
+    }
+
+    /// [`run`], then (`fins`, when still undecided) both directions reach their FIN.
+    fn run_then(segments: &[(bool, Vec<u8>)], fins: bool) -> Decision {
         let mut p = Probe::default();
         let mut last = Decision::Undecided;
         for (i, (lo, s)) in segments.iter().enumerate() {
             last = p.on_event(*lo, Event::Data(s), at(i as u64));
             if last != Decision::Undecided {
-                break;
+                return last;
+            }
+        }
+        if fins {
+            last = p.finished(true);
+            if last == Decision::Undecided {
+                last = p.finished(false);
             }
         }
         last
@@ -424,6 +516,88 @@ mod tests {
         ]);
         assert_eq!(
             got,
+            Decision::WebSocket {
+                client_is_lo: false
+            }
+        );
+    }
+
+    /// A direction's Close frame and its FIN, the other side silent (an idle timeout's
+    /// Close on a connection open before the capture, answered by a RST): WebSocket once
+    /// the FIN is reached, not before; not with a reason that is not UTF-8, an invalid
+    /// code, bytes before the frame, or a peer that sent something else.
+    #[test]
+    fn a_close_and_a_fin_alone_are_enough() {
+        let mut close = 1000u16.to_be_bytes().to_vec();
+        close.extend_from_slice(b"Idle for 300204ms > 300000ms");
+        let decide = |segments: &[(bool, Vec<u8>)], fin_of: bool| {
+            let mut p = Probe::default();
+            for (i, (lo, s)) in segments.iter().enumerate() {
+                assert_eq!(
+                    p.on_event(*lo, Event::Data(s), at(i as u64)),
+                    Decision::Undecided
+                );
+            }
+            p.finished(fin_of)
+        };
+        let server_close = frame(true, opcode::CLOSE, &close, None);
+        assert_eq!(
+            decide(&[(true, server_close.clone())], true),
+            Decision::WebSocket {
+                client_is_lo: false
+            }
+        );
+        // A client's (masked) Close: the client is that side.
+        let k = Some([1, 2, 3, 4]);
+        assert_eq!(
+            decide(&[(false, frame(true, opcode::CLOSE, &close, k))], false),
+            Decision::WebSocket {
+                client_is_lo: false
+            }
+        );
+        // The other direction's FIN tells nothing.
+        assert_eq!(
+            decide(&[(true, server_close.clone())], false),
+            Decision::Undecided
+        );
+        let mut bad_reason = 1000u16.to_be_bytes().to_vec();
+        bad_reason.extend_from_slice(b"\xff\xfe");
+        assert_eq!(
+            decide(
+                &[(true, frame(true, opcode::CLOSE, &bad_reason, None))],
+                true
+            ),
+            Decision::Undecided
+        );
+        assert_eq!(
+            decide(
+                &[(
+                    true,
+                    frame(true, opcode::CLOSE, &1005u16.to_be_bytes(), None)
+                )],
+                true
+            ),
+            Decision::Undecided
+        );
+        // The Close cut in two segments still ends with a segment; bytes before it
+        // that are no frame do not.
+        let (a, b) = server_close.split_at(10);
+        assert_eq!(
+            decide(&[(true, a.to_vec()), (true, b.to_vec())], true),
+            Decision::WebSocket {
+                client_is_lo: false
+            }
+        );
+        let mut junk = b"+OK\r\n".to_vec();
+        junk.extend_from_slice(&server_close);
+        assert_ne!(
+            decide(&[(true, junk)], true),
+            Decision::WebSocket {
+                client_is_lo: false
+            }
+        );
+        assert_ne!(
+            decide(&[(false, b"PING\r\n".to_vec()), (true, server_close)], true),
             Decision::WebSocket {
                 client_is_lo: false
             }
@@ -499,6 +673,15 @@ mod tests {
         ];
         for c in &cases {
             let segs: Vec<(bool, Vec<u8>)> = (0..8).map(|i| (i % 2 == 0, c.clone())).collect();
+            assert!(
+                !matches!(run_then(&segs, true), Decision::WebSocket { .. }),
+                "{c:?}"
+            );
+            let one_way: Vec<(bool, Vec<u8>)> = vec![(true, c.clone())];
+            assert!(
+                !matches!(run_then(&one_way, true), Decision::WebSocket { .. }),
+                "{c:?}"
+            );
             assert_ne!(
                 run(&segs),
                 Decision::WebSocket { client_is_lo: true },
@@ -531,7 +714,7 @@ mod tests {
                 })
                 .collect();
             assert!(
-                !matches!(run(&segs), Decision::WebSocket { .. }),
+                !matches!(run_then(&segs, true), Decision::WebSocket { .. }),
                 "{segs:?}"
             );
         }

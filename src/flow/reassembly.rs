@@ -325,6 +325,7 @@ impl HalfStream {
         limits: &ReassemblyLimits,
         sink: &mut impl FnMut(Event<'_>),
     ) -> Carried {
+        let fresh = self.base.is_none();
         let mut base = self.base.get_or_insert(seq);
         let mut start = self.offset(base, seq);
         if self.settle(start) {
@@ -332,6 +333,14 @@ impl HalfStream {
             start = self.offset(base, seq);
         }
         let len = data.len() as u64 + missing as u64;
+        if fresh && len == 0 {
+            // A FIN without payload first: like a bare segment, it may have overtaken the
+            // bytes before it.
+            self.base.tentative = true;
+        }
+        if start < 0 && start + len as i64 == 0 && len > 1 && self.reach_back(len) {
+            start = 0;
+        }
         if len > 0 {
             self.base.tentative = false;
         }
@@ -389,6 +398,24 @@ impl HalfStream {
         }
         self.hold(start, data, missing, limits, sink);
         kind
+    }
+
+    /// A tentative base turns out to be later than the stream's start: a segment of `n`
+    /// bytes (more than a keep-alive probe's one) ends exactly where the stream was
+    /// thought to start, before any byte was placed. The capture saw a FIN (or an ACK)
+    /// before the data it follows; the stream starts `n` bytes earlier. Returns whether
+    /// it moved.
+    fn reach_back(&mut self, n: u64) -> bool {
+        if !self.base.tentative || self.next != 0 || !self.held.is_empty() || n > u32::MAX as u64 {
+            return false;
+        }
+        self.base.tentative = false;
+        self.base.seq = self.base.seq.wrapping_sub(n as u32);
+        if self.fin_end != NO_FIN {
+            self.fin_end += n;
+        }
+        self.max_end += n;
+        true
     }
 
     /// A tentative base one below the first byte placed (`offset` 1) was a probe's

@@ -474,3 +474,146 @@ fn the_public_corpus_mid_stream_sessions_agree_with_tshark() {
     }
     assert_eq!(found, 2, "the two mid-stream sessions of the corpus");
 }
+
+/// A frame as it goes on the wire (RFC 6455 §5.2), masked with `key` when given.
+fn wire(opcode: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
+    assert!(payload.len() <= 125);
+    let mut f = vec![
+        0x80 | opcode,
+        payload.len() as u8 | if key.is_some() { 0x80 } else { 0 },
+    ];
+    match key {
+        Some(k) => {
+            f.extend_from_slice(&k);
+            f.extend(payload.iter().enumerate().map(|(i, b)| b ^ k[i % 4]));
+        }
+        None => f.extend_from_slice(payload),
+    }
+    f
+}
+
+fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+    let mut p = code.to_be_bytes().to_vec();
+    p.extend_from_slice(reason.as_bytes());
+    p
+}
+
+/// Two connections open before the capture started, of which it holds only the end (the
+/// shapes of real captures: a Jetty server's idle timeout): one side's Close frame and FIN
+/// answered by two RSTs; and a Close whose FIN the capture holds first, answered by the
+/// client's Close and FIN. Both are sessions, closed as they were; with `--no-midstream`,
+/// neither.
+#[test]
+fn connections_that_show_only_their_closing_handshake_are_sessions() {
+    use wsclose_synth::packet::{build_tcp, IpOpts, TcpFields, ACK, FIN, PSH, RST};
+    use wsclose_synth::pcap::{Link, PcapOpts, PcapWriter};
+    let link = Link::ethernet();
+    let mut w = PcapWriter::new(Vec::new(), link.linktype(), PcapOpts::default()).unwrap();
+    let mut t = 1_700_000_000_000_000_000u64;
+    let mut put = |from_client: bool, c: &str, s: &str, seq: u32, ack: u32, flags: u8, p: &[u8]| {
+        let (src, dst) = if from_client { (c, s) } else { (s, c) };
+        let f = TcpFields {
+            seq,
+            ack,
+            flags,
+            window: 512,
+            options: Vec::new(),
+        };
+        let ip = build_tcp(
+            src.parse().unwrap(),
+            dst.parse().unwrap(),
+            &f,
+            p,
+            &IpOpts::default(),
+        );
+        t += 1_000_000;
+        w.write_packet(t, &link.frame(&ip, from_client)).unwrap();
+    };
+    let (c1, s1) = ("192.168.2.146:57501", "194.145.124.68:8089");
+    let idle = wire(
+        0x8,
+        &close_payload(1000, "Idle for 300204ms > 300000ms"),
+        None,
+    );
+    put(false, c1, s1, 5000, 700, PSH | ACK, &idle);
+    put(false, c1, s1, 5000 + idle.len() as u32, 700, FIN | ACK, &[]);
+    put(true, c1, s1, 700, 0, RST, &[]);
+    put(true, c1, s1, 700, 0, RST, &[]);
+    let (c2, s2) = ("192.168.2.78:54322", "194.145.124.68:8089");
+    let idle = wire(
+        0x8,
+        &close_payload(1000, "Idle for 600685ms > 600000ms"),
+        None,
+    );
+    let fin_at = 9000 + idle.len() as u32;
+    put(false, c2, s2, fin_at, 300, FIN | ACK, &[]);
+    put(false, c2, s2, 9000, 300, PSH | ACK, &idle);
+    put(true, c2, s2, 300, fin_at + 1, ACK, &[]);
+    let answer = wire(
+        0x8,
+        &close_payload(1000, ""),
+        Some([0x97, 0x61, 0x1a, 0xc5]),
+    );
+    put(true, c2, s2, 300, fin_at + 1, PSH | ACK, &answer);
+    put(
+        true,
+        c2,
+        s2,
+        300 + answer.len() as u32,
+        fin_at + 1,
+        FIN | ACK,
+        &[],
+    );
+    put(
+        false,
+        c2,
+        s2,
+        fin_at + 1,
+        300 + answer.len() as u32 + 1,
+        ACK,
+        &[],
+    );
+    let dir = crate::util::TempDir::new("closing-only");
+    let cap = dir.path("closing-only.pcap");
+    std::fs::write(&cap, w.into_inner().unwrap()).unwrap();
+
+    let (report, _, code) = crate::util::run(&["sessions", "-q", &cap]);
+    assert_eq!(code, 0);
+    let r = rows(&report);
+    assert_eq!(r.len(), 2, "{report}");
+    let want = |row: &Row, pairs: &[(&str, &str)]| {
+        for (col, v) in pairs {
+            assert_eq!(row[*col], *v, "{col} of {row:?}");
+        }
+    };
+    want(
+        &r[0],
+        &[
+            ("client", c1),
+            ("server", s1),
+            ("handshake_seen", "false"),
+            ("server_close_code", "1000"),
+            ("server_close_reason", "Idle for 300204ms > 300000ms"),
+            ("client_close_code", ""),
+            ("first_close_by", "server"),
+            ("tcp_end", "rst"),
+            ("outcome", "reset"),
+            ("anomalies", "midstream"),
+        ],
+    );
+    want(
+        &r[1],
+        &[
+            ("client", c2),
+            ("server", s2),
+            ("handshake_seen", "false"),
+            ("server_close_code", "1000"),
+            ("server_close_reason", "Idle for 600685ms > 600000ms"),
+            ("client_close_code", "1000"),
+            ("first_close_by", "server"),
+            ("outcome", "clean"),
+        ],
+    );
+    let (report, _, _) = crate::util::run(&["sessions", "-q", "--no-midstream", &cap]);
+    assert_eq!(rows(&report).len(), 0, "{report}");
+}

@@ -210,3 +210,47 @@ fn a_probe_one_below_the_next_byte_does_not_start_a_midstream_stream() {
     h.flush(&mut c.sink());
     assert_eq!(c.gaps, [3]);
 }
+
+#[test]
+fn bytes_just_before_a_midstream_start_without_payload_are_the_stream() {
+    // Picked up mid-stream, the capture holds a FIN before the data it ends (both sent
+    // together, captured out of order): the data ends where the FIN stands.
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    h.segment(1032, b"", 0, true, &LIMITS, &mut c.sink());
+    assert!(!h.finished() || c.bytes.is_empty());
+    let close = [7u8; 32];
+    h.segment(1000, &close, 0, false, &LIMITS, &mut c.sink());
+    assert_eq!(
+        (c.bytes.as_slice(), c.gaps.as_slice()),
+        (&close[..], &[][..])
+    );
+    assert!(h.finished());
+    // The same after a bare ACK first.
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    h.bare(1000, &LIMITS);
+    h.segment(990, b"0123456789", 0, false, &LIMITS, &mut c.sink());
+    h.segment(1000, b"abc", 0, false, &LIMITS, &mut c.sink());
+    assert_eq!(c.bytes, b"0123456789abc");
+    // A keep-alive probe (one byte below the next) is not data.
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    h.bare(1000, &LIMITS);
+    h.segment(999, b"x", 0, false, &LIMITS, &mut c.sink());
+    h.segment(1000, b"data", 0, false, &LIMITS, &mut c.sink());
+    assert_eq!(c.bytes, b"data");
+    // Once a byte was placed, or when the segment does not end at the start, earlier
+    // bytes are not the stream's.
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    h.segment(1000, b"abc", 0, false, &LIMITS, &mut c.sink());
+    h.segment(990, b"0123456789", 0, false, &LIMITS, &mut c.sink());
+    assert_eq!(c.bytes, b"abc");
+    let mut h = HalfStream::default();
+    let mut c = Collected::default();
+    h.bare(1000, &LIMITS);
+    h.segment(980, b"0123456789", 0, false, &LIMITS, &mut c.sink());
+    h.segment(1000, b"abc", 0, false, &LIMITS, &mut c.sink());
+    assert_eq!(c.bytes, b"abc");
+}
