@@ -96,6 +96,25 @@ impl Http {
         }
     }
 
+    /// A connection whose first bytes are the server's 101: an Upgrade request is taken
+    /// to be pending, whose session is recognised by the answer
+    /// (`WsSession::from_lost_request`).
+    fn answer_first(client_is_lo: bool, ctx: &SegmentCtx<'_>) -> Self {
+        let mut h = Http::new(client_is_lo);
+        h.pending.push_back(Pending {
+            head_method: false,
+            upgrade: true,
+        });
+        h.session = Some(Box::new(WsSession::from_lost_request(
+            ctx.limits.max_head,
+            ctx.limits.inflate,
+            ctx.at,
+        )));
+        h.client = Reading::Session;
+        h.upgrade_at = ctx.at;
+        h
+    }
+
     /// Sessions this connection has produced so far (finished, then the current one).
     fn sessions(&self) -> impl Iterator<Item = &WsSession> {
         self.finished
@@ -630,6 +649,11 @@ impl App {
                         *self = App::Http(Box::new(Http::new(from_lo)));
                         self.on_event(from_lo, Event::Data(bytes), started, ctx, tl);
                     }
+                    // A 101 first: the request was not captured.
+                    Event::Data(bytes) if handshake::may_be_switching_protocols(bytes) => {
+                        *self = App::Http(Box::new(Http::answer_first(!from_lo, ctx)));
+                        self.on_event(from_lo, Event::Data(bytes), started, ctx, tl);
+                    }
                     // No handshake here: its start was not captured, or was lost.
                     ev if probe => {
                         *self = App::Probe(Box::default());
@@ -941,6 +965,44 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         app.release_memory(&c);
         assert_eq!(app.memory_charge(), 0);
         assert!(matches!(app, App::Probe(_)) && app.undecided());
+    }
+
+    /// The request not captured (one direction only, or the capture began after it): a
+    /// 101 naming WebSocket as the first bytes makes a session; the request captured after
+    /// its answer is passed over, not read as frames; another answer makes none.
+    #[test]
+    fn a_101_first_is_a_session_whose_request_was_not_captured() {
+        let app = run(&[(false, SWITCH), (false, SERVER_TEXT), (false, SERVER_TEXT)]);
+        let s: Vec<_> = app.sessions().collect();
+        assert_eq!(s.len(), 1);
+        assert!(s[0].is_websocket() && s[0].upgraded());
+        assert!(s[0]
+            .anomalies
+            .contains(crate::record::Anomaly::RequestNotCaptured));
+        let c = &s[0].consumers.counts;
+        assert_eq!((c.client.stats.messages, c.server.stats.messages), (0, 2));
+
+        let app = run(&[
+            (false, SWITCH),
+            (true, UPGRADE),
+            (false, SERVER_TEXT),
+            (true, CLIENT_TEXT),
+        ]);
+        let s: Vec<_> = app.sessions().collect();
+        assert_eq!(s.len(), 1);
+        assert!(!s[0]
+            .anomalies
+            .contains(crate::record::Anomaly::UnmaskedClientFrame));
+        let c = &s[0].consumers.counts;
+        assert_eq!((c.client.stats.messages, c.server.stats.messages), (1, 1));
+
+        let h2c: &[u8] =
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+        for first in [OK_LEN, h2c] {
+            let app = run(&[(false, first), (false, SERVER_TEXT)]);
+            assert!(!app.is_session(), "{:?}", String::from_utf8_lossy(first));
+            assert!(app.sessions().all(|s| !s.is_websocket()));
+        }
     }
 
     #[test]

@@ -107,10 +107,15 @@ pub enum Anomaly {
     /// out-of-order data became a gap, a handshake head was read as cut off, a probe or
     /// TLS layer let go of what it held).
     MemoryBudget,
+    /// The Upgrade request is not in the capture (a capture of the server's direction
+    /// only, or one that started between the request and its answer): the session was
+    /// recognised by its 101 answer with `Upgrade: websocket`; the request's fields are
+    /// unknown, and so is what the client sent when its direction is not captured.
+    RequestNotCaptured,
 }
 
 impl Anomaly {
-    pub const ALL: [Anomaly; 40] = [
+    pub const ALL: [Anomaly; 41] = [
         Anomaly::Gap,
         Anomaly::CutOffPacket,
         Anomaly::ReassemblyLimit,
@@ -151,6 +156,7 @@ impl Anomaly {
         Anomaly::TlsUnsupportedCipher,
         Anomaly::TlsGap,
         Anomaly::MemoryBudget,
+        Anomaly::RequestNotCaptured,
     ];
 
     /// What the token means, for README and `sessions --help`.
@@ -196,6 +202,7 @@ impl Anomaly {
             Anomaly::TlsGap => "TLS: ciphertext was missing (a TCP gap) or skipped; the plaintext after it was found again by trial decryption, or not at all",
             Anomaly::MemoryBudget => "the memory budget (--memory) made the connection give up what it held (out-of-order data, a head being gathered, inflater windows, TLS records, its ring of last frames): counts become lower bounds",
             Anomaly::ResponseNotCaptured => "the answer to the Upgrade is missing from the capture (lost or cut): whether it upgraded is told by the server's frames",
+            Anomaly::RequestNotCaptured => "the Upgrade request is not in the capture (only the server's direction captured, or the capture began after it): the session was recognised by its 101 with Upgrade: websocket",
         }
     }
 
@@ -242,6 +249,7 @@ impl Anomaly {
             Anomaly::TlsUnsupportedCipher => "tls_unsupported_cipher",
             Anomaly::TlsGap => "tls_gap",
             Anomaly::MemoryBudget => "memory_budget",
+            Anomaly::RequestNotCaptured => "request_not_captured",
         }
     }
 }

@@ -425,13 +425,16 @@ pub static COLUMNS: &[Column] = &[
     Column {
         name: "requests_before_upgrade",
         value: |r| {
-            if r.rec.handshake_seen() && r.rec.upgrade != Upgrade::Undecrypted {
+            if r.rec.handshake_seen()
+                && r.rec.upgrade != Upgrade::Undecrypted
+                && !r.rec.anomalies.contains(Anomaly::RequestNotCaptured)
+            {
                 Value::Count(r.rec.requests_before_upgrade)
             } else {
                 Value::Empty
             }
         },
-        meaning: "HTTP requests on the connection before this Upgrade (keep-alive; a rejected Upgrade counts); 0 when the Upgrade came first; empty mid-stream",
+        meaning: "HTTP requests on the connection before this Upgrade (keep-alive; a rejected Upgrade counts); 0 when the Upgrade came first; empty mid-stream and when the request was not captured",
     },
     Column {
         name: "client_bytes_inflated",

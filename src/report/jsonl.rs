@@ -231,10 +231,15 @@ mod tests {
         }
         r.verdict = crate::verdict::verdict(&r.facts());
         // Where `frames` kept a timeline is not part of the report, nor the other leg's
-        // order key; mid-stream and undecrypted sessions have no requests before an Upgrade.
+        // order key; mid-stream and undecrypted sessions, and those whose request was not
+        // captured, have no requests before an Upgrade.
         r.timeline = None;
         r.peer = None;
-        if !r.handshake_seen() || r.upgrade == crate::verdict::Upgrade::Undecrypted {
+        if !r.handshake_seen()
+            || r.upgrade == crate::verdict::Upgrade::Undecrypted
+            || r.anomalies
+                .contains(crate::record::Anomaly::RequestNotCaptured)
+        {
             r.requests_before_upgrade = 0;
         }
         r

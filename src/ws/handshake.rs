@@ -35,6 +35,17 @@ pub fn may_be_request(prefix: &[u8]) -> bool {
     prefix.len() <= LONGEST_METHOD
 }
 
+/// Whether `prefix` (a direction's first bytes) may be an HTTP/1.x 101 answer: the
+/// start of `HTTP/1.1 101 ` (or 1.0), as far as the bytes go.
+pub fn may_be_switching_protocols(prefix: &[u8]) -> bool {
+    [&b"HTTP/1.1 101 "[..], b"HTTP/1.0 101 "]
+        .iter()
+        .any(|line| {
+            let n = prefix.len().min(line.len());
+            n > 0 && prefix[..n] == line[..n]
+        })
+}
+
 /// What the report needs from the Upgrade request.
 #[derive(Clone, Debug, Default)]
 pub struct Request {

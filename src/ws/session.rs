@@ -285,6 +285,21 @@ impl WsSession {
         s
     }
 
+    /// A session whose Upgrade request is not in the capture, recognised by its answer
+    /// (a capture of the server's direction only, or one that began after the request):
+    /// it is a WebSocket session if the answer is a 101 with `Upgrade: websocket`. What
+    /// the client sent is not known to be all there (`exact=false`); its next bytes, if
+    /// any, should be frames.
+    pub fn from_lost_request(max_head: usize, inflate: bool, at: At) -> Self {
+        let mut s = Self::with_request(Request::default(), max_head, inflate, true, at);
+        s.flag(Anomaly::RequestNotCaptured, at);
+        s.flags.set(Flags::INEXACT);
+        s.client.expect_frame_start();
+        // The client's first bytes decide: the request captured late, or frames.
+        s.client_state = DirState::Head;
+        s
+    }
+
     /// A session from the start of an Upgrade request whose head outgrew the buffer cap:
     /// the fields in its first bytes are known. `rest` is what came after the head if its
     /// end was seen (frames), else where the search for its end stands.
@@ -613,6 +628,15 @@ impl WsSession {
 
     /// In-order bytes from the client, delivered in packet `at`.
     pub fn client_data(&mut self, mut d: &[u8], at: At, tl: &mut Lent) {
+        if self.client_state == DirState::Head {
+            // The request was not captured (`from_lost_request`): the client's first bytes
+            // are that request, captured after its answer (passed over), or frames.
+            self.client_state = if handshake::may_be_request(d) {
+                DirState::SkipHead(HeadSkip::default())
+            } else {
+                DirState::Frames
+            };
+        }
         if let DirState::SkipHead(skip) = &mut self.client_state {
             match skip.scan(d) {
                 Some(n) => {
@@ -739,7 +763,11 @@ impl WsSession {
     }
 
     fn accept_response(&mut self, resp: Response, at: At) {
-        if resp.status == 101 {
+        // Without its request, only an answer that names WebSocket makes a session (a 101
+        // may switch to another protocol: `Upgrade: h2c`).
+        let websocket =
+            resp.upgrade_websocket || !self.anomalies.contains(Anomaly::RequestNotCaptured);
+        if resp.status == 101 && websocket {
             let whole_heads =
                 !self.flags.has(Flags::REQUEST_CUT) && !self.flags.has(Flags::RESPONSE_CUT);
             if !resp.upgrade_websocket && whole_heads {
@@ -773,6 +801,11 @@ impl WsSession {
             // Not upgraded: nothing after this is WebSocket.
             self.server_state = DirState::Ignore;
             self.client_state = DirState::Ignore;
+            if !websocket {
+                // Without its request, a 101 to another protocol makes no session at all
+                // (`is_websocket`).
+                self.flags.set_to(Flags::REQUEST_CUT, false);
+            }
         }
         self.status = resp.status;
         if let Some(r) = &mut self.rare {
@@ -856,8 +889,9 @@ impl WsSession {
     pub fn client_gap(&mut self, n: u64, at: At, tl: &mut Lent) {
         match self.client_state {
             DirState::Frames => self.client.gap(n, at, &mut (&mut self.consumers, tl)),
-            DirState::SkipHead(_) => {
-                // Where the head ended may be in the gap: find the frames after it.
+            DirState::SkipHead(_) | DirState::Head => {
+                // Where the head ended may be in the gap (or, the request not captured,
+                // the client's first bytes are lost): find the frames after it.
                 self.unframed_gap(Side::Client, n, at, tl);
                 self.client.find_framing();
                 self.client_state = DirState::Frames;

@@ -503,15 +503,42 @@ fn close_payload(code: u16, reason: &str) -> Vec<u8> {
 /// answered by two RSTs; and a Close whose FIN the capture holds first, answered by the
 /// client's Close and FIN. Both are sessions, closed as they were; with `--no-midstream`,
 /// neither.
-#[test]
-fn connections_that_show_only_their_closing_handshake_are_sessions() {
-    use wsclose_synth::packet::{build_tcp, IpOpts, TcpFields, ACK, FIN, PSH, RST};
-    use wsclose_synth::pcap::{Link, PcapOpts, PcapWriter};
-    let link = Link::ethernet();
-    let mut w = PcapWriter::new(Vec::new(), link.linktype(), PcapOpts::default()).unwrap();
-    let mut t = 1_700_000_000_000_000_000u64;
-    let mut put = |from_client: bool, c: &str, s: &str, seq: u32, ack: u32, flags: u8, p: &[u8]| {
-        let (src, dst) = if from_client { (c, s) } else { (s, c) };
+/// A capture made packet by packet (Ethernet, one microsecond apart).
+struct Packets {
+    w: wsclose_synth::pcap::PcapWriter<Vec<u8>>,
+    link: wsclose_synth::pcap::Link,
+    t: u64,
+}
+
+impl Packets {
+    fn new() -> Packets {
+        use wsclose_synth::pcap::{Link, PcapOpts, PcapWriter};
+        let link = Link::ethernet();
+        Packets {
+            w: PcapWriter::new(Vec::new(), link.linktype(), PcapOpts::default()).unwrap(),
+            link,
+            t: 1_700_000_000_000_000_000,
+        }
+    }
+
+    /// One TCP segment of the connection between `client` and `server`.
+    #[allow(clippy::too_many_arguments)]
+    fn put(
+        &mut self,
+        from_client: bool,
+        client: &str,
+        server: &str,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        payload: &[u8],
+    ) {
+        use wsclose_synth::packet::{build_tcp, IpOpts, TcpFields};
+        let (src, dst) = if from_client {
+            (client, server)
+        } else {
+            (server, client)
+        };
         let f = TcpFields {
             seq,
             ack,
@@ -523,11 +550,28 @@ fn connections_that_show_only_their_closing_handshake_are_sessions() {
             src.parse().unwrap(),
             dst.parse().unwrap(),
             &f,
-            p,
+            payload,
             &IpOpts::default(),
         );
-        t += 1_000_000;
-        w.write_packet(t, &link.frame(&ip, from_client)).unwrap();
+        self.t += 1_000;
+        let frame = self.link.frame(&ip, from_client);
+        self.w.write_packet(self.t, &frame).unwrap();
+    }
+
+    /// Written to `name` in `dir`; returns its path.
+    fn write(self, dir: &crate::util::TempDir, name: &str) -> String {
+        let path = dir.path(name);
+        std::fs::write(&path, self.w.into_inner().unwrap()).unwrap();
+        path
+    }
+}
+
+#[test]
+fn connections_that_show_only_their_closing_handshake_are_sessions() {
+    use wsclose_synth::packet::{ACK, FIN, PSH, RST};
+    let mut p = Packets::new();
+    let mut put = |from_client: bool, c: &str, s: &str, seq: u32, ack: u32, flags: u8, b: &[u8]| {
+        p.put(from_client, c, s, seq, ack, flags, b)
     };
     let (c1, s1) = ("192.168.2.146:57501", "194.145.124.68:8089");
     let idle = wire(
@@ -574,8 +618,7 @@ fn connections_that_show_only_their_closing_handshake_are_sessions() {
         &[],
     );
     let dir = crate::util::TempDir::new("closing-only");
-    let cap = dir.path("closing-only.pcap");
-    std::fs::write(&cap, w.into_inner().unwrap()).unwrap();
+    let cap = p.write(&dir, "closing-only.pcap");
 
     let (report, _, code) = crate::util::run(&["sessions", "-q", &cap]);
     assert_eq!(code, 0);
@@ -616,4 +659,62 @@ fn connections_that_show_only_their_closing_handshake_are_sessions() {
     );
     let (report, _, _) = crate::util::run(&["sessions", "-q", "--no-midstream", &cap]);
     assert_eq!(rows(&report).len(), 0, "{report}");
+}
+
+/// A capture of the server's direction only (an asymmetric route, a one-way tap): a 101
+/// naming WebSocket is a session whose request was not captured (`exact=false`, the
+/// request's columns empty); a 200 and a 101 to `h2c` are not.
+#[test]
+fn a_101_without_its_request_is_a_session_and_other_answers_are_not() {
+    use wsclose_synth::packet::{ACK, PSH};
+    let mut p = Packets::new();
+    let client = "10.0.0.1:61608";
+    let answers: [(&str, &[u8]); 3] = [
+        (
+            "192.118.82.227:80",
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Accept: N44lKR48dtulGnBYCp2i7yExiNA=\r\n\r\n",
+        ),
+        (
+            "192.118.82.228:80",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        ),
+        (
+            "192.118.82.229:80",
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+        ),
+    ];
+    for (server, answer) in answers {
+        p.put(false, client, server, 1000, 1, PSH | ACK, answer);
+        let text = wire(0x1, b"{\"hello\":1}", None);
+        p.put(
+            false,
+            client,
+            server,
+            1000 + answer.len() as u32,
+            1,
+            PSH | ACK,
+            &text,
+        );
+    }
+    let dir = crate::util::TempDir::new("answer-only");
+    let cap = p.write(&dir, "answer-only.pcap");
+    let (report, _, code) = crate::util::run(&["sessions", "-q", &cap]);
+    assert_eq!(code, 0);
+    let r = rows(&report);
+    assert_eq!(r.len(), 1, "{report}");
+    for (col, v) in [
+        ("server", "192.118.82.227:80"),
+        ("http_status", "101"),
+        ("host", ""),
+        ("server_messages", "1"),
+        ("client_messages", "0"),
+        ("exact", "false"),
+        ("anomalies", "request_not_captured"),
+        ("handshake_seen", "true"),
+        ("requests_before_upgrade", ""),
+        ("outcome", "open_at_end"),
+    ] {
+        assert_eq!(r[0][col], v, "{col}");
+    }
 }
