@@ -1005,6 +1005,49 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         }
     }
 
+    /// A 101 without `Upgrade: websocket`: RFC 6455 §4.1 has the client fail the
+    /// connection. HTTP after it (a test server answering one bad Upgrade after another)
+    /// is not read as frames; frames after it still are.
+    #[test]
+    fn after_a_101_that_names_no_websocket_http_is_not_frames() {
+        let no_upgrade: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websockets\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        let app = run(&[
+            (true, UPGRADE),
+            (false, no_upgrade),
+            (true, UPGRADE),
+            (false, no_upgrade),
+            (true, CLIENT_TEXT),
+        ]);
+        let s: Vec<_> = app.sessions().collect();
+        assert_eq!(s.len(), 1);
+        let a = s[0].anomalies;
+        assert!(a.contains(crate::record::Anomaly::MissingUpgradeHeader));
+        assert!(!a.contains(crate::record::Anomaly::UnmaskedClientFrame));
+        assert!(!a.contains(crate::record::Anomaly::InvalidCloseCode));
+        let c = &s[0].consumers.counts;
+        assert_eq!((c.client.stats.messages, c.server.stats.messages), (0, 0));
+        assert!(!s[0].consumers.facts.close_seen_yet());
+        // The server's next response first, in the same segment as the 101.
+        let both = [no_upgrade, no_upgrade].concat();
+        let app = run(&[(true, UPGRADE), (false, &both), (true, CLIENT_TEXT)]);
+        let c = &app.sessions().next().unwrap().consumers.counts;
+        assert_eq!((c.client.stats.messages, c.server.stats.messages), (0, 0));
+        // Frames after it are frames.
+        let app = run(&[
+            (true, UPGRADE),
+            (false, no_upgrade),
+            (false, SERVER_TEXT),
+            (true, CLIENT_TEXT),
+        ]);
+        let s: Vec<_> = app.sessions().collect();
+        assert!(s[0]
+            .anomalies
+            .contains(crate::record::Anomaly::MissingUpgradeHeader));
+        let c = &s[0].consumers.counts;
+        assert_eq!((c.client.stats.messages, c.server.stats.messages), (1, 1));
+    }
+
     #[test]
     fn a_server_speaking_first_is_not_http() {
         let app = run(&[(false, OK_LEN), (true, UPGRADE), (false, SWITCH)]);

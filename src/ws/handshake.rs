@@ -46,6 +46,13 @@ pub fn may_be_switching_protocols(prefix: &[u8]) -> bool {
         })
 }
 
+/// Whether `prefix` (bytes where a head may start) may be an HTTP/1.x response: the start
+/// of `HTTP/`, as far as the bytes go.
+pub fn may_be_response(prefix: &[u8]) -> bool {
+    let n = prefix.len().min(5);
+    n > 0 && prefix[..n] == b"HTTP/"[..n]
+}
+
 /// What the report needs from the Upgrade request.
 #[derive(Clone, Debug, Default)]
 pub struct Request {

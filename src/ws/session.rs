@@ -167,6 +167,11 @@ enum DirState {
     /// The rest of a head too long to buffer: passed over until its end.
     SkipHead(HeadSkip),
     Frames,
+    /// After a 101 that did not name WebSocket (`missing_upgrade_header`): RFC 6455 §4.1
+    /// has the client fail the connection, so the first bytes after it tell — an HTTP
+    /// request from the client or a response from the server means the connection did not
+    /// switch (both directions are then ignored), anything else is frames.
+    Doubtful,
     /// Nothing more to learn from this direction.
     Ignore,
 }
@@ -588,7 +593,23 @@ impl WsSession {
     /// The server's bytes are read as frames: upgraded, or the answer was lost and its
     /// frames are looked for (`upgrade()` tells which).
     pub fn reads_server_frames(&self) -> bool {
-        matches!(self.server_state, DirState::Frames)
+        matches!(self.server_state, DirState::Frames | DirState::Doubtful)
+    }
+
+    /// A direction's first bytes after a doubtful 101 ([`DirState::Doubtful`]): `http`
+    /// when they are an HTTP head (the connection did not switch protocols: nothing of it
+    /// is WebSocket), else frames from here on both ways.
+    fn settle_doubt(&mut self, http: bool) {
+        let next = if http {
+            DirState::Ignore
+        } else {
+            DirState::Frames
+        };
+        for state in [&mut self.client_state, &mut self.server_state] {
+            if *state == DirState::Doubtful {
+                *state = next;
+            }
+        }
     }
 
     /// The response head is still being read.
@@ -628,6 +649,9 @@ impl WsSession {
 
     /// In-order bytes from the client, delivered in packet `at`.
     pub fn client_data(&mut self, mut d: &[u8], at: At, tl: &mut Lent) {
+        if self.client_state == DirState::Doubtful {
+            self.settle_doubt(handshake::may_be_request(d));
+        }
         if self.client_state == DirState::Head {
             // The request was not captured (`from_lost_request`): the client's first bytes
             // are that request, captured after its answer (passed over), or frames.
@@ -674,6 +698,10 @@ impl WsSession {
             DirState::Frames => {
                 feed(&mut self.server, d, at, &mut self.consumers, tl);
                 return None;
+            }
+            DirState::Doubtful => {
+                self.settle_doubt(handshake::may_be_response(d));
+                return self.server_data(d, at, tl);
             }
             DirState::Ignore => return None,
             DirState::SkipHead(skip) => {
@@ -723,6 +751,10 @@ impl WsSession {
                     if !rest.is_empty() {
                         self.server.data(&rest, at, &mut (&mut self.consumers, tl));
                     }
+                } else if self.server_state == DirState::Doubtful {
+                    if !rest.is_empty() {
+                        self.server_data(&rest, at, tl);
+                    }
                 } else {
                     return Some(rest);
                 }
@@ -770,7 +802,8 @@ impl WsSession {
         if resp.status == 101 && websocket {
             let whole_heads =
                 !self.flags.has(Flags::REQUEST_CUT) && !self.flags.has(Flags::RESPONSE_CUT);
-            if !resp.upgrade_websocket && whole_heads {
+            let doubtful = !resp.upgrade_websocket && whole_heads;
+            if doubtful {
                 self.flag(Anomaly::MissingUpgradeHeader, at);
             }
             match (&resp.accept, self.key()) {
@@ -797,6 +830,12 @@ impl WsSession {
                 self.consumers.payloads = Some(Payloads::new(deflate));
             }
             self.server_state = DirState::Frames;
+            if doubtful {
+                self.server_state = DirState::Doubtful;
+                if self.client_state == DirState::Frames {
+                    self.client_state = DirState::Doubtful;
+                }
+            }
         } else {
             // Not upgraded: nothing after this is WebSocket.
             self.server_state = DirState::Ignore;
@@ -889,9 +928,11 @@ impl WsSession {
     pub fn client_gap(&mut self, n: u64, at: At, tl: &mut Lent) {
         match self.client_state {
             DirState::Frames => self.client.gap(n, at, &mut (&mut self.consumers, tl)),
-            DirState::SkipHead(_) | DirState::Head => {
+            DirState::SkipHead(_) | DirState::Head | DirState::Doubtful => {
                 // Where the head ended may be in the gap (or, the request not captured,
-                // the client's first bytes are lost): find the frames after it.
+                // or the 101 doubtful, the client's first bytes are lost): find the
+                // frames after it.
+                self.settle_doubt(false);
                 self.unframed_gap(Side::Client, n, at, tl);
                 self.client.find_framing();
                 self.client_state = DirState::Frames;
@@ -905,7 +946,8 @@ impl WsSession {
         match &self.server_state {
             DirState::Frames => return self.server.gap(n, at, &mut (&mut self.consumers, tl)),
             DirState::Ignore => return self.unframed_gap(Side::Server, n, at, tl),
-            DirState::SkipHead(_) => {
+            DirState::SkipHead(_) | DirState::Doubtful => {
+                self.settle_doubt(false);
                 self.unframed_gap(Side::Server, n, at, tl);
                 self.server.find_framing();
                 self.server_state = DirState::Frames;
