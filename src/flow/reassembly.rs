@@ -414,7 +414,9 @@ impl HalfStream {
         if self.fin_end != NO_FIN {
             self.fin_end += n;
         }
-        self.max_end += n;
+        // `max_end` is still 0: no segment with a byte was seen (it would have settled the
+        // start).
+        debug_assert_eq!(self.max_end, 0);
         true
     }
 

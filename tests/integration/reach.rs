@@ -657,6 +657,10 @@ fn connections_that_show_only_their_closing_handshake_are_sessions() {
             ("outcome", "clean"),
         ],
     );
+    // The Close captured after its FIN is new data, not a retransmission.
+    let (timeline, _, _) = crate::util::run(&["frames", "-q", "--tcp-stream", "1", &cap]);
+    assert!(timeline.contains("Idle for 600685ms"), "{timeline}");
+    assert!(!timeline.contains("retransmission"), "{timeline}");
     let (report, _, _) = crate::util::run(&["sessions", "-q", "--no-midstream", &cap]);
     assert_eq!(rows(&report).len(), 0, "{report}");
 }

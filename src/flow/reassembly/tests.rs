@@ -220,7 +220,11 @@ fn bytes_just_before_a_midstream_start_without_payload_are_the_stream() {
     h.segment(1032, b"", 0, true, &LIMITS, &mut c.sink());
     assert!(!h.finished() || c.bytes.is_empty());
     let close = [7u8; 32];
-    h.segment(1000, &close, 0, false, &LIMITS, &mut c.sink());
+    // New bytes, not a retransmission.
+    assert_eq!(
+        h.segment(1000, &close, 0, false, &LIMITS, &mut c.sink()),
+        Carried::New
+    );
     assert_eq!(
         (c.bytes.as_slice(), c.gaps.as_slice()),
         (&close[..], &[][..])
