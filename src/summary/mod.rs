@@ -239,8 +239,9 @@ impl Builder {
                 self.reasons.add(side, code, &c.reason);
             }
         }
-        if r.upgraded() {
-            self.upgraded += 1;
+        // Who ended a session picked up mid-stream is in the capture as much as for any
+        // other (its Close frames, FIN and RST); its duration and the rest are not.
+        if r.upgraded() || rec.upgrade == crate::verdict::Upgrade::Midstream {
             self.who.first_close[match r.first_close_by {
                 Some(Side::Client) => 0,
                 Some(Side::Server) => 1,
@@ -254,6 +255,9 @@ impl Builder {
                 (TcpEnd::Rst, Some(s)) => self.who.rst_by[row::idx(s)] += 1,
                 _ => self.who.open += 1,
             }
+        }
+        if r.upgraded() {
+            self.upgraded += 1;
             self.duration.add((r.last - r.start).max(0) as u64);
             for i in 0..2 {
                 self.messages[i].add(r.messages_before_close[i]);

@@ -657,6 +657,12 @@ fn connections_that_show_only_their_closing_handshake_are_sessions() {
             ("outcome", "clean"),
         ],
     );
+    // The summary says who ended them (sessions picked up mid-stream count there).
+    let (summary, _, _) = crate::util::run(&["summary", "-q", &cap]);
+    assert!(
+        summary.contains("first Close frame: client 0 · server 2 · none 0"),
+        "{summary}"
+    );
     // The Close captured after its FIN is new data, not a retransmission.
     let (timeline, _, _) = crate::util::run(&["frames", "-q", "--tcp-stream", "1", &cap]);
     assert!(timeline.contains("Idle for 600685ms"), "{timeline}");
