@@ -153,6 +153,9 @@ struct Base {
     /// no byte placed yet: it may be a keep-alive or zero-window probe, sent one below the
     /// next byte (RFC 9293 §3.8.6.1, RFC 1122 §4.2.3.6).
     tentative: bool,
+    /// Set from a segment without payload (a bare one, or a FIN) and no byte placed yet:
+    /// the capture may hold the bytes just before it later (see `HalfStream::reach_back`).
+    empty_start: bool,
 }
 
 impl Base {
@@ -249,6 +252,7 @@ impl HalfStream {
                 seq: base.unwrap_or(0),
                 known: base.is_some(),
                 tentative: tentative && base.is_some(),
+                empty_start: tentative && base.is_some(),
             },
             peer_ack,
             ..HalfStream::default()
@@ -304,6 +308,7 @@ impl HalfStream {
     pub fn bare(&mut self, seq: u32, limits: &ReassemblyLimits) {
         if self.base.is_none() {
             self.base.tentative = true;
+            self.base.empty_start = true;
         }
         let base = self.base.get_or_insert(seq);
         if self.offset(base, seq) - self.next as i64 > limits.max_seq_ahead as i64 {
@@ -335,14 +340,15 @@ impl HalfStream {
         let len = data.len() as u64 + missing as u64;
         if fresh && len == 0 {
             // A FIN without payload first: like a bare segment, it may have overtaken the
-            // bytes before it.
-            self.base.tentative = true;
+            // bytes before it (it is no probe: `tentative` stays clear).
+            self.base.empty_start = true;
         }
         if start < 0 && start + len as i64 == 0 && len > 1 && self.reach_back(len) {
             start = 0;
         }
         if len > 0 {
             self.base.tentative = false;
+            self.base.empty_start = false;
         }
         if start < 0 && start + (len as i64) <= 0 {
             // Entirely before the first byte we know of (e.g. a keep-alive probe at ISN).
@@ -406,10 +412,12 @@ impl HalfStream {
     /// before the data it follows; the stream starts `n` bytes earlier. Returns whether
     /// it moved.
     fn reach_back(&mut self, n: u64) -> bool {
-        if !self.base.tentative || self.next != 0 || !self.held.is_empty() || n > u32::MAX as u64 {
+        if !self.base.empty_start || self.next != 0 || !self.held.is_empty() || n > u32::MAX as u64
+        {
             return false;
         }
         self.base.tentative = false;
+        self.base.empty_start = false;
         self.base.seq = self.base.seq.wrapping_sub(n as u32);
         if self.fin_end != NO_FIN {
             self.fin_end += n;

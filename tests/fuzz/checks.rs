@@ -407,7 +407,9 @@ fn check_stream_bounds(fs: &Probe, bytes: u64, gaps: u64) {
 /// Invariants:
 /// - data + gap bytes delivered == position(), always;
 /// - every data byte at offset o is the byte of the first segment that carried offset o
-///   (first wins), and gaps only cover offsets no segment carried data for;
+///   (first wins), and gaps only cover offsets no segment carried data for; a start set
+///   by a segment without payload moves back to a segment of 2+ bytes ending exactly
+///   there before any byte came;
 /// - after flush nothing is held, every accepted segment's end (and the FIN) is reached;
 /// - position() never passes the furthest accepted segment end or acknowledgement;
 /// - held bytes stay within the cap plus one segment.
@@ -439,6 +441,8 @@ pub fn reassembly_checked(data: &[u8], check_cap: bool) {
     let mut max_reach: u64 = 0; // furthest accepted end / ack target / fin
     let mut must_reach: u64 = 0; // furthest accepted segment end
     let mut fin_seen = false;
+    // The start was set by a segment without payload, and no segment with bytes came since.
+    let mut empty_start = false;
     let mut events: Vec<(u64, Result<Vec<u8>, u64>)> = Vec::new();
 
     let content = |id: u32, off: u64| -> u8 { (off as u8) ^ (id as u8).wrapping_mul(0x9d) ^ 0x5a };
@@ -460,11 +464,28 @@ pub fn reassembly_checked(data: &[u8], check_cap: bool) {
                 let fin = op & 0x10 != 0;
                 id += 1;
                 // Model: where the implementation will put this segment.
-                let mbase = *base.get_or_insert(seq);
+                let total = len as i64 + missing as i64;
+                if base.is_none() && total == 0 {
+                    // A start without payload: bytes ending exactly there may come later.
+                    empty_start = true;
+                }
+                let mut mbase = *base.get_or_insert(seq);
                 let next = h.position();
                 let expected = mbase.wrapping_add(next as u32);
-                let start = next as i64 + seq.wrapping_sub(expected) as i32 as i64;
-                let total = len as i64 + missing as i64;
+                let mut start = next as i64 + seq.wrapping_sub(expected) as i32 as i64;
+                if empty_start && next == 0 && start < 0 && start + total == 0 && total > 1 {
+                    // They are the stream's first bytes (`HalfStream::reach_back`): what was
+                    // reached so far (the FIN, acknowledgements) moves with the start.
+                    mbase = seq;
+                    base = Some(mbase);
+                    start = 0;
+                    empty_start = false;
+                    max_reach += total as u64;
+                    must_reach += total as u64;
+                }
+                if total > 0 {
+                    empty_start = false;
+                }
                 let bytes: Vec<u8> = (0..len as i64)
                     .map(|k| content(id, (start + k) as u64))
                     .collect();
