@@ -161,8 +161,10 @@ fn feed(stream: &mut FrameStream, d: &[u8], at: At, consumers: &mut Consumers, t
 /// What a direction's bytes are being read as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DirState {
-    /// An HTTP head (the response's, in `WsSession::response_head`), buffered while
-    /// incomplete.
+    /// An HTTP head: the server's, the response in `WsSession::response_head`, buffered
+    /// while incomplete; the client's, only when its request was not captured
+    /// (`from_lost_request`): its first bytes tell whether that request comes late (passed
+    /// over) or frames do.
     Head,
     /// The rest of a head too long to buffer: passed over until its end.
     SkipHead(HeadSkip),
