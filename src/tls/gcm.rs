@@ -1,8 +1,7 @@
-//! AES-GCM's two steps, which GCM keeps apart (NIST SP 800-38D §7.2), for records nobody
-//! reads: the tag is checked over the ciphertext alone (GHASH needs no plaintext), and the
+//! AES-GCM's two steps, which GCM keeps apart (NIST SP 800-38D §7.2). For records nobody
+//! reads, the tag is checked over the ciphertext alone (GHASH needs no plaintext), and the
 //! keystream is made only for the bytes that are read (CTR mode: each plaintext byte
-//! depends on its own ciphertext byte and position only, §6.5). Records that are read are
-//! opened whole by the `aes-gcm` crate (`protection.rs`).
+//! depends on its own ciphertext byte and position only, §6.5).
 //!
 //! A wss:// record that lies wholly inside a frame payload nobody reads (a large binary
 //! message) is then authenticated like any other, and only its last bytes are decrypted
