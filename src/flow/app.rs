@@ -967,6 +967,12 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         assert!(matches!(app, App::Probe(_)) && app.undecided());
     }
 
+    /// (client, server) data messages counted.
+    fn messages(s: &WsSession) -> (u64, u64) {
+        let c = &s.consumers.counts;
+        (c.client.stats.messages, c.server.stats.messages)
+    }
+
     /// The request not captured (one direction only, or the capture began after it): a
     /// 101 naming WebSocket as the first bytes makes a session; the request captured after
     /// its answer is passed over, not read as frames; another answer makes none.
@@ -979,8 +985,7 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         assert!(s[0]
             .anomalies
             .contains(crate::record::Anomaly::RequestNotCaptured));
-        let c = &s[0].consumers.counts;
-        assert_eq!((c.client.stats.messages, c.server.stats.messages), (0, 2));
+        assert_eq!(messages(s[0]), (0, 2));
 
         let app = run(&[
             (false, SWITCH),
@@ -993,8 +998,7 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         assert!(!s[0]
             .anomalies
             .contains(crate::record::Anomaly::UnmaskedClientFrame));
-        let c = &s[0].consumers.counts;
-        assert_eq!((c.client.stats.messages, c.server.stats.messages), (1, 1));
+        assert_eq!(messages(s[0]), (1, 1));
 
         let h2c: &[u8] =
             b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
@@ -1025,14 +1029,12 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         assert!(a.contains(crate::record::Anomaly::MissingUpgradeHeader));
         assert!(!a.contains(crate::record::Anomaly::UnmaskedClientFrame));
         assert!(!a.contains(crate::record::Anomaly::InvalidCloseCode));
-        let c = &s[0].consumers.counts;
-        assert_eq!((c.client.stats.messages, c.server.stats.messages), (0, 0));
+        assert_eq!(messages(s[0]), (0, 0));
         assert!(!s[0].consumers.facts.close_seen_yet());
         // The server's next response first, in the same segment as the 101.
         let both = [no_upgrade, no_upgrade].concat();
         let app = run(&[(true, UPGRADE), (false, &both), (true, CLIENT_TEXT)]);
-        let c = &app.sessions().next().unwrap().consumers.counts;
-        assert_eq!((c.client.stats.messages, c.server.stats.messages), (0, 0));
+        assert_eq!(messages(app.sessions().next().unwrap()), (0, 0));
         // Frames after it are frames.
         let app = run(&[
             (true, UPGRADE),
@@ -1044,8 +1046,7 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
         assert!(s[0]
             .anomalies
             .contains(crate::record::Anomaly::MissingUpgradeHeader));
-        let c = &s[0].consumers.counts;
-        assert_eq!((c.client.stats.messages, c.server.stats.messages), (1, 1));
+        assert_eq!(messages(s[0]), (1, 1));
     }
 
     #[test]

@@ -475,6 +475,13 @@ fn the_public_corpus_mid_stream_sessions_agree_with_tshark() {
     assert_eq!(found, 2, "the two mid-stream sessions of the corpus");
 }
 
+/// `row` has these values in these columns.
+fn has(row: &Row, pairs: &[(&str, &str)]) {
+    for (col, v) in pairs {
+        assert_eq!(row[*col], *v, "{col} of {row:?}");
+    }
+}
+
 /// A frame as it goes on the wire (RFC 6455 §5.2), masked with `key` when given.
 fn wire(opcode: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
     assert!(payload.len() <= 125);
@@ -624,12 +631,7 @@ fn connections_that_show_only_their_closing_handshake_are_sessions() {
     assert_eq!(code, 0);
     let r = rows(&report);
     assert_eq!(r.len(), 2, "{report}");
-    let want = |row: &Row, pairs: &[(&str, &str)]| {
-        for (col, v) in pairs {
-            assert_eq!(row[*col], *v, "{col} of {row:?}");
-        }
-    };
-    want(
+    has(
         &r[0],
         &[
             ("client", c1),
@@ -644,7 +646,7 @@ fn connections_that_show_only_their_closing_handshake_are_sessions() {
             ("anomalies", "midstream"),
         ],
     );
-    want(
+    has(
         &r[1],
         &[
             ("client", c2),
@@ -713,18 +715,19 @@ Sec-WebSocket-Accept: N44lKR48dtulGnBYCp2i7yExiNA=\r\n\r\n",
     assert_eq!(code, 0);
     let r = rows(&report);
     assert_eq!(r.len(), 1, "{report}");
-    for (col, v) in [
-        ("server", "192.118.82.227:80"),
-        ("http_status", "101"),
-        ("host", ""),
-        ("server_messages", "1"),
-        ("client_messages", "0"),
-        ("exact", "false"),
-        ("anomalies", "request_not_captured"),
-        ("handshake_seen", "true"),
-        ("requests_before_upgrade", ""),
-        ("outcome", "open_at_end"),
-    ] {
-        assert_eq!(r[0][col], v, "{col}");
-    }
+    has(
+        &r[0],
+        &[
+            ("server", "192.118.82.227:80"),
+            ("http_status", "101"),
+            ("host", ""),
+            ("server_messages", "1"),
+            ("client_messages", "0"),
+            ("exact", "false"),
+            ("anomalies", "request_not_captured"),
+            ("handshake_seen", "true"),
+            ("requests_before_upgrade", ""),
+            ("outcome", "open_at_end"),
+        ],
+    );
 }
