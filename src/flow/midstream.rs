@@ -43,7 +43,7 @@
 use super::reassembly::Event;
 use crate::config::MIDSTREAM_PROBE_BYTES;
 use crate::record::{At, Side};
-use crate::ws::close::{is_valid_close_code, MAX_CONTROL_PAYLOAD};
+use crate::ws::close::{is_valid_close_code, unmask, MAX_CONTROL_PAYLOAD};
 use crate::ws::frame::{frame_header, opcode, FrameHeader, HeaderCarry};
 use crate::ws::session::Lent;
 use crate::ws::WsSession;
@@ -268,21 +268,13 @@ impl Direction {
         if !self.finished || c.start != 0 || !c.closed || c.valid_closes == 0 {
             return None;
         }
-        if self.held.len() as u64 != self.seen || !self.last_frame_ends_a_segment() {
+        if self.held.len() as u64 != self.seen {
             return None;
         }
+        // All it sent is held; `last_close` reads it as whole frames only, so the last
+        // one ended with a segment (a byte after it would start another, left open).
         let (code, reason) = last_close(&self.held)?;
         (is_valid_close_code(code) && std::str::from_utf8(&reason).is_ok()).then_some(c)
-    }
-
-    /// Whether the held bytes' last frame ends where a segment did (the chain held them
-    /// segment by segment; its last segment ends the bytes).
-    fn last_frame_ends_a_segment(&self) -> bool {
-        self.segments
-            .last()
-            .is_some_and(|&(end, _)| end == self.held.len())
-            && self.chain.current.is_none()
-            && self.chain.carry.is_empty()
     }
 }
 
@@ -304,9 +296,7 @@ fn last_close(mut bytes: &[u8]) -> Option<(u16, Vec<u8>)> {
     }
     let mut p = payload.to_vec();
     if let Some(k) = h.masking_key {
-        for (i, b) in p.iter_mut().enumerate() {
-            *b ^= k[i % 4];
-        }
+        unmask(&mut p, k, 0);
     }
     Some((u16::from_be_bytes([p[0], p[1]]), p.split_off(2)))
 }
@@ -584,6 +574,15 @@ mod tests {
         let (a, b) = server_close.split_at(10);
         assert_eq!(
             decide(&[(true, a.to_vec()), (true, b.to_vec())], true),
+            Decision::WebSocket {
+                client_is_lo: false
+            }
+        );
+        // A frame left open at the FIN (a Ping's first byte after the Close) is no end.
+        let mut open = server_close.clone();
+        open.push(0x89);
+        assert_ne!(
+            decide(&[(true, open)], true),
             Decision::WebSocket {
                 client_is_lo: false
             }

@@ -484,32 +484,14 @@ fn has(row: &Row, pairs: &[(&str, &str)]) {
 
 /// A frame as it goes on the wire (RFC 6455 §5.2), masked with `key` when given.
 fn wire(opcode: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
-    assert!(payload.len() <= 125);
-    let mut f = vec![
-        0x80 | opcode,
-        payload.len() as u8 | if key.is_some() { 0x80 } else { 0 },
-    ];
-    match key {
-        Some(k) => {
-            f.extend_from_slice(&k);
-            f.extend(payload.iter().enumerate().map(|(i, b)| b ^ k[i % 4]));
-        }
-        None => f.extend_from_slice(payload),
-    }
-    f
+    wsclose_synth::ws::encode_frame(true, 0, opcode, key, payload)
 }
 
+/// A Close payload: the status code, then the reason.
 fn close_payload(code: u16, reason: &str) -> Vec<u8> {
-    let mut p = code.to_be_bytes().to_vec();
-    p.extend_from_slice(reason.as_bytes());
-    p
+    wsclose_synth::ws::close_payload(Some(code), reason)
 }
 
-/// Two connections open before the capture started, of which it holds only the end (the
-/// shapes of real captures: a Jetty server's idle timeout): one side's Close frame and FIN
-/// answered by two RSTs; and a Close whose FIN the capture holds first, answered by the
-/// client's Close and FIN. Both are sessions, closed as they were; with `--no-midstream`,
-/// neither.
 /// A capture made packet by packet (Ethernet, one microsecond apart).
 struct Packets {
     w: wsclose_synth::pcap::PcapWriter<Vec<u8>>,
