@@ -24,7 +24,8 @@
 //! Modules: `record` and `handshake` are pure parsers; `suite` names cipher suites;
 //! `keylog` loads secrets; `key_schedule` derives keys; `protection` opens one record;
 //! `conn` is the state machine; `gcm` and `chacha` open AEAD records (the tag checked
-//! apart from the decryption). Cryptography comes only from RustCrypto crates (or `ring`).
+//! apart from the decryption), `stitched` long AES-GCM records (graviola). Cryptography
+//! comes only from crates: RustCrypto's and graviola (or `ring`).
 //!
 //! Handled: TLS 1.3 with TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384 and
 //! TLS_CHACHA20_POLY1305_SHA256 (handshake and application keys, KeyUpdate, PSK resumption,
@@ -51,6 +52,8 @@ pub mod key_schedule;
 pub mod keylog;
 pub mod protection;
 pub mod record;
+#[cfg(not(feature = "ring"))]
+mod stitched;
 pub mod suite;
 mod suite_table;
 
