@@ -85,7 +85,7 @@ pub fn block_len(section: &mut Section, head: &[u8]) -> Result<u64, InputErrorKi
     let be = section.big_endian;
     let block_type = rd(head, 0, be);
     let len = rd(head, 4, be) as u64;
-    if len < 12 || len % 4 != 0 {
+    if len < 12 || !len.is_multiple_of(4) {
         return Err(InputErrorKind::BadBlock {
             block_type,
             reason: "total length below 12 bytes or not a multiple of 4",

@@ -277,7 +277,7 @@ mod tests {
         seal: impl Fn(&[u8], &[u8; NONCE_LEN], &[u8], &[u8]) -> (Vec<u8>, [u8; TAG_LEN]),
     ) {
         let mut seed = 7;
-        let lens = (0..=12 * 16 + 1).chain([255, 256, 257, 1000, 16 * 1024 + 17]);
+        let lens = (0..=12 * 16 + 1).chain([255, 256, 257, 496, 767, 1000, 16 * 1024 + 17]);
         for aad_len in [0, 1, 5, 13, 16, 17, 40] {
             for len in lens.clone() {
                 let key = random_bytes(&mut seed, key_len);

@@ -31,7 +31,7 @@ impl Rtt {
             self.min = self.min.min(ns);
             self.max = self.max.max(ns);
         }
-        if self.answered % self.stride == 0 {
+        if self.answered.is_multiple_of(self.stride) {
             if self.samples.len() == MAX_RTT_SAMPLES {
                 // Keep every other sample (those at multiples of the doubled stride).
                 let mut i = 0;
@@ -41,7 +41,7 @@ impl Rtt {
                 });
                 self.stride *= 2;
             }
-            if self.answered % self.stride == 0 {
+            if self.answered.is_multiple_of(self.stride) {
                 self.samples.push(ns);
             }
         }

@@ -526,7 +526,9 @@ mod tests {
             masked: true,
             text: true,
             len: n,
-            close: (n % 5 == 0).then(|| (Some(1000), format!("bye {n}"))),
+            close: n
+                .is_multiple_of(5)
+                .then(|| (Some(1000), format!("bye {n}"))),
             preview: b"hello".to_vec(),
         }
     }

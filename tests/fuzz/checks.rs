@@ -454,7 +454,7 @@ pub fn reassembly_checked(data: &[u8], check_cap: bool) {
         let op = b.u8();
         match op % 4 {
             0 | 2 => {
-                let seq = if op % 4 == 0 {
+                let seq = if op.is_multiple_of(4) {
                     base_seq.wrapping_add(b.u16() as u32)
                 } else {
                     b.u32()
