@@ -548,22 +548,30 @@ impl TlsConn {
     }
 
     /// Bytes held in buffers (partial records, handshake messages, held 0-RTT data,
-    /// the plaintext buffer), for a memory budget.
+    /// the plaintext buffer) and by the stitched AES-GCM once keyed, for a memory budget.
     pub fn held_bytes(&self) -> usize {
         self.plain.capacity()
             + self.early_held.capacity()
             + self
                 .half
                 .iter()
-                .map(|h| h.buf.capacity() + h.hs.body.capacity())
+                .map(|h| {
+                    h.buf.capacity()
+                        + h.hs.body.capacity()
+                        + h.keys.as_ref().map_or(0, |k| k.held_bytes())
+                })
                 .sum::<usize>()
     }
 
     /// Frees buffers that hold nothing now (the plaintext scratch buffer, empty record
-    /// and handshake buffers): nothing is lost.
+    /// and handshake buffers) and the stitched AES-GCM's tables (made again from the key
+    /// at the next long record): nothing is lost.
     pub fn trim_memory(&mut self) {
         self.plain = Vec::new();
         for h in &mut self.half {
+            if let Some(k) = &mut h.keys {
+                k.trim();
+            }
             if h.buf.is_empty() {
                 h.buf = Vec::new();
             }

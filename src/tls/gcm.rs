@@ -117,6 +117,17 @@ where
         self.stitched.takes(len)
     }
 
+    /// Bytes the stitched cipher holds, once keyed (for the memory budget).
+    pub fn held_bytes(&self) -> usize {
+        self.stitched.held_bytes()
+    }
+
+    /// Gives the stitched cipher up (the memory budget); it is keyed again at the next
+    /// long record.
+    pub fn trim(&mut self) {
+        self.stitched.trim();
+    }
+
     /// `S = GHASH_H(A || 0^v || C || 0^u || [len(A)]_64 || [len(C)]_64)` (§7.2 step 5).
     ///
     /// GHASH is `X_i = (X_{i-1} xor B_i) * H` from `X_0 = 0`, so blocks of zeros in front of

@@ -220,6 +220,30 @@ impl RecordKeys {
         }
     }
 
+    /// Bytes held beyond the keys themselves: the stitched AES-GCM's round keys and
+    /// tables, once a long record keyed them (for the memory budget).
+    pub fn held_bytes(&self) -> usize {
+        match &self.cipher {
+            #[cfg(not(feature = "ring"))]
+            Cipher::Aes128Gcm(g) => g.held_bytes(),
+            #[cfg(not(feature = "ring"))]
+            Cipher::Aes256Gcm(g) => g.held_bytes(),
+            _ => 0,
+        }
+    }
+
+    /// Gives up what [`held_bytes`](Self::held_bytes) counts; nothing is lost (it is made
+    /// again from the key when needed).
+    pub fn trim(&mut self) {
+        match &mut self.cipher {
+            #[cfg(not(feature = "ring"))]
+            Cipher::Aes128Gcm(g) => g.trim(),
+            #[cfg(not(feature = "ring"))]
+            Cipher::Aes256Gcm(g) => g.trim(),
+            _ => {}
+        }
+    }
+
     pub fn format(&self) -> Format {
         self.format
     }

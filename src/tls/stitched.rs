@@ -86,6 +86,24 @@ impl Stitched {
         false
     }
 
+    /// Bytes the keyed cipher holds (its round keys and GHASH tables), for the memory
+    /// budget: 0 until the first long record.
+    pub fn held_bytes(&self) -> usize {
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        if let Some(Some(_)) = self.cipher.get() {
+            return size_of::<Cipher>();
+        }
+        0
+    }
+
+    /// Gives the keyed cipher up (the memory budget): the next long record keys it again
+    /// from the key kept here, so nothing is lost but the time.
+    pub fn trim(&mut self) {
+        if self.held_bytes() > 0 {
+            self.cipher = OnceCell::new();
+        }
+    }
+
     /// Opens a record [`takes`](Self::takes) accepted: its plaintext into `out` (as long
     /// as `ciphertext`) when the tag is right; otherwise false, and `out` zeroed.
     pub fn open(
@@ -180,6 +198,37 @@ mod tests {
             opened > 80 || !cpu_runs_it_here(),
             "{opened} records opened"
         );
+    }
+
+    /// Keyed at the first long record only, charged while keyed, given up by a trim and
+    /// keyed again by the next long record, which opens as before.
+    #[test]
+    fn keyed_when_needed_and_given_up_on_a_trim() {
+        let key = [9u8; 16];
+        let nonce = [3u8; 12];
+        let plain = vec![0x5au8; 4096];
+        let mut ct = plain.clone();
+        let a = aes_gcm::Aes128Gcm::new_from_slice(&key).unwrap();
+        let tag: [u8; 16] = a
+            .encrypt_inout_detached((&nonce).into(), b"aad", InOutBuf::from(&mut ct[..]))
+            .unwrap()
+            .into();
+        let mut s = Stitched::new(&key);
+        assert!(!s.takes(STITCHED_MIN - 1));
+        assert_eq!(s.held_bytes(), 0, "not keyed by a short record");
+        if !cpu_runs_it_here() {
+            assert!(!s.takes(plain.len()));
+            return;
+        }
+        for _ in 0..2 {
+            assert!(s.takes(plain.len()));
+            assert!(s.held_bytes() > 0);
+            let mut out = vec![0u8; plain.len()];
+            assert!(s.open(&nonce, b"aad", &ct, &tag, &mut out));
+            assert_eq!(out, plain);
+            s.trim();
+            assert_eq!(s.held_bytes(), 0);
+        }
     }
 
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
