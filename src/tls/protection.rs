@@ -338,8 +338,9 @@ impl RecordKeys {
     /// tells its content type is decrypted (TLS 1.3's inner type, found from the end; in TLS
     /// 1.2 the header says it). Returns the plaintext length — the bytes themselves are not
     /// written to `out` (a long AES-GCM record, which the stitched cipher opens whole faster
-    /// than its tag is checked alone, is decrypted into a buffer of the thread's). `None`: not so (CBC keys, or `ring`'s; a longer plaintext,
-    /// another content type, a bad tag): [`open`](Self::open) reads the record and says why.
+    /// than its tag is checked alone, is decrypted into a buffer of the thread's). `None`:
+    /// not so (CBC keys, or `ring`'s; a longer plaintext, another content type, a bad tag):
+    /// [`open`](Self::open) reads the record and says why.
     pub fn open_unread(
         &self,
         seq: u64,

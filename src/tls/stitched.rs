@@ -19,10 +19,11 @@ pub const STITCHED_MIN: usize = 768;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 type Cipher = graviola::aead::AesGcm;
 
-/// An AES-GCM key for long records; `None` from [`Stitched::cipher`] where the CPU or the
-/// architecture cannot run it.
+/// An AES-GCM key for long records, keyed into graviola's cipher at the first one, where
+/// the CPU and the architecture can run it (else [`Stitched::takes`] says no).
 pub struct Stitched {
-    /// The key (16 or 32 bytes), kept until the first long record. Never printed.
+    /// The key (16 or 32 bytes), to key the cipher at the first long record and again
+    /// after a trim. Never printed.
     key: [u8; 32],
     key_len: u8,
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
