@@ -68,8 +68,9 @@ const LANES: usize = 4;
 pub struct Gcm<C> {
     cipher: C,
     ghash: GHash,
-    /// Long records (`stitched.rs`).
-    stitched: Stitched,
+    /// Long records (`stitched.rs`): opened whole there, faster than the tag is checked
+    /// alone here; `protection.rs` asks it about records nobody reads and the memory budget.
+    pub(super) stitched: Stitched,
 }
 
 type Ctr<'a, C> = ctr::Ctr32BE<&'a C>;
@@ -109,23 +110,6 @@ where
         }
         self.decrypt_range(nonce, ciphertext, 0, out);
         true
-    }
-
-    /// Whether a record of `len` ciphertext bytes is opened whole (by the stitched cipher)
-    /// faster than its tag is checked alone here.
-    pub fn opens_whole(&self, len: usize) -> bool {
-        self.stitched.takes(len)
-    }
-
-    /// Bytes the stitched cipher holds, once keyed (for the memory budget).
-    pub fn held_bytes(&self) -> usize {
-        self.stitched.held_bytes()
-    }
-
-    /// Gives the stitched cipher up (the memory budget); it is keyed again at the next
-    /// long record.
-    pub fn trim(&mut self) {
-        self.stitched.trim();
     }
 
     /// `S = GHASH_H(A || 0^v || C || 0^u || [len(A)]_64 || [len(C)]_64)` (§7.2 step 5).

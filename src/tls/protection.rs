@@ -39,6 +39,8 @@ use super::gcm::{Gcm, TwoStep};
 use super::key_schedule::{self, BadSecretLength, IV_LEN};
 use super::keylog::Secret;
 use super::record::RecordHeader;
+#[cfg(not(feature = "ring"))]
+use super::stitched::Stitched;
 use super::suite::{Aead, Cbc, Hash, Mac};
 
 #[cfg(not(feature = "ring"))]
@@ -220,27 +222,41 @@ impl RecordKeys {
         }
     }
 
+    /// The stitched cipher of long AES-GCM records (`stitched.rs`), for AES-GCM keys.
+    #[cfg(not(feature = "ring"))]
+    fn stitched(&self) -> Option<&Stitched> {
+        match &self.cipher {
+            Cipher::Aes128Gcm(g) => Some(&g.stitched),
+            Cipher::Aes256Gcm(g) => Some(&g.stitched),
+            _ => None,
+        }
+    }
+
+    #[cfg(not(feature = "ring"))]
+    fn stitched_mut(&mut self) -> Option<&mut Stitched> {
+        match &mut self.cipher {
+            Cipher::Aes128Gcm(g) => Some(&mut g.stitched),
+            Cipher::Aes256Gcm(g) => Some(&mut g.stitched),
+            _ => None,
+        }
+    }
+
     /// Bytes held beyond the keys themselves: the stitched AES-GCM's round keys and
     /// tables, once a long record keyed them (for the memory budget).
     pub fn held_bytes(&self) -> usize {
-        match &self.cipher {
-            #[cfg(not(feature = "ring"))]
-            Cipher::Aes128Gcm(g) => g.held_bytes(),
-            #[cfg(not(feature = "ring"))]
-            Cipher::Aes256Gcm(g) => g.held_bytes(),
-            _ => 0,
+        #[cfg(not(feature = "ring"))]
+        if let Some(s) = self.stitched() {
+            return s.held_bytes();
         }
+        0
     }
 
     /// Gives up what [`held_bytes`](Self::held_bytes) counts; nothing is lost (it is made
     /// again from the key when needed).
     pub fn trim(&mut self) {
-        match &mut self.cipher {
-            #[cfg(not(feature = "ring"))]
-            Cipher::Aes128Gcm(g) => g.trim(),
-            #[cfg(not(feature = "ring"))]
-            Cipher::Aes256Gcm(g) => g.trim(),
-            _ => {}
+        #[cfg(not(feature = "ring"))]
+        if let Some(s) = self.stitched_mut() {
+            s.trim();
         }
     }
 
@@ -359,11 +375,7 @@ impl RecordKeys {
         #[cfg(not(feature = "ring"))]
         {
             use super::record::content_type::APPLICATION_DATA;
-            let whole = |len: usize| match &self.cipher {
-                Cipher::Aes128Gcm(g) => g.opens_whole(len),
-                Cipher::Aes256Gcm(g) => g.opens_whole(len),
-                _ => false,
-            };
+            let whole = |len: usize| self.stitched().is_some_and(|s| s.takes(len));
             // Opened whole into the thread's buffer (the connection's, `out`, stays the size
             // of what it reads): the content's length if it is application data.
             let open_whole = || {

@@ -22,6 +22,13 @@ fn rows(report: &str) -> Vec<Row> {
         .collect()
 }
 
+/// `sessions -q` on `cap`, which must exit 0: its rows, and the report for messages.
+fn session_rows(cap: &str) -> (Vec<Row>, String) {
+    let (report, _, code) = crate::util::run(&["sessions", "-q", cap]);
+    assert_eq!(code, 0, "{report}");
+    (rows(&report), report)
+}
+
 fn truth(cap: &Path) -> Vec<Value> {
     let t = std::fs::read_to_string(cap.with_extension("truth.jsonl")).expect("truth file");
     t.lines()
@@ -608,10 +615,7 @@ fn connections_that_show_only_their_closing_handshake_are_sessions() {
     );
     let dir = crate::util::TempDir::new("closing-only");
     let cap = p.write(&dir, "closing-only.pcap");
-
-    let (report, _, code) = crate::util::run(&["sessions", "-q", &cap]);
-    assert_eq!(code, 0);
-    let r = rows(&report);
+    let (r, report) = session_rows(&cap);
     assert_eq!(r.len(), 2, "{report}");
     has(
         &r[0],
@@ -693,9 +697,7 @@ Sec-WebSocket-Accept: N44lKR48dtulGnBYCp2i7yExiNA=\r\n\r\n",
     }
     let dir = crate::util::TempDir::new("answer-only");
     let cap = p.write(&dir, "answer-only.pcap");
-    let (report, _, code) = crate::util::run(&["sessions", "-q", &cap]);
-    assert_eq!(code, 0);
-    let r = rows(&report);
+    let (r, report) = session_rows(&cap);
     assert_eq!(r.len(), 1, "{report}");
     has(
         &r[0],

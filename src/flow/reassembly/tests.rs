@@ -230,31 +230,37 @@ fn bytes_just_before_a_midstream_start_without_payload_are_the_stream() {
     );
     assert_eq!(h.position(), 32);
     assert!(h.finished());
+    // The bytes a direction delivers: after a bare ACK at `bare` if given, then `segments`
+    // (sequence number, payload) in that order.
+    let delivered = |bare: Option<u32>, segments: &[(u32, &[u8])]| {
+        let mut h = HalfStream::default();
+        let mut c = Collected::default();
+        if let Some(ack) = bare {
+            h.bare(ack, &LIMITS);
+        }
+        for &(seq, payload) in segments {
+            h.segment(seq, payload, 0, false, &LIMITS, &mut c.sink());
+        }
+        c.bytes
+    };
     // The same after a bare ACK first.
-    let mut h = HalfStream::default();
-    let mut c = Collected::default();
-    h.bare(1000, &LIMITS);
-    h.segment(990, b"0123456789", 0, false, &LIMITS, &mut c.sink());
-    h.segment(1000, b"abc", 0, false, &LIMITS, &mut c.sink());
-    assert_eq!(c.bytes, b"0123456789abc");
+    assert_eq!(
+        delivered(Some(1000), &[(990, b"0123456789"), (1000, b"abc")]),
+        b"0123456789abc"
+    );
     // A keep-alive probe (one byte below the next) is not data.
-    let mut h = HalfStream::default();
-    let mut c = Collected::default();
-    h.bare(1000, &LIMITS);
-    h.segment(999, b"x", 0, false, &LIMITS, &mut c.sink());
-    h.segment(1000, b"data", 0, false, &LIMITS, &mut c.sink());
-    assert_eq!(c.bytes, b"data");
+    assert_eq!(
+        delivered(Some(1000), &[(999, b"x"), (1000, b"data")]),
+        b"data"
+    );
     // Once a byte was placed, or when the segment does not end at the start, earlier
     // bytes are not the stream's.
-    let mut h = HalfStream::default();
-    let mut c = Collected::default();
-    h.segment(1000, b"abc", 0, false, &LIMITS, &mut c.sink());
-    h.segment(990, b"0123456789", 0, false, &LIMITS, &mut c.sink());
-    assert_eq!(c.bytes, b"abc");
-    let mut h = HalfStream::default();
-    let mut c = Collected::default();
-    h.bare(1000, &LIMITS);
-    h.segment(980, b"0123456789", 0, false, &LIMITS, &mut c.sink());
-    h.segment(1000, b"abc", 0, false, &LIMITS, &mut c.sink());
-    assert_eq!(c.bytes, b"abc");
+    assert_eq!(
+        delivered(None, &[(1000, b"abc"), (990, b"0123456789")]),
+        b"abc"
+    );
+    assert_eq!(
+        delivered(Some(1000), &[(980, b"0123456789"), (1000, b"abc")]),
+        b"abc"
+    );
 }
